@@ -1,0 +1,5 @@
+"""`digest articles` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

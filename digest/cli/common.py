@@ -1,0 +1,67 @@
+"""What every command shares: the application context, output helpers, options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, TypeVar
+
+import click
+import sqlite_utils
+
+from digest.config import Config, load_config
+from digest.store import open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """Lazily loaded configuration and database for one CLI invocation."""
+
+    config_path: str | None = None
+    db_override: str | None = None
+    debug: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def config(self) -> Config:
+        """The validated configuration."""
+        return load_config(self.config_path, db=self.db_override)
+
+    @cached_property
+    def db(self) -> sqlite_utils.Database:
+        """The open, migrated database."""
+        return open_store(self.config.db_path)
+
+
+pass_app = click.make_pass_decorator(App, ensure=True)
+
+
+def json_option(f: F) -> F:
+    """Add ``--json`` to a listing command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(f)
+
+
+def echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (datetimes and paths as strings)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def is_terminal() -> bool:
+    """True when stdout is an interactive terminal (progress bars are shown only then)."""
+    return sys.stdout.isatty()
+
+
+@contextmanager
+def progress(items: Iterable[Any], *, length: int | None = None, label: str = "") -> Iterator[Iterable[Any]]:
+    """A progress bar on a terminal; the plain iterable when piped."""
+    if is_terminal():
+        with click.progressbar(items, length=length, label=label, show_pos=True, show_eta=True) as bar:
+            yield bar
+    else:
+        yield items

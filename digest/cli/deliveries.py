@@ -1,0 +1,5 @@
+"""`digest deliveries` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

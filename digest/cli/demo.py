@@ -1,0 +1,5 @@
+"""`digest demo` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

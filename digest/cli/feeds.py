@@ -1,0 +1,5 @@
+"""`digest feeds` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`digest ingest` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

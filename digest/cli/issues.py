@@ -1,0 +1,5 @@
+"""`digest issues` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`digest preview` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`digest run` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`digest schedule` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,5 @@
+"""`digest send` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

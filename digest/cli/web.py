@@ -1,0 +1,5 @@
+"""`digest web` commands (being written)."""
+
+import click
+
+COMMANDS: list[click.Command] = []

@@ -1,0 +1,389 @@
+"""Configuration: ``digest.toml``, overridden by ``DIGEST_*`` variables and options.
+
+The file is validated strictly: an unknown key or a value of the wrong type is a
+:class:`ConfigError` naming the key and the file. Secrets (the SMTP password and
+the signing key) never come from the file, only from the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from digest.errors import ConfigError
+
+CONFIG_NAME = "digest.toml"
+SECRET_ENV = "DIGEST_SECRET"
+SMTP_PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+
+# Keys that people are tempted to put into the file; they get a pointed error.
+_SECRET_KEYS = {"password", "smtp_password", "secret", "signing_key"}
+
+
+@dataclass
+class Publication:
+    """Who publishes: shown in every email and used for links."""
+
+    name: str = "My Digest"
+    from_address: str = "My Digest <digest@example.org>"
+    reply_to: str = ""
+    base_url: str = "http://localhost:8080"
+    postal_address: str = ""
+    timezone: str = "UTC"
+    language: str = "en"
+
+
+@dataclass
+class Storage:
+    """Where the SQLite database lives (relative paths: to the config file)."""
+
+    db: str = "digest.db"
+
+
+@dataclass
+class Delivery:
+    """How messages leave: transport URL and send-engine limits."""
+
+    transport: str = "maildir:outbox"
+    concurrency: int = 4
+    rate: float = 0.0
+    max_per_connection: int = 1000
+    timeout: float = 30.0
+    retries: int = 3
+    smtp_user: str = ""
+    unsubscribe_mailto: str = ""
+    list_id: str = ""
+
+
+@dataclass
+class Ingest:
+    """How sources are fetched and articles normalised."""
+
+    default_category: str = "General"
+    summary_words: int = 60
+    timeout: float = 20.0
+    max_bytes: int = 10_000_000
+    user_agent: str = "digest/0.1 (+https://github.com/digest)"
+    category_aliases: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Render:
+    """How issues are rendered."""
+
+    templates: str = ""
+    max_html_bytes: int = 100_000
+    subject: str = "{title} #{number} · {date}"
+
+
+@dataclass
+class Schedule:
+    """The long-running scheduler."""
+
+    catch_up: str = "6h"
+
+
+@dataclass
+class Dkim:
+    """DKIM signing; active when domain, selector and key_file are all set."""
+
+    domain: str = ""
+    selector: str = ""
+    key_file: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        """True when every field needed to sign is set."""
+        return bool(self.domain and self.selector and self.key_file)
+
+
+@dataclass
+class Edition:
+    """One kind of issue (daily, weekly...), with its own schedule and window."""
+
+    key: str = ""
+    title: str = ""
+    schedule: str = "0 7 * * *"
+    timezone: str = ""
+    window: str = "1d"
+    max_articles: int = 40
+    categories: list[str] = field(default_factory=list)
+    delivery: str = "edition"
+    send_at: str = "07:00"
+    subject: str = ""
+
+    @property
+    def window_delta(self) -> timedelta:
+        """The edition's window as a timedelta."""
+        return parse_duration(self.window)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The edition's time zone."""
+        return ZoneInfo(self.timezone or "UTC")
+
+
+@dataclass
+class Config:
+    """The whole configuration. ``base_dir`` anchors relative paths."""
+
+    publication: Publication = field(default_factory=Publication)
+    storage: Storage = field(default_factory=Storage)
+    delivery: Delivery = field(default_factory=Delivery)
+    ingest: Ingest = field(default_factory=Ingest)
+    render: Render = field(default_factory=Render)
+    schedule: Schedule = field(default_factory=Schedule)
+    dkim: Dkim = field(default_factory=Dkim)
+    editions: dict[str, Edition] = field(default_factory=dict)
+    source: str = "(defaults)"
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """Resolve a path from the config against the config file's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    @property
+    def db_path(self) -> Path:
+        """The database file."""
+        return self.path(self.storage.db)
+
+    def edition(self, key: str | None) -> Edition:
+        """Return the edition named ``key``, or the only/first one when ``key`` is None."""
+        if not self.editions:
+            raise ConfigError(f"{self.source}: no editions are configured; add an [editions.daily] table")
+        if key is None:
+            return next(iter(self.editions.values()))
+        try:
+            return self.editions[key]
+        except KeyError:
+            known = ", ".join(self.editions)
+            raise ConfigError(f"unknown edition {key!r}; configured editions: {known}") from None
+
+    @property
+    def secret(self) -> str | None:
+        """The signing secret from the environment, if set."""
+        return os.environ.get(SECRET_ENV) or None
+
+    @property
+    def smtp_password(self) -> str | None:
+        """The SMTP password from the environment, if set."""
+        return os.environ.get(SMTP_PASSWORD_ENV) or None
+
+
+_SECTIONS: dict[str, type] = {
+    "publication": Publication,
+    "storage": Storage,
+    "delivery": Delivery,
+    "ingest": Ingest,
+    "render": Render,
+    "schedule": Schedule,
+    "dkim": Dkim,
+}
+# File spelling → attribute, where TOML's natural name is a Python keyword.
+_KEY_ALIASES = {"from": "from_address"}
+# Short environment names users expect, besides DIGEST_<SECTION>_<KEY>.
+_ENV_SHORTCUTS = {
+    "DIGEST_DB": ("storage", "db"),
+    "DIGEST_TRANSPORT": ("delivery", "transport"),
+    "DIGEST_BASE_URL": ("publication", "base_url"),
+    "DIGEST_TEMPLATES": ("render", "templates"),
+}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30m``, ``6h``, ``1d``, ``2w`` into a timedelta."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ConfigError(f"invalid duration {text!r}; use a number and a unit, like 1d, 12h or 7d")
+    return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file to use: ``explicit``, else $DIGEST_CONFIG, else ./digest.toml if present."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("DIGEST_CONFIG")
+    if env:
+        return Path(env)
+    default = Path.cwd() / CONFIG_NAME
+    return default if default.exists() else None
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    db: str | None = None,
+) -> Config:
+    """Load and validate the configuration.
+
+    ``path`` (or $DIGEST_CONFIG, or ./digest.toml) is read if it exists;
+    ``DIGEST_*`` variables override it and ``db`` overrides both.
+    """
+    environ = os.environ if environ is None else environ
+    config_path = find_config_path(path)
+    data: dict[str, Any] = {}
+    source = "(defaults)"
+    base_dir = Path.cwd()
+    if config_path is not None:
+        source = str(config_path)
+        try:
+            raw = config_path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"{config_path}: config file not found; run `digest init` to create one") from None
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot read config file ({exc.strerror})") from None
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{config_path}: config file is not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
+        base_dir = config_path.resolve().parent
+    config = _build(data, source)
+    config.base_dir = base_dir
+    _apply_environment(config, environ)
+    if db:
+        config.storage.db = str(Path(db).expanduser().resolve())
+    return config
+
+
+def _build(data: dict[str, Any], source: str) -> Config:
+    config = Config(source=source)
+    for key, value in data.items():
+        if key == "editions":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: 'editions' must be a table of [editions.KEY] tables")
+            for ed_key, ed_value in value.items():
+                where = f"editions.{ed_key}"
+                if not isinstance(ed_value, dict):
+                    raise ConfigError(f"{source}: '{where}' must be a table")
+                edition = _fill(Edition(), ed_value, where, source)
+                edition.key = ed_key
+                edition.title = edition.title or ed_key.replace("_", " ").title()
+                config.editions[ed_key] = edition
+            continue
+        section_type = _SECTIONS.get(key)
+        if section_type is None:
+            raise ConfigError(f"{source}: unknown section or key '{key}'; known: {', '.join([*_SECTIONS, 'editions'])}")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a table ([{key}])")
+        setattr(config, key, _fill(section_type(), value, key, source))
+    for edition in config.editions.values():
+        if not edition.timezone:
+            edition.timezone = config.publication.timezone
+        _check_edition(edition, source)
+    _check_zone(config.publication.timezone, "publication.timezone", source)
+    return config
+
+
+def _fill(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:
+    hints = get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)} - {"key"}
+    for raw_key, value in values.items():
+        key = _KEY_ALIASES.get(raw_key, raw_key)
+        dotted = f"{where}.{raw_key}"
+        if raw_key in _SECRET_KEYS:
+            raise ConfigError(
+                f"{source}: '{dotted}' is a secret and is read only from the environment "
+                f"({SMTP_PASSWORD_ENV} or {SECRET_ENV}); remove it from the file"
+            )
+        if key not in names:
+            known = ", ".join(sorted(n if n != "from_address" else "from" for n in names))
+            raise ConfigError(f"{source}: unknown key '{dotted}'; known keys in [{where}]: {known}")
+        setattr(obj, key, _check_type(value, hints[key], dotted, source))
+    return obj
+
+
+def _check_type(value: Any, hint: Any, dotted: str, source: str) -> Any:
+    origin = get_origin(hint)
+    if origin is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list) or not all(isinstance(v, item) for v in value):
+            raise ConfigError(f"{source}: '{dotted}' must be a list of {item.__name__}s")
+        return list(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{source}: '{dotted}' must be a table of strings")
+        return dict(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{source}: '{dotted}' must be an integer, not {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{source}: '{dotted}' must be {_type_name(hint)}, not {value!r}")
+    return value
+
+
+def _type_name(hint: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, str(hint)
+    )
+
+
+def _check_zone(name: str, dotted: str, source: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{source}: '{dotted}' = {name!r} is not an IANA time zone (e.g. Europe/Berlin)"
+        ) from None
+
+
+def _check_edition(edition: Edition, source: str) -> None:
+    where = f"editions.{edition.key}"
+    _check_zone(edition.timezone, f"{where}.timezone", source)
+    try:
+        parse_duration(edition.window)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: '{where}.window': {exc}") from None
+    if len(edition.schedule.split()) not in (5, 6):
+        raise ConfigError(
+            f"{source}: '{where}.schedule' = {edition.schedule!r} is not a cron expression "
+            "(five fields: minute hour day month weekday, e.g. '0 7 * * *')"
+        )
+    if edition.delivery not in ("edition", "local"):
+        raise ConfigError(f"{source}: '{where}.delivery' must be \"edition\" or \"local\"")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", edition.send_at):
+        raise ConfigError(f"{source}: '{where}.send_at' must be HH:MM (24-hour), like \"07:00\"")
+    if edition.max_articles < 1:
+        raise ConfigError(f"{source}: '{where}.max_articles' must be at least 1")
+
+
+def _apply_environment(config: Config, environ: Mapping[str, str]) -> None:
+    targets: dict[str, tuple[str, str]] = dict(_ENV_SHORTCUTS)
+    for section, section_type in _SECTIONS.items():
+        for f in dataclasses.fields(section_type):
+            targets[f"DIGEST_{section}_{f.name}".upper()] = (section, f.name)
+    for var, (section, name) in targets.items():
+        if var not in environ:
+            continue
+        obj = getattr(config, section)
+        hint = get_type_hints(type(obj))[name]
+        setattr(obj, name, _from_env(environ[var], hint, var))
+
+
+def _from_env(text: str, hint: Any, var: str) -> Any:
+    try:
+        if hint is bool:
+            lowered = text.strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return lowered in ("1", "true", "yes", "on")
+        if hint in (int, float, str):
+            return hint(text)
+    except ValueError:
+        raise ConfigError(f"environment variable {var}={text!r} must be {_type_name(hint)}") from None
+    raise ConfigError(f"environment variable {var} cannot override a {hint} setting")

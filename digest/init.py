@@ -1,0 +1,43 @@
+"""``digest init``: a new workspace with a commented config and an empty database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from digest.config import CONFIG_NAME, load_config
+from digest.errors import DigestError
+from digest.store import open_store
+
+
+@dataclass
+class InitResult:
+    """What ``init_workspace`` made."""
+
+    config_path: Path
+    db_path: Path
+    config_written: bool
+
+
+def sample_config() -> str:
+    """The commented sample configuration shipped with digest."""
+    return resources.files("digest").joinpath("data", CONFIG_NAME).read_text(encoding="utf-8")
+
+
+def init_workspace(directory: str | Path, *, force: bool = False) -> InitResult:
+    """Write ``digest.toml`` into ``directory`` (unless present) and create the database."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigestError(f"{directory}: cannot create folder ({exc.strerror})") from None
+    config_path = directory / CONFIG_NAME
+    written = False
+    if force or not config_path.exists():
+        config_path.write_text(sample_config(), encoding="utf-8")
+        written = True
+    config = load_config(config_path)
+    db = open_store(config.db_path)
+    db.close()
+    return InitResult(config_path=config_path, db_path=config.db_path, config_written=written)

@@ -1,0 +1,1 @@
+"""The subscriber list: model, store, import/export, consent tokens and preferences."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: every test runs in its own temp workspace, never the user's files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from digest.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus" / "feeds"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a temp folder with no DIGEST_* variables leaking in from the machine."""
+    for var in list(os.environ):
+        if var.startswith("DIGEST_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("DIGEST_SECRET", "test-secret-not-for-production")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fresh workspace made by `digest init`: digest.toml + digest.db in tmp_path/ws."""
+    ws = tmp_path / "ws"
+    result = CliRunner().invoke(cli, ["init", str(ws)])
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+@pytest.fixture
+def run_cli(workspace: Path):
+    """Invoke the CLI against the workspace's config; returns click's Result."""
+
+    def invoke(*args: str, input: str | None = None):
+        runner = CliRunner()
+        return runner.invoke(cli, ["--config", str(workspace / "digest.toml"), *args], input=input)
+
+    return invoke

@@ -1,0 +1,43 @@
+"""Every command has help text with an example, and --version works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+
+from digest import __version__
+from digest.cli import cli
+
+
+def _walk(group: click.Group, path: list[str]):
+    for name, command in group.commands.items():
+        yield [*path, name], command
+        if isinstance(command, click.Group):
+            yield from _walk(command, [*path, name])
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    seen = 0
+    for path, _command in _walk(cli, []):
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example" in result.output, f"`digest {' '.join(path)} --help` shows no example"
+        seen += 1
+    assert seen >= 2
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_python_dash_m_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "digest", "--version"], capture_output=True, text=True, check=True
+    )
+    assert __version__ in out.stdout

@@ -1,0 +1,69 @@
+"""The store: pragmas, migrations recorded and applied once, upgrade in place."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from digest.errors import DigestError
+from digest.store import MIGRATIONS, applied_migrations, open_store, transaction
+
+
+def test_new_database_has_every_migration_and_pragmas(tmp_path: Path) -> None:
+    db = open_store(tmp_path / "d.db")
+    assert applied_migrations(db) == [m.__name__ for m in MIGRATIONS]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+    for table in ("feeds", "articles", "issues", "issue_articles", "subscribers", "events", "deliveries"):
+        assert table in db.table_names()
+
+
+def test_older_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute(
+        "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    # A database made by a version that only knew the first migration.
+    from digest.store import m001_feeds_and_articles
+
+    import sqlite_utils
+
+    old = sqlite_utils.Database(conn)
+    m001_feeds_and_articles(old)
+    conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m001_feeds_and_articles', 'x')")
+    conn.execute("INSERT INTO feeds (url, created_at) VALUES ('https://example.org/f.xml', 'x')")
+    conn.close()
+
+    db = open_store(path)
+    assert applied_migrations(db)[-1] == MIGRATIONS[-1].__name__
+    assert [r["url"] for r in db["feeds"].rows] == ["https://example.org/f.xml"]
+    # Opening again applies nothing twice.
+    again = open_store(path)
+    assert len(applied_migrations(again)) == len(MIGRATIONS)
+
+
+def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
+    db = open_store(tmp_path / "d.db")
+    with pytest.raises(RuntimeError), transaction(db):
+        db.execute("INSERT INTO feeds (url, created_at) VALUES ('a', 'x')")
+        with transaction(db):
+            db.execute("INSERT INTO feeds (url, created_at) VALUES ('b', 'x')")
+        raise RuntimeError("boom")
+    assert db["feeds"].count == 0
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DigestError, match="does not exist"):
+        open_store(tmp_path / "nope" / "d.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_text("this is not sqlite " * 100)
+    with pytest.raises(DigestError, match="SQLite"):
+        open_store(bad)
