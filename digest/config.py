@@ -242,7 +242,9 @@ def load_config(
         try:
             raw = config_path.read_bytes()
         except FileNotFoundError:
-            raise ConfigError(f"{config_path}: config file not found; run `digest init` to create one") from None
+            raise ConfigError(
+                f"{config_path}: config file not found; run `digest init` to create one"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"{config_path}: cannot read config file ({exc.strerror})") from None
         try:
@@ -277,7 +279,9 @@ def _build(data: dict[str, Any], source: str) -> Config:
             continue
         section_type = _SECTIONS.get(key)
         if section_type is None:
-            raise ConfigError(f"{source}: unknown section or key '{key}'; known: {', '.join([*_SECTIONS, 'editions'])}")
+            raise ConfigError(
+                f"{source}: unknown section or key '{key}'; known: {', '.join([*_SECTIONS, 'editions'])}"
+            )
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{key}' must be a table ([{key}])")
         setattr(config, key, _fill(section_type(), value, key, source))
@@ -328,9 +332,7 @@ def _check_type(value: Any, hint: Any, dotted: str, source: str) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        hint, str(hint)
-    )
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(hint, str(hint))
 
 
 def _check_zone(name: str, dotted: str, source: str) -> None:
@@ -355,7 +357,7 @@ def _check_edition(edition: Edition, source: str) -> None:
             "(five fields: minute hour day month weekday, e.g. '0 7 * * *')"
         )
     if edition.delivery not in ("edition", "local"):
-        raise ConfigError(f"{source}: '{where}.delivery' must be \"edition\" or \"local\"")
+        raise ConfigError(f'{source}: \'{where}.delivery\' must be "edition" or "local"')
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", edition.send_at):
         raise ConfigError(f"{source}: '{where}.send_at' must be HH:MM (24-hour), like \"07:00\"")
     if edition.max_articles < 1:

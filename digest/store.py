@@ -114,9 +114,7 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
             if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
                 continue
             migration(db)
-            db.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utcnow())]
-            )
+            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utcnow())])
             done.append(name)
     return done
 

@@ -26,12 +26,13 @@ def test_older_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.isolation_level = None
     conn.execute(
-        "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+        "CREATE TABLE _migrations ("
+        "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
     )
     # A database made by a version that only knew the first migration.
-    from digest.store import m001_feeds_and_articles
-
     import sqlite_utils
+
+    from digest.store import m001_feeds_and_articles
 
     old = sqlite_utils.Database(conn)
     m001_feeds_and_articles(old)

@@ -46,9 +46,7 @@ def _debug(ctx: click.Context) -> bool:
     envvar="DIGEST_CONFIG",
     help="Config file (default: ./digest.toml when present).",
 )
-@click.option(
-    "--db", "db_path", type=click.Path(dir_okay=False), envvar="DIGEST_DB", help="Database file."
-)
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="DIGEST_DB", help="Database file.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug: bool) -> None:
@@ -66,8 +64,8 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug:
 def _register() -> None:
     from digest.cli import (
         articles,
-        demo,
         deliveries,
+        demo,
         feeds,
         ingest,
         init,
@@ -80,7 +78,20 @@ def _register() -> None:
     )
     from subscribers import cli as subscribers_cli
 
-    for module in (init, feeds, ingest, articles, issues, preview, send, deliveries, demo, run, schedule, web):
+    for module in (
+        init,
+        feeds,
+        ingest,
+        articles,
+        issues,
+        preview,
+        send,
+        deliveries,
+        demo,
+        run,
+        schedule,
+        web,
+    ):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(subscribers_cli.subscribers)
