@@ -1,0 +1,568 @@
+"""The small web app behind the links every email carries.
+
+Routes: ``/confirm/<token>`` (double opt-in), ``/unsubscribe/<token>`` (a page with
+a button on GET; the unsubscribe itself, RFC 8058 one-click included, on POST),
+``/preferences/<token>`` (form and save), ``/issues/<id>`` (view in browser),
+``/archive`` and ``/healthz``.
+
+Design notes:
+
+- Nothing changes on GET. Mail scanners and link previewers fetch every URL in
+  a message; a GET that unsubscribed (or confirmed) would act without the reader.
+- No cookies and no sessions. The authority for a change is the signed,
+  purpose-bound token in the URL, which a cross-site page cannot know, so a
+  forged cross-site POST has nothing to ride on (no CSRF token needed), and a
+  one-click POST from a mail provider works without any state.
+- Every status or preference change goes through ``subscribers.store`` with
+  source ``"web"``, so it lands in the ``events`` consent record.
+- One database connection per request (SQLite connections are not shared
+  across threads); the schema is migrated once, when the app is created.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from flask import Flask, Response, g, redirect, render_template, request, url_for
+from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+import digest
+from digest.config import Config
+from digest.errors import DigestError, NotFound
+from digest.store import from_iso, open_store
+
+log = logging.getLogger(__name__)
+
+SOURCE = "web"
+PUBLIC_STATUSES = ("sending", "sent")
+ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
+MAX_REQUEST_BYTES = 64 * 1024
+
+# Pages are self-contained: one stylesheet from this origin, no scripts, no frames.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+# An issue is email HTML: inline styles and a <style> block, remote images allowed, still no scripts.
+ISSUE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences")
+_TOKEN_IN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#\s]+")
+
+
+def web_template_dirs(config: Config | None = None) -> list[Path]:
+    """Folders searched for web templates, first match wins.
+
+    The user's override folder (``[render] templates``/web) if configured, then the
+    bundled templates: inside the package when installed from a wheel, else the
+    top-level ``templates/web`` of the source tree.
+    """
+    dirs: list[Path] = []
+    if config is not None and config.render.templates:
+        dirs.append(config.path(config.render.templates) / "web")
+    package = Path(digest.__file__).resolve().parent
+    for candidate in (package / "templates" / "web", package.parent / "templates" / "web"):
+        if candidate.is_dir():
+            dirs.append(candidate)
+            break
+    return dirs
+
+
+@dataclass
+class WebState:
+    """What every request needs: the configuration and the signing secret."""
+
+    config: Config
+    secret: bytes
+
+    @property
+    def base_url(self) -> str:
+        """The public address, without a trailing slash."""
+        return self.config.publication.base_url.rstrip("/")
+
+    @cached_property
+    def timezones(self) -> list[str]:
+        """Every IANA zone name this machine knows, sorted (read once: it scans tzdata)."""
+        return sorted(zoneinfo.available_timezones())
+
+
+def create_app(config: Config) -> Flask:
+    """Build the Flask app serving the links in every email.
+
+    The database is migrated once here; each request then opens its own
+    connection to ``config.db_path`` and closes it when the request ends.
+    """
+    from subscribers.tokens import load_secret
+
+    open_store(config.db_path).conn.close()
+    app = Flask(__name__, static_folder=None, template_folder=None)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_FORM_MEMORY_SIZE=MAX_REQUEST_BYTES,
+        MAX_FORM_PARTS=200,
+        PROPAGATE_EXCEPTIONS=False,
+        TRAP_HTTP_EXCEPTIONS=False,
+    )
+    loaders: list[BaseLoader] = [FileSystemLoader(str(d)) for d in web_template_dirs(config)]
+    app.jinja_loader = ChoiceLoader(loaders)
+    app.extensions["digest"] = WebState(config=config, secret=load_secret(config))
+
+    @app.context_processor
+    def _publication() -> dict[str, Any]:
+        return {"publication": config.publication}
+
+    app.teardown_appcontext(_close_db)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    _routes(app)
+    return app
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _state() -> WebState:
+    from flask import current_app
+
+    return current_app.extensions["digest"]
+
+
+def get_db() -> sqlite_utils.Database:
+    """This request's database connection (opened on first use)."""
+    if "db" not in g:
+        g.db = open_store(_state().config.db_path, migrate=False)
+    return g.db
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.conn.close()
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    # Tokens sit in the path: never send them on to another site.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "interest-cohort=(), browsing-topics=()")
+    if _is_token_path(request.path):
+        # Personal pages: not cached by browsers or proxies, not indexed.
+        headers["Cache-Control"] = "no-store"
+        headers["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _is_token_path(path: str) -> bool:
+    return bool(_TOKEN_IN_PATH.match(path))
+
+
+def redact_path(path: str) -> str:
+    """``/unsubscribe/<token>`` → ``/unsubscribe/…``: tokens stay out of access logs."""
+    return _TOKEN_IN_PATH.sub(r"\1…", path)
+
+
+def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(template, **context), status
+
+
+def _message(title: str, text: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return _page("message.html", status, title=title, text=text, **context)
+
+
+def _http_error(exc: HTTPException) -> Response | tuple[str, int]:
+    code = exc.code or 500
+    if code == 404:
+        return _message("Page not found", "There is nothing at this address.", 404)
+    if code == 405:
+        response = exc.get_response()
+        body, _ = _message("Not allowed", "This address does not accept that kind of request.", 405)
+        response.set_data(body)
+        response.mimetype = "text/html"
+        return response
+    if code == 413:
+        return _message("Request too large", "That request was larger than this site accepts.", 413)
+    return _message(exc.name or "Error", "The request could not be handled.", code)
+
+
+def _unexpected_error(exc: Exception) -> tuple[str, int]:
+    log.exception("error while handling %s %s", request.method, redact_path(request.path))
+    return _message(
+        "Something went wrong", "Please try again in a moment. Nothing was changed by this error.", 500
+    )
+
+
+def _bad_link(purpose: str) -> tuple[str, int]:
+    hints = {
+        "confirm": "Confirmation links expire after a few days. Sign up again to get a new one.",
+        "unsubscribe": "Use the unsubscribe link from a recent email, unchanged.",
+        "preferences": "Use the preferences link from a recent email, unchanged.",
+    }
+    return _message(
+        "This link does not work",
+        "The link is incomplete, altered or expired. " + hints[purpose],
+        400,
+    )
+
+
+def _subscriber(token: str, purpose: str) -> dict[str, Any] | None:
+    """The subscriber a token names, or None when it is invalid, expired or for someone removed."""
+    from subscribers.store import get_subscriber
+    from subscribers.tokens import InvalidToken, verify_token
+
+    try:
+        subscriber_id = verify_token(_state().secret, token, purpose)
+        return get_subscriber(get_db(), subscriber_id)
+    except (InvalidToken, NotFound):
+        return None
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _routes(app: Flask) -> None:
+    app.add_url_rule("/", "index", lambda: redirect(url_for("archive")))
+    app.add_url_rule("/healthz", "healthz", healthz)
+    app.add_url_rule("/style.css", "stylesheet", stylesheet)
+    app.add_url_rule("/confirm/<token>", "confirm", confirm, methods=["GET", "POST"])
+    app.add_url_rule("/unsubscribe/<token>", "unsubscribe", unsubscribe, methods=["GET", "POST"])
+    app.add_url_rule("/preferences/<token>", "preferences", preferences, methods=["GET", "POST"])
+    app.add_url_rule("/unsubscribe", "unsubscribe_help", link_help)
+    app.add_url_rule("/preferences", "preferences_help", link_help)
+    app.add_url_rule("/issues/<int:issue_id>", "issue", issue)
+    app.add_url_rule("/archive", "archive", archive)
+
+
+def healthz() -> Response:
+    """Liveness and database check for a load balancer or monitor."""
+    get_db().execute("SELECT 1").fetchone()
+    return Response("ok\n", mimetype="text/plain")
+
+
+def stylesheet() -> Response:
+    """The one stylesheet every page uses (served from here: no external assets)."""
+    for folder in web_template_dirs(_state().config):
+        path = folder / "style.css"
+        if path.is_file():
+            response = Response(path.read_text("utf-8"), mimetype="text/css")
+            response.headers["Cache-Control"] = "public, max-age=3600"
+            return response
+    return Response("", mimetype="text/css")
+
+
+def confirm(token: str) -> tuple[str, int]:
+    """Double opt-in. GET shows a button; POST confirms (scanners prefetch GETs)."""
+    from subscribers.store import confirm as confirm_subscriber
+
+    subscriber = _subscriber(token, "confirm")
+    if subscriber is None:
+        return _bad_link("confirm")
+    status = subscriber["status"]
+    if status == "active":
+        return _message("Subscription confirmed", "Your subscription is already confirmed. Thank you!")
+    if status != "pending":
+        # An address that left (or bounced) is not re-added by an old confirmation email.
+        return _message(
+            "This link no longer applies",
+            "This address is no longer subscribed, so there is nothing to confirm. "
+            "Sign up again if you would like to receive the digest.",
+            409,
+        )
+    if request.method == "GET":
+        return _page("confirm.html", subscriber=subscriber)
+    confirm_subscriber(get_db(), subscriber["id"], source=SOURCE)
+    return _message(
+        "Subscription confirmed", f"Thank you! {subscriber['email']} will receive the next issue."
+    )
+
+
+def unsubscribe(token: str) -> tuple[str, int]:
+    """GET: a page with a button. POST: unsubscribe at once (RFC 8058 one-click included).
+
+    A POST never redirects and needs no cookie or form token: mail providers send
+    ``List-Unsubscribe=One-Click`` from their servers and expect a quick 200.
+    """
+    from subscribers.store import unsubscribe as unsubscribe_subscriber
+
+    subscriber = _subscriber(token, "unsubscribe")
+    if subscriber is None:
+        return _bad_link("unsubscribe")
+    if request.method == "GET":
+        return _page(
+            "unsubscribe.html",
+            subscriber=subscriber,
+            already=subscriber["status"] == "unsubscribed",
+        )
+    one_click = request.form.get(ONE_CLICK_BODY[0]) == ONE_CLICK_BODY[1]
+    if subscriber["status"] not in ("unsubscribed",):
+        unsubscribe_subscriber(
+            get_db(),
+            subscriber["id"],
+            source=SOURCE,
+            detail={"method": "one-click" if one_click else "form"},
+        )
+    return _page("unsubscribed.html", subscriber=subscriber)
+
+
+def preferences(token: str) -> Response | tuple[str, int]:
+    """GET: the form. POST: validate and save, then show the form again (303)."""
+    subscriber = _subscriber(token, "preferences")
+    if subscriber is None:
+        return _bad_link("preferences")
+    state = _state()
+    choices = _preference_choices(state, get_db())
+    if request.method == "GET":
+        return _preferences_page(state, token, subscriber, choices, saved=request.args.get("saved") == "1")
+    try:
+        values = parse_preferences(
+            request.form,
+            editions=[key for key, _ in choices["editions"]],
+            categories=choices["categories"],
+            timezones=set(state.timezones),
+        )
+    except PreferencesError as exc:
+        form = {
+            "editions": request.form.getlist("edition"),
+            "categories": request.form.getlist("category"),
+            "timezone": request.form.get("timezone", ""),
+        }
+        return _preferences_page(state, token, subscriber, choices, errors=exc.errors, form=form, status=400)
+    save_preferences(get_db(), subscriber["id"], values)
+    return redirect(url_for("preferences", token=token, saved="1"), code=303)
+
+
+def link_help() -> tuple[str, int]:
+    """Where the web version of an issue points its personal links: explains where to find yours."""
+    return _message(
+        "Use the link in your email",
+        "Each email carries personal links to unsubscribe or change your preferences "
+        "at the bottom of the message. Open a recent email and use the link there.",
+    )
+
+
+def issue(issue_id: int) -> Response | tuple[str, int]:
+    """View in browser: the issue's HTML for all categories, with neutral reader fields."""
+    from digest.compose import get_issue
+
+    db = get_db()
+    try:
+        row = get_issue(db, issue_id)
+    except NotFound:
+        row = None
+    if row is None or row.get("status") not in PUBLIC_STATUSES:
+        # Drafts are not public: same answer as a missing issue, so ids reveal nothing.
+        return _message("Issue not found", "There is no published issue at this address.", 404)
+    response = Response(issue_html(db, _state(), issue_id), mimetype="text/html")
+    response.headers["Content-Security-Policy"] = ISSUE_CSP
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def archive() -> tuple[str, int]:
+    """The list of sent issues, per edition, newest first."""
+    state = _state()
+    return _page("archive.html", editions=archive_listing(get_db(), state.config))
+
+
+# ---------------------------------------------------------------- the work behind the routes
+
+
+class PreferencesError(DigestError):
+    """A preferences form with invalid values; ``errors`` maps field → message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def parse_preferences(
+    form: Any,
+    *,
+    editions: list[str],
+    categories: list[str],
+    timezones: set[str],
+) -> dict[str, Any]:
+    """Validate a submitted preferences form.
+
+    Returns ``editions`` / ``categories`` (None when every offered choice is
+    ticked, which means "all, including ones added later") and ``timezone``
+    (None for the edition's own zone). Raises :class:`PreferencesError`.
+    """
+    errors: dict[str, str] = {}
+    chosen_editions = _unique(form.getlist("edition"))
+    chosen_categories = _unique(form.getlist("category"))
+    zone = (form.get("timezone") or "").strip()
+    if editions:
+        unknown = [e for e in chosen_editions if e not in editions]
+        if unknown:
+            errors["editions"] = "Unknown edition: " + ", ".join(unknown[:3])
+        elif not chosen_editions:
+            errors["editions"] = "Choose at least one edition, or unsubscribe instead."
+    if categories:
+        unknown = [c for c in chosen_categories if c not in categories]
+        if unknown:
+            errors["categories"] = "Unknown category: " + ", ".join(unknown[:3])
+        elif not chosen_categories:
+            errors["categories"] = "Choose at least one category."
+    if zone and zone not in timezones:
+        errors["timezone"] = f"{zone[:60]!r} is not a time zone; pick one from the list (e.g. Europe/Berlin)."
+    if errors:
+        raise PreferencesError(errors)
+    return {
+        "editions": None if set(chosen_editions) >= set(editions) else chosen_editions,
+        "categories": None if set(chosen_categories) >= set(categories) else chosen_categories,
+        "timezone": zone or None,
+    }
+
+
+def save_preferences(db: sqlite_utils.Database, subscriber_id: int, values: dict[str, Any]) -> None:
+    """Store validated preferences through ``subscribers.store`` (recorded with source web)."""
+    from subscribers.store import set_preferences
+
+    set_preferences(
+        db,
+        subscriber_id,
+        editions=values["editions"],
+        categories=values["categories"],
+        timezone=values["timezone"],
+        source=SOURCE,
+    )
+
+
+def _unique(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+def _preference_choices(state: WebState, db: sqlite_utils.Database) -> dict[str, Any]:
+    """Editions (key, title) from the config; categories in the editions' order, else those in use."""
+    config = state.config
+    editions = [(key, edition.title or key) for key, edition in config.editions.items()]
+    categories: list[str] = []
+    for edition in config.editions.values():
+        categories.extend(c for c in edition.categories if c not in categories)
+    if not categories:
+        categories = [r[0] for r in db.execute("SELECT DISTINCT category FROM articles ORDER BY category")]
+    return {"editions": editions, "categories": categories}
+
+
+def _preferences_page(
+    state: WebState,
+    token: str,
+    subscriber: dict[str, Any],
+    choices: dict[str, Any],
+    *,
+    saved: bool = False,
+    errors: dict[str, str] | None = None,
+    form: dict[str, Any] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
+    from subscribers.tokens import make_token
+
+    if form is None:
+        form = {
+            "editions": subscriber.get("editions") or [key for key, _ in choices["editions"]],
+            "categories": subscriber.get("categories") or list(choices["categories"]),
+            "timezone": subscriber.get("timezone") or "",
+        }
+    unsubscribe_token = make_token(state.secret, subscriber["id"], "unsubscribe")
+    return _page(
+        "preferences.html",
+        status,
+        subscriber=subscriber,
+        choices=choices,
+        form=form,
+        timezones=state.timezones,
+        saved=saved,
+        errors=errors or {},
+        unsubscribe_url=url_for("unsubscribe", token=unsubscribe_token),
+    )
+
+
+def neutral_fields(base_url: str) -> dict[str, str]:
+    """Values for the per-reader placeholders when an issue is shown on the web."""
+    return {
+        "name": "",
+        "email": "",
+        "unsubscribe_url": f"{base_url}/unsubscribe",
+        "preferences_url": f"{base_url}/preferences",
+    }
+
+
+def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str:
+    """The published issue's frozen all-categories HTML with neutral reader fields."""
+    from digest.render import RECIPIENT_FIELDS, personalise, stored_variant
+
+    rendered = stored_variant(db, state.config, issue_id, "*")
+    fields = neutral_fields(state.base_url)
+    return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
+
+
+def archive_listing(db: sqlite_utils.Database, config: Config) -> list[dict[str, Any]]:
+    """Sent issues grouped by edition (configured order first), newest first, with local dates."""
+    rows = db.execute(
+        "SELECT id, edition, number, subject, period_end, sent_at FROM issues "
+        "WHERE status = 'sent' ORDER BY edition, number DESC"
+    ).fetchall()
+    groups: dict[str, dict[str, Any]] = {}
+    for key, edition in config.editions.items():
+        groups[key] = {"key": key, "title": edition.title or key, "issues": []}
+    for issue_id, edition_key, number, subject, period_end, sent_at in rows:
+        group = groups.setdefault(edition_key, {"key": edition_key, "title": edition_key, "issues": []})
+        edition = config.editions.get(edition_key)
+        zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
+        when = from_iso(sent_at or period_end).astimezone(zone)
+        group["issues"].append(
+            {
+                "id": issue_id,
+                "number": number,
+                "subject": subject,
+                "date": when.date().isoformat(),
+                "url": f"/issues/{issue_id}",
+            }
+        )
+    return [group for group in groups.values() if group["issues"]]
+
+
+# ---------------------------------------------------------------- serving
+
+
+class RedactingRequestHandler(WSGIRequestHandler):
+    """werkzeug's handler, with tokens cut out of the access log lines."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log ``METHOD /path VERSION code size`` with any token replaced by …."""
+        command = getattr(self, "command", None)
+        if command:
+            line = f"{command} {redact_path(self.path)} {self.request_version}"
+        else:  # a malformed request line: log it cut short, it may still hold a token
+            line = redact_path(getattr(self, "requestline", "")[:80])
+        self.log("info", '"%s" %s %s', line.translate(self._control_char_table), code, size)
+
+
+def make_web_server(config: Config, host: str = "127.0.0.1", port: int = 8080) -> BaseWSGIServer:
+    """A threaded werkzeug server for the app (call ``serve_forever()`` on it).
+
+    Good for small deployments behind a reverse proxy that terminates TLS.
+    """
+    app = create_app(config)
+    try:
+        return make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+    except OSError as exc:
+        raise DigestError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
