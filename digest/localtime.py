@@ -1,0 +1,232 @@
+"""When things happen: edition fire times, and each reader's local send time.
+
+Cron expressions
+----------------
+An edition's ``schedule`` is a standard cron expression read in the edition's
+time zone: five fields (minute hour day-of-month month day-of-week) or six
+with seconds first. Weekday numbers mean what they mean in cron (0 and 7 are
+Sunday, 1 is Monday; names like ``mon`` work too). APScheduler 3.x counts
+weekdays from Monday, so :func:`cron_trigger` translates the field instead of
+handing it over as is. As in APScheduler (and unlike Vixie cron), a day-of-month
+and a day-of-week that are both restricted must both match.
+
+Local-time delivery (``delivery = "local"``)
+--------------------------------------------
+The rule: **an issue is composed once, at the edition's scheduled time T, for
+the period that ends at T; each subscriber receives it at the first
+``send_at`` in their own time zone at or after T.** Subscribers without a
+zone (or with one that no longer exists) use the edition's zone.
+
+Why this rule:
+
+- The period is the edition's own period ([T - window, T)), so the articles
+  of a local edition are grouped exactly like those of an ordinary one, and
+  the periods of successive issues tile as the cron fires. Nothing is
+  composed before its period has ended.
+- Every zone gets every issue exactly once and always at its ``send_at``
+  (07:00), DST-correct: the time is built as a wall-clock time in the
+  subscriber's zone for that date and only then converted to UTC. A wall
+  time that does not exist on a spring-forward day (02:30) is sent at the
+  same distance past the gap (03:30); an ambiguous one on a fall-back day is
+  the first occurrence.
+- Successive issues of a daily edition are about 24 h apart and so are a
+  reader's mornings, so each reader gets one issue per morning. Example, a
+  daily edition composed at 07:00 Europe/Berlin (06:00 UTC in winter):
+  Berlin readers get it at once (their 07:00 is T), New York readers at
+  07:00 EST the same day (12:00 UTC), Almaty readers (UTC+5, their 07:00 was
+  02:00 UTC, before T) at 07:00 the next morning (02:00 UTC).
+- To have every zone receive the issue on the same calendar date, schedule
+  the edition before the earliest ``send_at`` you serve, e.g.
+  ``schedule = "0 6 * * *"`` with ``timezone = "Pacific/Kiritimati"``
+  (UTC+14) composes at 16:00 UTC the day before, ahead of everybody's 07:00.
+
+The ledger (``deliveries.due_at``) stores the computed moment; the send
+engine sends a row at the first run at or after it, so a reader whose hour
+passed while the scheduler was down gets the issue at the next run.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.config import Config, Edition
+from digest.errors import ConfigError
+from digest.store import from_iso
+
+# APScheduler 3.x weekday names, indexed by cron's numbering (0 = Sunday).
+_CRON_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+_WEEKDAY_NUMBER = {name: i for i, name in enumerate(_CRON_WEEKDAYS)}
+_WEEKDAY_TOKEN = re.compile(r"^(\*|[a-z]{3}|\d)(?:-([a-z]{3}|\d))?(?:/(\d+))?$")
+
+
+def _weekday_value(text: str, expr: str) -> int:
+    if text.isdigit():
+        value = int(text)
+        if value > 7:
+            raise ValueError(f"weekday {value} out of range 0-7 in {expr!r}")
+        return value % 7
+    if text not in _WEEKDAY_NUMBER:
+        raise ValueError(f"unknown weekday {text!r} in {expr!r}")
+    return _WEEKDAY_NUMBER[text]
+
+
+def _cron_weekdays(field: str) -> str:
+    """Translate a cron day-of-week field into APScheduler 3.x weekday names."""
+    field = field.strip().lower()
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for token in field.split(","):
+        m = _WEEKDAY_TOKEN.match(token)
+        if not m:
+            raise ValueError(f"cannot read day-of-week {token!r}")
+        first, last, step_text = m.groups()
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"step must be at least 1 in {token!r}")
+        if first == "*":
+            start, end = 0, 6
+        else:
+            start = _weekday_value(first, token)
+            if last is not None:
+                end = _weekday_value(last, token)
+                if last == "7":
+                    end = 7  # "5-7" is Friday to Sunday
+            else:
+                end = 6 if step_text else start
+            if end < start:
+                raise ValueError(f"day-of-week range {token!r} runs backwards")
+        days.update(d % 7 for d in range(start, end + 1, step))
+    if len(days) == 7:
+        return "*"
+    # APScheduler's own order: Monday first.
+    return ",".join(_CRON_WEEKDAYS[d] for d in sorted(days, key=lambda d: (d - 1) % 7))
+
+
+def cron_trigger(schedule: str, zone: tzinfo | str) -> CronTrigger:
+    """A CronTrigger for a cron expression (5 fields, or 6 with seconds first) in ``zone``.
+
+    Raises ValueError with a readable reason when the expression is invalid.
+    """
+    fields = schedule.split()
+    if len(fields) == 5:
+        second = "0"
+        minute, hour, day, month, weekday = fields
+    elif len(fields) == 6:
+        second, minute, hour, day, month, weekday = fields
+    else:
+        raise ValueError(f"expected 5 or 6 fields, got {len(fields)}")
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    return CronTrigger(
+        second=second,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_cron_weekdays(weekday),
+        timezone=zone,
+    )
+
+
+def edition_trigger(edition: Edition) -> CronTrigger:
+    """The edition's schedule as a CronTrigger in its zone; ConfigError if the cron is invalid."""
+    try:
+        return cron_trigger(edition.schedule, edition.zone)
+    except ValueError as exc:
+        raise ConfigError(
+            f"editions.{edition.key}.schedule = {edition.schedule!r} is not a valid cron expression "
+            f"({exc}); use minute hour day month weekday, e.g. '0 7 * * *'"
+        ) from None
+
+
+def next_fire_time(edition: Edition, after: datetime) -> datetime:
+    """The edition's first scheduled time strictly after ``after`` (aware UTC)."""
+    trigger = edition_trigger(edition)
+    start = after.astimezone(edition.zone) + timedelta(microseconds=1)
+    fire = trigger.get_next_fire_time(None, start)
+    if fire is None:  # a cron like "0 0 30 2 *" never fires
+        raise ConfigError(f"editions.{edition.key}.schedule = {edition.schedule!r} never fires")
+    return fire.astimezone(UTC)
+
+
+def fire_times(edition: Edition, after: datetime, until: datetime) -> list[datetime]:
+    """The edition's scheduled times t with ``after < t <= until``, oldest first, aware UTC."""
+    trigger = edition_trigger(edition)
+    times: list[datetime] = []
+    cursor = after
+    while True:
+        start = cursor.astimezone(edition.zone) + timedelta(microseconds=1)
+        fire = trigger.get_next_fire_time(None, start)
+        if fire is None or fire > until:
+            return times
+        fire = fire.astimezone(UTC)
+        times.append(fire)
+        cursor = fire
+
+
+def zone_named(name: str | None, fallback: tzinfo) -> tzinfo:
+    """The IANA zone ``name``, or ``fallback`` when it is empty or unknown."""
+    if not name:
+        return fallback
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return fallback
+
+
+def subscriber_zone(edition: Edition, subscriber: dict[str, Any]) -> tzinfo:
+    """The zone a subscriber's local-time delivery uses: theirs, else the edition's."""
+    return zone_named(subscriber.get("timezone"), edition.zone)
+
+
+def wall_time(zone: tzinfo, day: date, at: time) -> datetime:
+    """``day`` at wall-clock ``at`` in ``zone``, as aware UTC (gap times move forward past the gap)."""
+    # fold=0: the earlier reading of an ambiguous time; for a time in a DST gap,
+    # zoneinfo applies the offset from before the gap, which lands after it.
+    return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def parse_send_at(text: str) -> time:
+    """``"07:00"`` → time(7, 0)."""
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def local_send_time(zone: tzinfo, send_at: time, not_before: datetime) -> datetime:
+    """The first moment at or after ``not_before`` when the clock in ``zone`` shows ``send_at``."""
+    day = not_before.astimezone(zone).date()
+    for offset in range(3):
+        candidate = wall_time(zone, day + timedelta(days=offset), send_at)
+        if candidate >= not_before:
+            return candidate
+    raise AssertionError("unreachable: a wall time recurs within three days")
+
+
+def _issue_time(issue: dict[str, Any]) -> datetime:
+    value = issue["period_end"]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    return from_iso(value)
+
+
+def due_at(
+    config: Config, edition: Edition | str, issue: dict[str, Any], subscriber: dict[str, Any]
+) -> datetime | None:
+    """When ``subscriber`` should receive ``issue`` (aware UTC), or None for "at once".
+
+    For ``delivery = "edition"`` the answer is None. For ``delivery = "local"``
+    it is the first ``send_at`` in the subscriber's zone (the edition's when
+    they have none) at or after the issue's scheduled time (its period end);
+    see the module docstring for why.
+    """
+    if isinstance(edition, str):
+        edition = config.edition(edition)
+    if edition.delivery != "local":
+        return None
+    zone = subscriber_zone(edition, subscriber)
+    return local_send_time(zone, parse_send_at(edition.send_at), _issue_time(issue))

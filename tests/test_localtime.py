@@ -1,0 +1,123 @@
+"""Fire times and local-time due moments, with fixed clocks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from digest.config import Config, Edition
+from digest.errors import ConfigError
+from digest.localtime import (
+    cron_trigger,
+    due_at,
+    edition_trigger,
+    fire_times,
+    local_send_time,
+    next_fire_time,
+    parse_send_at,
+)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def edition(**kw) -> Edition:
+    values = {"key": "daily", "schedule": "0 7 * * *", "timezone": "Europe/Berlin"}
+    values.update(kw)
+    return Edition(**values)
+
+
+def test_cron_weekdays_follow_cron_numbering() -> None:
+    monday = edition(schedule="0 8 * * 1")
+    # 2026-11-29 is a Sunday; cron's 1 is Monday.
+    fire = next_fire_time(monday, utc(2026, 11, 29, 12))
+    assert fire.astimezone(ZoneInfo("Europe/Berlin")).strftime("%a %H:%M") == "Mon 08:00"
+    sunday = edition(schedule="0 8 * * 0")
+    assert next_fire_time(sunday, utc(2026, 11, 28)).astimezone(ZoneInfo("Europe/Berlin")).weekday() == 6
+    seven = edition(schedule="0 8 * * 7")
+    assert next_fire_time(seven, utc(2026, 11, 28)) == next_fire_time(sunday, utc(2026, 11, 28))
+    berlin = ZoneInfo("Europe/Berlin")
+    names = edition(schedule="0 8 * * mon-fri")
+    days = {t.astimezone(berlin).weekday() for t in fire_times(names, utc(2026, 11, 1), utc(2026, 11, 15))}
+    assert days == {0, 1, 2, 3, 4}
+    weekend = edition(schedule="0 8 * * 5-7")
+    days = {t.astimezone(berlin).weekday() for t in fire_times(weekend, utc(2026, 11, 1), utc(2026, 11, 15))}
+    assert days == {4, 5, 6}
+
+
+def test_six_fields_means_seconds_first() -> None:
+    trig = cron_trigger("30 15 7 * * *", "UTC")
+    assert trig.get_next_fire_time(None, utc(2026, 1, 1)) == utc(2026, 1, 1, 7, 15, 30)
+
+
+def test_invalid_cron_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"editions\.daily\.schedule"):
+        edition_trigger(edition(schedule="0 25 * * *"))
+    with pytest.raises(ConfigError):
+        edition_trigger(edition(schedule="0 7 * * 9"))
+
+
+def test_fire_times_across_the_spring_dst_change() -> None:
+    # Europe/Berlin springs forward on 2026-03-29: 07:00 is 06:00 UTC before, 05:00 UTC after.
+    times = fire_times(edition(), utc(2026, 3, 27), utc(2026, 3, 31))
+    assert times == [utc(2026, 3, 27, 6), utc(2026, 3, 28, 6), utc(2026, 3, 29, 5), utc(2026, 3, 30, 5)]
+
+
+def test_fire_times_exclude_start_include_end() -> None:
+    times = fire_times(edition(), utc(2026, 11, 2, 6), utc(2026, 11, 4, 6))
+    assert times == [utc(2026, 11, 3, 6), utc(2026, 11, 4, 6)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        ("Europe/Berlin", utc(2026, 11, 30, 6)),  # 07:00 CET is the scheduled time itself
+        ("America/New_York", utc(2026, 11, 30, 12)),  # 07:00 EST the same day
+        ("Asia/Almaty", utc(2026, 12, 1, 2)),  # 07:00 +05 had passed: next morning
+        (None, utc(2026, 11, 30, 6)),  # no zone: the edition's
+        ("Not/AZone", utc(2026, 11, 30, 6)),  # unknown zone: the edition's
+    ],
+)
+def test_due_at_is_the_first_local_send_at_after_the_scheduled_time(zone, expected) -> None:
+    config = Config()
+    config.editions["daily"] = edition(delivery="local", send_at="07:00")
+    issue = {"period_end": "2026-11-30T06:00:00+00:00"}
+    assert due_at(config, "daily", issue, {"timezone": zone}) == expected
+    assert due_at(config, config.editions["daily"], issue, {"timezone": zone}) == expected
+
+
+def test_due_at_is_none_for_edition_delivery() -> None:
+    config = Config()
+    config.editions["daily"] = edition()
+    assert (
+        due_at(config, "daily", {"period_end": "2026-11-30T06:00:00+00:00"}, {"timezone": "Asia/Almaty"})
+        is None
+    )
+
+
+def test_local_send_time_is_dst_correct() -> None:
+    ny = ZoneInfo("America/New_York")
+    seven = parse_send_at("07:00")
+    # US DST ends 2026-11-01: 07:00 EDT = 11:00 UTC on Oct 31, 07:00 EST = 12:00 UTC on Nov 1.
+    assert local_send_time(ny, seven, utc(2026, 10, 31, 10)) == utc(2026, 10, 31, 11)
+    assert local_send_time(ny, seven, utc(2026, 10, 31, 11, 0, 1)) == utc(2026, 11, 1, 12)
+    # A wall time inside the spring gap (02:30 on 2026-03-08) is sent just after the gap.
+    assert local_send_time(ny, parse_send_at("02:30"), utc(2026, 3, 8)) == utc(2026, 3, 8, 7, 30)
+
+
+def test_each_zone_gets_one_issue_per_morning_over_a_dst_change() -> None:
+    config = Config()
+    ed = edition(delivery="local")
+    config.editions["daily"] = ed
+    fires = fire_times(ed, utc(2026, 10, 20), utc(2026, 11, 10))  # Berlin: Oct 25, New York: Nov 1
+    for zone_name in ("Asia/Almaty", "Europe/Berlin", "America/New_York", "Asia/Kathmandu"):
+        zone = ZoneInfo(zone_name)
+        dues = [due_at(config, ed, {"period_end": t.isoformat()}, {"timezone": zone_name}) for t in fires]
+        assert all(d.astimezone(zone).strftime("%H:%M") == "07:00" for d in dues)
+        days = [d.astimezone(zone).date() for d in dues]
+        assert days == sorted(set(days)), zone_name
+        assert all(b - a == timedelta(days=1) for a, b in pairwise(days))
