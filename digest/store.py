@@ -282,10 +282,17 @@ def m005_runs(db: sqlite_utils.Database) -> None:
     )
 
 
+def m006_subscriber_id_floor(db: sqlite_utils.Database) -> None:
+    """The highest subscriber id ever given out: a removed subscriber's id is never reused,
+    so a token in an old email can never act on someone who joined later."""
+    db.execute("CREATE TABLE subscriber_id_floor (id INTEGER NOT NULL)")  # one row
+
+
 MIGRATIONS: list[Migration] = [
     m001_feeds_and_articles,
     m002_issues,
     m003_subscribers,
     m004_deliveries,
     m005_runs,
+    m006_subscriber_id_floor,
 ]

@@ -1,0 +1,193 @@
+"""What a valid subscriber is: normalised address, name, status, editions, categories, zone.
+
+Every parser here takes untrusted text (a CLI argument, a CSV cell, a form
+field) and returns the stored form or raises :class:`InvalidValue` with a short
+reason. Control characters (CR, LF, NUL and the rest of C0) are rejected in
+every field, so nothing a subscriber typed can split a mail header.
+
+Addresses: the whole address is lower-cased (``Alice@Example.COM`` and
+``alice@example.com`` are one subscriber) and the domain is stored in its IDNA
+(``xn--``) form. Common plain ASCII addresses are checked by a strict regular
+expression; anything else goes through email-validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zoneinfo
+from collections.abc import Iterable
+from functools import lru_cache
+
+import email_validator
+
+from digest.errors import DigestError
+
+STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SOURCES = ("cli", "import", "web", "bounce", "send")
+MAX_NAME = 200
+MAX_LABEL = 100  # an edition key or category name
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A subset of what email-validator accepts, chosen so that its verdict and its
+# normalisation are certain: dot-atom local part from a small alphabet, LDH
+# labels, an alphabetic TLD, nothing that could be IDNA ("xn--", "--").
+_SIMPLE = re.compile(
+    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+    re.IGNORECASE,
+)
+_SPECIAL_TLDS = frozenset(name.rsplit(".", 1)[-1] for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+class InvalidValue(DigestError):
+    """One field failed validation; the message says what is wrong with it."""
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` contains CR, LF, NUL or another control character."""
+    return _CONTROL.search(text) is not None
+
+
+def simple_address(text: str) -> str | None:
+    """The normalised form of a plain ASCII address, or None when it needs the full validator."""
+    if len(text) > 254 or not _SIMPLE.fullmatch(text) or "--" in text:
+        return None
+    lowered = text.lower()
+    local, _, domain = lowered.partition("@")
+    if len(local) > 64 or domain.rsplit(".", 1)[-1] in _SPECIAL_TLDS:
+        return None
+    return lowered
+
+
+def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
+    """Validate an address and return its stored form: lower-cased, domain in IDNA form.
+
+    No DNS lookup unless ``check_deliverability`` is true.
+    """
+    if not isinstance(text, str):
+        raise InvalidValue("email is missing")
+    if has_control(text):
+        raise InvalidValue("email contains a line break or control character")
+    text = text.strip()
+    if not text:
+        raise InvalidValue("email is empty")
+    if not check_deliverability:
+        simple = simple_address(text)
+        if simple is not None:
+            return simple
+    try:
+        valid = email_validator.validate_email(
+            text, check_deliverability=check_deliverability, allow_display_name=False
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidValue(f"{_clip(text)!r} is not a valid address: {exc}") from None
+    return f"{valid.local_part}@{valid.ascii_domain}".lower()
+
+
+def email_hash(email: str) -> str:
+    """One-way hash of a normalised address: what the suppression list and old events keep."""
+    return hashlib.sha256(email.lower().encode("utf-8")).hexdigest()
+
+
+def normalize_name(text: str | None) -> str:
+    """A display name: trimmed, at most MAX_NAME characters, no control characters."""
+    if text is None:
+        return ""
+    if has_control(text):
+        raise InvalidValue("name contains a line break or control character")
+    text = " ".join(text.split())
+    if len(text) > MAX_NAME:
+        raise InvalidValue(f"name is longer than {MAX_NAME} characters")
+    return text
+
+
+def normalize_status(text: str) -> str:
+    """One of :data:`STATUSES` (case-insensitive)."""
+    value = text.strip().lower()
+    if value not in STATUSES:
+        raise InvalidValue(f"status {_clip(text)!r} is not one of {', '.join(STATUSES)}")
+    return value
+
+
+def normalize_labels(
+    values: Iterable[str] | None, *, what: str, known: Iterable[str] | None = None
+) -> list[str] | None:
+    """Editions or categories: trimmed, de-duplicated, order kept; None or empty means all.
+
+    With ``known``, a value matching a known one case-insensitively takes its
+    spelling, and (for editions) an unknown one is an error.
+    """
+    if values is None:
+        return None
+    known_map = {k.lower(): k for k in known} if known is not None else None
+    out: list[str] = []
+    for raw in values:
+        if has_control(raw):
+            raise InvalidValue(f"{what} contains a line break or control character")
+        value = " ".join(raw.split())
+        if not value:
+            continue
+        if len(value) > MAX_LABEL:
+            raise InvalidValue(f"{what} {_clip(value)!r} is longer than {MAX_LABEL} characters")
+        if known_map is not None:
+            if value.lower() in known_map:
+                value = known_map[value.lower()]
+            elif what == "edition":
+                choices = ", ".join(known_map.values()) or "none configured"
+                raise InvalidValue(f"unknown edition {_clip(value)!r}; configured editions: {choices}")
+        if value not in out:
+            out.append(value)
+    return out or None
+
+
+def split_labels(cell: str) -> list[str]:
+    """A ``;``-separated CSV cell as a list."""
+    return cell.split(";")
+
+
+def join_labels(values: list[str] | None) -> str:
+    """The CSV cell for a list (empty for None = all)."""
+    return ";".join(values) if values else ""
+
+
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
+def available_zones() -> list[str]:
+    """Every IANA zone name this machine knows, sorted."""
+    return sorted(_zones().values())
+
+
+def normalize_timezone(text: str | None) -> str | None:
+    """An IANA zone name in its canonical spelling; empty means none (the edition's zone)."""
+    if text is None:
+        return None
+    if has_control(text):
+        raise InvalidValue("timezone contains a line break or control character")
+    value = text.strip()
+    if not value:
+        return None
+    canonical = _zones().get(value.lower())
+    if canonical is None:
+        raise InvalidValue(f"timezone {_clip(value)!r} is not an IANA zone name (e.g. Europe/Berlin)")
+    return canonical
+
+
+def encode_labels(values: list[str] | None) -> str | None:
+    """The stored JSON for an editions/categories list (NULL = all)."""
+    return json.dumps(values, ensure_ascii=False) if values else None
+
+
+def decode_labels(text: str | None) -> list[str] | None:
+    """The list stored by :func:`encode_labels`."""
+    if not text:
+        return None
+    values = json.loads(text)
+    return values or None
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,511 @@
+"""The subscriber list in SQLite: reads, status changes, preferences and the consent record.
+
+Every change of status or preferences writes one ``events`` row (time, source,
+detail) in the same transaction as the change: that table is what a publisher
+shows when asked "when and how did this person agree?". Event details never
+hold the address or the name, so the record can outlive a removal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from digest.errors import DigestError, NotFound
+from digest.store import iso, transaction, utcnow
+from subscribers.model import (
+    SOURCES,
+    STATUSES,
+    InvalidValue,
+    decode_labels,
+    email_hash,
+    encode_labels,
+    normalize_email,
+    normalize_labels,
+    normalize_name,
+    normalize_status,
+    normalize_timezone,
+)
+
+
+class _Unchanged:
+    """Sentinel: leave this field as it is."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED: Any = _Unchanged()
+PAGE = 1000
+
+_COLUMNS = (
+    "id, email, name, status, editions, categories, timezone, source, attributes, "
+    "created_at, updated_at, confirmed_at, unsubscribed_at"
+)
+
+
+def subscriber_row(row: sqlite_utils.db.Row | tuple | dict, columns: Iterable[str] | None = None) -> dict:
+    """A subscribers row as a dict with editions/categories as lists (or None) and attributes as a dict."""
+    data = (
+        dict(row) if isinstance(row, dict) else dict(zip(columns or _COLUMNS.split(", "), row, strict=True))
+    )
+    data["editions"] = decode_labels(data.get("editions"))
+    data["categories"] = decode_labels(data.get("categories"))
+    data["attributes"] = json.loads(data.get("attributes") or "{}")
+    return data
+
+
+def _select(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[dict]:
+    cursor = db.execute(f"SELECT {_COLUMNS} FROM subscribers WHERE {where}", params)
+    return [subscriber_row(r) for r in cursor.fetchall()]
+
+
+def find_subscriber(db: sqlite_utils.Database, email: str) -> dict | None:
+    """The subscriber with this address (any case), or None."""
+    try:
+        normal = normalize_email(email)
+    except InvalidValue:
+        normal = email.strip().lower()
+    rows = _select(db, "email = ?", [normal])
+    return rows[0] if rows else None
+
+
+def get_subscriber(db: sqlite_utils.Database, email_or_id: str | int) -> dict:
+    """The subscriber with this id or address; raises :class:`NotFound`."""
+    if isinstance(email_or_id, int) or (isinstance(email_or_id, str) and email_or_id.isdigit()):
+        rows = _select(db, "id = ?", [int(email_or_id)])
+        if rows:
+            return rows[0]
+        raise NotFound(f"no subscriber with id {email_or_id}")
+    found = find_subscriber(db, email_or_id)
+    if found is None:
+        raise NotFound(f"no subscriber {email_or_id.strip()!r}; see `digest subscribers list`")
+    return found
+
+
+def record_event(
+    db: sqlite_utils.Database,
+    subscriber_id: int | None,
+    kind: str,
+    source: str,
+    detail: dict | str | None = None,
+    *,
+    now: datetime | None = None,
+    email_hash_value: str | None = None,
+) -> int:
+    """Append one line to the consent record; returns its id."""
+    _check_source(source)
+    if detail is None:
+        detail = {}
+    elif isinstance(detail, str):
+        detail = {"detail": detail}
+    cursor = db.execute(
+        "INSERT INTO events (subscriber_id, email_hash, kind, source, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            subscriber_id,
+            email_hash_value,
+            kind,
+            source,
+            json.dumps(detail, ensure_ascii=False),
+            iso(now or utcnow()),
+        ],
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def subscriber_events(db: sqlite_utils.Database, subscriber_id: int) -> list[dict]:
+    """The consent record of one subscriber, oldest first."""
+    rows = db.execute(
+        "SELECT id, kind, source, detail, at FROM events WHERE subscriber_id = ? ORDER BY id", [subscriber_id]
+    ).fetchall()
+    return [
+        {"id": r[0], "kind": r[1], "source": r[2], "detail": json.loads(r[3] or "{}"), "at": r[4]}
+        for r in rows
+    ]
+
+
+def is_suppressed(db: sqlite_utils.Database, email: str) -> bool:
+    """True when this (normalised) address was removed and must not be re-added silently."""
+    row = db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(email)]).fetchone()
+    return row is not None
+
+
+def next_subscriber_id(db: sqlite_utils.Database) -> int:
+    """The id for the next new subscriber: never one a removed subscriber had, so old links stay dead."""
+    row = db.execute(
+        "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0),"
+        " coalesce((SELECT max(id) FROM subscriber_id_floor), 0))"
+    ).fetchone()
+    return int(row[0]) + 1
+
+
+def add_subscriber(
+    db: sqlite_utils.Database,
+    email: str,
+    *,
+    name: str | None = "",
+    editions: Iterable[str] | None = None,
+    categories: Iterable[str] | None = None,
+    timezone: str | None = None,
+    status: str = "active",
+    source: str = "cli",
+    attributes: dict | None = None,
+    check_deliverability: bool = False,
+    resubscribe: bool = False,
+    known_editions: Iterable[str] | None = None,
+    known_categories: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """Add one address (active, or pending for double opt-in) and record a ``subscribe`` event.
+
+    Raises DigestError when the address is already on the list, or was removed
+    (suppressed) and ``resubscribe`` is not set.
+    """
+    _check_source(source)
+    normal = normalize_email(email, check_deliverability=check_deliverability)
+    values = {
+        "name": normalize_name(name),
+        "status": normalize_status(status),
+        "editions": encode_labels(normalize_labels(editions, what="edition", known=known_editions)),
+        "categories": encode_labels(normalize_labels(categories, what="category", known=known_categories)),
+        "timezone": normalize_timezone(timezone),
+    }
+    at = iso(now or utcnow())
+    with transaction(db):
+        existing = find_subscriber(db, normal)
+        if existing is not None:
+            hint = "change it with `digest subscribers set`"
+            if existing["status"] in ("unsubscribed", "bounced"):
+                hint = "add it back with `digest subscribers resubscribe` if they asked to"
+            raise DigestError(f"{normal} is already on the list ({existing['status']}); {hint}")
+        suppressed = is_suppressed(db, normal)
+        if suppressed and not resubscribe:
+            raise DigestError(
+                f"{normal} was removed from the list earlier; add it again only if they asked to, "
+                "with --resubscribe"
+            )
+        if suppressed:
+            db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(normal)])
+        subscriber_id = next_subscriber_id(db)
+        db.execute(
+            "INSERT INTO subscribers (id, email, name, status, editions, categories, timezone, source,"
+            " attributes, created_at, updated_at, unsubscribed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                subscriber_id,
+                normal,
+                values["name"],
+                values["status"],
+                values["editions"],
+                values["categories"],
+                values["timezone"],
+                source,
+                json.dumps(attributes or {}, ensure_ascii=False),
+                at,
+                at,
+                at if values["status"] == "unsubscribed" else None,
+            ],
+        )
+        detail: dict[str, Any] = {"status": values["status"]}
+        if suppressed:
+            detail["was_suppressed"] = True
+        record_event(db, subscriber_id, "subscribe", source, detail, now=now)
+    return get_subscriber(db, subscriber_id)
+
+
+def list_subscribers(
+    db: sqlite_utils.Database,
+    *,
+    status: str | None = None,
+    edition: str | None = None,
+    category: str | None = None,
+) -> Iterator[dict]:
+    """Subscribers ordered by id, streamed page by page, optionally filtered.
+
+    ``edition``/``category`` match subscribers who receive it (NULL = all).
+    """
+    where, params = ["id > ?"], [0]
+    if status is not None:
+        where.append("status = ?")
+        params.append(normalize_status(status))
+    if edition is not None:
+        where.append("(editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))")
+        params.append(edition)
+    if category is not None:
+        where.append(
+            "(categories IS NULL OR EXISTS"
+            " (SELECT 1 FROM json_each(categories) WHERE value = ? COLLATE NOCASE))"
+        )
+        params.append(category)
+    yield from _paged(db, " AND ".join(where), params)
+
+
+def _paged(db: sqlite_utils.Database, where: str, params: list[Any]) -> Iterator[dict]:
+    """Keyset pagination on id (params[0] is the id cursor): no long read transaction, flat memory."""
+    while True:
+        rows = _select(db, f"{where} ORDER BY id LIMIT {PAGE}", params)
+        yield from rows
+        if len(rows) < PAGE:
+            return
+        params = [rows[-1]["id"], *params[1:]]
+
+
+def eligible_subscribers(
+    db: sqlite_utils.Database, edition_key: str, issue_categories: Iterable[str]
+) -> Iterator[dict]:
+    """Active subscribers who receive ``edition_key`` and follow at least one of the issue's categories.
+
+    Editions NULL = all editions; categories NULL = all categories. Streams in id order.
+    """
+    wanted = json.dumps(sorted(set(issue_categories)), ensure_ascii=False)
+    where = (
+        "id > ? AND status = 'active'"
+        " AND (editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))"
+        " AND (categories IS NULL OR EXISTS (SELECT 1 FROM json_each(categories) AS c"
+        " WHERE c.value IN (SELECT value FROM json_each(?))))"
+    )
+    yield from _paged(db, where, [0, edition_key, wanted])
+
+
+def count_subscribers(db: sqlite_utils.Database) -> int:
+    """How many subscribers are stored."""
+    return int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
+
+
+def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:
+    """Counts: total, per status, suppressed, and consent events of the last 30 days."""
+    by_status = {status: 0 for status in STATUSES}
+    for status, count in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
+        by_status[status] = count
+    since = iso((now or utcnow()) - timedelta(days=30))
+    recent = dict(
+        db.execute(
+            "SELECT kind, count(*) FROM events WHERE at >= ? AND kind IN"
+            " ('subscribe', 'confirm', 'unsubscribe', 'bounce', 'remove') GROUP BY kind",
+            [since],
+        ).fetchall()
+    )
+    suppressed = db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
+    return {
+        "total": sum(by_status.values()),
+        "by_status": by_status,
+        "suppressed": suppressed,
+        "last_30_days": {
+            k: recent.get(k, 0) for k in ("subscribe", "confirm", "unsubscribe", "bounce", "remove")
+        },
+    }
+
+
+def _set_status(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    allowed_from: tuple[str, ...],
+    to: str,
+    kind: str,
+    source: str,
+    detail: dict | str | None,
+    now: datetime | None,
+) -> bool:
+    _check_source(source)
+    at = iso(now or utcnow())
+    with transaction(db):
+        current = get_subscriber(db, subscriber_id)
+        if current["status"] == to or current["status"] not in allowed_from:
+            return False
+        extra = ""
+        params: list[Any] = [to, at]
+        if to == "unsubscribed":
+            extra = ", unsubscribed_at = ?"
+            params.append(at)
+        elif to == "active" and current["status"] == "pending":
+            extra = ", confirmed_at = ?"
+            params.append(at)
+        elif to == "active":
+            extra = ", unsubscribed_at = NULL"
+        db.execute(
+            f"UPDATE subscribers SET status = ?, updated_at = ?{extra} WHERE id = ?", [*params, subscriber_id]
+        )
+        if detail is None:
+            detail = {}
+        elif isinstance(detail, str):
+            detail = {"detail": detail}
+        record_event(db, subscriber_id, kind, source, {"from": current["status"], **detail}, now=now)
+    return True
+
+
+def unsubscribe(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    source: str,
+    detail: dict | str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Unsubscribe at once; True when the status changed (False if already unsubscribed)."""
+    return _set_status(
+        db,
+        subscriber_id,
+        allowed_from=("pending", "active", "bounced"),
+        to="unsubscribed",
+        kind="unsubscribe",
+        source=source,
+        detail=detail,
+        now=now,
+    )
+
+
+def resubscribe(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    source: str,
+    detail: dict | str | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Make an unsubscribed or bounced subscriber active again; True when the status changed."""
+    return _set_status(
+        db,
+        subscriber_id,
+        allowed_from=("unsubscribed", "bounced"),
+        to="active",
+        kind="resubscribe",
+        source=source,
+        detail=detail,
+        now=now,
+    )
+
+
+def confirm(
+    db: sqlite_utils.Database, subscriber_id: int, *, source: str, now: datetime | None = None
+) -> bool:
+    """Double opt-in: pending → active with ``confirmed_at``; True when it changed.
+
+    An unsubscribed or bounced subscriber is left alone (an old confirm link does not re-add).
+    """
+    return _set_status(
+        db,
+        subscriber_id,
+        allowed_from=("pending",),
+        to="active",
+        kind="confirm",
+        source=source,
+        detail=None,
+        now=now,
+    )
+
+
+def mark_bounced(
+    db: sqlite_utils.Database, subscriber_id: int, *, detail: dict | str | None, now: datetime | None = None
+) -> None:
+    """A hard bounce: stop sending to this address (status bounced), recorded with source ``bounce``."""
+    _set_status(
+        db,
+        subscriber_id,
+        allowed_from=("pending", "active"),
+        to="bounced",
+        kind="bounce",
+        source="bounce",
+        detail=detail,
+        now=now,
+    )
+
+
+def set_preferences(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    editions: Iterable[str] | None = UNCHANGED,
+    categories: Iterable[str] | None = UNCHANGED,
+    timezone: str | None = UNCHANGED,
+    name: str | None = UNCHANGED,
+    source: str,
+    known_editions: Iterable[str] | None = None,
+    known_categories: Iterable[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Change editions / categories / timezone / name (None or [] = all; UNCHANGED = keep).
+
+    Records a ``preferences`` event with the old and new values (a name change is
+    recorded without the name). Returns the changed fields as ``{field: (old, new)}``.
+    """
+    _check_source(source)
+    wanted: dict[str, Any] = {}
+    if editions is not UNCHANGED:
+        wanted["editions"] = normalize_labels(editions, what="edition", known=known_editions)
+    if categories is not UNCHANGED:
+        wanted["categories"] = normalize_labels(categories, what="category", known=known_categories)
+    if timezone is not UNCHANGED:
+        wanted["timezone"] = normalize_timezone(timezone)
+    if name is not UNCHANGED:
+        wanted["name"] = normalize_name(name)
+    at = iso(now or utcnow())
+    with transaction(db):
+        current = get_subscriber(db, subscriber_id)
+        changes = {k: (current[k], v) for k, v in wanted.items() if current[k] != v}
+        if not changes:
+            return {}
+        stored = {
+            k: (encode_labels(v) if k in ("editions", "categories") else v)
+            for k, (_old, v) in changes.items()
+        }
+        assignments = ", ".join(f"{k} = ?" for k in stored)
+        db.execute(
+            f"UPDATE subscribers SET {assignments}, updated_at = ? WHERE id = ?",
+            [*stored.values(), at, subscriber_id],
+        )
+        detail = {k: {"from": old, "to": new} for k, (old, new) in changes.items() if k != "name"}
+        if "name" in changes:
+            detail["name"] = "changed"
+        record_event(db, subscriber_id, "preferences", source, detail, now=now)
+    return changes
+
+
+def remove_subscriber(
+    db: sqlite_utils.Database, email_or_id: str | int, *, source: str = "cli", now: datetime | None = None
+) -> dict[str, Any]:
+    """Erase a subscriber's personal data, keeping a one-way hash on the suppression list.
+
+    Deletes the row, blanks the address snapshot in ``deliveries`` (and scrubs it
+    from their last errors), keeps the consent record under the hash, and makes
+    sure the id is never given to anyone else (old links stay dead).
+    """
+    _check_source(source)
+    at = iso(now or utcnow())
+    with transaction(db):
+        subscriber = get_subscriber(db, email_or_id)
+        sid, email = subscriber["id"], subscriber["email"]
+        digest_ = email_hash(email)
+        db.execute(
+            "UPDATE deliveries SET email = NULL, last_error = replace(last_error, ?, '[removed]')"
+            " WHERE subscriber_id = ? OR email = ? COLLATE NOCASE",
+            [email, sid, email],
+        )
+        db.execute(
+            "UPDATE events SET email_hash = ?, detail = replace(detail, ?, '[removed]')"
+            " WHERE subscriber_id = ?",
+            [digest_, email, sid],
+        )
+        record_event(
+            db, sid, "remove", source, {"from": subscriber["status"]}, now=now, email_hash_value=digest_
+        )
+        db.execute(
+            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, 'removed', ?)"
+            " ON CONFLICT (email_hash) DO UPDATE"
+            " SET reason = excluded.reason, created_at = excluded.created_at",
+            [digest_, at],
+        )
+        highest = next_subscriber_id(db) - 1  # counts this row, still present
+        db.execute("DELETE FROM subscriber_id_floor")
+        db.execute("INSERT INTO subscriber_id_floor (id) VALUES (?)", [highest])
+        db.execute("DELETE FROM subscribers WHERE id = ?", [sid])
+    return {"id": sid, "email_hash": digest_}
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"unknown event source {source!r}; one of {', '.join(SOURCES)}")
