@@ -1,0 +1,342 @@
+"""Compose issues: pick an edition's articles for a period and freeze them as a numbered issue.
+
+The issue row carries a JSON snapshot of everything the templates show (titles, links,
+summaries, categories in order), so rendering never depends on later article edits.
+Composing is idempotent per (edition, period): the check and the insert happen inside one
+``BEGIN IMMEDIATE`` transaction, and the ``UNIQUE (edition, period_start)`` constraint backs
+it up, so two processes building the same issue at once still make one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlite_utils
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.config import Config, Edition
+from digest.errors import ConfigError, DigestError, NotFound
+from digest.store import from_iso, iso, transaction, utcnow
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+PREHEADER_HEADLINES = 3
+PREHEADER_MAX_CHARS = 150
+SNAPSHOT_VERSION = 1
+
+# Standard cron counts weekdays from Sunday = 0 (7 is Sunday too); APScheduler counts from
+# Monday = 0. Names mean the same in both, so numbers are translated to names.
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass
+class ComposeResult:
+    """What :func:`compose_issue` did: the issue (None for an empty period), whether it is new."""
+
+    issue: dict[str, Any] | None
+    created: bool
+    message: str
+
+
+def format_date(dt: datetime) -> str:
+    """``23 Jan 2026`` — locale-independent, for subjects and headers."""
+    return f"{dt.day} {MONTHS[dt.month - 1]} {dt.year}"
+
+
+def format_datetime(dt: datetime) -> str:
+    """``23 Jan 2026, 07:30`` — locale-independent."""
+    return f"{format_date(dt)}, {dt:%H:%M}"
+
+
+def cron_trigger(edition: Edition) -> CronTrigger:
+    """The edition's schedule as an APScheduler trigger in the edition's zone (standard cron
+    weekday numbering: 0 and 7 are Sunday)."""
+    fields = edition.schedule.split()
+    second = "0"
+    if len(fields) == 6:
+        second, fields = fields[0], fields[1:]
+    if len(fields) != 5:
+        raise ConfigError(f"editions.{edition.key}.schedule: {edition.schedule!r} is not a cron expression")
+    minute, hour, day, month, dow = fields
+    try:
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_translate_weekdays(dow),
+            timezone=edition.zone,
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"editions.{edition.key}.schedule: {edition.schedule!r} is not a valid cron expression ({exc})"
+        ) from None
+
+
+def _translate_weekdays(field: str) -> str:
+    def one(token: str) -> str:
+        return _CRON_DAYS[int(token)] if token.isdigit() and int(token) <= 7 else token
+
+    parts = []
+    for part in field.split(","):
+        step = ""
+        if "/" in part:
+            part, step = part.split("/", 1)
+            step = "/" + step
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            if lo.isdigit() and hi.isdigit() and int(hi) == 7 and int(lo) > 0:
+                hi = "6"  # "5-7" means Fri..Sun; Sun is added below
+                parts.append(f"{one(lo)}-{one(hi)}{step}")
+                parts.append("sun")
+                continue
+            parts.append(f"{one(lo)}-{one(hi)}{step}")
+        else:
+            parts.append(one(part) + step)
+    return ",".join(parts)
+
+
+def scheduled_time(edition: Edition, on: date) -> datetime:
+    """The edition's fire time for the local date ``on``: the latest scheduled time at or
+    before the end of that day in the edition's zone, as an aware UTC datetime."""
+    trigger = cron_trigger(edition)
+    zone = edition.zone
+    day_end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone)
+    for lookback in (1, 8, 32, 367, 366 * 8):
+        start = datetime.combine(on - timedelta(days=lookback - 1), time(0), tzinfo=zone)
+        last = None
+        fire = trigger.get_next_fire_time(None, start)
+        while fire is not None and fire < day_end:
+            last = fire
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        if last is not None:
+            return last.astimezone(UTC)
+    raise ConfigError(
+        f"editions.{edition.key}.schedule: {edition.schedule!r} never fires on or before {on.isoformat()}"
+    )
+
+
+def compose_issue(
+    db: sqlite_utils.Database, config: Config, edition_key: str, *, period_end: datetime
+) -> ComposeResult:
+    """Build (or find) the issue of ``edition_key`` for the period ending at ``period_end``.
+
+    The period is ``[period_end - window, period_end)``. Its articles that no earlier issue
+    of the edition carried are grouped by category (the edition's order first, then
+    alphabetical), newest first, capped at ``max_articles`` (the newest are kept).
+    """
+    edition = config.edition(edition_key)
+    if period_end.tzinfo is None:
+        raise DigestError("period_end must be an aware datetime")
+    period_end = period_end.astimezone(UTC).replace(microsecond=0)
+    period_start = period_end - edition.window_delta
+    where = f"{edition.key} {iso(period_start)} – {iso(period_end)}"
+    try:
+        with transaction(db):
+            existing = _issue_for_period(db, edition.key, period_start)
+            if existing is not None:
+                return ComposeResult(existing, False, f"Issue #{existing['number']} already exists ({where})")
+            articles = _candidate_articles(db, edition.key, period_start, period_end)
+            if not articles:
+                return ComposeResult(None, False, f"No new articles for {where}; no issue built")
+            issue = _insert_issue(db, config, edition, period_start, period_end, articles)
+            return ComposeResult(issue, True, f"Built issue #{issue['number']} with {len(articles)} articles")
+    except sqlite3.IntegrityError:
+        # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
+        existing = _issue_for_period(db, edition.key, period_start)
+        if existing is None:
+            raise
+        return ComposeResult(existing, False, f"Issue #{existing['number']} already exists ({where})")
+
+
+def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: datetime) -> dict | None:
+    rows = list(
+        db.query("SELECT * FROM issues WHERE edition = ? AND period_start = ?", [edition, iso(period_start)])
+    )
+    return rows[0] if rows else None
+
+
+def _candidate_articles(
+    db: sqlite_utils.Database, edition: str, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    return list(
+        db.query(
+            """
+            SELECT * FROM articles
+            WHERE published_at >= ? AND published_at < ?
+              AND id NOT IN (
+                SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
+                WHERE i.edition = ?)
+            ORDER BY published_at DESC, id DESC
+            """,
+            [iso(start), iso(end), edition],
+        )
+    )
+
+
+def order_categories(names: list[str], configured: list[str]) -> list[str]:
+    """The edition's configured categories first (in its order), then the rest alphabetically."""
+    rank = {c.casefold(): i for i, c in enumerate(configured)}
+    present = list(dict.fromkeys(names))
+    return sorted(present, key=lambda c: (rank.get(c.casefold(), len(rank)), c.casefold(), c))
+
+
+def _insert_issue(
+    db: sqlite_utils.Database,
+    config: Config,
+    edition: Edition,
+    period_start: datetime,
+    period_end: datetime,
+    articles: list[dict[str, Any]],
+) -> dict[str, Any]:
+    articles = articles[: edition.max_articles]  # already newest first
+    by_category: dict[str, list[dict[str, Any]]] = {}
+    for article in articles:
+        by_category.setdefault(article["category"], []).append(article)
+    categories = order_categories(list(by_category), edition.categories)
+    row = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition.key])
+    number = row.fetchone()[0]
+    local_end = period_end.astimezone(edition.zone)
+    ordered = [a for c in categories for a in by_category[c]]
+    subject = make_subject(config, edition, number, local_end)
+    preheader = make_preheader([a["title"] for a in ordered])
+    snapshot = {
+        "version": SNAPSHOT_VERSION,
+        "edition": edition.key,
+        "edition_title": edition.title,
+        "number": number,
+        "date": format_date(local_end),
+        "timezone": edition.timezone,
+        "period_start": iso(period_start),
+        "period_end": iso(period_end),
+        "categories": [
+            {"name": c, "articles": [_snapshot_article(a, edition) for a in by_category[c]]}
+            for c in categories
+        ],
+    }
+    now = iso(utcnow())
+    cursor = db.execute(
+        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, snapshot,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
+        [
+            edition.key,
+            number,
+            iso(period_start),
+            iso(period_end),
+            subject,
+            preheader,
+            json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")),
+            now,
+        ],
+    )
+    issue_id = cursor.lastrowid
+    db.conn.executemany(
+        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)",
+        [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)],
+    )
+    return dict(db["issues"].get(issue_id))
+
+
+def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, Any]:
+    published = from_iso(article["published_at"])
+    return {
+        "id": article["id"],
+        "title": article["title"],
+        "url": article["url"],
+        "source": article["source"] or "",
+        "author": article["author"] or "",
+        "category": article["category"],
+        "published_at": article["published_at"],
+        "published_local": format_datetime(published.astimezone(edition.zone)),
+        "summary": article["summary_text"] or "",
+        "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+    }
+
+
+def make_subject(config: Config, edition: Edition, number: int, local_date: datetime) -> str:
+    """The subject from the edition's pattern (else ``render.subject``).
+
+    Fields: ``{title}`` (edition title), ``{number}``, ``{date}`` (``23 Jan 2026``),
+    ``{publication}``, ``{edition}`` (its key).
+    """
+    pattern = edition.subject or config.render.subject
+    values = {
+        "title": edition.title,
+        "number": number,
+        "date": format_date(local_date),
+        "publication": config.publication.name,
+        "edition": edition.key,
+    }
+    try:
+        subject = pattern.format(**values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{config.source}: subject pattern {pattern!r} is invalid ({exc!r}); "
+            "use the fields {title}, {number}, {date}, {publication}, {edition}"
+        ) from None
+    # Never let a header line break through.
+    return " ".join(subject.split())
+
+
+def make_preheader(titles: list[str]) -> str:
+    """The inbox preview line: the top headlines joined with `` · ``, cut near 150 characters."""
+    text = " · ".join(" ".join(t.split()) for t in titles[:PREHEADER_HEADLINES])
+    if len(text) > PREHEADER_MAX_CHARS:
+        text = text[: PREHEADER_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ·") + "…"
+    return text
+
+
+def get_issue(db: sqlite_utils.Database, ref: str | int, edition: str | None = None) -> dict[str, Any]:
+    """The issue row for ``ref``: an id, or ``latest`` (of ``edition`` when given)."""
+    text = str(ref).strip()
+    if text.lower() == "latest":
+        sql, params = "SELECT * FROM issues", []
+        if edition:
+            sql, params = sql + " WHERE edition = ?", [edition]
+        rows = list(db.query(sql + " ORDER BY period_end DESC, id DESC LIMIT 1", params))
+        if not rows:
+            scope = f" for edition {edition!r}" if edition else ""
+            raise NotFound(f"no issues yet{scope}; build one with `digest issues build`")
+        return rows[0]
+    if not text.isdigit():
+        raise NotFound(f"issue {text!r}: give an issue id (see `digest issues list`) or 'latest'")
+    rows = list(db.query("SELECT * FROM issues WHERE id = ?", [int(text)]))
+    if not rows or (edition and rows[0]["edition"] != edition):
+        raise NotFound(f"issue {text} not found; see `digest issues list`")
+    return rows[0]
+
+
+def issue_snapshot(issue: dict[str, Any]) -> dict[str, Any]:
+    """The frozen JSON snapshot of an issue row, decoded."""
+    try:
+        return json.loads(issue["snapshot"])
+    except (TypeError, ValueError):
+        raise DigestError(f"issue {issue.get('id')}: has no readable snapshot; rebuild it") from None
+
+
+def issue_categories(db: sqlite_utils.Database, issue_id: int) -> list[str]:
+    """The categories present in the issue, in the issue's order."""
+    rows = db.execute(
+        "SELECT category FROM issue_articles WHERE issue_id = ? GROUP BY category ORDER BY MIN(position)",
+        [issue_id],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def list_issues(db: sqlite_utils.Database, edition: str | None = None) -> list[dict[str, Any]]:
+    """Issues, newest first, with their article counts (no snapshot)."""
+    sql = (
+        "SELECT i.id, i.edition, i.number, i.period_start, i.period_end, i.subject, i.preheader, i.status,"
+        " i.created_at, i.sent_at,"
+        " (SELECT COUNT(*) FROM issue_articles ia WHERE ia.issue_id = i.id) AS articles"
+        " FROM issues i"
+    )
+    params: list[Any] = []
+    if edition:
+        sql += " WHERE i.edition = ?"
+        params.append(edition)
+    return list(db.query(sql + " ORDER BY i.period_end DESC, i.id DESC", params))

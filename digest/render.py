@@ -1,0 +1,471 @@
+"""Render an issue to email HTML and plain text, once per variant; personalise per recipient.
+
+Pipeline: Jinja2 fills ``email/issue.mjml.j2`` → mjml-python (MRML) makes table HTML →
+premailer inlines the CSS (keeping ``@media`` rules and ``!important``). The text part comes
+from its own template, ``email/issue.txt.j2``. Per-recipient fields are placeholder tokens
+(:data:`PLACEHOLDERS`) that survive all three stages; :func:`personalise` fills them by plain
+substitution at send time, so an issue is rendered once per distinct category set (a
+*variant*), never once per recipient.
+"""
+
+from __future__ import annotations
+
+import functools
+import html as html_lib
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cssutils
+import jinja2
+import mjml
+import sqlite_utils
+from premailer import Premailer
+
+import digest
+from digest.compose import get_issue, issue_snapshot, make_preheader
+from digest.config import Config
+from digest.errors import DigestError
+from digest.store import iso, transaction, utcnow
+
+HTML_TEMPLATE = "email/issue.mjml.j2"
+TEXT_TEMPLATE = "email/issue.txt.j2"
+
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+PLACEHOLDERS: dict[str, str] = {field: f"__DIGEST_{field.upper()}__" for field in RECIPIENT_FIELDS}
+"""Field → token. ASCII letters, digits and underscores only: they pass MJML, premailer,
+URL attributes and quoted-printable untouched."""
+
+NAME_FALLBACK = "Reader"
+"""Shown where a recipient has no name."""
+
+# Each placeholder occurrence may grow by this much when filled (a signed URL, a long name);
+# the size budget reserves it so a personalised message still fits.
+PLACEHOLDER_ALLOWANCE = 200
+
+_TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)))
+_FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
+_TOKEN_PREFIX = "__DIGEST_"
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+_MORE_RE = re.compile(r"^(\d+) more articles? in the web version", re.MULTILINE)
+_UNCONVERTED_RE = re.compile(r"</?mj-[a-z-]+", re.IGNORECASE)
+
+cssutils.log.setLevel(logging.CRITICAL)
+
+
+@dataclass
+class RenderedVariant:
+    """One rendering of an issue for one category set; html/text still hold placeholders."""
+
+    variant: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    trimmed: int
+
+
+# --- variants -------------------------------------------------------------------------------
+
+
+def variant_key(categories: Iterable[str] | None, issue_categories: Iterable[str]) -> str:
+    """The variant a subscriber following ``categories`` gets of an issue with
+    ``issue_categories``: ``"*"`` when they follow all of the issue's categories (or all
+    categories, None), else the sorted JSON list of the intersection (issue spelling;
+    matched case-insensitively). An empty intersection gives ``"[]"``: no variant, the
+    subscriber is not eligible for this issue."""
+    present = list(dict.fromkeys(issue_categories))
+    if categories is None:
+        return "*"
+    wanted = {c.casefold() for c in categories}
+    chosen = sorted(c for c in present if c.casefold() in wanted)
+    if len(chosen) == len(present):
+        return "*"
+    return json.dumps(chosen, ensure_ascii=False, separators=(",", ":"))
+
+
+def variant_categories(variant: str) -> list[str] | None:
+    """The category list a variant key stands for (None for ``"*"``)."""
+    if variant == "*":
+        return None
+    try:
+        value = json.loads(variant)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DigestError(f"variant {variant!r}: expected '*' or a JSON list of category names")
+    return value
+
+
+# --- templates ------------------------------------------------------------------------------
+
+
+def bundled_templates_dir() -> Path:
+    """The templates shipped with digest: inside the package when installed from a wheel,
+    else the repository's top-level ``templates/``."""
+    package = Path(digest.__file__).resolve().parent
+    inside = package / "templates"
+    return inside if inside.is_dir() else package.parent / "templates"
+
+
+def template_dirs(config: Config) -> list[Path]:
+    """Folders searched for templates, in order: the configured override, then the bundled."""
+    dirs = []
+    if config.render.templates:
+        override = config.path(config.render.templates)
+        if not override.is_dir():
+            raise DigestError(
+                f"{config.source}: render.templates = {config.render.templates!r}: folder {override} "
+                "does not exist; create it or remove the setting"
+            )
+        dirs.append(override)
+    dirs.append(bundled_templates_dir())
+    return dirs
+
+
+def wrap(text: str, width: int = 72) -> str:
+    """Greedy word wrap for the text part (textwrap, behind Jinja's ``wordwrap``, is several
+    times slower and this runs for every summary). Long words are never broken."""
+    lines: list[str] = []
+    line: list[str] = []
+    length = 0
+    for word in text.split():
+        if line and length + 1 + len(word) > width:
+            lines.append(" ".join(line))
+            line, length = [word], len(word)
+        else:
+            length += len(word) + (1 if line else 0)
+            line.append(word)
+    if line:
+        lines.append(" ".join(line))
+    return "\n".join(lines)
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html", "mjml")),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["wrap"] = wrap
+    return env
+
+
+def _render_template(dirs: tuple[Path, ...], name: str, context: Mapping[str, Any]) -> str:
+    env = _environment(dirs)
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        searched = ", ".join(str(d / exc.name) for d in dirs)
+        raise DigestError(f"template {exc.name} not found; searched: {searched}") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise DigestError(f"{exc.filename or exc.name}:{exc.lineno}: template error: {exc.message}") from None
+    except jinja2.UndefinedError as exc:
+        raise DigestError(f"template {name}: {exc.message}; check the variable names") from None
+
+
+# --- HTML pipeline --------------------------------------------------------------------------
+
+
+def mjml_to_html(source: str) -> str:
+    """MJML → HTML with mjml-python; a clear error when MJML rejects the markup."""
+    try:
+        out = mjml.mjml2html(source, disable_comments=True)
+    except Exception as exc:  # noqa: BLE001 - the Rust binding raises plain exceptions of several kinds
+        raise DigestError(f"MJML error: {exc}") from None
+    unconverted = _UNCONVERTED_RE.search(out)
+    if unconverted:
+        raise DigestError(f"MJML left {unconverted.group(0)}> unconverted; check the template's tags")
+    return out
+
+
+class _CachingPremailer(Premailer):
+    """Premailer that reuses, across renders, the work that depends only on the CSS text.
+
+    Every render of a template carries the same ``<style>`` blocks, yet premailer turns
+    each into rules (serialising every property through cssutils) on every call; that was
+    a third of the render time. Both results are pure functions of the CSS text and the
+    options, which are fixed here."""
+
+    _rules: dict[tuple[str | None, int], tuple[list[Any], list[Any]]] = {}
+    _leftover_text: dict[tuple[int, ...], tuple[list[Any], str]] = {}
+    _MAX_ENTRIES = 64
+
+    def _parse_style_rules(self, css_body: str | None, ruleset_index: int) -> tuple[list[Any], list[Any]]:
+        key = (css_body, ruleset_index)
+        cached = self._rules.get(key)
+        if cached is None:
+            if len(self._rules) >= self._MAX_ENTRIES:
+                self._rules.clear()
+                self._leftover_text.clear()
+            cached = super()._parse_style_rules(css_body, ruleset_index)
+            self._rules[key] = cached
+        rules, leftover = cached
+        return list(rules), leftover
+
+    def _css_rules_to_string(self, rules: list[Any]) -> str:
+        # The leftover lists come from the cache above, so their identity is stable while
+        # cached (the cache entry keeps the objects alive).
+        key = tuple(id(r) for r in rules)
+        cached = self._leftover_text.get(key)
+        if cached is None:
+            cached = (rules, super()._css_rules_to_string(rules))
+            self._leftover_text[key] = cached
+        return cached[1]
+
+
+def inline_css(html: str) -> str:
+    """Inline the document's CSS with premailer, keeping ``@media`` rules, ``!important``
+    and the doctype, never fetching anything remote."""
+    # MJML's Thunderbird rules sit in a <style media=...>; inlining would drop them.
+    html = html.replace("<style media=", '<style data-premailer="ignore" media=')
+    out = _CachingPremailer(
+        html,
+        base_url=None,
+        disable_link_rewrites=True,
+        strip_important=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        allow_network=False,
+        allow_loading_external_files=False,
+        disable_validation=True,
+        cache_css_parsing=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+    if not out.lstrip().lower().startswith("<!doctype"):
+        out = "<!doctype html>" + out
+    return out
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _defuse(value: Any) -> Any:
+    """Untrusted text must never contain a live placeholder (a feed title that says
+    ``__DIGEST_EMAIL__`` would otherwise be filled with the reader's address)."""
+    if isinstance(value, str) and _TOKEN_PREFIX in value:
+        return value.replace(_TOKEN_PREFIX, "__DIGEST\u2060_")
+    return value
+
+
+def _slug(name: str, used: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "section"
+    slug, n = f"c-{base}", 2
+    while slug in used:
+        slug, n = f"c-{base}-{n}", n + 1
+    used.add(slug)
+    return slug
+
+
+def _variant_sections(snapshot: dict[str, Any], variant: str) -> list[dict[str, Any]]:
+    sections = snapshot.get("categories", [])
+    wanted = variant_categories(variant)
+    if wanted is not None:
+        keep = {c.casefold() for c in wanted}
+        sections = [s for s in sections if s["name"].casefold() in keep]
+        if not sections:
+            raise DigestError(f"variant {variant}: the issue has none of these categories")
+    return sections
+
+
+def _context(
+    config: Config,
+    issue: dict[str, Any],
+    snapshot: dict[str, Any],
+    sections: list[dict[str, Any]],
+    keep: set[int],
+) -> dict[str, Any]:
+    used: set[str] = set()
+    categories = []
+    for section in sections:
+        articles = section["articles"]
+        shown = [{k: _defuse(v) for k, v in a.items()} for a in articles if a["id"] in keep]
+        categories.append(
+            {
+                "name": _defuse(section["name"]),
+                "slug": _slug(section["name"], used),
+                "count": len(articles),
+                "articles": shown,
+                "more": len(articles) - len(shown),
+            }
+        )
+    pub = config.publication
+    return {
+        "language": pub.language or "en",
+        "subject": _defuse(issue["subject"]),
+        "preheader": _defuse(issue["preheader"]),
+        "publication": {
+            "name": _defuse(pub.name),
+            "postal_address": _defuse(pub.postal_address),
+            "base_url": pub.base_url,
+        },
+        "edition": {
+            "key": snapshot.get("edition", issue["edition"]),
+            "title": _defuse(snapshot["edition_title"]),
+        },
+        "issue": {"id": issue["id"], "number": issue["number"], "date": snapshot["date"]},
+        "web_url": web_url(config, issue["id"]),
+        "categories": categories,
+        "total": sum(c["count"] for c in categories),
+        "shown": sum(len(c["articles"]) for c in categories),
+        "p": PLACEHOLDERS,
+    }
+
+
+def web_url(config: Config, issue_id: int) -> str:
+    """The issue's "view in browser" address."""
+    return f"{config.publication.base_url.rstrip('/')}/issues/{issue_id}"
+
+
+def html_budget_size(html: str) -> int:
+    """Bytes the HTML may reach once personalised: its UTF-8 size plus an allowance per
+    placeholder."""
+    occurrences = sum(html.count(token) for token in PLACEHOLDERS.values())
+    return len(html.encode("utf-8")) + PLACEHOLDER_ALLOWANCE * occurrences
+
+
+def render_issue(
+    db: sqlite_utils.Database, config: Config, issue_id: int, variant: str = "*"
+) -> RenderedVariant:
+    """Render ``variant`` of the issue from its frozen snapshot (a pure function of the
+    snapshot, the config and the templates; stores nothing).
+
+    When the HTML would exceed ``render.max_html_bytes`` the newest articles are kept and
+    each shortened category ends with "N more articles in the web version"; ``trimmed``
+    counts the articles left out. The text part carries the same articles.
+    """
+    issue = get_issue(db, issue_id)
+    snapshot = issue_snapshot(issue)
+    sections = _variant_sections(snapshot, variant)
+    if variant != "*":
+        issue = {**issue, "preheader": make_preheader([a["title"] for s in sections for a in s["articles"]])}
+    dirs = tuple(template_dirs(config))
+    newest = sorted(
+        (a for s in sections for a in s["articles"]),
+        key=lambda a: (a["published_at"], a["id"]),
+        reverse=True,
+    )
+    budget = config.render.max_html_bytes
+
+    def html_for(count: int) -> str:
+        context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:count]})
+        return inline_css(mjml_to_html(_render_template(dirs, HTML_TEMPLATE, context)))
+
+    kept = len(newest)
+    html = html_for(kept)
+    if html_budget_size(html) > budget:
+        # Largest count that fits; the size grows with each article, so bisect.
+        lo, hi, best = 0, kept - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            candidate = html_for(mid)
+            if html_budget_size(candidate) <= budget:
+                lo, best, kept = mid + 1, candidate, mid
+            else:
+                hi = mid - 1
+        if best is None:
+            kept, best = 0, html_for(0)
+        html = best
+    context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:kept]})
+    text = _render_template(dirs, TEXT_TEMPLATE, context)
+    return RenderedVariant(
+        variant=variant,
+        subject=issue["subject"],
+        preheader=issue["preheader"],
+        html=html,
+        text=text,
+        trimmed=len(newest) - kept,
+    )
+
+
+def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, variant: str) -> RenderedVariant:
+    """The frozen rendering of ``variant`` from ``issue_variants``; rendered and stored on
+    first use, so a resumed send sends the same bytes."""
+    row = _variant_row(db, issue_id, variant)
+    if row is None:
+        rendered = render_issue(db, config, issue_id, variant)
+        with transaction(db):
+            db.execute(
+                "INSERT OR IGNORE INTO issue_variants (issue_id, variant, html, text, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [issue_id, variant, rendered.html, rendered.text, iso(utcnow())],
+            )
+        row = _variant_row(db, issue_id, variant)  # another process may have stored it first
+        if row is not None and row["html"] == rendered.html and row["text"] == rendered.text:
+            return rendered
+    assert row is not None
+    issue = get_issue(db, issue_id)
+    preheader = issue["preheader"]
+    if variant != "*":
+        sections = _variant_sections(issue_snapshot(issue), variant)
+        preheader = make_preheader([a["title"] for s in sections for a in s["articles"]])
+    trimmed = sum(int(n) for n in _MORE_RE.findall(row["text"]))
+    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], trimmed)
+
+
+def _variant_row(db: sqlite_utils.Database, issue_id: int, variant: str) -> dict[str, Any] | None:
+    rows = list(
+        db.query(
+            "SELECT html, text FROM issue_variants WHERE issue_id = ? AND variant = ?", [issue_id, variant]
+        )
+    )
+    return rows[0] if rows else None
+
+
+# --- personalisation ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _split(rendered: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The text between placeholders and the field of each placeholder, computed once per
+    rendered string (str caches its hash, so a repeated lookup is cheap)."""
+    literals, fields, pos = [], [], 0
+    for m in _TOKEN_RE.finditer(rendered):
+        literals.append(rendered[pos : m.start()])
+        fields.append(_FIELD_BY_TOKEN[m.group(0)])
+        pos = m.end()
+    literals.append(rendered[pos:])
+    return tuple(literals), tuple(fields)
+
+
+def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
+    """Fill the placeholders in ``rendered`` with one recipient's ``fields`` in one pass.
+
+    Values are escaped for HTML when ``html`` is true; control characters (line breaks)
+    become spaces in both modes. A missing or empty ``name`` reads :data:`NAME_FALLBACK`;
+    other missing fields become empty.
+    """
+    literals, names = _split(rendered)
+    if not names:
+        return rendered
+    values = {}
+    for field in RECIPIENT_FIELDS:
+        value = str(fields.get(field) or "")
+        if not value and field == "name":
+            value = NAME_FALLBACK
+        value = _CONTROL_RE.sub(" ", value).strip() if value else value
+        values[field] = html_lib.escape(value, quote=True) if html else value
+    parts = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
+        parts.append(values[name])
+        parts.append(literal)
+    return "".join(parts)
+
+
+def sample_fields(config: Config) -> dict[str, str]:
+    """Stand-in recipient values for previews."""
+    base = config.publication.base_url.rstrip("/")
+    return {
+        "name": NAME_FALLBACK,
+        "email": "reader@example.org",
+        "unsubscribe_url": f"{base}/unsubscribe/preview",
+        "preferences_url": f"{base}/preferences/preview",
+    }
