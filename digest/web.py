@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,12 +35,23 @@ import sqlite_utils
 from flask import Flask, Response, g, redirect, render_template, request, url_for
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
-import digest
+from digest.compose import get_issue
 from digest.config import Config
 from digest.errors import DigestError, NotFound
+from digest.render import RECIPIENT_FIELDS, personalise, stored_variant, template_dirs
 from digest.store import from_iso, open_store
+from subscribers.store import confirm as confirm_subscriber
+from subscribers.store import get_subscriber, set_preferences
+from subscribers.store import unsubscribe as unsubscribe_subscriber
+from subscribers.tokens import InvalidToken, load_secret, make_token, verify_token
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +74,11 @@ TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences")
 _TOKEN_IN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#\s]+")
 
 
-def web_template_dirs(config: Config | None = None) -> list[Path]:
-    """Folders searched for web templates, first match wins.
-
-    The user's override folder (``[render] templates``/web) if configured, then the
-    bundled templates: inside the package when installed from a wheel, else the
-    top-level ``templates/web`` of the source tree.
-    """
-    dirs: list[Path] = []
-    if config is not None and config.render.templates:
-        dirs.append(config.path(config.render.templates) / "web")
-    package = Path(digest.__file__).resolve().parent
-    for candidate in (package / "templates" / "web", package.parent / "templates" / "web"):
-        if candidate.is_dir():
-            dirs.append(candidate)
-            break
-    return dirs
+def web_template_dirs(config: Config) -> list[Path]:
+    """Folders searched for web templates, first match wins: ``web/`` inside the configured
+    override folder (``[render] templates``), then the bundled ``templates/web`` (inside the
+    package when installed from a wheel, else the top-level folder of the source tree)."""
+    return [d / "web" for d in template_dirs(config) if (d / "web").is_dir()]
 
 
 @dataclass
@@ -104,8 +105,6 @@ def create_app(config: Config) -> Flask:
     The database is migrated once here; each request then opens its own
     connection to ``config.db_path`` and closes it when the request ends.
     """
-    from subscribers.tokens import load_secret
-
     open_store(config.db_path).conn.close()
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(
@@ -209,29 +208,33 @@ def _unexpected_error(exc: Exception) -> tuple[str, int]:
     )
 
 
-def _bad_link(purpose: str) -> tuple[str, int]:
+def _bad_link(purpose: str, reason: str) -> tuple[str, int]:
     hints = {
-        "confirm": "Confirmation links expire after a few days. Sign up again to get a new one.",
+        "confirm": "Confirmation links expire after a week: sign up again to get a new one.",
         "unsubscribe": "Use the unsubscribe link from a recent email, unchanged.",
         "preferences": "Use the preferences link from a recent email, unchanged.",
     }
-    return _message(
-        "This link does not work",
-        "The link is incomplete, altered or expired. " + hints[purpose],
-        400,
-    )
+    return _message("This link does not work", f"{reason[:1].upper()}{reason[1:]}. {hints[purpose]}", 400)
 
 
-def _subscriber(token: str, purpose: str) -> dict[str, Any] | None:
-    """The subscriber a token names, or None when it is invalid, expired or for someone removed."""
-    from subscribers.store import get_subscriber
-    from subscribers.tokens import InvalidToken, verify_token
+class _BadLink(Exception):
+    """A token that does not verify (``removed`` False), or names a subscriber since removed."""
 
+    def __init__(self, reason: str, *, removed: bool = False) -> None:
+        super().__init__(reason)
+        self.removed = removed
+
+
+def _subscriber(token: str, purpose: str) -> dict[str, Any]:
+    """The subscriber a token names; raises :class:`_BadLink` with a reason a reader can act on."""
     try:
         subscriber_id = verify_token(_state().secret, token, purpose)
+    except InvalidToken as exc:
+        raise _BadLink(str(exc).rstrip(".")) from None
+    try:
         return get_subscriber(get_db(), subscriber_id)
-    except (InvalidToken, NotFound):
-        return None
+    except NotFound:
+        raise _BadLink("this address is no longer on the list", removed=True) from None
 
 
 # ---------------------------------------------------------------- routes
@@ -269,11 +272,10 @@ def stylesheet() -> Response:
 
 def confirm(token: str) -> tuple[str, int]:
     """Double opt-in. GET shows a button; POST confirms (scanners prefetch GETs)."""
-    from subscribers.store import confirm as confirm_subscriber
-
-    subscriber = _subscriber(token, "confirm")
-    if subscriber is None:
-        return _bad_link("confirm")
+    try:
+        subscriber = _subscriber(token, "confirm")
+    except _BadLink as exc:
+        return _bad_link("confirm", str(exc))
     status = subscriber["status"]
     if status == "active":
         return _message("Subscription confirmed", "Your subscription is already confirmed. Thank you!")
@@ -299,11 +301,15 @@ def unsubscribe(token: str) -> tuple[str, int]:
     A POST never redirects and needs no cookie or form token: mail providers send
     ``List-Unsubscribe=One-Click`` from their servers and expect a quick 200.
     """
-    from subscribers.store import unsubscribe as unsubscribe_subscriber
-
-    subscriber = _subscriber(token, "unsubscribe")
-    if subscriber is None:
-        return _bad_link("unsubscribe")
+    try:
+        subscriber = _subscriber(token, "unsubscribe")
+    except _BadLink as exc:
+        if exc.removed:
+            # Erased on request: the reader's wish is already true, and one-click wants a 200.
+            return _message(
+                "You are unsubscribed", "This address is not on the list; nothing more will be sent."
+            )
+        return _bad_link("unsubscribe", str(exc))
     if request.method == "GET":
         return _page(
             "unsubscribe.html",
@@ -323,9 +329,10 @@ def unsubscribe(token: str) -> tuple[str, int]:
 
 def preferences(token: str) -> Response | tuple[str, int]:
     """GET: the form. POST: validate and save, then show the form again (303)."""
-    subscriber = _subscriber(token, "preferences")
-    if subscriber is None:
-        return _bad_link("preferences")
+    try:
+        subscriber = _subscriber(token, "preferences")
+    except _BadLink as exc:
+        return _bad_link("preferences", str(exc))
     state = _state()
     choices = _preference_choices(state, get_db())
     if request.method == "GET":
@@ -337,14 +344,15 @@ def preferences(token: str) -> Response | tuple[str, int]:
             categories=choices["categories"],
             timezones=set(state.timezones),
         )
-    except PreferencesError as exc:
+        save_preferences(get_db(), state.config, subscriber["id"], values)
+    except DigestError as exc:
+        errors = exc.errors if isinstance(exc, PreferencesError) else {"form": str(exc)}
         form = {
             "editions": request.form.getlist("edition"),
             "categories": request.form.getlist("category"),
             "timezone": request.form.get("timezone", ""),
         }
-        return _preferences_page(state, token, subscriber, choices, errors=exc.errors, form=form, status=400)
-    save_preferences(get_db(), subscriber["id"], values)
+        return _preferences_page(state, token, subscriber, choices, errors=errors, form=form, status=400)
     return redirect(url_for("preferences", token=token, saved="1"), code=303)
 
 
@@ -359,8 +367,6 @@ def link_help() -> tuple[str, int]:
 
 def issue(issue_id: int) -> Response | tuple[str, int]:
     """View in browser: the issue's HTML for all categories, with neutral reader fields."""
-    from digest.compose import get_issue
-
     db = get_db()
     try:
         row = get_issue(db, issue_id)
@@ -432,10 +438,10 @@ def parse_preferences(
     }
 
 
-def save_preferences(db: sqlite_utils.Database, subscriber_id: int, values: dict[str, Any]) -> None:
+def save_preferences(
+    db: sqlite_utils.Database, config: Config, subscriber_id: int, values: dict[str, Any]
+) -> None:
     """Store validated preferences through ``subscribers.store`` (recorded with source web)."""
-    from subscribers.store import set_preferences
-
     set_preferences(
         db,
         subscriber_id,
@@ -443,6 +449,7 @@ def save_preferences(db: sqlite_utils.Database, subscriber_id: int, values: dict
         categories=values["categories"],
         timezone=values["timezone"],
         source=SOURCE,
+        known_editions=list(config.editions),
     )
 
 
@@ -473,8 +480,6 @@ def _preferences_page(
     form: dict[str, Any] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
-    from subscribers.tokens import make_token
-
     if form is None:
         form = {
             "editions": subscriber.get("editions") or [key for key, _ in choices["editions"]],
@@ -496,10 +501,14 @@ def _preferences_page(
 
 
 def neutral_fields(base_url: str) -> dict[str, str]:
-    """Values for the per-reader placeholders when an issue is shown on the web."""
+    """Values for the per-reader placeholders when an issue is shown on the web.
+
+    The personal links become pages that explain where to find your own link; the
+    greeting uses the renderer's fallback name.
+    """
     return {
         "name": "",
-        "email": "",
+        "email": "you",
         "unsubscribe_url": f"{base_url}/unsubscribe",
         "preferences_url": f"{base_url}/preferences",
     }
@@ -507,8 +516,6 @@ def neutral_fields(base_url: str) -> dict[str, str]:
 
 def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str:
     """The published issue's frozen all-categories HTML with neutral reader fields."""
-    from digest.render import RECIPIENT_FIELDS, personalise, stored_variant
-
     rendered = stored_variant(db, state.config, issue_id, "*")
     fields = neutral_fields(state.base_url)
     return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
@@ -562,7 +569,22 @@ def make_web_server(config: Config, host: str = "127.0.0.1", port: int = 8080) -
     Good for small deployments behind a reverse proxy that terminates TLS.
     """
     app = create_app(config)
+    # Bind here rather than in werkzeug, which prints and exits on a busy port: we want one Error line.
+    family = select_address_family(host, port)
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        return make_server(host, port, app, threaded=True, request_handler=RedactingRequestHandler)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(get_sockaddr(host, port, family))
+        sock.listen(128)
     except OSError as exc:
-        raise DigestError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another --port") from None
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise DigestError(
+            f"cannot listen on {host}:{port} ({reason}); choose another --host or --port"
+        ) from None
+    try:
+        return make_server(
+            host, port, app, threaded=True, request_handler=RedactingRequestHandler, fd=sock.fileno()
+        )
+    finally:
+        sock.close()  # the server holds its own duplicate of the socket

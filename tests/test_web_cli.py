@@ -1,0 +1,65 @@
+"""`digest web serve` as a real process: it listens, answers, keeps tokens out of its log, stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def test_web_serve_answers_and_redacts_tokens_in_its_log(workspace: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(workspace / "digest.toml"),
+            "web",
+            "serve",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert match, first + (proc.stderr.read() if proc.poll() is not None and proc.stderr else "")
+        base = f"http://127.0.0.1:{match.group(1)}"
+        with urllib.request.urlopen(f"{base}/healthz", timeout=10) as resp:
+            assert resp.status == 200 and resp.read() == b"ok\n"
+        secret_looking = "7.NotARealTokenButLongEnoughToLookLikeOneAAAAAAAAAAAA"
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{base}/preferences/{secret_looking}", timeout=10)
+        assert info.value.code == 400
+        info.value.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert "Stopped." in out
+    assert "GET /healthz" in err
+    assert "/preferences/…" in err
+    assert secret_looking not in err
+
+
+def test_web_serve_refuses_a_busy_port(workspace: Path, run_cli) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("web", "serve", "--port", str(port))
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
