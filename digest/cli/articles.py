@@ -1,5 +1,130 @@
-"""`digest articles` commands (being written)."""
+"""``digest articles``: list, show and add articles."""
+
+from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from digest.articles import add_article, get_article, list_articles, parse_when, published_local
+from digest.cli.common import App, echo_json, json_option, pass_app
+
+
+@click.group(name="articles")
+def articles() -> None:
+    """Browse and add the stored articles.
+
+    \b
+    Example:
+      digest articles list --since 2d --category World
+    """
+
+
+@articles.command(name="list")
+@click.option("--since", help="From this date/time on (YYYY-MM-DD, ISO time, or a span like 2d).")
+@click.option("--until", help="Before this date/time (same forms as --since).")
+@click.option("--category", help="Only this category.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most N articles.")
+@json_option
+@pass_app
+def articles_list(
+    app: App,
+    since: str | None,
+    until: str | None,
+    category: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List articles, newest first.
+
+    \b
+    Example:
+      digest articles list --since 2026-01-01 --until 2026-01-08 --limit 20
+    """
+    zone = app.config.publication.timezone
+    rows = list_articles(
+        app.db,
+        since=parse_when(since, zone=zone) if since else None,
+        until=parse_when(until, zone=zone) if until else None,
+        category=category,
+        limit=limit,
+    )
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No articles match.")
+        return
+    for row in rows:
+        when = published_local(row, zone).strftime("%Y-%m-%d %H:%M")
+        mark = "~" if row["date_estimated"] else " "
+        click.echo(f"{row['id']:>5}  {when}{mark} {row['category'][:18]:<18}  {row['title']}")
+
+
+@articles.command(name="show")
+@click.argument("article_id")
+@json_option
+@pass_app
+def articles_show(app: App, article_id: str, as_json: bool) -> None:
+    """Show one article.
+
+    \b
+    Example:
+      digest articles show 42
+    """
+    row = get_article(app.db, article_id)
+    if as_json:
+        echo_json(row)
+        return
+    zone = app.config.publication.timezone
+    when = published_local(row, zone).strftime("%Y-%m-%d %H:%M %Z")
+    click.echo(row["title"])
+    click.echo(row["url"])
+    click.echo(f"Category:  {row['category']}")
+    if row["source"]:
+        click.echo(f"Source:    {row['source']}")
+    if row["author"]:
+        click.echo(f"Author:    {row['author']}")
+    click.echo(f"Published: {when}{' (estimated)' if row['date_estimated'] else ''}")
+    click.echo(f"Reading:   {row['reading_minutes']} min")
+    if row["summary_text"]:
+        click.echo("")
+        click.echo(row["summary_text"])
+
+
+@articles.command(name="add")
+@click.option("--title", required=True, help="Headline.")
+@click.option("--url", required=True, help="Link to the article (http/https).")
+@click.option("--category", help="Category (else ingest.default_category).")
+@click.option("--summary", help="Short summary (HTML is sanitised).")
+@click.option("--source", help="Publication or site name.")
+@click.option("--published", help="Publication time, ISO 8601 (default: now).")
+@pass_app
+def articles_add(
+    app: App,
+    title: str,
+    url: str,
+    category: str | None,
+    summary: str | None,
+    source: str | None,
+    published: str | None,
+) -> None:
+    """Add one article by hand (same identity rules as ingest: the URL decides).
+
+    \b
+    Example:
+      digest articles add --title "Rust 2.0 released" --url https://example.org/rust2 --category Technology
+    """
+    result = add_article(
+        app.db,
+        app.config,
+        title=title,
+        url=url,
+        category=category,
+        summary=summary,
+        source=source,
+        published=published,
+    )
+    verb = {"new": "Added", "updated": "Updated", "unchanged": "Unchanged"}[result.status]
+    click.echo(f"{verb} article {result.article['id']}: {result.article['title']}")
+
+
+COMMANDS: list[click.Command] = [articles]

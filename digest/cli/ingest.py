@@ -1,5 +1,50 @@
-"""`digest ingest` commands (being written)."""
+"""``digest ingest``: read feeds and article files into the database."""
+
+from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from digest.cli.common import App, pass_app
+from digest.ingest import SourceResult, ingest_sources
+
+
+def format_result(result: SourceResult) -> str:
+    """The one line printed for a source."""
+    if result.error:
+        return f"Error: {result.error}"
+    if result.not_modified:
+        return f"{result.source}: not modified"
+    return f"{result.source}: {result.new} new, {result.updated} updated, {result.unchanged} unchanged"
+
+
+@click.command(name="ingest")
+@click.argument("sources", nargs=-1)
+@click.option("--skip-invalid", is_flag=True, help="Store the valid rows of an article file; list the rest.")
+@pass_app
+def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
+    """Fetch sources and store their articles.
+
+    With no SOURCE, every stored feed. A SOURCE is a feed URL or file, or an article
+    file (JSON array, JSON Lines or CSV with at least title and url). One line per
+    source; exit status 1 when any source failed.
+
+    \b
+    Example:
+      digest ingest
+      digest ingest https://example.org/feed.xml articles.jsonl --skip-invalid
+    """
+    results = ingest_sources(
+        app.db, app.config, list(sources) if sources else None, skip_invalid=skip_invalid
+    )
+    if not results:
+        click.echo("No feeds to ingest. Add one: digest feeds add URL --category NAME")
+        return
+    for result in results:
+        click.echo(format_result(result), err=bool(result.error))
+        for warning in result.warnings:
+            click.echo(f"  {warning}", err=True)
+    if any(result.error for result in results):
+        raise click.exceptions.Exit(1)
+
+
+COMMANDS: list[click.Command] = [ingest]

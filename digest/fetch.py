@@ -1,0 +1,204 @@
+"""Getting the bytes of a source: HTTP(S) with limits and conditional GET, or a local file.
+
+HTTP requests carry a User-Agent, send ``If-None-Match`` / ``If-Modified-Since``
+when the caller knows an ETag / Last-Modified from the previous fetch, stop at a
+byte limit (also for gzip bodies, counted after decompression) and give up after
+a total time limit, not just a per-read one.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from digest.errors import DigestError
+
+CHUNK = 64 * 1024
+
+
+class FetchError(DigestError):
+    """A source could not be read (unreachable, HTTP error, too big, too slow, missing file)."""
+
+
+@dataclass
+class Fetched:
+    """The result of one fetch. ``content`` is None when the server answered 304."""
+
+    source: str
+    url: str  # the final URL after redirects, or the absolute file path
+    content: bytes | None
+    status: int  # HTTP status; 0 for a local file
+    etag: str | None = None
+    modified: str | None = None
+    content_type: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        """True when the server said the content has not changed since the last fetch."""
+        return self.status == 304
+
+
+def is_http(source: str) -> bool:
+    """True when ``source`` is an http:// or https:// URL."""
+    return urlsplit(source.strip()).scheme.lower() in ("http", "https")
+
+
+def local_path(source: str) -> Path:
+    """The filesystem path named by ``source`` (a plain path or a file:// URL)."""
+    if source.startswith("file://"):
+        return Path(urllib.request.url2pathname(urlsplit(source).path))
+    return Path(source).expanduser()
+
+
+def fetch(
+    source: str,
+    *,
+    timeout: float = 20.0,
+    max_bytes: int = 10_000_000,
+    user_agent: str = "digest",
+    etag: str | None = None,
+    modified: str | None = None,
+) -> Fetched:
+    """Read ``source`` (http(s) URL, file:// URL or path). Raises :class:`FetchError` with a
+    one-line message naming the source."""
+    if is_http(source):
+        return _fetch_http(source, timeout, max_bytes, user_agent, etag, modified)
+    scheme = urlsplit(source).scheme.lower()
+    if scheme not in ("", "file") and len(scheme) > 1:  # one letter: a Windows drive
+        raise FetchError(f"{source}: unsupported URL scheme {scheme!r}; use http(s) or a file path")
+    return _read_file(source, max_bytes)
+
+
+def _read_file(source: str, max_bytes: int) -> Fetched:
+    path = local_path(source)
+    try:
+        with path.open("rb") as fh:
+            content = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise FetchError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise FetchError(f"{source}: is a folder, not a file") from None
+    except OSError as exc:
+        raise FetchError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    if len(content) > max_bytes:
+        raise FetchError(f"{source}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+    return Fetched(source=source, url=str(path.resolve()), content=content, status=0)
+
+
+def _fetch_http(
+    url: str,
+    timeout: float,
+    max_bytes: int,
+    user_agent: str,
+    etag: str | None,
+    modified: str | None,
+) -> Fetched:
+    headers = {
+        "User-Agent": user_agent,
+        "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, "
+        "text/xml;q=0.9, application/json;q=0.8, text/csv;q=0.8, */*;q=0.5",
+        "Accept-Encoding": "gzip, deflate",
+    }
+    if etag:
+        headers["If-None-Match"] = etag
+    if modified:
+        headers["If-Modified-Since"] = modified
+    request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener()
+    deadline = time.monotonic() + timeout
+    try:
+        response = opener.open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 304:
+            return Fetched(
+                source=url,
+                url=url,
+                content=None,
+                status=304,
+                etag=exc.headers.get("ETag") or etag,
+                modified=exc.headers.get("Last-Modified") or modified,
+            )
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise FetchError(f"{url}: unreachable ({_reason(exc.reason, timeout)})") from None
+    except TimeoutError:
+        raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)") from None
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        raise FetchError(f"{url}: unreachable ({exc})") from None
+    with response:
+        length = response.headers.get("Content-Length")
+        if length and length.isdigit() and int(length) > max_bytes:
+            raise FetchError(f"{url}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+        encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
+        body = _read_body(response, url, encoding, deadline, timeout, max_bytes)
+        return Fetched(
+            source=url,
+            url=response.geturl() or url,
+            content=body,
+            status=response.status,
+            etag=response.headers.get("ETag"),
+            modified=response.headers.get("Last-Modified"),
+            content_type=response.headers.get("Content-Type"),
+        )
+
+
+def _read_body(
+    response: http.client.HTTPResponse,
+    url: str,
+    encoding: str,
+    deadline: float,
+    timeout: float,
+    max_bytes: int,
+) -> bytes:
+    decoder = None
+    if encoding in ("gzip", "x-gzip"):
+        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        decoder = zlib.decompressobj()
+    parts: list[bytes] = []
+    size = 0
+    too_big = FetchError(f"{url}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)")
+            chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
+            if not chunk:
+                break
+            if decoder is not None:
+                # max_length bounds the output of a decompression bomb chunk by chunk.
+                chunk = decoder.decompress(chunk, max_bytes + 1 - size)
+                if decoder.unconsumed_tail:
+                    raise too_big
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_big
+            parts.append(chunk)
+        if decoder is not None:
+            tail = decoder.flush()
+            size += len(tail)
+            if size > max_bytes:
+                raise too_big
+            parts.append(tail)
+    except TimeoutError:
+        raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)") from None
+    except zlib.error:
+        raise FetchError(f"{url}: the server sent a corrupt {encoding} body") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise FetchError(f"{url}: connection broke while reading ({exc})") from None
+    return b"".join(parts)
+
+
+def _reason(reason: object, timeout: float) -> str:
+    if isinstance(reason, TimeoutError):
+        return f"timed out after {timeout:g}s"
+    if isinstance(reason, OSError) and reason.strerror:
+        return reason.strerror
+    return str(reason)

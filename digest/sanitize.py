@@ -1,0 +1,210 @@
+"""Untrusted feed HTML → a small email-safe fragment, plain text and a short summary.
+
+Everything here is linear in the input: nh3 (ammonia, a real HTML parser) does
+the cleaning, the text extraction is a single pass of :class:`html.parser.HTMLParser`,
+and the sentence splitter's regex has no nested quantifiers.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
+
+import nh3
+
+ALLOWED_TAGS = frozenset({"p", "a", "em", "strong", "b", "i", "br", "ul", "ol", "li"})
+ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
+WORDS_PER_MINUTE = 230
+
+# Tags whose text is dropped along with them (their text is code or decoration, not prose).
+_DROP_CONTENT = {
+    "script",
+    "style",
+    "iframe",
+    "noscript",
+    "template",
+    "object",
+    "embed",
+    "svg",
+    "math",
+    "textarea",
+    "select",
+    "title",
+    "head",
+}
+# Block-level tags: text on either side of them must not run together.
+_BLOCK_TAGS = {
+    "p",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "table",
+    "tr",
+    "td",
+    "th",
+    "hr",
+    "section",
+    "article",
+    "figure",
+    "figcaption",
+    "header",
+    "footer",
+    "dd",
+    "dt",
+}
+_SPACE = re.compile(r"\s+")
+# A sentence ends at . ! ? or … (optionally followed by closing quotes/brackets) then whitespace.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s")
+
+
+def is_web_url(url: str | None) -> bool:
+    """True for an absolute http(s) URL with a host."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def resolve_url(url: str | None, base: str | None) -> str | None:
+    """Resolve ``url`` against an http(s) ``base``; return an absolute http(s) URL or None."""
+    if not url:
+        return None
+    url = url.strip()
+    if is_web_url(url):
+        return url
+    if not is_web_url(base):
+        return None
+    try:
+        joined = urljoin(base or "", url)
+    except ValueError:
+        return None
+    return joined if is_web_url(joined) else None
+
+
+@lru_cache(maxsize=256)
+def _cleaner(base: str | None) -> nh3.Cleaner:
+    # Without a usable base a relative link leads nowhere in an email: drop it.
+    relative: object = ("rewrite_with_base", base) if base else "deny"
+    return nh3.Cleaner(
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_DROP_CONTENT),
+        attributes={"a": {"href"}},
+        url_schemes=set(ALLOWED_SCHEMES),
+        link_rel=None,
+        strip_comments=True,
+        url_relative=relative,
+    )
+
+
+def sanitize_html(fragment: str | None, base_url: str | None = None) -> str:
+    """Clean untrusted HTML down to :data:`ALLOWED_TAGS`; ``a`` keeps only an http/https/mailto
+    ``href``. Relative links are resolved against ``base_url`` when it is an http(s) URL and
+    dropped otherwise. Empty paragraphs and surrounding whitespace are removed."""
+    if not fragment:
+        return ""
+    base = base_url.strip() if is_web_url(base_url) else None
+    cleaned = _cleaner(base).clean(fragment)
+    cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
+    return cleaned.strip()
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _DROP_CONTENT:
+            self.skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _DROP_CONTENT:
+            self.skip = max(0, self.skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.parts.append(data)
+
+
+def html_to_text(fragment: str | None) -> str:
+    """The readable text of an HTML fragment: tags removed, entities decoded, paragraphs
+    separated by a blank line, runs of spaces collapsed."""
+    if not fragment:
+        return ""
+    if "<" not in fragment and "&" not in fragment:
+        return _SPACE.sub(" ", fragment).strip()
+    parser = _TextExtractor()
+    parser.feed(fragment)
+    parser.close()
+    blocks = "".join(parser.parts).split("\n")
+    lines = [_SPACE.sub(" ", b).strip() for b in blocks]
+    return "\n\n".join(line for line in lines if line)
+
+
+def plain_text(value: str | None) -> str:
+    """A one-line plain string from text that may carry markup or entities (titles, names)."""
+    if not value:
+        return ""
+    return _SPACE.sub(" ", html_to_text(value)).strip()
+
+
+def count_words(text: str) -> int:
+    """Number of whitespace-separated words in ``text``."""
+    return len(text.split())
+
+
+def reading_minutes(text: str) -> int:
+    """Reading time at about 230 words a minute, rounded, at least 1."""
+    return max(1, (count_words(text) + WORDS_PER_MINUTE // 2) // WORDS_PER_MINUTE)
+
+
+def summarize_text(text: str, max_words: int) -> str:
+    """The leading sentences of ``text`` that fit in ``max_words`` words, cut at a sentence
+    boundary. When even the first sentence is longer, it is cut at a word and ends with "…"."""
+    flat = _SPACE.sub(" ", text).strip()
+    if not flat or max_words <= 0:
+        return ""
+    words = flat.split(" ")
+    if len(words) <= max_words:
+        return flat
+    # Scan sentence ends only within the words that could fit (linear, bounded).
+    window = " ".join(words[: max_words + 1]) + " "
+    cut = 0
+    for m in _SENTENCE_END.finditer(window):
+        if count_words(window[: m.end()]) > max_words:
+            break
+        cut = m.end()
+    if cut:
+        return window[:cut].strip()
+    return " ".join(words[:max_words]).rstrip(",;:–—-") + "…"
+
+
+def text_to_html(text: str) -> str:
+    """Escape plain text into ``<p>`` paragraphs (blank lines separate paragraphs)."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{html.escape(_SPACE.sub(' ', p), quote=False)}</p>" for p in paragraphs)
