@@ -541,7 +541,6 @@ def archive_listing(db: sqlite_utils.Database, config: Config) -> list[dict[str,
                 "number": number,
                 "subject": subject,
                 "date": when.date().isoformat(),
-                "url": f"/issues/{issue_id}",
             }
         )
     return [group for group in groups.values() if group["issues"]]

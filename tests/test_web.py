@@ -21,7 +21,7 @@ from werkzeug.serving import make_server
 from digest.config import Config, load_config
 from digest.store import iso, open_store
 from digest.web import create_app, redact_path
-from subscribers.store import add_subscriber
+from subscribers.store import add_subscriber, remove_subscriber
 from subscribers.tokens import load_secret, make_token
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -174,6 +174,17 @@ def test_altered_token_gets_a_friendly_400_and_changes_nothing(site: Site, purpo
     assert site.events(subscriber_id) == events_before
 
 
+def test_unsubscribe_link_of_a_removed_subscriber_answers_200_and_changes_nothing(site: Site) -> None:
+    ada = _id(site, "ada@example.org")
+    url = site.link("unsubscribe", ada)
+    remove_subscriber(site.db, ada, source="cli")
+    count = site.db["events"].count
+    reply = http("POST", url, b"List-Unsubscribe=One-Click")
+    assert reply.status == 200 and "not on the list" in reply.body
+    assert site.db["events"].count == count
+    assert http("GET", site.link("preferences", ada)).status == 400
+
+
 def test_token_for_another_purpose_is_refused(site: Site) -> None:
     ada = _id(site, "ada@example.org")
     token = site.token(ada, "preferences")
@@ -215,6 +226,14 @@ def test_expired_confirm_token_is_refused(site: Site) -> None:
     assert reply.status == 400
     assert "expired" in reply.body
     assert site.subscriber(bob)["status"] == "pending"
+
+
+def test_confirm_link_of_an_active_subscriber_is_harmless(site: Site) -> None:
+    ada = _id(site, "ada@example.org")
+    events = site.events(ada)
+    reply = http("POST", site.link("confirm", ada), b"")
+    assert reply.status == 200 and "already confirmed" in reply.body
+    assert site.events(ada) == events
 
 
 def test_confirm_does_not_resubscribe_someone_who_left(site: Site) -> None:
@@ -407,6 +426,7 @@ def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
     assert "script-src" not in csp and "default-src 'none'" in csp
     # The personal links of the email become neutral pages on the web.
     assert f"{site.url}/unsubscribe/" not in reply.body
+    assert f'href="{site.url}/unsubscribe"' in reply.body
     assert http("GET", f"{site.url}/unsubscribe").status == 200
 
 
@@ -431,3 +451,28 @@ def test_archive_when_nothing_was_sent(site: Site) -> None:
     reply = http("GET", f"{site.url}/archive")
     assert reply.status == 200 and "No issues" in reply.body
     assert http("GET", f"{site.url}/").status in (301, 302, 308)
+
+
+def test_preferences_page_tells_an_unsubscribed_reader_where_they_stand(site: Site) -> None:
+    ada = _id(site, "ada@example.org")
+    http("POST", site.link("unsubscribe", ada), b"List-Unsubscribe=One-Click")
+    reply = http("GET", site.link("preferences", ada))
+    assert reply.status == 200 and "You are unsubscribed" in reply.body
+    assert (
+        http("POST", site.link("preferences", ada), {"edition": ["daily"], "category": ["World"]}).status
+        == 303
+    )
+    assert site.subscriber(ada)["status"] == "unsubscribed"
+
+
+def test_web_templates_can_be_overridden_from_the_config(workspace: Path) -> None:
+    override = workspace / "my-templates" / "web"
+    override.mkdir(parents=True)
+    (override / "message.html").write_text("<!doctype html><p>House style: {{ title }}</p>", "utf-8")
+    config = load_config(workspace / "digest.toml")
+    config.render.templates = "my-templates"
+    client = create_app(config).test_client()
+    page = client.get("/nope")
+    assert page.status_code == 404 and "House style: Page not found" in page.get_data(as_text=True)
+    # Templates it does not override still come from the bundled folder.
+    assert "<h1>Archive</h1>" in client.get("/archive").get_data(as_text=True)
