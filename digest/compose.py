@@ -134,7 +134,11 @@ def compose_issue(
         raise DigestError("period_end must be an aware datetime")
     period_end = period_end.astimezone(UTC).replace(microsecond=0)
     period_start = period_end - edition.window_delta
-    where = f"{edition.key} {iso(period_start)} – {iso(period_end)}"
+    zone = edition.zone
+    where = (
+        f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
+        f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
+    )
     try:
         with transaction(db):
             existing = _issue_for_period(db, edition.key, period_start)
@@ -151,6 +155,16 @@ def compose_issue(
         if existing is None:
             raise
         return ComposeResult(existing, False, f"Issue #{existing['number']} already exists ({where})")
+
+
+def latest_scheduled_time(edition: Edition, now: datetime) -> datetime:
+    """The edition's most recent scheduled time at or before ``now`` (aware UTC)."""
+    local_today = now.astimezone(edition.zone).date()
+    for back in range(0, 400):
+        fire = scheduled_time(edition, local_today - timedelta(days=back))
+        if fire <= now:
+            return fire
+    raise ConfigError(f"editions.{edition.key}.schedule: {edition.schedule!r} has not fired in the last year")
 
 
 def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: datetime) -> dict | None:

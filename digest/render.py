@@ -411,6 +411,16 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
     return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], trimmed)
 
 
+def current_variant(
+    db: sqlite_utils.Database, config: Config, issue_id: int, variant: str
+) -> RenderedVariant:
+    """The stored rendering when there is one (what was or is being sent), else a fresh
+    render that is not stored — for previews, which must not freeze anything."""
+    if _variant_row(db, issue_id, variant) is not None:
+        return stored_variant(db, config, issue_id, variant)
+    return render_issue(db, config, issue_id, variant)
+
+
 def _variant_row(db: sqlite_utils.Database, issue_id: int, variant: str) -> dict[str, Any] | None:
     rows = list(
         db.query(

@@ -1,5 +1,142 @@
-"""`digest issues` commands (being written)."""
+"""`digest issues`: build an edition's issue for a date, list issues, show one."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
 
 import click
 
-COMMANDS: list[click.Command] = []
+from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.compose import (
+    compose_issue,
+    get_issue,
+    issue_snapshot,
+    latest_scheduled_time,
+    list_issues,
+    scheduled_time,
+)
+from digest.errors import DigestError
+from digest.store import from_iso, utcnow
+
+
+@click.group(name="issues")
+def issues() -> None:
+    """Build, list and show digest issues.
+
+    \b
+    Example:
+      digest issues build daily --date 2026-01-23
+      digest issues list --edition daily
+      digest issues show latest
+    """
+
+
+@issues.command(name="build")
+@click.argument("edition", required=False)
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Local date whose scheduled issue to build (default: the latest scheduled time so far).",
+)
+@json_option
+@pass_app
+def issues_build(app: App, edition: str | None, on: datetime | None, as_json: bool) -> None:
+    """Compose the EDITION issue for the period ending at its scheduled time.
+
+    Building the same edition and date again returns the existing issue. An
+    empty period builds nothing and says so (exit status 0).
+
+    \b
+    Example:
+      digest issues build daily --date 2026-01-23
+    """
+    config = app.config
+    ed = config.edition(edition)
+    now = utcnow()
+    period_end = scheduled_time(ed, on.date()) if on else latest_scheduled_time(ed, now)
+    if period_end > now:
+        local = period_end.astimezone(ed.zone)
+        raise DigestError(
+            f"the {ed.key} issue for {_day(on)} is scheduled for {local:%Y-%m-%d %H:%M} {ed.timezone}, "
+            "which has not come yet; build it after then or pass an earlier --date"
+        )
+    result = compose_issue(app.db, config, ed.key, period_end=period_end)
+    if as_json:
+        echo_json({"created": result.created, "message": result.message, "issue": _summary(result.issue)})
+        return
+    click.echo(result.message)
+    if result.issue is not None:
+        click.echo(f"  id {result.issue['id']}: {result.issue['subject']}")
+
+
+def _day(on: datetime | date | None) -> str:
+    return on.strftime("%Y-%m-%d") if on else "today"
+
+
+@issues.command(name="list")
+@click.option("--edition", help="Only this edition's issues.")
+@json_option
+@pass_app
+def issues_list(app: App, edition: str | None, as_json: bool) -> None:
+    """List issues, newest first.
+
+    \b
+    Example:
+      digest issues list --edition weekly --json
+    """
+    if edition:
+        app.config.edition(edition)  # an unknown edition is an error, not an empty list
+    rows = list_issues(app.db, edition)
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("No issues yet; build one with `digest issues build`.")
+        return
+    click.echo(f"{'ID':>4}  {'EDITION':<10} {'NO':>4}  {'DATE':<10}  {'STATUS':<7} {'ART':>4}  SUBJECT")
+    for r in rows:
+        day = from_iso(r["period_end"]).astimezone(app.config.edition(r["edition"]).zone).date()
+        click.echo(
+            f"{r['id']:>4}  {r['edition']:<10} {r['number']:>4}  {day.isoformat():<10}  "
+            f"{r['status']:<7} {r['articles']:>4}  {r['subject']}"
+        )
+
+
+@issues.command(name="show")
+@click.argument("issue", default="latest")
+@json_option
+@pass_app
+def issues_show(app: App, issue: str, as_json: bool) -> None:
+    """Show ISSUE (an id or `latest`): subject, period and its articles by category.
+
+    \b
+    Example:
+      digest issues show latest
+      digest issues show 12 --json
+    """
+    row = get_issue(app.db, issue)
+    snapshot = issue_snapshot(row)
+    if as_json:
+        echo_json({**_summary(row), "categories": snapshot.get("categories", [])})
+        return
+    click.echo(f"Issue {row['id']}: {row['subject']}")
+    click.echo(f"  edition {row['edition']} #{row['number']}, status {row['status']}")
+    click.echo(f"  period  {row['period_start']} – {row['period_end']}")
+    click.echo(f"  preview {row['preheader']}")
+    for category in snapshot.get("categories", []):
+        click.echo(f"\n{category['name']} ({len(category['articles'])})")
+        for article in category["articles"]:
+            source = f" — {article['source']}" if article.get("source") else ""
+            click.echo(f"  - {article['title']}{source} ({article['published_local']})")
+            click.echo(f"    {article['url']}")
+
+
+def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {k: v for k, v in row.items() if k != "snapshot"}
+
+
+COMMANDS: list[click.Command] = [issues]
