@@ -1,0 +1,455 @@
+"""Build the email for an issue: prepared once per variant, filled per recipient.
+
+The message is multipart/alternative (text, then HTML), UTF-8, both parts
+quoted-printable. Quoted-printable would normally wrap long lines anywhere, so
+a placeholder could be split by a soft line break; here every placeholder is
+put on a line of its own (soft breaks on both sides), which keeps each one a
+whole token in the encoded bytes. Filling a recipient in is then a join of
+prepared byte segments with their quoted-printable-encoded values — no MIME
+object per recipient, no re-encoding of the 60 KB body.
+
+Header values are built only from checked input: CR and LF never get in,
+non-ASCII subjects and names become RFC 2047 encoded words, and every header
+line stays far below 998 octets. With ``[dkim]`` configured each message is
+signed with dkimpy (relaxed/relaxed), covering From, To, Subject, Date,
+Message-ID, List-Unsubscribe and List-Unsubscribe-Post.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from digest.config import Config
+from digest.errors import DigestError
+
+__all__ = [
+    "DKIM_HEADERS",
+    "PreparedMessage",
+    "build_message",
+    "dkim_signer",
+    "encode_header_text",
+    "format_address",
+    "message_id",
+    "prepare_message",
+]
+
+DKIM_HEADERS = (
+    b"From",
+    b"To",
+    b"Subject",
+    b"Date",
+    b"Message-ID",
+    b"List-Unsubscribe",
+    b"List-Unsubscribe-Post",
+    b"List-Id",
+    b"MIME-Version",
+    b"Content-Type",
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
+_URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")  # printable ASCII, no space, quote, < or >
+_EMAIL = re.compile(r"[^\s<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")
+_MAX_HEADER_TEXT = 900
+
+
+# ---------------------------------------------------------------- headers
+
+
+def _clean(text: str, *, limit: int = 400) -> str:
+    """Untrusted text for a header: control characters (CR, LF...) become spaces, runs collapse."""
+    return " ".join(_CONTROL.sub(" ", str(text)).split())[:limit]
+
+
+def encode_header_text(text: str) -> str:
+    """A header value: ASCII as is; otherwise RFC 2047 UTF-8 B encoded words, folded."""
+    text = _clean(text, limit=_MAX_HEADER_TEXT)
+    if text.isascii() and "=?" not in text:
+        return text
+    words: list[str] = []
+    chunk = ""
+    for ch in text:
+        # 45 raw bytes → 60 base64 chars; with "=?UTF-8?B?" and "?=" a word is 72 ≤ 75.
+        if len((chunk + ch).encode()) > 45:
+            words.append(chunk)
+            chunk = ""
+        chunk += ch
+    if chunk:
+        words.append(chunk)
+    encoded = [f"=?UTF-8?B?{base64.b64encode(w.encode()).decode()}?=" for w in words]
+    return "\r\n ".join(encoded)
+
+
+def format_address(name: str, email: str) -> str:
+    """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address."""
+    email = str(email).strip()
+    if not _EMAIL.fullmatch(email) or not email.isascii() or len(email) > 254:
+        raise DigestError(f"cannot address a message to {email!r}: not a plain ASCII email address")
+    name = _clean(name or "", limit=120)
+    if not name:
+        return email
+    if name.isascii() and "=?" not in name:
+        if _ATEXT.fullmatch(name):
+            return f"{name} <{email}>"
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{email}>'
+    return f"{encode_header_text(name)} <{email}>"
+
+
+def _parse_from(config: Config) -> tuple[str, str]:
+    raw = config.publication.from_address
+    name, email = parseaddr(raw)
+    if not email or not _EMAIL.fullmatch(email) or _CONTROL.search(raw):
+        raise DigestError(
+            f'{config.source}: publication.from = {raw!r} is not an address; use "Name <address@example.org>"'
+        )
+    return name or config.publication.name, email
+
+
+def _domain(email: str) -> str:
+    return email.rpartition("@")[2].lower()
+
+
+def message_id(config: Config, issue_id: int, subscriber_id: int | None) -> str:
+    """The deterministic Message-ID for issue × subscriber (a random one for test sends)."""
+    _, sender = _parse_from(config)
+    domain = _domain(sender)
+    if subscriber_id is None:
+        return f"<test.{issue_id}.{secrets.token_hex(8)}@{domain}>"
+    seed = f"{config.publication.base_url}|{domain}|{issue_id}|{subscriber_id}".encode()
+    tag = hashlib.sha256(seed).hexdigest()[:16]
+    return f"<digest.{issue_id}.{subscriber_id}.{tag}@{domain}>"
+
+
+def _check_url(url: str, what: str) -> str:
+    url = str(url or "").strip()
+    if not _URL.fullmatch(url) or len(url) > 700:
+        raise DigestError(
+            f"{what} {url[:80]!r} is not a plain http(s)/mailto URL; check publication.base_url"
+        )
+    return url
+
+
+def _list_id(config: Config, edition: str, sender: str) -> str:
+    if config.delivery.list_id:
+        value = config.delivery.list_id.strip()
+        if _CONTROL.search(value) or len(value) > 300 or not re.search(r"<[A-Za-z0-9.-]+>$", value):
+            raise DigestError(
+                f'{config.source}: delivery.list_id = {value!r} must look like "Name <label.example.org>"'
+            )
+        return value
+    label = re.sub(r"[^a-z0-9-]+", "-", edition.lower()).strip("-") or "digest"
+    title = config.editions[edition].title if edition in config.editions else config.publication.name
+    name = encode_header_text(f"{config.publication.name} {title}".strip())
+    return f"{name} <{label}.{_domain(sender)}>"
+
+
+def _mailto(config: Config) -> str | None:
+    address = config.delivery.unsubscribe_mailto.strip()
+    if not address:
+        return None
+    if address.startswith("mailto:"):
+        return _check_url(address, "delivery.unsubscribe_mailto")
+    if not _EMAIL.fullmatch(address):
+        raise DigestError(f"{config.source}: delivery.unsubscribe_mailto = {address!r} is not an address")
+    return f"mailto:{address}?subject=unsubscribe"
+
+
+# ---------------------------------------------------------------- quoted-printable with whole tokens
+
+
+def _qp(data: bytes) -> bytes:
+    """Quoted-printable for one piece of a line, CRLF soft breaks, last line ≤ 75 (room for '=')."""
+    out = binascii.b2a_qp(data, quotetabs=False, istext=False).replace(b"=\n", b"=\r\n")
+    last_start = out.rfind(b"\n") + 1
+    if len(out) - last_start > 75:
+        cut = len(out) - 3
+        # Never cut inside an =XX escape.
+        while out[cut - 1 : cut] == b"=" or out[cut - 2 : cut - 1] == b"=":
+            cut -= 1
+        out = out[:cut] + b"=\r\n" + out[cut:]
+    return out
+
+
+def _safe_line_starts(data: bytes) -> bytes:
+    """Escape a '.' or 'From ' at a line start (SMTP dot-stuffing and mbox never touch the bytes)."""
+    if data.startswith(b"."):
+        data = b"=2E" + data[1:]
+    elif data.startswith(b"From "):
+        data = b"=46" + data[1:]
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n=2E")
+    if b"\nFrom " in data:
+        data = data.replace(b"\nFrom ", b"\n=46rom ")
+    return data
+
+
+def _encode_body(text: str, tokens: re.Pattern[str]) -> tuple[list[bytes], list[str]]:
+    """Encode ``text`` as QP; return literal segments and the field names between them."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    segments: list[bytes] = []
+    names: list[str] = []
+    current: list[bytes] = []
+    for line in text.split("\n"):
+        pieces: list[bytes | str] = []
+        pos = 0
+        for m in tokens.finditer(line):
+            if m.start() > pos:
+                pieces.append(_qp(line[pos : m.start()].encode()))
+            pieces.append(m.group(0))
+            pos = m.end()
+        if pos < len(line) or not pieces:
+            pieces.append(_qp(line[pos:].encode()))
+        for i, piece in enumerate(pieces):
+            if i:
+                current.append(b"=\r\n")
+            if isinstance(piece, str):
+                segments.append(b"".join(current))
+                current = []
+                names.append(piece)
+            else:
+                current.append(piece)
+        current.append(b"\r\n")
+    segments.append(b"".join(current))
+    return [_safe_line_starts(s) for s in segments], names
+
+
+def _encode_value(value: str) -> bytes:
+    return _safe_line_starts(_qp(value.encode()))
+
+
+# ---------------------------------------------------------------- DKIM
+
+
+@dataclass(frozen=True)
+class DkimSigner:
+    """dkimpy signing with the configured key (relaxed/relaxed, rsa-sha256 or ed25519-sha256)."""
+
+    domain: bytes
+    selector: bytes
+    key: bytes
+    algorithm: bytes = b"rsa-sha256"
+
+    def sign(self, message: bytes) -> bytes:
+        """Return ``message`` with its DKIM-Signature header in front."""
+        import dkim
+
+        signature = dkim.sign(
+            message,
+            self.selector,
+            self.domain,
+            self.key,
+            canonicalize=(b"relaxed", b"relaxed"),
+            signature_algorithm=self.algorithm,
+            include_headers=list(DKIM_HEADERS),
+            linesep=b"\r\n",
+        )
+        return signature + message
+
+
+def dkim_signer(config: Config) -> DkimSigner | None:
+    """The signer for ``config.dkim``, or None when DKIM is not configured."""
+    if not config.dkim.enabled:
+        return None
+    path = config.path(config.dkim.key_file)
+    try:
+        key = path.read_bytes()
+    except OSError as exc:
+        raise DigestError(f"dkim.key_file {path}: cannot read the private key ({exc.strerror})") from None
+    algorithm = b"rsa-sha256"
+    if b"PRIVATE KEY" not in key:
+        # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded.
+        algorithm = b"ed25519-sha256"
+    return DkimSigner(
+        domain=config.dkim.domain.encode("ascii"),
+        selector=config.dkim.selector.encode("ascii"),
+        key=key,
+        algorithm=algorithm,
+    )
+
+
+# ---------------------------------------------------------------- the prepared message
+
+
+class _DateCache:
+    """RFC 5322 Date header, formatted at most once a second."""
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.value = b""
+
+    def now(self) -> bytes:
+        t = int(time.time())
+        if t != self.second:
+            self.second = t
+            self.value = format_datetime(datetime.fromtimestamp(t, UTC)).encode()
+        return self.value
+
+
+@dataclass
+class PreparedMessage:
+    """One variant's message, encoded once; :meth:`fill` makes a recipient's bytes."""
+
+    issue_id: int
+    variant: str
+    config: Config
+    head: bytes  # the headers that are the same for everyone, CRLF-terminated
+    segments: list[bytes]  # body split at the placeholders
+    fields: list[tuple[str, bool]]  # (recipient field, html?) between the segments
+    test: bool = False
+    signer: DkimSigner | None = None
+    mailto: str | None = None
+    _dates: _DateCache = field(default_factory=_DateCache)
+    _escape: Any = None
+
+    def fill(
+        self,
+        recipient: Mapping[str, Any],
+        *,
+        message_id: str | None = None,
+        date: datetime | None = None,
+    ) -> bytes:
+        """The complete message for ``recipient`` (email, name, unsubscribe_url, preferences_url,
+        subscriber_id), CRLF line endings, DKIM-signed when configured."""
+        to = format_address(recipient.get("name") or "", recipient["email"])
+        mid = message_id or _message_id_for(self, recipient)
+        unsub = _check_url(recipient["unsubscribe_url"], "unsubscribe URL")
+        list_unsub = f"<{unsub}>, <{self.mailto}>" if self.mailto else f"<{unsub}>"
+        date_value = format_datetime(date).encode() if date is not None else self._dates.now()
+        parts = [
+            b"To: ",
+            to.encode(),
+            b"\r\nDate: ",
+            date_value,
+            b"\r\nMessage-ID: ",
+            mid.encode(),
+            b"\r\nList-Unsubscribe: ",
+            list_unsub.encode(),
+            b"\r\n",
+            self.head,
+        ]
+        values = {name: str(recipient.get(name) or "") for name, _ in self.fields}
+        cache: dict[tuple[str, bool], bytes] = {}
+        segments = self.segments
+        parts.append(segments[0])
+        for i, key in enumerate(self.fields):
+            encoded = cache.get(key)
+            if encoded is None:
+                encoded = cache[key] = _encode_value(self._escape(key[0], values, key[1]))
+            parts.append(encoded)
+            parts.append(segments[i + 1])
+        data = b"".join(parts)
+        return self.signer.sign(data) if self.signer is not None else data
+
+
+def _message_id_for(prepared: PreparedMessage, recipient: Mapping[str, Any]) -> str:
+    if prepared.test:
+        return message_id(prepared.config, prepared.issue_id, None)
+    return message_id(prepared.config, prepared.issue_id, recipient.get("subscriber_id"))
+
+
+def prepare_message(
+    config: Config,
+    issue: Mapping[str, Any],
+    rendered: Any,
+    *,
+    test: bool = False,
+    signer: DkimSigner | None = None,
+) -> PreparedMessage:
+    """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
+    from digest.render import PLACEHOLDERS, personalise
+
+    sender_name, sender = _parse_from(config)
+    token_to_field = {token: name for name, token in PLACEHOLDERS.items()}
+    tokens = re.compile("|".join(re.escape(t) for t in sorted(token_to_field, key=len, reverse=True)))
+
+    subject = str(rendered.subject or issue.get("subject") or config.publication.name)
+    if test:
+        subject = f"[TEST] {subject}"
+    boundary = (
+        "=_digest_"
+        + hashlib.sha256(f"{issue['id']}|{rendered.variant}|{len(rendered.html)}".encode()).hexdigest()[:24]
+    )
+    head_lines = [
+        f"From: {format_address(sender_name, sender)}",
+        f"Subject: {encode_header_text(subject)}",
+    ]
+    if config.publication.reply_to:
+        name, reply = parseaddr(config.publication.reply_to)
+        if not reply or _CONTROL.search(config.publication.reply_to):
+            raise DigestError(f"{config.source}: publication.reply_to is not an address")
+        head_lines.append(f"Reply-To: {format_address(name, reply)}")
+    head_lines += [
+        f"List-Id: {_list_id(config, str(issue.get('edition') or ''), sender)}",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        f"List-Archive: <{_check_url(_archive_url(config), 'archive URL')}>",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    if test:
+        head_lines.append("X-Digest-Test: yes")
+    head = ("\r\n".join(head_lines) + "\r\n\r\n").encode()
+    for line in head.split(b"\r\n"):
+        if len(line) > 990:
+            raise DigestError(f"header line too long ({len(line)} octets): {line[:60]!r}…")
+
+    text_segments, text_names = _encode_body(str(rendered.text), tokens)
+    html_segments, html_names = _encode_body(str(rendered.html), tokens)
+    part_head = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+    opening = b"This is a multi-part message in MIME format.\r\n\r\n--" + boundary.encode() + b"\r\n"
+    middle = b"--" + boundary.encode() + b"\r\n" + part_head.format("html").encode()
+    closing = b"--" + boundary.encode() + b"--\r\n"
+    text_segments[0] = opening + part_head.format("plain").encode() + text_segments[0]
+    # The text part's last segment and the HTML part's first become one.
+    segments = [*text_segments[:-1], text_segments[-1] + middle + html_segments[0], *html_segments[1:]]
+    segments[-1] = segments[-1] + closing
+    fields = [(token_to_field[t], False) for t in text_names] + [
+        (token_to_field[t], True) for t in html_names
+    ]
+
+    def escape(name: str, values: Mapping[str, str], html: bool) -> str:
+        return personalise(PLACEHOLDERS[name], values, html=html)
+
+    return PreparedMessage(
+        issue_id=int(issue["id"]),
+        variant=str(rendered.variant),
+        config=config,
+        head=head,
+        segments=segments,
+        fields=fields,
+        test=test,
+        signer=signer if signer is not None else dkim_signer(config),
+        mailto=_mailto(config),
+        _escape=escape,
+    )
+
+
+def _archive_url(config: Config) -> str:
+    return config.publication.base_url.rstrip("/") + "/archive"
+
+
+def build_message(
+    config: Config,
+    issue: Mapping[str, Any],
+    rendered: Any,
+    recipient: Mapping[str, Any],
+    *,
+    test: bool = False,
+) -> bytes:
+    """The complete RFC 5322 message (CRLF line endings) for one recipient.
+
+    ``recipient`` carries email, name, unsubscribe_url, preferences_url and
+    subscriber_id. The send produces the same bytes (it prepares once per
+    variant and fills per recipient).
+    """
+    return prepare_message(config, issue, rendered, test=test).fill(recipient)

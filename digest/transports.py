@@ -1,0 +1,525 @@
+"""Transports: send one prepared message to one recipient, then close.
+
+Chosen by URL::
+
+    smtp://[user@]host:port[?starttls=true]   plain SMTP, optionally upgraded (STARTTLS required then)
+    smtps://[user@]host:port                  SMTP over TLS from the first byte
+    maildir:PATH                              write into a maildir (no server needed)
+    mbox:PATH                                 append to an mbox file
+
+The SMTP client is deliberately small: it speaks just enough ESMTP to send a
+prepared message quickly (the envelope goes out in one write when the server
+offers PIPELINING, RFC 2920), verifies TLS certificates, never falls back to
+plain text when STARTTLS was asked for, and puts a timeout on every network
+call. The password only ever comes from ``DIGEST_SMTP_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import mailbox
+import os
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from digest.config import SMTP_PASSWORD_ENV, Config
+from digest.errors import DigestError
+
+__all__ = [
+    "ConnectionLost",
+    "MaildirTransport",
+    "MboxTransport",
+    "Reply",
+    "SMTPTransport",
+    "Transport",
+    "TransportError",
+    "TransportSpec",
+    "open_transport",
+    "parse_transport_url",
+]
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A server's answer to one message: code, enhanced status code and text."""
+
+    code: int
+    text: str = ""
+    enhanced: str | None = None
+    stage: str = "data"  # mail / rcpt / data / message: where the answer came from
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx reply (accepted)."""
+        return 200 <= self.code < 300
+
+    @property
+    def temporary(self) -> bool:
+        """True for a 4xx reply (try again later)."""
+        return 400 <= self.code < 500
+
+    @property
+    def permanent(self) -> bool:
+        """True for a 5xx reply (do not try again)."""
+        return self.code >= 500
+
+    def describe(self) -> str:
+        """One line: ``550 5.1.1 no such user``."""
+        parts = [str(self.code)]
+        if self.enhanced and not self.text.startswith(self.enhanced):
+            parts.append(self.enhanced)
+        if self.text:
+            parts.append(self.text)
+        return " ".join(parts)
+
+
+def make_reply(code: int, lines: list[str], stage: str) -> Reply:
+    """Build a :class:`Reply` from a code and its text lines, parsing any enhanced code."""
+    text = " ".join(line.strip() for line in lines if line.strip())
+    m = _ENHANCED.match(text)
+    return Reply(code=code, text=text[:500], enhanced=m.group(0) if m else None, stage=stage)
+
+
+class TransportError(DigestError):
+    """A problem that stops the whole run (bad credentials, refused greeting, no TLS...).
+
+    Rows that were not sent stay queued; the message says what to fix.
+    """
+
+
+class ConnectionLost(Exception):
+    """The connection broke or timed out; reconnect and try the message again."""
+
+
+class Transport(Protocol):
+    """Send one prepared message to one recipient; close when done."""
+
+    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+        """Deliver ``message`` (CRLF line endings) to ``recipient``; return the server's reply.
+
+        Raises :class:`ConnectionLost` when the connection broke (the caller
+        retries on a new transport) and :class:`TransportError` when the run
+        must stop.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the connection or file."""
+        ...
+
+
+@dataclass(frozen=True)
+class TransportSpec:
+    """A parsed transport URL."""
+
+    scheme: str  # smtp / smtps / maildir / mbox
+    host: str = ""
+    port: int = 0
+    user: str = ""
+    starttls: bool = False
+    path: str = ""
+
+    def describe(self) -> str:
+        """The URL without secrets, for messages."""
+        if self.scheme in ("maildir", "mbox"):
+            return f"{self.scheme}:{self.path}"
+        user = f"{self.user}@" if self.user else ""
+        tls = "?starttls=true" if self.starttls else ""
+        return f"{self.scheme}://{user}{self.host}:{self.port}{tls}"
+
+
+def parse_transport_url(url: str) -> TransportSpec:
+    """Parse a transport URL; raise DigestError naming what is wrong."""
+    url = (url or "").strip()
+    hint = "use smtp://[user@]host:port[?starttls=true], smtps://host:port, maildir:PATH or mbox:PATH"
+    if not url:
+        raise DigestError(f"no transport configured; {hint}")
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if not sep:
+        raise DigestError(f"transport {url!r} has no scheme; {hint}")
+    if scheme in ("maildir", "mbox"):
+        path = rest[2:] if rest.startswith("//") else rest
+        if not path:
+            raise DigestError(f"transport {url!r} needs a path, like {scheme}:outbox")
+        return TransportSpec(scheme=scheme, path=unquote(path))
+    if scheme not in ("smtp", "smtps"):
+        raise DigestError(f"unknown transport scheme {scheme!r} in {url!r}; {hint}")
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise DigestError(
+            f"transport {scheme}://…: put no password in the URL; set {SMTP_PASSWORD_ENV} instead"
+        )
+    if not parts.hostname:
+        raise DigestError(f"transport {url!r} has no host; {hint}")
+    try:
+        port = parts.port or (465 if scheme == "smtps" else 25)
+    except ValueError:
+        raise DigestError(f"transport {url!r}: the port must be a number from 1 to 65535") from None
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        raise DigestError(f"transport {url!r}: unknown option(s) {', '.join(sorted(unknown))}; {hint}")
+    starttls_value = query.get("starttls", "false")
+    if starttls_value not in ("true", "false", "1", "0", "yes", "no"):
+        raise DigestError(f"transport {url!r}: starttls must be true or false")
+    starttls = starttls_value in ("true", "1", "yes")
+    if starttls and scheme == "smtps":
+        raise DigestError(f"transport {url!r}: smtps is already TLS; drop ?starttls=true")
+    return TransportSpec(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port,
+        user=unquote(parts.username or ""),
+        starttls=starttls,
+    )
+
+
+def open_transport(url: str, config: Config, *, timeout: float | None = None) -> Transport:
+    """Open the transport named by ``url`` (relative paths resolve against the config folder)."""
+    spec = parse_transport_url(url)
+    if spec.scheme == "maildir":
+        return MaildirTransport(config.path(spec.path))
+    if spec.scheme == "mbox":
+        return MboxTransport(config.path(spec.path))
+    user = spec.user or config.delivery.smtp_user
+    return SMTPTransport(
+        spec,
+        user=user,
+        password=config.smtp_password,
+        timeout=timeout if timeout is not None else config.delivery.timeout,
+        local_hostname=_helo_name(config),
+    )
+
+
+def _helo_name(config: Config) -> str:
+    _, _, domain = config.publication.from_address.rpartition("@")
+    domain = domain.strip(" >").lower()
+    return domain if re.fullmatch(r"[a-z0-9.-]+", domain or "-") else socket.getfqdn()
+
+
+# ---------------------------------------------------------------- files
+
+
+class MaildirTransport:
+    """Deliver into a maildir (``new/``); each message is written to ``tmp/`` and renamed."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._box = mailbox.Maildir(str(path), create=True)
+        except OSError as exc:
+            raise TransportError(f"maildir {path}: cannot create it ({exc.strerror})") from None
+        self.path = path
+
+    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+        """Store the message; it carries its own headers, so sender/recipient are unused here."""
+        msg = mailbox.MaildirMessage(message.replace(b"\r\n", b"\n"))
+        try:
+            key = self._box.add(msg)
+        except OSError as exc:
+            raise TransportError(f"maildir {self.path}: cannot write ({exc.strerror})") from None
+        return Reply(250, f"stored {key}", stage="message")
+
+    def close(self) -> None:
+        """Nothing to release."""
+        self._box.close()
+
+
+class MboxTransport:
+    """Append to an mbox file, holding its lock for each message."""
+
+    def __init__(self, path: Path) -> None:
+        if not path.parent.exists():
+            raise TransportError(f"mbox {path}: folder {path.parent} does not exist")
+        self.path = path
+        self._box = mailbox.mbox(str(path), create=True)
+
+    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+        """Append the message with an mboxrd ``From `` separator."""
+        msg = mailbox.mboxMessage(message.replace(b"\r\n", b"\n"))
+        msg.set_from(sender or "MAILER-DAEMON")
+        try:
+            self._box.lock()
+            try:
+                self._box.add(msg)
+                self._box.flush()
+            finally:
+                self._box.unlock()
+        except (OSError, mailbox.ExternalClashError) as exc:
+            raise TransportError(f"mbox {self.path}: cannot append ({exc})") from None
+        return Reply(250, "appended", stage="message")
+
+    def close(self) -> None:
+        """Release the file."""
+        self._box.close()
+
+
+# ---------------------------------------------------------------- SMTP
+
+
+class SMTPTransport:
+    """One persistent SMTP connection, opened lazily, reopened by the caller after a loss."""
+
+    def __init__(
+        self,
+        spec: TransportSpec,
+        *,
+        user: str = "",
+        password: str | None = None,
+        timeout: float = 30.0,
+        local_hostname: str = "localhost",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.spec = spec
+        self.user = user
+        self.password = password
+        self.timeout = timeout
+        self.local_hostname = local_hostname
+        self.ssl_context = ssl_context or ssl.create_default_context()
+        self.sock: socket.socket | None = None
+        self._buf = b""
+        self.extensions: dict[str, str] = {}
+        self.sent_on_connection = 0
+
+    # -- connection
+
+    @property
+    def where(self) -> str:
+        """host:port for messages."""
+        return f"{self.spec.host}:{self.spec.port}"
+
+    def connect(self) -> None:
+        """Open the connection: greeting, EHLO, STARTTLS/TLS, AUTH."""
+        self.close()
+        try:
+            raw = socket.create_connection((self.spec.host, self.spec.port), timeout=self.timeout)
+        except TimeoutError:
+            raise ConnectionLost(f"{self.where}: no connection within {self.timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionLost(f"{self.where}: cannot connect ({exc.strerror or exc})") from None
+        raw.settimeout(self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = raw
+        self._buf = b""
+        self.sent_on_connection = 0
+        try:
+            if self.spec.scheme == "smtps":
+                self._wrap_tls()
+            code, lines = self._read_reply()
+            if code == 554 or (code >= 500 and code != 521):
+                raise TransportError(
+                    f"{self.where} refused the session: {code} {' '.join(lines)}; "
+                    "check that this host may send through it"
+                )
+            if code != 220:
+                raise ConnectionLost(f"{self.where} greeted with {code} {' '.join(lines)}")
+            self._ehlo()
+            if self.spec.starttls:
+                if "STARTTLS" not in self.extensions:
+                    raise TransportError(
+                        f"{self.where} does not offer STARTTLS, which the transport URL requires; "
+                        "refusing to send in plain text (use smtps:// or fix the server)"
+                    )
+                code, lines = self._command(b"STARTTLS")
+                if code != 220:
+                    raise TransportError(f"{self.where} refused STARTTLS: {code} {' '.join(lines)}")
+                self._wrap_tls()
+                self._ehlo()
+            if self.user:
+                self._auth()
+        except BaseException:
+            self.close()
+            raise
+
+    def _wrap_tls(self) -> None:
+        assert self.sock is not None
+        try:
+            self.sock = self.ssl_context.wrap_socket(self.sock, server_hostname=self.spec.host)
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                f"{self.where}: TLS certificate not trusted ({exc.verify_message}); "
+                "fix the server's certificate or the host name in the transport URL"
+            ) from None
+        except (ssl.SSLError, OSError) as exc:
+            raise ConnectionLost(f"{self.where}: TLS handshake failed ({exc})") from None
+        self.sock.settimeout(self.timeout)
+        self._buf = b""
+
+    def _ehlo(self) -> None:
+        code, lines = self._command(b"EHLO " + self.local_hostname.encode("ascii"))
+        self.extensions = {}
+        if code == 250:
+            for line in lines[1:]:
+                keyword, _, params = line.partition(" ")
+                self.extensions[keyword.upper()] = params
+            return
+        code, lines = self._command(b"HELO " + self.local_hostname.encode("ascii"))
+        if code != 250:
+            raise ConnectionLost(f"{self.where} refused HELO: {code} {' '.join(lines)}")
+
+    def _auth(self) -> None:
+        if self.password is None:
+            raise TransportError(
+                f"{self.where}: user {self.user!r} is set but {SMTP_PASSWORD_ENV} is not; "
+                "export the password in the environment"
+            )
+        if not isinstance(self.sock, ssl.SSLSocket) and self.spec.host not in (
+            "127.0.0.1",
+            "::1",
+            "localhost",
+        ):
+            raise TransportError(
+                f"{self.where}: refusing to send the password over an unencrypted connection; "
+                "use smtps:// or ?starttls=true"
+            )
+        methods = self.extensions.get("AUTH", "").upper().split()
+        if "PLAIN" in methods:
+            token = base64.b64encode(f"\0{self.user}\0{self.password}".encode()).decode()
+            code, lines = self._command(f"AUTH PLAIN {token}".encode())
+        elif "LOGIN" in methods:
+            code, lines = self._command(b"AUTH LOGIN")
+            if code == 334:
+                code, lines = self._command(base64.b64encode(self.user.encode()))
+            if code == 334:
+                code, lines = self._command(base64.b64encode(self.password.encode()))
+        else:
+            raise TransportError(
+                f"{self.where} offers no AUTH PLAIN or LOGIN; remove the user from the transport URL "
+                "or enable TLS so the server offers authentication"
+            )
+        if code != 235:
+            raise TransportError(
+                f"{self.where} rejected the login for {self.user!r}: {code} {' '.join(lines)}; "
+                f"check the user and {SMTP_PASSWORD_ENV}"
+            )
+
+    def close(self) -> None:
+        """Say QUIT (briefly, best effort) and close the socket."""
+        sock, self.sock = self.sock, None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            sock.settimeout(min(self.timeout, 2.0))
+            sock.sendall(b"QUIT\r\n")
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    # -- wire
+
+    def _send(self, data: bytes) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.sendall(data)
+        except TimeoutError:
+            raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
+
+    def _read_line(self) -> bytes:
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                line, self._buf = self._buf[:i], self._buf[i + 1 :]
+                return line.rstrip(b"\r")
+            if len(self._buf) > 65536:
+                raise ConnectionLost(f"{self.where}: reply line too long")
+            assert self.sock is not None
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                raise ConnectionLost(f"{self.where}: no answer within {self.timeout:g}s") from None
+            except OSError as exc:
+                raise ConnectionLost(f"{self.where}: connection lost ({exc})") from None
+            if not chunk:
+                raise ConnectionLost(f"{self.where} closed the connection")
+            self._buf += chunk
+
+    def _read_reply(self) -> tuple[int, list[str]]:
+        lines: list[str] = []
+        while True:
+            line = self._read_line()
+            if len(line) < 3 or not line[:3].isdigit():
+                raise ConnectionLost(f"{self.where}: malformed reply {line[:80]!r}")
+            lines.append(line[4:].decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return int(line[:3]), lines
+
+    def _command(self, line: bytes) -> tuple[int, list[str]]:
+        self._send(line + b"\r\n")
+        return self._read_reply()
+
+    # -- messages
+
+    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+        """Send one message in one transaction; a 421 closes the connection (ConnectionLost)."""
+        if self.sock is None:
+            self.connect()
+        params = b""
+        if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii():
+            params = b" SMTPUTF8"
+        if "8BITMIME" in self.extensions:
+            params += b" BODY=8BITMIME"
+        mail = b"MAIL FROM:<" + sender.encode() + b">" + params + b"\r\n"
+        rcpt = b"RCPT TO:<" + recipient.encode() + b">\r\n"
+        if "PIPELINING" in self.extensions:
+            self._send(mail + rcpt + b"DATA\r\n")
+            replies = [self._read_reply() for _ in range(3)]
+        else:
+            replies = [self._command(mail[:-2])]
+            if replies[0][0] == 250:
+                replies.append(self._command(rcpt[:-2]))
+                if replies[1][0] in (250, 251):
+                    replies.append(self._command(b"DATA"))
+        for (code, lines), stage in zip(replies, ("mail", "rcpt", "data"), strict=False):
+            if code == 421:
+                self.close()
+                raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+            if stage == "data" and code == 354:
+                break
+            if code >= 300:
+                # The transaction failed before the content; reset so the next one starts clean.
+                with contextlib.suppress(ConnectionLost):
+                    if len(replies) == 3 and replies[2][0] == 354:
+                        self._send(b".\r\n")
+                        self._read_reply()
+                    self._command(b"RSET")
+                return make_reply(code, lines, stage)
+        else:
+            return make_reply(replies[-1][0], replies[-1][1], "data")
+        if message.startswith(b".") or b"\n." in message:
+            message = _dot_stuff(message)
+        tail = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
+        self._send(message + tail)
+        code, lines = self._read_reply()
+        self.sent_on_connection += 1
+        if code == 421:
+            self.close()
+            raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+        return make_reply(code, lines, "message")
+
+
+def _dot_stuff(message: bytes) -> bytes:
+    if message.startswith(b"."):
+        message = b"." + message
+    return message.replace(b"\n.", b"\n..")
+
+
+def transport_for_display(url: str) -> str:
+    """The transport URL as it is safe to print."""
+    try:
+        return parse_transport_url(url).describe()
+    except DigestError:
+        return "(invalid transport)"
+
+
+def default_transport_url(config: Config) -> str:
+    """The transport to use: $DIGEST_TRANSPORT is already folded into the config by load_config."""
+    return os.environ.get("DIGEST_TRANSPORT") or config.delivery.transport
