@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from flask import Flask, Response, g, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import (
@@ -70,7 +70,6 @@ ISSUE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
-TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences")
 _TOKEN_IN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#\s]+")
 
 
@@ -116,6 +115,8 @@ def create_app(config: Config) -> Flask:
     )
     loaders: list[BaseLoader] = [FileSystemLoader(str(d)) for d in web_template_dirs(config)]
     app.jinja_loader = ChoiceLoader(loaders)
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
     app.extensions["digest"] = WebState(config=config, secret=load_secret(config))
 
     @app.context_processor
@@ -134,8 +135,6 @@ def create_app(config: Config) -> Flask:
 
 
 def _state() -> WebState:
-    from flask import current_app
-
     return current_app.extensions["digest"]
 
 

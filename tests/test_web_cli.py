@@ -1,4 +1,4 @@
-"""`digest web serve` as a real process: it listens, answers, keeps tokens out of its log, stops on Ctrl-C."""
+"""`digest web serve` as a real process: it listens, answers, keeps tokens out of its log, stops cleanly."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_web_serve_answers_and_redacts_tokens_in_its_log(workspace: Path) -> Non
         assert info.value.code == 400
         info.value.close()
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "Stopped." in out

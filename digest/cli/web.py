@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import click
 
 from digest.cli.common import App, pass_app
@@ -39,6 +42,8 @@ def web_serve(app: App, host: str, port: int) -> None:
         f"Serving {app.config.publication.name} on http://{host}:{server.port} "
         f"(public address: {app.config.publication.base_url}); Ctrl-C to stop"
     )
+    # A service manager stops with SIGTERM: treat it like Ctrl-C so the socket closes cleanly.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -46,6 +51,10 @@ def web_serve(app: App, host: str, port: int) -> None:
     finally:
         server.server_close()
     click.echo("Stopped.")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 COMMANDS: list[click.Command] = [web]
