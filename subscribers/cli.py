@@ -1,6 +1,45 @@
-"""`digest subscribers` commands (being written)."""
+"""`digest subscribers` commands: each parses, calls one function, prints."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import click
+
+from digest.cli.common import App, echo_json, is_terminal, json_option, pass_app
+from digest.errors import DigestError
+from subscribers.model import STATUSES
+
+
+def _known_categories(app: App) -> list[str]:
+    names: list[str] = []
+    for edition in app.config.editions.values():
+        names.extend(c for c in edition.categories if c not in names)
+    return names
+
+
+def _known(app: App) -> dict[str, Any]:
+    """Editions and categories from the config: edition keys are checked, category spellings matched."""
+    return {
+        "known_editions": list(app.config.editions) or None,
+        "known_categories": _known_categories(app) or None,
+    }
+
+
+def _links(app: App, subscriber: dict[str, Any]) -> dict[str, str]:
+    from subscribers.links import subscriber_links
+    from subscribers.tokens import load_secret
+
+    return subscriber_links(app.config, load_secret(app.config), subscriber)
+
+
+def _labels(values: list[str] | None) -> str:
+    return ", ".join(values) if values else "all"
 
 
 @click.group(name="subscribers")
@@ -11,3 +50,389 @@ def subscribers() -> None:
     Example:
       digest subscribers add alice@example.org --name Alice
     """
+
+
+@subscribers.command(name="add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name.")
+@click.option("--edition", "editions", multiple=True, help="Edition key (repeat; default: all editions).")
+@click.option("--category", "categories", multiple=True, help="Category (repeat; default: all categories).")
+@click.option("--timezone", default=None, help="IANA time zone, e.g. Europe/Berlin (default: the edition's).")
+@click.option("--pending", is_flag=True, help="Start double opt-in: pending until they confirm.")
+@click.option("--check-dns", is_flag=True, help="Also check that the domain accepts mail (DNS lookup).")
+@click.option("--resubscribe", is_flag=True, help="Add an address removed earlier (only if they asked).")
+@pass_app
+def subscribers_add(
+    app: App,
+    email: str,
+    name: str,
+    editions: tuple[str, ...],
+    categories: tuple[str, ...],
+    timezone: str | None,
+    pending: bool,
+    check_dns: bool,
+    resubscribe: bool,
+) -> None:
+    """Add a subscriber: active at once, or pending (double opt-in) with --pending.
+
+    \b
+    Example:
+      digest subscribers add alice@example.org --name Alice --edition daily
+      digest subscribers add bob@example.org --category Science --pending
+    """
+    from subscribers.store import add_subscriber
+
+    subscriber = add_subscriber(
+        app.db,
+        email,
+        name=name,
+        editions=editions or None,
+        categories=categories or None,
+        timezone=timezone,
+        status="pending" if pending else "active",
+        source="cli",
+        check_deliverability=check_dns,
+        resubscribe=resubscribe,
+        **_known(app),
+    )
+    click.echo(f"Added {subscriber['email']} ({subscriber['status']}).")
+    if pending:
+        click.echo(f"Confirmation link to send them: {_links(app, subscriber)['confirm_url']}")
+
+
+@subscribers.command(name="list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@click.option("--edition", help="Only subscribers who receive this edition.")
+@click.option("--category", help="Only subscribers who follow this category.")
+@json_option
+@pass_app
+def subscribers_list(
+    app: App, status: str | None, edition: str | None, category: str | None, as_json: bool
+) -> None:
+    """List subscribers (id, status, email, name, editions, categories).
+
+    \b
+    Example:
+      digest subscribers list --status active --edition daily
+      digest subscribers list --json | jq '.[].email'
+    """
+    from subscribers.store import list_subscribers
+
+    rows = list_subscribers(app.db, status=status, edition=edition, category=category)
+    if as_json:
+        # Streamed: a list of a million subscribers is never held in memory.
+        first = True
+        click.echo("[", nl=False)
+        for row in rows:
+            click.echo(("\n  " if first else ",\n  ") + json.dumps(row, ensure_ascii=False), nl=False)
+            first = False
+        click.echo("]" if first else "\n]")
+        return
+    count = 0
+    for row in rows:
+        name = f"  {row['name']}" if row["name"] else ""
+        click.echo(
+            f"{row['id']:>6}  {row['status']:<12}  {row['email']}{name}"
+            f"  [editions: {_labels(row['editions'])}; categories: {_labels(row['categories'])}]"
+        )
+        count += 1
+    if count == 0:
+        click.echo("No subscribers match.", err=True)
+
+
+@subscribers.command(name="show")
+@click.argument("email")
+@json_option
+@pass_app
+def subscribers_show(app: App, email: str, as_json: bool) -> None:
+    """Show one subscriber, their personal links and their consent record.
+
+    \b
+    Example:
+      digest subscribers show alice@example.org
+    """
+    from subscribers.store import get_subscriber, subscriber_events
+
+    subscriber = get_subscriber(app.db, email)
+    links = _links(app, subscriber)
+    events = subscriber_events(app.db, subscriber["id"])
+    data = {
+        **subscriber,
+        "unsubscribe_url": links["unsubscribe_url"],
+        "preferences_url": links["preferences_url"],
+        "events": events,
+    }
+    if as_json:
+        echo_json(data)
+        return
+    for key in ("id", "email", "name", "status", "timezone", "source", "created_at", "confirmed_at"):
+        click.echo(f"{key + ':':<17}{data[key] if data[key] not in (None, '') else '-'}")
+    click.echo(f"{'unsubscribed_at:':<17}{data['unsubscribed_at'] or '-'}")
+    click.echo(f"{'editions:':<17}{_labels(data['editions'])}")
+    click.echo(f"{'categories:':<17}{_labels(data['categories'])}")
+    click.echo(f"{'unsubscribe_url:':<17}{data['unsubscribe_url']}")
+    click.echo(f"{'preferences_url:':<17}{data['preferences_url']}")
+    click.echo("history:")
+    for event in events:
+        detail = json.dumps(event["detail"], ensure_ascii=False) if event["detail"] else ""
+        click.echo(f"  {event['at']}  {event['kind']:<12} via {event['source']:<7} {detail}".rstrip())
+
+
+@subscribers.command(name="stats")
+@json_option
+@pass_app
+def subscribers_stats(app: App, as_json: bool) -> None:
+    """Counts by status, the suppression list, and the last 30 days of changes.
+
+    \b
+    Example:
+      digest subscribers stats
+    """
+    from subscribers.store import subscriber_stats
+
+    stats = subscriber_stats(app.db)
+    if as_json:
+        echo_json(stats)
+        return
+    click.echo(f"total:        {stats['total']}")
+    for status, count in stats["by_status"].items():
+        click.echo(f"{status + ':':<14}{count}")
+    click.echo(f"suppressed:   {stats['suppressed']} (removed addresses)")
+    recent = ", ".join(f"{count} {kind}" for kind, count in stats["last_30_days"].items())
+    click.echo(f"last 30 days: {recent}")
+
+
+@subscribers.command(name="unsubscribe")
+@click.argument("email")
+@pass_app
+def subscribers_unsubscribe(app: App, email: str) -> None:
+    """Unsubscribe an address at once (also for a send under way).
+
+    \b
+    Example:
+      digest subscribers unsubscribe alice@example.org
+    """
+    from subscribers.store import get_subscriber, unsubscribe
+
+    subscriber = get_subscriber(app.db, email)
+    if unsubscribe(app.db, subscriber["id"], source="cli"):
+        click.echo(f"Unsubscribed {subscriber['email']}.")
+    else:
+        click.echo(f"{subscriber['email']} was already unsubscribed.")
+
+
+@subscribers.command(name="resubscribe")
+@click.argument("email")
+@pass_app
+def subscribers_resubscribe(app: App, email: str) -> None:
+    """Make an unsubscribed or bounced address active again (only when they asked for it).
+
+    \b
+    Example:
+      digest subscribers resubscribe alice@example.org
+    """
+    from subscribers.store import get_subscriber, resubscribe
+
+    subscriber = get_subscriber(app.db, email)
+    if resubscribe(app.db, subscriber["id"], source="cli"):
+        click.echo(f"Resubscribed {subscriber['email']} (active).")
+    elif subscriber["status"] == "pending":
+        raise DigestError(f"{subscriber['email']} is pending; confirm it with `digest subscribers confirm`")
+    else:
+        click.echo(f"{subscriber['email']} is already active.")
+
+
+@subscribers.command(name="confirm")
+@click.argument("email")
+@pass_app
+def subscribers_confirm(app: App, email: str) -> None:
+    """Confirm a pending subscriber (what their confirmation link does).
+
+    \b
+    Example:
+      digest subscribers confirm bob@example.org
+    """
+    from subscribers.store import confirm, get_subscriber
+
+    subscriber = get_subscriber(app.db, email)
+    if confirm(app.db, subscriber["id"], source="cli"):
+        click.echo(f"Confirmed {subscriber['email']} (active).")
+    elif subscriber["status"] == "active":
+        click.echo(f"{subscriber['email']} is already confirmed.")
+    else:
+        raise DigestError(
+            f"{subscriber['email']} is {subscriber['status']}, not pending; "
+            "use `digest subscribers resubscribe` if they asked to come back"
+        )
+
+
+@subscribers.command(name="set")
+@click.argument("email")
+@click.option("--edition", "editions", multiple=True, help="Receive only these editions (repeat).")
+@click.option("--all-editions", is_flag=True, help="Receive every edition.")
+@click.option("--category", "categories", multiple=True, help="Follow only these categories (repeat).")
+@click.option("--all-categories", is_flag=True, help="Follow every category.")
+@click.option("--timezone", default=None, help="IANA time zone; an empty string means the edition's.")
+@click.option("--name", default=None, help="Display name.")
+@pass_app
+def subscribers_set(
+    app: App,
+    email: str,
+    editions: tuple[str, ...],
+    all_editions: bool,
+    categories: tuple[str, ...],
+    all_categories: bool,
+    timezone: str | None,
+    name: str | None,
+) -> None:
+    """Change a subscriber's editions, categories, time zone or name.
+
+    \b
+    Example:
+      digest subscribers set alice@example.org --edition weekly --category Science
+      digest subscribers set alice@example.org --all-categories --timezone Europe/Paris
+    """
+    from subscribers.store import UNCHANGED, get_subscriber, set_preferences
+
+    if editions and all_editions:
+        raise click.UsageError("use --edition or --all-editions, not both")
+    if categories and all_categories:
+        raise click.UsageError("use --category or --all-categories, not both")
+    subscriber = get_subscriber(app.db, email)
+    changes = set_preferences(
+        app.db,
+        subscriber["id"],
+        editions=list(editions) if editions else (None if all_editions else UNCHANGED),
+        categories=list(categories) if categories else (None if all_categories else UNCHANGED),
+        timezone=UNCHANGED if timezone is None else timezone,
+        name=UNCHANGED if name is None else name,
+        source="cli",
+        **_known(app),
+    )
+    if not changes:
+        click.echo(f"No change for {subscriber['email']}.")
+        return
+    shown = []
+    for key, (_old, new) in changes.items():
+        value = _labels(new) if key in ("editions", "categories") else (new or "-")
+        shown.append(f"{key} = {value}")
+    click.echo(f"Updated {subscriber['email']}: " + "; ".join(shown))
+
+
+@subscribers.command(name="remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def subscribers_remove(app: App, email: str, yes: bool) -> None:
+    """Erase a subscriber's personal data; a one-way hash stays on the suppression list.
+
+    The address, name and preferences are deleted, also from the delivery ledger;
+    the consent record is kept under the hash. A later import does not re-add the
+    address (unless --resubscribe).
+
+    \b
+    Example:
+      digest subscribers remove alice@example.org --yes
+    """
+    from subscribers.store import get_subscriber, remove_subscriber
+
+    subscriber = get_subscriber(app.db, email)
+    if not yes:
+        click.confirm(f"Erase {subscriber['email']} and their personal data?", abort=True)
+    remove_subscriber(app.db, subscriber["id"], source="cli")
+    click.echo(f"Removed {subscriber['email']}; its hash is on the suppression list.")
+
+
+@subscribers.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the invalid ones.")
+@click.option("--resubscribe", is_flag=True, help="Reactivate unsubscribed, bounced and removed addresses.")
+@json_option
+@pass_app
+def subscribers_import(
+    app: App, file: Path, dry_run: bool, skip_invalid: bool, resubscribe: bool, as_json: bool
+) -> None:
+    """Import subscribers from CSV: email (required), name, editions, categories, timezone, status.
+
+    Editions and categories are ';'-separated. Rows for known addresses update
+    them; nobody who left is made active again without --resubscribe. Without
+    --skip-invalid, one invalid row aborts the import and nothing is written.
+
+    \b
+    Example:
+      digest subscribers import people.csv --dry-run
+      digest subscribers import people.csv --skip-invalid
+    """
+    from subscribers.importer import import_csv
+
+    show_bar = is_terminal() and not as_json
+    kwargs: dict[str, Any] = {
+        "dry_run": dry_run,
+        "skip_invalid": skip_invalid,
+        "resubscribe": resubscribe,
+        **_known(app),
+    }
+    if show_bar:
+        size = file.stat().st_size
+        with click.progressbar(length=size, label="Importing", show_percent=True, show_eta=True) as bar:
+            report = import_csv(app.db, file, progress=bar.update, **kwargs)
+    else:
+        report = import_csv(app.db, file, **kwargs)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    verb = "Dry run, nothing written:" if dry_run else "Imported"
+    click.echo(
+        f"{verb} {report.file}: {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.duplicates} duplicate in file, "
+        f"{report.suppressed} suppressed, {report.invalid} invalid."
+    )
+    for line, error in report.invalid_rows:
+        click.echo(f"  line {line}: {error}")
+    if report.invalid > len(report.invalid_rows):
+        click.echo(f"  … and {report.invalid - len(report.invalid_rows)} more invalid rows")
+    if report.ignored_columns:
+        click.echo("Ignored columns: " + ", ".join(report.ignored_columns), err=True)
+
+
+@subscribers.command(name="export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout)."
+)
+@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@pass_app
+def subscribers_export(app: App, fmt: str, output: Path | None, status: str | None) -> None:
+    """Export subscribers as CSV (the import format: the two round-trip) or JSON.
+
+    \b
+    Example:
+      digest subscribers export --output subscribers.csv
+      digest subscribers export --format json > subscribers.json
+    """
+    from subscribers.exporter import export_subscribers
+    from subscribers.store import count_subscribers
+
+    if output is None:
+        export_subscribers(app.db, sys.stdout, format=fmt, status=status)
+        return
+    # Written beside the target (mkstemp: mode 0600, it is personal data) and moved into place,
+    # so a failed export never leaves half a file.
+    folder = output.resolve().parent
+    if not folder.is_dir():
+        raise DigestError(f"{output}: folder {folder} does not exist")
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            if is_terminal():
+                total = count_subscribers(app.db)
+                with click.progressbar(length=total, label="Exporting", show_pos=True) as bar:
+                    count = export_subscribers(app.db, handle, format=fmt, status=status, progress=bar.update)
+            else:
+                count = export_subscribers(app.db, handle, format=fmt, status=status)
+        os.replace(tmp_name, output)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    click.echo(f"Exported {count} subscribers to {output}.")

@@ -81,7 +81,8 @@ def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
             text, check_deliverability=check_deliverability, allow_display_name=False
         )
     except email_validator.EmailNotValidError as exc:
-        raise InvalidValue(f"{_clip(text)!r} is not a valid address: {exc}") from None
+        reason = str(exc).rstrip(".")
+        raise InvalidValue(f"email {_clip(text)!r} is not a valid address: {reason}") from None
     return f"{valid.local_part}@{valid.ascii_domain}".lower()
 
 
