@@ -887,7 +887,15 @@ def _test_send(
                     else stored_variant(db, config, issue_id, variant)
                 )
                 prepared[variant] = prepare_message(config, issue, rendered, test=True)
-            links = subscriber_links(config, secret, {"id": subscriber["id"] if subscriber else 0})
+            if subscriber is not None:
+                links = subscriber_links(config, secret, subscriber)
+            else:
+                # Not on the list: links that lead to the pages but act on nobody.
+                base = config.publication.base_url.rstrip("/")
+                links = {
+                    "unsubscribe_url": f"{base}/unsubscribe/test",
+                    "preferences_url": f"{base}/preferences/test",
+                }
             message = prepared[variant].fill(
                 {
                     "email": address,

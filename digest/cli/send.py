@@ -1,5 +1,130 @@
-"""`digest send` commands (being written)."""
+"""`digest send`: deliver an issue (or resume a send), a test send, or a dry run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
 
 import click
 
-COMMANDS: list[click.Command] = []
+from digest.cli.common import App, is_terminal, pass_app
+
+
+class _Progress:
+    """A progress bar with rate and ETA, on a terminal only."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+        self.started = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not total:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=total,
+                label="Sending",
+                show_eta=True,
+                show_pos=True,
+                item_show_func=self._rate,
+            )
+            self.bar.__enter__()
+        step = max(0, min(done, total) - self.done)
+        self.done += step
+        self.bar.update(step, self.done)
+
+    def _rate(self, done: int | None) -> str | None:
+        elapsed = time.monotonic() - self.started
+        return f"{done / elapsed:.0f} msg/s" if done and elapsed > 0 else None
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command(name="send")
+@click.argument("issue")
+@click.option(
+    "--to", "to", multiple=True, metavar="EMAIL", help="Test send to this address only (repeatable)."
+)
+@click.option("--dry-run", is_flag=True, help="Show who would get which variant; send nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 64), help="SMTP connections at once.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0), metavar="PER_SECOND", help="Messages per second (0: no limit)."
+)
+@click.option(
+    "--transport",
+    "transport_url",
+    metavar="URL",
+    help="smtp://host:port, smtps://…, maildir:PATH, mbox:PATH.",
+)
+@pass_app
+def send(
+    app: App,
+    issue: str,
+    to: tuple[str, ...],
+    dry_run: bool,
+    concurrency: int | None,
+    rate: float | None,
+    transport_url: str | None,
+) -> None:
+    """Deliver ISSUE (an id or `latest`) to its subscribers; run it again to resume.
+
+    Sent messages are never sent twice; a send stopped with Ctrl-C (or killed)
+    continues where it left off. --to sends a "[TEST]" copy to those addresses
+    only and records nothing.
+
+    \b
+    Example:
+      digest send latest --dry-run
+      digest send latest --to me@example.org
+      digest send 12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
+    """
+    from digest.compose import get_issue
+    from digest.deliver import deliver_issue
+
+    found = get_issue(app.db, issue)
+    bar = _Progress() if is_terminal() and not to and not dry_run else None
+    try:
+        report = deliver_issue(
+            app.db,
+            app.config,
+            found["id"],
+            transport_url=transport_url,
+            to=list(to) or None,
+            dry_run=dry_run,
+            concurrency=concurrency,
+            rate=rate,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    label = f"issue {found['id']} (#{found['number']} {found['edition']})"
+    if dry_run:
+        for row in report.plan:
+            when = "" if row["when"] == "due" else f"  (due {row['due_at']})"
+            click.echo(f"{row['email']}\t{row['variant']}{when}")
+        variants = ", ".join(f"{v}: {n}" for v, n in report.variants.items()) or "none"
+        click.echo(
+            f"Dry run of {label}: {report.queued} would be sent now, "
+            f"{report.total - report.queued} later; variants: {variants}"
+        )
+        return
+    if to:
+        for row in report.plan:
+            click.echo(f"{row['email']}: {row['status']} ({row['reply']})")
+        click.echo(f"Test send of {label} via {report.transport}: {report.summary()}")
+        if report.failed:
+            raise click.ClickException("the test send failed for some addresses")
+        return
+    note = ""
+    if report.interrupted:
+        note = "; interrupted, run `digest send` again to resume"
+    elif report.queued:
+        note = f"; {report.queued} waiting (not due yet or not sent), run again later"
+    click.echo(f"{label} via {report.transport}: {report.summary()}; issue {report.status}{note}")
+
+
+COMMANDS: list[click.Command] = [send]
