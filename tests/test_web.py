@@ -476,3 +476,39 @@ def test_web_templates_can_be_overridden_from_the_config(workspace: Path) -> Non
     assert page.status_code == 404 and "House style: Page not found" in page.get_data(as_text=True)
     # Templates it does not override still come from the bundled folder.
     assert "<h1>Archive</h1>" in client.get("/archive").get_data(as_text=True)
+
+
+def test_the_links_in_a_delivered_email_work(site: Site, issues: dict[str, int], tmp_path: Path) -> None:
+    """End to end: send an issue to a maildir, then follow the message's own links."""
+    import mailbox
+    import re
+    from email import message_from_bytes, policy
+
+    from digest.deliver import deliver_issue
+
+    outbox = tmp_path / "outbox"
+    report = deliver_issue(
+        site.db, site.config, issues["draft"], transport_url=f"maildir:{outbox}", concurrency=1
+    )
+    assert report.sent == 1  # ada; bob has not confirmed
+    (raw,) = [bytes(m) for m in mailbox.Maildir(outbox, create=False)]
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe_url = re.search(r"<(https?://[^>]+)>", message["List-Unsubscribe"]).group(1)
+    html = next(p for p in message.walk() if p.get_content_type() == "text/html").get_content()
+    links = set(re.findall(r'href="([^"]+)"', html))
+    view_url = f"{site.url}/issues/{issues['draft']}"
+    preferences_url = next(u for u in links if u.startswith(f"{site.url}/preferences/"))
+    assert view_url in links and unsubscribe_url in links
+
+    view = http("GET", view_url)
+    assert view.status == 200 and "Story number 100" in view.body
+    assert "ada@example.org" not in view.body
+    assert "ada@example.org" in http("GET", preferences_url).body
+
+    ada = _id(site, "ada@example.org")
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    reply = http("POST", unsubscribe_url, message["List-Unsubscribe-Post"].encode(), headers)
+    assert reply.status == 200
+    assert site.subscriber(ada)["status"] == "unsubscribed"
+    assert [e["source"] for e in site.events(ada) if e["kind"] == "unsubscribe"] == ["web"]
