@@ -286,7 +286,7 @@ def confirm(token: str) -> tuple[str, int]:
             "Sign up again if you would like to receive the digest.",
             409,
         )
-    if request.method == "GET":
+    if request.method != "POST":
         return _page("confirm.html", subscriber=subscriber)
     confirm_subscriber(get_db(), subscriber["id"], source=SOURCE)
     return _message(
@@ -309,7 +309,7 @@ def unsubscribe(token: str) -> tuple[str, int]:
                 "You are unsubscribed", "This address is not on the list; nothing more will be sent."
             )
         return _bad_link("unsubscribe", str(exc))
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (Flask sends HEAD here too) never act
         return _page(
             "unsubscribe.html",
             subscriber=subscriber,
@@ -334,7 +334,7 @@ def preferences(token: str) -> Response | tuple[str, int]:
         return _bad_link("preferences", str(exc))
     state = _state()
     choices = _preference_choices(state, get_db())
-    if request.method == "GET":
+    if request.method != "POST":
         return _preferences_page(state, token, subscriber, choices, saved=request.args.get("saved") == "1")
     try:
         values = parse_preferences(

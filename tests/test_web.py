@@ -120,6 +120,28 @@ def test_unsubscribe_get_shows_a_button_and_changes_nothing(site: Site) -> None:
     assert not [e for e in site.events(ada) if e["kind"] == "unsubscribe"]
 
 
+def test_head_requests_change_nothing_either(site: Site) -> None:
+    ada, bob = _id(site, "ada@example.org"), _id(site, "bob@example.org")
+    assert http("HEAD", site.link("unsubscribe", ada)).status == 200
+    assert http("HEAD", site.link("confirm", bob)).status == 200
+    assert site.subscriber(ada)["status"] == "active"
+    assert site.subscriber(bob)["status"] == "pending"
+
+
+def test_concurrent_one_click_unsubscribes_all_land(site: Site) -> None:
+    """Mail providers fire one-click POSTs in bursts: each request has its own connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [add_subscriber(site.db, f"reader{n}@example.org", source="import")["id"] for n in range(24)]
+    body = b"List-Unsubscribe=One-Click"
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: http("POST", site.link("unsubscribe", i), body).status, ids))
+    assert statuses == [200] * len(ids)
+    placeholders = ",".join("?" * len(ids))
+    rows = site.db.execute(f"SELECT DISTINCT status FROM subscribers WHERE id IN ({placeholders})", ids)
+    assert [r[0] for r in rows] == ["unsubscribed"]
+
+
 def test_unsubscribe_post_from_the_page_unsubscribes_and_records_a_web_event(site: Site) -> None:
     ada = _id(site, "ada@example.org")
     reply = http("POST", site.link("unsubscribe", ada), {"List-Unsubscribe": "One-Click"})
