@@ -56,6 +56,7 @@ COLUMNS = ("email", "name", "editions", "categories", "timezone", "status")
 CHUNK = 5000
 MAX_REPORTED = 50  # invalid rows listed individually; the rest are counted
 _SNIFF_BYTES = 65536
+_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # xlsx/ods (zip), xls
 _FORMULA_START = "=+-@\t\r"
 _ABSENT: Any = object()
 _ACTIVE_STATES = ("active", "pending")
@@ -209,11 +210,13 @@ def _sniff(binary: io.BufferedReader, label: str) -> None:
         raise DigestError(
             f"{label}: the file is empty; the first line must name the columns, e.g. email,name"
         )
-    if b"\x00" in head:
-        hint = " (looks like a spreadsheet: export it as CSV UTF-8)" if head[:2] == b"PK" else ""
-        raise DigestError(f"{label}: not a CSV text file{hint}")
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DigestError(f"{label}: the file is UTF-16; save it as CSV UTF-8")
+    if head.startswith(_SPREADSHEET_MAGIC):
+        raise DigestError(f"{label}: not a CSV text file (looks like a spreadsheet: export it as CSV UTF-8)")
+    nuls = head.count(b"\x00")
+    if nuls > 2 and nuls > len(head) // 100:  # a stray NUL is a bad row; many mean binary data
+        raise DigestError(f"{label}: not a CSV text file (it contains binary data)")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SNIFF_BYTES)
     except UnicodeDecodeError as exc:

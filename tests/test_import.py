@@ -1,0 +1,312 @@
+"""`digest subscribers import` / `export`: counts, all-or-nothing, bad files, round trip, progress."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import pty
+import select
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from digest.store import open_store
+from subscribers.importer import import_csv
+
+HEADER = "email,name,editions,categories,timezone,status\n"
+
+
+def _write(name: str, text: str) -> Path:
+    path = Path(name)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _rows(workspace: Path) -> dict[str, sqlite3.Row]:
+    conn = sqlite3.connect(workspace / "digest.db")
+    conn.row_factory = sqlite3.Row
+    rows = {r["email"]: r for r in conn.execute("SELECT * FROM subscribers")}
+    conn.close()
+    return rows
+
+
+def _count(workspace: Path, table: str) -> int:
+    conn = sqlite3.connect(workspace / "digest.db")
+    try:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _report(run_cli, *args: str) -> dict:
+    result = run_cli("subscribers", "import", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_import_counts_every_outcome(run_cli, workspace: Path) -> None:
+    run_cli("subscribers", "add", "known@example.org", "--name", "Known")
+    run_cli("subscribers", "add", "same@example.org", "--name", "Same")
+    run_cli("subscribers", "add", "left@example.org")
+    run_cli("subscribers", "unsubscribe", "left@example.org")
+    _write(
+        "people.csv",
+        HEADER
+        + "new@example.org,New Person,daily,World;science,Europe/Paris,\n"
+        + "KNOWN@example.org,Known Renamed,,,,\n"
+        + "same@example.org,Same,,,,\n"
+        + "New@Example.ORG,Again,,,,\n"
+        + "left@example.org,,,,,active\n"
+        + "broken@,Broken,,,,\n"
+        + "tz@example.org,,,,Atlantis/Capital,\n"
+        + '"multi@example.org","two\nlines",,,,\n',
+    )
+    report = _report(run_cli, "people.csv", "--skip-invalid")
+    assert (report["added"], report["updated"], report["unchanged"]) == (1, 1, 1)
+    assert (report["duplicates"], report["suppressed"], report["invalid"]) == (1, 1, 3)
+    assert [r["line"] for r in report["invalid_rows"]] == [7, 8, 10]
+    assert "email 'broken@'" in report["invalid_rows"][0]["error"]
+    assert "timezone" in report["invalid_rows"][1]["error"]
+    assert "line break" in report["invalid_rows"][2]["error"]
+
+    rows = _rows(workspace)
+    new = rows["new@example.org"]
+    assert new["name"] == "New Person" and new["status"] == "active" and new["source"] == "import"
+    assert json.loads(new["categories"]) == ["World", "Science"]
+    assert json.loads(new["editions"]) == ["daily"] and new["timezone"] == "Europe/Paris"
+    assert rows["known@example.org"]["name"] == "Known Renamed"
+    assert rows["left@example.org"]["status"] == "unsubscribed"  # not brought back
+    assert "multi@example.org" not in rows and "broken@" not in rows
+
+    text = run_cli("subscribers", "import", "people.csv", "--skip-invalid").output
+    assert "0 added, 0 updated, 3 unchanged, 1 duplicate in file, 1 suppressed, 3 invalid" in text
+    assert "line 7: email 'broken@' is not a valid address" in text
+
+
+def test_invalid_row_aborts_and_writes_nothing(run_cli, workspace: Path) -> None:
+    _write("people.csv", "email,name\nfirst@example.org,First\nsecond@example.org,Bad\x00Name\nthird@,x\n")
+    result = run_cli("subscribers", "import", "people.csv")
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1
+    assert "2 invalid rows, nothing imported: line 3: name contains" in result.output
+    assert "line 4: email 'third@'" in result.output and "--skip-invalid" in result.output
+    assert _count(workspace, "subscribers") == 0 and _count(workspace, "events") == 0
+
+
+def test_invalid_row_far_into_a_file_still_writes_nothing(workspace: Path) -> None:
+    lines = [f"user{i}@example.org" for i in range(50)] + ["nope"] + ["late@example.org"]
+    _write("big.csv", "email\n" + "\n".join(lines) + "\n")
+    db = open_store(workspace / "digest.db")
+    with pytest.raises(Exception, match="line 52: email 'nope'"):
+        import_csv(db, "big.csv", chunk_size=7)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_dry_run_writes_nothing(run_cli, workspace: Path) -> None:
+    _write("people.csv", "email\na@example.org\nb@example.org\nA@example.org\n")
+    result = run_cli("subscribers", "import", "people.csv", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "Dry run, nothing written: people.csv: 2 added" in result.output
+    assert "1 duplicate in file" in result.output
+    assert _count(workspace, "subscribers") == 0 and _count(workspace, "events") == 0
+
+
+def test_duplicates_across_chunks(workspace: Path) -> None:
+    emails = [f"p{i}@example.org" for i in range(20)]
+    _write("dupes.csv", "email\n" + "\n".join(emails + [e.upper() for e in emails[::3]]) + "\n")
+    db = open_store(workspace / "digest.db")
+    db.execute(
+        "INSERT INTO subscribers (email, status, created_at, updated_at)"
+        " VALUES ('p1@example.org', 'active', 'x', 'x')"
+    )
+    report = import_csv(db, "dupes.csv", chunk_size=4)
+    assert (report.added, report.unchanged, report.duplicates) == (19, 1, 7)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 20
+    assert (
+        db.execute("SELECT count(*) FROM events WHERE kind = 'subscribe' AND source = 'import'").fetchone()[0]
+        == 19
+    )
+
+
+def test_never_reactivates_without_resubscribe(run_cli, workspace: Path) -> None:
+    run_cli("subscribers", "add", "u@example.org")
+    run_cli("subscribers", "unsubscribe", "u@example.org")
+    run_cli("subscribers", "add", "b@example.org")
+    conn = sqlite3.connect(workspace / "digest.db")
+    conn.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
+    conn.commit()
+    conn.close()
+    run_cli("subscribers", "add", "r@example.org")
+    run_cli("subscribers", "remove", "r@example.org", "--yes")
+    _write("back.csv", "email,status\nu@example.org,active\nb@example.org,\nr@example.org,active\n")
+
+    first = _report(run_cli, "back.csv")
+    assert first["suppressed"] == 2 and first["unchanged"] == 1 and first["added"] == 0
+    rows = _rows(workspace)
+    assert rows["u@example.org"]["status"] == "unsubscribed" and rows["b@example.org"]["status"] == "bounced"
+    assert "r@example.org" not in rows
+
+    second = _report(run_cli, "back.csv", "--resubscribe")
+    assert second["added"] == 1 and second["updated"] == 1 and second["unchanged"] == 1
+    rows = _rows(workspace)
+    assert rows["u@example.org"]["status"] == "active" and rows["r@example.org"]["status"] == "active"
+    assert _count(workspace, "suppressions") == 0
+
+
+def test_status_changes_from_a_file_are_recorded(run_cli, workspace: Path) -> None:
+    run_cli("subscribers", "add", "a@example.org")
+    run_cli("subscribers", "add", "p@example.org", "--pending")
+    _write("s.csv", "email,status,categories\na@example.org,unsubscribed,\np@example.org,active,World\n")
+    assert _report(run_cli, "s.csv")["updated"] == 2
+    kinds = [
+        (e["kind"], e["source"])
+        for e in json.loads(run_cli("subscribers", "show", "p@example.org", "--json").output)["events"]
+    ]
+    assert kinds == [("subscribe", "cli"), ("confirm", "import"), ("preferences", "import")]
+    a = json.loads(run_cli("subscribers", "show", "a@example.org", "--json").output)
+    assert a["status"] == "unsubscribed" and a["events"][-1]["kind"] == "unsubscribe"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"name,timezone\nAlice,UTC\n", "no 'email' column in the first line (found 'name', 'timezone')"),
+        (b"email;name\na@example.org;A\n", "(separate columns with commas)"),
+        ("email,name\nzoë@example.org,Zoë\n".encode("latin-1"), "line 2: not UTF-8 text"),
+        ("email,name\n".encode("utf-16"), "UTF-16"),
+        (b"PK\x03\x04\x14\x00\x00\x00\x08\x00", "not a CSV text file (looks like a spreadsheet"),
+        (b"", "the file is empty"),
+        (b'{"subscribers": [{"email": "a@example.org"}]}', "no 'email' column"),
+        (b"email,name,name\na@example.org,A,B\n", "column 'name' appears twice"),
+    ],
+)
+def test_unusable_files_get_one_clear_line(run_cli, workspace: Path, content: bytes, message: str) -> None:
+    Path("people.csv").write_bytes(content)
+    result = run_cli("subscribers", "import", "people.csv")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: people.csv: ")
+    assert result.output.count("\n") == 1
+    assert message in result.output
+    assert _count(workspace, "subscribers") == 0
+
+
+def test_wrong_number_of_fields_is_invalid(run_cli) -> None:
+    _write("p.csv", "email,name\na@example.org\nb@example.org,B,extra\nc@example.org,C\n")
+    report = _report(run_cli, "p.csv", "--skip-invalid")
+    assert report["added"] == 1 and [r["line"] for r in report["invalid_rows"]] == [2, 3]
+
+
+def test_export_import_round_trip(run_cli, workspace: Path, tmp_path: Path) -> None:
+    run_cli("subscribers", "add", "a@example.org", "--name", 'Ann "The Chief", Esq.', "--edition", "daily")
+    run_cli(
+        "subscribers",
+        "add",
+        "b@bücher.example",
+        "--name",
+        "Björk",
+        "--category",
+        "World",
+        "--category",
+        "Science",
+    )
+    run_cli(
+        "subscribers",
+        "add",
+        "c@example.org",
+        "--name",
+        '=HYPERLINK("http://evil")',
+        "--timezone",
+        "Asia/Tokyo",
+    )
+    run_cli("subscribers", "add", "d@example.org", "--pending")
+    run_cli("subscribers", "add", "e@example.org")
+    run_cli("subscribers", "unsubscribe", "e@example.org")
+
+    first = run_cli("subscribers", "export", "--output", "out.csv")
+    assert first.exit_code == 0, first.output
+    assert "Exported 5 subscribers" in first.output
+    assert stat.S_IMODE(Path("out.csv").stat().st_mode) == 0o600
+    exported = Path("out.csv").read_text(encoding="utf-8")
+    assert exported.splitlines()[0] == "email,name,editions,categories,timezone,status"
+    assert "'=HYPERLINK" in exported  # a spreadsheet shows it as text instead of running it
+
+    # Into a fresh workspace, and out again: the same file.
+    from click.testing import CliRunner
+
+    from digest.cli import cli
+
+    other = tmp_path / "other"
+    assert CliRunner().invoke(cli, ["init", str(other)]).exit_code == 0
+    config = str(other / "digest.toml")
+    imported = CliRunner().invoke(cli, ["--config", config, "subscribers", "import", "out.csv"])
+    assert imported.exit_code == 0, imported.output
+    assert "5 added" in imported.output
+    again = CliRunner().invoke(cli, ["--config", config, "subscribers", "export"])
+    assert again.output == exported
+    # And importing the export over the original changes nothing.
+    assert _report(run_cli, "out.csv")["unchanged"] == 5
+    rows = _rows(other)
+    assert rows["c@example.org"]["name"] == '=HYPERLINK("http://evil")'
+    assert rows["e@example.org"]["status"] == "unsubscribed"
+
+
+def test_export_json_and_stdout(run_cli) -> None:
+    run_cli("subscribers", "add", "a@example.org", "--name", "A")
+    run_cli("subscribers", "add", "b@example.org", "--category", "World")
+    out = run_cli("subscribers", "export", "--format", "json")
+    data = json.loads(out.output)
+    assert [d["email"] for d in data] == ["a@example.org", "b@example.org"]
+    assert data[1]["categories"] == ["World"] and data[0]["created_at"]
+    rows = list(csv.reader(io.StringIO(run_cli("subscribers", "export").output)))
+    assert rows[1][:2] == ["a@example.org", "A"]
+    assert (
+        json.loads(run_cli("subscribers", "export", "--format", "json", "--status", "bounced").output) == []
+    )
+
+
+def test_piped_import_and_export_are_silent(run_cli) -> None:
+    _write("p.csv", "email\na@example.org\n")
+    result = run_cli("subscribers", "import", "p.csv")
+    assert result.output.startswith("Imported p.csv: 1 added") and "Importing" not in result.output
+    result = run_cli("subscribers", "export", "-o", "x.csv")
+    assert result.output == "Exported 1 subscribers to x.csv.\n"
+
+
+def _run_on_terminal(args: list[str], cwd: Path) -> str:
+    """Run digest with stdout/stderr on a pseudo-terminal and return what it showed."""
+    controller, terminal = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digest", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+        stdout=terminal, stderr=terminal, env=env,
+    )  # fmt: skip
+    os.close(terminal)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([controller], [], [], 30)
+        if not ready:
+            break
+        try:
+            data = os.read(controller, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=30)
+    os.close(controller)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_on_a_terminal(workspace: Path) -> None:
+    _write(str(workspace / "p.csv"), "email\n" + "".join(f"t{i}@example.org\n" for i in range(3000)))
+    shown = _run_on_terminal(["subscribers", "import", "p.csv"], workspace)
+    assert "Importing" in shown and "3000 added" in shown
+    shown = _run_on_terminal(["subscribers", "export", "-o", "all.csv"], workspace)
+    assert "Exporting" in shown and "Exported 3000 subscribers" in shown
