@@ -24,9 +24,11 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 import zoneinfo
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,14 @@ from werkzeug.serving import (
 from digest.compose import get_issue
 from digest.config import Config
 from digest.errors import DigestError, NotFound
-from digest.render import RECIPIENT_FIELDS, personalise, stored_variant, template_dirs
+from digest.render import (
+    RECIPIENT_FIELDS,
+    RenderedVariant,
+    personalise,
+    render_issue,
+    stored_variant,
+    template_dirs,
+)
 from digest.store import from_iso, open_store
 from subscribers.store import confirm as confirm_subscriber
 from subscribers.store import get_subscriber, set_preferences
@@ -59,6 +68,8 @@ SOURCE = "web"
 PUBLIC_STATUSES = ("sending", "sent")
 ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
 MAX_REQUEST_BYTES = 64 * 1024
+UNLIMITED_BYTES = 1 << 40
+FULL_RENDERINGS_KEPT = 16
 
 # Pages are self-contained: one stylesheet from this origin, no scripts, no frames.
 PAGE_CSP = (
@@ -82,15 +93,31 @@ def web_template_dirs(config: Config) -> list[Path]:
 
 @dataclass
 class WebState:
-    """What every request needs: the configuration and the signing secret."""
+    """What every request needs: the configuration, the signing secret, a small rendering cache."""
 
     config: Config
     secret: bytes
+    _full: OrderedDict[int, RenderedVariant] = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def base_url(self) -> str:
         """The public address, without a trailing slash."""
         return self.config.publication.base_url.rstrip("/")
+
+    def full_rendering(self, db: sqlite_utils.Database, issue_id: int) -> RenderedVariant:
+        """The untrimmed all-categories rendering of a published issue (a few kept in memory)."""
+        with self._lock:
+            if issue_id in self._full:
+                self._full.move_to_end(issue_id)
+                return self._full[issue_id]
+        unlimited = replace(self.config, render=replace(self.config.render, max_html_bytes=UNLIMITED_BYTES))
+        rendered = render_issue(db, unlimited, issue_id, "*")
+        with self._lock:
+            self._full[issue_id] = rendered
+            while len(self._full) > FULL_RENDERINGS_KEPT:
+                self._full.popitem(last=False)
+        return rendered
 
     @cached_property
     def timezones(self) -> list[str]:
@@ -514,8 +541,16 @@ def neutral_fields(base_url: str) -> dict[str, str]:
 
 
 def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str:
-    """The published issue's frozen all-categories HTML with neutral reader fields."""
+    """The published issue's all-categories HTML with neutral reader fields.
+
+    This is the "web version" that a trimmed email points to for the articles it
+    left out, so when the frozen email rendering was trimmed to fit the size budget
+    the issue is rendered again without that budget (from the same frozen snapshot;
+    cached, as a published issue never changes).
+    """
     rendered = stored_variant(db, state.config, issue_id, "*")
+    if rendered.trimmed:
+        rendered = state.full_rendering(db, issue_id)
     fields = neutral_fields(state.base_url)
     return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
 

@@ -534,3 +534,16 @@ def test_the_links_in_a_delivered_email_work(site: Site, issues: dict[str, int],
     assert reply.status == 200
     assert site.subscriber(ada)["status"] == "unsubscribed"
     assert [e["source"] for e in site.events(ada) if e["kind"] == "unsubscribe"] == ["web"]
+
+
+def test_the_web_version_of_a_trimmed_issue_has_every_article(site: Site, issues: dict[str, int]) -> None:
+    """A trimmed email says "N more articles in the web version": that page must show them."""
+    from digest.render import stored_variant
+
+    site.config.render.max_html_bytes = 2_000  # the email keeps (almost) nothing
+    assert stored_variant(site.db, site.config, issues["sent"], "*").trimmed > 0
+    reply = http("GET", f"{site.url}/issues/{issues['sent']}")
+    assert reply.status == 200
+    for n in range(8):
+        assert f"Story number {n} about" in reply.body
+    assert "in the web version" not in reply.body
