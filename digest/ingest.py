@@ -143,7 +143,10 @@ def _read_source(
             )
         return
     content = fetched.content or b""
-    kind = sniff(content)
+    try:
+        kind = sniff(content)
+    except ValueError as exc:
+        raise DigestError(f"{source}: {exc}") from None
     result.kind = "feed" if kind == "feed" else "articles"
     scope = feed["url"] if feed else normalize_source(source)
     feed_name = None
@@ -212,12 +215,12 @@ _BOMS_XML = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
 
 def sniff(content: bytes) -> str:
     """What the bytes are: ``"feed"`` (XML), ``"json"``, ``"jsonl"`` or ``"csv"``; raises
-    DigestError otherwise. Decided from the content, never the file name."""
+    ValueError saying what it is not. Decided from the content, never the file name."""
     if content.startswith(_BOMS_XML):
         return "feed"
     head = content[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
     if not head:
-        raise DigestError("empty")
+        raise ValueError("empty")
     if head.startswith(b"<") or head[:1] == b"\x00":
         return "feed"
     if head.startswith(b"["):
@@ -234,9 +237,9 @@ def sniff(content: bytes) -> str:
     except csv.Error:
         header = []
     names = {h.strip().lower() for h in header}
-    if {"title", "url"} <= names:
-        return "csv"
-    raise DigestError(
+    if len(names) >= 2 and names & {"title", "url"}:
+        return "csv"  # a missing column is reported with the header's line
+    raise ValueError(
         "not a feed (RSS/Atom/RDF) nor an article file (a JSON array, JSON Lines, "
         'or CSV with "title" and "url" columns)'
     )
@@ -330,9 +333,8 @@ def parse_feed(
             )
         )
     if kept_apart:
-        warnings.append(
-            f"{source}: {kept_apart} entries reuse another entry's guid; kept as separate articles"
-        )
+        what = "entry reuses" if kept_apart == 1 else "entries reuse"
+        warnings.append(f"{source}: {kept_apart} {what} an earlier entry's guid; kept as separate articles")
     return items, feed_title
 
 
@@ -419,13 +421,14 @@ def entry_date(entry: Any) -> datetime | None:
     """The entry's own date, aware UTC: published, else updated, else created; None if it
     has none that parses. Unix timestamps are read as such (feedparser misreads them)."""
     for key in ("published", "updated", "created"):
-        raw = entry.get(key)
+        # dict.get: FeedParserDict.get("published") falls back to "updated" with a warning.
+        raw = dict.get(entry, key)
         if isinstance(raw, str) and _UNIX_TIME.match(raw):
             try:
                 return parse_date(raw)
             except ValueError:
                 continue
-        parsed = entry.get(f"{key}_parsed")
+        parsed = dict.get(entry, f"{key}_parsed")
         if parsed:
             try:
                 return datetime(*parsed[:6], tzinfo=UTC)

@@ -104,7 +104,7 @@ def _cleaner(base: str | None) -> nh3.Cleaner:
     return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(_DROP_CONTENT),
-        attributes={"a": {"href"}},
+        attributes={"a": {"href"}, "*": set()},  # "*" empty: no generic lang/title either
         url_schemes=set(ALLOWED_SCHEMES),
         link_rel=None,
         strip_comments=True,
@@ -119,9 +119,36 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str:
     if not fragment:
         return ""
     base = base_url.strip() if is_web_url(base_url) else None
-    cleaned = _cleaner(base).clean(fragment)
+    cleaned = _unwrap_bare_links(_cleaner(base).clean(fragment))
     cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
     return cleaned.strip()
+
+
+_ANCHOR = re.compile(r"<a(?: [^>]*)?>|</a>")
+
+
+def _unwrap_bare_links(cleaned: str) -> str:
+    """Drop ``<a>`` tags whose href was removed, keeping their text. nh3's output is
+    well-formed and anchors never nest, so one linear pass pairs them up."""
+    if "<a>" not in cleaned:
+        return cleaned
+    out: list[str] = []
+    pos = 0
+    bare = False
+    for m in _ANCHOR.finditer(cleaned):
+        out.append(cleaned[pos : m.start()])
+        tag = m.group(0)
+        if tag == "</a>":
+            if not bare:
+                out.append(tag)
+            bare = False
+        else:
+            bare = tag == "<a>"
+            if not bare:
+                out.append(tag)
+        pos = m.end()
+    out.append(cleaned[pos:])
+    return "".join(out)
 
 
 class _TextExtractor(HTMLParser):
