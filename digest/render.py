@@ -145,8 +145,17 @@ def wrap(text: str, width: int = 72) -> str:
     return "\n".join(lines)
 
 
-@functools.lru_cache(maxsize=8)
 def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    # Jinja notices edits to a template it already loaded, not a new override file that now
+    # shadows a bundled one; a listing of the override folder keys the cache for that.
+    listing = tuple(
+        (str(p), p.stat().st_mtime_ns) for d in dirs[:-1] for p in sorted(d.rglob("*")) if p.is_file()
+    )
+    return _cached_environment(dirs, listing)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_environment(dirs: tuple[Path, ...], listing: tuple[tuple[str, int], ...]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html", "mjml")),
