@@ -55,14 +55,15 @@ categories = ["World", "Technology", "Science", "Culture"]
 """
 
 # Invented vocabulary with a realistic spread of word lengths (mean ≈ 6 letters).
-_VOCAB = tuple(
+_PROSE = (
     "harbour council announced the new tidal barrier would open next spring after years of "
     "planning engineers said measurements from sensors along the estuary showed water levels "
     "rising faster than expected while residents questioned costs and the timetable for "
     "construction of flood defences across three districts researchers published findings "
     "about coastal erosion fisheries reported stronger catches market traders welcomed "
     "investment transport officials described improvements to ferries and rail connections"
-).split()
+)
+_VOCAB = _PROSE.split()
 
 FIXTURE_ARTICLES: list[dict[str, Any]] = [
     {
