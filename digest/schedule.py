@@ -86,6 +86,7 @@ class Sent:
     deferred: int = 0
     waiting: int = 0  # local-time rows not due yet
     busy: bool = False  # another process is sending this issue
+    interrupted: bool = False  # SIGTERM/SIGINT stopped the send after the messages in flight
     dry_run: bool = False
     note: str = ""
 
@@ -106,6 +107,11 @@ class RunReport:
     deliveries: list[Sent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """True when a signal stopped a send early (the rest stays queued for the next run)."""
+        return any(d.interrupted for d in self.deliveries)
 
     @property
     def sent(self) -> int:
@@ -148,8 +154,10 @@ class RunReport:
                     text += f", failed {d.failed}"
                 if d.deferred:
                     text += f", deferred {d.deferred}"
-                if d.waiting:
-                    text += f", {d.waiting} waiting for their local time"
+                if d.interrupted:
+                    text += f" (interrupted; {d.waiting} still queued)"
+                elif d.waiting:
+                    text += f", {d.waiting} queued for later"
                 parts.append(text)
         parts.extend(self.notes)
         if self.error:
@@ -341,12 +349,13 @@ def _deliver(
         outcome.busy = True
         outcome.note = str(exc)
         return outcome
-    outcome.sent = int(getattr(result, "sent", 0) or 0)
-    outcome.failed = int(getattr(result, "failed", 0) or 0)
-    outcome.deferred = int(getattr(result, "deferred", 0) or 0)
-    outcome.waiting = int(getattr(result, "waiting", 0) or 0)
     if dry_run:
-        outcome.sent = int(getattr(result, "recipients", 0) or outcome.sent)
+        outcome.sent = sum(1 for row in result.plan if row.get("when") == "due")
+        outcome.waiting = sum(1 for row in result.plan if row.get("when") == "later")
+        return outcome
+    outcome.sent, outcome.failed, outcome.deferred = result.sent, result.failed, result.deferred
+    outcome.waiting = result.queued
+    outcome.interrupted = result.interrupted
     return outcome
 
 
@@ -517,6 +526,11 @@ def serve(
                     logger.info("%s", report.summary())
                     if on_run is not None:
                         on_run(report)
+                    if report.interrupted:
+                        # The send engine caught the signal itself, finished what was in flight and
+                        # left the rest queued: stop as the signal asked.
+                        state["stopped_by"] = state["stopped_by"] or "signal during a send"
+                        scheduler.stop_requested = True
                 finally:
                     state["in_run"] = False
 
