@@ -1,7 +1,7 @@
 """Untrusted feed HTML → a small email-safe fragment, plain text and a short summary.
 
 Everything here is linear in the input: nh3 (ammonia, a real HTML parser) does
-the cleaning, the text extraction is a single pass of :class:`html.parser.HTMLParser`,
+the cleaning (also before text extraction, so the text regexes only see its tidy output),
 and the sentence splitter's regex has no nested quantifiers.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import re
 from functools import lru_cache
-from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -66,6 +65,9 @@ _BLOCK_TAGS = {
     "dt",
 }
 _SPACE = re.compile(r"\s+")
+_BLOCK_END = re.compile(
+    r"</(?:div|h[1-6]|td|th|tr|table|blockquote|pre|section|article|figure|figcaption|dd|dt)>", re.I
+)
 # A sentence ends at . ! ? or … (optionally followed by closing quotes/brackets) then whitespace.
 _SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*\s")
 
@@ -119,6 +121,9 @@ def sanitize_html(fragment: str | None, base_url: str | None = None) -> str:
     if not fragment:
         return ""
     base = base_url.strip() if is_web_url(base_url) else None
+    # A space after closing block tags the allow-list drops, so "<div>a</div><div>b</div>"
+    # does not become "ab". Adding a space can never create markup.
+    fragment = _BLOCK_END.sub(r"\g<0> ", fragment)
     cleaned = _unwrap_bare_links(_cleaner(base).clean(fragment))
     cleaned = re.sub(r"<p>\s*</p>", "", cleaned)
     return cleaned.strip()
@@ -151,31 +156,16 @@ def _unwrap_bare_links(cleaned: str) -> str:
     return "".join(out)
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _DROP_CONTENT:
-            self.skip += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _DROP_CONTENT:
-            self.skip = max(0, self.skip - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.parts.append(data)
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS | _BLOCK_TAGS),
+    clean_content_tags=set(_DROP_CONTENT),
+    attributes={"*": set()},
+    link_rel=None,
+    strip_comments=True,
+)
+# Only valid on nh3 output: well-formed tags from a known set, no attributes except href.
+_BLOCK_TAG = re.compile(r"</?(?:" + "|".join(sorted(_BLOCK_TAGS, key=len, reverse=True)) + r")\b[^>]*>")
+_ANY_TAG = re.compile(r"<[^>]*>")
 
 
 def html_to_text(fragment: str | None) -> str:
@@ -185,11 +175,10 @@ def html_to_text(fragment: str | None) -> str:
         return ""
     if "<" not in fragment and "&" not in fragment:
         return _SPACE.sub(" ", fragment).strip()
-    parser = _TextExtractor()
-    parser.feed(fragment)
-    parser.close()
-    blocks = "".join(parser.parts).split("\n")
-    lines = [_SPACE.sub(" ", b).strip() for b in blocks]
+    # nh3 parses like a browser; the regexes then only ever see its tidy output.
+    cleaned = _TEXT_CLEANER.clean(fragment)
+    cleaned = _ANY_TAG.sub("", _BLOCK_TAG.sub("\n", cleaned))
+    lines = [_SPACE.sub(" ", line).strip() for line in html.unescape(cleaned).split("\n")]
     return "\n\n".join(line for line in lines if line)
 
 

@@ -120,3 +120,13 @@ def test_sanitiser_is_linear_on_hostile_nesting() -> None:
     dirty = "<div>" * 20000 + "<p onclick=" + "x" * 200000 + ">t</p>" + "</div>" * 20000
     clean = sanitize_html(dirty)
     assert "onclick" not in clean
+
+
+def test_dropped_block_tags_do_not_glue_words_together() -> None:
+    assert sanitize_html("<div>Para one</div><div>Para two</div>") == "Para one Para two"
+    assert html_to_text("<h2>Title</h2><div>Body</div>") == "Title\n\nBody"
+
+
+def test_text_with_angle_brackets_survives_as_text() -> None:
+    assert html_to_text("a < b and c > d") == "a < b and c > d"
+    assert html_to_text("Fish &amp; chips &lt;3") == "Fish & chips <3"
