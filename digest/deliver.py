@@ -285,6 +285,7 @@ class _Run:
     fatal: list[str] = field(default_factory=list)
     counters: _Counters = field(default_factory=_Counters)
     limiter: _RateLimiter | None = None
+    live: set[Any] = field(default_factory=set)  # open transports, to cut short on a fatal error
 
 
 class _RateLimiter:
@@ -689,6 +690,9 @@ class _Worker:
                 raise _Stopped
             try:
                 self.transport = open_transport(self.run.url, self.run.config)
+                self.run.live.add(self.transport)
+                if self.run.stop.is_set():  # checked after registering: _cut_connections sees us
+                    raise _Stopped
                 connect = getattr(self.transport, "connect", None)
                 if connect is not None:
                     connect()
@@ -748,6 +752,7 @@ class _Worker:
 
     def close_transport(self) -> None:
         if self.transport is not None:
+            self.run.live.discard(self.transport)
             with contextlib.suppress(Exception):
                 self.transport.close()
             self.transport = None
@@ -797,6 +802,14 @@ class _Stopped(Exception):
     """Told to stop while waiting to reconnect."""
 
 
+def _cut_connections(run: _Run) -> None:
+    """The run is over: wake the other connections from their waits (their rows are released)."""
+    for transport in list(run.live):
+        abort = getattr(transport, "abort", None)
+        if abort is not None:
+            abort()
+
+
 def _connection_worker(run: _Run, number: int) -> None:
     try:
         worker = _Worker(run, number)
@@ -804,6 +817,7 @@ def _connection_worker(run: _Run, number: int) -> None:
     except DigestError as exc:
         run.fatal.append(str(exc))
         run.stop.set()
+        _cut_connections(run)
     except Exception as exc:  # noqa: BLE001 - a worker thread must report, not vanish silently
         run.fatal.append(f"send worker failed: {type(exc).__name__}: {exc}")
         run.stop.set()

@@ -288,8 +288,17 @@ class SMTPTransport:
         self._buf = b""
         self.extensions: dict[str, str] = {}
         self.sent_on_connection = 0
+        self.aborted = False
 
     # -- connection
+
+    def abort(self) -> None:
+        """From another thread: make a blocked read or connect fail at once (ConnectionLost)."""
+        self.aborted = True
+        sock = self.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     @property
     def where(self) -> str:
@@ -308,6 +317,9 @@ class SMTPTransport:
         raw.settimeout(self.timeout)
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = raw
+        if self.aborted:
+            self.close()
+            raise ConnectionLost(f"{self.where}: the send is stopping")
         self._buf = b""
         self.sent_on_connection = 0
         try:
