@@ -293,8 +293,9 @@ def content_hash(row: dict[str, Any]) -> str:
 def upsert_article(db: sqlite_utils.Database, row: dict[str, Any], *, now: datetime | None = None) -> str:
     """Insert or update one prepared row; return ``"new"``, ``"updated"`` or ``"unchanged"``.
 
-    An article first stored from one feed is not rewritten by another feed carrying it
-    (that is the same article seen twice). An estimated date never replaces a stored one.
+    An article first stored from one feed is not rewritten by another feed carrying it,
+    and a row with another identity but the same link and title is not stored again
+    (both are the same article seen twice). An estimated date never replaces a stored one.
     """
     now_text = iso(now or utcnow())
     existing = db.execute(
@@ -302,6 +303,13 @@ def upsert_article(db: sqlite_utils.Database, row: dict[str, Any], *, now: datet
         [row["guid"]],
     ).fetchone()
     if existing is None:
+        # Same link and title under another identity (a source-scoped guid in a second
+        # feed, say): the same article seen twice, not a new one.
+        twin = db.execute(
+            "SELECT 1 FROM articles WHERE url = ? AND title = ? LIMIT 1", [row["url"], row["title"]]
+        ).fetchone()
+        if twin:
+            return "unchanged"
         db["articles"].insert({**row, "created_at": now_text, "updated_at": now_text})
         return "new"
     art_id, feed_id, old_hash, old_published, old_estimated = existing

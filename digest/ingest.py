@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,7 +48,11 @@ _SPACE = re.compile(r"\s+")
 
 @dataclass
 class SourceResult:
-    """The outcome for one source: counts, or the error that stopped it, plus warnings."""
+    """The outcome for one source: counts, or the error that stopped it, plus warnings.
+
+    ``error`` and each warning are complete one-line messages that already name the
+    source (``articles.jsonl line 7: missing "url"``); print them as they are.
+    """
 
     source: str
     new: int = 0
@@ -104,10 +109,14 @@ def _ingest_one(
     try:
         _read_source(db, config, source, feed, result, skip_invalid=skip_invalid, now=now)
     except DigestError as exc:
-        result.error = str(exc)
+        result.error = _one_line(str(exc))
+    except sqlite3.OperationalError:
+        raise  # the database is locked or broken: every other source would fail the same way
     except Exception as exc:  # one hostile source must never stop the others (logged)
         log.debug("ingest of %s failed", source, exc_info=True)
-        result.error = f"{source}: unexpected {type(exc).__name__} ({exc}); please report this source"
+        result.error = _one_line(
+            f"{source}: unexpected {type(exc).__name__} ({exc}); please report this source"
+        )
     if result.error:
         result.new = result.updated = result.unchanged = 0
         if feed is not None:
@@ -161,16 +170,16 @@ def _read_source(
         rows = _prepare(config, linked, now=now, scope=scope, feed_id=feed["id"] if feed else None)
     else:
         text = _decode_text(source, content)
-        records, problems, unknown = read_article_file(text, kind, source)
+        records, bad_rows, unknown = read_article_file(text, kind, source)
         rows = []
         for line, record in records:
             try:
                 item = article_from_record(config, record)
             except ValueError as exc:
-                problems.append(f"{source} line {line}: {exc}")
+                bad_rows.append((line, str(exc)))
                 continue
             rows.append(prepare_article(config, item, now=now, scope=scope))
-        problems.sort(key=_line_of)
+        problems = [f"{source} line {line}: {message}" for line, message in sorted(bad_rows)]
         if unknown:
             result.warnings.append(f"{source}: ignored unknown field(s): {', '.join(sorted(unknown))}")
         if problems and not skip_invalid:
@@ -197,9 +206,8 @@ def _read_source(
             )
 
 
-def _line_of(problem: str) -> int:
-    m = re.search(r" line (\d+):", problem)
-    return int(m.group(1)) if m else 0
+def _one_line(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
 
 
 def _prepare(
@@ -447,10 +455,13 @@ def entry_date(entry: Any) -> datetime | None:
 Record = tuple[int, dict[str, Any]]
 
 
-def read_article_file(text: str, kind: str, name: str) -> tuple[list[Record], list[str], set[str]]:
-    """Split an article file into ``(line, record)`` pairs, per-row problems (each naming
-    ``name`` and the line) and the unknown field names seen. A file that cannot be read as
-    a whole (broken JSON array, CSV without a url column) raises DigestError."""
+def read_article_file(
+    text: str, kind: str, name: str
+) -> tuple[list[Record], list[tuple[int, str]], set[str]]:
+    """Split an article file into ``(line, record)`` pairs, ``(line, problem)`` pairs for
+    rows that are not records, and the unknown field names seen. A file that cannot be
+    read as a whole (broken JSON array, CSV without a url column) raises DigestError
+    naming ``name`` and the line."""
     if kind == "json":
         pairs = list(_json_records(text, name))
     elif kind == "jsonl":
@@ -460,11 +471,11 @@ def read_article_file(text: str, kind: str, name: str) -> tuple[list[Record], li
     else:
         raise DigestError(f"{name}: unknown article file kind {kind!r}")
     records: list[Record] = []
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     unknown: set[str] = set()
     for line, value in pairs:
         if isinstance(value, str):
-            problems.append(f"{name} line {line}: {value}")
+            problems.append((line, value))
             continue
         unknown.update(k for k in value if k not in ARTICLE_FIELDS)
         records.append((line, value))

@@ -311,3 +311,15 @@ def test_cli_ingest_stored_feeds(run_cli, files) -> None:
     result = run_cli("ingest")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"{files / 'lab-notes.atom'}: 2 new, 0 updated, 0 unchanged"
+
+
+def test_the_same_article_in_two_feeds_is_one_row(db, config, files) -> None:
+    from digest.feeds import add_feed
+
+    shutil.copy(files / "harbour-gazette.rss", files / "gazette-mirror.rss")
+    add_feed(db, "harbour-gazette.rss", category="Harbour")
+    add_feed(db, "gazette-mirror.rss", category="Mirror")
+    first, mirror = ingest_sources(db, config, None, now=NOW)
+    assert (first.new, mirror.new, mirror.unchanged) == (4, 0, 4)
+    assert {r["category"] for r in list_articles(db)} == {"Harbour"}
+    assert len(list_articles(db)) == 4
