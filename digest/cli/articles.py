@@ -60,7 +60,7 @@ def articles_list(
 
 
 @articles.command(name="show")
-@click.argument("article_id")
+@click.argument("article_id", metavar="ID")
 @json_option
 @pass_app
 def articles_show(app: App, article_id: str, as_json: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from digest.cli.common import App, pass_app
@@ -18,21 +20,27 @@ def format_result(result: SourceResult) -> str:
 
 
 @click.command(name="ingest")
-@click.argument("sources", nargs=-1)
+@click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("--skip-invalid", is_flag=True, help="Store the valid rows of an article file; list the rest.")
 @pass_app
 def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
     """Fetch sources and store their articles.
 
     With no SOURCE, every stored feed. A SOURCE is a feed URL or file, or an article
-    file (JSON array, JSON Lines or CSV with at least title and url). One line per
-    source; exit status 1 when any source failed.
+    file: a JSON array, JSON Lines or CSV with title and url, and optionally summary,
+    category, source, author, published (ISO 8601), body and guid. The format is read
+    from the content, not the file name. One line per source; an article file with a
+    bad row stores nothing unless --skip-invalid. Exit status 1 when any source failed.
 
     \b
     Example:
       digest ingest
       digest ingest https://example.org/feed.xml articles.jsonl --skip-invalid
     """
+    if app.debug:
+        # Show the traceback behind an "unexpected" per-source error.
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger("digest").setLevel(logging.DEBUG)
     results = ingest_sources(
         app.db, app.config, list(sources) if sources else None, skip_invalid=skip_invalid
     )
