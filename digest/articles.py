@@ -178,11 +178,14 @@ def parse_date(value: Any) -> datetime:
     except ValueError:
         try:
             dt = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             raise ValueError(value) from None
         if dt is None:
             raise ValueError(value) from None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    try:
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 and the like
+        raise ValueError(value) from None
 
 
 def _from_timestamp(seconds: float) -> datetime:

@@ -17,7 +17,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 ARTICLE_FIELDS = ("title", "url", "summary", "category", "source", "author", "published", "body", "guid")
 _UNIX_TIME = re.compile(r"^\s*\d{9,13}(\.\d+)?\s*$")
 _SPACE = re.compile(r"\s+")
+# Feed dates further ahead than this are treated as missing.
+FUTURE_SLACK = timedelta(days=2)
 
 
 @dataclass
@@ -162,6 +164,14 @@ def _read_source(
     if kind == "feed":
         items, feed_name = parse_feed(config, source, fetched, feed, result.warnings)
         linked = [item for item in items if item.url]
+        future = [i for i in linked if i.published and i.published > now + FUTURE_SLACK]
+        for item in future:
+            item.published = None  # a wrong clock or a typo; it would sit unseen until then
+        if future:
+            result.warnings.append(
+                f"{source}: {len(future)} entr{'y' if len(future) == 1 else 'ies'} dated in the "
+                "future; dated at ingest time instead"
+            )
         if len(linked) < len(items):
             skipped = len(items) - len(linked)
             result.warnings.append(

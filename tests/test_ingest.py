@@ -323,3 +323,27 @@ def test_the_same_article_in_two_feeds_is_one_row(db, config, files) -> None:
     assert (first.new, mirror.new, mirror.unchanged) == (4, 0, 4)
     assert {r["category"] for r in list_articles(db)} == {"Harbour"}
     assert len(list_articles(db)) == 4
+
+
+def test_dates_far_in_the_future_or_out_of_range_never_crash(db, config, files) -> None:
+    feed = (files / "harbour-gazette.rss").read_text()
+    feed = feed.replace("Mon, 05 Jan 2026 07:30:00 +0100", "Fri, 31 Dec 2055 07:30:00 +0000")
+    feed = feed.replace("<dc:date>1767772800</dc:date>", "<dc:date>99999999999999</dc:date>")
+    write(files / "future.rss", feed)
+    (result,) = ingest_sources(db, config, ["future.rss"], now=NOW)
+    assert result.error is None and result.new == 4
+    assert any("dated in the future" in w for w in result.warnings)
+    rows = by_title(db)
+    ferry = rows["Ferry timetable changes for winter"]
+    assert (ferry["published_at"], ferry["date_estimated"]) == ("2026-01-12T06:00:00+00:00", True)
+    assert rows["Lighthouse restoration finished"]["date_estimated"] is True
+
+    lines = [
+        '{"title": "A", "url": "https://ex.org/a", "published": "9999-12-31T23:00:00-05:00"}',
+        '{"title": "B", "url": "https://ex.org/b", "published": "0001-01-01T00:00:00+05:00"}',
+        '{"title": "C", "url": "https://ex.org/c", "published": 1e300}',
+    ]
+    name = write(files / "odd-dates.jsonl", "\n".join(lines))
+    (result,) = ingest_sources(db, config, [name], skip_invalid=True, now=NOW)
+    assert result.error is None and result.new == 0
+    assert [w.split(":")[0] for w in result.warnings] == [f"odd-dates.jsonl line {n}" for n in (1, 2, 3)]
