@@ -1,0 +1,160 @@
+"""Render benchmark: prints figures, never passes or fails.
+
+    python bench/render.py [--articles 40] [--repeat 30]
+
+Measures, for an issue of N articles with 60-word summaries:
+- the median time of one full render (Jinja → MJML → premailer inlining → text part) and of
+  each stage;
+- personalisation per recipient (HTML and text parts, one substitution pass each);
+- rendering 16 category variants against 1.
+Targets from the issue: render ≤ 10 ms, personalisation ≤ 50 µs per recipient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+from digest import render
+from digest.compose import compose_issue, get_issue, issue_snapshot
+from digest.config import load_config
+from digest.store import iso, open_store
+
+CONFIG = """
+[publication]
+name = "Bench Gazette"
+base_url = "https://news.bench-gazette.example"
+postal_address = "Bench Gazette, 1 Example Road, Example Town"
+
+[editions.daily]
+title = "Daily Briefing"
+schedule = "0 7 * * *"
+timezone = "Europe/Berlin"
+max_articles = 500
+categories = ["World", "Technology", "Science", "Culture", "Business", "Sport"]
+"""
+
+PROSE = (
+    "harbour council announced tidal barrier would open next spring after years planning engineers "
+    "measurements sensors estuary showed water levels rising faster than expected residents questioned "
+    "costs timetable construction flood defences across three districts researchers published findings"
+)
+WORDS = PROSE.split()
+CATEGORIES = ["World", "Technology", "Science", "Culture", "Business", "Sport"]
+END = datetime(2026, 1, 23, 6, 0, tzinfo=UTC)
+
+
+def median_ms(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm caches (templates compiled, CSS parsed)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def setup(folder: Path, articles: int) -> tuple[Any, Any, int]:
+    (folder / "digest.toml").write_text(CONFIG, encoding="utf-8")
+    config = load_config(folder / "digest.toml")
+    db = open_store(config.db_path)
+    for i in range(articles):
+        ts = iso(END - timedelta(minutes=5 * i + 1))
+        db["articles"].insert(
+            {
+                "guid": f"bench-{i}",
+                "url": f"https://www.bench-gazette.example/2026/01/22/news/a-long-article-slug-number-{i}",
+                "title": f"Council weighs plan {i} for the estuary as costs of the tidal barrier rise",
+                "source": "Bench Gazette Newsroom",
+                "category": CATEGORIES[i % len(CATEGORIES)],
+                "published_at": ts,
+                "summary_text": " ".join(WORDS[(i + k) % len(WORDS)] for k in range(60)),
+                "reading_minutes": 1 + i % 9,
+                "created_at": ts,
+                "updated_at": ts,
+            }
+        )
+    issue = compose_issue(db, config, "daily", period_end=END).issue
+    assert issue is not None
+    return config, db, issue["id"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config, db, issue_id = setup(Path(tmp), args.articles)
+        rendered = render.render_issue(db, config, issue_id)
+        size = len(rendered.html.encode("utf-8"))
+        print(
+            f"issue: {args.articles} articles, 60-word summaries; "
+            f"HTML {size:,} bytes, trimmed {rendered.trimmed}"
+        )
+
+        total = median_ms(lambda: render.render_issue(db, config, issue_id), args.repeat)
+        print(
+            f"render_issue (Jinja → MJML → inline → text), median of {args.repeat}: "
+            f"{total:.2f} ms  [target ≤ 10 ms]"
+        )
+
+        # Stage by stage, on the same issue.
+        issue = get_issue(db, issue_id)
+        snapshot = issue_snapshot(issue)
+        sections = snapshot["categories"]
+        keep = {a["id"] for s in sections for a in s["articles"]}
+        dirs = tuple(render.template_dirs(config))
+        context = render._context(config, issue, snapshot, sections, keep)
+        source = render._render_template(dirs, render.HTML_TEMPLATE, context)
+        raw = render.mjml_to_html(source)
+        stages = {
+            "  load issue + snapshot": lambda: issue_snapshot(get_issue(db, issue_id)),
+            "  Jinja (MJML source)": lambda: render._render_template(dirs, render.HTML_TEMPLATE, context),
+            "  MJML → HTML (mjml-python)": lambda: render.mjml_to_html(source),
+            "  premailer inlining": lambda: render.inline_css(raw),
+            "  text part (Jinja)": lambda: render._render_template(dirs, render.TEXT_TEMPLATE, context),
+        }
+        for label, fn in stages.items():
+            print(f"{label:<32} {median_ms(fn, args.repeat):7.2f} ms")
+
+        fields = {
+            "name": "Ada Lovelace",
+            "email": "ada@example.org",
+            "unsubscribe_url": "https://news.bench-gazette.example/unsubscribe/" + "t" * 60,
+            "preferences_url": "https://news.bench-gazette.example/preferences/" + "p" * 60,
+        }
+        n = 20_000
+        render.personalise(rendered.html, fields, html=True)
+        start = time.perf_counter()
+        for _ in range(n):
+            render.personalise(rendered.html, fields, html=True)
+            render.personalise(rendered.text, fields, html=False)
+        per = (time.perf_counter() - start) / n * 1e6
+        print(f"personalise per recipient (HTML + text): {per:.1f} µs  [target ≤ 50 µs]")
+
+        one = median_ms(lambda: render.render_issue(db, config, issue_id, "*"), max(5, args.repeat // 3))
+        variants = [
+            render.variant_key(list(c), CATEGORIES)
+            for size_ in (1, 2, 3)
+            for c in combinations(CATEGORIES, size_)
+        ][:16]
+        start = time.perf_counter()
+        for key in variants:
+            render.render_issue(db, config, issue_id, key)
+        sixteen = (time.perf_counter() - start) * 1000
+        print(f"1 variant: {one:.1f} ms; 16 variants: {sixteen:.1f} ms ({sixteen / one:.1f}× one)")
+
+
+if __name__ == "__main__":
+    main()
