@@ -251,7 +251,7 @@ def sniff(content: bytes) -> str:
         return "json"
     first = head.split(b"\n", 1)[0].decode("utf-8", "replace")
     try:
-        header = next(csv.reader([first]))
+        header = next(csv.reader([first], delimiter=_csv_delimiter(first)))
     except csv.Error:
         header = []
     names = {h.strip().lower() for h in header}
@@ -571,7 +571,8 @@ def _jsonl_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] |
 
 
 def _csv_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    first = text.split("\n", 1)[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_csv_delimiter(first))
     try:
         header = next(reader)
     except StopIteration:
@@ -598,6 +599,11 @@ def _csv_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any] | s
             yield start, f"{len(cells)} cells but the header has {len(columns)} columns"
             continue
         yield start, {col: cell for col, cell in zip(columns, cells, strict=False) if col}
+
+
+def _csv_delimiter(header: str) -> str:
+    """Comma, or semicolon/tab when the header uses those (spreadsheet exports do)."""
+    return max((",", ";", "\t"), key=header.count)
 
 
 def article_from_record(config: Config, record: dict[str, Any]) -> ArticleInput:

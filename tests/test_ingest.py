@@ -347,3 +347,11 @@ def test_dates_far_in_the_future_or_out_of_range_never_crash(db, config, files) 
     (result,) = ingest_sources(db, config, [name], skip_invalid=True, now=NOW)
     assert result.error is None and result.new == 0
     assert [w.split(":")[0] for w in result.warnings] == [f"odd-dates.jsonl line {n}" for n in (1, 2, 3)]
+
+
+def test_csv_with_semicolons_or_tabs(db, config, files) -> None:
+    semi = write(files / "export.csv", "Title;URL;Category\nFerry news;https://ex.org/f;World\n")
+    tabs = write(files / "export.tsv", "title\turl\nTide news\thttps://ex.org/t\n")
+    results = ingest_sources(db, config, [semi, tabs], now=NOW)
+    assert [(r.error, r.new) for r in results] == [(None, 1), (None, 1)]
+    assert by_title(db)["Ferry news"]["category"] == "World"
