@@ -139,8 +139,8 @@ class RunReport:
                 text += f" ({len(self.ingest_errors)} failed)"
             parts.append(text)
         for b in self.built:
-            if b.issue_id is None:
-                parts.append(f"{b.edition}: {'would build' if self.dry_run else 'nothing to build'}")
+            if b.issue_id is None and self.dry_run:
+                parts.append(f"{b.edition}: would build")
             elif b.created:
                 parts.append(f"built {b.edition} #{b.number}")
         for d in self.deliveries:
@@ -539,6 +539,7 @@ def serve(
                 scheduler.stop_requested = True
 
             previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+            logger.info("scheduler started (pid %d, lock %s)", os.getpid(), lock_path(config))
             try:
                 # Catch up a scheduled time missed while no scheduler ran (within the window).
                 job(None)

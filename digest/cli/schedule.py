@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
 import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
-from digest.schedule import lock_path, next_fire_times, serve
+from digest.schedule import next_fire_times, serve
 
 
 @click.group(name="schedule")
@@ -52,7 +51,7 @@ def schedule_run(app: App) -> None:
         parts = [
             f"{e['edition']} next {e['next'][0]['local_text']} ({e['next'][0]['utc']})" for e in timetable
         ]
-        log.info("scheduler running (pid %d, lock %s): %s", os.getpid(), lock_path(config), "; ".join(parts))
+        log.info("scheduler running; %s", "; ".join(parts))
 
     try:
         result = serve(config, on_ready=ready)

@@ -1,0 +1,268 @@
+"""``digest demo``: a complete, offline tour in one command.
+
+It makes a workspace (default ``./digest-demo``) with its own config, copies
+the demo feed the project ships (invented stories in four categories) into it
+with the dates moved into today's period, adds a handful of subscribers with
+different categories and time zones, ingests, builds today's daily issue,
+delivers it into the maildir ``outbox/`` and writes an HTML preview.
+
+Running it again is safe: what exists is kept, the issue for a period is
+built once, and a subscriber never gets the same issue twice. On a later day
+the feed gets that day's stories, so the next run builds the next issue.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from digest.config import CONFIG_NAME, load_config
+from digest.errors import DigestError
+from digest.init import init_workspace
+from digest.store import open_store, utcnow
+
+DEMO_MARKER = "# digest demo workspace"
+DEMO_FEED = "demo-feed.xml"
+EDITION = "daily"
+
+DEMO_CONFIG = f"""{DEMO_MARKER} (made by `digest demo`; safe to delete)
+# A full sample with every key explained: `digest init OTHER_FOLDER`.
+
+[publication]
+name = "The Lantern Gazette"
+from = "The Lantern Gazette <digest@example.org>"
+base_url = "http://localhost:8080"
+postal_address = "Lantern Gazette (demo), 1 Example Street, 10115 Berlin, Germany"
+timezone = "Europe/Berlin"
+
+[storage]
+db = "digest.db"
+
+[delivery]
+# Messages are written into this maildir instead of being sent: open them with any mail client.
+transport = "maildir:outbox"
+
+[editions.daily]
+title = "Morning Lantern"
+schedule = "0 7 * * *"
+timezone = "Europe/Berlin"
+window = "1d"
+categories = ["World", "Technology", "Science", "Culture"]
+# "local" would send at send_at in each reader's own zone instead of all at once.
+delivery = "edition"
+send_at = "07:00"
+
+[editions.weekly]
+title = "Lantern Weekly"
+schedule = "0 8 * * mon"
+timezone = "Europe/Berlin"
+window = "7d"
+categories = ["World", "Technology", "Science", "Culture"]
+"""
+
+# Invented readers: different category choices and time zones.
+DEMO_SUBSCRIBERS: list[dict[str, Any]] = [
+    {"email": "ada@example.org", "name": "Ada Moreau", "timezone": "Europe/Berlin", "categories": None},
+    {
+        "email": "bilal@example.org",
+        "name": "Bilal Nurlanov",
+        "timezone": "Asia/Almaty",
+        "categories": ["Technology", "Science"],
+    },
+    {
+        "email": "carmen@example.org",
+        "name": "Carmen Ruiz",
+        "timezone": "America/New_York",
+        "categories": ["World"],
+    },
+    {
+        "email": "dai@example.org",
+        "name": "Dai Sato",
+        "timezone": "Asia/Tokyo",
+        "categories": ["Culture", "Science"],
+    },
+    {
+        "email": "elif@example.org",
+        "name": "Elif Kaya",
+        "timezone": None,
+        "categories": None,
+        "editions": ["daily"],
+    },
+]
+
+_PUBDATE = re.compile(r"<pubDate>([^<]+)</pubDate>")
+_GUID = re.compile(r'(<guid isPermaLink="false">)([^<]+)(</guid>)')
+_ITEM_LINK = re.compile(r"<link>https://demo\.example\.org/(?=[a-z])")
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` did, for the CLI to print."""
+
+    directory: Path
+    config_path: Path
+    workspace_created: bool
+    feed_path: Path
+    ingested_new: int
+    subscribers_added: list[str]
+    subscribers: list[dict[str, Any]]
+    issue: dict[str, Any]
+    issue_created: bool
+    articles: int
+    categories: list[str]
+    sent: int
+    already_sent: int
+    outbox: Path
+    preview_path: Path
+    next_commands: list[str] = field(default_factory=list)
+
+
+def demo_feed_text() -> str:
+    """The demo feed shipped with digest."""
+    return resources.files("digest").joinpath("data", DEMO_FEED).read_text(encoding="utf-8")
+
+
+def shifted_feed(text: str, newest: datetime, tag: str) -> str:
+    """The feed with its dates moved so the newest item is at ``newest`` (spacing kept), and
+    each guid and link made unique to ``tag`` (a date), so each day's demo brings new articles."""
+    dates = [parsedate_to_datetime(m.group(1)) for m in _PUBDATE.finditer(text)]
+    if not dates:
+        raise DigestError("the shipped demo feed has no <pubDate> elements; reinstall digest")
+    shift = newest - max(dates)
+
+    def move(m: re.Match[str]) -> str:
+        when = (parsedate_to_datetime(m.group(1)) + shift).astimezone(UTC)
+        return f"<pubDate>{format_datetime(when)}</pubDate>"
+
+    text = _PUBDATE.sub(move, text)
+    text = _ITEM_LINK.sub(f"<link>https://demo.example.org/{tag.replace('-', '/')}/", text)
+    return _GUID.sub(lambda m: f"{m.group(1)}{m.group(2)}-{tag}{m.group(3)}", text)
+
+
+def _prepare_directory(directory: Path) -> bool:
+    """Write the demo config unless the folder already holds one; refuse a non-demo workspace."""
+    config_path = directory / CONFIG_NAME
+    if config_path.exists():
+        head = config_path.read_text(encoding="utf-8", errors="replace")[: len(DEMO_MARKER)]
+        if head != DEMO_MARKER:
+            raise DigestError(
+                f"{config_path} belongs to a workspace that is not a demo; "
+                "choose another folder with --dir (the demo adds subscribers and sends an issue)"
+            )
+        return False
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigestError(f"{directory}: cannot create folder ({exc.strerror})") from None
+    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+    return True
+
+
+def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = None) -> DemoResult:
+    """Set up (or refresh) the demo workspace in ``directory`` and send today's daily issue there."""
+    from digest.compose import compose_issue, issue_categories, scheduled_time
+    from digest.deliver import deliver_issue
+    from digest.feeds import add_feed, find_feed
+    from digest.ingest import ingest_sources
+    from digest.preview import preview_issue
+    from subscribers.store import add_subscriber, find_subscriber
+
+    now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)
+    directory = Path(directory)
+    created = _prepare_directory(directory)
+    init = init_workspace(directory)
+    # The demo's own file only: DIGEST_DB or DIGEST_TRANSPORT from the shell must not send
+    # the demo to a real list or a real server.
+    config = load_config(init.config_path, environ={})
+    edition = config.edition(EDITION)
+    outbox = (directory / "outbox").resolve()
+    db = open_store(config.db_path)
+    try:
+        # Today's issue covers the day up to today's scheduled time; the stories go just before
+        # that time (or before now, when it is still to come).
+        today = now.astimezone(edition.zone).date()
+        period_end = scheduled_time(edition, today)
+        newest = min(now, period_end) - timedelta(minutes=10)
+        feed_path = directory / DEMO_FEED
+        feed_path.write_text(shifted_feed(demo_feed_text(), newest, today.isoformat()), encoding="utf-8")
+        if find_feed(db, str(feed_path)) is None:
+            add_feed(db, str(feed_path), name="The Lantern Gazette (demo)", now=now)
+        results = ingest_sources(db, config, [str(feed_path)], now=now)
+        errors = [r.error for r in results if r.error]
+        if errors:
+            raise DigestError(f"demo feed could not be read: {errors[0]}")
+
+        added = []
+        for person in DEMO_SUBSCRIBERS:
+            if find_subscriber(db, person["email"]) is None:
+                add_subscriber(
+                    db,
+                    person["email"],
+                    name=person["name"],
+                    timezone=person["timezone"],
+                    categories=person["categories"],
+                    editions=person.get("editions"),
+                    status="active",
+                    source="cli",
+                    now=now,
+                )
+                added.append(person["email"])
+
+        composed = compose_issue(db, config, EDITION, period_end=period_end)
+        if composed.issue is None:
+            raise DigestError(f"demo: {composed.message}")
+        issue = composed.issue
+        before = _sent_count(db, issue["id"])
+        if issue["status"] != "sent":
+            deliver_issue(db, config, issue["id"], transport_url=f"maildir:{outbox}", now=now)
+        after = _sent_count(db, issue["id"])
+        issue = dict(db["issues"].get(issue["id"]))
+
+        preview = preview_issue(db, config, issue["id"], fmt="html")
+        preview_path = directory / "preview.html"
+        preview_path.write_bytes(preview.content)
+        articles = db.execute(
+            "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ?", [issue["id"]]
+        ).fetchone()[0]
+        subscribers = [
+            dict(row)
+            for row in db.query("SELECT email, name, timezone, categories FROM subscribers ORDER BY id")
+        ]
+        return DemoResult(
+            directory=directory,
+            config_path=init.config_path,
+            workspace_created=created,
+            feed_path=feed_path,
+            ingested_new=sum(r.new for r in results),
+            subscribers_added=added,
+            subscribers=subscribers,
+            issue=issue,
+            issue_created=composed.created,
+            articles=articles,
+            categories=issue_categories(db, issue["id"]),
+            sent=after - before,
+            already_sent=before,
+            outbox=outbox,
+            preview_path=preview_path,
+            next_commands=[
+                f"cd {directory}",
+                "digest issues list",
+                "digest deliveries latest",
+                "digest preview latest --subscriber carmen@example.org --format text",
+                "digest schedule list",
+                "digest run --dry-run",
+                "digest web serve    # then open http://localhost:8080/archive",
+            ],
+        )
+    finally:
+        db.close()
+
+
+def _sent_count(db: Any, issue_id: int) -> int:
+    row = db.execute("SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND status = 'sent'", [issue_id])
+    return int(row.fetchone()[0])
