@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -233,7 +233,6 @@ class ArticleInput:
     author: str | None = None
     published: datetime | None = None  # the item's own date, aware
     base_url: str | None = None  # for resolving relative links in the HTML
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_article(
@@ -253,6 +252,7 @@ def prepare_article(
     summary = sanitize_html(item.summary_html, base)
     summary_text = html_to_text(summary)
     content_text = html_to_text(sanitize_html(item.content_html, base)) if item.content_html else ""
+    full_text = content_text if len(content_text) > len(summary_text) else summary_text
     if summary_text and len(summary_text.split()) > words:
         # A feed that puts the whole article in its description: keep the lead only.
         summary_text = summarize_text(summary_text, words)
@@ -262,7 +262,6 @@ def prepare_article(
         summary = text_to_html(summary_text)
     if summary_text == title:  # some feeds repeat the title as the description
         summary, summary_text = "", ""
-    full_text = content_text if len(content_text) > len(summary_text) else summary_text
     published = item.published.astimezone(UTC) if item.published else None
     row: dict[str, Any] = {
         "guid": identity(item.guid, url, title, published, scope=scope),

@@ -233,3 +233,12 @@ def test_cli_add_list_show(run_cli) -> None:
     assert bad.exit_code == 1 and "Traceback" not in bad.output
     bad = run_cli("articles", "list", "--since", "whenever")
     assert bad.exit_code == 1 and "invalid date" in bad.output
+
+
+def test_long_description_is_cut_but_reading_time_counts_all_of_it(config) -> None:
+    sentence = "The harbour crane lifted twelve containers before noon today. "
+    item = ArticleInput(title="Crane", url="https://ex.org/crane", summary_html=f"<p>{sentence * 100}</p>")
+    row = prepare_article(config, item, now=NOW)
+    assert len(row["summary_text"].split()) <= config.ingest.summary_words
+    assert row["summary_text"].endswith("noon today.")
+    assert row["reading_minutes"] == 4  # 900 words at ~230 a minute
