@@ -1,0 +1,103 @@
+"""`digest run`: what cron calls. Same moment twice, or twice at once: one issue, one delivery each."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_schedule_support import (
+    DIGEST,
+    add_readers,
+    article_times,
+    grow_feed,
+    make_workspace,
+    messages,
+    recipients,
+    utc,
+)
+
+from digest.cli import cli
+
+READERS = {f"reader{i:02d}@example.org": None for i in range(40)}
+
+
+def invoke(ws, *args: str):
+    return CliRunner().invoke(cli, ["--config", str(ws.config_path), *args])
+
+
+def test_two_digest_runs_at_once_make_one_issue_and_one_delivery_each(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", weekly=True)
+    add_readers(ws, READERS)
+    grow_feed(ws, article_times(utc(2026, 10, 26), utc(2026, 11, 2, 6), timedelta(hours=2)), utc(2026, 11, 3))
+    # Monday 2026-11-02 08:05 Berlin: both the daily (07:00) and the weekly (08:00) are due.
+    cmd = [DIGEST, "run", "--at", "2026-11-02T07:05:00Z"]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=ws.root, env=ws.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out
+        assert "locked" not in out and "Error" not in out, out
+    db = ws.db()
+    assert sorted(db.execute("SELECT edition, number FROM issues").fetchall()) == [
+        ("daily", 1),
+        ("weekly", 1),
+    ]
+    counts = Counter(r[0] for r in db.execute("SELECT status FROM deliveries"))
+    assert counts == {"sent": 2 * len(READERS)}
+    inbox = messages(ws.outbox)
+    per_pair = Counter((recipients(m), m["Subject"]) for m in inbox)
+    assert len(per_pair) == 2 * len(READERS) and set(per_pair.values()) == {1}
+    assert db.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NOT NULL").fetchone()[0] == 2
+
+
+def test_run_prints_one_line_and_is_idempotent(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    add_readers(ws, {"a@example.org": "Asia/Almaty", "b@example.org": None})
+    grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4))
+    first = invoke(ws, "run", "--at", "2026-11-03T07:10:00+01:00")
+    assert first.exit_code == 0, first.output
+    assert first.output.count("\n") == 1
+    assert first.output.startswith("run 2026-11-03T06:10:00Z: ingested ")
+    assert "built daily #1" in first.output and "daily #1: sent 2" in first.output
+    again = invoke(ws, "run", "--at", "2026-11-03T06:20Z")
+    assert again.output == "run 2026-11-03T06:20:00Z: nothing due\n"
+    assert len(messages(ws.outbox)) == 2
+
+
+def test_run_json_dry_run_and_edition(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", weekly=True)
+    result = invoke(ws, "run", "--at", "2026-11-02T07:30Z", "--edition", "weekly", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["dry_run"] is True and data["editions"] == ["weekly"]
+    assert [b["scheduled"] for b in data["built"]] == ["2026-11-02T07:00:00+00:00"]
+    assert ws.db().execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_run_rejects_bad_input_with_one_line(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    bad_time = invoke(ws, "run", "--at", "tomorrow")
+    assert bad_time.exit_code == 1
+    assert "Error: --at 'tomorrow' is not an ISO time" in bad_time.output
+    bad_edition = invoke(ws, "run", "--edition", "hourly")
+    assert bad_edition.exit_code == 1 and "unknown edition 'hourly'" in bad_edition.output
+
+
+def test_schedule_list_shows_zone_and_utc(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", delivery="local")
+    text = invoke(ws, "schedule", "list")
+    assert text.exit_code == 0, text.output
+    assert "cron '0 7 * * *' in Europe/Berlin" in text.output and "local 07:00 per reader" in text.output
+    assert " UTC" in text.output
+    data = json.loads(invoke(ws, "schedule", "list", "--json", "--count", "1").output)
+    assert data[0]["edition"] == "daily" and len(data[0]["next"]) == 1
+    entry = data[0]["next"][0]
+    assert entry["local"].endswith(("+01:00", "+02:00")) and entry["utc"].endswith("+00:00")
