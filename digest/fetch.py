@@ -15,6 +15,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 from digest.errors import DigestError
@@ -91,6 +92,23 @@ def _read_file(source: str, max_bytes: int) -> Fetched:
     return Fetched(source=source, url=str(path.resolve()), content=content, status=0)
 
 
+class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s): urllib would otherwise follow one to ftp://."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a non-HTTP URL {newurl}", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _fetch_http(
     url: str,
     timeout: float,
@@ -110,7 +128,7 @@ def _fetch_http(
     if modified:
         headers["If-Modified-Since"] = modified
     request = urllib.request.Request(url, headers=headers)
-    opener = urllib.request.build_opener()
+    opener = urllib.request.build_opener(_WebOnlyRedirects())
     deadline = time.monotonic() + timeout
     try:
         response = opener.open(request, timeout=timeout)

@@ -118,6 +118,16 @@ def site() -> Iterator[tuple[Site, str]]:
             self.wfile.flush()
             state.release.wait(10)
 
+        def route_moved_xml(self) -> None:
+            self.send_response(301)
+            self.send_header("Location", "/feed.xml")
+            self.end_headers()
+
+        def route_to_ftp_xml(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1/feed.xml")
+            self.end_headers()
+
         def route_export_bin(self) -> None:
             body = b'{"title": "Pier reopens", "url": "https://quay.example.net/pier"}\n'
             self.send_response(200)
@@ -228,3 +238,10 @@ def test_http_errors_and_other_sources_carry_on(site, db, config) -> None:
     assert (results[2].error, results[2].new) == (None, 1)  # gzip body
     assert (results[3].error, results[3].kind, results[3].new) == (None, "articles", 1)  # sniffed JSON Lines
     assert sorted(r["title"] for r in list_articles(db)) == ["Packed news", "Pier reopens"]
+
+
+def test_redirects_are_followed_to_http_only(site, db, config) -> None:
+    _, base = site
+    moved, ftp = ingest_sources(db, config, [f"{base}/moved.xml", f"{base}/to-ftp.xml"], now=NOW)
+    assert (moved.error, moved.new) == (None, 2)
+    assert ftp.error is not None and "non-HTTP" in ftp.error
