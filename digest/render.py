@@ -383,6 +383,13 @@ def render_issue(
         html = best
     context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:kept]})
     text = _render_template(dirs, TEXT_TEMPLATE, context)
+    # An override template may forget it; an email must never go out without it.
+    for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
+        if PLACEHOLDERS["unsubscribe_url"] not in part:
+            raise DigestError(
+                f"template {name} (or a partial): the rendered issue has no unsubscribe link; "
+                "the footer must use {{ p.unsubscribe_url }}"
+            )
     return RenderedVariant(
         variant=variant,
         subject=issue["subject"],

@@ -271,3 +271,26 @@ def test_override_folder_comes_first_and_missing_templates_name_every_path(store
 def test_bundled_templates_are_found_from_the_source_tree() -> None:
     assert bundled_templates_dir() == REPO / "templates"
     assert (bundled_templates_dir() / "email" / "issue.mjml.j2").is_file()
+
+
+def test_unknown_mjml_elements_and_lost_footers_are_errors(store, tmp_path: Path) -> None:
+    config, db = store
+    issue = fixture_issue(config, db)
+    override = tmp_path / "ws" / "tpl" / "email"
+    override.mkdir(parents=True)
+    config.render.templates = "tpl"
+    footer = override / "_footer.mjml.j2"
+    # mjml-python passes unknown elements through unconverted.
+    footer.write_text(
+        '<mj-section><mj-column><mj-buton href="{{ p.unsubscribe_url }}">Unsubscribe</mj-buton>'
+        "</mj-column></mj-section>\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DigestError, match="mj-buton"):
+        render_issue(db, config, issue["id"])
+    # A footer without the unsubscribe link never renders.
+    footer.write_text(
+        "<mj-section><mj-column><mj-text>Bye</mj-text></mj-column></mj-section>\n", encoding="utf-8"
+    )
+    with pytest.raises(DigestError, match="no unsubscribe link"):
+        render_issue(db, config, issue["id"])
