@@ -122,3 +122,24 @@ def test_preview_without_issues_says_how_to_build_one(tmp_path: Path) -> None:
     write_config(folder)
     result = CliRunner().invoke(cli, ["--config", str(folder / "digest.toml"), "preview"])
     assert result.exit_code == 1 and "digest issues build" in result.output
+
+
+def test_preview_open_writes_a_file_and_hands_it_to_the_browser(
+    ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+    import webbrowser
+
+    opened = tmp_path / "opened.txt"
+    # A real "browser" command that records what it was given.
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    monkeypatch.setattr(webbrowser, "_tryorder", None)  # re-read $BROWSER in this process
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the preview file lands here
+    result = run(ws, "preview", "--format", "text", "--open")
+    assert result.exit_code == 0, result.output
+    uri = opened.read_text().strip()
+    assert uri.startswith(f"file://{tmp_path}") and uri.endswith(".txt")
+    assert "Tidal barrier" in Path(uri.removeprefix("file://")).read_text(encoding="utf-8")
