@@ -86,6 +86,7 @@ class Sent:
     deferred: int = 0
     waiting: int = 0  # local-time rows not due yet
     busy: bool = False  # another process is sending this issue
+    error: str | None = None  # the send stopped (e.g. the SMTP server refused the login)
     interrupted: bool = False  # SIGTERM/SIGINT stopped the send after the messages in flight
     dry_run: bool = False
     note: str = ""
@@ -106,7 +107,13 @@ class RunReport:
     built: list[Built] = field(default_factory=list)
     deliveries: list[Sent] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    error: str | None = None
+    errors: list[str] = field(default_factory=list)  # a build or send that failed; the run went on
+    error: str | None = None  # what stopped the whole run
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed (a feed that could not be read does not count)."""
+        return not self.errors and self.error is None
 
     @property
     def interrupted(self) -> bool:
@@ -146,6 +153,8 @@ class RunReport:
         for d in self.deliveries:
             if d.busy:
                 parts.append(f"{d.edition} #{d.number}: being sent by another process")
+            elif d.error:
+                parts.append(f"{d.edition} #{d.number}: send stopped ({d.error})")
             elif d.dry_run:
                 parts.append(f"{d.edition} #{d.number}: would send {d.sent}")
             elif d.sent or d.failed or d.deferred or d.waiting:
@@ -237,13 +246,16 @@ def run_due(
     edition: str | None = None,
     dry_run: bool = False,
     build: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> RunReport:
     """Do what is due at ``at``: ingest, build each due issue, deliver; record the run.
 
     ``edition`` limits the run to one edition. ``dry_run`` ingests and builds
     nothing, records nothing, and reports what would be built and who would be
     sent what. ``build=False`` only delivers ledger rows that are due (the
-    scheduler's local-time job). See the module docstring for the rules.
+    scheduler's local-time job). ``stop()`` is asked before each build and
+    each send; when it says True the rest is left for the next run (the
+    scheduler passes its SIGTERM flag). See the module docstring for the rules.
     """
     if at.tzinfo is None:
         raise DigestError("run_due needs an aware time; give --at with a zone, e.g. 2026-01-23T07:00Z")
@@ -256,7 +268,7 @@ def run_due(
     if not dry_run:
         report.run_id = _start_run(db, at)
     try:
-        _run(db, config, report, editions, at, catch_up, build=build)
+        _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
         if report.run_id is not None:
@@ -276,6 +288,7 @@ def _run(
     catch_up: timedelta,
     *,
     build: bool,
+    stop: Callable[[], bool],
 ) -> None:
     from digest.compose import compose_issue
 
@@ -295,10 +308,19 @@ def _run(
     if to_build and not report.dry_run:
         _ingest(db, config, report, at)
     for ed, scheduled in to_build:
+        if stop():
+            report.notes.append("stopping: the rest is left for the next run")
+            return
         if report.dry_run:
             report.built.append(Built(ed.key, iso(scheduled), None, None, False, "would build"))
             continue
-        result = compose_issue(db, config, ed.key, period_end=scheduled)
+        try:
+            result = compose_issue(db, config, ed.key, period_end=scheduled)
+        except DigestError as exc:
+            problem = f"{ed.key}: could not build the issue for {iso(scheduled)}: {exc}"
+            report.errors.append(problem)
+            report.notes.append(problem)
+            continue
         issue = result.issue
         report.built.append(
             Built(
@@ -318,7 +340,13 @@ def _run(
     for issue in _issues_with_due_rows(db, [e.key for e in editions], at):
         to_send.setdefault(issue["id"], issue)
     for issue in sorted(to_send.values(), key=lambda i: (i["period_end"], i["id"])):
-        report.deliveries.append(_deliver(db, config, issue, at, dry_run=report.dry_run))
+        if stop():
+            report.notes.append("stopping: the rest is left for the next run")
+            return
+        sent = _deliver(db, config, issue, at, dry_run=report.dry_run)
+        report.deliveries.append(sent)
+        if sent.error:
+            report.errors.append(f"{sent.edition} #{sent.number}: {sent.error}")
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:
@@ -348,6 +376,10 @@ def _deliver(
     except SendInProgress as exc:
         outcome.busy = True
         outcome.note = str(exc)
+        return outcome
+    except DigestError as exc:
+        # Rows stay queued; the next run resumes. Other issues still get their turn.
+        outcome.error = str(exc)
         return outcome
     if dry_run:
         outcome.sent = sum(1 for row in result.plan if row.get("when") == "due")
@@ -518,7 +550,14 @@ def serve(
                     return
                 state["in_run"] = True
                 try:
-                    report = run_due(db, config, at=clock(), edition=edition_key, build=build)
+                    report = run_due(
+                        db,
+                        config,
+                        at=clock(),
+                        edition=edition_key,
+                        build=build,
+                        stop=lambda: scheduler.stop_requested,
+                    )
                 except Exception as exc:  # noqa: BLE001 - a failed run is logged; the scheduler lives on
                     logger.error("run failed: %s", exc)
                 else:

@@ -101,3 +101,25 @@ def test_schedule_list_shows_zone_and_utc(tmp_path: Path) -> None:
     assert data[0]["edition"] == "daily" and len(data[0]["next"]) == 1
     entry = data[0]["next"][0]
     assert entry["local"].endswith(("+01:00", "+02:00")) and entry["utc"].endswith("+00:00")
+
+
+def test_a_failed_send_exits_1_and_the_next_run_resumes(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    add_readers(ws, {"a@example.org": None, "b@example.org": None})
+    grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4))
+    text = ws.config_path.read_text(encoding="utf-8")
+    # Nothing listens on port 9 of 127.0.0.1 ("discard" is never running in a test box).
+    ws.config_path.write_text(
+        text.replace('"maildir:outbox"', '"smtp://127.0.0.1:9"\nretries = 0\ntimeout = 2'), encoding="utf-8"
+    )
+    failed = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
+    assert failed.exit_code == 1, failed.output
+    assert "built daily #1" in failed.output and "Error: daily #1:" in failed.output
+    db = ws.db()
+    assert {r[0] for r in db.execute("SELECT status FROM deliveries")} <= {"queued", "deferred"}
+
+    ws.config_path.write_text(text, encoding="utf-8")
+    resumed = invoke(ws, "run", "--at", "2026-11-03T06:20Z")
+    assert resumed.exit_code == 0, resumed.output
+    assert "daily #1: sent 2" in resumed.output
+    assert len(messages(ws.outbox)) == 2

@@ -60,6 +60,10 @@ def run(app: App, at_text: str | None, edition: str | None, dry_run: bool, as_js
         echo_json(report.as_dict())
     else:
         click.echo(report.summary())
+    if not report.ok:
+        for error in report.errors:
+            click.echo(f"Error: {error}", err=True)
+        raise SystemExit(1)
 
 
 COMMANDS: list[click.Command] = [run]
