@@ -568,7 +568,7 @@ def serve(
                     if report.interrupted:
                         # The send engine caught the signal itself, finished what was in flight and
                         # left the rest queued: stop as the signal asked.
-                        state["stopped_by"] = state["stopped_by"] or "signal during a send"
+                        state["stopped_by"] = state["stopped_by"] or "SIGTERM or SIGINT during a send"
                         scheduler.stop_requested = True
                 finally:
                     state["in_run"] = False

@@ -102,25 +102,23 @@ def test_scheduler_and_cli_commands_share_the_database(tmp_path: Path) -> None:
             ["subscribers", "add", "late2@example.org", "--timezone", "Asia/Almaty"],
             ["ingest"],
         ]
-        for _round in range(2):
-            procs = [
-                (
-                    cmd,
-                    subprocess.Popen(
-                        [DIGEST, *cmd],
-                        cwd=ws.root,
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT,
-                        text=True,
-                    ),
-                )
-                for cmd in commands
-            ]
-            for cmd, p in procs:
-                out, _ = p.communicate(timeout=120)
-                outputs.append((cmd, p.returncode, out))
-            commands = [["run"], ["ingest"], ["run"], ["run"]]
+        procs = [
+            (
+                cmd,
+                subprocess.Popen(
+                    [DIGEST, *cmd],
+                    cwd=ws.root,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                ),
+            )
+            for cmd in commands
+        ]
+        for cmd, p in procs:
+            out, _ = p.communicate(timeout=120)
+            outputs.append((cmd, p.returncode, out))
     finally:
         code, err = stop(proc)
     for cmd, returncode, out in outputs:
@@ -133,3 +131,39 @@ def test_scheduler_and_cli_commands_share_the_database(tmp_path: Path) -> None:
     # Every firing built at most the one issue there were articles for, and sent it once.
     assert db.execute("SELECT COUNT(*) FROM issues").fetchone()[0] == 1
     assert len(messages(ws.outbox)) == len(READERS)
+
+
+def test_sigterm_during_a_send_finishes_what_is_in_flight_and_the_next_run_resumes(tmp_path: Path) -> None:
+    from smtp_server import Handler, SMTPServer
+
+    fire = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+    ws = make_workspace(tmp_path / "ws", schedule=f"{fire:%S %M %H} * * *", timezone="UTC")
+    readers = {f"slow{i:02d}@example.org": None for i in range(30)}
+    add_readers(ws, readers)
+    recent_articles(ws)
+    with SMTPServer(Handler(delay=0.15)) as server:
+        text = ws.config_path.read_text(encoding="utf-8")
+        text = text.replace('"maildir:outbox"', f'"{server.url}"').replace(
+            "concurrency = 2", "concurrency = 1"
+        )
+        ws.config_path.write_text(text, encoding="utf-8")
+        proc = start_scheduler(ws)
+        try:
+            wait_for(lambda: len(server.handler.received) >= 3, 60, "the send to start", proc)
+        finally:
+            code, err = stop(proc)
+        assert code == 0, err
+        assert "interrupted" in err and "Scheduler stopped (SIGTERM" in err, err
+        db = ws.db()
+        sent = db.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+        assert 3 <= sent < len(readers)
+        assert sent == len(server.handler.received)  # everything in flight was finished and recorded
+        assert db.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 0
+
+        # The next run (cron, or the scheduler restarted) sends the rest, and nobody twice.
+        resumed = subprocess.run(
+            [DIGEST, "run"], cwd=ws.root, env=ws.env(), capture_output=True, text=True, timeout=120
+        )
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert f"daily #1: sent {len(readers) - sent}" in resumed.stdout
+        assert sorted(a for r in server.handler.received for a in r.rcpt_tos) == sorted(readers)
