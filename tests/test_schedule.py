@@ -25,7 +25,7 @@ from test_schedule_support import (
 
 from digest.errors import DigestError
 from digest.localtime import fire_times
-from digest.schedule import next_fire_times, run_due, scheduler_lock, serve
+from digest.schedule import local_delivery_trigger, next_fire_times, run_due, scheduler_lock, serve
 
 READERS = {
     "almaty@example.org": "Asia/Almaty",
@@ -211,3 +211,20 @@ def test_next_fire_times_in_zone_and_utc(tmp_path: Path) -> None:
     assert [t["utc"] for t in daily["next"]] == ["2026-10-25T06:00:00+00:00", "2026-10-26T06:00:00+00:00"]
     assert [t["local"] for t in daily["next"]] == ["2026-10-25T07:00:00+01:00", "2026-10-26T07:00:00+01:00"]
     assert listing[1]["next"][0]["local_text"] == "Mon 2026-10-26 08:00 CET"
+
+
+def test_local_delivery_job_fires_at_every_quarter_hour_a_send_at_can_fall_on(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", delivery="local", weekly=True)
+    config = ws.config()
+    trigger = local_delivery_trigger(list(config.editions.values()))
+    fires = []
+    t = utc(2026, 11, 3, 1, 50)
+    for _ in range(5):
+        t = trigger.get_next_fire_time(None, t + timedelta(seconds=1))
+        fires.append(t.strftime("%H:%M"))
+    assert fires == ["02:00", "02:15", "02:30", "02:45", "03:00"]  # Kathmandu's 07:00 is 01:15 UTC
+    config.editions["daily"].send_at = "06:50"
+    minutes = str(local_delivery_trigger([config.editions["daily"]])).split("minute='")[1].split("'")[0]
+    assert minutes == "5,20,35,50"
+    config.editions["daily"].delivery = "edition"
+    assert local_delivery_trigger(list(config.editions.values())) is None
