@@ -16,20 +16,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlite_utils
-from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
+from digest.localtime import edition_trigger
 from digest.store import from_iso, iso, transaction, utcnow
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PREHEADER_HEADLINES = 3
 PREHEADER_MAX_CHARS = 150
 SNAPSHOT_VERSION = 1
-
-# Standard cron counts weekdays from Sunday = 0 (7 is Sunday too); APScheduler counts from
-# Monday = 0. Names mean the same in both, so numbers are translated to names.
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass
@@ -51,59 +47,11 @@ def format_datetime(dt: datetime) -> str:
     return f"{format_date(dt)}, {dt:%H:%M}"
 
 
-def cron_trigger(edition: Edition) -> CronTrigger:
-    """The edition's schedule as an APScheduler trigger in the edition's zone (standard cron
-    weekday numbering: 0 and 7 are Sunday)."""
-    fields = edition.schedule.split()
-    second = "0"
-    if len(fields) == 6:
-        second, fields = fields[0], fields[1:]
-    if len(fields) != 5:
-        raise ConfigError(f"editions.{edition.key}.schedule: {edition.schedule!r} is not a cron expression")
-    minute, hour, day, month, dow = fields
-    try:
-        return CronTrigger(
-            second=second,
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_translate_weekdays(dow),
-            timezone=edition.zone,
-        )
-    except ValueError as exc:
-        raise ConfigError(
-            f"editions.{edition.key}.schedule: {edition.schedule!r} is not a valid cron expression ({exc})"
-        ) from None
-
-
-def _translate_weekdays(field: str) -> str:
-    def one(token: str) -> str:
-        return _CRON_DAYS[int(token)] if token.isdigit() and int(token) <= 7 else token
-
-    parts = []
-    for part in field.split(","):
-        step = ""
-        if "/" in part:
-            part, step = part.split("/", 1)
-            step = "/" + step
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            if lo.isdigit() and hi.isdigit() and int(hi) == 7 and int(lo) > 0:
-                hi = "6"  # "5-7" means Fri..Sun; Sun is added below
-                parts.append(f"{one(lo)}-{one(hi)}{step}")
-                parts.append("sun")
-                continue
-            parts.append(f"{one(lo)}-{one(hi)}{step}")
-        else:
-            parts.append(one(part) + step)
-    return ",".join(parts)
-
-
 def scheduled_time(edition: Edition, on: date) -> datetime:
     """The edition's fire time for the local date ``on``: the latest scheduled time at or
     before the end of that day in the edition's zone, as an aware UTC datetime."""
-    trigger = cron_trigger(edition)
+    # The scheduler reads cron through the same trigger, so its fire times are these period ends.
+    trigger = edition_trigger(edition)
     zone = edition.zone
     day_end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone)
     for lookback in (1, 8, 32, 367, 366 * 8):
