@@ -44,16 +44,19 @@ def parse_at(text: str | None) -> datetime:
 def run(app: App, at_text: str | None, edition: str | None, dry_run: bool, as_json: bool) -> None:
     """Do what is due now: ingest, build each due issue, deliver it.
 
-    Safe to run as often as you like and from several places at once: each
-    edition gets one issue per scheduled time and each subscriber gets it once.
-    A scheduled time missed by more than [schedule] catch_up (default 6h) is
-    skipped. Prints one summary line.
+    An edition is due when its scheduled time has passed (within [schedule]
+    catch_up, default 6h) and it has no issue for that time yet; the feeds are
+    ingested only then. Ledger rows that are due are sent too: local-time
+    readers whose hour has come, deferred retries, an interrupted send. Safe
+    to run as often as you like, also from several places at once: one issue
+    per edition and scheduled time, one message per subscriber. Prints one
+    line; exits 1 if a build or send failed (unsent rows stay queued).
 
     \b
     Example:
       digest run
       digest run --at 2026-01-23T07:00+01:00 --edition daily --dry-run
-      */5 * * * * cd /srv/news && digest run   # crontab
+      */15 * * * * cd /srv/news && digest run   # crontab
     """
     report = run_due(app.db, app.config, at=parse_at(at_text), edition=edition, dry_run=dry_run)
     if as_json:
