@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 import secrets
@@ -107,13 +108,17 @@ def format_address(name: str, email: str) -> str:
 
 
 def _parse_from(config: Config) -> tuple[str, str]:
-    raw = config.publication.from_address
+    return _parse_from_text(config.publication.from_address, config.publication.name, config.source)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_from_text(raw: str, publication: str, source: str) -> tuple[str, str]:
     name, email = parseaddr(raw)
     if not email or not _EMAIL.fullmatch(email) or _CONTROL.search(raw):
         raise DigestError(
-            f'{config.source}: publication.from = {raw!r} is not an address; use "Name <address@example.org>"'
+            f'{source}: publication.from = {raw!r} is not an address; use "Name <address@example.org>"'
         )
-    return name or config.publication.name, email
+    return name or publication, email
 
 
 def _domain(email: str) -> str:
@@ -310,7 +315,15 @@ class PreparedMessage:
     signer: DkimSigner | None = None
     mailto: str | None = None
     _dates: _DateCache = field(default_factory=_DateCache)
-    _escape: Any = None
+    _escape: Any = None  # personalise(text, values, html) of digest.render
+    _names: tuple[str, ...] = ()  # the recipient fields used
+    _probe: str = ""  # their placeholders joined by NUL: filled in one call
+
+    def __post_init__(self) -> None:
+        from digest.render import PLACEHOLDERS
+
+        self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
+        self._probe = "\0".join(PLACEHOLDERS[name] for name in self._names)
 
     def fill(
         self,
@@ -338,15 +351,17 @@ class PreparedMessage:
             b"\r\n",
             self.head,
         ]
-        values = {name: str(recipient.get(name) or "") for name, _ in self.fields}
-        cache: dict[tuple[str, bool], bytes] = {}
+        values = {name: str(recipient.get(name) or "") for name in self._names}
+        # One personalise() call per part type fills every field (escaped as the renderer does).
+        encoded: dict[tuple[str, bool], bytes] = {}
+        for html in (False, True) if self._names else ():
+            filled = self._escape(self._probe, values, html).split("\0")
+            for name, value in zip(self._names, filled, strict=True):
+                encoded[name, html] = _encode_value(value)
         segments = self.segments
         parts.append(segments[0])
         for i, key in enumerate(self.fields):
-            encoded = cache.get(key)
-            if encoded is None:
-                encoded = cache[key] = _encode_value(self._escape(key[0], values, key[1]))
-            parts.append(encoded)
+            parts.append(encoded[key])
             parts.append(segments[i + 1])
         data = b"".join(parts)
         return self.signer.sign(data) if self.signer is not None else data
@@ -417,9 +432,6 @@ def prepare_message(
         (token_to_field[t], True) for t in html_names
     ]
 
-    def escape(name: str, values: Mapping[str, str], html: bool) -> str:
-        return personalise(PLACEHOLDERS[name], values, html=html)
-
     return PreparedMessage(
         issue_id=int(issue["id"]),
         variant=str(rendered.variant),
@@ -430,7 +442,7 @@ def prepare_message(
         test=test,
         signer=signer if signer is not None else dkim_signer(config),
         mailto=_mailto(config),
-        _escape=escape,
+        _escape=lambda text, values, html: personalise(text, values, html=html),
     )
 
 

@@ -102,12 +102,13 @@ class ConnectionLost(Exception):
 class Transport(Protocol):
     """Send one prepared message to one recipient; close when done."""
 
-    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+    def send(self, message: bytes, sender: str, recipient: str, *, dot_safe: bool = False) -> Reply:
         """Deliver ``message`` (CRLF line endings) to ``recipient``; return the server's reply.
 
-        Raises :class:`ConnectionLost` when the connection broke (the caller
-        retries on a new transport) and :class:`TransportError` when the run
-        must stop.
+        ``dot_safe``: the caller guarantees no line starts with ".", so SMTP dot-stuffing
+        (a scan of the whole message) is skipped. Raises :class:`ConnectionLost` when the
+        connection broke (the caller retries on a new transport) and :class:`TransportError`
+        when the run must stop.
         """
         ...
 
@@ -219,7 +220,7 @@ class MaildirTransport:
             raise TransportError(f"maildir {path}: cannot create it ({exc.strerror})") from None
         self.path = path
 
-    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+    def send(self, message: bytes, sender: str, recipient: str, *, dot_safe: bool = False) -> Reply:
         """Store the message; it carries its own headers, so sender/recipient are unused here."""
         msg = mailbox.MaildirMessage(message.replace(b"\r\n", b"\n"))
         try:
@@ -242,7 +243,7 @@ class MboxTransport:
         self.path = path
         self._box = mailbox.mbox(str(path), create=True)
 
-    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
+    def send(self, message: bytes, sender: str, recipient: str, *, dot_safe: bool = False) -> Reply:
         """Append the message with an mboxrd ``From `` separator."""
         msg = mailbox.mboxMessage(message.replace(b"\r\n", b"\n"))
         msg.set_from(sender or "MAILER-DAEMON")
@@ -283,7 +284,7 @@ class SMTPTransport:
         self.password = password
         self.timeout = timeout
         self.local_hostname = local_hostname
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
         self.sock: socket.socket | None = None
         self._buf = b""
         self.extensions: dict[str, str] = {}
@@ -291,6 +292,13 @@ class SMTPTransport:
         self.aborted = False
 
     # -- connection
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Certificates verified against the system store (created on first use: it is slow)."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def abort(self) -> None:
         """From another thread: make a blocked read or connect fail at once (ConnectionLost)."""
@@ -426,7 +434,7 @@ class SMTPTransport:
 
     # -- wire
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | memoryview) -> None:
         assert self.sock is not None
         try:
             self.sock.sendall(data)
@@ -434,6 +442,24 @@ class SMTPTransport:
             raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
         except OSError as exc:
             raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
+
+    def _send_parts(self, data: bytes, tail: bytes) -> None:
+        """``data + tail`` without copying a large message (one gathered write when possible)."""
+        assert self.sock is not None
+        if isinstance(self.sock, ssl.SSLSocket):
+            self._send(data + tail)
+            return
+        try:
+            sent = self.sock.sendmsg([data, tail])
+        except TimeoutError:
+            raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
+        if sent < len(data):
+            self._send(memoryview(data)[sent:])  # type: ignore[arg-type]
+            self._send(tail)
+        elif sent < len(data) + len(tail):
+            self._send(tail[sent - len(data) :])
 
     def _read_line(self) -> bytes:
         while True:
@@ -470,8 +496,10 @@ class SMTPTransport:
 
     # -- messages
 
-    def send(self, message: bytes, sender: str, recipient: str) -> Reply:
-        """Send one message in one transaction; a 421 closes the connection (ConnectionLost)."""
+    def send(self, message: bytes, sender: str, recipient: str, *, dot_safe: bool = False) -> Reply:
+        """Send one message in one transaction; a 421 closes the connection (ConnectionLost).
+
+        ``dot_safe`` skips the dot-stuffing scan (the caller guarantees no line starts with ".")."""
         if self.sock is None:
             self.connect()
         params = b""
@@ -506,10 +534,10 @@ class SMTPTransport:
                 return make_reply(code, lines, stage)
         else:
             return make_reply(replies[-1][0], replies[-1][1], "data")
-        if message.startswith(b".") or b"\n." in message:
+        if not dot_safe and (message.startswith(b".") or b"\n." in message):
             message = _dot_stuff(message)
         tail = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
-        self._send(message + tail)
+        self._send_parts(message, tail)
         code, lines = self._read_reply()
         self.sent_on_connection += 1
         if code == 421:

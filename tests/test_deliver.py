@@ -218,7 +218,8 @@ def test_an_unsubscribe_during_the_send_takes_effect(setup: Setup) -> None:
         if "reader1@example.net" in received.rcpt_tos:
             unsubscribe(open_store(db_path, migrate=False), last["id"], source="web")
 
-    with SMTPServer(Handler(on_message=on_message)) as server:
+    # Status is checked when a row is claimed; a claim covers ~0.25 s of sending (here two rows).
+    with SMTPServer(Handler(on_message=on_message, delay=0.1)) as server:
         report = send(setup, server, concurrency=1)
     assert server.handler.count_for(last["email"]) == 0
     assert report.skipped == 1 and report.sent == len(setup.subscribers) - 1
@@ -323,3 +324,15 @@ def test_list_deliveries_filters_by_status(setup: Setup) -> None:
     assert [r["email"] for r in failed] == ["reader5@example.net"]
     assert failed[0]["last_error"].startswith("550 5.1.1")
     assert len(list(list_deliveries(setup.db, 1))) == len(setup.subscribers)
+
+
+def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
+    from digest.deliver import recipient_links
+
+    secret = load_secret(setup.config)
+    for sub in setup.subscribers:
+        full = subscriber_links(setup.config, secret, sub)
+        assert recipient_links(setup.config, secret, sub["id"]) == {
+            "unsubscribe_url": full["unsubscribe_url"],
+            "preferences_url": full["preferences_url"],
+        }

@@ -1,0 +1,320 @@
+"""Fan-out benchmark: `digest send` against postfix's smtp-sink, next to smtp-source.
+
+    python bench/fanout.py [--recipients 20000] [--sessions 8] [--memory 10000,100000]
+
+Builds a workspace with one ~60 KB issue and N subscribers, starts
+``smtp-sink`` on a loopback port, and measures in the same run:
+
+* digest: ``deliver_issue`` with the ledger and personalisation on (freeze,
+  snapshot, per-recipient links and Message-ID, a row marked ``sending``
+  before and ``sent`` after each 250), ``--concurrency`` = sessions;
+* smtp-source: the same number of messages of the same size over the same
+  number of persistent sessions (``-d``).
+
+Prints both rates and their ratio, the cost of DKIM-signing one message with
+dkimpy, and the peak memory (RSS of the whole process tree, sampled) of a
+``digest send`` at each recipient count in ``--memory``. Figures only; it
+never passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from click.testing import CliRunner  # noqa: E402 - after the path tweak
+
+from digest.articles import add_article  # noqa: E402
+from digest.cli import cli  # noqa: E402
+from digest.compose import compose_issue  # noqa: E402
+from digest.config import load_config  # noqa: E402
+from digest.store import iso, open_store, transaction, utcnow  # noqa: E402
+
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+PERIOD_END = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
+WORDS = [
+    *("harbour", "tide", "vessel", "crane", "berth", "quay", "cargo", "pilot", "dredging", "lock"),
+    *("ferry", "navigation", "chart", "buoy", "beacon", "storm", "surge", "wharf", "container"),
+    *("shipping", "route", "weather", "forecast", "captain", "crew", "port", "authority"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_workspace(root: Path, recipients: int, articles: int = 34) -> Path:
+    """`digest init`, ~60 KB of articles, one composed issue, ``recipients`` active subscribers."""
+    result = CliRunner().invoke(cli, ["init", str(root)])
+    if result.exit_code != 0:
+        raise SystemExit(result.output)
+    toml = root / "digest.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            'base_url = "http://localhost:8080"', 'base_url = "https://news.example.org"'
+        )
+    )
+    config = load_config(toml)
+    db = open_store(config.db_path)
+    categories = ["World", "Technology", "Science", "Culture"]
+    for i in range(articles):
+        words = " ".join(WORDS[(i + k) % len(WORDS)] for k in range(70))
+        add_article(
+            db,
+            config,
+            title=f"Story {i}: the {WORDS[i % len(WORDS)]} report for the week",
+            url=f"https://news.example.com/{i}/the-{WORDS[i % len(WORDS)]}-report",
+            category=categories[i % len(categories)],
+            summary=f"<p>{words.capitalize()}.</p>",
+            published=PERIOD_END - timedelta(minutes=20 * (i + 1)),
+            now=PERIOD_END,
+        )
+    compose_issue(db, config, "daily", period_end=PERIOD_END)
+    add_subscribers(db, recipients)
+    return toml
+
+
+def add_subscribers(db, count: int) -> None:
+    """Bulk insert (setup, not the thing measured)."""
+    stamp = iso(utcnow())
+    with transaction(db):
+        db.conn.executemany(
+            "INSERT INTO subscribers (email, name, status, source, attributes, created_at, updated_at)"
+            " VALUES (?, ?, 'active', 'import', '{}', ?, ?)",
+            ((f"reader{i}@example.net", f"Reader Nummer {i}", stamp, stamp) for i in range(count)),
+        )
+
+
+def message_size(toml: Path) -> int:
+    from digest.message import build_message
+    from digest.render import render_issue
+
+    config = load_config(toml)
+    db = open_store(config.db_path)
+    rendered = render_issue(db, config, 1, "*")
+    recipient = {
+        "email": "reader1@example.net",
+        "name": "Reader Nummer 1",
+        "unsubscribe_url": "https://news.example.org/unsubscribe/1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "preferences_url": "https://news.example.org/preferences/1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "subscriber_id": 1,
+    }
+    issue = next(db.query("SELECT * FROM issues WHERE id = 1"))
+    return len(build_message(config, issue, rendered, recipient))
+
+
+class Sink:
+    """smtp-sink on a loopback port (it advertises PIPELINING)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        args = [SINK]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]
+        self.proc = subprocess.Popen(
+            [*args, f"127.0.0.1:{self.port}", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("smtp-sink did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run_smtp_source(port: int, messages: int, sessions: int, size: int) -> float:
+    """Seconds smtp-source needs for ``messages`` of ``size`` bytes over ``sessions`` sessions."""
+    started = time.monotonic()
+    subprocess.run(
+        [
+            *(SOURCE, "-s", str(sessions), "-m", str(messages), "-l", str(size), "-d"),
+            *("-f", "digest@example.org", "-t", "reader@example.net", f"127.0.0.1:{port}"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.monotonic() - started
+
+
+class TreeMemory:
+    """Samples the summed RSS of a process and its descendants (Linux /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak_kb = max(self.peak_kb, self._sample())
+
+    def _sample(self) -> int:
+        parents: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat.rsplit(b")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+        tree = {self.pid}
+        changed = True
+        while changed:
+            changed = False
+            for pid, ppid in parents.items():
+                if ppid in tree and pid not in tree:
+                    tree.add(pid)
+                    changed = True
+        total = 0
+        for pid in tree:
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+            except OSError:
+                continue
+            total += int(m.group(1)) if m else 0
+        return total
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
+def digest_send(toml: Path, port: int, sessions: int) -> tuple[float, int, str]:
+    """Run `digest send 1` as its own process; seconds, peak tree RSS (kB), its summary line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["DIGEST_SECRET"] = "bench-secret"
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "digest", "--config", str(toml), "send", "1"),
+            *("--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(sessions)),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=str(toml.parent),
+    )
+    memory = TreeMemory(proc.pid)
+    out, err = proc.communicate()
+    seconds = time.monotonic() - started
+    peak = memory.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"digest send failed: {err.decode()}")
+    return seconds, peak, out.decode().strip()
+
+
+def dkim_cost(toml: Path, tmp: Path, rounds: int = 50) -> tuple[float, float]:
+    """Milliseconds per message: fill without DKIM, fill + dkimpy RSA-2048 signature."""
+    from digest.message import prepare_message
+    from digest.render import render_issue
+
+    key = tmp / "dkim.private"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    config = load_config(toml)
+    db = open_store(config.db_path)
+    issue = next(db.query("SELECT * FROM issues WHERE id = 1"))
+    rendered = render_issue(db, config, 1, "*")
+    recipient = {
+        "email": "reader1@example.net",
+        "name": "Reader",
+        "unsubscribe_url": "https://news.example.org/unsubscribe/1.x",
+        "preferences_url": "https://news.example.org/preferences/1.x",
+        "subscriber_id": 1,
+    }
+    plain = prepare_message(config, issue, rendered)
+    started = time.perf_counter()
+    for _ in range(rounds * 10):
+        plain.fill(recipient)
+    fill_ms = (time.perf_counter() - started) * 1000 / (rounds * 10)
+    config.dkim.domain, config.dkim.selector, config.dkim.key_file = "example.org", "bench", str(key)
+    signed = prepare_message(config, issue, rendered)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        signed.fill(recipient)
+    sign_ms = (time.perf_counter() - started) * 1000 / rounds
+    return fill_ms, sign_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument(
+        "--memory", default="10000,100000", help="recipient counts for the memory runs ('' = none)"
+    )
+    args = parser.parse_args()
+    for tool in (SINK, SOURCE):
+        if not Path(tool).exists():
+            raise SystemExit(f"{tool} not found: install postfix (Debian) for smtp-sink and smtp-source")
+
+    with tempfile.TemporaryDirectory(prefix="digest-fanout-") as tmpdir:
+        tmp = Path(tmpdir)
+        toml = build_workspace(tmp / "rate", args.recipients)
+        size = message_size(toml)
+        print(
+            f"issue: one message is {size / 1024:.1f} KB; "
+            f"{args.recipients} recipients; {args.sessions} sessions"
+        )
+        fill_ms, sign_ms = dkim_cost(toml, tmp)
+        print(f"per-recipient fill: {fill_ms:.3f} ms; with DKIM (dkimpy, RSA-2048): {sign_ms:.2f} ms")
+
+        sink = Sink()
+        try:
+            source_a = run_smtp_source(sink.port, args.recipients, args.sessions, size)
+            seconds, peak, line = digest_send(toml, sink.port, args.sessions)
+            source_b = run_smtp_source(sink.port, args.recipients, args.sessions, size)
+        finally:
+            sink.close()
+        ours = args.recipients / seconds
+        theirs = args.recipients / ((source_a + source_b) / 2)
+        print(f"digest send:  {ours:,.0f} msg/s ({seconds:.1f}s wall, incl. freeze + snapshot)  [{line}]")
+        print(f"smtp-source:  {theirs:,.0f} msg/s (runs before and after: {source_a:.1f}s, {source_b:.1f}s)")
+        print(f"ratio:        {ours / theirs:.2f}")
+        print(f"peak RSS of the send (process tree): {peak / 1024:.0f} MB at {args.recipients} recipients")
+
+        for count in [int(c) for c in args.memory.split(",") if c.strip()]:
+            toml = build_workspace(tmp / f"mem{count}", count)
+            sink = Sink()
+            try:
+                seconds, peak, _ = digest_send(toml, sink.port, args.sessions)
+            finally:
+                sink.close()
+            print(
+                f"memory: {count:>7,} recipients: peak RSS {peak / 1024:.0f} MB (process tree), "
+                f"{count / seconds:,.0f} msg/s"
+            )
+
+
+if __name__ == "__main__":
+    main()
