@@ -169,6 +169,23 @@ def fire_times(edition: Edition, after: datetime, until: datetime) -> list[datet
         cursor = fire
 
 
+def latest_fire_time(edition: Edition, not_before: datetime, until: datetime) -> datetime | None:
+    """The edition's latest scheduled time t with ``not_before <= t <= until``, or None.
+
+    Looks back in growing steps, so a cron that fires every second costs a minute of
+    fire times, not the whole span.
+    """
+    for span in (timedelta(minutes=1), timedelta(hours=1), timedelta(days=1), timedelta(days=8)):
+        start = max(until - span, not_before)
+        times = fire_times(edition, start - timedelta(microseconds=1), until)
+        if times:
+            return times[-1]
+        if start == not_before:
+            return None
+    times = fire_times(edition, not_before - timedelta(microseconds=1), until)
+    return times[-1] if times else None
+
+
 def zone_named(name: str | None, fallback: tzinfo) -> tzinfo:
     """The IANA zone ``name``, or ``fallback`` when it is empty or unknown."""
     if not name:

@@ -54,7 +54,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
-from digest.localtime import edition_trigger, fire_times, next_fire_time
+from digest.localtime import edition_trigger, latest_fire_time, next_fire_time
 from digest.store import iso, open_store, transaction, utcnow
 
 logger = logging.getLogger("digest.schedule")
@@ -191,8 +191,7 @@ def catch_up_window(config: Config) -> timedelta:
 
 def due_time(edition: Edition, at: datetime, catch_up: timedelta) -> datetime | None:
     """The edition's latest scheduled time within ``[at - catch_up, at]``, or None."""
-    times = fire_times(edition, at - catch_up - timedelta(microseconds=1), at)
-    return times[-1] if times else None
+    return latest_fire_time(edition, at - catch_up, at)
 
 
 def _issue_ending(db: sqlite_utils.Database, edition: str, period_end: datetime) -> dict[str, Any] | None:

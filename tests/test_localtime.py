@@ -15,6 +15,7 @@ from digest.localtime import (
     due_at,
     edition_trigger,
     fire_times,
+    latest_fire_time,
     local_send_time,
     next_fire_time,
     parse_send_at,
@@ -121,3 +122,16 @@ def test_each_zone_gets_one_issue_per_morning_over_a_dst_change() -> None:
         days = [d.astimezone(zone).date() for d in dues]
         assert days == sorted(set(days)), zone_name
         assert all(b - a == timedelta(days=1) for a, b in pairwise(days))
+
+
+def test_latest_fire_time_within_bounds() -> None:
+    daily = edition()  # 07:00 Berlin = 06:00 UTC in November
+    assert latest_fire_time(daily, utc(2026, 11, 3), utc(2026, 11, 4, 12)) == utc(2026, 11, 4, 6)
+    assert latest_fire_time(daily, utc(2026, 11, 4, 6), utc(2026, 11, 4, 6)) == utc(2026, 11, 4, 6)
+    assert latest_fire_time(daily, utc(2026, 11, 4, 6, 0, 1), utc(2026, 11, 4, 12)) is None
+    every_second = edition(schedule="* * * * * *")
+    assert latest_fire_time(every_second, utc(2026, 1, 1), utc(2026, 11, 4, 12, 0, 7)) == utc(
+        2026, 11, 4, 12, 0, 7
+    )
+    monthly = edition(schedule="0 7 1 * *")
+    assert latest_fire_time(monthly, utc(2026, 1, 1), utc(2026, 11, 20)) == utc(2026, 11, 1, 6)
