@@ -167,3 +167,23 @@ def test_sigterm_during_a_send_finishes_what_is_in_flight_and_the_next_run_resum
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert f"daily #1: sent {len(readers) - sent}" in resumed.stdout
         assert sorted(a for r in server.handler.received for a in r.rcpt_tos) == sorted(readers)
+
+
+def test_a_killed_scheduler_does_not_leave_the_lock_stuck(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", schedule="0 7 1 1 *")  # fires once a year: stays idle
+    lock = ws.root / "digest.db.scheduler.lock"
+
+    def holds_lock(proc: subprocess.Popen) -> bool:
+        return lock.exists() and lock.read_text().strip() == str(proc.pid)
+
+    first = start_scheduler(ws)
+    wait_for(lambda: holds_lock(first), 60, "the first scheduler", first)
+    first.kill()
+    first.communicate(timeout=30)
+    second = start_scheduler(ws)
+    try:
+        wait_for(lambda: holds_lock(second), 60, "the second scheduler to take over", second)
+    finally:
+        code, err = stop(second)
+    assert code == 0, err
+    assert "already running" not in err
