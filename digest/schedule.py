@@ -521,8 +521,9 @@ def serve(
 ) -> ServeResult:
     """Run the scheduler until SIGTERM/SIGINT; returns how it ended.
 
-    ``on_run`` receives each run's report (the CLI logs its summary line);
-    ``on_ready`` receives the jobs and their next fire times once scheduled.
+    Each run logs its summary line on the ``digest.schedule`` logger and is
+    passed to ``on_run``; ``on_ready`` gets each edition's next fire time once
+    the jobs are scheduled. ``clock`` is when runs act (tests inject it).
     """
     catch_up = catch_up_window(config)
     editions = list(config.editions.values())
@@ -530,7 +531,7 @@ def serve(
         config.edition(None)
     for ed in editions:
         edition_trigger(ed)  # validate every cron before taking the lock
-    state = {"runs": 0, "stopped_by": None, "in_run": False}
+    state: dict[str, Any] = {"runs": 0, "stopped_by": None}
     with scheduler_lock(config):
         db = open_store(config.db_path)
         try:
@@ -547,7 +548,6 @@ def serve(
             def job(edition_key: str | None, build: bool = True) -> None:
                 if scheduler.stop_requested:
                     return
-                state["in_run"] = True
                 try:
                     report = run_due(
                         db,
@@ -557,8 +557,10 @@ def serve(
                         build=build,
                         stop=lambda: scheduler.stop_requested,
                     )
-                except Exception as exc:  # noqa: BLE001 - a failed run is logged; the scheduler lives on
+                except DigestError as exc:
                     logger.error("run failed: %s", exc)
+                except Exception:  # a bug in one run is logged with its traceback; the scheduler lives on
+                    logger.exception("run failed unexpectedly")
                 else:
                     state["runs"] += 1
                     logger.info("%s", report.summary())
@@ -569,8 +571,6 @@ def serve(
                         # left the rest queued: stop as the signal asked.
                         state["stopped_by"] = state["stopped_by"] or "SIGTERM or SIGINT during a send"
                         scheduler.stop_requested = True
-                finally:
-                    state["in_run"] = False
 
             def stop(signum: int, _frame: Any) -> None:
                 state["stopped_by"] = signal.Signals(signum).name
