@@ -228,3 +228,18 @@ def test_local_delivery_job_fires_at_every_quarter_hour_a_send_at_can_fall_on(tm
     assert minutes == "5,20,35,50"
     config.editions["daily"].delivery = "edition"
     assert local_delivery_trigger(list(config.editions.values())) is None
+
+
+def test_a_local_reader_whose_hour_passed_while_down_gets_it_at_the_next_run(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", delivery="local")
+    add_readers(ws, {"almaty@example.org": "Asia/Almaty", "berlin@example.org": None})
+    grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4))
+    config, db = ws.config(), ws.db()
+    first = run_due(db, config, at=utc(2026, 11, 3, 6))  # 07:00 Berlin: Berlin now, Almaty tomorrow 07:00
+    assert first.sent == 1 and first.deliveries[0].waiting == 1
+    assert run_due(db, config, at=utc(2026, 11, 4, 1, 45)).sent == 0  # 06:45 in Almaty: not yet
+    # Down over Almaty's 07:00 (02:00 UTC); back at 04:30 UTC.
+    late = run_due(db, config, at=utc(2026, 11, 4, 4, 30))
+    assert late.sent == 1 and "daily #1: sent 1" in late.summary()
+    assert sorted(recipients(m) for m in messages(ws.outbox)) == ["almaty@example.org", "berlin@example.org"]
+    assert db.execute("SELECT status FROM issues").fetchone()[0] == "sent"
