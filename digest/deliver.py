@@ -54,6 +54,7 @@ from digest.store import iso, open_store, transaction, utcnow
 from digest.transports import (
     ConnectionLost,
     Reply,
+    SMTPTransport,
     TransportError,
     default_transport_url,
     open_transport,
@@ -578,6 +579,7 @@ class _Worker:
         self.connect_failures = 0
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
+        self.announced: int | None = None  # row whose envelope went out with the last message
 
     # -- ledger
 
@@ -741,8 +743,19 @@ class _Worker:
         if self.run.limiter is not None:
             self.run.limiter.wait(self.run.stop)
         row.tries += 1
+        options: dict[str, Any] = {"dot_safe": True}
+        self.announced = None
+        if (
+            isinstance(self.transport, SMTPTransport)
+            and self.batch
+            and self.transport.sent_on_connection + 1 < self.run.max_per_connection
+            and not self.run.stop.is_set()
+        ):
+            # The next row's envelope rides along with this message's content (one round trip each).
+            self.announced = self.batch[0].id
+            options["next_envelope"] = (self.run.sender, self.batch[0].email)
         try:
-            reply = self.transport.send(message, self.run.sender, row.email, dot_safe=True)
+            reply = self.transport.send(message, self.run.sender, row.email, **options)
         except ConnectionLost as exc:
             # Dropped or 421: the message may or may not have arrived; it goes again, same Message-ID.
             self.close_transport()
@@ -778,6 +791,8 @@ class _Worker:
 
     def next_row(self) -> _Row | None:
         while not self.run.stop.is_set():
+            if self.announced is not None and self.batch and self.batch[0].id == self.announced:
+                return self.batch.popleft()  # its envelope is already on the wire
             now = time.monotonic()
             if self.retry and self.retry[0][0] <= now:
                 return heapq.heappop(self.retry)[2]

@@ -230,6 +230,10 @@ def _encode_body(text: str, tokens: re.Pattern[str]) -> tuple[list[bytes], list[
 
 
 def _encode_value(value: str) -> bytes:
+    # Most values (names, addresses) are short printable ASCII: QP leaves them as they are.
+    # (personalise() has already turned control characters into spaces and stripped the ends.)
+    if len(value) <= 75 and value.isascii() and "=" not in value and not value.startswith((".", "From ")):
+        return value.encode()
     return _safe_line_starts(_qp(value.encode()))
 
 
@@ -354,10 +358,13 @@ class PreparedMessage:
         values = {name: str(recipient.get(name) or "") for name in self._names}
         # One personalise() call per part type fills every field (escaped as the renderer does).
         encoded: dict[tuple[str, bool], bytes] = {}
+        done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
         for html in (False, True) if self._names else ():
             filled = self._escape(self._probe, values, html).split("\0")
             for name, value in zip(self._names, filled, strict=True):
-                encoded[name, html] = _encode_value(value)
+                if value not in done:
+                    done[value] = _encode_value(value)
+                encoded[name, html] = done[value]
         segments = self.segments
         parts.append(segments[0])
         for i, key in enumerate(self.fields):

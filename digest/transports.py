@@ -290,6 +290,7 @@ class SMTPTransport:
         self.extensions: dict[str, str] = {}
         self.sent_on_connection = 0
         self.aborted = False
+        self._pending: tuple[str, str] | None = None  # envelope already sent for the next message
 
     # -- connection
 
@@ -424,6 +425,7 @@ class SMTPTransport:
     def close(self) -> None:
         """Say QUIT (briefly, best effort) and close the socket."""
         sock, self.sock = self.sock, None
+        self._pending = None
         if sock is None:
             return
         with contextlib.suppress(OSError):
@@ -496,48 +498,90 @@ class SMTPTransport:
 
     # -- messages
 
-    def send(self, message: bytes, sender: str, recipient: str, *, dot_safe: bool = False) -> Reply:
-        """Send one message in one transaction; a 421 closes the connection (ConnectionLost).
+    def _envelope(self, sender: str, recipient: str) -> bytes:
+        params = b" SMTPUTF8" if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii() else b""
+        return b"MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender.encode(), params, recipient.encode())
 
-        ``dot_safe`` skips the dot-stuffing scan (the caller guarantees no line starts with ".")."""
+    def send(
+        self,
+        message: bytes,
+        sender: str,
+        recipient: str,
+        *,
+        dot_safe: bool = False,
+        next_envelope: tuple[str, str] | None = None,
+    ) -> Reply:
+        """Send one message in one transaction and return the reply to its content.
+
+        ``dot_safe`` skips the dot-stuffing scan (the caller guarantees no line starts
+        with "."). ``next_envelope`` = (sender, recipient) of the message the caller will
+        send next on this connection: with PIPELINING its MAIL/RCPT/DATA go out in the
+        same write as this message's content (RFC 2920), so each message costs one round
+        trip. Calling with another message next closes the connection (the announced
+        transaction is abandoned, never completed). A 421 closes the connection and raises
+        ConnectionLost, like a dropped connection.
+        """
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None and (pending != (sender, recipient) or self.sock is None):
+            self.close()  # the announced transaction can only be abandoned by closing
+            pending = None
         if self.sock is None:
             self.connect()
-        params = b""
-        if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii():
-            params = b" SMTPUTF8"
-        if "8BITMIME" in self.extensions:
-            params += b" BODY=8BITMIME"
-        mail = b"MAIL FROM:<" + sender.encode() + b">" + params + b"\r\n"
-        rcpt = b"RCPT TO:<" + recipient.encode() + b">\r\n"
-        if "PIPELINING" in self.extensions:
-            self._send(mail + rcpt + b"DATA\r\n")
-            replies = [self._read_reply() for _ in range(3)]
-        else:
-            replies = [self._command(mail[:-2])]
-            if replies[0][0] == 250:
-                replies.append(self._command(rcpt[:-2]))
-                if replies[1][0] in (250, 251):
-                    replies.append(self._command(b"DATA"))
-        for (code, lines), stage in zip(replies, ("mail", "rcpt", "data"), strict=False):
+        pipelining = "PIPELINING" in self.extensions
+        if pending is None:
+            if pipelining:
+                self._send(self._envelope(sender, recipient))
+            else:
+                return self._send_unpipelined(message, sender, recipient, dot_safe)
+        replies = [self._read_reply() for _ in range(3)]
+        for (code, lines), stage in zip(replies, ("mail", "rcpt", "data"), strict=True):
             if code == 421:
                 self.close()
                 raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
             if stage == "data" and code == 354:
                 break
-            if code >= 300:
-                # The transaction failed before the content; reset so the next one starts clean.
-                with contextlib.suppress(ConnectionLost):
-                    if len(replies) == 3 and replies[2][0] == 354:
-                        self._send(b".\r\n")
-                        self._read_reply()
-                    self._command(b"RSET")
+            if code >= 300 or stage == "data":
+                self._abandon(replies[2][0] == 354)
                 return make_reply(code, lines, stage)
-        else:
-            return make_reply(replies[-1][0], replies[-1][1], "data")
         if not dot_safe and (message.startswith(b".") or b"\n." in message):
             message = _dot_stuff(message)
         tail = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
+        if next_envelope is not None and pipelining:
+            tail += self._envelope(*next_envelope)
         self._send_parts(message, tail)
+        code, lines = self._read_reply()
+        self.sent_on_connection += 1
+        if code == 421:
+            self.close()
+            raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+        if next_envelope is not None and pipelining:
+            self._pending = next_envelope
+        return make_reply(code, lines, "message")
+
+    def _abandon(self, data_accepted: bool) -> None:
+        """A transaction failed before its content: end it cleanly so the next one starts afresh."""
+        with contextlib.suppress(ConnectionLost):
+            if data_accepted:  # a server that said 354 without a valid recipient: send nothing
+                self._send(b".\r\n")
+                self._read_reply()
+            self._command(b"RSET")
+
+    def _send_unpipelined(self, message: bytes, sender: str, recipient: str, dot_safe: bool) -> Reply:
+        envelope = self._envelope(sender, recipient).split(b"\r\n")
+        for line, stage, ok in zip(
+            envelope, ("mail", "rcpt", "data"), ((250,), (250, 251), (354,)), strict=False
+        ):
+            code, lines = self._command(line)
+            if code == 421:
+                self.close()
+                raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+            if code not in ok:
+                if stage != "mail":
+                    self._abandon(False)
+                return make_reply(code, lines, stage)
+        if not dot_safe and (message.startswith(b".") or b"\n." in message):
+            message = _dot_stuff(message)
+        self._send_parts(message, b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
         code, lines = self._read_reply()
         self.sent_on_connection += 1
         if code == 421:

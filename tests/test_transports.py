@@ -154,3 +154,20 @@ def test_a_user_without_a_password_in_the_environment_is_a_clear_error() -> None
         transport = open_transport(url, Config())
         with pytest.raises(TransportError, match="DIGEST_SMTP_PASSWORD"):
             transport.send(MESSAGE, "a@example.org", "b@example.net")
+
+
+def test_pipelined_next_envelope_and_abandoning_it() -> None:
+    with SMTPServer() as server:
+        transport = SMTPTransport(parse_transport_url(server.url), timeout=5)
+        a = "a@example.org"
+        assert transport.send(MESSAGE, a, "b1@example.net", next_envelope=(a, "b2@example.net")).ok
+        assert transport.send(MESSAGE, a, "b2@example.net", next_envelope=(a, "b3@example.net")).ok
+        # Announced b3 but sends b4: the announced transaction is abandoned, never completed.
+        assert transport.send(MESSAGE, a, "b4@example.net").ok
+        transport.close()
+    assert [r.rcpt_tos for r in server.handler.received] == [
+        ["b1@example.net"],
+        ["b2@example.net"],
+        ["b4@example.net"],
+    ]
+    assert server.handler.sessions == 2
