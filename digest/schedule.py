@@ -492,14 +492,16 @@ class _StoppableScheduler(BlockingScheduler):
     could deadlock); the loop wakes at least once a second to look at it.
     """
 
-    stop_requested = False
+    def __init__(self, should_stop: Callable[[], bool], **options: Any) -> None:
+        super().__init__(**options)
+        self.should_stop = should_stop
 
     def _main_loop(self) -> None:
         wait_seconds = TIMEOUT_MAX
-        while self.state != STATE_STOPPED and not self.stop_requested:
+        while self.state != STATE_STOPPED and not self.should_stop():
             self._event.wait(min(wait_seconds if wait_seconds is not None else TIMEOUT_MAX, 1.0))
             self._event.clear()
-            if self.stop_requested:
+            if self.should_stop():
                 break
             wait_seconds = self._process_jobs()
 
@@ -531,72 +533,85 @@ def serve(
         config.edition(None)
     for ed in editions:
         edition_trigger(ed)  # validate every cron before taking the lock
-    state: dict[str, Any] = {"runs": 0, "stopped_by": None}
-    with scheduler_lock(config):
-        db = open_store(config.db_path)
-        try:
-            scheduler = _StoppableScheduler(
-                timezone=UTC,
-                executors={"default": DebugExecutor()},  # runs in the main thread, where signals land
-                job_defaults={
-                    "coalesce": True,
-                    "max_instances": 1,
-                    "misfire_grace_time": max(1, int(catch_up.total_seconds())),
-                },
-            )
+    state: dict[str, Any] = {"runs": 0, "stopped_by": None, "stop": False}
 
-            def job(edition_key: str | None, build: bool = True) -> None:
-                if scheduler.stop_requested:
-                    return
-                try:
-                    report = run_due(
-                        db,
-                        config,
-                        at=clock(),
-                        edition=edition_key,
-                        build=build,
-                        stop=lambda: scheduler.stop_requested,
-                    )
-                except DigestError as exc:
-                    logger.error("run failed: %s", exc)
-                except Exception:  # a bug in one run is logged with its traceback; the scheduler lives on
-                    logger.exception("run failed unexpectedly")
-                else:
-                    state["runs"] += 1
-                    logger.info("%s", report.summary())
-                    if on_run is not None:
-                        on_run(report)
-                    if report.interrupted:
-                        # The send engine caught the signal itself, finished what was in flight and
-                        # left the rest queued: stop as the signal asked.
-                        state["stopped_by"] = state["stopped_by"] or "SIGTERM or SIGINT during a send"
-                        scheduler.stop_requested = True
+    def stopping() -> bool:
+        return bool(state["stop"])
 
-            def stop(signum: int, _frame: Any) -> None:
-                state["stopped_by"] = signal.Signals(signum).name
-                scheduler.stop_requested = True
+    def on_signal(signum: int, _frame: Any) -> None:
+        state["stopped_by"] = signal.Signals(signum).name
+        state["stop"] = True
 
-            previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-            logger.info("scheduler started (pid %d, lock %s)", os.getpid(), lock_path(config))
+    # Handlers first: from the moment the lock names this pid, SIGTERM means a clean stop.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with scheduler_lock(config):
+            db = open_store(config.db_path)
             try:
-                # Catch up a scheduled time missed while no scheduler ran (within the window).
-                job(None)
-                for ed in editions:
-                    scheduler.add_job(
-                        job, edition_trigger(ed), args=[ed.key], id=f"edition:{ed.key}", name=ed.key
-                    )
-                local = local_delivery_trigger(editions)
-                if local is not None:
-                    scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
-                if on_ready is not None:
-                    on_ready(next_fire_times(config, now=clock(), count=1))
-                if not scheduler.stop_requested:
-                    scheduler.start()
+                _serve(config, db, catch_up, editions, state, stopping, clock, on_run, on_ready)
             finally:
-                if scheduler.state != STATE_STOPPED:
-                    scheduler.shutdown(wait=True)
-                for sig, handler in previous.items():
-                    signal.signal(sig, handler)
-        finally:
-            db.close()
+                db.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return ServeResult(runs=state["runs"], stopped_by=state["stopped_by"])
+
+
+def _serve(
+    config: Config,
+    db: sqlite_utils.Database,
+    catch_up: timedelta,
+    editions: list[Edition],
+    state: dict[str, Any],
+    stopping: Callable[[], bool],
+    clock: Callable[[], datetime],
+    on_run: Callable[[RunReport], None] | None,
+    on_ready: Callable[[list[dict[str, Any]]], None] | None,
+) -> None:
+    scheduler = _StoppableScheduler(
+        stopping,
+        timezone=UTC,
+        executors={"default": DebugExecutor()},  # runs in the main thread, where signals land
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": max(1, int(catch_up.total_seconds())),
+        },
+    )
+
+    def job(edition_key: str | None, build: bool = True) -> None:
+        if stopping():
+            return
+        try:
+            report = run_due(db, config, at=clock(), edition=edition_key, build=build, stop=stopping)
+        except DigestError as exc:
+            logger.error("run failed: %s", exc)
+        except Exception:  # a bug in one run is logged with its traceback; the scheduler lives on
+            logger.exception("run failed unexpectedly")
+        else:
+            state["runs"] += 1
+            logger.info("%s", report.summary())
+            if on_run is not None:
+                on_run(report)
+            if report.interrupted:
+                # The send engine caught the signal itself, finished what was in flight and
+                # left the rest queued: stop as the signal asked.
+                state["stopped_by"] = state["stopped_by"] or "SIGTERM or SIGINT during a send"
+                state["stop"] = True
+
+    logger.info("scheduler started (pid %d, lock %s)", os.getpid(), lock_path(config))
+    try:
+        # Catch up a scheduled time missed while no scheduler ran (within the window).
+        job(None)
+        for ed in editions:
+            scheduler.add_job(job, edition_trigger(ed), args=[ed.key], id=f"edition:{ed.key}", name=ed.key)
+        local = local_delivery_trigger(editions)
+        if local is not None:
+            scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
+        if on_ready is not None:
+            on_ready(next_fire_times(config, now=clock(), count=1))
+        if not stopping():
+            scheduler.start()
+    finally:
+        if scheduler.state != STATE_STOPPED:
+            scheduler.shutdown(wait=True)
