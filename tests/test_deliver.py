@@ -336,3 +336,30 @@ def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
             "unsubscribe_url": full["unsubscribe_url"],
             "preferences_url": full["preferences_url"],
         }
+
+
+def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path: Path) -> None:
+    import base64
+    import shutil
+    import subprocess
+
+    import dkim
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test key")
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+    public = subprocess.run(
+        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
+    ).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    setup.config.dkim.domain, setup.config.dkim.selector, setup.config.dkim.key_file = (
+        "example.org",
+        "d1",
+        str(key),
+    )
+    with SMTPServer() as server:
+        report = send(setup, server, concurrency=2)
+    assert report.sent == len(setup.subscribers)
+    for got in server.handler.received:
+        assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: record)
