@@ -36,6 +36,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -227,17 +228,14 @@ def _freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], no
         rows: list[tuple[Any, ...]] = []
         insert = (
             "INSERT OR IGNORE INTO deliveries (issue_id, subscriber_id, email, variant, status, due_at,"
-            " message_id, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)"
+            " updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)"
         )
         for subscriber in eligible_subscribers(db, issue["edition"], categories):
             variant = variant_key(subscriber["categories"], categories)
             if variant == "[]":
                 continue
             due = due_at(config, edition, issue, subscriber) if local else None
-            mid = message_id(config, issue_id, subscriber["id"])
-            rows.append(
-                (issue_id, subscriber["id"], subscriber["email"], variant, due and iso(due), mid, stamp)
-            )
+            rows.append((issue_id, subscriber["id"], subscriber["email"], variant, due and iso(due), stamp))
             variants.add(variant)
             if len(rows) >= 1000:
                 db.conn.executemany(insert, rows)
@@ -540,6 +538,8 @@ def _child_main(run: _Run, connections: int, rate: float, writer: Any, parent_pi
                 run.stop.set()
     writer.send({"counts": run.counters.as_dict(), "fatal": run.fatal, "stopped": run.stop.is_set()})
     writer.close()
+    if run.fatal:
+        sys.exit(3)  # the parent stops the other workers
 
 
 # ---------------------------------------------------------------- one connection

@@ -363,3 +363,15 @@ def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path:
     assert report.sent == len(setup.subscribers)
     for got in server.handler.received:
         assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: record)
+
+
+def test_bad_credentials_stop_worker_processes_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(digest.deliver, "PROCESS_THRESHOLD", 10)
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
+    setup = make_setup(tmp_path / "ws", subscribers=30)
+    with SMTPServer(users={"alice": "right"}) as server:
+        url = server.url.replace("smtp://", "smtp://alice@")
+        with pytest.raises(TransportError, match="rejected the login"):
+            deliver_issue(setup.db, setup.config, 1, transport_url=url, concurrency=4, now=AFTER)
+    assert server.handler.received == []
+    assert delivery_counts(setup.db, 1)["queued"] == 30
