@@ -375,3 +375,11 @@ def test_bad_credentials_stop_worker_processes_too(tmp_path: Path, monkeypatch: 
             deliver_issue(setup.db, setup.config, 1, transport_url=url, concurrency=4, now=AFTER)
     assert server.handler.received == []
     assert delivery_counts(setup.db, 1)["queued"] == 30
+
+
+def test_connections_are_reused_up_to_the_cap_per_connection(setup: Setup) -> None:
+    setup.config.delivery.max_per_connection = 2
+    with SMTPServer() as server:
+        report = send(setup, server, concurrency=1)
+    assert report.sent == 6
+    assert server.handler.sessions == 3

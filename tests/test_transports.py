@@ -147,6 +147,20 @@ def test_tls_certificates_are_verified(tmp_path: Path) -> None:
         controller.stop()
     assert len(handler.received) == 1
 
+    # smtps: TLS from the first byte, verified the same way.
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, ssl_context=context)
+    controller.start()
+    try:
+        url = f"smtps://127.0.0.1:{port}"
+        with pytest.raises(TransportError, match="certificate not trusted"):
+            SMTPTransport(parse_transport_url(url), timeout=5).connect()
+        transport = SMTPTransport(parse_transport_url(url), timeout=5, ssl_context=trusting)
+        assert transport.send(MESSAGE, "a@example.org", "b@example.net").ok
+        transport.close()
+    finally:
+        controller.stop()
+
 
 def test_a_user_without_a_password_in_the_environment_is_a_clear_error() -> None:
     with SMTPServer() as server:
