@@ -68,6 +68,20 @@ def scheduled_time(edition: Edition, on: date) -> datetime:
     )
 
 
+def period_start_for(edition: Edition, period_end: datetime) -> datetime:
+    """The start of the period ending at ``period_end`` (aware UTC).
+
+    Whole-day windows are counted in the edition's wall clock, so across a DST change a
+    daily period is 23 or 25 hours long and lines up with the previous scheduled time:
+    no hour of articles falls between two issues.
+    """
+    window = edition.window_delta
+    if window % timedelta(days=1):
+        return period_end - window
+    local_end = period_end.astimezone(edition.zone)
+    return (local_end - window).astimezone(UTC)
+
+
 def compose_issue(
     db: sqlite_utils.Database, config: Config, edition_key: str, *, period_end: datetime
 ) -> ComposeResult:
@@ -81,8 +95,8 @@ def compose_issue(
     if period_end.tzinfo is None:
         raise DigestError("period_end must be an aware datetime")
     period_end = period_end.astimezone(UTC).replace(microsecond=0)
-    period_start = period_end - edition.window_delta
     zone = edition.zone
+    period_start = period_start_for(edition, period_end)
     where = (
         f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
         f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
