@@ -351,7 +351,9 @@ def _send(
             variant: prepare_message(
                 config, issue, stored_variant(db, config, issue_id, variant), signer=signer
             )
-            for variant in report.variants
+            for (variant,) in db.execute(
+                "SELECT DISTINCT variant FROM deliveries WHERE issue_id = ? AND status = 'queued'", [issue_id]
+            ).fetchall()
         }
         run = _Run(
             db_path=_db_path(db),
