@@ -737,7 +737,14 @@ class _Worker:
             self.per_message = took if self.per_message is None else 0.8 * self.per_message + 0.2 * took
 
     def _send_one(self, row: _Row) -> None:
-        message = self.message_for(row)
+        try:
+            message = self.message_for(row)
+        except DigestError as exc:
+            # One recipient whose message cannot be built (an address that needs SMTPUTF8...)
+            # fails alone; the rest of the send goes on.
+            self.results.append(_Result(row, "failed", error=str(exc)))
+            self.run.counters.add("failed")
+            return
         if (
             self.transport is None
             or getattr(self.transport, "sent_on_connection", 0) >= self.run.max_per_connection
