@@ -279,8 +279,15 @@ def dkim_signer(config: Config) -> DkimSigner | None:
         raise DigestError(f"dkim.key_file {path}: cannot read the private key ({exc.strerror})") from None
     algorithm = b"rsa-sha256"
     if b"PRIVATE KEY" not in key:
-        # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded.
+        # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded; it signs with PyNaCl.
         algorithm = b"ed25519-sha256"
+        try:
+            import nacl.signing  # noqa: F401
+        except ImportError:
+            raise DigestError(
+                f"dkim.key_file {path}: not a PEM RSA key, and Ed25519 signing needs PyNaCl "
+                "(pip install pynacl)"
+            ) from None
     return DkimSigner(
         domain=config.dkim.domain.encode("ascii"),
         selector=config.dkim.selector.encode("ascii"),
