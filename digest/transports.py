@@ -436,26 +436,40 @@ class SMTPTransport:
 
     # -- wire
 
+    def _drop(self) -> None:
+        """Close a broken connection at once (no QUIT)."""
+        sock, self.sock = self.sock, None
+        self._pending = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
     def _send(self, data: bytes | memoryview) -> None:
-        assert self.sock is not None
+        if self.sock is None:
+            raise ConnectionLost(f"{self.where}: not connected")
         try:
             self.sock.sendall(data)
         except TimeoutError:
+            self._drop()
             raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
         except OSError as exc:
+            self._drop()
             raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
 
     def _send_parts(self, data: bytes, tail: bytes) -> None:
         """``data + tail`` without copying a large message (one gathered write when possible)."""
-        assert self.sock is not None
+        if self.sock is None:
+            raise ConnectionLost(f"{self.where}: not connected")
         if isinstance(self.sock, ssl.SSLSocket):
             self._send(data + tail)
             return
         try:
             sent = self.sock.sendmsg([data, tail])
         except TimeoutError:
+            self._drop()
             raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
         except OSError as exc:
+            self._drop()
             raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
         if sent < len(data):
             self._send(memoryview(data)[sent:])  # type: ignore[arg-type]
@@ -470,15 +484,20 @@ class SMTPTransport:
                 line, self._buf = self._buf[:i], self._buf[i + 1 :]
                 return line.rstrip(b"\r")
             if len(self._buf) > 65536:
+                self._drop()
                 raise ConnectionLost(f"{self.where}: reply line too long")
-            assert self.sock is not None
+            if self.sock is None:
+                raise ConnectionLost(f"{self.where}: not connected")
             try:
                 chunk = self.sock.recv(65536)
             except TimeoutError:
+                self._drop()
                 raise ConnectionLost(f"{self.where}: no answer within {self.timeout:g}s") from None
             except OSError as exc:
+                self._drop()
                 raise ConnectionLost(f"{self.where}: connection lost ({exc})") from None
             if not chunk:
+                self._drop()
                 raise ConnectionLost(f"{self.where} closed the connection")
             self._buf += chunk
 
@@ -487,6 +506,7 @@ class SMTPTransport:
         while True:
             line = self._read_line()
             if len(line) < 3 or not line[:3].isdigit():
+                self._drop()
                 raise ConnectionLost(f"{self.where}: malformed reply {line[:80]!r}")
             lines.append(line[4:].decode("utf-8", "replace"))
             if line[3:4] != b"-":
