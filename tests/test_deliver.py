@@ -152,13 +152,16 @@ def test_421_in_mid_session_reconnects_and_finishes(setup: Setup) -> None:
     assert all(handler.count_for(s["email"]) == 1 for s in setup.subscribers)
 
 
-def test_connection_dropped_during_data_is_retried(setup: Setup) -> None:
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_connection_dropped_during_data_is_retried(setup: Setup, stage: str) -> None:
     target = "reader1@example.net"
-    handler = Handler(data_policy=lambda a, n: DROP if a == target and n == 1 else None)
+    drop = lambda a, n: DROP if a == target and n == 1 else None  # noqa: E731
+    handler = Handler(**{f"{stage}_policy": drop})
     with SMTPServer(handler) as server:
         report = send(setup, server, concurrency=1)
     assert report.sent == len(setup.subscribers)
-    assert handler.data_attempts[target] == 2 and handler.count_for(target) == 1
+    attempts = handler.data_attempts if stage == "data" else handler.rcpt_attempts
+    assert attempts[target] == 2 and handler.count_for(target) == 1
     assert all(handler.count_for(s["email"]) == 1 for s in setup.subscribers)
 
 
