@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parseaddr
+from html import escape as html_escape
 from typing import Any
 
 from digest.config import Config
@@ -368,12 +369,15 @@ class PreparedMessage:
         # One personalise() call per part type fills every field (escaped as the renderer does).
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
-        for html in (False, True) if self._names else ():
-            filled = self._escape(self._probe, values, html).split("\0")
+        if self._names:
+            # personalise() cleans each value and, for HTML, escapes it (documented); one call
+            # gives the clean values, html.escape the HTML ones (a test keeps the two equal).
+            filled = self._escape(self._probe, values, False).split("\0")
             for name, value in zip(self._names, filled, strict=True):
-                if value not in done:
-                    done[value] = _encode_value(value)
-                encoded[name, html] = done[value]
+                for html, text in ((False, value), (True, html_escape(value, quote=True))):
+                    if text not in done:
+                        done[text] = _encode_value(text)
+                    encoded[name, html] = done[text]
         segments = self.segments
         parts.append(segments[0])
         for i, key in enumerate(self.fields):

@@ -83,7 +83,7 @@ class Reply:
 
 def make_reply(code: int, lines: list[str], stage: str) -> Reply:
     """Build a :class:`Reply` from a code and its text lines, parsing any enhanced code."""
-    text = " ".join(line.strip() for line in lines if line.strip())
+    text = lines[0].strip() if len(lines) == 1 else " ".join(line.strip() for line in lines if line.strip())
     m = _ENHANCED.match(text)
     return Reply(code=code, text=text[:500], enhanced=m.group(0) if m else None, stage=stage)
 

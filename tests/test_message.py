@@ -257,3 +257,21 @@ def test_spamassassin_scores_a_real_issue_low(tmp_path: Path) -> None:
     rules = re.findall(r"^\s*(-?\d+\.\d+)\s+([A-Z][A-Z0-9_]+)\s", out, re.M)
     assert score <= 1.0, out.split("Content analysis details")[-1]
     assert all(float(points) <= 1.0 for points, _ in rules), rules
+
+
+def test_the_fast_fill_escapes_exactly_like_personalise() -> None:
+    # fill() calls personalise() once and HTML-escapes its values itself; both must agree.
+    tricky = [
+        'Zoë "Z" <b>&amp;</b> O\'Neil',
+        "Tab\there\r\nnew line",
+        "",
+        "  spaced  ",
+        "https://harbour.example/u/1.a-b_c?x=1&y=<2>",
+    ]
+    html = "".join(f"[{P[f]}]" for f in ("name", "email", "unsubscribe_url", "preferences_url"))
+    for value in tricky:
+        who = recipient(name=value, unsubscribe_url="https://harbour.example/u/1", preferences_url=value)
+        who["email"] = "ada@example.net"
+        msg = parse(build_message(config(), ISSUE, variant(html, html), who))
+        assert msg.get_body(("html",)).get_content().rstrip("\r\n") == fill(html, who, html=True)
+        assert msg.get_body(("plain",)).get_content().rstrip("\r\n") == fill(html, who, html=False)
