@@ -31,13 +31,19 @@ MAX_LABEL = 100  # an edition key or category name
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A subset of what email-validator accepts, chosen so that its verdict and its
-# normalisation are certain: dot-atom local part from a small alphabet, LDH
-# labels, an alphabetic TLD, nothing that could be IDNA ("xn--", "--").
-_SIMPLE = re.compile(
-    r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
-    re.IGNORECASE,
+# normalisation are certain: at most 254 characters, a dot-atom local part of at
+# most 64 from a small alphabet, LDH labels with no "--" anywhere (so nothing
+# IDNA-like such as "xn--"), and an alphabetic TLD that is not a special-use name.
+SPECIAL_TLDS = sorted({name.rsplit(".", 1)[-1] for name in email_validator.SPECIAL_USE_DOMAIN_NAMES})
+_LOCAL = r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*"
+_DOMAIN = (
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
+    rf"(?!(?:{'|'.join(SPECIAL_TLDS)})(?![a-z]))[a-z]{{2,63}}"
 )
-_SPECIAL_TLDS = frozenset(name.rsplit(".", 1)[-1] for name in email_validator.SPECIAL_USE_DOMAIN_NAMES)
+SIMPLE_ADDRESS = re.compile(
+    rf"(?=.{{3,254}}\Z)(?=[^@]{{1,64}}@)(?!.*--){_LOCAL}@{_DOMAIN}", re.IGNORECASE | re.DOTALL
+)
+_SIMPLE_LOCAL = re.compile(_LOCAL, re.IGNORECASE)
 
 
 class InvalidValue(DigestError):
@@ -51,13 +57,7 @@ def has_control(text: str) -> bool:
 
 def simple_address(text: str) -> str | None:
     """The normalised form of a plain ASCII address, or None when it needs the full validator."""
-    if len(text) > 254 or not _SIMPLE.fullmatch(text) or "--" in text:
-        return None
-    lowered = text.lower()
-    local, _, domain = lowered.partition("@")
-    if len(local) > 64 or domain.rsplit(".", 1)[-1] in _SPECIAL_TLDS:
-        return None
-    return lowered
+    return text.lower() if SIMPLE_ADDRESS.fullmatch(text) else None
 
 
 def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
@@ -76,6 +76,12 @@ def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
         simple = simple_address(text)
         if simple is not None:
             return simple
+        # A plain local part at an internationalised domain: validate each domain once.
+        local, at, domain = text.rpartition("@")
+        if at and len(local) <= 64 and _SIMPLE_LOCAL.fullmatch(local):
+            ascii_domain = _ascii_domain(domain)
+            if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
+                return f"{local}@{ascii_domain}".lower()
     try:
         valid = email_validator.validate_email(
             text, check_deliverability=check_deliverability, allow_display_name=False
@@ -84,6 +90,16 @@ def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
         reason = str(exc).rstrip(".")
         raise InvalidValue(f"email {_clip(text)!r} is not a valid address: {reason}") from None
     return f"{valid.local_part}@{valid.ascii_domain}".lower()
+
+
+@lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str | None:
+    """The IDNA form of a valid domain, or None (the full validator then explains why)."""
+    try:
+        valid = email_validator.validate_email(f"x@{domain}", check_deliverability=False)
+    except email_validator.EmailNotValidError:
+        return None
+    return valid.ascii_domain
 
 
 def email_hash(email: str) -> str:

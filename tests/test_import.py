@@ -65,12 +65,14 @@ def test_import_counts_every_outcome(run_cli, workspace: Path) -> None:
         + "left@example.org,,,,,active\n"
         + "broken@,Broken,,,,\n"
         + "tz@example.org,,,,Atlantis/Capital,\n"
-        + '"multi@example.org","two\nlines",,,,\n',
+        + '"multi@example.org","two\nlines",,,,\n'
+        + "after@,,,,,\n",
     )
     report = _report(run_cli, "people.csv", "--skip-invalid")
     assert (report["added"], report["updated"], report["unchanged"]) == (1, 1, 1)
-    assert (report["duplicates"], report["suppressed"], report["invalid"]) == (1, 1, 3)
-    assert [r["line"] for r in report["invalid_rows"]] == [7, 8, 10]
+    assert (report["duplicates"], report["suppressed"], report["invalid"]) == (1, 1, 4)
+    # A row is reported at the line where it starts, also after a quoted cell spanning two lines.
+    assert [r["line"] for r in report["invalid_rows"]] == [7, 8, 9, 11]
     assert "email 'broken@'" in report["invalid_rows"][0]["error"]
     assert "timezone" in report["invalid_rows"][1]["error"]
     assert "line break" in report["invalid_rows"][2]["error"]
@@ -85,7 +87,7 @@ def test_import_counts_every_outcome(run_cli, workspace: Path) -> None:
     assert "multi@example.org" not in rows and "broken@" not in rows
 
     text = run_cli("subscribers", "import", "people.csv", "--skip-invalid").output
-    assert "0 added, 0 updated, 3 unchanged, 1 duplicate in file, 1 suppressed, 3 invalid" in text
+    assert "0 added, 0 updated, 3 unchanged, 1 duplicate in file, 1 suppressed, 4 invalid" in text
     assert "line 7: email 'broken@' is not a valid address" in text
 
 
