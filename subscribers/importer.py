@@ -57,7 +57,7 @@ from subscribers.model import (
 from subscribers.store import next_subscriber_id
 
 COLUMNS = ("email", "name", "editions", "categories", "timezone", "status")
-CHUNK = 5000
+CHUNK = 10_000
 MAX_REPORTED = 50  # invalid rows listed individually; the rest are counted
 _SNIFF_BYTES = 65536
 _SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # xlsx/ods (zip), xls
@@ -208,20 +208,19 @@ def import_csv(
                 chunk_size=chunk_size,
             )
             seen_bytes = 0
-            with _bigger_cache(db):
-                try:
-                    with transaction(db):
-                        job.start()
-                        for rows in job.parse(reader):
-                            job.flush(rows)
-                            if progress is not None:
-                                progress(counter.count - seen_bytes)
-                                seen_bytes = counter.count
-                        job.finish()
-                        if dry_run or (report.invalid and not skip_invalid):
-                            raise _Rollback
-                except _Rollback:
-                    pass
+            try:
+                with transaction(db):
+                    job.start()
+                    for rows in job.parse(reader):
+                        job.flush(rows)
+                        if progress is not None:
+                            progress(counter.count - seen_bytes)
+                            seen_bytes = counter.count
+                    job.finish()
+                    if dry_run or (report.invalid and not skip_invalid):
+                        raise _Rollback
+            except _Rollback:
+                pass
         except UnicodeDecodeError as exc:
             line = getattr(reader, "line_num", 0) + 1
             raise DigestError(
@@ -712,19 +711,3 @@ def _decoded(key: str, value: str | None) -> Any:
     if key in ("editions", "categories"):
         return json.loads(value) if value else None
     return value
-
-
-class _bigger_cache:
-    """A larger page cache while importing: the email index is written in random order."""
-
-    def __init__(self, db: sqlite_utils.Database, kib: int = 65536) -> None:
-        self.db = db
-        self.kib = kib
-        self.old = 0
-
-    def __enter__(self) -> None:
-        self.old = self.db.execute("PRAGMA cache_size").fetchone()[0]
-        self.db.execute(f"PRAGMA cache_size = -{self.kib}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.db.execute(f"PRAGMA cache_size = {int(self.old)}")

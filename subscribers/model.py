@@ -41,9 +41,10 @@ _DOMAIN = (
     rf"(?!(?:{'|'.join(SPECIAL_TLDS)})(?![a-z]))[a-z]{{2,63}}"
 )
 SIMPLE_ADDRESS = re.compile(
-    rf"(?=.{{3,254}}\Z)(?=[^@]{{1,64}}@)(?!.*--){_LOCAL}@{_DOMAIN}", re.IGNORECASE | re.DOTALL
+    rf"(?=.{{3,254}}\Z)(?=[^@]{{1,64}}@)(?!.*--){_LOCAL}@{_DOMAIN}",
+    re.IGNORECASE | re.DOTALL | re.ASCII,  # ASCII: no Unicode case folding (KELVIN SIGN is not k)
 )
-_SIMPLE_LOCAL = re.compile(_LOCAL, re.IGNORECASE)
+_SIMPLE_LOCAL = re.compile(_LOCAL, re.IGNORECASE | re.ASCII)
 
 
 class InvalidValue(DigestError):
