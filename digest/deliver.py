@@ -27,10 +27,13 @@ core, each running its share of the ``concurrency`` connections.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import heapq
+import hmac
 import itertools
 import json
 import multiprocessing
@@ -584,6 +587,7 @@ class _Worker:
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
+        self.links = _Links(run.config, run.secret)
 
     # -- ledger
 
@@ -700,7 +704,7 @@ class _Worker:
         recipient = {
             "email": row.email,
             "name": row.name,
-            **recipient_links(self.run.config, self.run.secret, row.subscriber_id),
+            **self.links(row.subscriber_id),
             "subscriber_id": row.subscriber_id,
         }
         return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
@@ -849,7 +853,7 @@ class _Stopped(Exception):
 
 def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[str, str]:
     """The unsubscribe and preferences URLs of :func:`subscribers.links.subscriber_links`,
-    without the confirm token a send does not need (the hot path makes two tokens, not three)."""
+    without the confirm token a send does not need."""
     from subscribers.tokens import make_token
 
     base = config.publication.base_url.rstrip("/")
@@ -857,6 +861,39 @@ def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[s
         "unsubscribe_url": f"{base}/unsubscribe/{make_token(secret, subscriber_id, 'unsubscribe')}",
         "preferences_url": f"{base}/preferences/{make_token(secret, subscriber_id, 'preferences')}",
     }
+
+
+class _Links:
+    """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run, not
+    once per token. The first subscriber's links are compared with :func:`recipient_links`
+    (built by subscribers.tokens itself); if they ever differ, that is used for every link."""
+
+    def __init__(self, config: Config, secret: bytes | str) -> None:
+        self.config = config
+        self.secret = secret
+        self.base = config.publication.base_url.rstrip("/")
+        key = secret.encode() if isinstance(secret, str) else bytes(secret)
+        self.hmac = hmac.new(key, digestmod=hashlib.sha256)
+        self.fast: bool | None = None
+
+    def _token(self, subscriber_id: int, purpose: str) -> str:
+        body = str(subscriber_id)
+        mac = self.hmac.copy()
+        mac.update(f"digest-token/v1/{purpose}/{body}".encode("ascii"))
+        return f"{body}.{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode('ascii')}"
+
+    def __call__(self, subscriber_id: int) -> dict[str, str]:
+        if self.fast is False:
+            return recipient_links(self.config, self.secret, subscriber_id)  # type: ignore[arg-type]
+        links = {
+            "unsubscribe_url": f"{self.base}/unsubscribe/{self._token(subscriber_id, 'unsubscribe')}",
+            "preferences_url": f"{self.base}/preferences/{self._token(subscriber_id, 'preferences')}",
+        }
+        if self.fast is None:
+            reference = recipient_links(self.config, self.secret, subscriber_id)  # type: ignore[arg-type]
+            self.fast = links == reference
+            return reference
+        return links
 
 
 def _cut_connections(run: _Run) -> None:

@@ -230,6 +230,10 @@ def _encode_body(text: str, tokens: re.Pattern[str]) -> tuple[list[bytes], list[
     return [_safe_line_starts(s) for s in segments], names
 
 
+def _needs_escape(value: str) -> bool:
+    return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
+
+
 def _encode_value(value: str) -> bytes:
     # Most values (names, addresses) are short printable ASCII: QP leaves them as they are.
     # (personalise() has already turned control characters into spaces and stripped the ends.)
@@ -332,12 +336,17 @@ class PreparedMessage:
     _escape: Any = None  # personalise(text, values, html) of digest.render
     _names: tuple[str, ...] = ()  # the recipient fields used
     _probe: str = ""  # their placeholders joined by NUL: filled in one call
+    _body: list[bytes] = field(default_factory=list)  # segments, with empty slots between them
+    _slots: list[tuple[int, tuple[str, bool]]] = field(default_factory=list)  # slot → field
 
     def __post_init__(self) -> None:
         from digest.render import PLACEHOLDERS
 
         self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
         self._probe = "\0".join(PLACEHOLDERS[name] for name in self._names)
+        self._body = [b""] * (2 * len(self.segments) - 1)
+        self._body[::2] = self.segments
+        self._slots = [(2 * i + 1, key) for i, key in enumerate(self.fields)]
 
     def fill(
         self,
@@ -366,7 +375,6 @@ class PreparedMessage:
             self.head,
         ]
         values = {name: str(recipient.get(name) or "") for name in self._names}
-        # One personalise() call per part type fills every field (escaped as the renderer does).
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
         if self._names:
@@ -374,15 +382,15 @@ class PreparedMessage:
             # gives the clean values, html.escape the HTML ones (a test keeps the two equal).
             filled = self._escape(self._probe, values, False).split("\0")
             for name, value in zip(self._names, filled, strict=True):
-                for html, text in ((False, value), (True, html_escape(value, quote=True))):
+                escaped = html_escape(value, quote=True) if _needs_escape(value) else value
+                for html, text in ((False, value), (True, escaped)):
                     if text not in done:
                         done[text] = _encode_value(text)
                     encoded[name, html] = done[text]
-        segments = self.segments
-        parts.append(segments[0])
-        for i, key in enumerate(self.fields):
-            parts.append(encoded[key])
-            parts.append(segments[i + 1])
+        body = self._body.copy()  # segments with a slot between each two
+        for slot, key in self._slots:
+            body[slot] = encoded[key]
+        parts.extend(body)
         data = b"".join(parts)
         return self.signer.sign(data) if self.signer is not None else data
 

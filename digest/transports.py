@@ -502,6 +502,11 @@ class SMTPTransport:
             self._buf += chunk
 
     def _read_reply(self) -> tuple[int, list[str]]:
+        buf = self._buf
+        end = buf.find(b"\n")
+        if end > 3 and buf[3:4] == b" " and buf[:3].isdigit():  # the usual: a one-line reply, buffered
+            self._buf = buf[end + 1 :]
+            return int(buf[:3]), [buf[4:end].rstrip(b"\r").decode("utf-8", "replace")]
         lines: list[str] = []
         while True:
             line = self._read_line()
