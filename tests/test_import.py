@@ -159,6 +159,7 @@ def test_never_reactivates_without_resubscribe(run_cli, workspace: Path) -> None
     assert second["added"] == 1 and second["updated"] == 1 and second["unchanged"] == 1
     rows = _rows(workspace)
     assert rows["u@example.org"]["status"] == "active" and rows["r@example.org"]["status"] == "active"
+    assert rows["r@example.org"]["id"] > 3  # never the id the removed r@ had
     assert _count(workspace, "suppressions") == 0
 
 
