@@ -358,6 +358,8 @@ class _Import:
         self.width = len(header)
         self.pos = {name: header.index(name) if name in header else None for name in COLUMNS}
         self.label_positions = tuple(self.pos[k] for k in COLUMNS[2:])
+        present = [p for p in self.label_positions if p is not None]
+        self.label_getter = itemgetter(*present) if present else None
         self.skip_invalid = skip_invalid
         self.resubscribe = resubscribe
         self.known_editions = known_editions
@@ -375,7 +377,7 @@ class _Import:
         # and each distinct combination of their values is a numbered profile.
         self.caches: dict[str, dict[str, Any]] = {k: {} for k in COLUMNS[2:]}
         self.bad: dict[str, set[str]] = {k: set() for k in COLUMNS[2:]}
-        self.profile_by_cells: dict[tuple[str, ...], int] = {}
+        self.profile_by_cells: dict[str | tuple[str, ...], int] = {}
         self.profile_by_values: dict[tuple[Any, ...], int] = {}
         self.profiles: list[tuple[Any, ...]] = []  # profile id → (editions, categories, timezone, status)
         self.new_profiles = 0  # profiles[-new_profiles:] are not in the temp table yet
@@ -452,13 +454,14 @@ class _Import:
             self.new_profiles += 1
         return number
 
-    def _profile_of_cells(self, cells: tuple[str, ...]) -> int:
-        """The profile of raw cells (raises InvalidValue for a bad one)."""
+    def _profile_of_cells(self, key: str | tuple[str, ...]) -> int:
+        """The profile of a row's label cells as ``label_getter`` gives them (raises InvalidValue)."""
+        present = iter((key,) if isinstance(key, str) else key)
         values = tuple(
-            None if p is None else self._cell(kind, raw)
-            for kind, p, raw in zip(COLUMNS[2:], self.label_positions, cells, strict=True)
+            None if p is None else self._cell(kind, next(present))
+            for kind, p in zip(COLUMNS[2:], self.label_positions, strict=True)
         )
-        number = self.profile_by_cells[cells] = self._profile(values)
+        number = self.profile_by_cells[key] = self._profile(values)
         return number
 
     def parse(self, reader: Any) -> Iterable[list[tuple]]:
@@ -499,8 +502,7 @@ class _Import:
         n = len(rows)
         if len(rows[0]) != self.width or len(set(map(len, rows))) != 1:
             return None  # a blank line or a row with the wrong number of fields
-        columns = [list(map(itemgetter(i), rows)) for i in range(self.width)]
-        raw_emails = columns[self.pos["email"]]
+        raw_emails = list(map(itemgetter(self.pos["email"]), rows))
         joined = "\n".join(raw_emails)
         if joined.count("\n") != n - 1:
             return None  # a line break inside an address
@@ -516,7 +518,7 @@ class _Import:
         p_name = self.pos["name"]
         names: Iterable[str] = repeat("")
         if p_name is not None:
-            names = columns[p_name]
+            names = list(map(itemgetter(p_name), rows))
             joined = "\n".join(names)
             if (
                 joined.count("\n") != n - 1
@@ -533,8 +535,8 @@ class _Import:
                     names = [normalize_name(_unescape(name)) if name else "" for name in names]
                 except InvalidValue:
                     return None
-        blank = [""] * n
-        cells = list(zip(*(blank if p is None else columns[p] for p in self.label_positions), strict=True))
+        # The present label cells of each row as one key (a str for one column, else a tuple).
+        cells = list(map(self.label_getter, rows)) if self.label_getter else [""] * n
         try:
             profiles = list(map(self.profile_by_cells.__getitem__, cells))
         except KeyError:
