@@ -13,11 +13,17 @@ on the suppression list) is never made active again unless ``resubscribe`` is
 set, it counts as ``suppressed``; without ``skip_invalid`` one invalid row
 aborts the import and nothing is written.
 
-The hot path is tuned for large files (see bench/import.py): plain ASCII
-addresses are checked with a strict regex (email-validator handles the rest),
-repeated cells are parsed once, rows are looked up and written per chunk with
-``executemany`` and explicit ids, and the consent events for added rows are
-written by one INSERT … SELECT per chunk.
+The hot path is tuned for large files (see bench/import.py). The file is read
+in chunks; a chunk with nothing unusual is checked column by column: one
+possessive regex pass over its joined addresses finds the few that are not
+plain ASCII (those go to email-validator, one validation per distinct domain),
+repeating cells are parsed once and their combinations numbered ("profiles"),
+and duplicates are found with sets. A chunk with anything odd (a blank line, a
+bad value) is redone row by row, which also gives the line numbers. Rows are
+staged as (email, name, profile) in a temp table and moved with one
+INSERT OR IGNORE … SELECT; rows ignored because the address is already stored
+become updates or duplicates; the consent events for the added rows are one
+INSERT … SELECT. Memory stays flat: nothing but the current chunk is held.
 """
 
 from __future__ import annotations
