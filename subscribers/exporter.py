@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import sqlite_utils
 
-from subscribers.importer import _FORMULA_START, COLUMNS
+from subscribers.importer import COLUMNS, guard_cell
 from subscribers.model import join_labels
 from subscribers.store import list_subscribers
 
@@ -29,11 +29,6 @@ _JSON_FIELDS = (
     "confirmed_at",
     "unsubscribed_at",
 )
-
-
-def _guard(cell: str) -> str:
-    """Cells starting like a spreadsheet formula get a leading apostrophe (import removes it)."""
-    return "'" + cell if cell[:1] and cell[0] in _FORMULA_START else cell
 
 
 def export_subscribers(
@@ -60,10 +55,10 @@ def export_subscribers(
         for sub in list_subscribers(db, status=status):
             writer.writerow(
                 (
-                    _guard(sub["email"]),
-                    _guard(sub["name"]),
-                    _guard(join_labels(sub["editions"])),
-                    _guard(join_labels(sub["categories"])),
+                    guard_cell(sub["email"]),
+                    guard_cell(sub["name"]),
+                    guard_cell(join_labels(sub["editions"])),
+                    guard_cell(join_labels(sub["categories"])),
                     sub["timezone"] or "",
                     sub["status"],
                 )

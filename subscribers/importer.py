@@ -67,7 +67,7 @@ CHUNK = 10_000
 MAX_REPORTED = 50  # invalid rows listed individually; the rest are counted
 _SNIFF_BYTES = 65536
 _SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # xlsx/ods (zip), xls
-_FORMULA_START = "=+-@\t\r"
+_GUARDED_START = "=+-@\t\r'"  # formula starts, and the apostrophe the guard itself adds
 _CACHE_LIMIT = 10_000
 _ACTIVE_STATES = ("active", "pending")
 _STATUS_EVENT = {"unsubscribed": "unsubscribe", "bounced": "bounce", "pending": "status"}
@@ -295,9 +295,18 @@ def _header(reader: Any, label: str) -> list[str]:
     return header
 
 
+def guard_cell(cell: str) -> str:
+    """For export: a cell that a spreadsheet would run as a formula gets a leading apostrophe.
+
+    A cell that already starts with an apostrophe gets one too, so that
+    :func:`_unescape` gives back exactly what was stored.
+    """
+    return "'" + cell if cell[:1] and cell[0] in _GUARDED_START else cell
+
+
 def _unescape(cell: str) -> str:
-    """Undo the export's guard against spreadsheet formulas (a leading apostrophe)."""
-    if len(cell) > 1 and cell[0] == "'" and cell[1] in _FORMULA_START:
+    """Undo :func:`guard_cell` (the leading apostrophe before a formula character or another one)."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in _GUARDED_START:
         return cell[1:]
     return cell
 

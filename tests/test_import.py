@@ -228,7 +228,7 @@ def test_export_import_round_trip(run_cli, workspace: Path, tmp_path: Path) -> N
         "--timezone",
         "Asia/Tokyo",
     )
-    run_cli("subscribers", "add", "d@example.org", "--pending")
+    run_cli("subscribers", "add", "d@example.org", "--pending", "--name", "'+quoted")
     run_cli("subscribers", "add", "e@example.org")
     run_cli("subscribers", "unsubscribe", "e@example.org")
 
@@ -257,6 +257,7 @@ def test_export_import_round_trip(run_cli, workspace: Path, tmp_path: Path) -> N
     assert _report(run_cli, "out.csv")["unchanged"] == 5
     rows = _rows(other)
     assert rows["c@example.org"]["name"] == '=HYPERLINK("http://evil")'
+    assert rows["d@example.org"]["name"] == "'+quoted"
     assert rows["e@example.org"]["status"] == "unsubscribed"
 
 
