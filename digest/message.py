@@ -187,17 +187,29 @@ def _qp(data: bytes) -> bytes:
     return out
 
 
-def _safe_line_starts(data: bytes) -> bytes:
-    """Escape a '.' or 'From ' at a line start (SMTP dot-stuffing and mbox never touch the bytes)."""
-    if data.startswith(b"."):
-        data = b"=2E" + data[1:]
-    elif data.startswith(b"From "):
-        data = b"=46" + data[1:]
-    if b"\n." in data:
-        data = data.replace(b"\n.", b"\n=2E")
-    if b"\nFrom " in data:
-        data = data.replace(b"\nFrom ", b"\n=46rom ")
-    return data
+def _safe_line_starts(data: bytes, *, last_max: int = 76) -> bytes:
+    """Escape a '.' or 'From ' at a line start (SMTP dot-stuffing and mbox never touch the
+    bytes), re-wrapping a line the escape made too long (lines ≤ 76; the last ≤ ``last_max``)."""
+    if not (data.startswith((b".", b"From ")) or b"\n." in data or b"\nFrom " in data):
+        return data
+    lines = data.split(b"\r\n")
+    out: list[bytes] = []
+    for n, line in enumerate(lines):
+        limit = last_max if n == len(lines) - 1 else 76
+        while True:
+            if line.startswith(b"."):
+                line = b"=2E" + line[1:]
+            elif line.startswith(b"From "):
+                line = b"=46" + line[1:]
+            if len(line) <= limit:
+                break
+            cut = 72
+            while b"=" in line[cut - 2 : cut]:  # never inside an =XX escape
+                cut -= 1
+            out.append(line[:cut] + b"=")
+            line = line[cut:]
+        out.append(line)
+    return b"\r\n".join(out)
 
 
 def _encode_body(text: str, tokens: re.Pattern[str]) -> tuple[list[bytes], list[str]]:
@@ -235,11 +247,16 @@ def _needs_escape(value: str) -> bool:
 
 
 def _encode_value(value: str) -> bytes:
-    # Most values (names, addresses) are short printable ASCII: QP leaves them as they are.
-    # (personalise() has already turned control characters into spaces and stripped the ends.)
-    if len(value) <= 75 and value.isascii() and "=" not in value and not value.startswith((".", "From ")):
-        return value.encode()
-    return _safe_line_starts(_qp(value.encode()))
+    # Most values (names, addresses, links) are printable ASCII without "=": QP leaves them as
+    # they are, only broken into lines of 75 plus a soft break. (personalise() has already
+    # turned control characters into spaces and stripped the ends, so no line ends in a space.)
+    if value.isascii() and "=" not in value:
+        if len(value) <= 73:
+            data = value.encode()
+        else:
+            data = "=\r\n".join([value[i : i + 73] for i in range(0, len(value), 73)]).encode()
+        return _safe_line_starts(data, last_max=75)
+    return _safe_line_starts(_qp(value.encode()), last_max=75)
 
 
 # ---------------------------------------------------------------- DKIM

@@ -118,21 +118,32 @@ def test_placeholders_survive_quoted_printable_wherever_they_sit() -> None:
             "end",
         ]
     )
-    who = recipient(
-        name='Zoë "Z" <Ünïcode> & Sons, a rather long name ' + "ß" * 40,
-        unsubscribe_url="https://harbour.example/unsubscribe/" + "A" * 120,
-    )
-    data = build_message(config(), ISSUE, variant(long_html, long_text), who)
-    msg = parse(data)
-    html = msg.get_body(("html",)).get_content()
-    text = msg.get_body(("plain",)).get_content()
-    assert html.replace("\r\n", "\n") == fill(long_html, who, html=True)
-    assert text.replace("\r\n", "\n") == fill(long_text, who, html=False)
-    body = data.split(b"\r\n\r\n", 1)[1]
-    for line in body.split(b"\r\n"):
-        assert len(line) <= 76, line
-        assert not line.startswith(b"."), line
-        assert not line.startswith(b"From "), line
+    people = [
+        recipient(
+            name='Zoë "Z" <Ünïcode> & Sons, a rather long name ' + "ß" * 40,
+            unsubscribe_url="https://harbour.example/unsubscribe/" + "A" * 120,
+        ),
+        # Values whose wrapped lines would start with "." or "From ".
+        recipient(
+            name=".dotted From name",
+            unsubscribe_url="https://harbour.example/unsubscribe/" + "A" * 37 + "." + "B" * 80,
+            preferences_url="https://harbour.example/p/" + "C" * 47 + "From " + "D" * 70,
+        ),
+        recipient(name="From Mars", email="from@example.net"),
+        recipient(name="x" * 73 + "é" + ".y" * 30),
+    ]
+    for who in people:
+        data = build_message(config(), ISSUE, variant(long_html, long_text), who)
+        msg = parse(data)
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        assert html.replace("\r\n", "\n") == fill(long_html, who, html=True)
+        assert text.replace("\r\n", "\n") == fill(long_text, who, html=False)
+        body = data.split(b"\r\n\r\n", 1)[1]
+        for line in body.split(b"\r\n"):
+            assert len(line) <= 76, line
+            assert not line.startswith(b"."), line
+            assert not line.startswith(b"From "), line
 
 
 def test_a_prepared_variant_fills_cheaply_and_gives_the_same_bytes_as_build_message() -> None:
