@@ -8,11 +8,14 @@ A real send of an issue:
    (:func:`digest.render.stored_variant`) and snapshots the eligible
    recipients into ``deliveries`` — all in one transaction, streamed;
 3. sends: workers claim rows (``queued`` → ``sending``, committed before any
-   byte leaves), check that the subscriber is still active right before the
-   message goes out, and record ``sent`` only after the server's 250 to the
-   message data (in small batched commits). A crash leaves at most the rows in
-   flight as ``sending``; the next run sends those again with the same
-   deterministic Message-ID, and never touches a ``sent`` row.
+   byte leaves; a claim skips subscribers who are no longer active and covers
+   about :data:`CLAIM_SECONDS` of sending, so an unsubscribe takes effect
+   within that), and record ``sent`` only after the server's 250 to the
+   message data (in batched commits, at least every :data:`FLUSH_SECONDS`).
+   A crash leaves the rows in flight as ``sending``; the next run sends those
+   again with the same deterministic Message-ID, and never touches a ``sent``
+   row. (Rows whose 250 had arrived but was not yet committed count as in
+   flight: the one case where a receiver may see a message twice.)
 
 Replies: 4xx is retried with backoff a few times in the run, then left
 ``deferred`` for the next run; 5xx is ``failed`` (5.1.x also marks the
@@ -21,8 +24,11 @@ connection reconnects and continues; bad credentials, a refused greeting or a
 missing required STARTTLS stop the run with a clear error, rows stay queued.
 
 Throughput: one prepared message per variant, filled per recipient by a bytes
-join; with many rows to send over SMTP the work is split over one process per
-core, each running its share of the ``concurrency`` connections.
+join; over SMTP with PIPELINING the next recipient's envelope goes out with the
+current message's content (one round trip per message); with many rows the
+work is split over one process per core, each running its share of the
+``concurrency`` connections as threads. Two sends of one issue never overlap:
+the second raises :class:`SendInProgress`.
 """
 
 from __future__ import annotations
