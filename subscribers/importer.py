@@ -432,7 +432,7 @@ class _Import:
         except KeyError:
             value = self._remember(kind, raw)
         if raw in self.bad[kind]:
-            raise value
+            raise InvalidValue(str(value))  # a fresh one: re-raising the cached one grows its traceback
         return value
 
     def _remember(self, kind: str, raw: str) -> Any:
