@@ -37,6 +37,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import gc
 import hashlib
 import heapq
 import hmac
@@ -445,6 +446,9 @@ def _execute(
                 connections // processes + (1 if i < connections % processes else 0) for i in range(processes)
             ]
             parent_pid = os.getpid()
+            # Everything imported so far is long-lived: keep it out of the workers' garbage
+            # collections (and their pages shared with this process).
+            gc.freeze()
             for i, share in enumerate(shares):
                 reader, writer = ctx.Pipe(duplex=False)
                 proc = ctx.Process(
@@ -456,6 +460,7 @@ def _execute(
                 proc.start()
                 writer.close()
                 children.append((proc, reader))
+            gc.unfreeze()
 
         def alive() -> bool:
             return any(t.is_alive() for t in threads) or any(p.is_alive() for p, _ in children)
