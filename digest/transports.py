@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import mailbox
-import os
 import re
 import socket
 import ssl
@@ -630,5 +629,5 @@ def transport_for_display(url: str) -> str:
 
 
 def default_transport_url(config: Config) -> str:
-    """The transport to use: $DIGEST_TRANSPORT is already folded into the config by load_config."""
-    return os.environ.get("DIGEST_TRANSPORT") or config.delivery.transport
+    """The configured transport (``load_config`` has already applied $DIGEST_TRANSPORT)."""
+    return config.delivery.transport
