@@ -167,3 +167,12 @@ def test_a_second_send_of_the_same_issue_refuses_while_the_first_runs(tmp_path: 
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     setup = make_setup(tmp_path / "ws", subscribers=1)
     assert invoke(setup, "send", "1", *args).exit_code == 2
+
+
+def test_the_transport_can_come_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    setup = make_setup(tmp_path / "ws", subscribers=2)
+    with SMTPServer() as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        result = invoke(setup, "send", "1")
+    assert result.exit_code == 0, result.output
+    assert len(server.handler.received) == 2 and f"via smtp://127.0.0.1:{server.port}" in result.output
