@@ -6,6 +6,7 @@ turns :class:`~digest.errors.DigestError` into ``Error: …`` with exit status 1
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from typing import Any
 
@@ -17,7 +18,21 @@ from digest.errors import DigestError
 
 
 class DigestGroup(click.Group):
-    """A group that shows DigestError as one line (a traceback only with --debug)."""
+    """The root group: loads command modules on demand and shows DigestError as one line
+    (a traceback only with --debug)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*_COMMANDS, *(n for n in self.commands if n not in _COMMANDS)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        module = _COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(module), cmd_name)
+        self.commands[cmd_name] = command
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,43 +76,24 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug:
     ctx.obj = App(config_path=config_path, db_override=db_path, debug=debug)
 
 
-def _register() -> None:
-    from digest.cli import (
-        articles,
-        deliveries,
-        demo,
-        feeds,
-        ingest,
-        init,
-        issues,
-        preview,
-        run,
-        schedule,
-        send,
-        web,
-    )
-    from subscribers import cli as subscribers_cli
-
-    for module in (
-        init,
-        feeds,
-        ingest,
-        articles,
-        issues,
-        preview,
-        send,
-        deliveries,
-        demo,
-        run,
-        schedule,
-        web,
-    ):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-    cli.add_command(subscribers_cli.subscribers)
-
-
-_register()
+# Command name → module holding a command object of that name. Modules are imported only
+# when their command runs (or help lists it), so `digest run` does not pay for Flask,
+# premailer and MJML at start-up.
+_COMMANDS = {
+    "init": "digest.cli.init",
+    "feeds": "digest.cli.feeds",
+    "ingest": "digest.cli.ingest",
+    "articles": "digest.cli.articles",
+    "issues": "digest.cli.issues",
+    "preview": "digest.cli.preview",
+    "subscribers": "subscribers.cli",
+    "send": "digest.cli.send",
+    "deliveries": "digest.cli.deliveries",
+    "run": "digest.cli.run",
+    "schedule": "digest.cli.schedule",
+    "web": "digest.cli.web",
+    "demo": "digest.cli.demo",
+}
 
 
 def main() -> None:

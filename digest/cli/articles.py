@@ -125,6 +125,3 @@ def articles_add(
     )
     verb = {"new": "Added", "updated": "Updated", "unchanged": "Unchanged"}[result.status]
     click.echo(f"{verb} article {result.article['id']}: {result.article['title']}")
-
-
-COMMANDS: list[click.Command] = [articles]

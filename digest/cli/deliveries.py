@@ -39,6 +39,3 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
     counts = delivery_counts(app.db, found["id"])
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no deliveries yet"
     click.echo(f"Issue {found['id']} (#{found['number']} {found['edition']}, {found['status']}): {summary}")
-
-
-COMMANDS: list[click.Command] = [deliveries]

@@ -65,6 +65,3 @@ def demo(directory: Path) -> None:
     click.echo("Next, try:")
     for command in r.next_commands:
         click.echo(f"  {command}")
-
-
-COMMANDS: list[click.Command] = [demo]

@@ -72,6 +72,3 @@ def feeds_remove(app: App, id_or_url: str) -> None:
     """
     feed = remove_feed(app.db, id_or_url)
     click.echo(f"Removed feed {feed['id']}: {feed['url']}")
-
-
-COMMANDS: list[click.Command] = [feeds]

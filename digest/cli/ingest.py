@@ -53,6 +53,3 @@ def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
             click.echo(f"  {warning}", err=True)
     if any(result.error for result in results):
         raise click.exceptions.Exit(1)
-
-
-COMMANDS: list[click.Command] = [ingest]

@@ -22,6 +22,3 @@ def init(directory: str, force: bool) -> None:
     click.echo(f"{verb} {result.config_path}")
     click.echo(f"Database ready at {result.db_path}")
     click.echo(f"Next: cd {directory} && digest feeds add URL --category NAME")
-
-
-COMMANDS = [init]

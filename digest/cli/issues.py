@@ -137,6 +137,3 @@ def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {k: v for k, v in row.items() if k != "snapshot"}
-
-
-COMMANDS: list[click.Command] = [issues]

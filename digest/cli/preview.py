@@ -61,6 +61,3 @@ def preview(
     click.echo(f"Wrote {output} — issue {result.issue['id']}, variant {result.variant}{note}", err=True)
     if open_browser:
         webbrowser.open(output.resolve().as_uri())
-
-
-COMMANDS: list[click.Command] = [preview]

@@ -67,6 +67,3 @@ def run(app: App, at_text: str | None, edition: str | None, dry_run: bool, as_js
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
         raise SystemExit(1)
-
-
-COMMANDS: list[click.Command] = [run]

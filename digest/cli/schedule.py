@@ -85,6 +85,3 @@ def schedule_list(app: App, count: int, as_json: bool) -> None:
         for t in entry["next"]:
             utc = t["utc"].replace("T", " ").replace("+00:00", " UTC")
             click.echo(f"  {t['local_text']:<28} = {utc}")
-
-
-COMMANDS: list[click.Command] = [schedule]

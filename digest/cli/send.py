@@ -125,6 +125,3 @@ def send(
     elif report.queued:
         note = f"; {report.queued} waiting (not due yet or not sent), run again later"
     click.echo(f"{label} via {report.transport}: {report.summary()}; issue {report.status}{note}")
-
-
-COMMANDS: list[click.Command] = [send]

@@ -55,6 +55,3 @@ def web_serve(app: App, host: str, port: int) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-COMMANDS: list[click.Command] = [web]
