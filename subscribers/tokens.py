@@ -31,6 +31,8 @@ from digest.store import utcnow
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 CONFIRM_TTL = timedelta(days=7)
 KEY_FILE = "digest.key"
+MIN_SECRET_BYTES = 16
+"""A shorter DIGEST_SECRET could be guessed offline from one token; refuse it."""
 _CLOCK_SKEW = timedelta(minutes=5)
 _TOKEN = re.compile(r"([1-9][0-9]{0,17})(?:\.([1-9][0-9]{0,11}))?\.([A-Za-z0-9_-]{43})")
 
@@ -78,7 +80,13 @@ def verify_token(secret: bytes, token: str, purpose: str, *, now: datetime | Non
 def load_secret(config: Config) -> bytes:
     """The signing secret: ``DIGEST_SECRET``, else the key file beside the database (made if missing)."""
     if config.secret:
-        return config.secret.encode("utf-8")
+        secret = config.secret.encode("utf-8")
+        if len(secret) < MIN_SECRET_BYTES:
+            raise DigestError(
+                f"DIGEST_SECRET is too short ({len(secret)} bytes); use at least {MIN_SECRET_BYTES} random "
+                "characters, e.g. the output of: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return secret
     path = config.db_path.parent / KEY_FILE
     return _read_or_create_key(path)
 

@@ -120,3 +120,16 @@ def test_links_use_base_url(tmp_path: Path) -> None:
     assert links["preferences_url"].startswith("https://news.example.org/preferences/5.")
     token = links["confirm_url"].rsplit("/", 1)[1]
     assert verify_token(SECRET, token, "confirm", now=NOW) == 5
+
+
+def test_a_short_digest_secret_is_refused_without_echoing_it(
+    workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.errors import DigestError
+    from subscribers.tokens import load_secret
+
+    monkeypatch.setenv("DIGEST_SECRET", "hunter2")
+    with pytest.raises(DigestError) as info:
+        load_secret(load_config(workspace / "digest.toml"))
+    assert "too short" in str(info.value)
+    assert "hunter2" not in str(info.value)
