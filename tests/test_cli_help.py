@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 from click.testing import CliRunner
@@ -44,3 +45,13 @@ def test_python_dash_m_runs() -> None:
         [sys.executable, "-m", "digest", "--version"], capture_output=True, text=True, check=True
     )
     assert __version__ in out.stdout
+
+
+def test_readme_mentions_every_command() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    missing = [
+        " ".join(path)
+        for path, command in _walk(cli, [])
+        if not isinstance(command, click.Group) and f"digest {' '.join(path)}" not in readme
+    ]
+    assert not missing, f"README.md shows no example of: {', '.join(missing)}"
