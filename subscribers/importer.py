@@ -33,14 +33,16 @@ import csv
 import io
 import json
 import os
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -78,18 +80,18 @@ _COLUMNS_SQL = (
     " unsubscribed_at"
 )
 _VALUES_SQL = "coalesce(ST, 'active'), 'import', '{}', 'AT', 'AT', iif(ST = 'unsubscribed', 'AT', NULL)"
-# A chunk is staged in a temp table (executemany, no indexes) and moved with one
-# INSERT … SELECT: measured faster than executemany straight into the indexed table,
-# and than unpacking a JSON array in SQL. A staged row is (email, name, profile): the
-# editions/categories/timezone/status of a row are one of few combinations ("profiles",
-# another temp table), and binding three values a row instead of six halves its cost.
-_STAGE_SQL = "INSERT INTO temp.subscriber_import_rows VALUES (?, ?, ?)"
+# A chunk is one JSON array of (email, name, profile) rows, written by one INSERT … SELECT
+# over json_each: json.dumps runs in the reader thread and SQLite unpacks it without the
+# GIL, so parsing the next chunk overlaps writing this one (executemany into a staging
+# table takes the GIL back for every row). The editions/categories/timezone/status of a
+# row are one of few combinations ("profiles", a temp table).
 _PROFILE_SQL = "INSERT INTO temp.subscriber_import_profiles VALUES (?, ?, ?, ?, ?)"
 _INSERT_CHUNK_SQL = (
     f"INSERT OR IGNORE INTO subscribers (id, {_COLUMNS_SQL})"
-    f" SELECT ? + r.rowid, r.e, r.n, p.ed, p.cat, p.tz, {_VALUES_SQL.replace('ST', 'p.st')}"
-    " FROM temp.subscriber_import_rows AS r JOIN temp.subscriber_import_profiles AS p ON p.id = r.profile"
-    " ORDER BY r.rowid"
+    " SELECT ?1 + r.key, r.value ->> 0, r.value ->> 1, p.ed, p.cat, p.tz,"
+    f" {_VALUES_SQL.replace('ST', 'p.st')} FROM json_each(?2) AS r"
+    " JOIN temp.subscriber_import_profiles AS p ON p.id = r.value ->> 2"
+    " ORDER BY r.key"
 )
 _PROFILE_LIMIT = 50_000  # distinct combinations kept; beyond, the table starts over (flat memory)
 # The consent record of every added row, written by SQLite from the rows themselves.
@@ -151,6 +153,73 @@ class ImportReport:
 
 class _Rollback(Exception):
     """Raised inside the transaction to undo a dry run or a failed import."""
+
+
+class _Batch(NamedTuple):
+    """A chunk of parsed rows as the writer gets it."""
+
+    rows: list[tuple]  # (email, name, profile)
+    payload: str  # the rows as a JSON array, for json_each
+    new_profiles: list[tuple]  # (id, editions, categories, timezone, status) not yet stored
+    forget_profiles: bool  # the profile numbering started over before this chunk
+
+
+class _ReadAhead:
+    """Run a generator in a background thread, a couple of items ahead of its consumer.
+
+    Parsing and checking a chunk is Python work; writing one is mostly SQLite's,
+    which runs without the GIL. So the next chunks are parsed while the current
+    one is written. At most ``depth`` items wait (memory stays flat). An
+    exception in the generator is raised in the consumer; leaving the ``with``
+    block early stops the thread.
+    """
+
+    _DONE = object()
+
+    def __init__(self, items: Iterator[Any], depth: int = 2) -> None:
+        self.items = items
+        self.queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="subscriber-import-reader", daemon=True)
+
+    def __enter__(self) -> Iterator[Any]:
+        self.thread.start()
+        return self._consume()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(entry, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            for item in self.items:
+                if not self._put((True, item)):
+                    return
+            self._put((True, self._DONE))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put((False, exc))
+        finally:
+            close = getattr(self.items, "close", None)
+            if close is not None:
+                close()
+
+    def _consume(self) -> Iterator[Any]:
+        while True:
+            ok, item = self.queue.get()
+            if not ok:
+                raise item
+            if item is self._DONE:
+                return
+            yield item
 
 
 class _CountingReader(io.RawIOBase):
@@ -218,11 +287,12 @@ def import_csv(
             try:
                 with transaction(db):
                     job.start()
-                    for rows in job.parse(reader):
-                        job.flush(rows)
-                        if progress is not None:
-                            progress(counter.count - seen_bytes)
-                            seen_bytes = counter.count
+                    with _ReadAhead(job.parse(reader)) as batches:
+                        for batch in batches:
+                            job.flush(batch)
+                            if progress is not None:
+                                progress(counter.count - seen_bytes)
+                                seen_bytes = counter.count
                     job.finish()
                     if dry_run or (report.invalid and not skip_invalid):
                         raise _Rollback
@@ -395,8 +465,12 @@ class _Import:
         self.profile_by_cells: dict[str | tuple[str, ...], int] = {}
         self.profile_by_values: dict[tuple[Any, ...], int] = {}
         self.profiles: list[tuple[Any, ...]] = []  # profile id → (editions, categories, timezone, status)
-        self.new_profiles = 0  # profiles[-new_profiles:] are not in the temp table yet
+        self.new_profiles = 0  # profiles[-new_profiles:] not handed to the writer yet
         self.forget_profiles = False
+        # The writer's side (main thread): the profiles stored in the temp table, and the
+        # duplicates it finds (rows of this file matching an address an earlier chunk wrote).
+        self.stored_profiles: dict[int, tuple[Any, ...]] = {}
+        self.later_duplicates = 0
         self.start_max = 0
         self.next_id = 1
         self.check_suppressions = False
@@ -410,8 +484,6 @@ class _Import:
         # Known subscribers already matched by an earlier row of this file (later ones are duplicates).
         db.execute("CREATE TEMP TABLE IF NOT EXISTS subscriber_import_seen (id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.subscriber_import_seen")
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS subscriber_import_rows (e, n, profile)")
-        db.execute("DELETE FROM temp.subscriber_import_rows")
         db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS subscriber_import_profiles"
             " (id INTEGER PRIMARY KEY, ed, cat, tz, st)"
@@ -419,8 +491,9 @@ class _Import:
         db.execute("DELETE FROM temp.subscriber_import_profiles")
 
     def finish(self) -> None:
+        self.report.duplicates += self.later_duplicates
+        self.later_duplicates = 0
         self.db.execute("DROP TABLE IF EXISTS temp.subscriber_import_seen")
-        self.db.execute("DROP TABLE IF EXISTS temp.subscriber_import_rows")
         self.db.execute("DROP TABLE IF EXISTS temp.subscriber_import_profiles")
 
     # ------------------------------------------------------------ parsing
@@ -479,8 +552,11 @@ class _Import:
         number = self.profile_by_cells[key] = self._profile(values)
         return number
 
-    def parse(self, reader: Any) -> Iterable[list[tuple]]:
-        """Yield chunks of valid rows ``(email, name, editions, categories, timezone, status)``.
+    def parse(self, reader: Any) -> Iterator[_Batch]:
+        """Yield chunks of valid rows ``(email, name, profile)`` as batches for ``flush``.
+
+        Runs in the reader thread (see _ReadAhead): it alone touches the parse
+        caches, the profile numbering and the report's rows/invalid/duplicates.
 
         Absent columns give the value a new subscriber gets ('' / None); ``_update``
         knows from the header which columns were present. Status None = not given.
@@ -506,7 +582,16 @@ class _Import:
                 if self.report.invalid and not self.skip_invalid:
                     writing = False
             if writing and parsed:
-                yield parsed
+                yield self._batch(parsed)
+
+    def _batch(self, rows: list[tuple]) -> _Batch:
+        """Package a chunk with the profiles it is the first to use (the writer stores them)."""
+        start = len(self.profiles) - self.new_profiles
+        new = [(start + i, *values) for i, values in enumerate(self.profiles[start:])]
+        forget = self.forget_profiles
+        self.new_profiles = 0
+        self.forget_profiles = False
+        return _Batch(rows, json.dumps(rows, ensure_ascii=False), new, forget)
 
     def _fast(self, rows: list[list[str]]) -> list[tuple] | None:
         """Column-wise checks for a chunk with nothing unusual; None sends it to ``_slow``.
@@ -612,7 +697,7 @@ class _Import:
         return self._dedupe(parsed)
 
     # ------------------------------------------------------------ writing
-    def flush(self, chunk: list[tuple]) -> None:
+    def flush(self, batch: _Batch) -> None:
         """Insert the chunk's new addresses; rows that collide with known ones become updates.
 
         The common case (all new) is one INSERT OR IGNORE per chunk plus one
@@ -621,35 +706,33 @@ class _Import:
         """
         db = self.db
         report = self.report
-        if self.check_suppressions:
-            chunk = self._drop_suppressed(chunk)
-            if not chunk:
-                return
-        if self.forget_profiles:
+        if batch.forget_profiles:
             db.execute("DELETE FROM temp.subscriber_import_profiles")
-            self.forget_profiles = False
-        if self.new_profiles:
-            start = len(self.profiles) - self.new_profiles
-            db.conn.executemany(
-                _PROFILE_SQL, [(start + i, *values) for i, values in enumerate(self.profiles[start:])]
-            )
-            self.new_profiles = 0
-        # Staged row k becomes id base + k: above every id ever given out (removed subscribers'
-        # too), and an ignored row is simply the id that did not appear.
-        base = self.next_id - 1
-        db.conn.executemany(_STAGE_SQL, chunk)
-        inserted = db.execute(self.insert_sql, [base]).rowcount
+            self.stored_profiles.clear()
+        if batch.new_profiles:
+            db.conn.executemany(_PROFILE_SQL, batch.new_profiles)
+            self.stored_profiles.update((row[0], row[1:]) for row in batch.new_profiles)
+        chunk, payload = batch.rows, batch.payload
+        if self.check_suppressions:
+            kept = self._drop_suppressed(chunk)
+            if not kept:
+                return
+            if kept is not chunk:
+                chunk, payload = kept, json.dumps(kept, ensure_ascii=False)
+        # Row k of the chunk (from 0) becomes id base + k: above every id ever given out (removed
+        # subscribers' too), and an ignored row is simply the id that did not appear.
+        base = self.next_id
+        inserted = db.execute(self.insert_sql, [base, payload]).rowcount
         ignored: list[tuple] = []
         if inserted < len(chunk):
             # The address was stored already (before this import, or by an earlier chunk).
             ignored = db.execute(
-                "SELECT r.e, r.n, r.profile FROM temp.subscriber_import_rows AS r"
-                " WHERE NOT EXISTS (SELECT 1 FROM subscribers WHERE id = ? + r.rowid) ORDER BY r.rowid",
-                [base],
+                "SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2 FROM json_each(?2) AS r"
+                " WHERE NOT EXISTS (SELECT 1 FROM subscribers WHERE id = ?1 + r.key) ORDER BY r.key",
+                [base, payload],
             ).fetchall()
-        db.execute("DELETE FROM temp.subscriber_import_rows")  # so the next chunk's rowids start at 1
         if inserted:
-            db.execute(_EVENTS_SQL, [self.active_detail, self.detail, self.at, base])
+            db.execute(_EVENTS_SQL, [self.active_detail, self.detail, self.at, base - 1])
             report.added += inserted
             self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
         if ignored:
@@ -692,10 +775,10 @@ class _Import:
         for email, name, profile in rows:
             current = existing.get(email)
             if current is None or current[0] > self.start_max or current[7]:
-                self.report.duplicates += 1  # an earlier row of this file added or updated it
+                self.later_duplicates += 1  # an earlier row of this file added or updated it
                 continue
             seen_ids.append((current[0],))
-            self._update(current, name, *self.profiles[profile])
+            self._update(current, name, *self.stored_profiles[profile])
         if seen_ids:
             db.conn.executemany("INSERT INTO temp.subscriber_import_seen (id) VALUES (?)", seen_ids)
 
