@@ -13,10 +13,12 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from digest.errors import DigestError
 from digest.store import open_store
 from subscribers.importer import import_csv
 
@@ -109,6 +111,35 @@ def test_invalid_row_far_into_a_file_still_writes_nothing(workspace: Path) -> No
     with pytest.raises(Exception, match="line 52: email 'nope'"):
         import_csv(db, "big.csv", chunk_size=7)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def _reader_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name == "subscriber-import-reader"]
+
+
+def test_bad_utf8_far_into_a_file_is_reported_from_the_reader_thread(workspace: Path) -> None:
+    # Past the first 64 KB that the sniff checks, so the reader thread meets it mid-import.
+    good = "".join(f"user{i}@example.org,Name {i}\n" for i in range(5000)).encode()
+    Path("late.csv").write_bytes(b"email,name\n" + good + "zo\xeb@example.org,Zo\xeb\n".encode("latin-1"))
+    db = open_store(workspace / "digest.db")
+    with pytest.raises(DigestError, match=r"late\.csv: line [0-9]+: not UTF-8 text"):
+        import_csv(db, "late.csv", chunk_size=100)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    assert _reader_threads() == []
+
+
+def test_a_failed_write_stops_the_reader_and_writes_nothing(workspace: Path) -> None:
+    _write("many.csv", "email\n" + "".join(f"user{i}@example.org\n" for i in range(2000)))
+    db = open_store(workspace / "digest.db")
+    db.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON subscribers WHEN new.email = 'user300@example.org'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="refused by a trigger"):
+        import_csv(db, "many.csv", chunk_size=100)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert _reader_threads() == []
 
 
 def test_dry_run_writes_nothing(run_cli, workspace: Path) -> None:
