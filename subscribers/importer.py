@@ -19,11 +19,15 @@ possessive regex pass over its joined addresses finds the few that are not
 plain ASCII (those go to email-validator, one validation per distinct domain),
 repeating cells are parsed once and their combinations numbered ("profiles"),
 and duplicates are found with sets. A chunk with anything odd (a blank line, a
-bad value) is redone row by row, which also gives the line numbers. Rows are
-staged as (email, name, profile) in a temp table and moved with one
-INSERT OR IGNORE … SELECT; rows ignored because the address is already stored
+bad value) is redone row by row, which also gives the line numbers. Reading and
+checking run in a background thread, a couple of chunks ahead of the writer
+(the calling thread), which holds the database: a chunk reaches it as one JSON
+array of (email, name, profile) rows and is written by one
+INSERT OR IGNORE … SELECT over json_each, so SQLite works without the GIL while
+the next chunk is parsed. Rows ignored because the address is already stored
 become updates or duplicates; the consent events for the added rows are one
-INSERT … SELECT. Memory stays flat: nothing but the current chunk is held.
+INSERT … SELECT. Memory stays flat: only the current chunk and the two read
+ahead are held.
 """
 
 from __future__ import annotations
