@@ -225,7 +225,7 @@ class TreeMemory:
 def digest_send(toml: Path, port: int, sessions: int) -> tuple[float, int, str]:
     """Run `digest send 1` as its own process; wall seconds, peak tree memory (kB), summary line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env["DIGEST_SECRET"] = "bench-secret"
+    env["DIGEST_SECRET"] = "bench-secret-not-for-production"
     started = time.monotonic()
     proc = subprocess.Popen(
         [
