@@ -49,7 +49,7 @@ PLACEHOLDER_ALLOWANCE = 200
 
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)))
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
-_TOKEN_PREFIX = "__DIGEST_"
+_DOUBLE_UNDERSCORE_RE = re.compile(r"_(?=_)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 _MORE_RE = re.compile(r"^(\d+) more articles? in the web version", re.MULTILINE)
 _MJML_RESET = '<style type="text/css">\n#outlook a'
@@ -255,11 +255,24 @@ def inline_css(html: str) -> str:
 # --- rendering ------------------------------------------------------------------------------
 
 
-def _defuse(value: Any) -> Any:
+def _defuse(value: Any, *, url: bool = False) -> Any:
     """Untrusted text must never contain a live placeholder (a feed title that says
-    ``__DIGEST_EMAIL__`` would otherwise be filled with the reader's address)."""
-    if isinstance(value, str) and _TOKEN_PREFIX in value:
-        return value.replace(_TOKEN_PREFIX, "__DIGEST\u2060_")
+    ``__DIGEST_EMAIL__`` would otherwise be filled with the reader's address).
+
+    Every placeholder starts and ends with ``__``, so every run of two underscores is broken
+    (and a leading or trailing underscore fenced off from neighbouring template text): no
+    filter a template applies afterwards (``upper``, ``title``, ``wrap`` …) and no spelling
+    of the token in any case can rebuild one. Text gets an invisible WORD JOINER; a URL gets
+    ``%5F``, the same address to any server, so links keep working."""
+    if not isinstance(value, str) or "_" not in value:
+        return value
+    if url:
+        return value.replace("__", "_%5F")
+    value = _DOUBLE_UNDERSCORE_RE.sub("_\u2060", value)
+    if value.startswith("_"):
+        value = "\u2060" + value
+    if value.endswith("_"):
+        value += "\u2060"
     return value
 
 
@@ -294,7 +307,7 @@ def _context(
     categories = []
     for section in sections:
         articles = section["articles"]
-        shown = [{k: _defuse(v) for k, v in a.items()} for a in articles if a["id"] in keep]
+        shown = [{k: _defuse(v, url=k == "url") for k, v in a.items()} for a in articles if a["id"] in keep]
         categories.append(
             {
                 "name": _defuse(section["name"]),

@@ -185,6 +185,39 @@ def test_placeholder_like_text_in_articles_is_not_filled(store) -> None:
         assert "Leak ada@example.org" not in filled
 
 
+@pytest.mark.parametrize(
+    "spelling", ["__digest_unsubscribe_url__", "__Digest_Unsubscribe_Url__", "__DIGEST_UNSUBSCRIBE_URL__"]
+)
+def test_no_case_or_filter_turns_untrusted_text_into_a_placeholder(store, spelling: str) -> None:
+    """The text template prints ``category.name | upper``: a token in any case in a category,
+    title, summary or source must stay dead in both parts after every filter."""
+    config, db = store
+    from test_render_support import PERIOD_END, add_article
+
+    from digest.compose import compose_issue
+
+    add_article(
+        db,
+        title=f"Title {spelling}",
+        category=spelling,
+        published_at=PERIOD_END,
+        source=f"Source {spelling}",
+        summary=f"Summary {spelling} end",
+        url=f"https://news.example.org/a{spelling}b",
+    )
+    issue = compose_issue(db, config, "daily", period_end=PERIOD_END.replace(hour=7)).issue
+    rendered = render_issue(db, config, issue["id"])
+    secret = "https://leak.example/unsubscribe"
+    for part, as_html in ((rendered.html, True), (rendered.text, False)):
+        filled = personalise(part, {**RECIPIENT, "unsubscribe_url": secret}, html=as_html)
+        assert filled.count(secret) == part.count(PLACEHOLDERS["unsubscribe_url"]) == 1
+        visible = filled.replace("\u2060", "")
+        for label in ("Title ", "Source ", "Summary "):
+            assert label + spelling in visible
+        assert (spelling if as_html else spelling.upper()) in visible  # the heading, still readable
+        assert "https://news.example.org/a_%5F" in filled
+
+
 def test_variant_key() -> None:
     present = ["World", "Technology", "Science"]
     assert variant_key(None, present) == "*"
