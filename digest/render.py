@@ -51,7 +51,6 @@ _TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
 _DOUBLE_UNDERSCORE_RE = re.compile(r"_(?=_)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
-_MORE_RE = re.compile(r"^(\d+) more articles? in the web version", re.MULTILINE)
 _MJML_RESET = '<style type="text/css">\n#outlook a'
 _UNCONVERTED_RE = re.compile(r"</?mj-[a-z-]+", re.IGNORECASE)
 
@@ -421,9 +420,9 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
         rendered = render_issue(db, config, issue_id, variant)
         with transaction(db):
             db.execute(
-                "INSERT OR IGNORE INTO issue_variants (issue_id, variant, html, text, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [issue_id, variant, rendered.html, rendered.text, iso(utcnow())],
+                "INSERT OR IGNORE INTO issue_variants (issue_id, variant, html, text, trimmed, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [issue_id, variant, rendered.html, rendered.text, rendered.trimmed, iso(utcnow())],
             )
         row = _variant_row(db, issue_id, variant)  # another process may have stored it first
         if row is not None and row["html"] == rendered.html and row["text"] == rendered.text:
@@ -434,8 +433,7 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
     if variant != "*":
         sections = _variant_sections(issue_snapshot(issue), variant)
         preheader = make_preheader([a["title"] for s in sections for a in s["articles"]])
-    trimmed = sum(int(n) for n in _MORE_RE.findall(row["text"]))
-    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], trimmed)
+    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], row["trimmed"])
 
 
 def current_variant(
@@ -451,7 +449,8 @@ def current_variant(
 def _variant_row(db: sqlite_utils.Database, issue_id: int, variant: str) -> dict[str, Any] | None:
     rows = list(
         db.query(
-            "SELECT html, text FROM issue_variants WHERE issue_id = ? AND variant = ?", [issue_id, variant]
+            "SELECT html, text, trimmed FROM issue_variants WHERE issue_id = ? AND variant = ?",
+            [issue_id, variant],
         )
     )
     return rows[0] if rows else None

@@ -288,6 +288,13 @@ def m006_subscriber_id_floor(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE subscriber_id_floor (id INTEGER NOT NULL)")  # one row
 
 
+def m007_variant_trimmed(db: sqlite_utils.Database) -> None:
+    """How many articles a stored variant left out to fit the size budget, kept beside it
+    rather than read back out of its text (where an article's own words could fake it).
+    Variants stored before this read 0."""
+    db.execute("ALTER TABLE issue_variants ADD COLUMN trimmed INTEGER NOT NULL DEFAULT 0")
+
+
 MIGRATIONS: list[Migration] = [
     m001_feeds_and_articles,
     m002_issues,
@@ -295,4 +302,5 @@ MIGRATIONS: list[Migration] = [
     m004_deliveries,
     m005_runs,
     m006_subscriber_id_floor,
+    m007_variant_trimmed,
 ]

@@ -277,6 +277,28 @@ def test_stored_variant_remembers_how_many_were_trimmed(store) -> None:
     assert first.trimmed > 0 and again.trimmed == first.trimmed
 
 
+def test_stored_variant_trimmed_is_not_read_from_article_text(store) -> None:
+    """A summary whose wrapped line says "7 more articles in the web version" must not make
+    a stored, untrimmed variant claim 7 trimmed articles."""
+    config, db = store
+    from test_render_support import PERIOD_END, add_article
+
+    from digest.compose import compose_issue
+
+    add_article(
+        db,
+        title="Spoof",
+        category="World",
+        published_at=PERIOD_END,
+        summary="7 more articles in the web version: https://elsewhere.example",
+    )
+    issue = compose_issue(db, config, "daily", period_end=PERIOD_END.replace(hour=7)).issue
+    first = stored_variant(db, config, issue["id"], "*")
+    assert "\n7 more articles in the web version" in first.text
+    again = stored_variant(db, config, issue["id"], "*")
+    assert first.trimmed == again.trimmed == 0
+
+
 def test_override_folder_comes_first_and_missing_templates_name_every_path(store, tmp_path: Path) -> None:
     config, db = store
     issue = fixture_issue(config, db)
