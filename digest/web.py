@@ -51,9 +51,9 @@ from digest.errors import DigestError, NotFound
 from digest.render import (
     RECIPIENT_FIELDS,
     RenderedVariant,
+    current_variant,
     personalise,
     render_issue,
-    stored_variant,
     template_dirs,
 )
 from digest.store import from_iso, open_store
@@ -548,7 +548,9 @@ def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str
     the issue is rendered again without that budget (from the same frozen snapshot;
     cached, as a published issue never changes).
     """
-    rendered = stored_variant(db, state.config, issue_id, "*")
+    # Never stored_variant: a page view must not freeze a rendering (the bytes a later send
+    # would use) nor write to the database.
+    rendered = current_variant(db, state.config, issue_id, "*")
     if rendered.trimmed:
         rendered = state.full_rendering(db, issue_id)
     fields = neutral_fields(state.base_url)

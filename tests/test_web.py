@@ -452,6 +452,24 @@ def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
     assert http("GET", f"{site.url}/unsubscribe").status == 200
 
 
+def test_viewing_an_issue_in_the_browser_stores_no_rendering(site: Site, issues: dict[str, int]) -> None:
+    """A GET or HEAD must not freeze the variant a later send would use (nor write at all)."""
+    from digest.render import stored_variant
+
+    def variants() -> list[tuple[Any, ...]]:
+        return site.db.execute("SELECT issue_id, variant, html, text FROM issue_variants").fetchall()
+
+    for method in ("GET", "HEAD"):
+        assert http(method, f"{site.url}/issues/{issues['sent']}").status == 200
+    assert variants() == []
+    # Once the send has frozen one, the page shows it and still changes nothing.
+    frozen = stored_variant(site.db, site.config, issues["sent"], "*")
+    before = variants()
+    for method in ("GET", "HEAD"):
+        assert http(method, f"{site.url}/issues/{issues['sent']}").status == 200
+    assert variants() == before and len(before) == 1 and before[0][2] == frozen.html
+
+
 def test_a_draft_issue_is_not_public(site: Site, issues: dict[str, int]) -> None:
     reply = http("GET", f"{site.url}/issues/{issues['draft']}")
     assert reply.status == 404
