@@ -360,7 +360,7 @@ def preferences(token: str) -> Response | tuple[str, int]:
     except _BadLink as exc:
         return _bad_link("preferences", str(exc))
     state = _state()
-    choices = _preference_choices(state, get_db())
+    choices = _preference_choices(state, get_db(), subscriber)
     if request.method != "POST":
         return _preferences_page(state, token, subscriber, choices, saved=request.args.get("saved") == "1")
     try:
@@ -370,7 +370,13 @@ def preferences(token: str) -> Response | tuple[str, int]:
             categories=choices["categories"],
             timezones=set(state.timezones),
         )
-        save_preferences(get_db(), state.config, subscriber["id"], values)
+        save_preferences(
+            get_db(),
+            state.config,
+            subscriber["id"],
+            values,
+            known_editions=[key for key, _ in choices["editions"]],
+        )
     except DigestError as exc:
         errors = exc.errors if isinstance(exc, PreferencesError) else {"form": str(exc)}
         form = {
@@ -465,9 +471,16 @@ def parse_preferences(
 
 
 def save_preferences(
-    db: sqlite_utils.Database, config: Config, subscriber_id: int, values: dict[str, Any]
+    db: sqlite_utils.Database,
+    config: Config,
+    subscriber_id: int,
+    values: dict[str, Any],
+    *,
+    known_editions: list[str] | None = None,
 ) -> None:
-    """Store validated preferences through ``subscribers.store`` (recorded with source web)."""
+    """Store validated preferences through ``subscribers.store`` (recorded with source web).
+    ``known_editions`` defaults to the configured ones (the form also offers those the
+    subscriber already has)."""
     set_preferences(
         db,
         subscriber_id,
@@ -475,7 +488,7 @@ def save_preferences(
         categories=values["categories"],
         timezone=values["timezone"],
         source=SOURCE,
-        known_editions=list(config.editions),
+        known_editions=list(config.editions) if known_editions is None else known_editions,
     )
 
 
@@ -483,8 +496,14 @@ def _unique(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
-def _preference_choices(state: WebState, db: sqlite_utils.Database) -> dict[str, Any]:
-    """Editions (key, title) from the config; categories in the editions' order, else those in use."""
+def _preference_choices(
+    state: WebState, db: sqlite_utils.Database, subscriber: dict[str, Any]
+) -> dict[str, Any]:
+    """Editions (key, title) from the config; categories in the editions' order, else those in use.
+
+    The subscriber's own editions and categories are always offered too (e.g. a category set
+    with the CLI that no edition lists): a form that left them out would erase them on save.
+    """
     config = state.config
     editions = [(key, edition.title or key) for key, edition in config.editions.items()]
     categories: list[str] = []
@@ -492,7 +511,23 @@ def _preference_choices(state: WebState, db: sqlite_utils.Database) -> dict[str,
         categories.extend(c for c in edition.categories if c not in categories)
     if not categories:
         categories = [r[0] for r in db.execute("SELECT DISTINCT category FROM articles ORDER BY category")]
+    known = {key.casefold() for key, _ in editions}
+    for key in subscriber.get("editions") or []:
+        if key.casefold() not in known:
+            known.add(key.casefold())
+            editions.append((key, key))
+    known = {c.casefold() for c in categories}
+    for category in subscriber.get("categories") or []:
+        if category.casefold() not in known:
+            known.add(category.casefold())
+            categories.append(category)
     return {"editions": editions, "categories": categories}
+
+
+def _in_choice_spelling(values: list[str], choices: list[str]) -> list[str]:
+    """``values`` spelled as the matching choice (choices and stored labels match case-insensitively)."""
+    spelling = {c.casefold(): c for c in choices}
+    return [spelling.get(v.casefold(), v) for v in values]
 
 
 def _preferences_page(
@@ -508,8 +543,13 @@ def _preferences_page(
 ) -> tuple[str, int]:
     if form is None:
         form = {
-            "editions": subscriber.get("editions") or [key for key, _ in choices["editions"]],
-            "categories": subscriber.get("categories") or list(choices["categories"]),
+            "editions": _in_choice_spelling(
+                subscriber.get("editions") or [key for key, _ in choices["editions"]],
+                [key for key, _ in choices["editions"]],
+            ),
+            "categories": _in_choice_spelling(
+                subscriber.get("categories") or list(choices["categories"]), choices["categories"]
+            ),
             "timezone": subscriber.get("timezone") or "",
         }
     unsubscribe_token = make_token(state.secret, subscriber["id"], "unsubscribe")

@@ -318,6 +318,34 @@ def test_preferences_all_ticked_means_all(site: Site) -> None:
     assert sub["editions"] is None and sub["categories"] is None and sub["timezone"] is None
 
 
+def test_saving_preferences_keeps_categories_and_editions_the_config_does_not_list(site: Site) -> None:
+    """A category (or edition) set with the CLI that no edition lists is offered, ticked, and
+    survives a save that only changes the time zone."""
+    from subscribers.store import set_preferences
+
+    ada = _id(site, "ada@example.org")
+    set_preferences(
+        site.db, ada, editions=["daily", "retired"], categories=["Gardening", "science"], source="cli"
+    )
+    url = site.link("preferences", ada)
+    page = http("GET", url).body
+    assert 'name="category" value="Gardening" checked' in page
+    assert 'name="category" value="Science" checked' in page
+    assert 'name="category" value="World" checked' not in page
+    assert 'name="edition" value="retired" checked' in page
+    # What the browser submits: the ticked boxes, and a new zone.
+    form = {
+        "edition": ["daily", "retired"],
+        "category": ["Science", "Gardening"],
+        "timezone": "Europe/Berlin",
+    }
+    assert http("POST", url, form).status == 303
+    sub = site.subscriber(ada)
+    assert sorted(json.loads(sub["categories"])) == ["Gardening", "Science"]
+    assert json.loads(sub["editions"]) == ["daily", "retired"]
+    assert sub["timezone"] == "Europe/Berlin"
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [
