@@ -259,14 +259,17 @@ def eligible_subscribers(
 ) -> Iterator[dict]:
     """Active subscribers who receive ``edition_key`` and follow at least one of the issue's categories.
 
-    Editions NULL = all editions; categories NULL = all categories. Streams in id order.
+    Editions NULL = all editions; categories NULL = all categories. Categories match
+    case-insensitively (ASCII, SQLite NOCASE), as :func:`digest.render.variant_key` matches
+    them: a reader of ``Technology`` gets an issue whose articles say ``technology``.
+    Streams in id order.
     """
     wanted = json.dumps(sorted(set(issue_categories)), ensure_ascii=False)
     where = (
         "id > ? AND status = 'active'"
         " AND (editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))"
         " AND (categories IS NULL OR EXISTS (SELECT 1 FROM json_each(categories) AS c"
-        " WHERE c.value IN (SELECT value FROM json_each(?))))"
+        " WHERE c.value COLLATE NOCASE IN (SELECT value FROM json_each(?))))"
     )
     yield from _paged(db, where, [0, edition_key, wanted])
 

@@ -294,6 +294,19 @@ def test_eligible_subscribers(workspace: Path) -> None:
     assert row["categories"] is None and isinstance(row["attributes"], dict)
 
 
+def test_eligible_subscribers_match_categories_case_insensitively(workspace: Path) -> None:
+    """As variant_key does: a Technology reader gets an issue whose articles say technology."""
+    from digest.render import variant_key
+
+    db = open_store(workspace / "digest.db")
+    tech = add_subscriber(db, "tech@example.org", categories=["Technology"])
+    other = add_subscriber(db, "other@example.org", categories=["Sport"])
+    found = [s for s in eligible_subscribers(db, "daily", ["technology", "World"])]
+    assert [s["id"] for s in found] == [tech["id"]]
+    assert variant_key(found[0]["categories"], ["technology", "World"]) == '["technology"]'
+    assert other["id"] not in [s["id"] for s in eligible_subscribers(db, "daily", ["TECHNOLOGY"])]
+
+
 def test_eligible_subscribers_streams_past_a_page(workspace: Path) -> None:
     from subscribers import store
 
