@@ -27,6 +27,7 @@ import sqlite_utils
 from digest.articles import (
     ArticleInput,
     canonical_url,
+    configured_spelling,
     map_category,
     parse_date,
     prepare_article,
@@ -311,6 +312,8 @@ def parse_feed(
     feed_title = plain_text(_detail_text(meta, "title")) or None
     feed_base = _feed_base(fetched, meta)
     feed_category = (feed or {}).get("category")
+    if feed_category:
+        feed_category = configured_spelling(feed_category, config)
     source_name = (
         (feed or {}).get("name") or feed_title or (urlsplit(feed_base).hostname if feed_base else None)
     )

@@ -124,6 +124,35 @@ def test_atom_relative_links_categories_and_html_titles(db, config, files) -> No
     assert musing["summary_text"] == "Short thought. About us."
 
 
+def test_a_category_takes_the_configured_spelling(db, workspace: Path, tmp_path: Path) -> None:
+    """Subscribers store the config's spelling (Technology); a feed's technology, SCIENCE or an
+    alias target in another case must arrive spelled as configured, else no reader matches."""
+    config = load_config(workspace / "digest.toml")
+    assert "Technology" in config.editions["daily"].categories
+    config.ingest.category_aliases = {"gadgets": "technology"}
+    items = "".join(
+        f"<item><title>{t}</title><link>https://spelling.example/{n}</link>"
+        f"<pubDate>Mon, 05 Jan 2026 0{n}:00:00 GMT</pubDate><category>{c}</category></item>"
+        for n, (t, c) in enumerate(
+            [("One", "technology"), ("Two", "SCIENCE"), ("Three", "Gadgets"), ("Four", "tidepools")], 1
+        )
+    )
+    feed = tmp_path / "spelling.rss"
+    feed.write_text(
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>Spelling</title>{items}</channel></rss>',
+        encoding="utf-8",
+    )
+    (result,) = ingest_sources(db, config, [str(feed)], now=NOW)
+    assert result.error is None, result.error
+    rows = by_title(db)
+    assert {t: rows[t]["category"] for t in ("One", "Two", "Three", "Four")} == {
+        "One": "Technology",
+        "Two": "Science",
+        "Three": "Technology",
+        "Four": "tidepools",  # not configured anywhere: kept as the feed spells it
+    }
+
+
 def test_feed_category_wins_and_the_feed_learns_its_name(db, config, files) -> None:
     from digest.feeds import add_feed, get_feed
 
