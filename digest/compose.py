@@ -50,6 +50,17 @@ def format_datetime(dt: datetime) -> str:
 def scheduled_time(edition: Edition, on: date) -> datetime:
     """The edition's fire time for the local date ``on``: the latest scheduled time at or
     before the end of that day in the edition's zone, as an aware UTC datetime."""
+    try:
+        return _scheduled_time(edition, on)
+    except OverflowError:
+        # date arithmetic past year 1 or 9999 (cron fire times exist from 1970 on)
+        raise DigestError(
+            f"date {on.isoformat()} is out of range for edition {edition.key!r}'s schedule; "
+            "pick a date from 1970-01-01 to 9999-12-30"
+        ) from None
+
+
+def _scheduled_time(edition: Edition, on: date) -> datetime:
     # The scheduler reads cron through the same trigger, so its fire times are these period ends.
     trigger = edition_trigger(edition)
     zone = edition.zone

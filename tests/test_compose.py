@@ -57,6 +57,14 @@ def test_latest_scheduled_time_never_lies_in_the_future() -> None:
     assert latest_scheduled_time(daily, PERIOD_END) == PERIOD_END
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31"])
+def test_a_date_at_the_ends_of_the_calendar_is_an_error_not_a_traceback(run_cli, day: str) -> None:
+    result = run_cli("issues", "build", "daily", "--date", day)
+    assert result.exit_code == 1, result.output
+    assert f"Error: date {day} is out of range" in result.output
+    assert "Traceback" not in result.output and "OverflowError" not in result.output
+
+
 def test_bad_cron_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="schedule"):
         scheduled_time(Edition(key="x", schedule="0 25 * * *"), date(2026, 1, 1))
