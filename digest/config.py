@@ -207,7 +207,10 @@ def parse_duration(text: str) -> timedelta:
     m = _DURATION.match(str(text))
     if not m:
         raise ConfigError(f"invalid duration {text!r}; use a number and a unit, like 1d, 12h or 7d")
-    return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        return timedelta(**{_DURATION_UNITS[m.group(2)]: int(m.group(1))})
+    except OverflowError:
+        raise ConfigError(f"duration {text!r} is too long") from None
 
 
 def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
@@ -348,14 +351,30 @@ def _check_edition(edition: Edition, source: str) -> None:
     where = f"editions.{edition.key}"
     _check_zone(edition.timezone, f"{where}.timezone", source)
     try:
-        parse_duration(edition.window)
+        window = parse_duration(edition.window)
     except ConfigError as exc:
         raise ConfigError(f"{source}: '{where}.window': {exc}") from None
+    if window <= timedelta(0):
+        raise ConfigError(
+            f"{source}: '{where}.window' = {edition.window!r} must be longer than zero, like 1d or 12h"
+        )
     if len(edition.schedule.split()) not in (5, 6):
         raise ConfigError(
             f"{source}: '{where}.schedule' = {edition.schedule!r} is not a cron expression "
             "(five fields: minute hour day month weekday, e.g. '0 7 * * *')"
         )
+    # The scheduler's own parser (APScheduler's CronTrigger), so the file is rejected at load,
+    # not at the first build or scheduled run. Imported here: digest.localtime imports this
+    # module, and importing the config should not pull in APScheduler.
+    from digest.localtime import cron_trigger
+
+    try:
+        cron_trigger(edition.schedule, edition.zone)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{source}: '{where}.schedule' = {edition.schedule!r} is not a valid cron expression ({exc}); "
+            "use minute hour day month weekday, e.g. '0 7 * * *'"
+        ) from None
     if edition.delivery not in ("edition", "local"):
         raise ConfigError(f'{source}: \'{where}.delivery\' must be "edition" or "local"')
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", edition.send_at):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,13 @@ def test_sample_config_loads_with_two_editions(workspace: Path) -> None:
         ("[delivery]\npassword = 'hunter2'\n", "read only from the environment"),
         ("[editions.daily]\nwindow = 'forever'\n", "'editions.daily.window'"),
         ("[editions.daily]\ntimezone = 'Mars/Base'\n", "not an IANA time zone"),
+        (
+            "[editions.daily]\nschedule = '0 25 * * *'\n",
+            "'editions.daily.schedule' = '0 25 * * *' is not a valid",
+        ),
+        ("[editions.daily]\nschedule = '0 7 * * funday'\n", "'editions.daily.schedule'"),
+        ("[editions.daily]\nwindow = '0d'\n", "'editions.daily.window' = '0d' must be longer than zero"),
+        ("[editions.daily]\nwindow = '99999999999w'\n", "'editions.daily.window'"),
         ("[publication\n", "invalid TOML"),
     ],
 )
@@ -71,6 +80,12 @@ def test_bad_environment_value_names_variable(workspace: Path, monkeypatch: pyte
 def test_db_option_overrides_config(workspace: Path, tmp_path: Path) -> None:
     config = load_config(workspace / "digest.toml", db=str(tmp_path / "other.db"))
     assert config.db_path == tmp_path / "other.db"
+
+
+def test_config_module_imports_without_apscheduler() -> None:
+    """The cron check imports APScheduler only while validating, never at import time."""
+    code = "import sys, digest.config; assert 'apscheduler' not in sys.modules, 'apscheduler imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_durations() -> None:
