@@ -478,6 +478,7 @@ class _Import:
         self.start_max = 0
         self.next_id = 1
         self.check_suppressions = False
+        self.lifted: set[str] = set()  # addresses of this chunk whose suppression --resubscribe lifted
 
     # ------------------------------------------------------------ set-up
     def start(self) -> None:
@@ -717,6 +718,7 @@ class _Import:
             db.conn.executemany(_PROFILE_SQL, batch.new_profiles)
             self.stored_profiles.update((row[0], row[1:]) for row in batch.new_profiles)
         chunk, payload = batch.rows, batch.payload
+        self.lifted = set()
         if self.check_suppressions:
             kept = self._drop_suppressed(chunk)
             if not kept:
@@ -739,6 +741,15 @@ class _Import:
             ignored = [chunk[x] for (x,) in missing]
         if inserted:
             db.execute(_EVENTS_SQL, [self.active_detail, self.detail, self.at, base - 1])
+            if self.lifted:
+                # As add_subscriber records it: this consent overrode a suppression.
+                marks = ",".join("?" * len(self.lifted))
+                db.execute(
+                    "UPDATE events SET detail = json_set(detail, '$.was_suppressed', json('true'))"
+                    " WHERE kind = 'subscribe' AND subscriber_id IN"
+                    f" (SELECT id FROM subscribers WHERE id >= ? AND email IN ({marks}))",
+                    [base, *self.lifted],
+                )
             report.added += inserted
             self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
         if ignored:
@@ -758,6 +769,7 @@ class _Import:
             return chunk
         if self.resubscribe:
             self.db.conn.executemany("DELETE FROM suppressions WHERE email_hash = ?", [(h,) for h in found])
+            self.lifted = {hashes[h] for h in found}
             return chunk
         self.report.suppressed += len(found)
         suppressed = {hashes[h] for h in found}
@@ -784,13 +796,24 @@ class _Import:
                 self.later_duplicates += 1  # an earlier row of this file added or updated it
                 continue
             seen_ids.append((current[0],))
-            self._update(current, name, *self.stored_profiles[profile])
+            self._update(current, name, *self.stored_profiles[profile], lifted=email in self.lifted)
         if seen_ids:
             db.conn.executemany("INSERT INTO temp.subscriber_import_seen (id) VALUES (?)", seen_ids)
 
     def _update(
-        self, current: tuple, name: Any, editions: Any, categories: Any, zone: Any, status: str | None
+        self,
+        current: tuple,
+        name: Any,
+        editions: Any,
+        categories: Any,
+        zone: Any,
+        status: str | None,
+        *,
+        lifted: bool = False,
     ) -> None:
+        """Apply a file row to a known subscriber and record what changed. ``lifted``: this
+        import (--resubscribe) took the address off the suppression list, which the consent
+        record must say even when nothing else changed."""
         report = self.report
         sid, _email, old_name, old_status, old_editions, old_categories, old_zone, _seen = current
         if status and status in _ACTIVE_STATES and old_status not in _ACTIVE_STATES and not self.resubscribe:
@@ -809,6 +832,10 @@ class _Import:
         new_status = status if status and status != old_status else None
         if not changes and new_status is None:
             report.unchanged += 1
+            if lifted:
+                self._write_events(
+                    sid, [("suppression_lifted", {"status": old_status, "was_suppressed": True})]
+                )
             return
         report.updated += 1
         at = self.at
@@ -826,7 +853,7 @@ class _Import:
                 kind = "confirm" if old_status == "pending" else "resubscribe"
             else:
                 kind = _STATUS_EVENT[new_status]
-            events.append((kind, {"from": old_status}))
+            events.append((kind, {"from": old_status, **({"was_suppressed": True} if lifted else {})}))
         if changes:
             detail: dict[str, Any] = {}
             for key, old in (
@@ -839,10 +866,16 @@ class _Import:
             if "name" in changes:
                 detail["name"] = "changed"
             events.append(("preferences", detail))
+        if lifted and new_status is None:
+            events.append(("suppression_lifted", {"status": old_status, "was_suppressed": True}))
         sets = ", ".join(f"{k} = ?" for k in assignments)
         self.db.execute(
             f"UPDATE subscribers SET {sets}, updated_at = ? WHERE id = ?", [*assignments.values(), at, sid]
         )
+        self._write_events(sid, events)
+
+    def _write_events(self, sid: int, events: list[tuple[str, dict]]) -> None:
+        at = self.at
         file_detail = json.loads(self.detail)
         self.db.conn.executemany(
             "INSERT INTO events (subscriber_id, kind, source, detail, at) VALUES (?, ?, 'import', ?, ?)",

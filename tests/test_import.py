@@ -194,6 +194,40 @@ def test_never_reactivates_without_resubscribe(run_cli, workspace: Path) -> None
     assert _count(workspace, "suppressions") == 0
 
 
+def test_resubscribe_records_the_lifted_suppression_in_the_consent_event(run_cli, workspace: Path) -> None:
+    """Like `subscribers add` over a suppression, the import's consent record says it overrode one."""
+    for email in ("r@example.org", "b@example.org"):
+        run_cli("subscribers", "add", email)
+    run_cli("subscribers", "remove", "r@example.org", "--yes")  # gone, address suppressed
+    from subscribers.model import email_hash
+    from subscribers.store import mark_bounced
+
+    db = open_store(workspace / "digest.db")
+    b_id = db.execute("SELECT id FROM subscribers WHERE email = 'b@example.org'").fetchone()[0]
+    mark_bounced(db, b_id, detail={})
+    # Kept, but suppressed (as a hard-bounce policy would): --resubscribe lifts it.
+    db.execute(
+        "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, 'bounced', '2026-01-01')",
+        [email_hash("b@example.org")],
+    )
+    assert _count(workspace, "suppressions") == 2
+    _write("back.csv", "email,status\nr@example.org,active\nb@example.org,active\nnew@example.org,active\n")
+    report = _report(run_cli, "back.csv", "--resubscribe")
+    assert (report["added"], report["updated"]) == (2, 1)
+    assert _count(workspace, "suppressions") == 0
+
+    def last_event(email: str) -> tuple[str, dict]:
+        event = json.loads(run_cli("subscribers", "show", email, "--json").output)["events"][-1]
+        detail = event["detail"] if isinstance(event["detail"], dict) else json.loads(event["detail"])
+        return event["kind"], detail
+
+    kind, detail = last_event("r@example.org")
+    assert kind == "subscribe" and detail.get("was_suppressed") is True
+    kind, detail = last_event("b@example.org")
+    assert kind == "resubscribe" and detail.get("was_suppressed") is True
+    assert "was_suppressed" not in last_event("new@example.org")[1]
+
+
 def test_status_changes_from_a_file_are_recorded(run_cli, workspace: Path) -> None:
     run_cli("subscribers", "add", "a@example.org")
     run_cli("subscribers", "add", "p@example.org", "--pending")
