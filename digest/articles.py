@@ -62,7 +62,10 @@ _TRACKING_EXACT = {
     "spm",
 }
 _TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__s")
-_UNIX_TIME = re.compile(r"^\s*(\d{9,10}|\d{12,13})(\.\d+)?\s*$")
+UNIX_TIME = re.compile(r"^\s*(\d{9,10}|\d{12,13})(\.\d+)?\s*$")
+"""A Unix time as text: 9–10 digits of seconds or 12–13 of milliseconds (11 digits is
+neither, and is read as some other date format or not at all). The one definition, also
+used by ingest."""
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 _SPACE = re.compile(r"\s+")
 
@@ -185,7 +188,7 @@ def parse_date(value: Any) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise ValueError(value)
     text = value.strip()
-    m = _UNIX_TIME.match(text)
+    m = UNIX_TIME.match(text)
     if m:
         seconds = float(m.group(1) + (m.group(2) or ""))
         if len(m.group(1)) >= 12:  # milliseconds

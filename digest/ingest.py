@@ -25,6 +25,7 @@ import feedparser
 import sqlite_utils
 
 from digest.articles import (
+    UNIX_TIME,
     ArticleInput,
     canonical_url,
     configured_spelling,
@@ -43,7 +44,6 @@ from digest.store import transaction, utcnow
 log = logging.getLogger(__name__)
 
 ARTICLE_FIELDS = ("title", "url", "summary", "category", "source", "author", "published", "body", "guid")
-_UNIX_TIME = re.compile(r"^\s*\d{9,13}(\.\d+)?\s*$")
 _SPACE = re.compile(r"\s+")
 # Feed dates further ahead than this are treated as missing.
 FUTURE_SLACK = timedelta(days=2)
@@ -444,11 +444,11 @@ def entry_date(entry: Any) -> datetime | None:
     for key in ("published", "updated", "created"):
         # dict.get: FeedParserDict.get("published") falls back to "updated" with a warning.
         raw = dict.get(entry, key)
-        if isinstance(raw, str) and _UNIX_TIME.match(raw):
+        if isinstance(raw, str) and UNIX_TIME.match(raw):
             try:
                 return parse_date(raw)
             except ValueError:
-                continue
+                pass  # out of range: feedparser's own reading (below) may still have one
         parsed = dict.get(entry, f"{key}_parsed")
         if parsed:
             try:

@@ -153,6 +153,31 @@ def test_a_category_takes_the_configured_spelling(db, workspace: Path, tmp_path:
     }
 
 
+def test_an_eleven_digit_date_is_not_a_unix_time_and_feedparsers_reading_is_kept(
+    db, config, tmp_path
+) -> None:
+    """One Unix-time pattern for ingest and parse_date: 9-10 digits (seconds) or 12-13
+    (milliseconds). An 11-digit value is neither, so feedparser's own date (20260105123 reads
+    as 5 Jan 2026) is used rather than skipped; 10 digits are still seconds."""
+    from digest.articles import UNIX_TIME
+
+    assert not UNIX_TIME.match("20260105123") and UNIX_TIME.match("1767609000")
+    items = "".join(
+        f"<item><title>{t}</title><link>https://digits.example/{t}</link><pubDate>{d}</pubDate></item>"
+        for t, d in (("eleven", "20260105123"), ("ten", "1767609000"))
+    )
+    feed = tmp_path / "digits.rss"
+    feed.write_text(
+        f'<rss version="2.0"><channel><title>Digits</title>{items}</channel></rss>', encoding="utf-8"
+    )
+    (result,) = ingest_sources(db, config, [str(feed)], now=NOW)
+    assert result.error is None, result.error
+    rows = by_title(db)
+    assert rows["eleven"]["published_at"] == "2026-01-05T00:00:00+00:00"
+    assert rows["eleven"]["date_estimated"] is False
+    assert rows["ten"]["published_at"] == "2026-01-05T10:30:00+00:00"
+
+
 def test_feed_category_wins_and_the_feed_learns_its_name(db, config, files) -> None:
     from digest.feeds import add_feed, get_feed
 
