@@ -19,7 +19,7 @@ import sqlite_utils
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
-from digest.localtime import edition_trigger
+from digest.localtime import latest_fire_time
 from digest.store import from_iso, iso, transaction, utcnow
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -61,19 +61,15 @@ def scheduled_time(edition: Edition, on: date) -> datetime:
 
 
 def _scheduled_time(edition: Edition, on: date) -> datetime:
-    # The scheduler reads cron through the same trigger, so its fire times are these period ends.
-    trigger = edition_trigger(edition)
+    # The scheduler's own fire-time iteration (localtime), so these are its period ends,
+    # including on a fall-back night, where it skips the repeat of a wall time.
     zone = edition.zone
-    day_end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone)
+    day_end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     for lookback in (1, 8, 32, 367, 366 * 8):
-        start = datetime.combine(on - timedelta(days=lookback - 1), time(0), tzinfo=zone)
-        last = None
-        fire = trigger.get_next_fire_time(None, start)
-        while fire is not None and fire < day_end:
-            last = fire
-            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        start = datetime.combine(on - timedelta(days=lookback - 1), time(0), tzinfo=zone).astimezone(UTC)
+        last = latest_fire_time(edition, start, day_end - timedelta(microseconds=1))
         if last is not None:
-            return last.astimezone(UTC)
+            return last
     raise ConfigError(
         f"editions.{edition.key}.schedule: {edition.schedule!r} never fires on or before {on.isoformat()}"
     )

@@ -144,14 +144,56 @@ def edition_trigger(edition: Edition) -> CronTrigger:
         ) from None
 
 
+def _just_after(moment: datetime, zone: tzinfo) -> datetime:
+    """The instant one microsecond after ``moment``, expressed in ``zone``.
+
+    The microsecond is added in UTC, before converting: adding it to a local time
+    resets ``fold``, which in the repeated hour of a fall-back night moves the
+    time an hour back, and the trigger hands back the same fire time forever.
+    """
+    return (moment.astimezone(UTC) + timedelta(microseconds=1)).astimezone(zone)
+
+
+def _repeats_previous(trigger: CronTrigger, zone: tzinfo, fire: datetime) -> bool:
+    """Whether ``fire`` is the second reading of an ambiguous wall time (fall-back night)
+    whose first reading was the trigger's previous fire time: the same local time again."""
+    local = fire.astimezone(zone)
+    first = local.replace(fold=0)
+    if first.utcoffset() == local.replace(fold=1).utcoffset() or local.fold == 0:
+        return False  # not ambiguous, or the first reading itself
+    # Compare in UTC: aware datetimes sharing a tzinfo compare by wall time, ignoring fold.
+    at_first = trigger.get_next_fire_time(None, first)
+    if at_first is None or at_first.astimezone(UTC) != first.astimezone(UTC):
+        return False
+    following = trigger.get_next_fire_time(None, _just_after(first, zone))
+    return following is not None and following.astimezone(UTC) == fire.astimezone(UTC)
+
+
+def _next_fire(trigger: CronTrigger, zone: tzinfo, after: datetime) -> datetime | None:
+    """The trigger's first fire time strictly after ``after`` (aware UTC), or None.
+
+    On a fall-back night APScheduler fires a time in the repeated hour twice (e.g.
+    a daily 02:30 at 02:30 summer time and again at 02:30 winter time); the second
+    one, whose wall time equals the previous fire's, is skipped so that one day
+    gets one issue. Fires that differ from the previous one (``*/15`` in the
+    repeated hour) are kept: real time passed between them.
+    """
+    cursor = after
+    while True:
+        fire = trigger.get_next_fire_time(None, _just_after(cursor, zone))
+        if fire is None:
+            return None
+        if not _repeats_previous(trigger, zone, fire):
+            return fire.astimezone(UTC)
+        cursor = fire
+
+
 def next_fire_time(edition: Edition, after: datetime) -> datetime:
     """The edition's first scheduled time strictly after ``after`` (aware UTC)."""
-    trigger = edition_trigger(edition)
-    start = after.astimezone(edition.zone) + timedelta(microseconds=1)
-    fire = trigger.get_next_fire_time(None, start)
+    fire = _next_fire(edition_trigger(edition), edition.zone, after)
     if fire is None:  # a cron like "0 0 30 2 *" never fires
         raise ConfigError(f"editions.{edition.key}.schedule = {edition.schedule!r} never fires")
-    return fire.astimezone(UTC)
+    return fire
 
 
 def fire_times(edition: Edition, after: datetime, until: datetime) -> list[datetime]:
@@ -160,11 +202,9 @@ def fire_times(edition: Edition, after: datetime, until: datetime) -> list[datet
     times: list[datetime] = []
     cursor = after
     while True:
-        start = cursor.astimezone(edition.zone) + timedelta(microseconds=1)
-        fire = trigger.get_next_fire_time(None, start)
+        fire = _next_fire(trigger, edition.zone, cursor)
         if fire is None or fire > until:
             return times
-        fire = fire.astimezone(UTC)
         times.append(fire)
         cursor = fire
 

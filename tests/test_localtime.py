@@ -135,3 +135,62 @@ def test_latest_fire_time_within_bounds() -> None:
     )
     monthly = edition(schedule="0 7 1 * *")
     assert latest_fire_time(monthly, utc(2026, 1, 1), utc(2026, 11, 20)) == utc(2026, 11, 1, 6)
+
+
+@pytest.mark.parametrize(
+    ("timezone", "schedule"),
+    [
+        ("Europe/Berlin", "30 2 * * *"),
+        ("Europe/Berlin", "*/15 * * * *"),
+        ("America/New_York", "0 1 * * *"),
+        ("America/New_York", "*/15 * * * *"),
+    ],
+)
+def test_fire_times_move_forward_across_both_dst_changes(timezone: str, schedule: str) -> None:
+    # Each window holds one change: spring forward, then fall back (the repeated hour used
+    # to hand back the same fire time forever).
+    ed = edition(schedule=schedule, timezone=timezone)
+    zone = ZoneInfo(timezone)
+    spans = {
+        "Europe/Berlin": [
+            (utc(2026, 3, 28, 12), utc(2026, 3, 30, 12)),
+            (utc(2026, 10, 24, 12), utc(2026, 10, 26, 12)),
+        ],
+        "America/New_York": [
+            (utc(2026, 3, 7, 12), utc(2026, 3, 9, 12)),
+            (utc(2026, 10, 31, 12), utc(2026, 11, 2, 12)),
+        ],
+    }[timezone]
+    for start, end in spans:
+        times = fire_times(ed, start, end)
+        assert times and all(a < b for a, b in pairwise(times))
+        assert all(start < t <= end for t in times)
+        # No wall-clock time is fired twice in a row.
+        assert all(
+            a.astimezone(zone).time() != b.astimezone(zone).time() or b - a >= timedelta(hours=2)
+            for a, b in pairwise(times)
+        )
+        cursor = start
+        for t in times:
+            assert next_fire_time(ed, cursor) == t
+            cursor = t
+        assert latest_fire_time(ed, start, end) == times[-1]
+        for t in times:
+            assert latest_fire_time(ed, start, t) == t
+
+
+def test_a_daily_time_in_the_repeated_hour_fires_once_that_night() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    ed = edition(schedule="30 2 * * *")
+    times = fire_times(ed, utc(2026, 10, 24, 12), utc(2026, 10, 26, 12))
+    assert [t.astimezone(berlin).strftime("%m-%d %H:%M%z") for t in times] == [
+        "10-25 02:30+0200",
+        "10-26 02:30+0100",
+    ]
+    # At 02:30 winter time (the repeat), the latest fire is still the first 02:30.
+    assert latest_fire_time(ed, utc(2026, 10, 24, 12), utc(2026, 10, 25, 1, 30)) == utc(2026, 10, 25, 0, 30)
+    # A quarter-hourly cron keeps its fires in the repeated hour: real time passed between them.
+    quarter = fire_times(
+        edition(schedule="*/15 * * * *"), utc(2026, 10, 24, 23, 50), utc(2026, 10, 25, 1, 50)
+    )
+    assert len(quarter) == 8 and all(b - a == timedelta(minutes=15) for a, b in pairwise(quarter))

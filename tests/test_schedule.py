@@ -243,3 +243,19 @@ def test_a_local_reader_whose_hour_passed_while_down_gets_it_at_the_next_run(tmp
     assert late.sent == 1 and "daily #1: sent 1" in late.summary()
     assert sorted(recipients(m) for m in messages(ws.outbox)) == ["almaty@example.org", "berlin@example.org"]
     assert db.execute("SELECT status FROM issues").fetchone()[0] == "sent"
+
+
+def test_a_fall_back_night_builds_one_issue_for_a_time_in_the_repeated_hour(tmp_path: Path) -> None:
+    # 02:30 Berlin happens twice on 2026-10-25 (00:30 and 01:30 UTC); APScheduler fires at both.
+    ws = make_workspace(tmp_path / "ws", schedule="30 2 * * *")
+    add_readers(ws, {"reader@example.org": None})
+    published = article_times(utc(2026, 10, 23), utc(2026, 10, 26, 12), timedelta(hours=2))
+    config, db = ws.config(), ws.db()
+    at = utc(2026, 10, 24, 22)
+    while at <= utc(2026, 10, 25, 4):
+        grow_feed(ws, published, at)
+        run_due(db, config, at=at)
+        at += timedelta(minutes=15)
+    issues = list(db.query("SELECT period_end, status FROM issues"))
+    assert issues == [{"period_end": "2026-10-25T00:30:00+00:00", "status": "sent"}]
+    assert len(messages(ws.outbox)) == 1
