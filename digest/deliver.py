@@ -20,7 +20,8 @@ A real send of an issue:
 Replies: 4xx is retried with backoff a few times in the run, then left
 ``deferred`` for the next run; 5xx is ``failed`` (5.1.x also marks the
 subscriber bounced, 5.7.x policy rejections do not); 421 or a dropped
-connection reconnects and continues; bad credentials, a refused greeting or a
+connection reconnects and continues; bad credentials, a refused greeting, a 5xx
+to MAIL FROM (the sender or the session refused, not the recipient) or a
 missing required STARTTLS stop the run with a clear error, rows stay queued.
 
 Throughput: one prepared message per variant, filled per recipient by a bytes
@@ -793,6 +794,14 @@ class _Worker:
             self.run.counters.add("sent")
         elif reply.temporary:
             self.later(row, reply)
+        elif reply.stage == "mail":
+            # A 5xx to MAIL FROM is about the sender or the session (sender address not
+            # allowed, authentication required), not this recipient: every row would get
+            # the same answer, so stop and leave them queued instead of failing them all.
+            raise TransportError(
+                f"{transport_for_display(self.run.url)} refused the sender <{self.run.sender}>:"
+                f" {reply.describe()}; check publication.from and the SMTP login (delivery.smtp_user)"
+            )
         else:
             bounced = bool(reply.enhanced and reply.enhanced.startswith("5.1.")) and reply.stage != "mail"
             self.results.append(_Result(row, "failed", reply=reply, bounced=bounced))

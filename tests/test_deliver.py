@@ -190,6 +190,29 @@ def test_bad_credentials_stop_the_run_with_a_clear_error_and_rows_stay_queued(
     assert report.sent == len(setup.subscribers)
 
 
+class RefusesSender(Handler):
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return "553 5.7.1 sender address rejected: not owned by user"
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_5xx_to_mail_from_stops_the_run_and_leaves_every_row_queued(setup: Setup, pipelining: bool) -> None:
+    with (
+        SMTPServer(RefusesSender(pipelining=pipelining)) as server,
+        pytest.raises(TransportError, match=r"refused the sender <digest@example.org>: 553 5\.7\.1 sender"),
+    ):
+        send(setup, server, concurrency=2)
+    assert delivery_counts(setup.db, setup.issue["id"])["queued"] == len(setup.subscribers)
+    assert all(setup.status_of(s["email"]) == "active" for s in setup.subscribers)
+    assert setup.db.execute("SELECT status FROM issues WHERE id = ?", [setup.issue["id"]]).fetchone()[0] == (
+        "sending"
+    )
+    with SMTPServer() as working:
+        report = send(setup, working)
+    assert report.sent == len(setup.subscribers) and report.status == "sent"
+    assert all(working.handler.count_for(s["email"]) == 1 for s in setup.subscribers)
+
+
 def test_554_at_greeting_stops_the_run(setup: Setup) -> None:
     import socket
     import threading
