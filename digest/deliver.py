@@ -600,6 +600,7 @@ class _Worker:
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
         self.links = _Links(run.config, run.secret)
+        self.issue_scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
 
     # -- ledger
 
@@ -817,6 +818,38 @@ class _Worker:
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
         heapq.heappush(self.retry, (time.monotonic() + delay, next(self.seq), row))
 
+    def ineligible(self, row: _Row) -> str | None:
+        """Why a row waiting for a retry must not be sent now (None: send it).
+
+        Claims check the subscriber's status; a retry comes back after a backoff, so it is
+        checked again: still active, still on this edition, still following a category of
+        the issue.
+        """
+        if row.subscriber_id is None:
+            return "subscriber removed"
+        found = self.db.execute(
+            "SELECT status, editions, categories FROM subscribers WHERE id = ?", [row.subscriber_id]
+        ).fetchone()
+        if found is None:
+            return "subscriber removed"
+        status, editions, categories = found
+        if status != "active":
+            return f"subscriber is {status}"
+        if self.issue_scope is None:
+            from digest.compose import issue_categories
+
+            edition = self.db.execute(
+                "SELECT edition FROM issues WHERE id = ?", [self.run.issue_id]
+            ).fetchone()[0]
+            cats = {c.lower() for c in issue_categories(self.db, self.run.issue_id)}
+            self.issue_scope = (edition, cats)
+        edition, cats = self.issue_scope
+        if editions is not None and edition not in json.loads(editions):
+            return f"subscriber no longer receives the {edition} edition"
+        if categories is not None and not {c.lower() for c in json.loads(categories)} & cats:
+            return "subscriber no longer follows any category of this issue"
+        return None
+
     def close_transport(self) -> None:
         if self.transport is not None:
             self.run.live.discard(self.transport)
@@ -830,7 +863,14 @@ class _Worker:
                 return self.batch.popleft()  # its envelope is already on the wire
             now = time.monotonic()
             if self.retry and self.retry[0][0] <= now:
-                return heapq.heappop(self.retry)[2]
+                row = heapq.heappop(self.retry)[2]
+                why = self.ineligible(row)
+                if why is None:
+                    return row
+                # Unsubscribed (or changed what they get) during the backoff: not sent again.
+                self.results.append(_Result(row, "skipped", error=why))
+                self.run.counters.add("skipped")
+                continue
             if self.batch:
                 return self.batch.popleft()
             # One row first; then as many as take about CLAIM_SECONDS to send.

@@ -15,7 +15,7 @@ from digest.render import personalise, stored_variant
 from digest.store import open_store
 from digest.transports import TransportError
 from subscribers.links import subscriber_links
-from subscribers.store import unsubscribe
+from subscribers.store import set_preferences, unsubscribe
 from subscribers.tokens import load_secret, verify_token
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -251,6 +251,35 @@ def test_an_unsubscribe_during_the_send_takes_effect(setup: Setup) -> None:
     assert report.skipped == 1 and report.sent == len(setup.subscribers) - 1
     assert setup.rows()[last["email"]]["status"] == "skipped"
     assert report.status == "sent"
+
+
+@pytest.mark.parametrize("change", ["unsubscribe", "editions"])
+def test_a_reader_who_opts_out_during_a_retry_backoff_is_not_sent_the_retry(
+    setup: Setup, change: str
+) -> None:
+    victim = setup.subscribers[1]
+    db_path = setup.config.db_path
+
+    def rcpt(address: str, attempt: int) -> str | None:
+        if address == victim["email"] and attempt == 1:
+            other = open_store(db_path, migrate=False)
+            if change == "unsubscribe":
+                unsubscribe(other, victim["id"], source="web")
+            else:
+                set_preferences(other, victim["id"], editions=["weekly"], source="web")
+            other.conn.close()
+            return "451 4.3.0 try again later"
+        return None
+
+    with SMTPServer(Handler(rcpt_policy=rcpt)) as server:
+        report = send(setup, server, concurrency=1)
+    assert server.handler.count_for(victim["email"]) == 0
+    assert server.handler.rcpt_attempts[victim["email"]] == 1
+    row = setup.rows()[victim["email"]]
+    assert row["status"] == "skipped"
+    why = "unsubscribed" if change == "unsubscribe" else "no longer receives the daily"
+    assert why in row["last_error"]
+    assert report.skipped == 1 and report.sent == len(setup.subscribers) - 1 and report.status == "sent"
 
 
 def test_the_issue_is_frozen_and_variants_stored_when_the_send_starts(setup: Setup) -> None:
