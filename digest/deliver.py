@@ -96,6 +96,10 @@ claimed, so an unsubscribe takes effect for every row claimed later (within this
 FLUSH_SECONDS = 0.5
 """Results are committed at least this often (and with every claim)."""
 PROCESS_THRESHOLD = 1000
+LOST_IN_A_ROW = 5
+"""Lost connections / unanswered messages in a row (at least this many, or 3 per connection)
+with no reply in between before the run stops: a server that takes the data and never
+answers would otherwise cost rows x tries x timeout, each try possibly a duplicate."""
 """Rows to send before the work is split over processes (SMTP only)."""
 
 
@@ -299,6 +303,8 @@ class _Run:
     counters: _Counters = field(default_factory=_Counters)
     limiter: _RateLimiter | None = None
     live: set[Any] = field(default_factory=set)  # open transports, to cut short on a fatal error
+    lost_limit: int = LOST_IN_A_ROW
+    lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
 
 
 class _RateLimiter:
@@ -383,6 +389,7 @@ def _send(
         if scheme in ("maildir", "mbox"):
             connections = 1
         connections = min(connections, to_send)
+        run.lost_limit = max(LOST_IN_A_ROW, 3 * connections)
         rate = config.delivery.rate if rate is None else rate
         processes = 1
         # Signing is CPU-bound (~10 ms a message with dkimpy): spread it over the cores sooner.
@@ -787,9 +794,20 @@ class _Worker:
         except ConnectionLost as exc:
             # Dropped or 421: the message may or may not have arrived; it goes again, same Message-ID.
             self.close_transport()
+            with self.run.counters.lock:
+                self.run.lost_in_a_row += 1
+                lost = self.run.lost_in_a_row
+            if lost >= self.run.lost_limit:
+                # Reconnecting works but nothing gets an answer (e.g. the server takes the data
+                # and never replies): stop rather than time out on every row, maybe twice each.
+                raise TransportError(
+                    f"{lost} sends in a row through {transport_for_display(self.run.url)} lost the"
+                    f" connection or got no answer (last: {exc})"
+                ) from None
             self.later(row, str(exc), immediate=row.tries == 1)
             return
         self.connect_failures = 0
+        self.run.lost_in_a_row = 0
         if reply.ok:
             self.results.append(_Result(row, "sent", reply=reply, at=iso(utcnow())))
             self.run.counters.add("sent")
