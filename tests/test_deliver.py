@@ -305,6 +305,29 @@ def test_a_reader_who_opts_out_during_a_retry_backoff_is_not_sent_the_retry(
     assert report.skipped == 1 and report.sent == len(setup.subscribers) - 1 and report.status == "sent"
 
 
+def test_sent_rows_are_committed_every_few_results_not_only_every_half_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a SIGKILL can send twice: messages the server accepted that the ledger has not
+    # recorded as sent yet. Bounded in count, not only in time.
+    monkeypatch.setattr(digest.deliver, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(digest.deliver, "FLUSH_EVERY", 4, raising=False)
+    setup = make_setup(tmp_path / "ws", subscribers=60)
+    watcher = open_store(setup.config.db_path, migrate=False)
+    gaps: list[int] = []
+
+    def on_message(received) -> None:
+        # Called before this message's 250 goes out: the sender has had len - 1 of them.
+        answered = len(server.handler.received) - 1
+        recorded = watcher.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
+        gaps.append(answered - recorded)
+
+    with SMTPServer(Handler(on_message=on_message)) as server:
+        report = send(setup, server, concurrency=1)
+    assert report.sent == 60
+    assert max(gaps) <= 4 + 1
+
+
 def test_the_issue_is_frozen_and_variants_stored_when_the_send_starts(setup: Setup) -> None:
     with SMTPServer() as server:
         send(setup, server)
