@@ -136,44 +136,59 @@ class TransportSpec:
         return f"{self.scheme}://{user}{self.host}:{self.port}{tls}"
 
 
+_SCHEME_NAME = re.compile(r"[a-z][a-z0-9+.-]*")
+_SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` part removed, for error messages."""
+    if "@" not in url:
+        return url
+    prefix = _SCHEME_PREFIX.match(url)
+    head = prefix.group(0) if prefix else ""
+    return head + url[len(head) :].rpartition("@")[2]
+
+
 def parse_transport_url(url: str) -> TransportSpec:
     """Parse a transport URL; raise DigestError naming what is wrong."""
     url = (url or "").strip()
     hint = "use smtp://[user@]host:port[?starttls=true], smtps://host:port, maildir:PATH or mbox:PATH"
     if not url:
         raise DigestError(f"no transport configured; {hint}")
+    shown = _without_userinfo(url)  # messages never echo a user or password
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
     if not sep:
-        raise DigestError(f"transport {url!r} has no scheme; {hint}")
+        raise DigestError(f"transport {shown!r} has no scheme; {hint}")
     if scheme in ("maildir", "mbox"):
         path = rest[2:] if rest.startswith("//") else rest
         if not path:
-            raise DigestError(f"transport {url!r} needs a path, like {scheme}:outbox")
+            raise DigestError(f"transport {shown!r} needs a path, like {scheme}:outbox")
         return TransportSpec(scheme=scheme, path=unquote(path))
     if scheme not in ("smtp", "smtps"):
-        raise DigestError(f"unknown transport scheme {scheme!r} in {url!r}; {hint}")
+        named = f" {scheme!r}" if _SCHEME_NAME.fullmatch(scheme) else ""
+        raise DigestError(f"unknown transport scheme{named} in {shown!r}; {hint}")
     parts = urlsplit(url)
     if parts.password is not None:
         raise DigestError(
             f"transport {scheme}://…: put no password in the URL; set {SMTP_PASSWORD_ENV} instead"
         )
     if not parts.hostname:
-        raise DigestError(f"transport {url!r} has no host; {hint}")
+        raise DigestError(f"transport {shown!r} has no host; {hint}")
     try:
         port = parts.port or (465 if scheme == "smtps" else 25)
     except ValueError:
-        raise DigestError(f"transport {url!r}: the port must be a number from 1 to 65535") from None
+        raise DigestError(f"transport {shown!r}: the port must be a number from 1 to 65535") from None
     query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
     unknown = set(query) - {"starttls"}
     if unknown:
-        raise DigestError(f"transport {url!r}: unknown option(s) {', '.join(sorted(unknown))}; {hint}")
+        raise DigestError(f"transport {shown!r}: unknown option(s) {', '.join(sorted(unknown))}; {hint}")
     starttls_value = query.get("starttls", "false")
     if starttls_value not in ("true", "false", "1", "0", "yes", "no"):
-        raise DigestError(f"transport {url!r}: starttls must be true or false")
+        raise DigestError(f"transport {shown!r}: starttls must be true or false")
     starttls = starttls_value in ("true", "1", "yes")
     if starttls and scheme == "smtps":
-        raise DigestError(f"transport {url!r}: smtps is already TLS; drop ?starttls=true")
+        raise DigestError(f"transport {shown!r}: smtps is already TLS; drop ?starttls=true")
     return TransportSpec(
         scheme=scheme,
         host=parts.hostname,

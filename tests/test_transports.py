@@ -55,6 +55,24 @@ def test_urls_are_parsed_strictly() -> None:
             parse_transport_url(bad)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smpt://mailer:hunter2@smtp.example.org:587",
+        "SMTPS+x://mailer:hunter2@smtp.example.org",
+        "smtp//mailer:hunter2@smtp.example.org",
+        "smtp:mailer:hunter2@smtp.example.org",
+        "smtp://mailer:hunter2@smtp.example.org:99999",
+        "smtp://mailer:hunter2@smtp.example.org:25?tls=yes",
+    ],
+)
+def test_a_bad_transport_url_never_echoes_its_password(url: str) -> None:
+    with pytest.raises(DigestError) as caught:
+        parse_transport_url(url)
+    assert "hunter2" not in str(caught.value)
+    assert "mailer" not in str(caught.value)
+
+
 def test_maildir_transport_writes_one_file_per_message(tmp_path: Path) -> None:
     config = Config(base_dir=tmp_path)
     transport = open_transport("maildir:out", config)
