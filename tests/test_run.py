@@ -123,3 +123,16 @@ def test_a_failed_send_exits_1_and_the_next_run_resumes(tmp_path: Path) -> None:
     assert resumed.exit_code == 0, resumed.output
     assert "daily #1: sent 2" in resumed.output
     assert len(messages(ws.outbox)) == 2
+
+
+def test_an_at_outside_the_calendar_is_one_error_line_not_a_traceback(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    for at in ("0001-01-01T00:00Z", "0001-01-01T00:00+01:00", "9999-12-31T23:59Z"):
+        result = subprocess.run(
+            [DIGEST, "run", "--at", at], cwd=ws.root, env=ws.env(), capture_output=True, text=True
+        )
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [
+            f"Error: --at {at!r} is out of range; give a time from 1970-01-01 to 9999-01-01 (UTC)"
+        ]

@@ -12,6 +12,10 @@ from digest.schedule import run_due
 from digest.store import utcnow
 
 
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def parse_at(text: str | None) -> datetime:
     """``--at`` as an aware UTC datetime (an ISO time; UTC unless it carries an offset)."""
     if not text:
@@ -27,7 +31,18 @@ def parse_at(text: str | None) -> datetime:
         ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = None
+    # Schedules look back (catch-up window, a week of fire times) and forward from --at:
+    # keep well inside the calendar so date arithmetic cannot overflow.
+    if value is None or not (EARLIEST_AT <= value < LATEST_AT):
+        raise DigestError(
+            f"--at {text!r} is out of range; give a time from {EARLIEST_AT:%Y-%m-%d} to "
+            f"{LATEST_AT:%Y-%m-%d} (UTC)"
+        )
+    return value
 
 
 @click.command(name="run")
