@@ -11,7 +11,6 @@ from digest.errors import DigestError
 from digest.schedule import run_due
 from digest.store import utcnow
 
-
 EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_AT = datetime(9999, 1, 1, tzinfo=UTC)
 
