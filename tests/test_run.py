@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 from collections import Counter
 from datetime import timedelta
@@ -136,3 +138,47 @@ def test_an_at_outside_the_calendar_is_one_error_line_not_a_traceback(tmp_path: 
         assert result.stderr.strip().splitlines() == [
             f"Error: --at {at!r} is out of range; give a time from 1970-01-01 to 9999-01-01 (UTC)"
         ]
+
+
+def test_a_killed_run_is_closed_as_interrupted_by_the_next_run(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from smtp_server import Handler, SMTPServer
+
+    ws = make_workspace(tmp_path / "ws")
+    add_readers(ws, {"a@example.org": None, "b@example.org": None})
+    grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4))
+    env = ws.env()
+    with SMTPServer(Handler(delay=30)) as server:
+        env["DIGEST_TRANSPORT"] = server.url
+        proc = subprocess.Popen(
+            [DIGEST, "run", "--at", "2026-11-03T06:10Z"], cwd=ws.root, env=env, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while not server.handler.sessions and time.monotonic() < deadline:  # the send has begun
+            time.sleep(0.05)
+        assert server.handler.sessions, proc.stderr
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGKILL
+    db = ws.db()
+    (killed,) = db.execute("SELECT id FROM runs WHERE finished_at IS NULL").fetchall()
+
+    # A run of another live process (here: this test) is left alone.
+    db.execute(
+        "INSERT INTO runs (at, started_at, summary) VALUES (?, ?, ?)",
+        [
+            "2026-11-03T06:11:00+00:00",
+            "2026-11-03T06:11:00+00:00",
+            json.dumps({"pid": os.getpid(), "host": socket.gethostname()}),
+        ],
+    )
+    again = invoke(ws, "run", "--at", "2026-11-03T06:20Z")
+    assert again.exit_code == 0, again.output
+    row = db.execute("SELECT finished_at, summary FROM runs WHERE id = ?", [killed[0]]).fetchone()
+    assert row[0] is not None
+    summary = json.loads(row[1])
+    assert summary["interrupted"] is True and "ended before it finished" in summary["error"]
+    assert db.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 1
+    assert Counter(r[0] for r in db.execute("SELECT status FROM deliveries")) == {"sent": 2}
