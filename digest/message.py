@@ -61,7 +61,7 @@ DKIM_HEADERS = (
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")  # printable ASCII, no space, quote, < or >
-_EMAIL = re.compile(r"[^\s<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")
+_EMAIL = re.compile(r"[^\s\x00-\x1f\x7f<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")  # no controls (NUL, ESC, DEL)
 _MAX_HEADER_TEXT = 900
 
 

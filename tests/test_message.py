@@ -16,7 +16,7 @@ from delivery_fixtures import make_setup
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import build_message, message_id, prepare_message
+from digest.message import build_message, format_address, message_id, prepare_message
 from digest.render import PLACEHOLDERS, RenderedVariant, personalise, render_issue
 from subscribers.links import subscriber_links
 from subscribers.tokens import load_secret
@@ -189,6 +189,17 @@ def test_header_injection_is_impossible() -> None:
         build_message(
             config(), ISSUE, variant("x", "x"), recipient(unsubscribe_url="https://x.example/a>\r\nX: y")
         )
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\x1b", "\x7f"])
+def test_an_address_with_a_control_character_is_refused(char: str) -> None:
+    email = f"ada{char}lovelace@example.net"
+    with pytest.raises(DigestError, match="not a plain ASCII email address"):
+        build_message(config(), ISSUE, variant("x", "x"), recipient(email=email))
+    prepared = prepare_message(config(), ISSUE, variant("x", "x"))
+    with pytest.raises(DigestError):
+        prepared.fill(recipient(email=email))
+    assert format_address("Ada", "ada.lovelace@example.net") == "Ada <ada.lovelace@example.net>"
 
 
 def test_test_messages_get_a_test_subject_prefix() -> None:
