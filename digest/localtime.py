@@ -29,9 +29,22 @@ Why this rule:
   time that does not exist on a spring-forward day (02:30) is sent at the
   same distance past the gap (03:30); an ambiguous one on a fall-back day is
   the first occurrence.
-- Successive issues of a daily edition are about 24 h apart and so are a
-  reader's mornings, so each reader gets one issue per morning. Example, a
-  daily edition composed at 07:00 Europe/Berlin (06:00 UTC in winter):
+- What is guaranteed: each reader gets every issue exactly once, at a
+  ``send_at`` in their zone (the first at or after T), and issues arrive in
+  order; nobody is skipped and nobody gets an issue twice. What is *not*
+  guaranteed is exactly one issue per morning. Successive issues of a daily
+  edition are 24 h apart in the edition's wall clock and a reader's mornings
+  in theirs; when the two zones change DST on different dates (or only one of
+  them does), T moves by an hour against the reader's ``send_at``, and a
+  reader whose ``send_at`` lies within that hour of T gets two issues one
+  morning and none another. Example: an edition at 06:30 America/New_York
+  and a reader in America/Puerto_Rico (UTC-4 all year): the issue of Sat
+  31 Oct 2026 arrives Sat 07:00, the one of Sun 1 Nov (06:30 EST, after
+  their 07:00) Mon 07:00, so Sunday has none; on Sun 8 Mar 2026 the reader
+  gets both the Saturday and the Sunday issue. Readers whose ``send_at`` is
+  more than an hour from T (in UTC) are unaffected.
+- Where readers fall, for a daily edition composed at 07:00 Europe/Berlin
+  (06:00 UTC in winter):
   Berlin readers get it at once (their 07:00 is T), New York readers at
   07:00 EST the same day (12:00 UTC), Almaty readers (UTC+5, their 07:00 was
   02:00 UTC, before T) at 07:00 the next morning (02:00 UTC).
