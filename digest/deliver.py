@@ -35,14 +35,11 @@ the second raises :class:`SendInProgress`.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
 import fcntl
 import gc
-import hashlib
 import heapq
-import hmac
 import itertools
 import json
 import multiprocessing
@@ -936,46 +933,24 @@ class _Stopped(Exception):
 def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[str, str]:
     """The unsubscribe and preferences URLs of :func:`subscribers.links.subscriber_links`,
     without the confirm token a send does not need."""
-    from subscribers.tokens import make_token
-
-    base = config.publication.base_url.rstrip("/")
-    return {
-        "unsubscribe_url": f"{base}/unsubscribe/{make_token(secret, subscriber_id, 'unsubscribe')}",
-        "preferences_url": f"{base}/preferences/{make_token(secret, subscriber_id, 'preferences')}",
-    }
+    return _Links(config, secret)(subscriber_id)
 
 
 class _Links:
-    """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run, not
-    once per token. The first subscriber's links are compared with :func:`recipient_links`
-    (built by subscribers.tokens itself); if they ever differ, that is used for every link."""
+    """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run."""
 
     def __init__(self, config: Config, secret: bytes | str) -> None:
-        self.config = config
-        self.secret = secret
-        self.base = config.publication.base_url.rstrip("/")
-        key = secret.encode() if isinstance(secret, str) else bytes(secret)
-        self.hmac = hmac.new(key, digestmod=hashlib.sha256)
-        self.fast: bool | None = None
+        from subscribers.tokens import TokenSigner
 
-    def _token(self, subscriber_id: int, purpose: str) -> str:
-        body = str(subscriber_id)
-        mac = self.hmac.copy()
-        mac.update(f"digest-token/v1/{purpose}/{body}".encode("ascii"))
-        return f"{body}.{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode('ascii')}"
+        self.base = config.publication.base_url.rstrip("/")
+        self.signer = TokenSigner(secret)
 
     def __call__(self, subscriber_id: int) -> dict[str, str]:
-        if self.fast is False:
-            return recipient_links(self.config, self.secret, subscriber_id)  # type: ignore[arg-type]
-        links = {
-            "unsubscribe_url": f"{self.base}/unsubscribe/{self._token(subscriber_id, 'unsubscribe')}",
-            "preferences_url": f"{self.base}/preferences/{self._token(subscriber_id, 'preferences')}",
+        token = self.signer.token
+        return {
+            "unsubscribe_url": f"{self.base}/unsubscribe/{token(subscriber_id, 'unsubscribe')}",
+            "preferences_url": f"{self.base}/preferences/{token(subscriber_id, 'preferences')}",
         }
-        if self.fast is None:
-            reference = recipient_links(self.config, self.secret, subscriber_id)  # type: ignore[arg-type]
-            self.fast = links == reference
-            return reference
-        return links
 
 
 def _cut_connections(run: _Run) -> None:

@@ -437,18 +437,6 @@ def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
         expected = {"unsubscribe_url": full["unsubscribe_url"], "preferences_url": full["preferences_url"]}
         assert recipient_links(setup.config, secret, sub["id"]) == expected
         assert fast(sub["id"]) == expected
-    assert fast.fast is True  # the prepared-key path agrees with subscribers.tokens
-
-
-def test_the_fast_links_fall_back_when_they_disagree(setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
-    from digest.deliver import _Links, recipient_links
-
-    secret = load_secret(setup.config)
-    fast = _Links(setup.config, secret)
-    monkeypatch.setattr(fast, "_token", lambda sid, purpose: "wrong")
-    for sub in setup.subscribers:
-        assert fast(sub["id"]) == recipient_links(setup.config, secret, sub["id"])
-    assert fast.fast is False
 
 
 def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path: Path) -> None:
