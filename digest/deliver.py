@@ -60,7 +60,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.message import PreparedMessage, dkim_signer, message_id, prepare_message
-from digest.store import iso, open_store, transaction, utcnow
+from digest.store import DELIVERY_STATUSES, PENDING_DELIVERY, iso, open_store, transaction, utcnow
 from digest.transports import (
     ConnectionLost,
     Reply,
@@ -80,9 +80,6 @@ __all__ = [
     "list_deliveries",
 ]
 
-PENDING = ("queued", "sending", "deferred")
-FINAL = ("sent", "failed", "skipped")
-STATUSES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -418,7 +415,7 @@ def _finish(db: sqlite_utils.Database, issue_id: int, report: DeliveryReport, no
     report.total = sum(counts.values())
     report.queued = counts["queued"] + counts["sending"]
     with transaction(db):
-        if not any(counts[s] for s in PENDING):
+        if not any(counts[s] for s in PENDING_DELIVERY):
             db.execute(
                 "UPDATE issues SET status = 'sent', sent_at = coalesce(sent_at, ?) WHERE id = ?",
                 [iso(utcnow()), issue_id],
@@ -1092,7 +1089,7 @@ def _test_send(
 
 def delivery_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
     """Rows per status for an issue (every status present, zero when none)."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
     for status, count in db.execute(
         "SELECT status, count(*) FROM deliveries WHERE issue_id = ? GROUP BY status", [issue_id]
     ):
@@ -1104,8 +1101,8 @@ def list_deliveries(
     db: sqlite_utils.Database, issue_id: int, *, status: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """The ledger rows of an issue (optionally of one status), in id order, streamed."""
-    if status is not None and status not in STATUSES:
-        raise DigestError(f"unknown delivery status {status!r}; use one of: {', '.join(STATUSES)}")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise DigestError(f"unknown delivery status {status!r}; use one of: {', '.join(DELIVERY_STATUSES)}")
     sql = (
         "SELECT d.id, d.subscriber_id, d.email, s.name, d.variant, d.status, d.due_at, d.attempts,"
         " d.smtp_code, d.enhanced_code, d.last_error, d.message_id, d.sent_at, d.updated_at"

@@ -56,11 +56,9 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, latest_fire_time, next_fire_time
-from digest.store import iso, open_store, transaction, utcnow
+from digest.store import PENDING_DELIVERY, iso, open_store, transaction, utcnow
 
 logger = logging.getLogger("digest.schedule")
-
-PENDING_STATUSES = ("queued", "deferred", "sending")
 
 
 @dataclass
@@ -210,7 +208,7 @@ def _issues_with_due_rows(
 ) -> list[dict[str, Any]]:
     """Issues of ``editions`` being sent that have ledger rows due by ``at`` (or to finish off)."""
     marks = ", ".join("?" for _ in editions)
-    states = ", ".join("?" for _ in PENDING_STATUSES)
+    states = ", ".join("?" for _ in PENDING_DELIVERY)
     sql = f"""
         SELECT * FROM issues i
         WHERE i.edition IN ({marks}) AND i.status = 'sending'
@@ -219,7 +217,7 @@ def _issues_with_due_rows(
                OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND d.status IN ({states})))
         ORDER BY i.period_end, i.id
     """
-    return list(db.query(sql, [*editions, *PENDING_STATUSES, iso(at), *PENDING_STATUSES]))
+    return list(db.query(sql, [*editions, *PENDING_DELIVERY, iso(at), *PENDING_DELIVERY]))
 
 
 def _start_run(db: sqlite_utils.Database, at: datetime) -> int:

@@ -23,6 +23,10 @@ BUSY_TIMEOUT_MS = 30_000
 
 Migration = Callable[[sqlite_utils.Database], None]
 
+# The deliveries ledger (see m004_deliveries): every status, and those still to be sent.
+DELIVERY_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
+PENDING_DELIVERY = ("queued", "sending", "deferred")
+
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""

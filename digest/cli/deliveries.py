@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
-
-_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "skipped")
+from digest.store import DELIVERY_STATUSES
 
 
 @click.command(name="deliveries")
 @click.argument("issue", default="latest")
-@click.option("--status", type=click.Choice(_STATUSES), help="Only rows with this status.")
+@click.option("--status", type=click.Choice(DELIVERY_STATUSES), help="Only rows with this status.")
 @json_option
 @pass_app
 def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
