@@ -222,32 +222,22 @@ def _edition_of(config: Config, issue: dict[str, Any]) -> Any:
 
 def _freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime) -> None:
     """Draft → sending, variants stored, one ledger row per eligible recipient: one transaction."""
-    from digest.compose import issue_categories
-    from digest.localtime import due_at
-    from digest.render import stored_variant, variant_key
-    from subscribers.store import eligible_subscribers
+    from digest.render import stored_variant
 
     issue_id = int(issue["id"])
-    edition = _edition_of(config, issue)
-    local = edition is not None and edition.delivery == "local"
     stamp = iso(utcnow())
     with transaction(db):
         status = db.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
         if status != "draft":
             return
         db.execute("UPDATE issues SET status = 'sending', frozen_at = ? WHERE id = ?", [stamp, issue_id])
-        categories = issue_categories(db, issue_id)
         variants: set[str] = set()
         rows: list[tuple[Any, ...]] = []
         insert = (
             "INSERT OR IGNORE INTO deliveries (issue_id, subscriber_id, email, variant, status, due_at,"
             " updated_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)"
         )
-        for subscriber in eligible_subscribers(db, issue["edition"], categories):
-            variant = variant_key(subscriber["categories"], categories)
-            if variant == "[]":
-                continue
-            due = due_at(config, edition, issue, subscriber) if local else None
+        for subscriber, variant, due in _recipients(db, config, issue):
             rows.append((issue_id, subscriber["id"], subscriber["email"], variant, due and iso(due), stamp))
             variants.add(variant)
             if len(rows) >= 1000:
@@ -257,6 +247,28 @@ def _freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], no
             db.conn.executemany(insert, rows)
         for variant in sorted(variants):
             stored_variant(db, config, issue_id, variant)
+
+
+def _recipients(
+    db: sqlite_utils.Database, config: Config, issue: dict[str, Any]
+) -> Iterator[tuple[dict[str, Any], str, datetime | None]]:
+    """Who gets ``issue`` now: (subscriber, variant, due time or None), streamed.
+
+    Eligible subscribers whose categories intersect the issue's; ``due`` is set only for
+    local-time editions.
+    """
+    from digest.compose import issue_categories
+    from digest.localtime import due_at
+    from digest.render import variant_key
+    from subscribers.store import eligible_subscribers
+
+    categories = issue_categories(db, int(issue["id"]))
+    edition = _edition_of(config, issue)
+    local = edition is not None and edition.delivery == "local"
+    for subscriber in eligible_subscribers(db, issue["edition"], categories):
+        variant = variant_key(subscriber["categories"], categories)
+        if variant != "[]":
+            yield subscriber, variant, due_at(config, edition, issue, subscriber) if local else None
 
 
 def _pending_filter(now: datetime) -> tuple[str, list[Any]]:
@@ -977,23 +989,11 @@ def _connection_worker(run: _Run, number: int) -> None:
 def _dry_run(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime
 ) -> DeliveryReport:
-    from digest.compose import issue_categories
-    from digest.localtime import due_at
-    from digest.render import variant_key
-    from subscribers.store import eligible_subscribers
-
     issue_id = int(issue["id"])
     report = DeliveryReport(issue_id=issue_id, dry_run=True, status=issue["status"])
     counts: dict[str, int] = {}
     if issue["status"] == "draft":
-        categories = issue_categories(db, issue_id)
-        edition = _edition_of(config, issue)
-        local = edition is not None and edition.delivery == "local"
-        for sub in eligible_subscribers(db, issue["edition"], categories):
-            variant = variant_key(sub["categories"], categories)
-            if variant == "[]":
-                continue
-            due = due_at(config, edition, issue, sub) if local else None
+        for sub, variant, due in _recipients(db, config, issue):
             state = "due" if due is None or due <= now else "later"
             report.plan.append(
                 {
