@@ -22,6 +22,7 @@ import mailbox
 import re
 import socket
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -458,11 +459,13 @@ class SMTPTransport:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def _send(self, data: bytes | memoryview) -> None:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[socket.socket]:
+        """The connected socket; a timeout or socket error drops it and becomes ConnectionLost."""
         if self.sock is None:
             raise ConnectionLost(f"{self.where}: not connected")
         try:
-            self.sock.sendall(data)
+            yield self.sock
         except TimeoutError:
             self._drop()
             raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
@@ -470,21 +473,17 @@ class SMTPTransport:
             self._drop()
             raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
 
+    def _send(self, data: bytes | memoryview) -> None:
+        with self._writing() as sock:
+            sock.sendall(data)
+
     def _send_parts(self, data: bytes, tail: bytes) -> None:
         """``data + tail`` without copying a large message (one gathered write when possible)."""
-        if self.sock is None:
-            raise ConnectionLost(f"{self.where}: not connected")
         if isinstance(self.sock, ssl.SSLSocket):
             self._send(data + tail)
             return
-        try:
-            sent = self.sock.sendmsg([data, tail])
-        except TimeoutError:
-            self._drop()
-            raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
-        except OSError as exc:
-            self._drop()
-            raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
+        with self._writing() as sock:
+            sent = sock.sendmsg([data, tail])
         if sent < len(data):
             self._send(memoryview(data)[sent:])  # type: ignore[arg-type]
             self._send(tail)
