@@ -26,6 +26,7 @@ from digest.errors import ConfigError, DigestError, NotFound
 from digest.sanitize import (
     html_to_text,
     is_web_url,
+    one_line,
     reading_minutes,
     sanitize_html,
     summarize_text,
@@ -67,12 +68,6 @@ UNIX_TIME = re.compile(r"^\s*(\d{9,10}|\d{12,13})(\.\d+)?\s*$")
 neither, and is read as some other date format or not at all). The one definition, also
 used by ingest."""
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
-_SPACE = re.compile(r"\s+")
-
-
-def one_line(value: str | None) -> str:
-    """Plain text on one line: runs of whitespace (newlines too) become one space."""
-    return _SPACE.sub(" ", value or "").strip()
 
 
 def _is_tracking(name: str) -> bool:

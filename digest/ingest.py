@@ -38,13 +38,12 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.feeds import find_feed, list_feeds, normalize_source, record_fetch
 from digest.fetch import Fetched, fetch, is_http
-from digest.sanitize import is_web_url, plain_text, resolve_url, text_to_html
+from digest.sanitize import is_web_url, one_line, plain_text, resolve_url, text_to_html
 from digest.store import transaction, utcnow
 
 log = logging.getLogger(__name__)
 
 ARTICLE_FIELDS = ("title", "url", "summary", "category", "source", "author", "published", "body", "guid")
-_SPACE = re.compile(r"\s+")
 # Feed dates further ahead than this are treated as missing.
 FUTURE_SLACK = timedelta(days=2)
 
@@ -112,12 +111,12 @@ def _ingest_one(
     try:
         _read_source(db, config, source, feed, result, skip_invalid=skip_invalid, now=now)
     except DigestError as exc:
-        result.error = _one_line(str(exc))
+        result.error = one_line(str(exc))
     except sqlite3.OperationalError:
         raise  # the database is locked or broken: every other source would fail the same way
     except Exception as exc:  # one hostile source must never stop the others (logged)
         log.debug("ingest of %s failed", source, exc_info=True)
-        result.error = _one_line(
+        result.error = one_line(
             f"{source}: unexpected {type(exc).__name__} ({exc}); please report this source"
         )
     if result.error:
@@ -215,10 +214,6 @@ def _read_source(
                 name=feed_name,
                 now=now,
             )
-
-
-def _one_line(text: str) -> str:
-    return _SPACE.sub(" ", text).strip()
 
 
 def _prepare(
@@ -364,7 +359,7 @@ def _bozo_text(parsed: Any) -> str:
         return ""
     exc = parsed.get("bozo_exception")
     text = str(exc) if exc else "malformed"
-    text = _SPACE.sub(" ", text).strip() or type(exc).__name__
+    text = one_line(text) or type(exc).__name__
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -393,7 +388,7 @@ def _detail_text(obj: Any, key: str) -> str:
     kind = (detail.get("type") or "").lower()
     if "html" in kind:
         return plain_text(value)
-    return _SPACE.sub(" ", value).strip()
+    return one_line(value)
 
 
 def _entry_title(entry: Any) -> str:

@@ -182,6 +182,11 @@ def html_to_text(fragment: str | None) -> str:
     return "\n\n".join(line for line in lines if line)
 
 
+def one_line(text: str | None) -> str:
+    """``text`` with every run of white space (newlines included) folded to one space, trimmed."""
+    return _SPACE.sub(" ", text or "").strip()
+
+
 def plain_text(value: str | None) -> str:
     """A one-line plain string from text that may carry markup or entities (titles, names)."""
     if not value:
