@@ -110,16 +110,30 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
         "CREATE TABLE IF NOT EXISTS _migrations ("
         "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
     )
+    applied = set(applied_migrations(db))
     done: list[str] = []
     for migration in MIGRATIONS:
         name = migration.__name__
-        with transaction(db):
-            # Checked inside the write lock: two processes starting together apply it once.
-            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
-                continue
-            migration(db)
-            db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utcnow())])
-            done.append(name)
+        if name in applied:
+            continue
+        # A migration that rebuilds a table runs with foreign keys off (they cannot change
+        # inside a transaction): dropping the old table must not fire ON DELETE actions.
+        rebuild = name in _REBUILDS_TABLES
+        if rebuild:
+            db.conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with transaction(db):
+                # Checked inside the write lock: two processes starting together apply it once.
+                if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
+                    continue
+                migration(db)
+                if rebuild and db.execute("PRAGMA foreign_key_check").fetchone():
+                    raise DigestError(f"migration {name} would break a foreign key; nothing was changed")
+                db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utcnow())])
+                done.append(name)
+        finally:
+            if rebuild:
+                db.conn.execute("PRAGMA foreign_keys = ON")
     return done
 
 
@@ -299,6 +313,51 @@ def m007_variant_trimmed(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE issue_variants ADD COLUMN trimmed INTEGER NOT NULL DEFAULT 0")
 
 
+def m008_subscriber_email_index(db: sqlite_utils.Database) -> None:
+    """The unique address constraint as a named index (``subscribers_email``) instead of one
+    declared in the table: a large import into a small list drops it and builds it once at the
+    end (see subscribers.importer), which an automatic index does not allow. Same rule: one
+    subscriber per address, compared case-insensitively. Rebuilds the table (ids kept)."""
+    db.executescript(
+        """
+        CREATE TABLE subscribers_m008 (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL COLLATE NOCASE, -- normalised; domain in IDNA form; unique (index)
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'active', 'unsubscribed', 'bounced')),
+            editions TEXT,                     -- JSON list; NULL = all editions
+            categories TEXT,                   -- JSON list; NULL = all categories
+            timezone TEXT,                     -- IANA zone; NULL = the edition's
+            source TEXT NOT NULL DEFAULT 'cli',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            confirmed_at TEXT,
+            unsubscribed_at TEXT
+        );
+        INSERT INTO subscribers_m008 (id, email, name, status, editions, categories, timezone, source,
+                                      attributes, created_at, updated_at, confirmed_at, unsubscribed_at)
+            SELECT id, email, name, status, editions, categories, timezone, source,
+                   attributes, created_at, updated_at, confirmed_at, unsubscribed_at
+            FROM subscribers ORDER BY id;
+        DROP TABLE subscribers;
+        ALTER TABLE subscribers_m008 RENAME TO subscribers;
+        """
+    )
+    db.executescript(SUBSCRIBER_INDEXES_SQL)
+
+
+# The subscribers table's indexes (m008 onwards); subscribers.importer drops and rebuilds them
+# around a bulk load, so they are written down once, here.
+SUBSCRIBER_INDEXES = {
+    "subscribers_email": "CREATE UNIQUE INDEX subscribers_email ON subscribers(email)",
+    "subscribers_status": "CREATE INDEX subscribers_status ON subscribers(status)",
+}
+SUBSCRIBER_INDEXES_SQL = ";\n".join(SUBSCRIBER_INDEXES.values()) + ";"
+
+_REBUILDS_TABLES = {"m008_subscriber_email_index"}
+
 MIGRATIONS: list[Migration] = [
     m001_feeds_and_articles,
     m002_issues,
@@ -307,4 +366,5 @@ MIGRATIONS: list[Migration] = [
     m005_runs,
     m006_subscriber_id_floor,
     m007_variant_trimmed,
+    m008_subscriber_email_index,
 ]

@@ -68,3 +68,61 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("this is not sqlite " * 100)
     with pytest.raises(DigestError, match="SQLite"):
         open_store(bad)
+
+
+def test_m008_rebuilds_subscribers_keeping_ids_and_every_reference(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from digest.store import MIGRATIONS as ALL
+
+    path = tmp_path / "m007.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "CREATE TABLE _migrations"
+        " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    old = sqlite_utils.Database(conn)
+    upto = [m for m in ALL if m.__name__ < "m008"]
+    for migration in upto:
+        migration(old)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
+    conn.execute(
+        "INSERT INTO subscribers (id, email, status, created_at, updated_at) VALUES"
+        " (7, 'Ada@example.org', 'active', 'x', 'x'), (12, 'bo@example.org', 'unsubscribed', 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO events (subscriber_id, kind, source, at) VALUES (7, 'subscribe', 'cli', 'x'),"
+        " (12, 'unsubscribe', 'web', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO issues (id, edition, number, period_start, period_end, subject, created_at)"
+        " VALUES (1, 'daily', 1, 'a', 'b', 's', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO deliveries (issue_id, subscriber_id, email, updated_at)"
+        " VALUES (1, 7, 'Ada@example.org', 'x')"
+    )
+    conn.close()
+
+    db = open_store(path)
+    assert applied_migrations(db)[-1] == "m008_subscriber_email_index"
+    assert db.execute("SELECT id, email, status FROM subscribers ORDER BY id").fetchall() == [
+        (7, "Ada@example.org", "active"),
+        (12, "bo@example.org", "unsubscribed"),
+    ]
+    # Dropping the old table fired no ON DELETE SET NULL: every reference still points at its row.
+    assert db.execute("SELECT subscriber_id FROM events ORDER BY id").fetchall() == [(7,), (12,)]
+    assert db.execute("SELECT subscriber_id FROM deliveries").fetchall() == [(7,)]
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_schema WHERE tbl_name = 'subscribers'")}
+    assert {"subscribers_email", "subscribers_status"} <= indexes
+    # Still one subscriber per address, case-insensitively; and the references still act.
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        db.execute(
+            "INSERT INTO subscribers (email, status, created_at, updated_at)"
+            " VALUES ('ADA@EXAMPLE.ORG', 'active', 'x', 'x')"
+        )
+    db.execute("DELETE FROM subscribers WHERE id = 12")
+    assert db.execute("SELECT subscriber_id FROM events ORDER BY id").fetchall() == [(7,), (None,)]
