@@ -39,6 +39,7 @@ import json
 import os
 import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ from subscribers.model import (
     simple_address,
     split_labels,
 )
+from subscribers.seen import SeenFilter
 from subscribers.store import next_subscriber_id
 
 COLUMNS = ("email", "name", "editions", "categories", "timezone", "status")
@@ -88,15 +90,21 @@ _VALUES_SQL = "coalesce(ST, 'active'), 'import', '{}', 'AT', 'AT', iif(ST = 'uns
 # over json_each: json.dumps runs in the reader thread and SQLite unpacks it without the
 # GIL, so parsing the next chunk overlaps writing this one (executemany into a staging
 # table takes the GIL back for every row). The editions/categories/timezone/status of a
-# row are one of few combinations ("profiles", a temp table).
+# row are one of few combinations ("profiles", a temp table). Each row's id is given (base +
+# its index), so the order SQLite inserts them in changes nothing (no ORDER BY: a sort per chunk).
 _PROFILE_SQL = "INSERT INTO temp.subscriber_import_profiles VALUES (?, ?, ?, ?, ?)"
 _INSERT_CHUNK_SQL = (
     f"INSERT OR IGNORE INTO subscribers (id, {_COLUMNS_SQL})"
     " SELECT ?1 + r.key, r.value ->> 0, r.value ->> 1, p.ed, p.cat, p.tz,"
     f" {_VALUES_SQL.replace('ST', 'p.st')} FROM json_each(?2) AS r"
     " JOIN temp.subscriber_import_profiles AS p ON p.id = r.value ->> 2"
-    " ORDER BY r.key"
 )
+# A bulk load (see _Import) pays from this many rows, into a list no bigger than the file. The
+# rows are guessed from the file size: a line is an address, a name and a few short cells.
+_BULK_MIN_ROWS = 50_000
+_BYTES_PER_ROW = 64
+_BULK_INDEXES = ("subscribers_email",)  # dropped, then rebuilt once (status grows in id order: cheap)
+_DEFER_LIMIT = 100_000  # rows held for the index; beyond, the bulk load ends there (flat memory)
 _PROFILE_LIMIT = 50_000  # distinct combinations kept; beyond, the table starts over (flat memory)
 # The consent record of every added row, written by SQLite from the rows themselves.
 _EVENTS_SQL = (
@@ -166,6 +174,7 @@ class _Batch(NamedTuple):
     payload: str  # the rows as a JSON array, for json_each
     new_profiles: list[tuple]  # (id, editions, categories, timezone, status) not yet stored
     forget_profiles: bool  # the profile numbering started over before this chunk
+    end_bulk: bool = False  # rebuild the dropped indexes before writing these rows (see _Bulk)
 
 
 class _ReadAhead:
@@ -254,10 +263,13 @@ def import_csv(
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK,
+    bulk: bool | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV file (see the module docstring); returns the report.
 
     ``progress`` is called with the number of bytes read since the last call.
+    ``bulk`` chooses the bulk load (see :class:`_Import`); None decides from the file's
+    size and the list's.
     Raises DigestError for an unusable file, or when a row is invalid and
     ``skip_invalid`` is false (nothing is written then).
     """
@@ -287,18 +299,20 @@ def import_csv(
                 at=iso(now or utcnow()),
                 chunk_size=chunk_size,
             )
+            expected_rows = path.stat().st_size // _BYTES_PER_ROW
             seen_bytes = 0
             try:
                 with transaction(db):
-                    job.start()
+                    job.start(bulk=bulk, expected_rows=expected_rows)
                     with _ReadAhead(job.parse(reader)) as batches:
                         for batch in batches:
                             job.flush(batch)
                             if progress is not None:
                                 progress(counter.count - seen_bytes)
                                 seen_bytes = counter.count
-                    job.finish()
-                    if dry_run or (report.invalid and not skip_invalid):
+                    rollback = dry_run or (report.invalid and not skip_invalid)
+                    job.finish(keep=not rollback)
+                    if rollback:
                         raise _Rollback
             except _Rollback:
                 pass
@@ -427,7 +441,22 @@ def _line_indices(text: str, positions: list[int]) -> Iterator[int]:
 
 
 class _Import:
-    """State of one import run: column positions, parse caches, counters."""
+    """State of one import run: column positions, parse caches, counters.
+
+    Bulk load: inserting a large file into a small list, most of the time goes to
+    keeping the unique address index in order row by row. So (when ``start`` is
+    told to) the subscribers' indexes are dropped inside the transaction and
+    rebuilt once after the last row, and the reader thread keeps a SeenFilter of
+    every address stored or read so far instead. A row the filter has never seen
+    is new and is inserted at once; a "maybe" (an address already stored, a
+    duplicate from an earlier chunk, or a rare false alarm) is held back and
+    written after the rebuild by the ordinary path, where the index tells updates
+    and duplicates apart as it always does. Held-back rows keep their file order,
+    so the first occurrence of an address still wins. Past ``_DEFER_LIMIT`` held
+    rows, the indexes are rebuilt there and the rest of the file goes the
+    ordinary way. A rollback (dry run, invalid rows) puts the indexes back with
+    everything else.
+    """
 
     def __init__(
         self,
@@ -479,9 +508,20 @@ class _Import:
         self.next_id = 1
         self.check_suppressions = False
         self.lifted: set[str] = set()  # addresses of this chunk whose suppression --resubscribe lifted
+        # Bulk load: the reader's filter and held-back rows (email, name, profile values); the
+        # writer's dropped index definitions, to rebuild.
+        self.seen: SeenFilter | None = None
+        self.deferred: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.dropped_indexes: list[str] = []
 
     # ------------------------------------------------------------ set-up
-    def start(self) -> None:
+    def start(self, *, bulk: bool | None = None, expected_rows: int = 0) -> None:
+        """Prepare the writer (inside the transaction, before the reader starts).
+
+        ``bulk`` True/False forces the bulk load on or off; None chooses it for a file of
+        at least ``_BULK_MIN_ROWS`` (``expected_rows``, guessed) that is no smaller than
+        the list.
+        """
         db = self.db
         self.start_max = int(db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0])
         self.next_id = next_subscriber_id(db)
@@ -494,8 +534,55 @@ class _Import:
             " (id INTEGER PRIMARY KEY, ed, cat, tz, st)"
         )
         db.execute("DELETE FROM temp.subscriber_import_profiles")
+        if bulk is None:
+            stored = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+            bulk = expected_rows >= max(_BULK_MIN_ROWS, stored)
+        if bulk:
+            self._begin_bulk(expected_rows)
 
-    def finish(self) -> None:
+    def _begin_bulk(self, expected_rows: int) -> None:
+        """Fill the filter with the stored addresses and drop the indexes (see the class docstring)."""
+        db = self.db
+        marks = ",".join("?" * len(_BULK_INDEXES))
+        indexes = db.execute(
+            "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'subscribers'"
+            f" AND name IN ({marks})",
+            _BULK_INDEXES,
+        ).fetchall()
+        if "subscribers_email" not in {name for name, _sql in indexes}:
+            return  # not the schema this was written for; the ordinary path is always right
+        stored = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+        seen = SeenFilter(stored + expected_rows)
+        cursor = db.execute("SELECT email FROM subscribers")
+        while emails := cursor.fetchmany(CHUNK):
+            seen.add(email.lower() for (email,) in emails)
+        for name, _sql in indexes:
+            db.execute(f'DROP INDEX "{name}"')
+        self.dropped_indexes = [sql for _name, sql in indexes]
+        self.seen = seen
+
+    def _end_bulk(self) -> None:
+        """Rebuild the dropped indexes (the writer, once every row the filter let through is in)."""
+        sqls, self.dropped_indexes = self.dropped_indexes, []
+        db = self.db
+        threads = db.execute("PRAGMA threads").fetchone()[0]
+        db.execute("PRAGMA threads = 2")  # the reader is done: its core helps SQLite sort
+        try:
+            for sql in sqls:
+                db.execute(sql)
+        except sqlite3.IntegrityError as exc:
+            # Cannot happen unless the filter is wrong; the transaction is rolled back.
+            raise DigestError(
+                f"{self.report.file}: the address index could not be rebuilt ({exc}); nothing was"
+                " imported. This is a bug in digest: please report it"
+            ) from None
+        finally:
+            db.execute(f"PRAGMA threads = {int(threads)}")
+
+    def finish(self, *, keep: bool = True) -> None:
+        """End the writer's side; ``keep`` is false when the transaction is about to be rolled back."""
+        if keep and self.dropped_indexes:
+            self._end_bulk()  # the reader stopped early (it stops yielding after an invalid row)
         self.report.duplicates += self.later_duplicates
         self.later_duplicates = 0
         self.db.execute("DROP TABLE IF EXISTS temp.subscriber_import_seen")
@@ -570,33 +657,74 @@ class _Import:
         """
         line = reader.line_num
         writing = True
-        while True:
-            rows = list(islice(reader, self.chunk_size))
-            if not rows:
-                return
-            if len(self.profiles) > _PROFILE_LIMIT:  # free text in those columns: start over
-                self.profile_by_cells.clear()
-                self.profile_by_values.clear()
-                self.profiles.clear()
-                self.new_profiles = 0
-                self.forget_profiles = True
+        while rows := list(islice(reader, self.chunk_size)):
+            self._bound_profiles()
             first_line, line = line + 1, reader.line_num
             parsed = self._fast(rows)
             if parsed is None:
                 parsed = self._slow(rows, first_line)
                 if self.report.invalid and not self.skip_invalid:
                     writing = False
-            if writing and parsed:
+            if not writing:
+                continue
+            if self.seen is not None:
+                parsed = self._hold_back(parsed)
+            if parsed:
                 yield self._batch(parsed)
+            if self.seen is not None and len(self.deferred) > _DEFER_LIMIT:
+                yield from self._held_back_batches()
+        if writing and self.seen is not None:
+            yield from self._held_back_batches()
 
-    def _batch(self, rows: list[tuple]) -> _Batch:
+    def _bound_profiles(self) -> None:
+        if len(self.profiles) > _PROFILE_LIMIT:  # free text in those columns: start over
+            self.profile_by_cells.clear()
+            self.profile_by_values.clear()
+            self.profiles.clear()
+            self.new_profiles = 0
+            self.forget_profiles = True
+
+    def _hold_back(self, parsed: list[tuple]) -> list[tuple]:
+        """Bulk load: keep the rows whose address the filter may have seen for after the rebuild."""
+        assert self.seen is not None
+        maybe = self.seen.check_add([row[0] for row in parsed])
+        if not maybe:
+            return parsed
+        profiles = self.profiles
+        self.deferred.extend((email, name, profiles[p]) for email, name, p in map(parsed.__getitem__, maybe))
+        held = set(maybe)
+        return [row for i, row in enumerate(parsed) if i not in held]
+
+    def _held_back_batches(self) -> Iterator[_Batch]:
+        """End the bulk load: the first batch tells the writer to rebuild the indexes.
+
+        Held-back rows come from many chunks, so one address can be there twice; like a chunk
+        of the file, a batch holds each address once (a repeat starts the next batch).
+        """
+        self.seen = None
+        held, self.deferred = self.deferred, []
+        rows: list[tuple] = []
+        emails: set[str] = set()
+        end_bulk = True
+        for email, name, values in held:
+            if len(rows) >= self.chunk_size or email in emails:
+                yield self._batch(rows, end_bulk=end_bulk)
+                rows, emails, end_bulk = [], set(), False
+            if not rows:
+                self._bound_profiles()
+            rows.append((email, name, self._profile(values)))
+            emails.add(email)
+        if rows or end_bulk:
+            yield self._batch(rows, end_bulk=end_bulk)
+
+    def _batch(self, rows: list[tuple], *, end_bulk: bool = False) -> _Batch:
         """Package a chunk with the profiles it is the first to use (the writer stores them)."""
         start = len(self.profiles) - self.new_profiles
         new = [(start + i, *values) for i, values in enumerate(self.profiles[start:])]
         forget = self.forget_profiles
         self.new_profiles = 0
         self.forget_profiles = False
-        return _Batch(rows, json.dumps(rows, ensure_ascii=False), new, forget)
+        return _Batch(rows, json.dumps(rows, ensure_ascii=False), new, forget, end_bulk)
 
     def _fast(self, rows: list[list[str]]) -> list[tuple] | None:
         """Column-wise checks for a chunk with nothing unusual; None sends it to ``_slow``.
@@ -711,6 +839,8 @@ class _Import:
         """
         db = self.db
         report = self.report
+        if batch.end_bulk:
+            self._end_bulk()
         if batch.forget_profiles:
             db.execute("DELETE FROM temp.subscriber_import_profiles")
             self.stored_profiles.clear()
@@ -719,6 +849,8 @@ class _Import:
             self.stored_profiles.update((row[0], row[1:]) for row in batch.new_profiles)
         chunk, payload = batch.rows, batch.payload
         self.lifted = set()
+        if not chunk:
+            return
         if self.check_suppressions:
             kept = self._drop_suppressed(chunk)
             if not kept:

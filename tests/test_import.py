@@ -15,14 +15,28 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlite_utils
 
 from digest.errors import DigestError
 from digest.store import open_store
+from subscribers import importer
 from subscribers.importer import import_csv
 
 HEADER = "email,name,editions,categories,timezone,status\n"
+
+
+@pytest.fixture(autouse=True, params=["ordinary", "bulk"])
+def load_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: as small files import, and as a bulk load (indexes dropped and
+    rebuilt, a filter in front; see subscribers.importer._Import), which must give the same result.
+    A subprocess started by a test runs the ordinary way in both."""
+    if request.param == "bulk":
+        monkeypatch.setattr(importer, "_BULK_MIN_ROWS", 0)
+        monkeypatch.setattr(importer, "_BYTES_PER_ROW", 1)  # any file counts as larger than the list
+    return request.param
 
 
 def _write(name: str, text: str) -> Path:
@@ -498,3 +512,131 @@ def test_fast_and_row_by_row_paths_store_the_same(workspace: Path, tmp_path: Pat
     assert names["plain@example.org"] == "Ann"
     assert names["x2@xn--bcher-kva.example"] == "=SUM(A1)"
     assert names["spaced3@example.org"] == "Too many"
+
+
+# ---------------------------------------------------------------- the bulk load agrees with the ordinary path
+
+
+def _bulk_fixture(tmp_path: Path) -> Path:
+    """A file that exercises every outcome across chunks: new, duplicate in another case and
+    chunk, known (updated / unchanged / left), suppressed, invalid."""
+    rnd = random.Random(5)
+    lines = []
+    for i in range(600):
+        roll = rnd.random()
+        if roll < 0.1 and i > 10:
+            email = f"user{rnd.randrange(i)}@Example.org".upper()  # an earlier row, maybe another chunk
+        elif roll < 0.15:
+            email = f"known{rnd.randrange(40)}@example.org"
+        elif roll < 0.17:
+            email = f"gone{rnd.randrange(5)}@example.org"
+        elif roll < 0.18:
+            email = "not an address"
+        else:
+            email = f"user{i}@example.org"
+        zone = rnd.choice(["", "Europe/Berlin", "Asia/Tokyo"])
+        status = rnd.choice(["", "", "", "unsubscribed", "active"])
+        lines.append(
+            f"{email},Name {i},{rnd.choice(['', 'daily'])},{rnd.choice(['', 'World'])},{zone},{status}"
+        )
+    path = tmp_path / "bulk.csv"
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _seeded_store(path: Path) -> sqlite_utils.Database:
+    from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
+
+    db = open_store(path)
+    for i in range(40):
+        added = add_subscriber(db, f"known{i}@example.org", name=f"Known {i}", source="cli")
+        if i % 4 == 0:
+            unsubscribe(db, added["id"], source="cli")
+    for i in range(5):
+        add_subscriber(db, f"gone{i}@example.org", source="cli")
+        remove_subscriber(db, f"gone{i}@example.org", source="cli")
+    return db
+
+
+def _outcome(db: sqlite_utils.Database, report: Any) -> tuple:
+    subscribers = db.execute(
+        "SELECT email, name, status, editions, categories, timezone, source FROM subscribers ORDER BY email"
+    ).fetchall()
+    events = db.execute(
+        "SELECT s.email, e.kind, e.source, e.detail FROM events AS e JOIN subscribers AS s"
+        " ON s.id = e.subscriber_id ORDER BY s.email, e.id"
+    ).fetchall()
+    indexes = db.execute(
+        "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'subscribers' ORDER BY name"
+    ).fetchall()
+    return subscribers, events, indexes, {**report.as_dict(), "file": ""}
+
+
+@pytest.mark.parametrize("variant", ["filter", "every-row-a-maybe", "held-back-limit"])
+@pytest.mark.parametrize("resubscribe", [False, True])
+def test_bulk_load_stores_exactly_what_the_ordinary_path_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str, resubscribe: bool
+) -> None:
+    from subscribers import seen
+
+    path = _bulk_fixture(tmp_path)
+    ordinary = _seeded_store(tmp_path / "ordinary.db")
+    expected = _outcome(
+        ordinary,
+        import_csv(ordinary, path, skip_invalid=True, resubscribe=resubscribe, chunk_size=50, bulk=False),
+    )
+    if variant == "every-row-a-maybe":  # a filter so small that it claims to have seen everything
+        monkeypatch.setattr(seen, "_MIN_BITS", 2)
+        monkeypatch.setattr(seen, "_MAX_BITS", 2)
+    if variant == "held-back-limit":  # the bulk load ends part-way; the rest goes the ordinary way
+        monkeypatch.setattr(importer, "_DEFER_LIMIT", 10)
+    db = _seeded_store(tmp_path / "bulk.db")
+    statements: list[str] = []
+    db.conn.set_trace_callback(statements.append)
+    report = import_csv(db, path, skip_invalid=True, resubscribe=resubscribe, chunk_size=50, bulk=True)
+    db.conn.set_trace_callback(None)
+    assert 'DROP INDEX "subscribers_email"' in statements
+    assert _outcome(db, report) == expected
+    added, duplicates = expected[3]["added"], expected[3]["duplicates"]
+    assert added > 400 and duplicates > 30 and expected[3]["updated"] > 10 and expected[3]["invalid"] > 2
+    if resubscribe:  # the removed addresses came back, and their consent record says so
+        assert any("was_suppressed" in event[3] for event in expected[1])
+    else:
+        assert expected[3]["suppressed"] > 0
+
+
+def test_bulk_load_is_chosen_for_a_large_file_into_a_small_list(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(importer, "_BULK_MIN_ROWS", 100)
+    monkeypatch.setattr(importer, "_BYTES_PER_ROW", 20)
+    path = tmp_path / "many.csv"
+    path.write_text("email\n" + "".join(f"user{i}@example.org\n" for i in range(300)), encoding="utf-8")
+
+    def drops_indexes(db: sqlite_utils.Database) -> bool:
+        statements: list[str] = []
+        db.conn.set_trace_callback(statements.append)
+        import_csv(db, path)
+        db.conn.set_trace_callback(None)
+        return any(s.startswith("DROP INDEX") for s in statements)
+
+    assert drops_indexes(open_store(tmp_path / "empty.db"))  # ~300 rows into an empty list
+    big = open_store(tmp_path / "big.db")
+    big.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
+        " INSERT INTO subscribers (email, status, created_at, updated_at)"
+        " SELECT 'old' || i || '@example.org', 'active', 'x', 'x' FROM n"
+    )
+    assert not drops_indexes(big)  # a list larger than the file keeps its indexes
+
+
+def test_bulk_load_rolled_back_keeps_the_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("email\n" + "".join(f"user{i}@example.org\n" for i in range(300)) + "nope\n")
+    db = open_store(tmp_path / "d.db")
+    before = db.execute("SELECT name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    with pytest.raises(DigestError, match="1 invalid row"):
+        import_csv(db, path, chunk_size=50, bulk=True)
+    import_csv(db, path, chunk_size=50, bulk=True, dry_run=True, skip_invalid=True)
+    assert db.execute("SELECT name, sql FROM sqlite_schema ORDER BY name").fetchall() == before
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
