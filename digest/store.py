@@ -343,18 +343,11 @@ def m008_subscriber_email_index(db: sqlite_utils.Database) -> None:
             FROM subscribers ORDER BY id;
         DROP TABLE subscribers;
         ALTER TABLE subscribers_m008 RENAME TO subscribers;
+        CREATE UNIQUE INDEX subscribers_email ON subscribers(email);
+        CREATE INDEX subscribers_status ON subscribers(status);
         """
     )
-    db.executescript(SUBSCRIBER_INDEXES_SQL)
 
-
-# The subscribers table's indexes (m008 onwards); subscribers.importer drops and rebuilds them
-# around a bulk load, so they are written down once, here.
-SUBSCRIBER_INDEXES = {
-    "subscribers_email": "CREATE UNIQUE INDEX subscribers_email ON subscribers(email)",
-    "subscribers_status": "CREATE INDEX subscribers_status ON subscribers(status)",
-}
-SUBSCRIBER_INDEXES_SQL = ";\n".join(SUBSCRIBER_INDEXES.values()) + ";"
 
 _REBUILDS_TABLES = {"m008_subscriber_email_index"}
 
