@@ -126,3 +126,17 @@ def test_m008_rebuilds_subscribers_keeping_ids_and_every_reference(tmp_path: Pat
         )
     db.execute("DELETE FROM subscribers WHERE id = 12")
     assert db.execute("SELECT subscriber_id FROM events ORDER BY id").fetchall() == [(7,), (None,)]
+
+
+def test_subscriber_status_is_still_checked_after_m008(tmp_path: Path) -> None:
+    db = open_store(tmp_path / "d.db")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        db.execute(
+            "INSERT INTO subscribers (email, status, created_at, updated_at)"
+            " VALUES ('a@x.org', 'gone', 'x', 'x')"
+        )
+    for status in ("pending", "active", "unsubscribed", "bounced"):
+        db.execute(
+            "INSERT INTO subscribers (email, status, created_at, updated_at) VALUES (?, ?, 'x', 'x')",
+            [f"{status}@x.org", status],
+        )
