@@ -640,3 +640,27 @@ def test_bulk_load_rolled_back_keeps_the_indexes(tmp_path: Path) -> None:
     import_csv(db, path, chunk_size=50, bulk=True, dry_run=True, skip_invalid=True)
     assert db.execute("SELECT name, sql FROM sqlite_schema ORDER BY name").fetchall() == before
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_ids_follow_the_file_and_every_row_keeps_its_own_cells(workspace: Path) -> None:
+    lines = [
+        'b@example.org,Bea \\\\ "B",daily,World,Asia/Tokyo,',
+        "a@example.org,,,,,",
+        "c@example.org,Çelik,,Science;World,,unsubscribed",
+        "é@example.org,Zoë,weekly,,Europe/Berlin,",
+        "d@example.org,000042 Not a profile,,,,",
+    ]
+    _write("order.csv", HEADER + "\n".join(lines * 1) + "\n")
+    db = open_store(workspace / "digest.db")
+    report = import_csv(db, "order.csv", chunk_size=3)
+    assert report.added == 5
+    rows = db.execute(
+        "SELECT email, name, editions, categories, timezone, status FROM subscribers ORDER BY id"
+    ).fetchall()
+    assert rows == [
+        ("b@example.org", 'Bea \\\\ "B"', '["daily"]', '["World"]', "Asia/Tokyo", "active"),
+        ("a@example.org", "", None, None, None, "active"),
+        ("c@example.org", "Çelik", None, '["Science", "World"]', None, "unsubscribed"),
+        ("é@example.org", "Zoë", '["weekly"]', None, "Europe/Berlin", "active"),
+        ("d@example.org", "000042 Not a profile", None, None, None, "active"),
+    ]
