@@ -5,8 +5,9 @@ internationalised addresses that take email-validator's path, a spread of names,
 editions, categories and zones), imports it into a fresh digest database with
 validation, normalisation, dedupe and the consent events, and times the sqlite3
 command-line tool importing the same file into an empty table with no checks at
-all. The two alternate for ``--rounds`` rounds (each into a new database) and the
-medians are compared. Prints each round, both medians, the ratio, and the peak
+all. The two alternate for ``--rounds`` rounds (each into a new database, after an
+``os.sync()`` so that no run pays for the previous one's writes) and the medians
+are compared. Prints each round, both medians, the ratio, and the peak
 memory of this process.
 
 A fresh list takes the bulk load (the address index is built once at the end).
@@ -20,6 +21,7 @@ Needs the `sqlite3` command (Debian: apt-get install sqlite3). Not run in CI.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import shutil
@@ -136,7 +138,9 @@ def main() -> None:
         theirs: list[float] = []
         report = None
         for round_no in range(1, args.rounds + 1):
+            os.sync()  # each run starts with the previous one's writes on disk, not still in flight
             theirs.append(run_sqlite_import(folder / "ref.db", csv_path))
+            os.sync()
             seconds, report = run_digest_import(folder / "digest.db", csv_path, args.into)
             ours.append(seconds)
             print(f"round {round_no}: digest {seconds:6.2f}s, sqlite3 .import {theirs[-1]:5.2f}s")

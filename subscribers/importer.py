@@ -33,13 +33,16 @@ ahead are held.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import gc
 import io
 import json
 import os
 import queue
 import re
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -242,6 +245,30 @@ class _ReadAhead:
             yield item
 
 
+@contextlib.contextmanager
+def _tuned_for_a_pipeline() -> Iterator[None]:
+    """While the reader thread and the writer run: a 0.5 ms thread switch interval, no cyclic GC.
+
+    The writer gives up the GIL on every SQLite call and needs it back to go on;
+    with the default 5 ms interval it waited each time for the busy reader to be
+    interrupted (measured against a Python thread that never blocks: 11.5 s for
+    writes that take 5.4 s alone; at 0.5 ms, 5.6 s). The rows of a chunk are lists
+    and tuples of strings, freed by reference counting; the cyclic collector only
+    walked them (~3,700 collections, ~0.9 s of a 1M-row import). Both are
+    process-wide settings, put back as they were on the way out.
+    """
+    interval = sys.getswitchinterval()
+    collecting = gc.isenabled()
+    sys.setswitchinterval(min(interval, 0.0005))
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        sys.setswitchinterval(interval)
+
+
 class _CountingReader(io.RawIOBase):
     """A raw reader that counts bytes, so progress follows the file without tell()."""
 
@@ -311,7 +338,7 @@ def import_csv(
             try:
                 with transaction(db):
                     job.start(bulk=bulk, expected_rows=expected_rows)
-                    with _ReadAhead(job.parse(reader)) as batches:
+                    with _tuned_for_a_pipeline(), _ReadAhead(job.parse(reader)) as batches:
                         for batch in batches:
                             job.flush(batch)
                             if progress is not None:

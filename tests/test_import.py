@@ -664,3 +664,22 @@ def test_ids_follow_the_file_and_every_row_keeps_its_own_cells(workspace: Path) 
         ("é@example.org", "Zoë", '["weekly"]', None, "Europe/Berlin", "active"),
         ("d@example.org", "000042 Not a profile", None, None, None, "active"),
     ]
+
+
+def test_interpreter_settings_are_put_back_after_an_import(workspace: Path) -> None:
+    import gc
+
+    _write("ok.csv", "email\na@example.org\n")
+    _write("bad.csv", "email\nnot an address\n")
+    db = open_store(workspace / "digest.db")
+    interval = sys.getswitchinterval()
+    import_csv(db, "ok.csv")
+    with pytest.raises(DigestError):
+        import_csv(db, "bad.csv")
+    assert gc.isenabled() and sys.getswitchinterval() == interval
+    gc.disable()  # a caller that had the collector off keeps it off
+    try:
+        import_csv(db, "ok.csv")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
