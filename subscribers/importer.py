@@ -919,7 +919,10 @@ class _Import:
                     [base, *self.lifted],
                 )
             report.added += inserted
-            self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
+            if inserted == len(chunk):  # all new: the last row got base + len - 1
+                self.next_id = base + inserted
+            else:
+                self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
         if ignored:
             self._known_rows(ignored)
 

@@ -140,3 +140,15 @@ def test_subscriber_status_is_still_checked_after_m008(tmp_path: Path) -> None:
             "INSERT INTO subscribers (email, status, created_at, updated_at) VALUES (?, ?, 'x', 'x')",
             [f"{status}@x.org", status],
         )
+
+
+def test_new_databases_get_16k_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    assert open_store(tmp_path / "new.db").execute("PRAGMA page_size").fetchone()[0] == 16384
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("PRAGMA page_size = 4096")
+    old.execute("CREATE TABLE t (x)")
+    old.commit()
+    old.close()
+    db = open_store(tmp_path / "old.db")
+    assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert "subscribers" in db.table_names()
