@@ -47,7 +47,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice, repeat, starmap
+from itertools import compress, islice, repeat, starmap
 from operator import add, itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -100,7 +100,6 @@ _VALUES_SQL = "coalesce(ST, 'active'), 'import', '{}', 'AT', 'AT', iif(ST = 'uns
 _PROFILE_DIGITS = 6
 _PROFILE_PREFIX = f"{{:0{_PROFILE_DIGITS}d}}".format
 _ENTRY = f'{{0}}":"{{2:0{_PROFILE_DIGITS}d}}{{1}}'.format  # (email, name, profile) → email":"PPPPPPname
-_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x1f\\]")
 _PROFILE_SQL = "INSERT INTO temp.subscriber_import_profiles VALUES (?, ?, ?, ?, ?)"
 _INSERT_CHUNK_SQL = (
     f"INSERT OR IGNORE INTO subscribers (id, {_COLUMNS_SQL})"
@@ -723,13 +722,15 @@ class _Import:
     def _hold_back(self, parsed: list[tuple]) -> list[tuple]:
         """Bulk load: keep the rows whose address the filter may have seen for after the rebuild."""
         assert self.seen is not None
-        maybe = self.seen.check_add([row[0] for row in parsed])
+        maybe = self.seen.check_add(list(map(itemgetter(0), parsed)))
         if not maybe:
             return parsed
         profiles = self.profiles
         self.deferred.extend((email, name, profiles[p]) for email, name, p in map(parsed.__getitem__, maybe))
-        held = set(maybe)
-        return [row for i, row in enumerate(parsed) if i not in held]
+        keep = bytearray(b"\x01") * len(parsed)
+        for i in maybe:
+            keep[i] = 0
+        return list(compress(parsed, keep))
 
     def _held_back_batches(self) -> Iterator[_Batch]:
         """End the bulk load: the first batch tells the writer to rebuild the indexes.
@@ -1061,14 +1062,15 @@ def _payload(rows: list[tuple]) -> str:
     """A chunk's rows (email, name, profile) as the JSON object _INSERT_CHUNK_SQL reads.
 
     Each address must be there once (chunks are deduplicated before this). Built by
-    formatting when no cell needs escaping, which is nearly always (addresses cannot
-    hold a quote, a backslash or a control character; names cannot hold control
-    characters): a third of what json.dumps costs, in the reader thread.
+    formatting when no cell needs escaping, which is nearly always: a validated
+    address or name holds no control character (normalize_email/normalize_name refuse
+    them), and an address no quote or backslash, so only a name's quotes (counted) and
+    backslashes can need it. A third of what json.dumps costs, in the reader thread.
     """
     if not rows:
         return "{}"
     joined = '","'.join(starmap(_ENTRY, rows))
-    if joined.count('"') == 4 * len(rows) - 2 and not _CONTROL_OR_BACKSLASH.search(joined):
+    if joined.count('"') == 4 * len(rows) - 2 and "\\" not in joined:
         return '{"' + joined + '"}'
     emails, names, profiles = zip(*rows, strict=True)
     values = map(add, map(_PROFILE_PREFIX, profiles), names)
