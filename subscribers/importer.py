@@ -22,12 +22,18 @@ and duplicates are found with sets. A chunk with anything odd (a blank line, a
 bad value) is redone row by row, which also gives the line numbers. Reading and
 checking run in a background thread, a couple of chunks ahead of the writer
 (the calling thread), which holds the database: a chunk reaches it as one JSON
-array of (email, name, profile) rows and is written by one
+object ({email: profile number + name}) and is written by one
 INSERT OR IGNORE … SELECT over json_each, so SQLite works without the GIL while
 the next chunk is parsed. Rows ignored because the address is already stored
 become updates or duplicates; the consent events for the added rows are one
-INSERT … SELECT. Memory stays flat: only the current chunk and the two read
-ahead are held.
+INSERT … SELECT. A file at least as large as the list is a bulk load: the
+address index is dropped and built once at the end, a filter in the reader
+standing in for it (see _Import). Memory stays flat: only the current chunk,
+the two read ahead, the fixed-size filter and a bounded number of held-back
+rows are held.
+
+The write lock is held for the whole import (about 9 s per million rows on a
+small machine); other writers wait for it up to the store's busy timeout.
 """
 
 from __future__ import annotations
