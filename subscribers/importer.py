@@ -189,7 +189,7 @@ class _Batch(NamedTuple):
     payload: str  # the rows as JSON for json_each (see _payload)
     new_profiles: list[tuple]  # (id, editions, categories, timezone, status) not yet stored
     forget_profiles: bool  # the profile numbering started over before this chunk
-    end_bulk: bool = False  # rebuild the dropped indexes before writing these rows (see _Bulk)
+    end_bulk: bool = False  # rebuild the dropped indexes before writing these rows (see _Import)
 
 
 class _ReadAhead:
@@ -575,11 +575,13 @@ class _Import:
             " (id INTEGER PRIMARY KEY, ed, cat, tz, st)"
         )
         db.execute("DELETE FROM temp.subscriber_import_profiles")
-        if bulk is None:
-            stored = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-            bulk = expected_rows >= max(_BULK_MIN_ROWS, stored)
+        if bulk is None:  # (a small file never counts the list)
+            bulk = expected_rows >= _BULK_MIN_ROWS and expected_rows >= self._stored()
         if bulk:
             self._begin_bulk(expected_rows)
+
+    def _stored(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
 
     def _begin_bulk(self, expected_rows: int) -> None:
         """Fill the filter with the stored addresses and drop the indexes (see the class docstring)."""
@@ -592,8 +594,9 @@ class _Import:
         ).fetchall()
         if "subscribers_email" not in {name for name, _sql in indexes}:
             return  # not the schema this was written for; the ordinary path is always right
-        stored = db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-        seen = SeenFilter(stored + expected_rows)
+        # Stored addresses are lower-cased (normalize_email); lower() again covers older rows. Equal
+        # under the index's NOCASE means equal here, so the filter misses none of them.
+        seen = SeenFilter(self._stored() + expected_rows)
         cursor = db.execute("SELECT email FROM subscribers")
         while emails := cursor.fetchmany(CHUNK):
             seen.add(email.lower() for (email,) in emails)
@@ -709,7 +712,7 @@ class _Import:
             if not writing:
                 continue
             if self.seen is not None:
-                parsed = self._hold_back(parsed)
+                parsed = self._hold_back(self.seen, parsed)
             if parsed:
                 yield self._batch(parsed)
             if self.seen is not None and len(self.deferred) > _DEFER_LIMIT:
@@ -725,10 +728,9 @@ class _Import:
             self.new_profiles = 0
             self.forget_profiles = True
 
-    def _hold_back(self, parsed: list[tuple]) -> list[tuple]:
+    def _hold_back(self, seen: SeenFilter, parsed: list[tuple]) -> list[tuple]:
         """Bulk load: keep the rows whose address the filter may have seen for after the rebuild."""
-        assert self.seen is not None
-        maybe = self.seen.check_add(list(map(itemgetter(0), parsed)))
+        maybe = seen.check_add(list(map(itemgetter(0), parsed)))
         if not maybe:
             return parsed
         profiles = self.profiles
