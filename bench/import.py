@@ -88,6 +88,7 @@ def run_digest_import(db_path: Path, csv_path: Path, into: int) -> tuple[float, 
         )
         db.execute("COMMIT")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        os.sync()  # the list's own writes are not part of the import
     started = time.perf_counter()
     report = import_csv(
         db,

@@ -564,6 +564,13 @@ class _Import:
         the list.
         """
         db = self.db
+        # Row k of a chunk gets id base + json_each's rowid: that must count entries from 0.
+        probe = db.execute("""SELECT group_concat(rowid, ',') FROM json_each('{"a":"","b":"","c":""}')""")
+        if probe.fetchone()[0] != "0,1,2":
+            raise DigestError(
+                f"{self.report.file}: this SQLite ({sqlite3.sqlite_version}) numbers json_each rows"
+                " differently; nothing was imported. Please report it"
+            )
         self.start_max = int(db.execute("SELECT coalesce(max(id), 0) FROM subscribers").fetchone()[0])
         self.next_id = next_subscriber_id(db)
         self.check_suppressions = db.execute("SELECT 1 FROM suppressions LIMIT 1").fetchone() is not None
