@@ -127,13 +127,19 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
         rebuild = name in _REBUILDS_TABLES
         if rebuild:
             db.conn.execute("PRAGMA foreign_keys = OFF")
+            if db.execute("PRAGMA foreign_keys").fetchone()[0]:  # a transaction was open: no-op
+                db.conn.execute("PRAGMA foreign_keys = ON")
+                raise DigestError(f"migration {name} must run outside a transaction; nothing was changed")
         try:
             with transaction(db):
                 # Checked inside the write lock: two processes starting together apply it once.
                 if db.execute("SELECT 1 FROM _migrations WHERE name = ?", [name]).fetchone():
                     continue
+                # Only what the rebuild breaks counts: a reference left dangling earlier (rows
+                # deleted by hand with foreign keys off) must not stop the database opening.
+                dangling = _foreign_key_violations(db) if rebuild else set()
                 migration(db)
-                if rebuild and db.execute("PRAGMA foreign_key_check").fetchone():
+                if rebuild and _foreign_key_violations(db) - dangling:
                     raise DigestError(f"migration {name} would break a foreign key; nothing was changed")
                 db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, iso(utcnow())])
                 done.append(name)
@@ -141,6 +147,11 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
             if rebuild:
                 db.conn.execute("PRAGMA foreign_keys = ON")
     return done
+
+
+def _foreign_key_violations(db: sqlite_utils.Database) -> set[tuple]:
+    """(table, rowid, parent) of every row whose reference points nowhere."""
+    return {tuple(row[:3]) for row in db.execute("PRAGMA foreign_key_check")}
 
 
 def m001_feeds_and_articles(db: sqlite_utils.Database) -> None:

@@ -152,3 +152,37 @@ def test_new_databases_get_16k_pages_and_old_ones_keep_theirs(tmp_path: Path) ->
     db = open_store(tmp_path / "old.db")
     assert db.execute("PRAGMA page_size").fetchone()[0] == 4096
     assert "subscribers" in db.table_names()
+
+
+def test_m008_ignores_a_reference_that_was_dangling_before(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    path = tmp_path / "dangling.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute(
+        "CREATE TABLE _migrations"
+        " (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+    )
+    old = sqlite_utils.Database(conn)
+    for migration in [m for m in MIGRATIONS if m.__name__ < "m008"]:
+        migration(old)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
+    conn.execute("INSERT INTO events (subscriber_id, kind, source, at) VALUES (99, 'subscribe', 'cli', 'x')")
+    conn.close()  # foreign keys were off: subscriber 99 never existed
+
+    db = open_store(path)
+    assert applied_migrations(db)[-1] == "m008_subscriber_email_index"
+    assert db.execute("SELECT subscriber_id FROM events").fetchall() == [(99,)]
+
+
+def test_a_table_rebuild_refuses_to_run_inside_a_transaction(tmp_path: Path) -> None:
+    from digest.store import migrate_store
+
+    db = open_store(tmp_path / "d.db")
+    db.execute("DELETE FROM _migrations WHERE name = 'm008_subscriber_email_index'")
+    db.execute("BEGIN")
+    with pytest.raises(DigestError, match="outside a transaction"):
+        migrate_store(db)
+    db.execute("ROLLBACK")
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
