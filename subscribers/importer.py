@@ -51,7 +51,7 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from itertools import compress, islice, repeat, starmap
 from operator import add, itemgetter
@@ -163,19 +163,8 @@ class ImportReport:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
-        return {
-            "file": self.file,
-            "dry_run": self.dry_run,
-            "rows": self.rows,
-            "added": self.added,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "duplicates": self.duplicates,
-            "suppressed": self.suppressed,
-            "invalid": self.invalid,
-            "invalid_rows": [{"line": line, "error": error} for line, error in self.invalid_rows],
-            "ignored_columns": self.ignored_columns,
-        }
+        rows = [{"line": line, "error": error} for line, error in self.invalid_rows]
+        return {**asdict(self), "invalid_rows": rows}
 
 
 class _Rollback(Exception):
@@ -598,12 +587,11 @@ class _Import:
         )
         db.execute("DELETE FROM temp.subscriber_import_profiles")
         if bulk is None:  # (a small file never counts the list)
-            bulk = expected_rows >= _BULK_MIN_ROWS and expected_rows >= self._stored()
+            bulk = expected_rows >= _BULK_MIN_ROWS and expected_rows >= int(
+                db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
+            )
         if bulk:
             self._begin_bulk(expected_rows)
-
-    def _stored(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
 
     def _begin_bulk(self, expected_rows: int) -> None:
         """Fill the filter with the stored addresses and drop the indexes (see the class docstring)."""
@@ -618,7 +606,7 @@ class _Import:
             return  # not the schema this was written for; the ordinary path is always right
         # Stored addresses are lower-cased (normalize_email); lower() again covers older rows. Equal
         # under the index's NOCASE means equal here, so the filter misses none of them.
-        seen = SeenFilter(self._stored() + expected_rows)
+        seen = SeenFilter(self.start_max + expected_rows)  # the highest id: at least the stored count
         cursor = db.execute("SELECT email FROM subscribers")
         while emails := cursor.fetchmany(CHUNK):
             seen.add(email.lower() for (email,) in emails)
@@ -648,7 +636,9 @@ class _Import:
     def finish(self, *, keep: bool = True) -> None:
         """End the writer's side; ``keep`` is false when the transaction is about to be rolled back."""
         if keep and self.dropped_indexes:
-            self._end_bulk()  # the reader stopped early (it stops yielding after an invalid row)
+            # Not reached today (a bulk load always ends with an end_bulk batch), but whatever
+            # changes, a commit must never go out without the address index.
+            self._end_bulk()
         self.report.duplicates += self.later_duplicates
         self.later_duplicates = 0
         self.db.execute("DROP TABLE IF EXISTS temp.subscriber_import_seen")
