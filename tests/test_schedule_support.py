@@ -20,7 +20,6 @@ from digest.feeds import add_feed
 from digest.store import open_store
 from subscribers.store import add_subscriber
 
-REPO = Path(__file__).resolve().parent.parent
 DIGEST = str(Path(sys.executable).with_name("digest"))
 CATEGORIES = ("World", "Technology", "Science", "Culture")
 
