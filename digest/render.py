@@ -339,6 +339,13 @@ def _context(
     }
 
 
+def _preheader(issue: dict[str, Any], sections: list[dict[str, Any]], variant: str) -> str:
+    """The issue's preheader, or for a category variant one made from its own headlines."""
+    if variant == "*":
+        return issue["preheader"]
+    return make_preheader([a["title"] for s in sections for a in s["articles"]])
+
+
 def web_url(config: Config, issue_id: int) -> str:
     """The issue's "view in browser" address."""
     return f"{config.publication.base_url.rstrip('/')}/issues/{issue_id}"
@@ -364,8 +371,7 @@ def render_issue(
     issue = get_issue(db, issue_id)
     snapshot = issue_snapshot(issue)
     sections = _variant_sections(snapshot, variant)
-    if variant != "*":
-        issue = {**issue, "preheader": make_preheader([a["title"] for s in sections for a in s["articles"]])}
+    issue = {**issue, "preheader": _preheader(issue, sections, variant)}
     dirs = tuple(template_dirs(config))
     newest = sorted(
         (a for s in sections for a in s["articles"]),
@@ -429,10 +435,8 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
             return rendered
     assert row is not None
     issue = get_issue(db, issue_id)
-    preheader = issue["preheader"]
-    if variant != "*":
-        sections = _variant_sections(issue_snapshot(issue), variant)
-        preheader = make_preheader([a["title"] for s in sections for a in s["articles"]])
+    sections = _variant_sections(issue_snapshot(issue), variant) if variant != "*" else []
+    preheader = _preheader(issue, sections, variant)
     return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], row["trimmed"])
 
 
