@@ -46,13 +46,12 @@ _COLUMNS = (
     "id, email, name, status, editions, categories, timezone, source, attributes, "
     "created_at, updated_at, confirmed_at, unsubscribed_at"
 )
+_COLUMN_NAMES = tuple(_COLUMNS.split(", "))
 
 
-def subscriber_row(row: sqlite_utils.db.Row | tuple | dict, columns: Iterable[str] | None = None) -> dict:
+def subscriber_row(row: tuple) -> dict:
     """A subscribers row as a dict with editions/categories as lists (or None) and attributes as a dict."""
-    data = (
-        dict(row) if isinstance(row, dict) else dict(zip(columns or _COLUMNS.split(", "), row, strict=True))
-    )
+    data = dict(zip(_COLUMN_NAMES, row, strict=True))
     data["editions"] = decode_labels(data.get("editions"))
     data["categories"] = decode_labels(data.get("categories"))
     data["attributes"] = json.loads(data.get("attributes") or "{}")
