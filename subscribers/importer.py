@@ -868,7 +868,8 @@ class _Import:
             report.rows += 1
             try:
                 if len(row) != width:
-                    raise InvalidValue(f"{len(row)} fields, but the first line names {width}")
+                    fields = "1 field" if len(row) == 1 else f"{len(row)} fields"
+                    raise InvalidValue(f"{fields}, but the first line names {width} columns")
                 raw = _unescape(row[p_email])
                 email = simple_address(raw) or normalize_email(raw)
                 name = "" if p_name is None else normalize_name(_unescape(row[p_name]))
