@@ -434,10 +434,7 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
         if row is not None and row["html"] == rendered.html and row["text"] == rendered.text:
             return rendered
     assert row is not None
-    issue = get_issue(db, issue_id)
-    sections = _variant_sections(issue_snapshot(issue), variant) if variant != "*" else []
-    preheader = _preheader(issue, sections, variant)
-    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], row["trimmed"])
+    return _from_row(db, issue_id, variant, row)
 
 
 def current_variant(
@@ -445,9 +442,18 @@ def current_variant(
 ) -> RenderedVariant:
     """The stored rendering when there is one (what was or is being sent), else a fresh
     render that is not stored — for previews, which must not freeze anything."""
-    if _variant_row(db, issue_id, variant) is not None:
-        return stored_variant(db, config, issue_id, variant)
+    row = _variant_row(db, issue_id, variant)
+    if row is not None:
+        return _from_row(db, issue_id, variant, row)
     return render_issue(db, config, issue_id, variant)
+
+
+def _from_row(db: sqlite_utils.Database, issue_id: int, variant: str, row: dict[str, Any]) -> RenderedVariant:
+    """A stored variant row with the issue's current subject and the variant's preheader."""
+    issue = get_issue(db, issue_id)
+    sections = _variant_sections(issue_snapshot(issue), variant) if variant != "*" else []
+    preheader = _preheader(issue, sections, variant)
+    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], row["trimmed"])
 
 
 def _variant_row(db: sqlite_utils.Database, issue_id: int, variant: str) -> dict[str, Any] | None:
