@@ -98,10 +98,6 @@ def record_event(
 ) -> int:
     """Append one line to the consent record; returns its id."""
     _check_source(source)
-    if detail is None:
-        detail = {}
-    elif isinstance(detail, str):
-        detail = {"detail": detail}
     cursor = db.execute(
         "INSERT INTO events (subscriber_id, email_hash, kind, source, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -109,7 +105,7 @@ def record_event(
             email_hash_value,
             kind,
             source,
-            json.dumps(detail, ensure_ascii=False),
+            json.dumps(_as_detail(detail), ensure_ascii=False),
             iso(now or utcnow()),
         ],
     )
@@ -332,11 +328,8 @@ def _set_status(
         db.execute(
             f"UPDATE subscribers SET status = ?, updated_at = ?{extra} WHERE id = ?", [*params, subscriber_id]
         )
-        if detail is None:
-            detail = {}
-        elif isinstance(detail, str):
-            detail = {"detail": detail}
-        record_event(db, subscriber_id, kind, source, {"from": current["status"], **detail}, now=now)
+        detail = {"from": current["status"], **_as_detail(detail)}
+        record_event(db, subscriber_id, kind, source, detail, now=now)
     return True
 
 
@@ -506,6 +499,15 @@ def remove_subscriber(
         db.execute("INSERT INTO subscriber_id_floor (id) VALUES (?)", [highest])
         db.execute("DELETE FROM subscribers WHERE id = ?", [sid])
     return {"id": sid, "email_hash": digest_}
+
+
+def _as_detail(detail: dict | str | None) -> dict:
+    """An event detail as a dict: None is empty, a bare string is ``{"detail": text}``."""
+    if detail is None:
+        return {}
+    if isinstance(detail, str):
+        return {"detail": detail}
+    return detail
 
 
 def _check_source(source: str) -> None:
