@@ -41,6 +41,7 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 PAGE = 1000
+_STATS_KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "remove")
 
 _COLUMNS = (
     "id, email, name, status, editions, categories, timezone, source, attributes, "
@@ -280,11 +281,11 @@ def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) 
     for status, count in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
         by_status[status] = count
     since = iso((now or utcnow()) - timedelta(days=30))
+    marks = ", ".join("?" * len(_STATS_KINDS))
     recent = dict(
         db.execute(
-            "SELECT kind, count(*) FROM events WHERE at >= ? AND kind IN"
-            " ('subscribe', 'confirm', 'unsubscribe', 'bounce', 'remove') GROUP BY kind",
-            [since],
+            f"SELECT kind, count(*) FROM events WHERE at >= ? AND kind IN ({marks}) GROUP BY kind",
+            [since, *_STATS_KINDS],
         ).fetchall()
     )
     suppressed = db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
@@ -292,9 +293,7 @@ def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) 
         "total": sum(by_status.values()),
         "by_status": by_status,
         "suppressed": suppressed,
-        "last_30_days": {
-            k: recent.get(k, 0) for k in ("subscribe", "confirm", "unsubscribe", "bounce", "remove")
-        },
+        "last_30_days": {k: recent.get(k, 0) for k in _STATS_KINDS},
     }
 
 
