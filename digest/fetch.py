@@ -88,7 +88,7 @@ def _read_file(source: str, max_bytes: int) -> Fetched:
     except OSError as exc:
         raise FetchError(f"{source}: cannot read ({exc.strerror or exc})") from None
     if len(content) > max_bytes:
-        raise FetchError(f"{source}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+        raise _too_big(source, max_bytes)
     return Fetched(source=source, url=str(path.resolve()), content=content, status=0)
 
 
@@ -147,13 +147,13 @@ def _fetch_http(
     except urllib.error.URLError as exc:
         raise FetchError(f"{url}: unreachable ({_reason(exc.reason, timeout)})") from None
     except TimeoutError:
-        raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)") from None
+        raise _timed_out(url, timeout) from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
         raise FetchError(f"{url}: unreachable ({exc})") from None
     with response:
         length = response.headers.get("Content-Length")
         if length and length.isdigit() and int(length) > max_bytes:
-            raise FetchError(f"{url}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+            raise _too_big(url, max_bytes)
         encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
         body = _read_body(response, url, encoding, deadline, timeout, max_bytes)
         return Fetched(
@@ -182,11 +182,10 @@ def _read_body(
         decoder = zlib.decompressobj()
     parts: list[bytes] = []
     size = 0
-    too_big = FetchError(f"{url}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
     try:
         while True:
             if time.monotonic() > deadline:
-                raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)")
+                raise _timed_out(url, timeout)
             chunk = response.read1(CHUNK) if hasattr(response, "read1") else response.read(CHUNK)
             if not chunk:
                 break
@@ -194,24 +193,32 @@ def _read_body(
                 # max_length bounds the output of a decompression bomb chunk by chunk.
                 chunk = decoder.decompress(chunk, max_bytes + 1 - size)
                 if decoder.unconsumed_tail:
-                    raise too_big
+                    raise _too_big(url, max_bytes)
             size += len(chunk)
             if size > max_bytes:
-                raise too_big
+                raise _too_big(url, max_bytes)
             parts.append(chunk)
         if decoder is not None:
             tail = decoder.flush()
             size += len(tail)
             if size > max_bytes:
-                raise too_big
+                raise _too_big(url, max_bytes)
             parts.append(tail)
     except TimeoutError:
-        raise FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)") from None
+        raise _timed_out(url, timeout) from None
     except zlib.error:
         raise FetchError(f"{url}: the server sent a corrupt {encoding} body") from None
     except (OSError, http.client.HTTPException) as exc:
         raise FetchError(f"{url}: connection broke while reading ({exc})") from None
     return b"".join(parts)
+
+
+def _too_big(source: str, max_bytes: int) -> FetchError:
+    return FetchError(f"{source}: larger than the {max_bytes}-byte limit (ingest.max_bytes)")
+
+
+def _timed_out(url: str, timeout: float) -> FetchError:
+    return FetchError(f"{url}: timed out after {timeout:g}s (ingest.timeout)")
 
 
 def _reason(reason: object, timeout: float) -> str:
