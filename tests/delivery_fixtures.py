@@ -53,10 +53,8 @@ def make_setup(
     path: Path,
     *,
     subscribers: int = 6,
-    articles: int = 9,
     local: bool = False,
     zones: list[str | None] | None = None,
-    toml_extra: str = "",
 ) -> Setup:
     """`digest init` a workspace, add articles and subscribers, compose the daily issue."""
     result = CliRunner().invoke(cli, ["init", str(path)])
@@ -67,11 +65,11 @@ def make_setup(
     )
     if local:
         text = text.replace('delivery = "edition"', 'delivery = "local"')
-    toml.write_text(text + toml_extra)
+    toml.write_text(text)
     config = load_config(toml)
     config.delivery.timeout = 5.0
     db = open_store(config.db_path)
-    for i in range(articles):
+    for i in range(9):
         add_article(
             db,
             config,

@@ -93,7 +93,7 @@ def test_subject_preheader_and_number(store) -> None:
 
 
 def test_custom_subject_pattern(tmp_path: Path) -> None:
-    config, db = make_store(tmp_path, "")
+    config, db = make_store(tmp_path)
     config.editions["daily"].subject = "{publication}: {title} no. {number} ({date})"
     add_article(db, title="One", category="World", published_at=PERIOD_END - timedelta(hours=1))
     issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue

@@ -113,17 +113,17 @@ FIXTURE_ARTICLES: list[dict[str, Any]] = [
 ]
 
 
-def write_config(folder: Path, extra: str = "") -> Path:
+def write_config(folder: Path) -> Path:
     """A digest.toml for the tests (with a database beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "digest.toml"
-    path.write_text(CONFIG_TOML + extra, encoding="utf-8")
+    path.write_text(CONFIG_TOML, encoding="utf-8")
     return path
 
 
-def make_store(folder: Path, extra: str = "") -> tuple[Config, sqlite_utils.Database]:
+def make_store(folder: Path) -> tuple[Config, sqlite_utils.Database]:
     """Config and an empty, migrated store in ``folder``."""
-    config = load_config(write_config(folder, extra))
+    config = load_config(write_config(folder))
     return config, open_store(config.db_path)
 
 
