@@ -94,11 +94,11 @@ FLUSH_EVERY = 64
 """...and at least every this many results per connection: what a crash can send twice is
 small in count as well as in time (at 2,000 msg/s, 0.5 s is 1,000 messages)."""
 PROCESS_THRESHOLD = 1000
+"""Rows to send before the work is split over processes (SMTP only)."""
 LOST_IN_A_ROW = 5
 """Lost connections / unanswered messages in a row (at least this many, or 3 per connection)
 with no reply in between before the run stops: a server that takes the data and never
 answers would otherwise cost rows x tries x timeout, each try possibly a duplicate."""
-"""Rows to send before the work is split over processes (SMTP only)."""
 
 
 class SendInProgress(DigestError):
