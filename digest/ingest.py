@@ -177,7 +177,8 @@ def _read_source(
             result.warnings.append(
                 f"{source}: skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without a link"
             )
-        rows = _prepare(config, linked, now=now, scope=scope, feed_id=feed["id"] if feed else None)
+        feed_id = feed["id"] if feed else None
+        rows = [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in linked]
     else:
         text = _decode_text(source, content)
         records, bad_rows, unknown = read_article_file(text, kind, source)
@@ -214,12 +215,6 @@ def _read_source(
                 name=feed_name,
                 now=now,
             )
-
-
-def _prepare(
-    config: Config, items: list[ArticleInput], *, now: datetime, scope: str, feed_id: int | None
-) -> list[dict[str, Any]]:
-    return [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in items]
 
 
 # --- sniffing ---------------------------------------------------------------------------
