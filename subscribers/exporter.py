@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 import sqlite_utils
 
@@ -14,21 +14,7 @@ from subscribers.model import join_labels
 from subscribers.store import list_subscribers
 
 FORMATS = ("csv", "json")
-_JSON_FIELDS = (
-    "id",
-    "email",
-    "name",
-    "status",
-    "editions",
-    "categories",
-    "timezone",
-    "source",
-    "attributes",
-    "created_at",
-    "updated_at",
-    "confirmed_at",
-    "unsubscribed_at",
-)
+_STEP = 1000
 
 
 def export_subscribers(
@@ -42,17 +28,19 @@ def export_subscribers(
     """Write every subscriber (optionally of one status) to ``out``; returns how many.
 
     CSV has the import's columns; JSON is an array of full records (times,
-    source, attributes included). ``progress`` is called with the number of
-    rows written since the last call.
+    source, attributes included: the store's whole row). ``progress`` is called
+    with the number of rows written since the last call.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}")
-    count = 0
-    step = 1000
     if format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(COLUMNS)
-        for sub in list_subscribers(db, status=status):
+    else:
+        out.write("[")
+    count = 0
+    for sub in list_subscribers(db, status=status):
+        if format == "csv":
             writer.writerow(
                 (
                     guard_cell(sub["email"]),
@@ -63,18 +51,13 @@ def export_subscribers(
                     sub["status"],
                 )
             )
-            count += 1
-            if progress is not None and count % step == 0:
-                progress(step)
-    else:
-        out.write("[")
-        for sub in list_subscribers(db, status=status):
-            record: dict[str, Any] = {key: sub[key] for key in _JSON_FIELDS}
-            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
-            count += 1
-            if progress is not None and count % step == 0:
-                progress(step)
+        else:
+            out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(sub, ensure_ascii=False))
+        count += 1
+        if progress is not None and count % _STEP == 0:
+            progress(_STEP)
+    if format == "json":
         out.write("\n]\n" if count else "]\n")
-    if progress is not None and count % step:
-        progress(count % step)
+    if progress is not None and count % _STEP:
+        progress(count % _STEP)
     return count
