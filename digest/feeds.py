@@ -47,15 +47,13 @@ def add_feed(
         existing = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
         if existing:
             raise DigestError(f"{url}: already added as feed {existing[0]}")
-        db["feeds"].insert(
-            {
-                "url": url,
-                "name": (name or "").strip() or None,
-                "category": (category or "").strip() or None,
-                "created_at": iso(now or utcnow()),
-            }
-        )
-        feed_id = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()[0]
+        row = {
+            "url": url,
+            "name": (name or "").strip() or None,
+            "category": (category or "").strip() or None,
+            "created_at": iso(now or utcnow()),
+        }
+        feed_id = db["feeds"].insert(row).last_pk
     return get_feed(db, feed_id)
 
 
