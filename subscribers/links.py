@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from digest.config import Config
-from subscribers.tokens import make_token
+from subscribers.tokens import TokenSigner
 
 
 def subscriber_links(
@@ -19,8 +19,9 @@ def subscriber_links(
     """
     base = config.publication.base_url.rstrip("/")
     subscriber_id = int(subscriber["id"])
+    token = TokenSigner(secret).token
     return {
-        "unsubscribe_url": f"{base}/unsubscribe/{make_token(secret, subscriber_id, 'unsubscribe')}",
-        "preferences_url": f"{base}/preferences/{make_token(secret, subscriber_id, 'preferences')}",
-        "confirm_url": f"{base}/confirm/{make_token(secret, subscriber_id, 'confirm', now=now)}",
+        "unsubscribe_url": f"{base}/unsubscribe/{token(subscriber_id, 'unsubscribe')}",
+        "preferences_url": f"{base}/preferences/{token(subscriber_id, 'preferences')}",
+        "confirm_url": f"{base}/confirm/{token(subscriber_id, 'confirm', now=now)}",
     }
