@@ -1025,13 +1025,17 @@ def _test_send(
 ) -> DeliveryReport:
     from digest.compose import issue_categories
     from digest.render import render_issue, stored_variant, variant_key
-    from subscribers.links import subscriber_links
     from subscribers.store import find_subscriber
     from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])
     report = DeliveryReport(issue_id=issue_id, test=True, status=issue["status"])
-    secret = load_secret(config)
+    links_for = _Links(config, load_secret(config))
+    # Not on the list: links that lead to the pages but act on nobody.
+    test_links = {
+        "unsubscribe_url": f"{links_for.base}/unsubscribe/test",
+        "preferences_url": f"{links_for.base}/preferences/test",
+    }
     categories = issue_categories(db, issue_id)
     prepared: dict[str, PreparedMessage] = {}
     transport = open_transport(url, config)
@@ -1049,21 +1053,12 @@ def _test_send(
                     else stored_variant(db, config, issue_id, variant)
                 )
                 prepared[variant] = prepare_message(config, issue, rendered, test=True)
-            if subscriber is not None:
-                links = subscriber_links(config, secret, subscriber)
-            else:
-                # Not on the list: links that lead to the pages but act on nobody.
-                base = config.publication.base_url.rstrip("/")
-                links = {
-                    "unsubscribe_url": f"{base}/unsubscribe/test",
-                    "preferences_url": f"{base}/preferences/test",
-                }
+            links = links_for(int(subscriber["id"])) if subscriber is not None else test_links
             message = prepared[variant].fill(
                 {
                     "email": address,
                     "name": subscriber["name"] if subscriber else "",
-                    "unsubscribe_url": links["unsubscribe_url"],
-                    "preferences_url": links["preferences_url"],
+                    **links,
                     "subscriber_id": None,
                 }
             )
