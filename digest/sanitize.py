@@ -174,7 +174,7 @@ def html_to_text(fragment: str | None) -> str:
     if not fragment:
         return ""
     if "<" not in fragment and "&" not in fragment:
-        return _SPACE.sub(" ", fragment).strip()
+        return one_line(fragment)
     # nh3 parses like a browser; the regexes then only ever see its tidy output.
     cleaned = _TEXT_CLEANER.clean(fragment)
     cleaned = _ANY_TAG.sub("", _BLOCK_TAG.sub("\n", cleaned))
@@ -189,9 +189,7 @@ def one_line(text: str | None) -> str:
 
 def plain_text(value: str | None) -> str:
     """A one-line plain string from text that may carry markup or entities (titles, names)."""
-    if not value:
-        return ""
-    return _SPACE.sub(" ", html_to_text(value)).strip()
+    return one_line(html_to_text(value))
 
 
 def count_words(text: str) -> int:
@@ -207,7 +205,7 @@ def reading_minutes(text: str) -> int:
 def summarize_text(text: str, max_words: int) -> str:
     """The leading sentences of ``text`` that fit in ``max_words`` words, cut at a sentence
     boundary. When even the first sentence is longer, it is cut at a word and ends with "…"."""
-    flat = _SPACE.sub(" ", text).strip()
+    flat = one_line(text)
     if not flat or max_words <= 0:
         return ""
     words = flat.split(" ")
