@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import dkim
 import pytest
 from delivery_fixtures import AFTER, PERIOD_END, Setup, make_setup
+from mail_checks import dkim_key
 from smtp_server import DROP, Handler, SilentServer, SMTPServer
 
 import digest.deliver
@@ -440,20 +442,7 @@ def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
 
 
 def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path: Path) -> None:
-    import base64
-    import shutil
-    import subprocess
-
-    import dkim
-
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test key")
-    key = tmp_path / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key, record = dkim_key(tmp_path)
     setup.config.dkim.domain, setup.config.dkim.selector, setup.config.dkim.key_file = (
         "example.org",
         "d1",

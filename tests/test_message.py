@@ -13,6 +13,7 @@ from pathlib import Path
 import dkim
 import pytest
 from delivery_fixtures import make_setup
+from mail_checks import dkim_key
 
 from digest.config import Config
 from digest.errors import DigestError
@@ -209,18 +210,9 @@ def test_test_messages_get_a_test_subject_prefix() -> None:
 
 @pytest.fixture
 def dkim_config(tmp_path: Path) -> tuple[Config, bytes]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test key")
-    key = tmp_path / "dkim.private"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    public = subprocess.run(
-        ["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True
-    ).stdout
+    key, record = dkim_key(tmp_path)
     c = config()
     c.dkim.domain, c.dkim.selector, c.dkim.key_file = "harbour.example", "s2026", str(key)
-    import base64
-
-    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
     return c, record
 
 
