@@ -57,6 +57,7 @@ from digest.render import (
     template_dirs,
 )
 from digest.store import from_iso, open_store
+from subscribers.model import available_zones
 from subscribers.store import confirm as confirm_subscriber
 from subscribers.store import get_subscriber, set_preferences
 from subscribers.store import unsubscribe as unsubscribe_subscriber
@@ -122,7 +123,7 @@ class WebState:
     @cached_property
     def timezones(self) -> list[str]:
         """Every IANA zone name this machine knows, sorted (read once: it scans tzdata)."""
-        return sorted(zoneinfo.available_timezones())
+        return available_zones()
 
 
 def create_app(config: Config) -> Flask:
