@@ -364,20 +364,15 @@ def preferences(token: str) -> Response | tuple[str, int]:
     choices = _preference_choices(state, get_db(), subscriber)
     if request.method != "POST":
         return _preferences_page(state, token, subscriber, choices, saved=request.args.get("saved") == "1")
+    edition_keys = [key for key, _ in choices["editions"]]
     try:
         values = parse_preferences(
             request.form,
-            editions=[key for key, _ in choices["editions"]],
+            editions=edition_keys,
             categories=choices["categories"],
             timezones=set(state.timezones),
         )
-        save_preferences(
-            get_db(),
-            state.config,
-            subscriber["id"],
-            values,
-            known_editions=[key for key, _ in choices["editions"]],
-        )
+        save_preferences(get_db(), subscriber["id"], values, known_editions=edition_keys)
     except DigestError as exc:
         errors = exc.errors if isinstance(exc, PreferencesError) else {"form": str(exc)}
         form = {
@@ -472,15 +467,10 @@ def parse_preferences(
 
 
 def save_preferences(
-    db: sqlite_utils.Database,
-    config: Config,
-    subscriber_id: int,
-    values: dict[str, Any],
-    *,
-    known_editions: list[str] | None = None,
+    db: sqlite_utils.Database, subscriber_id: int, values: dict[str, Any], *, known_editions: list[str]
 ) -> None:
     """Store validated preferences through ``subscribers.store`` (recorded with source web).
-    ``known_editions`` defaults to the configured ones (the form also offers those the
+    ``known_editions`` are the editions the form offered (the configured ones and those the
     subscriber already has)."""
     set_preferences(
         db,
@@ -489,7 +479,7 @@ def save_preferences(
         categories=values["categories"],
         timezone=values["timezone"],
         source=SOURCE,
-        known_editions=list(config.editions) if known_editions is None else known_editions,
+        known_editions=known_editions,
     )
 
 
