@@ -49,15 +49,13 @@ def test_preview_text_for_categories(ws: Path) -> None:
 
 
 def test_preview_for_categories_the_issue_lacks_is_a_clear_error(ws: Path) -> None:
-    result = CliRunner().invoke(
-        cli, ["--config", str(ws / "digest.toml"), "preview", "--categories", "Sport"]
-    )
+    result = run(ws, "preview", "--categories", "Sport")
     assert result.exit_code == 1
     assert "Error:" in result.output and "would not get this issue" in result.output
 
 
 def test_preview_unknown_issue_is_a_clear_error(ws: Path) -> None:
-    result = CliRunner().invoke(cli, ["--config", str(ws / "digest.toml"), "preview", "42"])
+    result = run(ws, "preview", "42")
     assert result.exit_code == 1 and "issue 42 not found" in result.output
 
 
@@ -108,7 +106,7 @@ def test_spamassassin_scores_the_fixture_issue_low(ws: Path, tmp_path: Path) -> 
 def test_preview_without_issues_says_how_to_build_one(tmp_path: Path) -> None:
     folder = tmp_path / "empty"
     write_config(folder)
-    result = CliRunner().invoke(cli, ["--config", str(folder / "digest.toml"), "preview"])
+    result = run(folder, "preview")
     assert result.exit_code == 1 and "digest issues build" in result.output
 
 
