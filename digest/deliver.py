@@ -271,10 +271,6 @@ def _recipients(
             yield subscriber, variant, due_at(config, edition, issue, subscriber) if local else None
 
 
-def _pending_filter(now: datetime) -> tuple[str, list[Any]]:
-    return "(due_at IS NULL OR due_at <= ?)", [iso(now)]
-
-
 # ---------------------------------------------------------------- the send
 
 
@@ -361,10 +357,11 @@ def _send(
             " WHERE issue_id = ? AND status IN ('sending', 'deferred')",
             [issue_id],
         )
-    where, params = _pending_filter(now)
+    now_iso = iso(now)
     to_send = db.execute(
-        f"SELECT count(*) FROM deliveries WHERE issue_id = ? AND status = 'queued' AND {where}",
-        [issue_id, *params],
+        "SELECT count(*) FROM deliveries"
+        " WHERE issue_id = ? AND status = 'queued' AND (due_at IS NULL OR due_at <= ?)",
+        [issue_id, now_iso],
     ).fetchone()[0]
     report.variants = dict(
         db.execute(
@@ -387,7 +384,7 @@ def _send(
             config=config,
             issue_id=issue_id,
             url=url,
-            now_iso=params[0],
+            now_iso=now_iso,
             prepared=prepared,
             secret=load_secret(config),
             sender=_envelope_sender(config),
@@ -1006,12 +1003,13 @@ def _dry_run(
             )
             counts[variant] = counts.get(variant, 0) + 1
     else:
+        now_iso = iso(now)
         for row in db.query(
             "SELECT email, variant, status, due_at FROM deliveries WHERE issue_id = ?"
             " AND status IN ('queued', 'sending', 'deferred') ORDER BY id",
             [issue_id],
         ):
-            state = "due" if row["due_at"] is None or row["due_at"] <= iso(now) else "later"
+            state = "due" if row["due_at"] is None or row["due_at"] <= now_iso else "later"
             report.plan.append({**row, "when": state})
             counts[row["variant"]] = counts.get(row["variant"], 0) + 1
     report.variants = counts
