@@ -448,13 +448,7 @@ def _execute(
     previous = _install_signals(run, children)
     try:
         if processes <= 1:
-            run.limiter = _RateLimiter(rate) if rate > 0 else None
-            threads = [
-                threading.Thread(target=_connection_worker, args=(run, n), daemon=True)
-                for n in range(connections)
-            ]
-            for t in threads:
-                t.start()
+            threads = _start_workers(run, connections, rate)
         else:
             ctx = multiprocessing.get_context("fork")
             shares = [
@@ -509,6 +503,17 @@ def _execute(
         _restore_signals(previous)
 
 
+def _start_workers(run: _Run, connections: int, rate: float) -> list[threading.Thread]:
+    """This process's share of the connections, as threads sharing one rate limit (0: none)."""
+    run.limiter = _RateLimiter(rate) if rate > 0 else None
+    threads = [
+        threading.Thread(target=_connection_worker, args=(run, n), daemon=True) for n in range(connections)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
 def _done_count(db: sqlite_utils.Database, issue_id: int) -> int:
     return db.execute(
         "SELECT count(*) FROM deliveries"
@@ -552,16 +557,11 @@ def _child_main(run: _Run, connections: int, rate: float, writer: Any, parent_pi
     run.stop = threading.Event()
     run.fatal = []
     run.counters = _Counters()
-    run.limiter = _RateLimiter(rate) if rate > 0 else None
     if os.getppid() != parent_pid:
         run.stop.set()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: run.stop.set())
-    threads = [
-        threading.Thread(target=_connection_worker, args=(run, n), daemon=True) for n in range(connections)
-    ]
-    for t in threads:
-        t.start()
+    threads = _start_workers(run, connections, rate)
     for t in threads:
         while t.is_alive():
             t.join(timeout=0.5)
