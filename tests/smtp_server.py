@@ -63,15 +63,19 @@ class Handler:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    def _refusal(self, server, policy: Policy | None, attempts: Counter[str], address: str) -> str | None:
+        """Count this attempt and ask the policy: its reply, or None to accept. DROP hangs up."""
         with self.lock:
-            self.rcpt_attempts[address] += 1
-            attempt = self.rcpt_attempts[address]
-        reply = self.rcpt_policy(address, attempt) if self.rcpt_policy else None
+            attempts[address] += 1
+            attempt = attempts[address]
+        reply = policy(address, attempt) if policy else None
         if reply == DROP:
             server.transport.close()
             return "250 OK"
-        if reply:
+        return reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if reply := self._refusal(server, self.rcpt_policy, self.rcpt_attempts, address):
             return reply
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -80,14 +84,7 @@ class Handler:
         if self.delay:
             await asyncio.sleep(self.delay)
         address = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
-        with self.lock:
-            self.data_attempts[address] += 1
-            attempt = self.data_attempts[address]
-        reply = self.data_policy(address, attempt) if self.data_policy else None
-        if reply == DROP:
-            server.transport.close()
-            return "250 OK"
-        if reply:
+        if reply := self._refusal(server, self.data_policy, self.data_attempts, address):
             return reply
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or b""))
         with self.lock:
