@@ -559,7 +559,7 @@ class SMTPTransport:
         transaction is abandoned, never completed). A 421 closes the connection and raises
         ConnectionLost, like a dropped connection.
         """
-        pending, self._pending = getattr(self, "_pending", None), None
+        pending, self._pending = self._pending, None
         if pending is not None and (pending != (sender, recipient) or self.sock is None):
             self.close()  # the announced transaction can only be abandoned by closing
             pending = None
@@ -573,27 +573,34 @@ class SMTPTransport:
                 return self._send_unpipelined(message, sender, recipient, dot_safe)
         replies = [self._read_reply() for _ in range(3)]
         for (code, lines), stage in zip(replies, ("mail", "rcpt", "data"), strict=True):
-            if code == 421:
-                self.close()
-                raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+            self._check_closing(code, lines)
             if stage == "data" and code == 354:
                 break
             if code >= 300 or stage == "data":
                 self._abandon(replies[2][0] == 354)
                 return make_reply(code, lines, stage)
-        if not dot_safe and (message.startswith(b".") or b"\n." in message):
-            message = _dot_stuff(message)
-        tail = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
-        if next_envelope is not None and pipelining:
-            tail += self._envelope(*next_envelope)
-        self._send_parts(message, tail)
-        code, lines = self._read_reply()
-        self.sent_on_connection += 1
+        announce = next_envelope is not None and pipelining
+        reply = self._send_content(message, dot_safe, self._envelope(*next_envelope) if announce else b"")
+        if announce:
+            self._pending = next_envelope
+        return reply
+
+    def _check_closing(self, code: int, lines: list[str]) -> None:
+        """A 421 at any point: the server is going away, so close and raise ConnectionLost."""
         if code == 421:
             self.close()
             raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
-        if next_envelope is not None and pipelining:
-            self._pending = next_envelope
+
+    def _send_content(self, message: bytes, dot_safe: bool, after: bytes) -> Reply:
+        """The message after DATA's 354 (dot-stuffed unless ``dot_safe``), its end marker and
+        ``after`` (the next envelope, pipelined) in one write; the reply to the content."""
+        if not dot_safe and (message.startswith(b".") or b"\n." in message):
+            message = _dot_stuff(message)
+        tail = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
+        self._send_parts(message, tail + after)
+        code, lines = self._read_reply()
+        self.sent_on_connection += 1
+        self._check_closing(code, lines)
         return make_reply(code, lines, "message")
 
     def _abandon(self, data_accepted: bool) -> None:
@@ -610,22 +617,12 @@ class SMTPTransport:
             envelope, ("mail", "rcpt", "data"), ((250,), (250, 251), (354,)), strict=False
         ):
             code, lines = self._command(line)
-            if code == 421:
-                self.close()
-                raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
+            self._check_closing(code, lines)
             if code not in ok:
                 if stage != "mail":
                     self._abandon(False)
                 return make_reply(code, lines, stage)
-        if not dot_safe and (message.startswith(b".") or b"\n." in message):
-            message = _dot_stuff(message)
-        self._send_parts(message, b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
-        code, lines = self._read_reply()
-        self.sent_on_connection += 1
-        if code == 421:
-            self.close()
-            raise ConnectionLost(f"{self.where} is closing the connection: 421 {' '.join(lines)}")
-        return make_reply(code, lines, "message")
+        return self._send_content(message, dot_safe, b"")
 
 
 def _dot_stuff(message: bytes) -> bytes:
