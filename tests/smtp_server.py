@@ -93,6 +93,11 @@ class Handler:
             self.on_message(item)
         return "250 2.0.0 queued"
 
+    def per_recipient(self) -> Counter[str]:
+        """How many messages reached each address."""
+        with self.lock:
+            return Counter(a for r in self.received for a in r.rcpt_tos)
+
     def count_for(self, address: str) -> int:
         """How many messages reached ``address``."""
         with self.lock:
