@@ -460,7 +460,7 @@ class SMTPTransport:
                 sock.close()
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[socket.socket]:
+    def _io(self, *, reading: bool) -> Iterator[socket.socket]:
         """The connected socket; a timeout or socket error drops it and becomes ConnectionLost."""
         if self.sock is None:
             raise ConnectionLost(f"{self.where}: not connected")
@@ -468,13 +468,15 @@ class SMTPTransport:
             yield self.sock
         except TimeoutError:
             self._drop()
-            raise ConnectionLost(f"{self.where}: no progress sending for {self.timeout:g}s") from None
+            idle = "no answer within" if reading else "no progress sending for"
+            raise ConnectionLost(f"{self.where}: {idle} {self.timeout:g}s") from None
         except OSError as exc:
             self._drop()
-            raise ConnectionLost(f"{self.where}: connection lost while sending ({exc})") from None
+            lost = "connection lost" if reading else "connection lost while sending"
+            raise ConnectionLost(f"{self.where}: {lost} ({exc})") from None
 
     def _send(self, data: bytes | memoryview) -> None:
-        with self._writing() as sock:
+        with self._io(reading=False) as sock:
             sock.sendall(data)
 
     def _send_parts(self, data: bytes, tail: bytes) -> None:
@@ -482,7 +484,7 @@ class SMTPTransport:
         if isinstance(self.sock, ssl.SSLSocket):
             self._send(data + tail)
             return
-        with self._writing() as sock:
+        with self._io(reading=False) as sock:
             sent = sock.sendmsg([data, tail])
         if sent < len(data):
             self._send(memoryview(data)[sent:])  # type: ignore[arg-type]
@@ -499,16 +501,8 @@ class SMTPTransport:
             if len(self._buf) > 65536:
                 self._drop()
                 raise ConnectionLost(f"{self.where}: reply line too long")
-            if self.sock is None:
-                raise ConnectionLost(f"{self.where}: not connected")
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                self._drop()
-                raise ConnectionLost(f"{self.where}: no answer within {self.timeout:g}s") from None
-            except OSError as exc:
-                self._drop()
-                raise ConnectionLost(f"{self.where}: connection lost ({exc})") from None
+            with self._io(reading=True) as sock:
+                chunk = sock.recv(65536)
             if not chunk:
                 self._drop()
                 raise ConnectionLost(f"{self.where} closed the connection")
