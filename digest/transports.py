@@ -66,11 +66,6 @@ class Reply:
         """True for a 4xx reply (try again later)."""
         return 400 <= self.code < 500
 
-    @property
-    def permanent(self) -> bool:
-        """True for a 5xx reply (do not try again)."""
-        return self.code >= 500
-
     def describe(self) -> str:
         """One line: ``550 5.1.1 no such user``."""
         parts = [str(self.code)]
