@@ -430,8 +430,8 @@ def _deliver(
         outcome.error = str(exc)
         return outcome
     if dry_run:
-        outcome.sent = sum(1 for row in result.plan if row.get("when") == "due")
-        outcome.waiting = sum(1 for row in result.plan if row.get("when") == "later")
+        # The dry run's report counts its plan: queued = rows due now, the rest come later.
+        outcome.sent, outcome.waiting = result.queued, result.total - result.queued
         return outcome
     outcome.sent, outcome.failed, outcome.deferred = result.sent, result.failed, result.deferred
     outcome.waiting = result.queued
