@@ -319,11 +319,10 @@ def run_due(
         _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
+        raise
+    finally:
         if report.run_id is not None:
             _finish_run(db, report.run_id, report)
-        raise
-    if report.run_id is not None:
-        _finish_run(db, report.run_id, report)
     return report
 
 
