@@ -9,7 +9,7 @@ import click
 from digest.cli.common import App, echo_json, json_option, pass_app
 from digest.errors import DigestError
 from digest.schedule import run_due
-from digest.store import utcnow
+from digest.store import from_iso, utcnow
 
 EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_AT = datetime(9999, 1, 1, tzinfo=UTC)
@@ -23,16 +23,12 @@ def parse_at(text: str | None) -> datetime:
     if cleaned[-1:] in ("Z", "z"):
         cleaned = cleaned[:-1] + "+00:00"
     try:
-        value = datetime.fromisoformat(cleaned)
+        value: datetime | None = from_iso(cleaned)
     except ValueError:
         raise DigestError(
             f"--at {text!r} is not an ISO time; use e.g. 2026-01-23T07:00Z or 2026-01-23T08:00+01:00"
         ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    try:
-        value = value.astimezone(UTC)
-    except OverflowError:
+    except OverflowError:  # an offset that moves it off the calendar
         value = None
     # Schedules look back (catch-up window, a week of fire times) and forward from --at:
     # keep well inside the calendar so date arithmetic cannot overflow.
