@@ -216,10 +216,6 @@ def _issue_lock(db_path: Path, issue_id: int) -> Iterator[int]:
 # ---------------------------------------------------------------- freezing and the snapshot
 
 
-def _edition_of(config: Config, issue: dict[str, Any]) -> Any:
-    return config.editions.get(issue["edition"])
-
-
 def _freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime) -> None:
     """Draft → sending, variants stored, one ledger row per eligible recipient: one transaction."""
     from digest.render import stored_variant
@@ -263,7 +259,7 @@ def _recipients(
     from subscribers.store import eligible_subscribers
 
     categories = issue_categories(db, int(issue["id"]))
-    edition = _edition_of(config, issue)
+    edition = config.editions.get(issue["edition"])
     local = edition is not None and edition.delivery == "local"
     for subscriber in eligible_subscribers(db, issue["edition"], categories):
         variant = variant_key(subscriber["categories"], categories)
