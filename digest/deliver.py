@@ -1098,14 +1098,14 @@ def list_deliveries(
         " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
         " WHERE d.issue_id = ? AND d.id > ?"
     )
-    params: list[Any] = [issue_id]
+    only: list[Any] = []
     if status:
         sql += " AND d.status = ?"
+        only.append(status)
+    sql += " ORDER BY d.id LIMIT 1000"
     last = 0
     while True:
-        page = list(
-            db.query(sql + " ORDER BY d.id LIMIT 1000", [*params, last, *([status] if status else [])])
-        )
+        page = list(db.query(sql, [issue_id, last, *only]))
         for row in page:
             if row["variant"] != "*":
                 with contextlib.suppress(ValueError):
