@@ -446,8 +446,16 @@ def add_article(
     row = prepare_article(config, item, now=now)
     with transaction(db):
         status = upsert_article(db, row, now=now)
-    (art_id,) = db.execute("SELECT id FROM articles WHERE guid = ?", [row["guid"]]).fetchone()
-    return AddResult(article=get_article(db, art_id), status=status)
+        # "unchanged" can mean stored under another identity with the same URL and title (a
+        # feed item whose guid is scoped to its feed): that twin is the article.
+        found = (
+            db.execute("SELECT id FROM articles WHERE guid = ?", [row["guid"]]).fetchone()
+            or db.execute(
+                "SELECT id FROM articles WHERE url = ? AND title = ? ORDER BY id LIMIT 1",
+                [row["url"], row["title"]],
+            ).fetchone()
+        )
+    return AddResult(article=get_article(db, found[0]), status=status)
 
 
 def published_local(article: dict[str, Any], zone: str) -> datetime:

@@ -242,3 +242,17 @@ def test_long_description_is_cut_but_reading_time_counts_all_of_it(config) -> No
     assert len(row["summary_text"].split()) <= config.ingest.summary_words
     assert row["summary_text"].endswith("noon today.")
     assert row["reading_minutes"] == 4  # 900 words at ~230 a minute
+
+
+def test_adding_an_article_a_feed_already_stored_under_its_own_guid_returns_that_one(db, config) -> None:
+    feed_id = db["feeds"].insert({"url": "https://ex.org/feed.xml", "created_at": "x"}).last_pk
+    item = ArticleInput(title="Harbour reopens", url="https://ex.org/harbour", guid="42")
+    with transaction(db):
+        assert upsert_article(db, prepare_article(config, item, now=NOW, feed_id=feed_id), now=NOW) == "new"
+    stored = list_articles(db)
+    assert len(stored) == 1
+
+    again = add_article(db, config, title="Harbour reopens", url="https://ex.org/harbour", now=NOW)
+    assert again.status == "unchanged"
+    assert again.article["id"] == stored[0]["id"]
+    assert len(list_articles(db)) == 1
