@@ -426,7 +426,7 @@ def subscribers_export(app: App, fmt: str, output: Path | None, status: str | No
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             if is_terminal():
-                total = count_subscribers(app.db)
+                total = count_subscribers(app.db, status=status)
                 with click.progressbar(length=total, label="Exporting", show_pos=True) as bar:
                     count = export_subscribers(app.db, handle, format=fmt, status=status, progress=bar.update)
             else:

@@ -270,9 +270,11 @@ def eligible_subscribers(
     yield from _paged(db, where, [0, edition_key, wanted])
 
 
-def count_subscribers(db: sqlite_utils.Database) -> int:
-    """How many subscribers are stored."""
-    return int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
+def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -> int:
+    """How many subscribers there are (of one status, if given)."""
+    if status is None:
+        return int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
+    return int(db.execute("SELECT count(*) FROM subscribers WHERE status = ?", [status]).fetchone()[0])
 
 
 def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:

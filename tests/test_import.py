@@ -724,3 +724,18 @@ def test_overlapping_imports_put_the_interpreter_settings_back_once_both_end(wor
         thread.join()
     assert errors == []
     assert sys.getswitchinterval() == interval and gc.isenabled()
+
+
+def test_a_filtered_export_sizes_its_progress_by_the_rows_it_writes(workspace: Path) -> None:
+    from subscribers.exporter import export_subscribers
+    from subscribers.store import count_subscribers
+
+    _write(
+        "mixed.csv",
+        HEADER + "".join(f"m{i}@example.org,,,,,{'unsubscribed' if i % 3 else ''}\n" for i in range(30)),
+    )
+    db = open_store(workspace / "digest.db")
+    import_csv(db, "mixed.csv")
+    written = export_subscribers(db, io.StringIO(), status="active")
+    assert written == 10 == count_subscribers(db, status="active")
+    assert count_subscribers(db) == 30
