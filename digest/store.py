@@ -18,6 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from digest.errors import DigestError
+from digest.migrations import LATER_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 # Pages of 16 KiB rather than SQLite's 4 KiB for new databases: a subscriber list, its
@@ -380,4 +381,5 @@ MIGRATIONS: list[Migration] = [
     m006_subscriber_id_floor,
     m007_variant_trimmed,
     m008_subscriber_email_index,
+    *LATER_MIGRATIONS,
 ]

@@ -107,7 +107,7 @@ def test_m008_rebuilds_subscribers_keeping_ids_and_every_reference(tmp_path: Pat
     conn.close()
 
     db = open_store(path)
-    assert applied_migrations(db)[-1] == "m008_subscriber_email_index"
+    assert "m008_subscriber_email_index" in applied_migrations(db)
     assert db.execute("SELECT id, email, status FROM subscribers ORDER BY id").fetchall() == [
         (7, "Ada@example.org", "active"),
         (12, "bo@example.org", "unsubscribed"),
