@@ -172,7 +172,7 @@ def test_m008_ignores_a_reference_that_was_dangling_before(tmp_path: Path) -> No
     conn.close()  # foreign keys were off: subscriber 99 never existed
 
     db = open_store(path)
-    assert applied_migrations(db)[-1] == "m008_subscriber_email_index"
+    assert "m008_subscriber_email_index" in applied_migrations(db)
     assert db.execute("SELECT subscriber_id FROM events").fetchall() == [(99,)]
 
 
