@@ -213,15 +213,36 @@ def parse_duration(text: str) -> timedelta:
         raise ConfigError(f"duration {text!r} is too long") from None
 
 
-def find_config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
-    """The config file to use: ``explicit``, else $DIGEST_CONFIG, else ./digest.toml if present."""
+def find_config_path(
+    explicit: str | os.PathLike[str] | None = None, *, start: str | os.PathLike[str] | None = None
+) -> Path | None:
+    """The config file to use, found like git finds a repository.
+
+    ``explicit`` (``--config``), else ``$DIGEST_CONFIG``, else the first ``digest.toml`` in
+    ``start`` (default: the current folder) or one of its parents; None when there is none.
+    """
     if explicit:
         return Path(explicit)
     env = os.environ.get("DIGEST_CONFIG")
     if env:
         return Path(env)
-    default = Path.cwd() / CONFIG_NAME
-    return default if default.exists() else None
+    here = Path(start) if start is not None else Path.cwd()
+    for folder in (here, *here.resolve().parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The workspace's config file (see :func:`find_config_path`); a :class:`ConfigError`
+    when there is none, so a command run outside a workspace creates nothing."""
+    path = find_config_path(explicit)
+    if path is None:
+        raise ConfigError(
+            f"no {CONFIG_NAME} here or above; run `digest init` (or pass --config FILE / set DIGEST_CONFIG)"
+        )
+    return path
 
 
 def load_config(
@@ -232,7 +253,8 @@ def load_config(
 ) -> Config:
     """Load and validate the configuration.
 
-    ``path`` (or $DIGEST_CONFIG, or ./digest.toml) is read if it exists;
+    ``path`` (or $DIGEST_CONFIG, or the nearest digest.toml here or above) is read if
+    there is one, else the defaults apply (the CLI insists on a file: :func:`find_workspace`);
     ``DIGEST_*`` variables override it and ``db`` overrides both.
     """
     environ = os.environ if environ is None else environ

@@ -43,6 +43,7 @@ def test_the_corpus_is_there() -> None:
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_each_file_ingests_or_fails_with_one_clear_line(path: Path, tmp_path: Path) -> None:
+    (tmp_path / "digest.toml").write_text("")  # a workspace with the defaults
     db = tmp_path / "corpus.db"
     result = CliRunner().invoke(cli, ["--db", str(db), "ingest", str(path)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

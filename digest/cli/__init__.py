@@ -59,9 +59,15 @@ def _debug(ctx: click.Context) -> bool:
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="DIGEST_CONFIG",
-    help="Config file (default: ./digest.toml when present).",
+    help="Config file (default: the nearest digest.toml in this folder or above).",
 )
-@click.option("--db", "db_path", type=click.Path(dir_okay=False), envvar="DIGEST_DB", help="Database file.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False),
+    envvar="DIGEST_DB",
+    help="Use this database file instead of the workspace's (a digest.toml is still needed).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug: bool) -> None:

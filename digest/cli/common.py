@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from digest.config import Config, load_config
+from digest.config import Config, find_workspace, load_config
 from digest.store import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,8 +30,10 @@ class App:
 
     @cached_property
     def config(self) -> Config:
-        """The validated configuration."""
-        return load_config(self.config_path, db=self.db_override)
+        """The validated configuration of the workspace: ``--config``, ``$DIGEST_CONFIG`` or
+        the nearest ``digest.toml`` here or above. Without one this is an error (nothing is
+        created); ``--db``/``$DIGEST_DB`` only moves that workspace's database."""
+        return load_config(find_workspace(self.config_path), db=self.db_override)
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
