@@ -19,7 +19,7 @@ import sqlite_utils
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
-from digest.localtime import latest_fire_time
+from digest.localtime import latest_fire_time, next_fire_time
 from digest.store import from_iso, iso, transaction, utcnow
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -112,18 +112,65 @@ def compose_issue(
         with transaction(db):
             existing = _issue_for_period(db, edition.key, period_start)
             if existing is not None:
-                return ComposeResult(existing, False, f"Issue #{existing['number']} already exists ({where})")
+                return ComposeResult(
+                    existing, False, f"Issue {issue_name(existing)} already exists ({where})"
+                )
             articles = _candidate_articles(db, edition.key, period_start, period_end)
             if not articles:
-                return ComposeResult(None, False, f"No new articles for {where}; no issue built")
+                why = explain_empty_period(db, edition, period_start, period_end)
+                return ComposeResult(None, False, f"No new articles for {where}; no issue built. {why}")
             issue = _insert_issue(db, config, edition, period_start, period_end, articles)
-            return ComposeResult(issue, True, f"Built issue #{issue['number']} with {len(articles)} articles")
+            count = plural(len(articles[: edition.max_articles]), "article")
+            return ComposeResult(issue, True, f"Built issue {issue_name(issue)} with {count}")
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)
         if existing is None:
             raise
-        return ComposeResult(existing, False, f"Issue #{existing['number']} already exists ({where})")
+        return ComposeResult(existing, False, f"Issue {issue_name(existing)} already exists ({where})")
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 article``, ``2 articles``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def explain_empty_period(
+    db: sqlite_utils.Database, edition: Edition, period_start: datetime, period_end: datetime
+) -> str:
+    """Why the period ``[period_start, period_end)`` has nothing new, and what to try.
+
+    Names how many articles are stored, the newest one's time, how many in the window an
+    earlier issue of the edition already carried, and the ``--date`` whose issue would
+    carry the newest article (or the next scheduled time).
+    """
+    total, newest = db.execute("SELECT COUNT(*), MAX(published_at) FROM articles").fetchone()
+    if not total:
+        return "There are no articles yet: run `digest ingest` (or `digest articles add`) first."
+    zone = edition.zone
+    newest_at = from_iso(newest)
+    newest_local = format_datetime(newest_at.astimezone(zone))
+    said = f"{plural(total, 'article')} stored, the newest published {newest_local} ({edition.timezone})."
+    in_window = db.execute(
+        "SELECT COUNT(*) FROM articles WHERE published_at >= ? AND published_at < ?",
+        [iso(period_start), iso(period_end)],
+    ).fetchone()[0]
+    if in_window:
+        said += f" The {plural(in_window, 'article')} in the window went out in earlier {edition.key} issues."
+    if period_start <= newest_at < period_end:
+        return f"{said} Wait for the next scheduled time, or ingest newer articles."
+    try:
+        day = next_fire_time(edition, newest_at).astimezone(zone).date().isoformat()
+    except DigestError:
+        return said
+    if newest_at >= period_end:
+        return (
+            f"{said} Try `digest issues build {edition.key} --date {day}`, or wait for that scheduled time."
+        )
+    return (
+        f"{said} Try an earlier date, like `digest issues build {edition.key} --date {day}`, "
+        "or ingest newer articles and wait for the next scheduled time."
+    )
 
 
 def latest_scheduled_time(edition: Edition, now: datetime) -> datetime:
@@ -273,23 +320,66 @@ def make_preheader(titles: list[str]) -> str:
     return text
 
 
+ISSUE_NAME_HELP = (
+    "An issue is named EDITION/NUMBER as listings show it (daily/3), `latest` (the most "
+    "recently built issue), EDITION/latest (daily/latest), or its database id."
+)
+
+
+def issue_name(issue: dict[str, Any]) -> str:
+    """How an issue is shown and typed: ``daily/3`` (edition and its number within it)."""
+    return f"{issue['edition']}/{issue['number']}"
+
+
 def get_issue(db: sqlite_utils.Database, ref: str | int, edition: str | None = None) -> dict[str, Any]:
-    """The issue row for ``ref``: an id, or ``latest`` (of ``edition`` when given)."""
+    """The issue row that ``ref`` names (see :data:`ISSUE_NAME_HELP`).
+
+    ``daily/3`` is issue 3 of the daily edition; ``latest`` the most recently built issue
+    (of ``edition`` when given); ``daily/latest`` the most recently built daily; a bare
+    number is the database id.
+    """
     text = str(ref).strip()
+    if "/" in text:
+        edition_part, _, number = text.partition("/")
+        edition_part = edition_part.strip()
+        if edition and edition_part != edition:
+            raise NotFound(f"issue {text!r} is not of edition {edition!r}")
+        return _get_named(db, text, edition_part, number.strip())
     if text.lower() == "latest":
-        sql, params = "SELECT * FROM issues", []
-        if edition:
-            sql, params = sql + " WHERE edition = ?", [edition]
-        rows = list(db.query(sql + " ORDER BY period_end DESC, id DESC LIMIT 1", params))
-        if not rows:
-            scope = f" for edition {edition!r}" if edition else ""
-            raise NotFound(f"no issues yet{scope}; build one with `digest issues build`")
-        return rows[0]
+        return _latest(db, edition)
     if not text.isdigit():
-        raise NotFound(f"issue {text!r}: give an issue id (see `digest issues list`) or 'latest'")
+        raise NotFound(
+            f"issue {text!r}: name it like daily/3, latest or daily/latest (see `digest issues list`)"
+        )
     rows = list(db.query("SELECT * FROM issues WHERE id = ?", [int(text)]))
     if not rows or (edition and rows[0]["edition"] != edition):
         raise NotFound(f"issue {text} not found; see `digest issues list`")
+    return rows[0]
+
+
+def _get_named(db: sqlite_utils.Database, text: str, edition: str, number: str) -> dict[str, Any]:
+    if not edition:
+        raise NotFound(f"issue {text!r}: name the edition before the slash, like daily/3")
+    if number.lower() == "latest":
+        return _latest(db, edition)
+    if not number.isdigit():
+        raise NotFound(f"issue {text!r}: after the slash give a number or latest, like {edition}/3")
+    rows = list(db.query("SELECT * FROM issues WHERE edition = ? AND number = ?", [edition, int(number)]))
+    if not rows:
+        raise NotFound(f"no issue {edition}/{int(number)}; see `digest issues list`")
+    return rows[0]
+
+
+def _latest(db: sqlite_utils.Database, edition: str | None) -> dict[str, Any]:
+    # The most recently built, not the latest period: right after `issues build daily`,
+    # `latest` is that daily even when a weekly covers a later period end.
+    sql, params = "SELECT * FROM issues", []
+    if edition:
+        sql, params = sql + " WHERE edition = ?", [edition]
+    rows = list(db.query(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params))
+    if not rows:
+        scope = f" for edition {edition!r}" if edition else ""
+        raise NotFound(f"no issues yet{scope}; build one with `digest issues build`")
     return rows[0]
 
 

@@ -69,7 +69,9 @@ def test_send_prints_one_summary_line_and_deliveries_lists_the_ledger(tmp_path: 
     assert len(lines) == 1
     assert "sent 2, failed 1, deferred 0, skipped 0" in lines[0] and "messages/s" in lines[0]
     listing = invoke(setup, "deliveries", "1", "--status", "failed")
-    assert "reader2@example.net\tfailed" in listing.output and "550 5.1.1 unknown user" in listing.output
+    assert listing.output.splitlines()[0].split()[:3] == ["EMAIL", "STATUS", "VARIANT"]
+    assert listing.output.splitlines()[1].split()[:2] == ["reader2@example.net", "failed"]
+    assert "550 5.1.1 unknown user" in listing.output
     data = json.loads(invoke(setup, "deliveries", "1", "--json").output)
     assert {r["email"]: r["status"] for r in data} == {
         "reader0@example.net": "sent",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from digest.articles import add_article, get_article, list_articles, parse_when, published_local
-from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.cli.common import App, columns, echo_json, json_option, pass_app
 
 
 @click.group(name="articles")
@@ -53,10 +53,17 @@ def articles_list(
     if not rows:
         click.echo("No articles match.")
         return
+    table = [("ID", f"PUBLISHED ({zone})", "CATEGORY", "TITLE")]
+    estimated = False
     for row in rows:
         when = published_local(row, zone).strftime("%Y-%m-%d %H:%M")
-        mark = "~" if row["date_estimated"] else " "
-        click.echo(f"{row['id']:>5}  {when}{mark} {row['category'][:18]:<18}  {row['title']}")
+        if row["date_estimated"]:
+            when, estimated = f"{when} ~", True
+        table.append((str(row["id"]), when, row["category"][:18], row["title"]))
+    for line in columns(table, right={0}):
+        click.echo(line)
+    if estimated:
+        click.echo("~ the source gave no date: the time digest first saw the article")
 
 
 @articles.command(name="show")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -67,3 +67,27 @@ def progress(items: Iterable[Any], *, length: int | None = None, label: str = ""
             yield bar
     else:
         yield items
+
+
+def columns(rows: Sequence[Sequence[str]], *, right: Collection[int] = ()) -> list[str]:
+    """Lay out ``rows`` (the first one the header) as aligned columns, two spaces apart.
+
+    Columns whose index is in ``right`` are right-aligned (numbers); the last column is
+    never padded, so long subjects or errors do not push trailing spaces.
+    """
+    if not rows:
+        return []
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = str(cell)
+            if i == len(row) - 1:
+                cells.append(text)
+            elif i in right:
+                cells.append(text.rjust(widths[i]))
+            else:
+                cells.append(text.ljust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    return lines

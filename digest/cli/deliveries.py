@@ -5,21 +5,24 @@ from __future__ import annotations
 import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.compose import ISSUE_NAME_HELP, issue_name
 from digest.store import DELIVERY_STATUSES
 
 
-@click.command(name="deliveries")
+@click.command(name="deliveries", epilog=ISSUE_NAME_HELP)
 @click.argument("issue", default="latest")
 @click.option("--status", type=click.Choice(DELIVERY_STATUSES), help="Only rows with this status.")
 @json_option
 @pass_app
 def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
-    """The delivery ledger of ISSUE (an id or `latest`): one line per recipient.
+    """The delivery ledger of ISSUE (daily/3, latest, daily/latest or an id): one
+    line per recipient. VARIANT * is the whole issue; a list is the categories
+    that reader follows.
 
     \b
     Example:
       digest deliveries latest --status failed
-      digest deliveries 12 --json
+      digest deliveries daily/12 --json
     """
     from digest.compose import get_issue
     from digest.deliver import delivery_counts, list_deliveries
@@ -29,12 +32,16 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(list(rows))
         return
-    for row in rows:
+    # Fixed widths, not measured ones: the ledger is streamed, never held whole.
+    line = "{:<32}  {:<8}  {:<20}  {:<25}  {}"
+    for n, row in enumerate(rows):
+        if n == 0:
+            click.echo(line.format("EMAIL", "STATUS", "VARIANT", "SENT/DUE", "LAST ERROR").rstrip())
         detail = row["last_error"] or ""
         when = row["sent_at"] or row["due_at"] or ""
         click.echo(
-            f"{row['email'] or '(removed)'}\t{row['status']}\t{row['variant']}\t{when}\t{detail}".rstrip()
+            line.format(row["email"] or "(removed)", row["status"], row["variant"], when, detail).rstrip()
         )
     counts = delivery_counts(app.db, found["id"])
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no deliveries yet"
-    click.echo(f"Issue {found['id']} (#{found['number']} {found['edition']}, {found['status']}): {summary}")
+    click.echo(f"Issue {issue_name(found)} ({found['status']}): {summary}")

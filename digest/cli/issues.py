@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
 
-from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.cli.common import App, columns, echo_json, json_option, pass_app
 from digest.compose import (
+    ISSUE_NAME_HELP,
     compose_issue,
     get_issue,
+    issue_name,
     issue_snapshot,
     latest_scheduled_time,
     list_issues,
@@ -24,11 +26,14 @@ from digest.store import from_iso, utcnow
 def issues() -> None:
     """Build, list and show digest issues.
 
+    Issues are named EDITION/NUMBER (daily/3); `latest` is the most recently
+    built one and daily/latest the latest daily.
+
     \b
     Example:
       digest issues build daily --date 2026-01-23
       digest issues list --edition daily
-      digest issues show latest
+      digest issues show daily/latest
     """
 
 
@@ -68,7 +73,7 @@ def issues_build(app: App, edition: str | None, on: datetime | None, as_json: bo
         return
     click.echo(result.message)
     if result.issue is not None:
-        click.echo(f"  id {result.issue['id']}: {result.issue['subject']}")
+        click.echo(f"  {issue_name(result.issue)}: {result.issue['subject']}")
 
 
 def _day(on: datetime | date | None) -> str:
@@ -95,34 +100,36 @@ def issues_list(app: App, edition: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("No issues yet; build one with `digest issues build`.")
         return
-    click.echo(f"{'ID':>4}  {'EDITION':<10} {'NO':>4}  {'DATE':<10}  {'STATUS':<7} {'ART':>4}  SUBJECT")
+    table = [("ISSUE", "DATE", "STATUS", "ARTICLES", "ID", "SUBJECT")]
     for r in rows:
-        day = from_iso(r["period_end"]).astimezone(app.config.edition(r["edition"]).zone).date()
-        click.echo(
-            f"{r['id']:>4}  {r['edition']:<10} {r['number']:>4}  {day.isoformat():<10}  "
-            f"{r['status']:<7} {r['articles']:>4}  {r['subject']}"
+        day = from_iso(r["period_end"]).astimezone(_zone(app, r["edition"])).date()
+        table.append(
+            (issue_name(r), day.isoformat(), r["status"], str(r["articles"]), str(r["id"]), r["subject"])
         )
+    for line in columns(table, right={3, 4}):
+        click.echo(line)
 
 
-@issues.command(name="show")
+@issues.command(name="show", epilog=ISSUE_NAME_HELP)
 @click.argument("issue", default="latest")
 @json_option
 @pass_app
 def issues_show(app: App, issue: str, as_json: bool) -> None:
-    """Show ISSUE (an id or `latest`): subject, period and its articles by category.
+    """Show ISSUE (daily/3, latest, daily/latest or an id): subject, period and
+    its articles by category.
 
     \b
     Example:
       digest issues show latest
-      digest issues show 12 --json
+      digest issues show daily/3 --json
     """
     row = get_issue(app.db, issue)
     snapshot = issue_snapshot(row)
     if as_json:
         echo_json({**_summary(row), "categories": snapshot.get("categories", [])})
         return
-    click.echo(f"Issue {row['id']}: {row['subject']}")
-    click.echo(f"  edition {row['edition']} #{row['number']}, status {row['status']}")
+    click.echo(f"Issue {issue_name(row)}: {row['subject']}")
+    click.echo(f"  edition {row['edition']}, number {row['number']} (id {row['id']}), status {row['status']}")
     click.echo(f"  period  {row['period_start']} – {row['period_end']}")
     click.echo(f"  preview {row['preheader']}")
     for category in snapshot.get("categories", []):
@@ -133,7 +140,13 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
             click.echo(f"    {article['url']}")
 
 
+def _zone(app: App, edition: str) -> Any:
+    """The edition's zone; UTC for an edition no longer in the config."""
+    known = app.config.editions.get(edition)
+    return known.zone if known else UTC
+
+
 def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
-    return {k: v for k, v in row.items() if k != "snapshot"}
+    return {"name": issue_name(row), **{k: v for k, v in row.items() if k != "snapshot"}}

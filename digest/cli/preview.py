@@ -10,12 +10,13 @@ from pathlib import Path
 import click
 
 from digest.cli.common import App, pass_app
+from digest.compose import ISSUE_NAME_HELP, issue_name
 from digest.preview import FORMATS, preview_issue
 
 _SUFFIX = {"html": ".html", "text": ".txt", "eml": ".eml"}
 
 
-@click.command(name="preview")
+@click.command(name="preview", epilog=ISSUE_NAME_HELP)
 @click.argument("issue", default="latest")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True)
 @click.option("--subscriber", metavar="EMAIL", help="Render as this subscriber (categories, name, links).")
@@ -32,14 +33,15 @@ def preview(
     output: Path | None,
     open_browser: bool,
 ) -> None:
-    """Preview ISSUE (an id or `latest`) as HTML, text or a complete .eml message.
+    """Preview ISSUE (daily/3, latest, daily/latest or an id) as HTML, text or a
+    complete .eml message.
 
     Without --subscriber, the personal fields are sample values.
 
     \b
     Example:
       digest preview latest --format text
-      digest preview 3 --subscriber ada@example.org --format eml -o issue.eml
+      digest preview daily/3 --subscriber ada@example.org --format eml -o issue.eml
       digest preview --categories World,Science --open
     """
     if subscriber and categories:
@@ -58,6 +60,7 @@ def preview(
         return
     output.write_bytes(result.content)
     note = f" ({result.trimmed} articles only in the web version)" if result.trimmed else ""
-    click.echo(f"Wrote {output} — issue {result.issue['id']}, variant {result.variant}{note}", err=True)
+    variant = "* (all its categories)" if result.variant == "*" else result.variant
+    click.echo(f"Wrote {output} — issue {issue_name(result.issue)}, variant {variant}{note}", err=True)
     if open_browser:
         webbrowser.open(output.resolve().as_uri())

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
+from digest.compose import ISSUE_NAME_HELP, issue_name
 
 
 class _Progress:
@@ -43,7 +44,7 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
-@click.command(name="send")
+@click.command(name="send", epilog=ISSUE_NAME_HELP)
 @click.argument("issue")
 @click.option(
     "--to", "to", multiple=True, metavar="EMAIL", help="Test send to this address only (repeatable)."
@@ -69,7 +70,8 @@ def send(
     rate: float | None,
     transport_url: str | None,
 ) -> None:
-    """Deliver ISSUE (an id or `latest`) to its subscribers; run it again to resume.
+    """Deliver ISSUE (daily/3, latest, daily/latest or an id) to its subscribers;
+    run it again to resume.
 
     Sent messages are never sent twice; a send stopped with Ctrl-C (or killed)
     continues where it left off. --to sends a "[TEST]" copy to those addresses
@@ -79,7 +81,7 @@ def send(
     Example:
       digest send latest --dry-run
       digest send latest --to me@example.org
-      digest send 12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
+      digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
     from digest.compose import get_issue
     from digest.deliver import deliver_issue
@@ -101,12 +103,14 @@ def send(
     finally:
         if bar is not None:
             bar.close()
-    label = f"issue {found['id']} (#{found['number']} {found['edition']})"
+    label = f"issue {issue_name(found)}"
     if dry_run:
         for row in report.plan:
             when = "" if row["when"] == "due" else f"  (due {row['due_at']})"
             click.echo(f"{row['email']}\t{row['variant']}{when}")
         variants = ", ".join(f"{v}: {n}" for v, n in report.variants.items()) or "none"
+        if "*" in report.variants:
+            variants += " (* = the whole issue, every category)"
         click.echo(
             f"Dry run of {label}: {report.queued} would be sent now, "
             f"{report.total - report.queued} later; variants: {variants}"
