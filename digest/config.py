@@ -115,10 +115,15 @@ class Edition:
     timezone: str = ""
     window: str = "1d"
     max_articles: int = 40
-    categories: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
     delivery: str = "edition"
     send_at: str = "07:00"
     subject: str = ""
+
+    @property
+    def categories(self) -> list[str]:
+        """The old name of :attr:`order` (it only ever ordered sections, never filtered)."""
+        return self.order
 
     @property
     def window_delta(self) -> timedelta:
@@ -297,7 +302,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
                 where = f"editions.{ed_key}"
                 if not isinstance(ed_value, dict):
                     raise ConfigError(f"{source}: '{where}' must be a table")
-                edition = _fill(Edition(), ed_value, where, source)
+                edition = _fill(Edition(), _renamed_order(ed_value, where, source), where, source)
                 edition.key = ed_key
                 edition.title = edition.title or ed_key.replace("_", " ").title()
                 config.editions[ed_key] = edition
@@ -316,6 +321,18 @@ def _build(data: dict[str, Any], source: str) -> Config:
         _check_edition(edition, source)
     _check_zone(config.publication.timezone, "publication.timezone", source)
     return config
+
+
+def _renamed_order(values: dict[str, Any], where: str, source: str) -> dict[str, Any]:
+    """An edition's ``categories`` key is the old name of ``order``: it orders the sections
+    and never filtered (every category still appears), so it is read as ``order``."""
+    if "categories" not in values:
+        return values
+    if "order" in values:
+        raise ConfigError(
+            f"{source}: '{where}' has both 'order' and its old name 'categories'; keep only 'order'"
+        )
+    return {("order" if k == "categories" else k): v for k, v in values.items()}
 
 
 def _fill(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:

@@ -52,7 +52,7 @@ title = "Morning Lantern"
 schedule = "0 7 * * *"
 timezone = "Europe/Berlin"
 window = "1d"
-categories = ["World", "Technology", "Science", "Culture"]
+order = ["World", "Technology", "Science", "Culture"]
 # "local" would send at send_at in each reader's own zone instead of all at once.
 delivery = "edition"
 send_at = "07:00"
@@ -62,7 +62,7 @@ title = "Lantern Weekly"
 schedule = "0 8 * * mon"
 timezone = "Europe/Berlin"
 window = "7d"
-categories = ["World", "Technology", "Science", "Culture"]
+order = ["World", "Technology", "Science", "Culture"]
 """
 
 # Invented readers: different category choices and time zones.

@@ -148,16 +148,16 @@ class RunReport:
             if b.issue_id is None and self.dry_run:
                 parts.append(f"{b.edition}: would build")
             elif b.created:
-                parts.append(f"built {b.edition} #{b.number}")
+                parts.append(f"built {b.edition}/{b.number}")
         for d in self.deliveries:
             if d.busy:
-                parts.append(f"{d.edition} #{d.number}: being sent by another process")
+                parts.append(f"{d.edition}/{d.number}: being sent by another process")
             elif d.error:
-                parts.append(f"{d.edition} #{d.number}: send stopped ({d.error})")
+                parts.append(f"{d.edition}/{d.number}: send stopped ({d.error})")
             elif d.dry_run:
-                parts.append(f"{d.edition} #{d.number}: would send {d.sent}")
+                parts.append(f"{d.edition}/{d.number}: would send {d.sent}")
             elif d.sent or d.failed or d.deferred or d.waiting:
-                text = f"{d.edition} #{d.number}: sent {d.sent}"
+                text = f"{d.edition}/{d.number}: sent {d.sent}"
                 if d.failed:
                     text += f", failed {d.failed}"
                 if d.deferred:
@@ -393,7 +393,7 @@ def _run(
         sent = _deliver(db, config, issue, at, dry_run=report.dry_run)
         report.deliveries.append(sent)
         if sent.error:
-            report.errors.append(f"{sent.edition} #{sent.number}: {sent.error}")
+            report.errors.append(f"{sent.edition}/{sent.number}: {sent.error}")
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:

@@ -16,19 +16,26 @@ from digest.errors import DigestError
 from subscribers.model import STATUSES
 
 
-def _known_categories(app: App) -> list[str]:
-    names: list[str] = []
-    for edition in app.config.editions.values():
-        names.extend(c for c in edition.categories if c not in names)
-    return names
+def _known(app: App, allow_new_category: bool = False) -> dict[str, Any]:
+    """Editions from the config and the known categories (config, feeds, articles): an
+    unknown one is refused, a known one takes its spelling. With ``allow_new_category``
+    any category is taken as typed."""
+    from digest.categories import known_categories
 
-
-def _known(app: App) -> dict[str, Any]:
-    """Editions and categories from the config: edition keys are checked, category spellings matched."""
     return {
         "known_editions": list(app.config.editions) or None,
-        "known_categories": _known_categories(app) or None,
+        "known_categories": None if allow_new_category else known_categories(app.db, app.config),
     }
+
+
+def allow_new_category_option(f: Any) -> Any:
+    """``--allow-new-category``: accept a category no edition, feed or article has yet."""
+    return click.option(
+        "--allow-new-category",
+        is_flag=True,
+        help="Accept a category that no edition, feed or article has yet (its readers get "
+        "nothing until articles of it arrive).",
+    )(f)
 
 
 def _links(app: App, subscriber: dict[str, Any]) -> dict[str, str]:
@@ -61,6 +68,7 @@ def subscribers() -> None:
 @click.option("--pending", is_flag=True, help="Start double opt-in: pending until they confirm.")
 @click.option("--check-dns", is_flag=True, help="Also check that the domain accepts mail (DNS lookup).")
 @click.option("--resubscribe", is_flag=True, help="Add an address removed earlier (only if they asked).")
+@allow_new_category_option
 @pass_app
 def subscribers_add(
     app: App,
@@ -72,6 +80,7 @@ def subscribers_add(
     pending: bool,
     check_dns: bool,
     resubscribe: bool,
+    allow_new_category: bool,
 ) -> None:
     """Add a subscriber: active at once, or pending (double opt-in) with --pending.
 
@@ -93,7 +102,7 @@ def subscribers_add(
         source="cli",
         check_deliverability=check_dns,
         resubscribe=resubscribe,
-        **_known(app),
+        **_known(app, allow_new_category),
     )
     click.echo(f"Added {subscriber['email']} ({subscriber['status']}).")
     if pending:
@@ -274,6 +283,7 @@ def subscribers_confirm(app: App, email: str) -> None:
 @click.option("--all-categories", is_flag=True, help="Follow every category.")
 @click.option("--timezone", default=None, help="IANA time zone; an empty string means the edition's.")
 @click.option("--name", default=None, help="Display name.")
+@allow_new_category_option
 @pass_app
 def subscribers_set(
     app: App,
@@ -284,6 +294,7 @@ def subscribers_set(
     all_categories: bool,
     timezone: str | None,
     name: str | None,
+    allow_new_category: bool,
 ) -> None:
     """Change a subscriber's editions, categories, time zone or name.
 
@@ -307,7 +318,7 @@ def subscribers_set(
         timezone=UNCHANGED if timezone is None else timezone,
         name=UNCHANGED if name is None else name,
         source="cli",
-        **_known(app),
+        **_known(app, allow_new_category),
     )
     if not changes:
         click.echo(f"No change for {subscriber['email']}.")
@@ -349,9 +360,16 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the invalid ones.")
 @click.option("--resubscribe", is_flag=True, help="Reactivate unsubscribed, bounced and removed addresses.")
 @json_option
+@allow_new_category_option
 @pass_app
 def subscribers_import(
-    app: App, file: Path, dry_run: bool, skip_invalid: bool, resubscribe: bool, as_json: bool
+    app: App,
+    file: Path,
+    dry_run: bool,
+    skip_invalid: bool,
+    resubscribe: bool,
+    as_json: bool,
+    allow_new_category: bool,
 ) -> None:
     """Import subscribers from CSV: email (required), name, editions, categories, timezone, status.
 
@@ -371,7 +389,7 @@ def subscribers_import(
         "dry_run": dry_run,
         "skip_invalid": skip_invalid,
         "resubscribe": resubscribe,
-        **_known(app),
+        **_known(app, allow_new_category),
     }
     if show_bar:
         size = file.stat().st_size

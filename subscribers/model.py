@@ -134,7 +134,8 @@ def normalize_labels(
     """Editions or categories: trimmed, de-duplicated, order kept; None or empty means all.
 
     With ``known``, a value matching a known one case-insensitively takes its
-    spelling, and (for editions) an unknown one is an error.
+    spelling, and an unknown one is an error naming the known ones (a reader who
+    follows a category nothing has would get nothing).
     """
     if values is None:
         return None
@@ -154,6 +155,12 @@ def normalize_labels(
             elif what == "edition":
                 choices = ", ".join(known_map.values()) or "none configured"
                 raise InvalidValue(f"unknown edition {_clip(value)!r}; configured editions: {choices}")
+            else:
+                choices = ", ".join(known_map.values()) or "none yet"
+                raise InvalidValue(
+                    f"unknown {what} {_clip(value)!r}; known: {choices} "
+                    f"(add --allow-new-{what} to accept a new one)"
+                )
         if value not in out:
             out.append(value)
     return out or None

@@ -68,7 +68,7 @@ def test_run_prints_one_line_and_is_idempotent(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     assert first.output.count("\n") == 1
     assert first.output.startswith("run 2026-11-03T06:10:00Z: ingested ")
-    assert "built daily #1" in first.output and "daily #1: sent 2" in first.output
+    assert "built daily/1" in first.output and "daily/1: sent 2" in first.output
     again = invoke(ws, "run", "--at", "2026-11-03T06:20Z")
     assert again.output == "run 2026-11-03T06:20:00Z: nothing due\n"
     assert len(messages(ws.outbox)) == 2
@@ -116,14 +116,14 @@ def test_a_failed_send_exits_1_and_the_next_run_resumes(tmp_path: Path) -> None:
     )
     failed = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
     assert failed.exit_code == 1, failed.output
-    assert "built daily #1" in failed.output and "Error: daily #1:" in failed.output
+    assert "built daily/1" in failed.output and "Error: daily/1:" in failed.output
     db = ws.db()
     assert {r[0] for r in db.execute("SELECT status FROM deliveries")} <= {"queued", "deferred"}
 
     ws.config_path.write_text(text, encoding="utf-8")
     resumed = invoke(ws, "run", "--at", "2026-11-03T06:20Z")
     assert resumed.exit_code == 0, resumed.output
-    assert "daily #1: sent 2" in resumed.output
+    assert "daily/1: sent 2" in resumed.output
     assert len(messages(ws.outbox)) == 2
 
 

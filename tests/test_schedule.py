@@ -122,14 +122,14 @@ def test_restart_after_downtime_catches_up_within_the_window_not_beyond(tmp_path
     report = run_due(db, config, at=utc(2026, 11, 3, 11, 30))
     assert [b.scheduled for b in report.built] == ["2026-11-03T06:00:00+00:00"]
     assert report.sent == 1
-    assert "built daily #1" in report.summary()
+    assert "built daily/1" in report.summary()
 
     # Down from the 4th 05:00 until 12:01: 6h01 late, beyond the window: not built.
     report = run_due(db, config, at=utc(2026, 11, 4, 12, 1))
     assert report.built == [] and report.sent == 0
     assert db.execute("SELECT COUNT(*) FROM issues").fetchone()[0] == 1
 
-    # The next scheduled time is run normally, and takes the articles since issue #1.
+    # The next scheduled time is run normally, and takes the articles since issue daily/1.
     report = run_due(db, config, at=utc(2026, 11, 5, 6))
     assert [(b.number, b.created) for b in report.built] == [(2, True)]
     assert len(messages(ws.outbox)) == 2
@@ -240,7 +240,7 @@ def test_a_local_reader_whose_hour_passed_while_down_gets_it_at_the_next_run(tmp
     assert run_due(db, config, at=utc(2026, 11, 4, 1, 45)).sent == 0  # 06:45 in Almaty: not yet
     # Down over Almaty's 07:00 (02:00 UTC); back at 04:30 UTC.
     late = run_due(db, config, at=utc(2026, 11, 4, 4, 30))
-    assert late.sent == 1 and "daily #1: sent 1" in late.summary()
+    assert late.sent == 1 and "daily/1: sent 1" in late.summary()
     assert sorted(recipients(m) for m in messages(ws.outbox)) == ["almaty@example.org", "berlin@example.org"]
     assert db.execute("SELECT status FROM issues").fetchone()[0] == "sent"
 

@@ -75,7 +75,7 @@ def test_scheduler_process_fires_delivers_and_stops_on_sigterm(tmp_path: Path) -
         code, err = stop(proc)
     assert code == 0, err
     assert "scheduler running" in err
-    assert "built daily #1" in err and "daily #1: sent 5" in err
+    assert "built daily/1" in err and "daily/1: sent 5" in err
     assert "Scheduler stopped (SIGTERM)" in err
     assert "Traceback" not in err
     assert sorted(m["To"].addresses[0].addr_spec for m in messages(ws.outbox)) == sorted(READERS)
@@ -165,7 +165,7 @@ def test_sigterm_during_a_send_finishes_what_is_in_flight_and_the_next_run_resum
             [DIGEST, "run"], cwd=ws.root, env=ws.env(), capture_output=True, text=True, timeout=120
         )
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert f"daily #1: sent {len(readers) - sent}" in resumed.stdout
+        assert f"daily/1: sent {len(readers) - sent}" in resumed.stdout
         assert sorted(a for r in server.handler.received for a in r.rcpt_tos) == sorted(readers)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from digest.compose import issue_name, plural
 from digest.demo import run_demo
 
 
@@ -52,8 +53,8 @@ def demo(directory: Path) -> None:
         click.echo(f"                 {line}")
     verb = "built" if r.issue_created else "already built"
     click.echo(
-        f"  issue        #{r.issue['number']} {r.issue['subject']!r} {verb}: "
-        f"{r.articles} articles in {', '.join(r.categories)}"
+        f"  issue        {issue_name(r.issue)} {r.issue['subject']!r} {verb}: "
+        f"{plural(r.articles, 'article')} in {', '.join(r.categories)}"
     )
     if r.sent:
         click.echo(f"  delivered    {r.sent} messages (each reader gets only their categories)")
