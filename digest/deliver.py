@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import gc
 import heapq
 import itertools
@@ -195,22 +194,17 @@ def _db_path(db: sqlite_utils.Database) -> Path:
 
 @contextlib.contextmanager
 def _issue_lock(db_path: Path, issue_id: int) -> Iterator[int]:
-    lock_path = db_path.with_name(f"{db_path.name}.send-{issue_id}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise SendInProgress(
-                f"issue {issue_id} is already being sent (by pid {holder}); "
-                "wait for that send to finish, or stop it and run `digest send` again to resume"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+    from digest.lockfile import hold_lock
+
+    def busy(holder: str) -> SendInProgress:
+        return SendInProgress(
+            f"issue {issue_id} is already being sent (by pid {holder}); "
+            "wait for that send to finish, or stop it and run `digest send` again to resume"
+        )
+
+    # Removed when the send ends, so no lock files pile up beside the database.
+    with hold_lock(db_path.with_name(f"{db_path.name}.send-{issue_id}.lock"), busy) as fd:
         yield fd
-    finally:
-        os.close(fd)
 
 
 # ---------------------------------------------------------------- freezing and the snapshot

@@ -34,7 +34,6 @@ finish and be recorded, then the process exits.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -496,29 +495,18 @@ def lock_path(config: Config) -> Path:
 @contextlib.contextmanager
 def scheduler_lock(config: Config) -> Iterator[Path]:
     """Hold the one-scheduler-per-database lock; SchedulerBusy if another process has it."""
+    from digest.lockfile import hold_lock
+
+    def busy(holder: str) -> SchedulerBusy:
+        return SchedulerBusy(
+            f"a scheduler is already running for {config.db_path} (pid {holder}); "
+            "stop it first (kill -TERM that pid) — only one `digest schedule run` per database"
+        )
+
+    # The file is removed when the scheduler stops.
     path = lock_path(config)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise DigestError(f"{path}: cannot create the scheduler lock file ({exc.strerror})") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
-            raise SchedulerBusy(
-                f"a scheduler is already running for {config.db_path} (pid {holder}); "
-                "stop it first (kill -TERM that pid) — only one `digest schedule run` per database"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        try:
-            yield path
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    with hold_lock(path, busy, mode=0o644):
+        yield path
 
 
 def local_delivery_trigger(editions: list[Edition]) -> CronTrigger | None:

@@ -187,3 +187,4 @@ def test_a_killed_scheduler_does_not_leave_the_lock_stuck(tmp_path: Path) -> Non
         code, err = stop(second)
     assert code == 0, err
     assert "already running" not in err
+    assert not lock.exists()  # a clean stop removes the lock file
