@@ -137,13 +137,15 @@ def subscribers_list(
             first = False
         click.echo("]" if first else "\n]")
         return
+    # Fixed widths, not measured ones: the list is streamed, never held whole.
+    line = "{:>6}  {:<12}  {:<32}  {:<20}  {:<16}  {}"
     count = 0
     for row in rows:
-        name = f"  {row['name']}" if row["name"] else ""
-        click.echo(
-            f"{row['id']:>6}  {row['status']:<12}  {row['email']}{name}"
-            f"  [editions: {_labels(row['editions'])}; categories: {_labels(row['categories'])}]"
-        )
+        if count == 0:
+            click.echo(line.format("ID", "STATUS", "EMAIL", "NAME", "EDITIONS", "CATEGORIES"))
+        name = row["name"] or "-"
+        editions, categories = _labels(row["editions"]), _labels(row["categories"])
+        click.echo(line.format(row["id"], row["status"], row["email"], name, editions, categories).rstrip())
         count += 1
     if count == 0:
         click.echo("No subscribers match.", err=True)
@@ -349,7 +351,13 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
 
     subscriber = get_subscriber(app.db, email)
     if not yes:
-        click.confirm(f"Erase {subscriber['email']} and their personal data?", abort=True)
+        if not sys.stdin.isatty():
+            raise DigestError(
+                f"not erasing {subscriber['email']}: there is no terminal to confirm on; "
+                "add --yes to erase without asking"
+            )
+        if not click.confirm(f"Erase {subscriber['email']} and their personal data?"):
+            raise DigestError(f"not erased {subscriber['email']}; add --yes to erase without asking")
     remove_subscriber(app.db, subscriber["id"], source="cli")
     click.echo(f"Removed {subscriber['email']}; its hash is on the suppression list.")
 

@@ -55,3 +55,13 @@ def test_readme_mentions_every_command() -> None:
         if not isinstance(command, click.Group) and f"digest {' '.join(path)}" not in readme
     ]
     assert not missing, f"README.md shows no example of: {', '.join(missing)}"
+
+
+def test_a_mistyped_command_gets_the_nearest_one_suggested() -> None:
+    result = CliRunner().invoke(cli, ["isues", "list"])
+    assert result.exit_code == 2
+    assert "No such command 'isues'. Did you mean 'issues'?" in result.output
+    result = CliRunner().invoke(cli, ["subscriber", "list"])
+    assert "Did you mean 'subscribers'?" in result.output
+    result = CliRunner().invoke(cli, ["zzz"])
+    assert "No such command 'zzz'." in result.output and "Did you mean" not in result.output

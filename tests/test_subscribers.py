@@ -219,8 +219,9 @@ def test_remove_erases_personal_data_and_suppresses(run_cli, workspace: Path) ->
     erin = _show(run_cli, "erin@example.org")
     _issue_with_delivery(workspace, erin["id"], "erin@example.org")
 
-    refused = run_cli("subscribers", "remove", "erin@example.org", input="n\n")
+    refused = run_cli("subscribers", "remove", "erin@example.org", input="y\n")
     assert refused.exit_code == 1 and _show(run_cli, "erin@example.org")
+    assert "no terminal to confirm on; add --yes" in refused.output  # no prompt read from a pipe
     result = run_cli("subscribers", "remove", "ERIN@example.org", "--yes")
     assert result.exit_code == 0, result.output
 

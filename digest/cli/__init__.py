@@ -6,6 +6,7 @@ turns :class:`~digest.errors.DigestError` into ``Error: …`` with exit status 1
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sqlite3
 from typing import Any
@@ -33,6 +34,17 @@ class DigestGroup(click.Group):
         command = getattr(importlib.import_module(module), cmd_name)
         self.commands[cmd_name] = command
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Like click's, but a mistyped command name gets the nearest one suggested."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint}")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

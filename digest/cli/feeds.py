@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.cli.common import App, columns, echo_json, json_option, pass_app
 from digest.feeds import add_feed, list_feeds, remove_feed
 
 
@@ -52,12 +52,14 @@ def feeds_list(app: App, as_json: bool) -> None:
     if not rows:
         click.echo("No feeds yet. Add one: digest feeds add URL --category NAME")
         return
+    table = [("ID", "URL", "NAME", "CATEGORY", "ARTICLES", "LAST FETCH")]
     for row in rows:
         label = row["name"] or "-"
-        category = row["category"] or "(item categories)"
+        category = row["category"] or "(from items)"
         state = row["last_error"] or row["last_status"] or "never fetched"
-        click.echo(f"{row['id']:>4}  {row['url']}")
-        click.echo(f"      {label} · {category} · {row['articles']} articles · {state}")
+        table.append((str(row["id"]), row["url"], label, category, str(row["articles"]), state))
+    for line in columns(table, right={0, 4}):
+        click.echo(line)
 
 
 @feeds.command(name="remove")

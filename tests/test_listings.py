@@ -1,0 +1,42 @@
+"""Listings have a header row and aligned columns, counts agree in number, and markers
+are explained where they are printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def test_feeds_list_has_a_header_and_aligned_columns(run_cli) -> None:
+    run_cli("feeds", "add", "https://example.org/a.xml", "--category", "World", "--name", "A")
+    run_cli("feeds", "add", "https://example.org/longer-feed.xml", "--name", "Longer name")
+    lines = run_cli("feeds", "list").output.splitlines()
+    assert lines[0].split() == ["ID", "URL", "NAME", "CATEGORY", "ARTICLES", "LAST", "FETCH"]
+    assert len({line.index("never fetched") for line in lines[1:]}) == 1
+
+
+def test_subscribers_list_has_a_header(run_cli) -> None:
+    run_cli("subscribers", "add", "ada@example.org", "--name", "Ada", "--category", "World")
+    lines = run_cli("subscribers", "list").output.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "EMAIL", "NAME", "EDITIONS", "CATEGORIES"]
+    assert lines[1].split() == ["1", "active", "ada@example.org", "Ada", "all", "World"]
+
+
+def test_articles_list_explains_the_estimated_date_marker(run_cli, tmp_path: Path) -> None:
+    undated = tmp_path / "undated.jsonl"
+    undated.write_text('{"title": "No date", "url": "https://example.org/nodate"}\n')
+    assert run_cli("ingest", str(undated)).exit_code == 0
+    dated = ["articles", "add", "--title", "Dated", "--url", "https://example.org/d"]
+    assert run_cli(*dated, "--published", "2026-01-22T12:00:00+00:00").exit_code == 0
+    lines = run_cli("articles", "list").output.splitlines()
+    assert lines[0].split()[:2] == ["ID", "PUBLISHED"]
+    marked = [line for line in lines if "No date" in line]
+    assert marked and " ~ " in marked[0]
+    assert " ~ " not in next(line for line in lines if "Dated" in line)
+    assert lines[-1].startswith("~ the source gave no date")
+
+
+def test_one_article_is_singular(run_cli) -> None:
+    add = ["articles", "add", "--title", "Only one", "--url", "https://example.org/one"]
+    assert run_cli(*add, "--published", "2026-01-22T12:00:00+00:00").exit_code == 0
+    built = run_cli("issues", "build", "daily", "--date", "2026-01-23")
+    assert "Built issue daily/1 with 1 article\n" in built.output
