@@ -140,37 +140,51 @@ def explain_empty_period(
 ) -> str:
     """Why the period ``[period_start, period_end)`` has nothing new, and what to try.
 
-    Names how many articles are stored, the newest one's time, how many in the window an
-    earlier issue of the edition already carried, and the ``--date`` whose issue would
-    carry the newest article (or the next scheduled time).
+    Names how many articles are stored and the newest one's time, how many in the window
+    an earlier issue of the edition already carried, and then the ``--date`` whose issue
+    would carry the latest article before the window that no issue has yet (the usual
+    case after ingesting an archive), or when the next issue with newer articles is due.
     """
     total, newest = db.execute("SELECT COUNT(*), MAX(published_at) FROM articles").fetchone()
     if not total:
         return "There are no articles yet: run `digest ingest` (or `digest articles add`) first."
     zone = edition.zone
-    newest_at = from_iso(newest)
-    newest_local = format_datetime(newest_at.astimezone(zone))
-    said = f"{plural(total, 'article')} stored, the newest published {newest_local} ({edition.timezone})."
+
+    def shown(at: datetime) -> str:
+        return f"{format_datetime(at.astimezone(zone))} ({edition.timezone})"
+
+    said = f"{plural(total, 'article')} stored, the newest published {shown(from_iso(newest))}."
     in_window = db.execute(
         "SELECT COUNT(*) FROM articles WHERE published_at >= ? AND published_at < ?",
         [iso(period_start), iso(period_end)],
     ).fetchone()[0]
     if in_window:
         said += f" The {plural(in_window, 'article')} in the window went out in earlier {edition.key} issues."
-    if period_start <= newest_at < period_end:
-        return f"{said} Wait for the next scheduled time, or ingest newer articles."
+    uncarried = """
+        SELECT {agg}(published_at) FROM articles
+        WHERE published_at {op} ?
+          AND id NOT IN (SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
+                         WHERE i.edition = ?)
+    """
+    before = db.execute(uncarried.format(agg="MAX", op="<"), [iso(period_start), edition.key]).fetchone()[0]
+    after = db.execute(uncarried.format(agg="MIN", op=">="), [iso(period_end), edition.key]).fetchone()[0]
     try:
-        day = next_fire_time(edition, newest_at).astimezone(zone).date().isoformat()
-    except DigestError:
+        if before is not None:
+            day = next_fire_time(edition, from_iso(before)).astimezone(zone).date().isoformat()
+            return (
+                f"{said} The latest article before the window that no {edition.key} issue carried yet is "
+                f"from {shown(from_iso(before))}: try `digest issues build {edition.key} --date {day}`."
+            )
+        if after is not None:
+            fire = next_fire_time(edition, from_iso(after))
+            if fire <= utcnow():
+                day = fire.astimezone(zone).date().isoformat()
+                hint = f"try `digest issues build {edition.key} --date {day}`"
+                return f"{said} Newer articles are waiting: {hint}."
+            return f"{said} Newer articles go into the issue scheduled for {shown(fire)}: wait for it."
+    except DigestError:  # a schedule that never fires again
         return said
-    if newest_at >= period_end:
-        return (
-            f"{said} Try `digest issues build {edition.key} --date {day}`, or wait for that scheduled time."
-        )
-    return (
-        f"{said} Try an earlier date, like `digest issues build {edition.key} --date {day}`, "
-        "or ingest newer articles and wait for the next scheduled time."
-    )
+    return f"{said} Ingest newer articles, or wait for the next scheduled time."
 
 
 def latest_scheduled_time(edition: Edition, now: datetime) -> datetime:

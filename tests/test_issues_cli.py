@@ -69,12 +69,15 @@ def test_empty_build_names_the_window_the_newest_article_and_what_to_try(ws: Pat
     assert f"{len(FIXTURE_ARTICLES)} articles stored" in out
     assert f"the newest published {newest_local.day} Jan 2026, {newest_local:%H:%M} (Europe/Berlin)" in out
     # and the --date that would carry it
-    assert "Try `digest issues build daily --date 2026-01-23`" in out
+    assert "Newer articles are waiting: try `digest issues build daily --date 2026-01-23`" in out
+    # after an archive is ingested, the window is later than the articles: point back at them
+    later = " ".join(run(ws, "issues", "build", "daily", "--date", "2026-01-25").output.split())
+    assert "The latest article before the window that no daily issue carried yet is from 23 Jan 2026" in later
+    assert "try `digest issues build daily --date 2026-01-23`" in later
     assert run(ws, "issues", "build", "daily", "--date", "2026-01-23").exit_code == 0
-    again = " ".join(run(ws, "issues", "build", "daily", "--date", "2026-01-23").output.split())
-    assert "already exists" in again
-    shifted = " ".join(run(ws, "issues", "build", "weekly", "--date", "2026-01-05").output.split())
-    assert "Try an earlier date" not in shifted and "--date 2026-01-26" in shifted
+    # once they went out, there is nothing to point at
+    done = " ".join(run(ws, "issues", "build", "daily", "--date", "2026-01-25").output.split())
+    assert "Ingest newer articles, or wait for the next scheduled time." in done
 
 
 def test_empty_build_in_a_new_workspace_says_to_ingest(tmp_path: Path) -> None:
