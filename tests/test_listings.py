@@ -40,3 +40,18 @@ def test_one_article_is_singular(run_cli) -> None:
     assert run_cli(*add, "--published", "2026-01-22T12:00:00+00:00").exit_code == 0
     built = run_cli("issues", "build", "daily", "--date", "2026-01-23")
     assert "Built issue daily/1 with 1 article\n" in built.output
+
+
+def test_deliveries_has_a_header_and_explains_variant_star(run_cli) -> None:
+    add = ["articles", "add", "--title", "Hello", "--url", "https://example.org/h", "--category", "World"]
+    assert run_cli(*add, "--published", "2026-01-22T12:00:00+00:00").exit_code == 0
+    assert run_cli("subscribers", "add", "ada@example.org").exit_code == 0
+    assert run_cli("issues", "build", "daily", "--date", "2026-01-23").exit_code == 0
+    dry = run_cli("send", "daily/1", "--dry-run")
+    assert "(* = the whole issue, every category)" in dry.output
+    assert run_cli("send", "daily/1").exit_code == 0
+    lines = run_cli("deliveries", "daily/1").output.splitlines()
+    assert lines[0].split() == ["EMAIL", "STATUS", "VARIANT", "SENT/DUE", "LAST", "ERROR"]
+    assert lines[1].split()[:3] == ["ada@example.org", "sent", "*"]
+    assert lines[2] == "Issue daily/1 (sent): 1 sent"
+    assert lines[3].startswith("Variant * is the whole issue")

@@ -34,7 +34,9 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
         return
     # Fixed widths, not measured ones: the ledger is streamed, never held whole.
     line = "{:<32}  {:<8}  {:<20}  {:<25}  {}"
+    whole = False
     for n, row in enumerate(rows):
+        whole = whole or row["variant"] == "*"
         if n == 0:
             click.echo(line.format("EMAIL", "STATUS", "VARIANT", "SENT/DUE", "LAST ERROR").rstrip())
         detail = row["last_error"] or ""
@@ -45,3 +47,5 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
     counts = delivery_counts(app.db, found["id"])
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no deliveries yet"
     click.echo(f"Issue {issue_name(found)} ({found['status']}): {summary}")
+    if whole:
+        click.echo("Variant * is the whole issue; a list names the only categories that reader follows.")
