@@ -19,6 +19,7 @@ import sqlite_utils
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
+from digest.images import load_image
 from digest.localtime import latest_fire_time
 from digest.store import from_iso, iso, transaction, utcnow
 
@@ -238,6 +239,7 @@ def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, An
         "published_local": format_datetime(published.astimezone(edition.zone)),
         "summary": article["summary_text"] or "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+        **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }
 
 

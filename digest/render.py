@@ -31,6 +31,7 @@ import digest
 from digest.compose import get_issue, issue_snapshot, issue_subject, make_preheader, preheader_titles
 from digest.config import Config
 from digest.errors import DigestError
+from digest.images import IMAGE_MIN_SIDE
 from digest.store import iso, transaction, utcnow
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
@@ -50,8 +51,6 @@ PLACEHOLDER_ALLOWANCE = 200
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
-IMAGE_MIN_SIDE = 40
-"""Smaller (or unsized) images are never shown: tracking pixels, or a layout jump."""
 
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)))
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}

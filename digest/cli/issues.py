@@ -1,4 +1,4 @@
-"""`digest issues`: build an edition's issue for a date, list issues, show one."""
+"""`digest issues`: build an edition's issue for a date, list issues, show one, set its note."""
 
 from __future__ import annotations
 
@@ -17,18 +17,20 @@ from digest.compose import (
     scheduled_time,
 )
 from digest.errors import DigestError
+from digest.notes import set_issue_note
 from digest.store import from_iso, utcnow
 
 
 @click.group(name="issues")
 def issues() -> None:
-    """Build, list and show digest issues.
+    """Build, list and show digest issues; add an editor's note.
 
     \b
     Example:
       digest issues build daily --date 2026-01-23
       digest issues list --edition daily
       digest issues show latest
+      digest issues note latest "Back to daily issues from Monday."
     """
 
 
@@ -125,12 +127,34 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
     click.echo(f"  edition {row['edition']} #{row['number']}, status {row['status']}")
     click.echo(f"  period  {row['period_start']} – {row['period_end']}")
     click.echo(f"  preview {row['preheader']}")
+    if row.get("note"):
+        click.echo(f"  note    {row['note']}")
     for category in snapshot.get("categories", []):
         click.echo(f"\n{category['name']} ({len(category['articles'])})")
         for article in category["articles"]:
             source = f" — {article['source']}" if article.get("source") else ""
             click.echo(f"  - {article['title']}{source} ({article['published_local']})")
             click.echo(f"    {article['url']}")
+
+
+@issues.command(name="note")
+@click.argument("issue")
+@click.argument("text")
+@pass_app
+def issues_note(app: App, issue: str, text: str) -> None:
+    """Set the editor's note shown at the top of ISSUE (before it is sent).
+
+    TEXT is plain text (a blank line starts a new paragraph; at most 1000
+    characters); an empty TEXT removes the note. Refused once sending started.
+
+    \b
+    Example:
+      digest issues note daily/3 "No issue on Monday: the newsroom is on a trip."
+      digest issues note 12 ""
+    """
+    row = set_issue_note(app.db, issue, text)
+    what = f"note set ({len(row['note'])} characters)" if row["note"] else "note removed"
+    click.echo(f"Issue {row['id']} ({row['edition']} #{row['number']}): {what}")
 
 
 def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
