@@ -140,7 +140,7 @@ def test_byline_undated_summary_label_and_also_covered_show_when_present(store) 
         assert "undated · 1 min read" in part and "02:00 · 1 min read" not in part
     assert "AI-generated summary:</em> Engineers finished" in html
     assert "AI-generated summary: Engineers finished" in text
-    assert 'Also covered by: <a class="t" href="https://post.example/barrier"' in html
+    assert 'Also covered by: <a href="https://post.example/barrier"' in html
     assert 'href="https://review.example/b?x=1&amp;y=2"' in html
     assert (
         "Also covered by: Port Elwyn Post <https://post.example/barrier>, "
@@ -202,7 +202,7 @@ def test_editors_note_is_shown_at_the_top_and_frozen_once_sending_starts(store, 
     assert result.exit_code == 0, result.output
     assert "note set" in result.output
     rendered = render_issue(db, config, issue["id"])
-    assert '<p class="e"' in rendered.html and "The &lt;newsroom&gt; is away." in rendered.html
+    assert '<p class="e" style=' in rendered.html and "The &lt;newsroom&gt; is away." in rendered.html
     assert rendered.html.index("No issue on Monday.") < rendered.html.index("<h3")
     assert "\nNo issue on Monday.\n\nThe <newsroom> is away.\n" in rendered.text
     stored_variant(db, config, issue["id"], "*")  # what a send does first
