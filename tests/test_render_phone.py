@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_render_support import big_issue, fixture_issue, make_store
+from test_render_support import big_issue, enrich, fixture_issue, make_store
 
 from digest.render import personalise, render_issue
 
@@ -129,8 +129,9 @@ def measure(browser, html: str, scheme: str) -> dict[str, Any]:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_text_and_link_on_a_phone_meets_the_thresholds(browser, tmp_path: Path, scheme: str) -> None:
     config, db = make_store(tmp_path / "ws")
-    issue = fixture_issue(config, db)
+    issue = enrich(db, fixture_issue(config, db))
     html = personalise(render_issue(db, config, issue["id"]).html, RECIPIENT, html=True)
+    assert "Also covered by" in html and "By Mara Quill" in html and "from the editor" in html
     measured = measure(browser, html, scheme)
     assert len(measured["texts"]) > 20 and len(measured["links"]) > 10
     found = problems(measured)
