@@ -108,7 +108,8 @@ def main() -> None:
         size = len(rendered.html.encode("utf-8"))
         print(
             f"issue: {args.articles} articles, 60-word summaries; "
-            f"HTML {size:,} bytes, trimmed {rendered.trimmed}"
+            f"HTML {size:,} bytes ({render.wire_size(rendered.html):,} as sent, quoted-printable), "
+            f"trimmed {rendered.trimmed}"
         )
 
         total, best, cpu = timings(lambda: render.render_issue(db, config, issue_id), args.repeat)

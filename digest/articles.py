@@ -23,6 +23,7 @@ import sqlite_utils
 
 from digest.config import Config, parse_duration
 from digest.errors import ConfigError, DigestError, NotFound
+from digest.images import image_json
 from digest.sanitize import (
     html_to_text,
     is_web_url,
@@ -249,6 +250,7 @@ class ArticleInput:
     author: str | None = None
     published: datetime | None = None  # the item's own date, aware
     base_url: str | None = None  # for resolving relative links in the HTML
+    image: dict[str, Any] | None = None  # lead image {url, width, height} (digest.images)
 
 
 def prepare_article(
@@ -294,6 +296,8 @@ def prepare_article(
         "feed_id": feed_id,
     }
     row["content_hash"] = content_hash(row)
+    if item.image:
+        row["image"] = image_json(item.image)
     return row
 
 

@@ -19,6 +19,7 @@ import sqlite_utils
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
+from digest.images import load_image
 from digest.localtime import latest_fire_time, next_fire_time
 from digest.store import from_iso, iso, transaction, utcnow
 
@@ -246,8 +247,9 @@ def _insert_issue(
     number = row.fetchone()[0]
     local_end = period_end.astimezone(edition.zone)
     ordered = [a for c in categories for a in by_category[c]]
-    subject = make_subject(config, edition, number, local_end)
-    preheader = make_preheader([a["title"] for a in ordered])
+    titles = [a["title"] for a in ordered]
+    subject = make_subject(config, edition, number, local_end, headline=titles[0])
+    preheader = make_preheader(preheader_titles(config, edition, titles))
     snapshot = {
         "version": SNAPSHOT_VERSION,
         "edition": edition.key,
@@ -298,16 +300,29 @@ def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, An
         "published_local": format_datetime(published.astimezone(edition.zone)),
         "summary": article["summary_text"] or "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+        **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }
 
 
-def make_subject(config: Config, edition: Edition, number: int, local_date: datetime) -> str:
+SUBJECT_MAX_CHARS = 78
+
+
+def subject_pattern(config: Config, edition: Edition) -> str:
+    """The edition's subject pattern, else ``render.subject``."""
+    return edition.subject or config.render.subject
+
+
+def make_subject(
+    config: Config, edition: Edition, number: int, local_date: datetime, *, headline: str = ""
+) -> str:
     """The subject from the edition's pattern (else ``render.subject``).
 
     Fields: ``{title}`` (edition title), ``{number}``, ``{date}`` (``23 Jan 2026``),
-    ``{publication}``, ``{edition}`` (its key).
+    ``{publication}``, ``{edition}`` (its key), ``{headline}`` (the top story). A subject
+    with a headline is kept within :data:`SUBJECT_MAX_CHARS` by cutting the headline at a
+    word (with "…"); the other fields are never cut.
     """
-    pattern = edition.subject or config.render.subject
+    pattern = subject_pattern(config, edition)
     values = {
         "title": edition.title,
         "number": number,
@@ -315,15 +330,46 @@ def make_subject(config: Config, edition: Edition, number: int, local_date: date
         "publication": config.publication.name,
         "edition": edition.key,
     }
-    try:
-        subject = pattern.format(**values)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{config.source}: subject pattern {pattern!r} is invalid ({exc!r}); "
-            "use the fields {title}, {number}, {date}, {publication}, {edition}"
-        ) from None
-    # Never let a header line break through.
-    return " ".join(subject.split())
+
+    def fill(head: str) -> str:
+        try:
+            text = pattern.format(**values, headline=head)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{config.source}: subject pattern {pattern!r} is invalid ({exc!r}); "
+                "use the fields {title}, {number}, {date}, {publication}, {edition}, {headline}"
+            ) from None
+        # Never let a header line break through.
+        return " ".join(text.split())
+
+    words = " ".join(headline.split()).split(" ")
+    subject = fill(" ".join(words))
+    if "{headline}" not in pattern or len(subject) <= SUBJECT_MAX_CHARS:
+        return subject
+    while words:
+        words.pop()
+        cut = " ".join(words).rstrip(" ,;:·-–—")
+        if cut and len(fill(cut + "…")) <= SUBJECT_MAX_CHARS:
+            return fill(cut + "…")
+    return fill("").rstrip(" :·-–—")
+
+
+def issue_subject(config: Config, issue: dict[str, Any], headline: str) -> str:
+    """The issue's subject with ``headline`` as its top story (a category variant's own);
+    the stored subject when the pattern has no ``{headline}`` or the edition is gone."""
+    edition = config.editions.get(issue["edition"])
+    if edition is None or "{headline}" not in subject_pattern(config, edition) or not headline:
+        return issue["subject"]
+    local_end = from_iso(issue["period_end"]).astimezone(edition.zone)
+    return make_subject(config, edition, issue["number"], local_end, headline=headline)
+
+
+def preheader_titles(config: Config, edition: Edition | None, titles: list[str]) -> list[str]:
+    """The headlines for the preheader: the ones after the subject's own headline (when the
+    subject carries one and there are more), so the inbox shows the next stories."""
+    if edition is not None and "{headline}" in subject_pattern(config, edition) and len(titles) > 1:
+        return titles[1:]
+    return titles
 
 
 def make_preheader(titles: list[str]) -> str:

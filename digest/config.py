@@ -81,7 +81,8 @@ class Render:
 
     templates: str = ""
     max_html_bytes: int = 100_000
-    subject: str = "{title} #{number} · {date}"
+    subject: str = "{title} #{number}: {headline}"
+    images: bool = False  # lead images from feeds: off by default (they load from the feed's server)
 
 
 @dataclass

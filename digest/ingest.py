@@ -38,6 +38,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.feeds import find_feed, list_feeds, normalize_source, record_fetch
 from digest.fetch import Fetched, fetch, is_http
+from digest.images import entry_image
 from digest.sanitize import is_web_url, one_line, plain_text, resolve_url, text_to_html
 from digest.store import transaction, utcnow
 
@@ -341,6 +342,7 @@ def parse_feed(
                 author=entry.get("author"),
                 published=entry_date(entry),
                 base_url=_base_for(summary or content, feed_base, link or ""),
+                image=entry_image(entry),
             )
         )
     if kept_apart:

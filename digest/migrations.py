@@ -25,6 +25,10 @@ def m011_subscriber_attributes(db: sqlite_utils.Database) -> None:
 
 def m012_issue_extras(db: sqlite_utils.Database) -> None:
     """Per-issue editor's note and per-article lead images."""
+    if "note" not in db["issues"].columns_dict:
+        db.execute("ALTER TABLE issues ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+    if "image" not in db["articles"].columns_dict:
+        db.execute("ALTER TABLE articles ADD COLUMN image TEXT")  # JSON {url, width, height}
 
 
 def m013_summaries(db: sqlite_utils.Database) -> None:

@@ -10,6 +10,7 @@ substitution at send time, so an issue is rendered once per distinct category se
 
 from __future__ import annotations
 
+import binascii
 import functools
 import html as html_lib
 import json
@@ -27,9 +28,10 @@ import sqlite_utils
 from premailer import Premailer
 
 import digest
-from digest.compose import get_issue, issue_snapshot, make_preheader
+from digest.compose import get_issue, issue_snapshot, issue_subject, make_preheader, preheader_titles
 from digest.config import Config
 from digest.errors import DigestError
+from digest.images import IMAGE_MIN_SIDE
 from digest.store import iso, transaction, utcnow
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
@@ -46,6 +48,9 @@ NAME_FALLBACK = "Reader"
 # Each placeholder occurrence may grow by this much when filled (a signed URL, a long name);
 # the size budget reserves it so a personalised message still fits.
 PLACEHOLDER_ALLOWANCE = 200
+
+IMAGE_WIDTH = 544
+"""Lead images are shown at most this wide (the 600 px column less its padding)."""
 
 _TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)))
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
@@ -275,15 +280,6 @@ def _defuse(value: Any, *, url: bool = False) -> Any:
     return value
 
 
-def _slug(name: str, used: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "section"
-    slug, n = f"c-{base}", 2
-    while slug in used:
-        slug, n = f"c-{base}-{n}", n + 1
-    used.add(slug)
-    return slug
-
-
 def _variant_sections(snapshot: dict[str, Any], variant: str) -> list[dict[str, Any]]:
     sections = snapshot.get("categories", [])
     wanted = variant_categories(variant)
@@ -295,6 +291,64 @@ def _variant_sections(snapshot: dict[str, Any], variant: str) -> list[dict[str, 
     return sections
 
 
+def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The articles in the order an over-budget issue keeps them: first the newest article
+    of every section (in the issue's section order), then all the others newest first.
+
+    Keeping the first N of this list never leaves a shown section empty; only when N is
+    smaller than the number of sections do whole sections go, the issue's last ones first.
+    """
+
+    def newest(article: dict[str, Any]) -> tuple[str, int]:
+        return (article["published_at"], article["id"])
+
+    leads = [max(s["articles"], key=newest) for s in sections if s["articles"]]
+    lead_ids = {a["id"] for a in leads}
+    rest = sorted(
+        (a for s in sections for a in s["articles"] if a["id"] not in lead_ids), key=newest, reverse=True
+    )
+    return leads + rest
+
+
+def _article(article: dict[str, Any], images: bool) -> dict[str, Any]:
+    """One snapshot article for the templates: untrusted text defused; the optional fields
+    (author, undated, summary_label, also_covered, image) always present."""
+    out = {k: _defuse(v, url=k == "url") for k, v in article.items() if k not in ("also_covered", "image")}
+    out.setdefault("author", "")
+    out.setdefault("undated", False)
+    out.setdefault("summary_label", "")
+    out["also_covered"] = [
+        {"source": _defuse(str(c.get("source") or "")), "url": _defuse(str(c.get("url") or ""), url=True)}
+        for c in article.get("also_covered") or []
+        if isinstance(c, dict) and c.get("url")
+    ]
+    out["image"] = _image(article.get("image"), article.get("title", "")) if images else None
+    return out
+
+
+def _image(image: Any, title: str) -> dict[str, Any] | None:
+    """A lead image fit to show: an https/http URL with a sane size (never a 1×1 tracker),
+    scaled to the content width; alt text from the title."""
+    if not isinstance(image, dict):
+        return None
+    url = str(image.get("url") or "")
+    if not url.startswith(("https://", "http://")):
+        return None
+    try:
+        width, height = int(image.get("width") or 0), int(image.get("height") or 0)
+    except (TypeError, ValueError):
+        return None
+    if width < IMAGE_MIN_SIDE or height < IMAGE_MIN_SIDE:
+        return None  # unknown or tiny: a tracking pixel, or a layout jump when it loads
+    shown_width = min(width, IMAGE_WIDTH)
+    return {
+        "url": _defuse(url, url=True),
+        "width": shown_width,
+        "height": round(height * shown_width / width),
+        "alt": _defuse(str(image.get("alt") or title)),
+    }
+
+
 def _context(
     config: Config,
     issue: dict[str, Any],
@@ -302,15 +356,14 @@ def _context(
     sections: list[dict[str, Any]],
     keep: set[int],
 ) -> dict[str, Any]:
-    used: set[str] = set()
     categories = []
+    images = config.render.images
     for section in sections:
         articles = section["articles"]
-        shown = [{k: _defuse(v, url=k == "url") for k, v in a.items()} for a in articles if a["id"] in keep]
+        shown = [_article(a, images) for a in articles if a["id"] in keep]
         categories.append(
             {
                 "name": _defuse(section["name"]),
-                "slug": _slug(section["name"], used),
                 "count": len(articles),
                 "articles": shown,
                 "more": len(articles) - len(shown),
@@ -331,19 +384,31 @@ def _context(
             "title": _defuse(snapshot["edition_title"]),
         },
         "issue": {"id": issue["id"], "number": issue["number"], "date": snapshot["date"]},
+        "note": [
+            _defuse(" ".join(para.split()))
+            for para in str(issue.get("note") or "").split("\n\n")
+            if para.strip()
+        ],
         "web_url": web_url(config, issue["id"]),
         "categories": categories,
+        "shown_categories": [c for c in categories if c["articles"]],
         "total": sum(c["count"] for c in categories),
         "shown": sum(len(c["articles"]) for c in categories),
         "p": PLACEHOLDERS,
     }
 
 
-def _preheader(issue: dict[str, Any], sections: list[dict[str, Any]], variant: str) -> str:
-    """The issue's preheader, or for a category variant one made from its own headlines."""
+def _subject_and_preheader(
+    config: Config, issue: dict[str, Any], sections: list[dict[str, Any]], variant: str
+) -> tuple[str, str]:
+    """The variant's subject (its own top story as ``{headline}``) and preheader (its next
+    headlines); the issue's stored ones for the whole issue."""
     if variant == "*":
-        return issue["preheader"]
-    return make_preheader([a["title"] for s in sections for a in s["articles"]])
+        return issue["subject"], issue["preheader"]
+    titles = [a["title"] for s in sections for a in s["articles"]]
+    subject = issue_subject(config, issue, titles[0] if titles else "")
+    edition = config.editions.get(issue["edition"])
+    return subject, make_preheader(preheader_titles(config, edition, titles))
 
 
 def web_url(config: Config, issue_id: int) -> str:
@@ -351,40 +416,50 @@ def web_url(config: Config, issue_id: int) -> str:
     return f"{config.publication.base_url.rstrip('/')}/issues/{issue_id}"
 
 
+def wire_size(text: str) -> int:
+    """Bytes ``text`` takes as a quoted-printable MIME body with CRLF line ends, the way
+    :mod:`digest.message` sends each part (its soft breaks around placeholders aside)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    size = 0
+    for line in lines:
+        encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=False)
+        size += len(encoded) + encoded.count(b"=\n") + 2  # CRLF soft and hard line ends
+    return size
+
+
 def html_budget_size(html: str) -> int:
-    """Bytes the HTML may reach once personalised: its UTF-8 size plus an allowance per
-    placeholder."""
+    """Bytes the HTML part may reach on the wire once personalised: its quoted-printable
+    size (what Gmail counts towards its ~102 KB clip: non-Latin text grows 1.7× and more)
+    plus an allowance per placeholder."""
     occurrences = sum(html.count(token) for token in PLACEHOLDERS.values())
-    return len(html.encode("utf-8")) + PLACEHOLDER_ALLOWANCE * occurrences
+    return wire_size(html) + PLACEHOLDER_ALLOWANCE * occurrences
 
 
 def render_issue(
     db: sqlite_utils.Database, config: Config, issue_id: int, variant: str = "*"
 ) -> RenderedVariant:
-    """Render ``variant`` of the issue from its frozen snapshot (a pure function of the
-    snapshot, the config and the templates; stores nothing).
+    """Render ``variant`` of the issue from its frozen snapshot, its editor's note and the
+    config (a pure function of those and the templates; stores nothing).
 
-    When the HTML would exceed ``render.max_html_bytes`` the newest articles are kept and
-    each shortened category ends with "N more articles in the web version"; ``trimmed``
-    counts the articles left out. The text part carries the same articles.
+    When the HTML part would exceed ``render.max_html_bytes`` on the wire, articles are left
+    out in :func:`trim_order` (every section keeps its newest; then the newest overall);
+    each shortened section ends with "N more in the web version", the counts say "X of Y",
+    and ``trimmed`` counts the articles left out. The text part carries the same articles.
     """
     issue = get_issue(db, issue_id)
     snapshot = issue_snapshot(issue)
     sections = _variant_sections(snapshot, variant)
-    issue = {**issue, "preheader": _preheader(issue, sections, variant)}
+    subject, preheader = _subject_and_preheader(config, issue, sections, variant)
+    issue = {**issue, "subject": subject, "preheader": preheader}
     dirs = tuple(template_dirs(config))
-    newest = sorted(
-        (a for s in sections for a in s["articles"]),
-        key=lambda a: (a["published_at"], a["id"]),
-        reverse=True,
-    )
+    order = trim_order(sections)
     budget = config.render.max_html_bytes
 
     def html_for(count: int) -> str:
-        context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:count]})
+        context = _context(config, issue, snapshot, sections, {a["id"] for a in order[:count]})
         return inline_css(mjml_to_html(_render_template(dirs, HTML_TEMPLATE, context)))
 
-    kept = len(newest)
+    kept = len(order)
     html = html_for(kept)
     if html_budget_size(html) > budget:
         # Largest count that fits; the size grows with each article, so bisect.
@@ -399,7 +474,7 @@ def render_issue(
         if best is None:
             kept, best = 0, html_for(0)
         html = best
-    context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:kept]})
+    context = _context(config, issue, snapshot, sections, {a["id"] for a in order[:kept]})
     text = _render_template(dirs, TEXT_TEMPLATE, context)
     # An override template may forget it; an email must never go out without it.
     for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
@@ -414,7 +489,7 @@ def render_issue(
         preheader=issue["preheader"],
         html=html,
         text=text,
-        trimmed=len(newest) - kept,
+        trimmed=len(order) - kept,
     )
 
 
@@ -434,7 +509,7 @@ def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, var
         if row is not None and row["html"] == rendered.html and row["text"] == rendered.text:
             return rendered
     assert row is not None
-    return _from_row(db, issue_id, variant, row)
+    return _from_row(db, config, issue_id, variant, row)
 
 
 def current_variant(
@@ -444,16 +519,18 @@ def current_variant(
     render that is not stored — for previews, which must not freeze anything."""
     row = _variant_row(db, issue_id, variant)
     if row is not None:
-        return _from_row(db, issue_id, variant, row)
+        return _from_row(db, config, issue_id, variant, row)
     return render_issue(db, config, issue_id, variant)
 
 
-def _from_row(db: sqlite_utils.Database, issue_id: int, variant: str, row: dict[str, Any]) -> RenderedVariant:
+def _from_row(
+    db: sqlite_utils.Database, config: Config, issue_id: int, variant: str, row: dict[str, Any]
+) -> RenderedVariant:
     """A stored variant row with the issue's current subject and the variant's preheader."""
     issue = get_issue(db, issue_id)
     sections = _variant_sections(issue_snapshot(issue), variant) if variant != "*" else []
-    preheader = _preheader(issue, sections, variant)
-    return RenderedVariant(variant, issue["subject"], preheader, row["html"], row["text"], row["trimmed"])
+    subject, preheader = _subject_and_preheader(config, issue, sections, variant)
+    return RenderedVariant(variant, subject, preheader, row["html"], row["text"], row["trimmed"])
 
 
 def _variant_row(db: sqlite_utils.Database, issue_id: int, variant: str) -> dict[str, Any] | None:

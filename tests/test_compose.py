@@ -87,8 +87,9 @@ def test_subject_preheader_and_number(store) -> None:
     config, db = store
     issue = fixture_issue(config, db)
     assert issue["number"] == 1
-    assert issue["subject"] == "Daily Briefing #1 · 23 Jan 2026"
-    assert issue["preheader"].startswith("Tidal barrier opens a year early · Q&A: <why> ferries")
+    # The top story is the subject's headline; the preheader carries the next ones.
+    assert issue["subject"] == "Daily Briefing #1: Tidal barrier opens a year early"
+    assert issue["preheader"].startswith("Q&A: <why> ferries keep running late · Open-source tide")
     assert issue["status"] == "draft"
 
 

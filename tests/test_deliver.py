@@ -59,7 +59,9 @@ def test_each_recipient_gets_exactly_one_message_with_the_right_headers_and_own_
         assert msg["From"] == "The Example Digest <digest@example.org>"
         assert msg["To"].addresses[0].addr_spec == sub["email"]
         assert msg["To"].addresses[0].display_name == sub["name"]
-        assert msg["Subject"] == setup.issue["subject"]
+        # Each variant's subject names its own top story (render.subject's {headline}).
+        variant = stored_variant(setup.db, setup.config, setup.issue["id"], rows[sub["email"]]["variant"])
+        assert msg["Subject"] == variant.subject
         assert msg["Message-ID"] == rows[sub["email"]]["message_id"]
         assert msg["Date"]
         assert msg["List-Id"].endswith("<daily.example.org>")

@@ -37,7 +37,7 @@ def test_build_twice_makes_one_issue(ws: Path) -> None:
     first = run(ws, "issues", "build", "daily", "--date", "2026-01-23")
     assert first.exit_code == 0, first.output
     assert "Built issue daily/1 with 5 articles" in first.output
-    assert "Daily Briefing #1 · 23 Jan 2026" in first.output
+    assert "Daily Briefing #1: Tidal barrier opens a year early" in first.output
     again = run(ws, "issues", "build", "daily", "--date", "2026-01-23")
     assert again.exit_code == 0 and "already exists" in again.output
     listed = json.loads(run(ws, "issues", "list", "--json").output)
@@ -143,7 +143,7 @@ def test_numbering_per_edition_in_list(ws: Path) -> None:
     assert run(ws, "issues", "build", "daily", "--date", "2026-01-23").exit_code == 0
     assert run(ws, "issues", "build", "weekly", "--date", "2026-01-26").exit_code == 0
     out = run(ws, "issues", "list").output
-    assert "Daily Briefing #1 · 23 Jan 2026" in out and "Weekly Review #1 · 26 Jan 2026" in out
+    assert "Daily Briefing #1: Tidal barrier" in out and "Weekly Review #1: " in out
     weekly = json.loads(run(ws, "issues", "list", "--edition", "weekly", "--json").output)
     assert [(r["edition"], r["number"]) for r in weekly] == [("weekly", 1)]
 
@@ -152,7 +152,7 @@ def test_show_latest_and_by_id(ws: Path) -> None:
     assert run(ws, "issues", "show").exit_code == 1  # nothing yet
     run(ws, "issues", "build", "daily", "--date", "2026-01-23")
     out = run(ws, "issues", "show", "latest").output
-    assert "Issue daily/1: Daily Briefing #1 · 23 Jan 2026" in out
+    assert "Issue daily/1: Daily Briefing #1: Tidal barrier opens a year early" in out
     assert out.index("World (2)") < out.index("Technology (1)") < out.index("Arts (1)")
     data = json.loads(run(ws, "issues", "show", "1", "--json").output)
     assert data["id"] == 1 and [c["name"] for c in data["categories"]] == [

@@ -85,7 +85,7 @@ def test_preview_eml_is_the_complete_message(ws: Path, tmp_path: Path) -> None:
     result = run(ws, "preview", "--format", "eml", "-o", str(out))
     assert result.exit_code == 0, result.output
     msg = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
-    assert msg["Subject"] == "Daily Briefing #1 · 23 Jan 2026"
+    assert msg["Subject"] == "Daily Briefing #1: Tidal barrier opens a year early"
     assert msg.get_content_type() == "multipart/alternative"
     assert "List-Unsubscribe" in msg
     html = msg.get_body(("html",)).get_content()

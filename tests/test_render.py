@@ -63,7 +63,7 @@ def test_golden_html_and_text(store) -> None:
     rendered = render_issue(db, config, issue["id"])
     _check_golden("issue.html", rendered.html)
     _check_golden("issue.txt", rendered.text)
-    assert rendered.subject == "Daily Briefing #1 · 23 Jan 2026"
+    assert rendered.subject == "Daily Briefing #1: Tidal barrier opens a year early"
     assert rendered.variant == "*" and rendered.trimmed == 0
 
 
@@ -76,7 +76,7 @@ def test_html_pipeline_keeps_what_email_clients_need(store) -> None:
     assert "<!--[if mso" in html, "Outlook conditional comments were lost"
     assert "<link" not in html
     # The CSS was inlined.
-    assert re.search(r'<h3 style="[^"]*font-size:17px', html)
+    assert re.search(r'<h3 style="[^"]*font-size:18px', html)
     # Untrusted text is escaped, never raw.
     assert "&lt;why&gt;" in html and "<why>" not in html
 
@@ -98,8 +98,8 @@ def test_entries_and_header_and_footer_carry_what_the_reader_needs(store) -> Non
     assert (
         "Read more" in html and "Read more: https://news.harbour-gazette.example/2026/01/22/story-1" in text
     )
-    # Table of contents with counts.
-    assert re.search(r"World</a>&nbsp;\(2\)", html) or re.search(r"World</a>\xa0\(2\)", html)
+    # Table of contents with counts, as plain text: no in-message anchors.
+    assert re.search(r"World(&nbsp;|\xa0)\(2\)", html) and 'href="#' not in html
     assert "- World (2)" in text and "- Arts (1)" in text
     # Links survive in attributes, & escaped in HTML.
     assert f'href="{PLACEHOLDERS["unsubscribe_url"]}"' in html
@@ -141,9 +141,9 @@ def test_oversized_issue_keeps_the_newest_and_says_how_many_more(store) -> None:
     assert 0 < rendered.trimmed < 120
     shown = 120 - rendered.trimmed
     assert personalised.count("<h3") == shown
-    counts = [int(n) for n in re.findall(r"(\d+) more articles? in the web version", personalised)]
+    counts = [int(n) for n in re.findall(r"(\d+) more in \w+ in the web version", personalised)]
     assert sum(counts) == rendered.trimmed
-    text_counts = [int(n) for n in re.findall(r"(\d+) more articles? in the web version", rendered.text)]
+    text_counts = [int(n) for n in re.findall(r"(\d+) more in \w+ in the web version", rendered.text)]
     assert text_counts == counts
     assert rendered.text.count("Read more: ") == shown
     # Newest kept, oldest dropped (plan 0 is the newest, 119 the oldest).
@@ -152,7 +152,7 @@ def test_oversized_issue_keeps_the_newest_and_says_how_many_more(store) -> None:
     )
     # The footer stays, after the trimmed lists.
     assert RECIPIENT["unsubscribe_url"] in personalised
-    assert personalised.index("more articles in the web version") < personalised.index("Unsubscribe")
+    assert personalised.index("more in Sport in the web version") < personalised.index("Unsubscribe")
     assert "Harbour Gazette Ltd" in personalised
 
 
@@ -250,7 +250,11 @@ def test_variants_are_rendered_once_per_distinct_category_set(store) -> None:
     world = stored_variant(db, config, issue["id"], '["World"]')
     assert "Tidal barrier" in world.text and "Seagrass" not in world.text and "Seagrass" not in world.html
     assert "- Technology" not in world.text
-    assert world.preheader.startswith("Tidal barrier opens a year early")
+    # The variant's own top story heads its subject; its next one leads the preheader.
+    assert world.subject == "Daily Briefing #1: Tidal barrier opens a year early"
+    assert world.preheader == "Q&A: <why> ferries keep running late"
+    science = render_issue(db, config, issue["id"], '["Science"]')
+    assert science.subject == "Daily Briefing #1: Seagrass meadows store more carbon than thought"
     with pytest.raises(DigestError, match="none of these categories"):
         render_issue(db, config, issue["id"], '["Sport"]')
 

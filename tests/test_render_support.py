@@ -4,6 +4,7 @@ directly into the store, and a fixed fixture issue. (No tests here.)"""
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import sqlite_utils
 
 from digest.compose import compose_issue
 from digest.config import Config, load_config
+from digest.notes import set_issue_note
 from digest.store import iso, open_store
 
 # The fixture issue's period ends here: 07:00 in Berlin on 23 Jan 2026.
@@ -208,3 +210,26 @@ def big_issue(
     result = compose_issue(db, config, edition, period_end=PERIOD_END)
     assert result.issue is not None
     return result.issue
+
+
+def enrich(db: sqlite_utils.Database, issue: dict[str, Any], *, image: bool = False) -> dict[str, Any]:
+    """The fixture issue with every optional card field (a byline, a labelled summary, "also
+    covered by", an undated story, optionally a lead image) and an editor's note."""
+    snapshot = json.loads(issue["snapshot"])
+    first = snapshot["categories"][0]["articles"][0]
+    first.update(
+        author="Mara Quill",
+        summary_label="AI-generated summary",
+        also_covered=[
+            {"source": "Port Elwyn Post", "url": "https://post.example/barrier"},
+            {"source": "Coastal Review", "url": "https://review.example/b?x=1&y=2"},
+        ],
+    )
+    if image:
+        first["image"] = {"url": "https://images.example/barrier.jpg", "width": 1200, "height": 800}
+    snapshot["categories"][-1]["articles"][0]["undated"] = True
+    db.execute("UPDATE issues SET snapshot = ? WHERE id = ?", [json.dumps(snapshot), issue["id"]])
+    set_issue_note(
+        db, issue["id"], "A word from the editor: the festival starts on Friday.\n\nSee you there."
+    )
+    return dict(db["issues"].get(issue["id"]))

@@ -1,4 +1,4 @@
-"""`digest issues`: build an edition's issue for a date, list issues, show one."""
+"""`digest issues`: build an edition's issue for a date, list issues, show one, set its note."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from digest.compose import (
     scheduled_time,
 )
 from digest.errors import DigestError
+from digest.notes import set_issue_note
 from digest.store import from_iso, utcnow
 
 
 @click.group(name="issues")
 def issues() -> None:
-    """Build, list and show digest issues.
+    """Build, list and show digest issues; add an editor's note.
 
     Issues are named EDITION/NUMBER (daily/3); `latest` is the most recently
     built one and daily/latest the latest daily.
@@ -34,6 +35,7 @@ def issues() -> None:
       digest issues build daily --date 2026-01-23
       digest issues list --edition daily
       digest issues show daily/latest
+      digest issues note latest "Back to daily issues from Monday."
     """
 
 
@@ -132,6 +134,8 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
     click.echo(f"  edition {row['edition']}, number {row['number']} (id {row['id']}), status {row['status']}")
     click.echo(f"  period  {row['period_start']} – {row['period_end']}")
     click.echo(f"  preview {row['preheader']}")
+    if row.get("note"):
+        click.echo(f"  note    {row['note']}")
     for category in snapshot.get("categories", []):
         click.echo(f"\n{category['name']} ({len(category['articles'])})")
         for article in category["articles"]:
@@ -144,6 +148,27 @@ def _zone(app: App, edition: str) -> Any:
     """The edition's zone; UTC for an edition no longer in the config."""
     known = app.config.editions.get(edition)
     return known.zone if known else UTC
+
+
+@issues.command(name="note", epilog=ISSUE_NAME_HELP)
+@click.argument("issue")
+@click.argument("text")
+@pass_app
+def issues_note(app: App, issue: str, text: str) -> None:
+    """Set the editor's note shown at the top of ISSUE (daily/3, latest, daily/latest
+    or an id) before it is sent.
+
+    TEXT is plain text (a blank line starts a new paragraph; at most 1000
+    characters); an empty TEXT removes the note. Refused once sending started.
+
+    \b
+    Example:
+      digest issues note daily/3 "No issue on Monday: the newsroom is on a trip."
+      digest issues note 12 ""
+    """
+    row = set_issue_note(app.db, issue, text)
+    what = f"note set ({len(row['note'])} characters)" if row["note"] else "note removed"
+    click.echo(f"Issue {issue_name(row)}: {what}")
 
 
 def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:

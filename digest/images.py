@@ -1,0 +1,74 @@
+"""Lead images: pick one from a feed entry at ingest, keep it as JSON on the article.
+
+A feed names its pictures in ``media:content``, ``media:thumbnail`` or an image enclosure.
+Only an http(s) picture with a known size is worth keeping: the email gives every image
+width and height attributes (no layout jump as it loads), and a picture of unknown or tiny
+size may be a tracking pixel. Shown only with ``render.images = true``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+IMAGE_MIN_SIDE = 40
+"""Smaller images are never kept: tracking pixels and spacers."""
+URL_MAX = 2000
+
+
+def entry_image(entry: Any) -> dict[str, Any] | None:
+    """The best picture feedparser found for ``entry``: ``{url, width, height}`` or None.
+    The widest ``media:content`` image first, then ``media:thumbnail``, then an enclosure
+    that says its size (rare)."""
+    candidates: list[dict[str, Any]] = []
+    for item in entry.get("media_content") or []:
+        medium, kind = str(item.get("medium") or ""), str(item.get("type") or "")
+        if medium == "image" or kind.startswith("image/") or (not medium and not kind):
+            candidates.append(item)
+    candidates.sort(key=lambda i: _size(i)[0], reverse=True)
+    candidates += list(entry.get("media_thumbnail") or [])
+    candidates += [
+        {**e, "url": e.get("href")}
+        for e in entry.get("enclosures") or []
+        if str(e.get("type") or "").startswith("image/")
+    ]
+    for item in candidates:
+        image = _checked(item)
+        if image is not None:
+            return image
+    return None
+
+
+def _size(item: Any) -> tuple[int, int]:
+    try:
+        return int(item.get("width") or 0), int(item.get("height") or 0)
+    except (TypeError, ValueError):
+        return 0, 0
+
+
+def _checked(item: Any) -> dict[str, Any] | None:
+    url = str(item.get("url") or "").strip()
+    if not url.lower().startswith(("https://", "http://")) or len(url) > URL_MAX:
+        return None
+    if any(c.isspace() or c in "\"'<>" for c in url):
+        return None
+    width, height = _size(item)
+    if width < IMAGE_MIN_SIDE or height < IMAGE_MIN_SIDE:
+        return None
+    return {"url": url, "width": width, "height": height}
+
+
+def image_json(image: dict[str, Any] | None) -> str | None:
+    """The ``articles.image`` column value."""
+    return json.dumps(image, separators=(",", ":")) if image else None
+
+
+def load_image(value: Any) -> dict[str, Any] | None:
+    """An ``articles.image`` column value decoded; None when empty or unreadable."""
+    if not value:
+        return None
+    try:
+        image = json.loads(value)
+    except (TypeError, ValueError):
+        return None
+    return image if isinstance(image, dict) else None
