@@ -1,0 +1,161 @@
+"""One card per story: group an issue's articles that report the same story.
+
+Two articles are the same story when they share a canonical URL, or when their titles and
+summaries are similar enough: rapidfuzz's token-set ratio over their words, with case,
+punctuation, thousands separators, a short list of function words and plural endings taken
+out, at or above ``[compose] merge_threshold``. The rule and its default threshold are
+measured on ``tests/fixtures/story_pairs.jsonl`` (``python bench/stories.py``).
+
+Each story shows one card: the article from the first of ``preferred_sources`` that carries
+it, else the earliest; the others are listed as "Also covered by".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from digest.articles import canonical_url
+
+_WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "for",
+        "by",
+        "at",
+        "as",
+        "and",
+        "or",
+        "with",
+        "from",
+        "after",
+        "over",
+        "under",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "this",
+        "that",
+        "than",
+        "into",
+        "up",
+        "out",
+        "new",
+        "says",
+        "said",
+        "say",
+        "will",
+        "would",
+        "could",
+        "has",
+        "have",
+        "had",
+        "not",
+        "no",
+        "but",
+        "about",
+        "before",
+        "more",
+        "most",
+        "also",
+        "one",
+        "two",
+        "three",
+    ]
+)
+
+
+def story_words(title: str, summary: str = "") -> str:
+    """The words the rule compares: lower case, no punctuation or function words, plurals
+    folded (``rates`` → ``rate``), joined by spaces."""
+    text = _THOUSANDS.sub("", f"{title} {summary}".lower().replace("’", "'"))
+    words = []
+    for word in _WORD.findall(text):
+        word = word.removesuffix("'s")
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 4 and word.endswith("ies"):
+            word = word[:-3] + "y"
+        elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        words.append(word)
+    return " ".join(words)
+
+
+def similarity(a: str, b: str) -> float:
+    """How alike two :func:`story_words` strings are, from 0 to 1."""
+    return fuzz.token_set_ratio(a, b) / 100
+
+
+@dataclass
+class Story:
+    """Articles (``articles`` rows or snapshot dicts) that report one story; ``lead`` has the card."""
+
+    lead: dict[str, Any]
+    others: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Group:
+    members: list[dict[str, Any]]
+    urls: set[str]
+    words: list[str]
+
+
+def group_stories(
+    articles: Iterable[dict[str, Any]],
+    *,
+    threshold: float,
+    preferred_sources: Sequence[str] = (),
+    max_stories: int | None = None,
+) -> list[Story]:
+    """Group ``articles`` (given newest first) into stories, in the order of each story's
+    first article. An article joins the first story with the same canonical URL or with any
+    member at least ``threshold`` similar. Once ``max_stories`` exist, an article that joins
+    none is left out (it would have been a card past the cap)."""
+    groups: list[_Group] = []
+    for article in articles:
+        url = canonical_url(article.get("url") or "")
+        words = story_words(article.get("title") or "", article.get("summary_text") or "")
+        home = next((g for g in groups if _joins(g, url, words, threshold)), None)
+        if home is not None:
+            home.members.append(article)
+            home.urls.add(url)
+            home.words.append(words)
+        elif max_stories is None or len(groups) < max_stories:
+            groups.append(_Group([article], {url}, [words]))
+    return [_story(g.members, preferred_sources) for g in groups]
+
+
+def _joins(group: _Group, url: str, words: str, threshold: float) -> bool:
+    if url in group.urls:
+        return True
+    return bool(words) and any(similarity(words, other) >= threshold for other in group.words if other)
+
+
+def _story(members: list[dict[str, Any]], preferred: Sequence[str]) -> Story:
+    rank = {name.casefold(): n for n, name in enumerate(preferred)}
+
+    def key(article: dict[str, Any]) -> tuple[int, str, int]:
+        source = (article.get("source") or "").casefold()
+        return (rank.get(source, len(rank)), article.get("published_at") or "", article.get("id") or 0)
+
+    lead = min(members, key=key)
+    return Story(lead, [a for a in members if a is not lead])
