@@ -136,7 +136,7 @@ class Compose:
     """How an issue is put together: one card per story when several sources carry it."""
 
     merge_stories: bool = True
-    merge_threshold: float = 0.7
+    merge_threshold: float = 0.68
     preferred_sources: list[str] = field(default_factory=list)
 
 
@@ -353,7 +353,7 @@ def _check_summary_and_compose(config: Config, source: str) -> None:
     if summary.timeout <= 0:
         raise ConfigError(f"{source}: 'summary.timeout' must be more than 0 seconds")
     if not 0 < config.compose.merge_threshold <= 1:
-        raise ConfigError(f"{source}: 'compose.merge_threshold' must be above 0 and at most 1, like 0.7")
+        raise ConfigError(f"{source}: 'compose.merge_threshold' must be above 0 and at most 1, like 0.68")
 
 
 def _fill(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:

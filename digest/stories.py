@@ -3,8 +3,10 @@
 Two articles are the same story when they share a canonical URL, or when their titles and
 summaries are similar enough: rapidfuzz's token-set ratio over their words, with case,
 punctuation, thousands separators, a short list of function words and plural endings taken
-out, at or above ``[compose] merge_threshold``. The rule and its default threshold are
-measured on ``tests/fixtures/story_pairs.jsonl`` (``python bench/stories.py``).
+out, at or above ``[compose] merge_threshold``, unless both mention numbers and none of them
+in common ("rises to 3.4%" and "falls to 2.1%" are two stories however alike the words).
+The rule and its default threshold are measured on ``tests/fixtures/story_pairs.jsonl``
+(``python bench/stories.py``).
 
 Each story shows one card: the article from the first of ``preferred_sources`` that carries
 it, else the earliest; the others are listed as "Also covered by".
@@ -23,6 +25,7 @@ from digest.articles import canonical_url
 
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -99,6 +102,20 @@ def story_words(title: str, summary: str = "") -> str:
     return " ".join(words)
 
 
+def story_numbers(title: str, summary: str = "") -> frozenset[str]:
+    """The numbers an article mentions (``2,000`` and ``2000`` alike; ``$7.5bn`` gives ``7.5``)."""
+    return frozenset(_NUMBER.findall(_THOUSANDS.sub("", f"{title} {summary}")))
+
+
+def same_story(
+    words_a: str, numbers_a: frozenset[str], words_b: str, numbers_b: frozenset[str], threshold: float
+) -> bool:
+    """The text rule: similar words, and no two disjoint sets of numbers."""
+    if numbers_a and numbers_b and not numbers_a & numbers_b:
+        return False
+    return bool(words_a and words_b) and similarity(words_a, words_b) >= threshold
+
+
 def similarity(a: str, b: str) -> float:
     """How alike two :func:`story_words` strings are, from 0 to 1."""
     return fuzz.token_set_ratio(a, b) / 100
@@ -116,7 +133,7 @@ class Story:
 class _Group:
     members: list[dict[str, Any]]
     urls: set[str]
-    words: list[str]
+    texts: list[tuple[str, frozenset[str]]]
 
 
 def group_stories(
@@ -133,21 +150,22 @@ def group_stories(
     groups: list[_Group] = []
     for article in articles:
         url = canonical_url(article.get("url") or "")
-        words = story_words(article.get("title") or "", article.get("summary_text") or "")
-        home = next((g for g in groups if _joins(g, url, words, threshold)), None)
+        title, summary = article.get("title") or "", article.get("summary_text") or ""
+        text = (story_words(title, summary), story_numbers(title, summary))
+        home = next((g for g in groups if _joins(g, url, text, threshold)), None)
         if home is not None:
             home.members.append(article)
             home.urls.add(url)
-            home.words.append(words)
+            home.texts.append(text)
         elif max_stories is None or len(groups) < max_stories:
-            groups.append(_Group([article], {url}, [words]))
+            groups.append(_Group([article], {url}, [text]))
     return [_story(g.members, preferred_sources) for g in groups]
 
 
-def _joins(group: _Group, url: str, words: str, threshold: float) -> bool:
+def _joins(group: _Group, url: str, text: tuple[str, frozenset[str]], threshold: float) -> bool:
     if url in group.urls:
         return True
-    return bool(words) and any(similarity(words, other) >= threshold for other in group.words if other)
+    return any(same_story(*text, *other, threshold) for other in group.texts)
 
 
 def _story(members: list[dict[str, Any]], preferred: Sequence[str]) -> Story:
