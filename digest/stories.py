@@ -9,7 +9,7 @@ The rule and its default threshold are measured on ``tests/fixtures/story_pairs.
 (``python bench/stories.py``).
 
 Each story shows one card: the article from the first of ``preferred_sources`` that carries
-it, else the earliest; the others are listed as "Also covered by".
+it, else the earliest; the others are listed as "Also covered by", in the same order.
 """
 
 from __future__ import annotations
@@ -113,7 +113,9 @@ def same_story(
     """The text rule: similar words, and no two disjoint sets of numbers."""
     if numbers_a and numbers_b and not numbers_a & numbers_b:
         return False
-    return bool(words_a and words_b) and similarity(words_a, words_b) >= threshold
+    if not (words_a and words_b):
+        return False
+    return fuzz.token_set_ratio(words_a, words_b, score_cutoff=threshold * 100) >= threshold * 100
 
 
 def similarity(a: str, b: str) -> float:
@@ -133,7 +135,7 @@ class Story:
 class _Group:
     members: list[dict[str, Any]]
     urls: set[str]
-    texts: list[tuple[str, frozenset[str]]]
+    texts: set[tuple[str, frozenset[str]]]
 
 
 def group_stories(
@@ -156,9 +158,9 @@ def group_stories(
         if home is not None:
             home.members.append(article)
             home.urls.add(url)
-            home.texts.append(text)
+            home.texts.add(text)
         elif max_stories is None or len(groups) < max_stories:
-            groups.append(_Group([article], {url}, [text]))
+            groups.append(_Group([article], {url}, {text}))
     return [_story(g.members, preferred_sources) for g in groups]
 
 
@@ -175,5 +177,5 @@ def _story(members: list[dict[str, Any]], preferred: Sequence[str]) -> Story:
         source = (article.get("source") or "").casefold()
         return (rank.get(source, len(rank)), article.get("published_at") or "", article.get("id") or 0)
 
-    lead = min(members, key=key)
-    return Story(lead, [a for a in members if a is not lead])
+    lead, *others = sorted(members, key=key)
+    return Story(lead, others)
