@@ -4,6 +4,10 @@ back to the feed summary with a warning while the issue is still built."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -269,3 +273,44 @@ def test_bad_summary_settings_are_named(tmp_path: Path, toml: str, message: str)
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert message in str(info.value)
+
+
+def test_digest_run_builds_and_sends_with_a_failing_model_and_names_the_article(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        model.script = {"ferries keep": "FAIL"}
+        result = CliRunner().invoke(
+            cli, ["--config", str(path), "run", "--at", "2026-01-23T06:05Z", "--edition", "daily"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "built daily #1" in result.output
+    assert "daily: article 2 ('Q&A: <why> ferries keep running late'): kept the feed summary" in result.output
+
+
+def test_progress_shows_on_a_terminal_and_not_when_piped(tmp_path: Path, llm_home: Path) -> None:
+    path = summary_workspace(
+        tmp_path / "ws", 'engine = "llm"\nmodel = "echo"\n' + """prompt = '{"raw": "In short: $title."}'"""
+    )
+    digest = str(Path(sys.executable).with_name("digest"))
+    args = [digest, "--config", str(path), "issues", "build", "daily", "--date", "2026-01-23"]
+    env = {**os.environ, "LLM_USER_PATH": str(llm_home)}
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            args, stdout=subprocess.PIPE, stderr=secondary, env=env, timeout=60, check=False
+        )
+        os.close(secondary)
+        seen = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+    assert proc.returncode == 0, proc.stdout
+    assert b"Summaries 5/5" in seen
+    assert b"Built issue #1" in proc.stdout and b"Summaries" not in proc.stdout
