@@ -226,7 +226,7 @@ def _insert_issue(
     period_end: datetime,
     stories: list[Story],
 ) -> dict[str, Any]:
-    summaries = article_summaries(config, db, [s.lead for s in stories])
+    summaries = article_summaries(db, config, [s.lead for s in stories])
     by_category: dict[str, list[dict[str, Any]]] = {}
     cards: dict[str, list[dict[str, Any]]] = {}
     for story in stories:  # already newest first

@@ -119,7 +119,7 @@ def summarize_since(
 
 
 def article_summaries(
-    config: Config, db: sqlite_utils.Database, articles: Iterable[dict[str, Any]]
+    db: sqlite_utils.Database, config: Config, articles: Iterable[dict[str, Any]]
 ) -> dict[int, ArticleSummary]:
     """The summary each article (a full ``articles`` row) shows, by id, from what the engine
     gives for free or what is stored; never calls a model. Without a stored model summary
