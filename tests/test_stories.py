@@ -155,3 +155,18 @@ def test_a_threshold_out_of_range_is_named(tmp_path: Path, threshold: str) -> No
     path.write_text(f"[compose]\nmerge_threshold = {threshold}\n", encoding="utf-8")
     with pytest.raises(Exception, match=r"compose\.merge_threshold"):
         load_config(path)
+
+
+def test_an_also_covered_source_cannot_smuggle_in_a_recipient_placeholder(tmp_path: Path) -> None:
+    from digest.render import PLACEHOLDERS
+
+    path = story_workspace(tmp_path / "ws")
+    db = open_store(load_config(path).db_path)
+    db.execute("UPDATE articles SET source = ? WHERE source = 'Port Elwyn Post'", [PLACEHOLDERS["email"]])
+    config, db, result = built(path)
+    rendered = render_issue(db, config, result.issue["id"])
+    covered = rendered.html[rendered.html.index("Also covered by") :]
+    covered = covered[: covered.index("</span>")]
+    assert PLACEHOLDERS["email"] not in covered and "DIGEST" in covered
+    line = next(x for x in rendered.text.splitlines() if x.startswith("Also covered by"))
+    assert PLACEHOLDERS["email"] not in line

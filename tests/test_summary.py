@@ -9,7 +9,7 @@ import pty
 import select
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from digest.config import load_config
 from digest.errors import ConfigError
 from digest.render import render_issue
 from digest.store import open_store
+from digest.summary import summarize_since
 from digest.summary.text import check_answer
 
 WEEKLY_END = datetime(2026, 1, 26, 7, 0, tzinfo=UTC)  # Monday 08:00 Berlin: its 7 days hold the articles
@@ -137,6 +138,27 @@ def test_a_second_build_reuses_summaries_and_a_changed_prompt_makes_new_ones(tmp
         assert big.created and len(model.calls) == 10
         assert model.calls[-1].startswith("Two sentences on ")
         assert db["summaries"].count == 10
+
+
+def test_a_changed_model_makes_new_ones_and_switching_back_reuses_the_old(tmp_path: Path) -> None:
+    raw_prompt = """prompt = '{"raw": "Echoed: $title."}'"""
+    path = summary_workspace(tmp_path / "ws", canned_toml() + "\n" + raw_prompt)
+    canned_text = path.read_text(encoding="utf-8")
+    since = PERIOD_END - timedelta(days=1)
+    with canned_model() as model:
+        config = load_config(path)
+        db = open_store(config.db_path)
+        assert summarize_since(db, config, since).made == 5 and len(model.calls) == 5
+        # Same prompt, another model (llm-echo answers the prompt's "raw" text): new summaries.
+        path.write_text(canned_text.replace(f'model = "{MODEL_ID}"', 'model = "echo"'), encoding="utf-8")
+        report = summarize_since(db, load_config(path), since)
+        assert (report.made, report.reused, report.failed) == (4, 0, 1)  # the <why> title is markup
+        assert len(model.calls) == 5
+        # Back to the first model: everything it made is still there.
+        path.write_text(canned_text, encoding="utf-8")
+        assert summarize_since(db, load_config(path), since).reused == 5 and len(model.calls) == 5
+    counts = dict(db.execute("SELECT model, COUNT(*) FROM summaries GROUP BY model").fetchall())
+    assert counts == {MODEL_ID: 5, "echo": 4}
 
 
 def test_calls_run_concurrently_up_to_the_limit(tmp_path: Path) -> None:
