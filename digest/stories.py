@@ -26,63 +26,12 @@ from digest.articles import canonical_url
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "of",
-        "to",
-        "in",
-        "on",
-        "for",
-        "by",
-        "at",
-        "as",
-        "and",
-        "or",
-        "with",
-        "from",
-        "after",
-        "over",
-        "under",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "this",
-        "that",
-        "than",
-        "into",
-        "up",
-        "out",
-        "new",
-        "says",
-        "said",
-        "say",
-        "will",
-        "would",
-        "could",
-        "has",
-        "have",
-        "had",
-        "not",
-        "no",
-        "but",
-        "about",
-        "before",
-        "more",
-        "most",
-        "also",
-        "one",
-        "two",
-        "three",
-    ]
+_STOPWORD_TEXT = (
+    "a an the of to in on for by at as and or with from after over under is are was were be "
+    "been it its this that than into up out new says said say will would could has have had not "
+    "no but about before more most also one two three"
 )
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 def story_words(title: str, summary: str = "") -> str:
