@@ -39,6 +39,8 @@ TITLE_MAX = 300
 CATEGORY_MAX = 60
 NAME_MAX = 200
 URL_MAX = 2000
+BODY_TEXT_MAX = 20_000
+"""Characters of an article's text kept for summaries (``articles.body_text``)."""
 
 # Query parameters that only track the reader; they never change what the page is.
 _TRACKING_EXACT = {
@@ -294,6 +296,7 @@ def prepare_article(
         "summary_text": summary_text,
         "reading_minutes": reading_minutes(full_text),
         "feed_id": feed_id,
+        "body_text": full_text[:BODY_TEXT_MAX],  # what the lead and llm summaries read
     }
     row["content_hash"] = content_hash(row)
     if item.image:

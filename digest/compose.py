@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlite_utils
 
@@ -22,6 +23,9 @@ from digest.errors import ConfigError, DigestError, NotFound
 from digest.images import load_image
 from digest.localtime import latest_fire_time, next_fire_time
 from digest.store import from_iso, iso, transaction, utcnow
+from digest.stories import Story, group_stories
+from digest.summary import ArticleSummary, article_summaries, make_summaries
+from digest.summary.make import Progress
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PREHEADER_HEADLINES = 3
@@ -31,11 +35,13 @@ SNAPSHOT_VERSION = 1
 
 @dataclass
 class ComposeResult:
-    """What :func:`compose_issue` did: the issue (None for an empty period), whether it is new."""
+    """What :func:`compose_issue` did: the issue (None for an empty period), whether it is new,
+    and ``warnings`` (one per article whose generated summary could not be made)."""
 
     issue: dict[str, Any] | None
     created: bool
     message: str
+    warnings: list[str] = field(default_factory=list)
 
 
 def format_date(dt: datetime) -> str:
@@ -91,13 +97,21 @@ def period_start_for(edition: Edition, period_end: datetime) -> datetime:
 
 
 def compose_issue(
-    db: sqlite_utils.Database, config: Config, edition_key: str, *, period_end: datetime
+    db: sqlite_utils.Database,
+    config: Config,
+    edition_key: str,
+    *,
+    period_end: datetime,
+    progress: Progress | None = None,
 ) -> ComposeResult:
     """Build (or find) the issue of ``edition_key`` for the period ending at ``period_end``.
 
     The period is ``[period_end - window, period_end)``. Its articles that no earlier issue
     of the edition carried are grouped by category (the edition's order first, then
-    alphabetical), newest first, capped at ``max_articles`` (the newest are kept).
+    alphabetical), newest first, capped at ``max_articles`` (the newest are kept). Articles
+    that report one story share a card (``[compose] merge_stories``). With
+    ``[summary] engine = "llm"`` the chosen articles' summaries are made first, before the
+    write lock is taken; ``progress`` hears how far that is.
     """
     edition = config.edition(edition_key)
     if period_end.tzinfo is None:
@@ -109,6 +123,7 @@ def compose_issue(
         f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
         f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
     )
+    warnings = _make_summaries(db, config, edition, period_start, period_end, progress)
     try:
         with transaction(db):
             existing = _issue_for_period(db, edition.key, period_start)
@@ -119,10 +134,16 @@ def compose_issue(
             articles = _candidate_articles(db, edition.key, period_start, period_end)
             if not articles:
                 why = explain_empty_period(db, edition, period_start, period_end)
-                return ComposeResult(None, False, f"No new articles for {where}; no issue built. {why}")
-            issue = _insert_issue(db, config, edition, period_start, period_end, articles)
-            count = plural(len(articles[: edition.max_articles]), "article")
-            return ComposeResult(issue, True, f"Built issue {issue_name(issue)} with {count}")
+                return ComposeResult(
+                    None, False, f"No new articles for {where}; no issue built. {why}", warnings
+                )
+            stories = choose_stories(config, edition, articles)
+            issue = _insert_issue(db, config, edition, period_start, period_end, stories)
+            message = f"Built issue {issue_name(issue)} with {plural(len(stories), 'article')}"
+            merged = sum(len(s.others) for s in stories)
+            if merged:
+                message += f" ({merged} more merged into the same stories' cards)"
+            return ComposeResult(issue, True, message, warnings)
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)
@@ -188,6 +209,36 @@ def explain_empty_period(
     return f"{said} Ingest newer articles, or wait for the next scheduled time."
 
 
+def choose_stories(config: Config, edition: Edition, articles: list[dict[str, Any]]) -> list[Story]:
+    """The cards of an issue from its candidate articles (newest first): one per story when
+    ``[compose] merge_stories`` is on, at most ``max_articles`` of them."""
+    if not config.compose.merge_stories:
+        return [Story(a) for a in articles[: edition.max_articles]]
+    return group_stories(
+        articles,
+        threshold=config.compose.merge_threshold,
+        preferred_sources=config.compose.preferred_sources,
+        max_stories=edition.max_articles,
+    )
+
+
+def _make_summaries(
+    db: sqlite_utils.Database,
+    config: Config,
+    edition: Edition,
+    period_start: datetime,
+    period_end: datetime,
+    progress: Progress | None,
+) -> list[str]:
+    # Model calls take seconds each: they run before the write lock, for the articles that
+    # would get a card, and are stored; the snapshot then reads what is stored.
+    if config.summary.engine != "llm" or _issue_for_period(db, edition.key, period_start) is not None:
+        return []
+    articles = _candidate_articles(db, edition.key, period_start, period_end)
+    leads = [story.lead["id"] for story in choose_stories(config, edition, articles)]
+    return make_summaries(db, config, leads, progress=progress).warnings
+
+
 def latest_scheduled_time(edition: Edition, now: datetime) -> datetime:
     """The edition's most recent scheduled time at or before ``now`` (aware UTC)."""
     local_today = now.astimezone(edition.zone).date()
@@ -236,12 +287,18 @@ def _insert_issue(
     edition: Edition,
     period_start: datetime,
     period_end: datetime,
-    articles: list[dict[str, Any]],
+    stories: list[Story],
 ) -> dict[str, Any]:
-    articles = articles[: edition.max_articles]  # already newest first
+    summaries = article_summaries(db, config, [s.lead for s in stories])
     by_category: dict[str, list[dict[str, Any]]] = {}
-    for article in articles:
+    cards: dict[str, list[dict[str, Any]]] = {}
+    for story in stories:  # already newest first
+        article = story.lead
         by_category.setdefault(article["category"], []).append(article)
+        card = _snapshot_article(
+            article, edition, summaries[article["id"]], config.summary.label, story.others
+        )
+        cards.setdefault(article["category"], []).append(card)
     categories = order_categories(list(by_category), edition.categories)
     row = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition.key])
     number = row.fetchone()[0]
@@ -259,10 +316,7 @@ def _insert_issue(
         "timezone": edition.timezone,
         "period_start": iso(period_start),
         "period_end": iso(period_end),
-        "categories": [
-            {"name": c, "articles": [_snapshot_article(a, edition) for a in by_category[c]]}
-            for c in categories
-        ],
+        "categories": [{"name": c, "articles": cards[c]} for c in categories],
     }
     now = iso(utcnow())
     cursor = db.execute(
@@ -280,14 +334,25 @@ def _insert_issue(
         ],
     )
     issue_id = cursor.lastrowid
+    # Articles merged into another's card are carried too (after the cards, under the
+    # card's category), so no later issue of the edition shows them again.
+    lead_category = {s.lead["id"]: s.lead["category"] for s in stories}
+    merged = [(o, lead_category[s.lead["id"]]) for s in stories for o in s.others]
+    rows = [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)]
+    rows += [(issue_id, o["id"], cat, pos) for pos, (o, cat) in enumerate(merged, len(ordered) + 1)]
     db.conn.executemany(
-        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)",
-        [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)],
+        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)", rows
     )
     return dict(db["issues"].get(issue_id))
 
 
-def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, Any]:
+def _snapshot_article(
+    article: dict[str, Any],
+    edition: Edition,
+    summary: ArticleSummary,
+    label: str,
+    others: list[dict[str, Any]],
+) -> dict[str, Any]:
     published = from_iso(article["published_at"])
     return {
         "id": article["id"],
@@ -298,10 +363,20 @@ def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, An
         "category": article["category"],
         "published_at": article["published_at"],
         "published_local": format_datetime(published.astimezone(edition.zone)),
-        "summary": article["summary_text"] or "",
+        "summary": summary.text,
+        "summary_label": label if summary.generated and summary.text else "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+        "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }
+
+
+def _source_name(article: dict[str, Any]) -> str:
+    """What "Also covered by" calls an article's outlet: its source, else its site's host."""
+    if article.get("source"):
+        return article["source"]
+    host = urlsplit(article.get("url") or "").hostname or ""
+    return host.removeprefix("www.") or article.get("url") or ""
 
 
 SUBJECT_MAX_CHARS = 78

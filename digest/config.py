@@ -106,6 +106,41 @@ class Dkim:
         return bool(self.domain and self.selector and self.key_file)
 
 
+DEFAULT_SUMMARY_PROMPT = (
+    "Summarise the article below for a newsletter reader in 2 to 4 plain sentences, "
+    "at most $max_words words in all. Reply with the summary only: no preamble, no heading, "
+    "no list, no markup.\n\nTitle: $title\nSource: $source\n\n$text"
+)
+"""The ``[summary] prompt`` default; ``$title``, ``$source``, ``$text`` and ``$max_words`` are
+filled in (``string.Template``: write ``$$`` for a dollar sign)."""
+
+SUMMARY_ENGINES = ("feed", "lead", "llm")
+
+
+@dataclass
+class Summary:
+    """How article summaries are made (see digest.summary): ``feed`` (the feed's own
+    description, else the leading sentences), ``lead`` (always the leading sentences) or
+    ``llm`` (a model through the ``llm`` library, for the articles chosen into an issue)."""
+
+    engine: str = "feed"
+    model: str = ""
+    prompt: str = DEFAULT_SUMMARY_PROMPT
+    max_words: int = 60
+    concurrency: int = 4
+    timeout: float = 60.0
+    label: str = "AI-generated summary"
+
+
+@dataclass
+class Compose:
+    """How an issue is put together: one card per story when several sources carry it."""
+
+    merge_stories: bool = True
+    merge_threshold: float = 0.68
+    preferred_sources: list[str] = field(default_factory=list)
+
+
 @dataclass
 class Edition:
     """One kind of issue (daily, weekly...), with its own schedule and window."""
@@ -148,6 +183,8 @@ class Config:
     render: Render = field(default_factory=Render)
     schedule: Schedule = field(default_factory=Schedule)
     dkim: Dkim = field(default_factory=Dkim)
+    summary: Summary = field(default_factory=Summary)
+    compose: Compose = field(default_factory=Compose)
     editions: dict[str, Edition] = field(default_factory=dict)
     source: str = "(defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -193,6 +230,8 @@ _SECTIONS: dict[str, type] = {
     "render": Render,
     "schedule": Schedule,
     "dkim": Dkim,
+    "summary": Summary,
+    "compose": Compose,
 }
 # File spelling → attribute, where TOML's natural name is a Python keyword.
 _KEY_ALIASES = {"from": "from_address"}
@@ -321,6 +360,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
             edition.timezone = config.publication.timezone
         _check_edition(edition, source)
     _check_zone(config.publication.timezone, "publication.timezone", source)
+    _check_summary_and_compose(config, source)
     return config
 
 
@@ -334,6 +374,26 @@ def _renamed_order(values: dict[str, Any], where: str, source: str) -> dict[str,
             f"{source}: '{where}' has both 'order' and its old name 'categories'; keep only 'order'"
         )
     return {("order" if k == "categories" else k): v for k, v in values.items()}
+
+
+def _check_summary_and_compose(config: Config, source: str) -> None:
+    summary = config.summary
+    if summary.engine not in SUMMARY_ENGINES:
+        raise ConfigError(
+            f'{source}: \'summary.engine\' = {summary.engine!r} must be "feed", "lead" or "llm"'
+        )
+    if summary.engine == "llm" and not summary.model.strip():
+        raise ConfigError(
+            f"{source}: 'summary.model' is empty; with engine = \"llm\" name a model id "
+            'that `llm models` lists (e.g. "gpt-4o-mini")'
+        )
+    for key in ("max_words", "concurrency"):
+        if getattr(summary, key) < 1:
+            raise ConfigError(f"{source}: 'summary.{key}' must be at least 1")
+    if summary.timeout <= 0:
+        raise ConfigError(f"{source}: 'summary.timeout' must be more than 0 seconds")
+    if not 0 < config.compose.merge_threshold <= 1:
+        raise ConfigError(f"{source}: 'compose.merge_threshold' must be above 0 and at most 1, like 0.68")
 
 
 def _fill(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:

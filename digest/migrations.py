@@ -32,7 +32,24 @@ def m012_issue_extras(db: sqlite_utils.Database) -> None:
 
 
 def m013_summaries(db: sqlite_utils.Database) -> None:
-    """Generated article summaries, keyed by engine, model and prompt hash."""
+    """Generated article summaries, keyed by engine, model and prompt hash, and the article
+    text they are made from (``articles.body_text``: the longer of the feed's content and its
+    description, as plain text; empty for articles stored before this migration)."""
+    db.executescript(
+        """
+        ALTER TABLE articles ADD COLUMN body_text TEXT NOT NULL DEFAULT '';
+        CREATE TABLE summaries (
+            id INTEGER PRIMARY KEY,
+            article_id INTEGER NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+            engine TEXT NOT NULL,              -- 'llm'
+            model TEXT NOT NULL,               -- the llm model id
+            prompt_hash TEXT NOT NULL,         -- sha256 of the prompt as sent (template + article)
+            text TEXT NOT NULL,                -- checked, plain text
+            created_at TEXT NOT NULL,
+            UNIQUE (article_id, engine, model, prompt_hash)
+        );
+        """
+    )
 
 
 def m014_delivery_journal(db: sqlite_utils.Database) -> None:

@@ -268,6 +268,10 @@ def _defuse(value: Any, *, url: bool = False) -> Any:
     filter a template applies afterwards (``upper``, ``title``, ``wrap`` …) and no spelling
     of the token in any case can rebuild one. Text gets an invisible WORD JOINER; a URL gets
     ``%5F``, the same address to any server, so links keep working."""
+    if isinstance(value, list):  # a snapshot's list of links, e.g. an article's also_covered
+        return [
+            {k: _defuse(v, url=k == "url") for k, v in d.items()} if isinstance(d, dict) else d for d in value
+        ]
     if not isinstance(value, str) or "_" not in value:
         return value
     if url:

@@ -368,6 +368,7 @@ def _run(
             report.notes.append(problem)
             continue
         issue = result.issue
+        report.notes.extend(f"{ed.key}: {warning}" for warning in result.warnings)
         report.built.append(
             Built(
                 edition=ed.key,

@@ -132,3 +132,9 @@ def articles_add(
     )
     verb = {"new": "Added", "updated": "Updated", "unchanged": "Unchanged"}[result.status]
     click.echo(f"{verb} article {result.article['id']}: {result.article['title']}")
+
+
+# `digest articles summarize` lives with the summaries (digest/cli/summaries.py).
+from digest.cli.summaries import articles_summarize  # noqa: E402 - registered after the group exists
+
+articles.add_command(articles_summarize)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
+from digest.cli.summaries import echo_warnings, summary_progress
 from digest.compose import (
     ISSUE_NAME_HELP,
     compose_issue,
@@ -69,7 +70,8 @@ def issues_build(app: App, edition: str | None, on: datetime | None, as_json: bo
             f"the {ed.key} issue for {_day(on)} is scheduled for {local:%Y-%m-%d %H:%M} {ed.timezone}, "
             "which has not come yet; build it after then or pass an earlier --date"
         )
-    result = compose_issue(app.db, config, ed.key, period_end=period_end)
+    result = compose_issue(app.db, config, ed.key, period_end=period_end, progress=summary_progress())
+    echo_warnings(result.warnings)
     if as_json:
         echo_json({"created": result.created, "message": result.message, "issue": _summary(result.issue)})
         return

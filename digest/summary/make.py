@@ -1,0 +1,189 @@
+"""Make, store and look up article summaries (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlite_utils
+
+from digest.config import Config, Summary
+from digest.errors import ConfigError
+from digest.sanitize import one_line
+from digest.store import iso, transaction, utcnow
+from digest.summary.model import ask, load_model
+from digest.summary.pool import TimedOut, run_all
+from digest.summary.text import check_answer, feed_summary, lead_summary, prompt_hash, render_prompt
+
+ENGINE = "llm"
+"""The ``summaries.engine`` of model-made rows (the free engines store nothing)."""
+
+Progress = Callable[[int, int], None]
+"""Called with (done, total) as model calls finish."""
+
+
+@dataclass
+class ArticleSummary:
+    """What an issue shows under an article: the text, and whether a model wrote it."""
+
+    text: str
+    generated: bool = False
+
+
+@dataclass
+class SummaryReport:
+    """What :func:`make_summaries` did. ``warnings`` name each article left with its feed summary."""
+
+    made: int = 0
+    reused: int = 0
+    failed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    article: dict[str, Any]
+    prompt: str
+    key: str
+
+
+def make_summaries(
+    db: sqlite_utils.Database,
+    config: Config,
+    article_ids: Iterable[int],
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> SummaryReport:
+    """Ask the configured model for a summary of each article that has none stored for the
+    current model and prompt (all of them with ``force``), ``summary.concurrency`` at a time,
+    and store the usable answers. Does nothing unless ``summary.engine = "llm"``.
+
+    One article's failure (an error, a timeout, an unusable answer) is a warning in the
+    report; a missing ``llm`` library, an unknown model or a missing key raise ConfigError."""
+    settings = config.summary
+    report = SummaryReport()
+    if settings.engine != ENGINE:
+        return report
+    _check_llm_settings(settings)
+    jobs: list[_Job] = []
+    for article in _articles(db, article_ids):
+        prompt = render_prompt(settings, article)
+        key = prompt_hash(prompt)
+        if not force and _stored(db, article["id"], settings.model, key) is not None:
+            report.reused += 1
+        else:
+            jobs.append(_Job(article, prompt, key))
+    if not jobs:
+        return report
+    model = load_model(settings.model)
+    if progress:
+        progress(0, len(jobs))
+    outcomes = run_all(
+        lambda job: ask(model, job.prompt), jobs, concurrency=settings.concurrency, timeout=settings.timeout
+    )
+    for done, outcome in enumerate(outcomes, 1):
+        job = outcome.item
+        if outcome.error is not None:
+            why = _failure(outcome.error, settings.timeout)
+            text = None
+        else:
+            text, why = check_answer(outcome.result, settings.max_words)
+        if text is None:
+            report.failed += 1
+            report.warnings.append(_warning(job.article, why))
+        else:
+            _save(db, job.article["id"], settings.model, job.key, text)
+            report.made += 1
+        if progress:
+            progress(done, len(jobs))
+    return report
+
+
+def summarize_since(
+    db: sqlite_utils.Database,
+    config: Config,
+    since: datetime,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> SummaryReport:
+    """:func:`make_summaries` for every article published at or after ``since``
+    (``digest articles summarize``)."""
+    rows = db.execute(
+        "SELECT id FROM articles WHERE published_at >= ? ORDER BY published_at DESC, id DESC", [iso(since)]
+    ).fetchall()
+    return make_summaries(db, config, [r[0] for r in rows], force=force, progress=progress)
+
+
+def article_summaries(
+    db: sqlite_utils.Database, config: Config, articles: Iterable[dict[str, Any]]
+) -> dict[int, ArticleSummary]:
+    """The summary each article (a full ``articles`` row) shows, by id, from what the engine
+    gives for free or what is stored; never calls a model. Without a stored model summary
+    for the current model and prompt, an article shows its feed summary."""
+    settings = config.summary
+    shown: dict[int, ArticleSummary] = {}
+    for article in articles:
+        if settings.engine == "lead":
+            shown[article["id"]] = ArticleSummary(lead_summary(article, settings.max_words))
+            continue
+        if settings.engine == ENGINE:
+            key = prompt_hash(render_prompt(settings, article))
+            stored = _stored(db, article["id"], settings.model, key)
+            if stored is not None:
+                shown[article["id"]] = ArticleSummary(stored, generated=True)
+                continue
+        shown[article["id"]] = ArticleSummary(feed_summary(article))
+    return shown
+
+
+def _check_llm_settings(settings: Summary) -> None:
+    # The file is checked at load; an environment override (DIGEST_SUMMARY_ENGINE) is not.
+    if not settings.model.strip():
+        raise ConfigError(
+            'summary.model is empty; with engine = "llm" name a model id that `llm models` lists'
+        )
+
+
+def _articles(db: sqlite_utils.Database, ids: Iterable[int]) -> list[dict[str, Any]]:
+    wanted = list(dict.fromkeys(ids))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += db.query(f"SELECT * FROM articles WHERE id IN ({marks})", chunk)
+    order = {article_id: n for n, article_id in enumerate(wanted)}
+    return sorted(rows, key=lambda r: order[r["id"]])
+
+
+def _stored(db: sqlite_utils.Database, article_id: int, model: str, key: str) -> str | None:
+    row = db.execute(
+        "SELECT text FROM summaries WHERE article_id = ? AND engine = ? AND model = ? AND prompt_hash = ?",
+        [article_id, ENGINE, model, key],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _save(db: sqlite_utils.Database, article_id: int, model: str, key: str, text: str) -> None:
+    with transaction(db):
+        db.execute(
+            "INSERT INTO summaries (article_id, engine, model, prompt_hash, text, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (article_id, engine, model, prompt_hash)"
+            " DO UPDATE SET text = excluded.text, created_at = excluded.created_at",
+            [article_id, ENGINE, model, key, text, iso(utcnow())],
+        )
+
+
+def _failure(error: BaseException, timeout: float) -> str:
+    if isinstance(error, TimedOut):
+        return f"the model did not answer within summary.timeout ({timeout:g} s)"
+    detail = one_line(str(error))[:200]
+    return f"the model failed ({type(error).__name__}{': ' + detail if detail else ''})"
+
+
+def _warning(article: dict[str, Any], why: str) -> str:
+    return f"article {article['id']} ({one_line(article['title'])[:80]!r}): kept the feed summary; {why}"

@@ -1,0 +1,102 @@
+"""Helpers for the summary tests: a workspace with [summary] settings, and a small ``llm``
+model registered through llm's own plugin hooks that answers as each test tells it. (No tests.)"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import llm
+from test_render_support import CONFIG_TOML, FIXTURE_ARTICLES, PERIOD_END, add_article
+
+from digest.config import load_config
+from digest.store import open_store
+
+MODEL_ID = "digest-canned"
+
+
+class CannedModel(llm.Model):
+    """Answers from ``script``: the first key found in the prompt picks the answer.
+
+    An answer is text, or ``FAIL`` (raises), ``HANG`` (blocks until released). Every call is
+    counted, and the most calls in flight at once is recorded."""
+
+    model_id = MODEL_ID
+    can_stream = False
+
+    def __init__(self) -> None:
+        self.script: dict[str, str] = {}
+        self.default = "A plain two-sentence summary. It says what happened."
+        self.calls: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.delay = 0.0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def execute(self, prompt, stream, response, conversation=None):
+        text = prompt.prompt
+        with self._lock:
+            self.calls.append(text)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                time.sleep(self.delay)
+            answer = next((a for k, a in self.script.items() if k in text), self.default)
+            if answer == "FAIL":
+                raise RuntimeError("model server said 503")
+            if answer == "HANG":
+                self.release.wait(10)
+                answer = "Too late to matter."
+            yield answer
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+class _Plugin:
+    def __init__(self, model: CannedModel) -> None:
+        self.model = model
+
+    @llm.hookimpl
+    def register_models(self, register):
+        register(self.model)
+
+
+@contextmanager
+def canned_model() -> Iterator[CannedModel]:
+    """Register a fresh :class:`CannedModel` with llm for the duration of the block."""
+    model = CannedModel()
+    plugin = _Plugin(model)
+    llm.plugins.pm.register(plugin, name="digest-test-canned")
+    try:
+        yield model
+    finally:
+        model.release.set()
+        llm.plugins.pm.unregister(plugin)
+
+
+def summary_workspace(folder: Path, summary_toml: str, *, extra: str = "") -> Path:
+    """A workspace (config + database) with the fixture articles and ``[summary]`` settings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    config_path = folder / "digest.toml"
+    config_path.write_text(CONFIG_TOML + "\n[summary]\n" + summary_toml + "\n" + extra, encoding="utf-8")
+    db = open_store(load_config(config_path).db_path)
+    for i, a in enumerate(FIXTURE_ARTICLES):
+        add_article(
+            db,
+            title=a["title"],
+            category=a["category"],
+            published_at=PERIOD_END - timedelta(minutes=a["minutes_before"]),
+            url=f"https://news.harbour-gazette.example/2026/01/22/story-{i + 1}",
+            source=a["source"],
+            summary=a["summary"],
+            reading_minutes=a["reading_minutes"],
+        )
+    db.conn.close()
+    return config_path

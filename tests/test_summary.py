@@ -1,0 +1,338 @@
+"""AI summaries through ``llm``: llm-echo and a canned model registered through llm's plugin
+hooks; stored per article, reused, remade when the prompt changes, and every failure falls
+back to the feed summary with a warning while the issue is still built."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from summary_support import MODEL_ID, canned_model, summary_workspace
+from test_render_support import PERIOD_END
+
+from digest.articles import add_article
+from digest.cli import cli
+from digest.compose import compose_issue, issue_snapshot
+from digest.config import load_config
+from digest.errors import ConfigError
+from digest.render import render_issue
+from digest.store import open_store
+from digest.summary import summarize_since
+from digest.summary.text import check_answer
+
+WEEKLY_END = datetime(2026, 1, 26, 7, 0, tzinfo=UTC)  # Monday 08:00 Berlin: its 7 days hold the articles
+FEED_SUMMARY = "Engineers finished the barrier ahead of schedule"
+
+
+@pytest.fixture(autouse=True)
+def llm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """llm's keys, aliases and logs live in a temp folder, never the user's."""
+    home = tmp_path / "llm-home"
+    monkeypatch.setenv("LLM_USER_PATH", str(home))
+    return home
+
+
+def build(config_path: Path, edition: str = "daily", period_end: datetime = PERIOD_END):
+    config = load_config(config_path)
+    db = open_store(config.db_path)
+    return config, db, compose_issue(db, config, edition, period_end=period_end)
+
+
+def cards(issue: dict) -> dict[str, dict]:
+    return {a["title"]: a for c in issue_snapshot(issue)["categories"] for a in c["articles"]}
+
+
+def canned_toml(**settings: object) -> str:
+    values: dict[str, object] = {"engine": "llm", "model": MODEL_ID, "timeout": 2, **settings}
+    return "\n".join(f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in values.items())
+
+
+def test_llm_echo_answer_is_stored_labelled_and_escaped(tmp_path: Path) -> None:
+    # llm-echo answers a JSON prompt's "raw" value as is: a real plugin, no network.
+    path = summary_workspace(
+        tmp_path / "ws", 'engine = "llm"\nmodel = "echo"\n' + """prompt = '{"raw": "In short: $title."}'"""
+    )
+    config, db, result = build(path)
+    assert result.created and result.issue is not None
+    shown = cards(result.issue)
+    tidal = shown["Tidal barrier opens a year early"]
+    assert tidal["summary"] == "In short: Tidal barrier opens a year early."
+    assert tidal["summary_label"] == "AI-generated summary"
+    # The echoed title has a tag in it: markup, so the feed summary stays, with a warning.
+    qa = shown["Q&A: <why> ferries keep running late"]
+    assert qa["summary"].startswith("Timetables were written") and qa["summary_label"] == ""
+    assert len(result.warnings) == 1 and "Q&A: <why> ferries" in result.warnings[0]
+    assert "markup" in result.warnings[0]
+    rows = list(db.query("SELECT article_id, engine, model, length(prompt_hash) AS n FROM summaries"))
+    assert len(rows) == 4 and {(r["engine"], r["model"], r["n"]) for r in rows} == {("llm", "echo", 64)}
+    rendered = render_issue(db, config, result.issue["id"])
+    assert "AI-generated summary" in rendered.html and "AI-generated summary: " in rendered.text
+    assert "In short: Tidal barrier opens a year early." in rendered.html
+    assert rendered.text.count("AI-generated summary: ") == 4
+
+
+def test_llm_echo_with_the_default_prompt_falls_back_and_the_issue_goes_out(tmp_path: Path) -> None:
+    # With a plain prompt llm-echo answers a JSON dump of it: unusable, for every article.
+    path = summary_workspace(tmp_path / "ws", 'engine = "llm"\nmodel = "echo"')
+    _, db, result = build(path)
+    assert result.created and len(result.warnings) == 5
+    tidal = cards(result.issue)["Tidal barrier opens a year early"]
+    assert tidal["summary"].startswith(FEED_SUMMARY) and tidal["summary_label"] == ""
+    assert db["summaries"].count == 0
+
+
+def test_each_failure_keeps_the_feed_summary_with_a_warning_naming_the_article(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml(timeout=0.5))
+    with canned_model() as model:
+        model.script = {
+            "Tidal barrier": "The barrier opened a year early. Crews worked through a dry autumn.",
+            "ferries keep": "FAIL",
+            "tide tables": "HANG",
+            "Seagrass": "<p>Seagrass <b>stores</b> carbon.</p>",
+            "Lighthouse": "word " * 121,  # over twice max_words (60)
+        }
+        _, db, result = build(path)
+    assert result.created and result.issue is not None
+    shown = cards(result.issue)
+    assert shown["Tidal barrier opens a year early"]["summary"] == (
+        "The barrier opened a year early. Crews worked through a dry autumn."
+    )
+    assert shown["Tidal barrier opens a year early"]["summary_label"] == "AI-generated summary"
+    for title in ("Q&A: <why> ferries keep running late", "Open-source tide tables reach version 2"):
+        assert shown[title]["summary_label"] == "" and shown[title]["summary"]
+    assert shown["Lighthouse festival returns"]["summary"] == ""  # its feed had none
+    by_title = {w.split("'")[1]: w for w in result.warnings}
+    assert len(result.warnings) == 4
+    assert "RuntimeError: model server said 503" in by_title["Q&A: <why> ferries keep running late"]
+    assert (
+        "did not answer within summary.timeout (0.5 s)" in by_title["Open-source tide tables reach version 2"]
+    )
+    assert "markup" in by_title["Seagrass meadows store more carbon than thought"]
+    assert "121 words, over twice" in by_title["Lighthouse festival returns"]
+    assert db["summaries"].count == 1
+
+
+def test_a_second_build_reuses_summaries_and_a_changed_prompt_makes_new_ones(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        build(path)
+        assert len(model.calls) == 5
+        # Another edition with the same articles: every summary is already stored.
+        _, _, weekly = build(path, "weekly", WEEKLY_END)
+        assert weekly.created and len(model.calls) == 5
+        assert {a["summary_label"] for a in cards(weekly.issue).values()} == {"AI-generated summary"}
+        # Building the daily issue again finds it and calls nothing.
+        _, _, again = build(path)
+        assert not again.created and len(model.calls) == 5
+        # A changed prompt is a new key: new calls, new rows beside the old ones.
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text.replace("timeout = 2", 'timeout = 2\nprompt = "Two sentences on $title."'))
+        _, db, big = build(path, "big")
+        assert big.created and len(model.calls) == 10
+        assert model.calls[-1].startswith("Two sentences on ")
+        assert db["summaries"].count == 10
+
+
+def test_a_changed_model_makes_new_ones_and_switching_back_reuses_the_old(tmp_path: Path) -> None:
+    raw_prompt = """prompt = '{"raw": "Echoed: $title."}'"""
+    path = summary_workspace(tmp_path / "ws", canned_toml() + "\n" + raw_prompt)
+    canned_text = path.read_text(encoding="utf-8")
+    since = PERIOD_END - timedelta(days=1)
+    with canned_model() as model:
+        config = load_config(path)
+        db = open_store(config.db_path)
+        assert summarize_since(db, config, since).made == 5 and len(model.calls) == 5
+        # Same prompt, another model (llm-echo answers the prompt's "raw" text): new summaries.
+        path.write_text(canned_text.replace(f'model = "{MODEL_ID}"', 'model = "echo"'), encoding="utf-8")
+        report = summarize_since(db, load_config(path), since)
+        assert (report.made, report.reused, report.failed) == (4, 0, 1)  # the <why> title is markup
+        assert len(model.calls) == 5
+        # Back to the first model: everything it made is still there.
+        path.write_text(canned_text, encoding="utf-8")
+        assert summarize_since(db, load_config(path), since).reused == 5 and len(model.calls) == 5
+    counts = dict(db.execute("SELECT model, COUNT(*) FROM summaries GROUP BY model").fetchall())
+    assert counts == {MODEL_ID: 5, "echo": 4}
+
+
+def test_calls_run_concurrently_up_to_the_limit(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml(concurrency=2))
+    with canned_model() as model:
+        model.delay = 0.15
+        _, _, result = build(path)
+    assert result.created and len(model.calls) == 5
+    assert model.most_in_flight == 2
+
+
+def test_model_text_is_untrusted_and_escaped(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        model.default = "Tom & Jerry say 3 < 4,\x07 really."
+        config, db, result = build(path)
+    assert (
+        cards(result.issue)["Tidal barrier opens a year early"]["summary"] == "Tom & Jerry say 3 < 4, really."
+    )
+    html = render_issue(db, config, result.issue["id"]).html
+    assert "Tom &amp; Jerry say 3 &lt; 4, really." in html
+
+
+@pytest.mark.parametrize(
+    ("answer", "why"),
+    [
+        ("", "empty"),
+        ("   \n ", "empty"),
+        ("## Summary\nThe council met.", "markup"),
+        ("- The council met.\n- It voted.", "markup"),
+        ("The **council** met.", "markup"),
+        ('{"summary": "The council met."}', "markup"),
+        ("See [the report](https://example.org).", "markup"),
+        ("The council met. " * 20, "over twice"),
+    ],
+)
+def test_unusable_answers_are_refused(answer: str, why: str) -> None:
+    text, reason = check_answer(answer, 20)
+    assert text is None and why in reason
+
+
+def test_usable_answer_is_one_plain_line() -> None:
+    assert check_answer("  The council met.\n\nIt voted 5 to 4.  ", 20) == (
+        "The council met. It voted 5 to 4.",
+        "",
+    )
+
+
+def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
+    path = summary_workspace(tmp_path / "ws", 'engine = "llm"\nmodel = "echo"')
+    monkeypatch.setitem(sys.modules, "llm", None)  # what `import llm` meets when it is not installed
+    result = CliRunner().invoke(
+        cli, ["--config", str(path), "issues", "build", "daily", "--date", "2026-01-23"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        'Error: summary.engine = "llm" needs the llm library, which is not installed; '
+        "run: pip install 'digest[llm]'"
+    ]
+    db = open_store(load_config(path).db_path)
+    assert db["issues"].count == 0
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", 'engine = "llm"\nmodel = "no-such-model"')
+    result = CliRunner().invoke(
+        cli, ["--config", str(path), "issues", "build", "daily", "--date", "2026-01-23"]
+    )
+    assert result.exit_code == 1
+    assert "summary.model = 'no-such-model' is not a model llm knows" in result.output
+
+
+def test_articles_summarize_fills_in_ahead_and_force_remakes(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+
+    def run(*args: str):
+        return CliRunner().invoke(cli, ["--config", str(path), "articles", "summarize", *args])
+
+    with canned_model() as model:
+        first = run("--since", "2026-01-20")
+        assert first.exit_code == 0, first.output
+        assert "Summaries: 5 made, 0 already stored, 0 left with the feed summary." in first.output
+        again = run("--since", "2026-01-20")
+        assert "Summaries: 0 made, 5 already stored" in again.output and len(model.calls) == 5
+        forced = run("--since", "2026-01-20", "--force")
+        assert "Summaries: 5 made" in forced.output and len(model.calls) == 10
+        # An issue built afterwards uses them without another call.
+        _, _, result = build(path)
+        assert len(model.calls) == 10
+        assert {a["summary_label"] for a in cards(result.issue).values()} == {"AI-generated summary"}
+
+
+def test_articles_summarize_with_the_feed_engine_says_there_is_nothing_to_do(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", 'engine = "feed"')
+    result = CliRunner().invoke(cli, ["--config", str(path), "articles", "summarize"])
+    assert result.exit_code == 0 and "nothing to make" in result.output
+
+
+def test_lead_engine_takes_the_leading_sentences_of_the_stored_article_text(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", 'engine = "lead"\nmax_words = 10')
+    config = load_config(path)
+    db = open_store(config.db_path)
+    body = "First sentence of the piece has eight words. Second one is here. " + "More text. " * 100
+    added = add_article(
+        db,
+        config,
+        title="Long piece",
+        url="https://example.org/long",
+        summary=body,
+        category="World",
+        published="2026-01-23T05:00:00Z",
+    )
+    stored = db["articles"].get(added.article["id"])
+    assert len(stored["body_text"].split()) > 200  # ingest keeps the whole text for summaries
+    assert len(stored["summary_text"].split()) <= 60
+    _, _, result = build(path)
+    shown = cards(result.issue)
+    assert shown["Long piece"]["summary"] == "First sentence of the piece has eight words."
+    assert shown["Long piece"]["summary_label"] == ""
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('engine = "gpt"', "'summary.engine' = 'gpt' must be"),
+        ('engine = "llm"', "'summary.model' is empty"),
+        ("concurrency = 0", "'summary.concurrency' must be at least 1"),
+        ("timeout = 0", "'summary.timeout' must be more than 0"),
+    ],
+)
+def test_bad_summary_settings_are_named(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "digest.toml"
+    path.write_text(f"[summary]\n{toml}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert message in str(info.value)
+
+
+def test_digest_run_builds_and_sends_with_a_failing_model_and_names_the_article(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        model.script = {"ferries keep": "FAIL"}
+        result = CliRunner().invoke(
+            cli, ["--config", str(path), "run", "--at", "2026-01-23T06:05Z", "--edition", "daily"]
+        )
+    assert result.exit_code == 0, result.output
+    assert "built daily/1" in result.output
+    assert "daily: article 2 ('Q&A: <why> ferries keep running late'): kept the feed summary" in result.output
+
+
+def test_progress_shows_on_a_terminal_and_not_when_piped(tmp_path: Path, llm_home: Path) -> None:
+    path = summary_workspace(
+        tmp_path / "ws", 'engine = "llm"\nmodel = "echo"\n' + """prompt = '{"raw": "In short: $title."}'"""
+    )
+    digest = str(Path(sys.executable).with_name("digest"))
+    args = [digest, "--config", str(path), "issues", "build", "daily", "--date", "2026-01-23"]
+    env = {**os.environ, "LLM_USER_PATH": str(llm_home)}
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            args, stdout=subprocess.PIPE, stderr=secondary, env=env, timeout=60, check=False
+        )
+        os.close(secondary)
+        seen = b""
+        while select.select([primary], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(primary)
+    assert proc.returncode == 0, proc.stdout
+    assert b"Summaries 5/5" in seen
+    assert b"Built issue daily/1" in proc.stdout and b"Summaries" not in proc.stdout
