@@ -61,6 +61,7 @@ class Delivery:
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
+    bounce_address: str = ""  # e.g. bounces@news.example.org: per-message VERP return paths
 
 
 @dataclass
@@ -106,6 +107,15 @@ class Dkim:
 
 
 @dataclass
+class Bounces:
+    """Where bounce reports arrive and when a subscriber turns ``bounced``."""
+
+    source: str = ""  # maildir:PATH, mbox:PATH, imaps://user@host/FOLDER; read by `digest run`
+    hard_limit: int = 1  # hard bounces that mark a subscriber bounced
+    soft_limit: int = 3  # soft bounces on that many different issues, no delivery in between
+
+
+@dataclass
 class Edition:
     """One kind of issue (daily, weekly...), with its own schedule and window."""
 
@@ -142,6 +152,7 @@ class Config:
     render: Render = field(default_factory=Render)
     schedule: Schedule = field(default_factory=Schedule)
     dkim: Dkim = field(default_factory=Dkim)
+    bounces: Bounces = field(default_factory=Bounces)
     editions: dict[str, Edition] = field(default_factory=dict)
     source: str = "(defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -187,6 +198,7 @@ _SECTIONS: dict[str, type] = {
     "render": Render,
     "schedule": Schedule,
     "dkim": Dkim,
+    "bounces": Bounces,
 }
 # File spelling → attribute, where TOML's natural name is a Python keyword.
 _KEY_ALIASES = {"from": "from_address"}
@@ -293,6 +305,9 @@ def _build(data: dict[str, Any], source: str) -> Config:
             edition.timezone = config.publication.timezone
         _check_edition(edition, source)
     _check_zone(config.publication.timezone, "publication.timezone", source)
+    for key in ("hard_limit", "soft_limit"):
+        if getattr(config.bounces, key) < 1:
+            raise ConfigError(f"{source}: 'bounces.{key}' must be at least 1")
     return config
 
 

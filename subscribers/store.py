@@ -396,16 +396,22 @@ def confirm(
 
 
 def mark_bounced(
-    db: sqlite_utils.Database, subscriber_id: int, *, detail: dict | str | None, now: datetime | None = None
-) -> None:
-    """A hard bounce: stop sending to this address (status bounced), recorded with source ``bounce``."""
-    _set_status(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    detail: dict | str | None,
+    now: datetime | None = None,
+    source: str = "bounce",
+) -> bool:
+    """A hard bounce: stop sending to this address (status bounced), recorded with ``source``
+    (``bounce``; ``cli`` when marked by hand). True when the status changed."""
+    return _set_status(
         db,
         subscriber_id,
         allowed_from=("pending", "active"),
         to="bounced",
         kind="bounce",
-        source="bounce",
+        source=source,
         detail=detail,
         now=now,
     )
