@@ -195,7 +195,7 @@ def _flufl_findings(msg: email.message.Message, token: str | None) -> list[Findi
 
     try:
         temporary, permanent = all_failures(msg)
-    except Exception:  # a heuristic detector choking on odd input is not a bounce
+    except Exception:  # noqa: BLE001 - a heuristic detector choking on odd input is not a bounce
         return []
     if not temporary and not permanent:
         return []
@@ -296,7 +296,7 @@ def _verp_in(values: list, bounce_local: str | None) -> str | None:
 
 def _addressed_to(msg: email.message.Message, address: str) -> bool:
     wanted = address.lower()
-    for name in _ENVELOPE_HEADERS + ("cc",):
+    for name in (*_ENVELOPE_HEADERS, "cc"):
         for _n, found in getaddresses([str(v) for v in msg.get_all(name, [])]):
             if found.lower() == wanted:
                 return True

@@ -137,7 +137,8 @@ def _process(
                     _apply(context, finding, key, report)
                 outcome = ",".join(sorted({f.kind for f in findings})) or "other"
                 db.execute(
-                    "INSERT INTO bounce_messages (message_key, source, outcome, processed_at) VALUES (?, ?, ?, ?)",
+                    "INSERT INTO bounce_messages (message_key, source, outcome, processed_at)"
+                    " VALUES (?, ?, ?, ?)",
                     [key, mailbox.name, outcome, iso(context.at)],
                 )
         if seen is not None:
