@@ -205,6 +205,10 @@ class ImapSource:
             raise DigestError(
                 f"{shown}: cannot log in ({_imap_text(exc)}); check the URL and the password"
             ) from None
+        # The capabilities after login (MOVE, say) may differ from those in the greeting.
+        status, data = self._imap.capability()
+        text = b" ".join(d for d in data if isinstance(d, bytes)) if status == "OK" else b""
+        self._caps = set(text.upper().split()) | _capabilities(self._imap)
         status, data = self._imap.select(_quote(self.folder))
         if status != "OK":
             self.close()
@@ -231,7 +235,7 @@ class ImapSource:
         if not self._moved:
             self._imap.create(_quote(PROCESSED))  # fails harmlessly when it exists
             self._moved = True
-        if b"MOVE" in _capabilities(self._imap):
+        if b"MOVE" in self._caps:
             status, data = self._imap.uid("MOVE", handle, _quote(PROCESSED))
         else:
             status, data = self._imap.uid("COPY", handle, _quote(PROCESSED))
