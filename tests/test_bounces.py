@@ -140,7 +140,7 @@ def _issue_with_deliveries(db, number: int, subscriber_id: int, status: str = "s
     delivery = db.execute(
         "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at, message_id)"
         " VALUES (?, ?, 'x', ?, '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', ?)",
-        [issue, subscriber_id, status, f"<digest.{issue}.{subscriber_id}.t@news.example.org>"],
+        [issue, subscriber_id, status, f"<digest.{issue}.{subscriber_id}.ab12@news.example.org>"],
     ).lastrowid
     return issue, delivery
 
@@ -306,3 +306,25 @@ def test_no_source_configured(tmp_path: Path) -> None:
     ws = make_bounce_workspace(tmp_path / "ws")
     result = ws.invoke("bounces", "process")
     assert result.exit_code == 1 and "no [bounces] source configured" in result.output
+
+
+def test_a_dsn_without_verp_maps_by_the_quoted_message_id(tmp_path: Path) -> None:
+    ws = make_bounce_workspace(tmp_path / "ws")
+    db = ws.db()
+    gone = db.execute("SELECT id FROM subscribers WHERE email = 'gone@example.com'").fetchone()[0]
+    issue, delivery = _issue_with_deliveries(db, 1, gone)
+    # The relay names the address the mail was forwarded to, not the subscriber's.
+    report = dsn("alias@forwarded.example", original_id=f"<digest.{issue}.{gone}.ab12@news.example.org>")
+    # A Message-ID of our shape whose tag does not match the ledger maps to nobody.
+    forged = dsn(
+        "alias2@forwarded.example", original_id=f"<digest.{issue}.{gone}.ffff@news.example.org>", mid="<f@x>"
+    )
+    fill_maildir(tmp_path / "bounces", [report, forged])
+    result = ws.invoke("bounces", "process", f"maildir:{tmp_path / 'bounces'}")
+    assert result.exit_code == 0, result.output
+    assert "2 hard" in result.output and "1 about nobody on the list" in result.output
+    assert ws.status("gone@example.com") == "bounced"
+    row = ws.db().execute(
+        "SELECT subscriber_id, delivery_id, issue_id FROM bounces WHERE subscriber_id IS NOT NULL"
+    )
+    assert row.fetchall() == [(gone, delivery, issue)]

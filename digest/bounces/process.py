@@ -27,6 +27,7 @@ resubscribe count.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,8 @@ from digest.config import Config
 from digest.store import iso, transaction, utcnow
 from digest.verp import VerpSigner, split_bounce_address
 
+_OUR_MESSAGE_ID = re.compile(r"<digest\.([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]+@[^>]+>")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EVENT = {  # finding kind → (consent event kind, event source)
     "hard": ("hard_bounce", "bounce"),
     "soft": ("soft_bounce", "bounce"),
@@ -255,12 +258,17 @@ def _resolve(ctx: _Context, finding: Finding) -> _Target:
             return _Target(problem="VERP token names no delivery")
         return _Target(row[1], row[0], row[2])
     if finding.original_message_id:
-        row = db.execute(
-            "SELECT id, subscriber_id, issue_id FROM deliveries WHERE message_id = ? LIMIT 1",
-            [finding.original_message_id],
-        ).fetchone()
-        if row is not None:
-            return _Target(row[1], row[0], row[2])
+        # The engine's Message-IDs name issue and subscriber (<digest.ISSUE.SUBSCRIBER.tag@…>):
+        # found through the ledger's (issue, subscriber) index, then compared whole.
+        match = _OUR_MESSAGE_ID.match(finding.original_message_id)
+        if match is not None:
+            row = db.execute(
+                "SELECT id, subscriber_id, issue_id FROM deliveries"
+                " WHERE issue_id = ? AND subscriber_id = ? AND message_id = ?",
+                [int(match.group(1)), int(match.group(2)), finding.original_message_id],
+            ).fetchone()
+            if row is not None:
+                return _Target(row[1], row[0], row[2])
     if finding.recipient:
         from subscribers.store import find_subscriber
 
@@ -269,7 +277,7 @@ def _resolve(ctx: _Context, finding: Finding) -> _Target:
             return _Target()
         row = db.execute(
             "SELECT id, issue_id FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
-            " ORDER BY sent_at DESC, id DESC LIMIT 1",
+            " ORDER BY issue_id DESC LIMIT 1",
             [subscriber["id"]],
         ).fetchone()
         if row is None:
@@ -336,7 +344,7 @@ def _past_threshold(ctx: _Context, subscriber_id: int, kind: str) -> bool:
 
 def _scrub(text: str, address: str | None) -> str:
     """The text without the address it names (the bounces table keeps no addresses)."""
-    text = " ".join(text.split())
+    text = " ".join(_CONTROL.sub(" ", text).split())  # no escape sequences for a terminal
     if address:
         text = text.replace(address, "[recipient]")
         text = text.replace(address.lower(), "[recipient]")
