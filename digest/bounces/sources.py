@@ -81,42 +81,44 @@ def _path(text: str, prefix: str, base_dir: Path | None) -> Path:
 
 
 class MaildirSource:
-    """A Maildir; processed messages move to its ``processed`` subfolder."""
+    """A Maildir; a processed message is renamed into its ``processed`` subfolder (atomic, no copy)."""
 
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
+        self._path = path
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
             raise DigestError(f"{name}: {path} is not a maildir (no cur/ and new/ folders)")
-        self._box = mailbox.Maildir(str(path), factory=None, create=False)
-        self._processed: mailbox.Maildir | None = None
+        self._processed = path / f".{PROCESSED}"
 
     def messages(self) -> Iterator[tuple[Any, bytes]]:
-        """Each message in new/ and cur/."""
-        for key in sorted(self._box.keys()):
+        """Each message in new/ and cur/, oldest file name first."""
+        for sub in ("new", "cur"):
             try:
-                data = self._box.get_bytes(key)
-            except (KeyError, FileNotFoundError):  # moved away by another reader meanwhile
-                continue
-            yield key, data
+                names = sorted(n for n in os.listdir(self._path / sub) if not n.startswith("."))
+            except OSError as exc:
+                raise DigestError(f"{self.name}: cannot list {self._path / sub} ({exc.strerror})") from None
+            for name in names:
+                file = self._path / sub / name
+                try:
+                    data = file.read_bytes()
+                except FileNotFoundError:  # moved away by another reader meanwhile
+                    continue
+                except OSError as exc:
+                    raise DigestError(f"{self.name}: cannot read {file} ({exc.strerror})") from None
+                yield (sub, name), data
 
     def done(self, handle: Any) -> None:
-        """Move the message into the ``processed`` subfolder (its bytes unchanged)."""
-        if self._processed is None:
-            try:
-                self._processed = self._box.get_folder(PROCESSED)
-            except mailbox.NoSuchMailboxError:
-                self._processed = self._box.add_folder(PROCESSED)
-        try:
-            data = self._box.get_bytes(handle)
-        except (KeyError, FileNotFoundError):
-            return
-        self._processed.add(data)
-        with contextlib.suppress(KeyError, FileNotFoundError):
-            self._box.remove(handle)
+        """Rename the message into ``processed`` (Maildir++ ``.processed``), same sub-folder and name."""
+        sub, name = handle
+        if not (self._processed / "cur").is_dir():
+            for part in ("tmp", "new", "cur"):
+                (self._processed / part).mkdir(parents=True, exist_ok=True)
+            (self._processed / "maildirfolder").touch()
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self._path / sub / name, self._processed / sub / name)
 
     def close(self) -> None:
         """Nothing to release."""
-        self._box.close()
 
 
 class MboxSource:
