@@ -217,3 +217,30 @@ def test_imaps_and_starttls_with_a_self_signed_certificate(
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "wrong")
     wrong = ws.invoke("bounces", "process", starttls)
     assert wrong.exit_code == 1 and "cannot log in" in wrong.output and "wrong" not in wrong.output
+
+
+def test_a_server_without_move_gets_copy_and_uid_expunge(
+    tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.bounces.process import _process
+    from digest.bounces.sources import ImapSource
+    from digest.config import load_config
+
+    ws = make_bounce_workspace(tmp_path / "ws")
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", PASSWORD)
+    dovecot.append([dsn("gone@example.com", mid="<nomove-1@relay.example>")])
+    # Someone else's message, flagged deleted but not expunged: not ours to expunge.
+    dovecot.append([b"From: a@example.com\r\nSubject: keep\r\nMessage-ID: <other@x>\r\n\r\nx\r\n"])
+    imap = dovecot.connect()
+    imap.select("INBOX")
+    imap.uid("STORE", b"2", "+FLAGS.SILENT", r"(\Deleted)")
+    imap.logout()
+    source = ImapSource(f"imap://{USER}@127.0.0.1:{dovecot.port}/INBOX")
+    source._caps.discard(b"MOVE")  # as an IMAP server without RFC 6851 would answer
+    try:
+        report = _process(ws.db(), load_config(ws.config_path), source, now=None)
+    finally:
+        source.close()
+    assert report.kinds["hard"] == 1 and ws.status("gone@example.com") == "bounced"
+    assert dovecot.count("processed") == 1
+    assert dovecot.count("INBOX") == 1  # the other \Deleted message is left for its owner

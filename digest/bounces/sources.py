@@ -216,6 +216,7 @@ class ImapSource:
             self.close()
             raise DigestError(f"{shown}: cannot open folder {self.folder!r} ({_imap_text(data)})")
         self._moved = False
+        self._deleted: list[bytes] = []
 
     def messages(self) -> Iterator[tuple[Any, bytes]]:
         """Each message in the folder, by UID, read without setting \\Seen."""
@@ -243,6 +244,7 @@ class ImapSource:
             status, data = self._imap.uid("COPY", handle, _quote(PROCESSED))
             if status == "OK":
                 status, data = self._imap.uid("STORE", handle, "+FLAGS.SILENT", r"(\Deleted)")
+                self._deleted.append(handle)
         if status != "OK":
             raise DigestError(
                 f"{self.name}: cannot move message {handle!r} to {PROCESSED!r} ({_imap_text(data)}); "
@@ -252,9 +254,13 @@ class ImapSource:
     def close(self) -> None:
         """Expunge what was copied away and log out."""
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
-            if self._imap.state == "SELECTED":
-                self._imap.expunge()
-                self._imap.close()
+            if self._imap.state == "SELECTED" and self._deleted:
+                # Only what was copied away: UID EXPUNGE (UIDPLUS) leaves others' \Deleted alone.
+                if b"UIDPLUS" in self._caps:
+                    self._imap.uid("EXPUNGE", b",".join(self._deleted))
+                else:
+                    self._imap.expunge()
+        # LOGOUT, not CLOSE: CLOSE would expunge every \Deleted message of the folder.
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             self._imap.logout()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -43,6 +44,12 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
     """
     from digest.bounces import process_bounces
 
+    if source and source.startswith(("maildir:", "mbox:")):
+        # A path typed on the command line is relative to where it was typed; the one in
+        # [bounces] source to the config file.
+        prefix, _, raw = source.partition(":")
+        if raw and not Path(raw).expanduser().is_absolute():
+            source = f"{prefix}:{Path.cwd() / raw}"
     source = source or app.config.bounces.source
     if not source:
         raise DigestError("no SOURCE given and no [bounces] source configured; e.g. maildir:bounces")
