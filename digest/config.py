@@ -61,6 +61,7 @@ class Delivery:
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
+    bounce_address: str = ""  # e.g. bounces@news.example.org: per-message VERP return paths
 
 
 @dataclass
@@ -142,6 +143,15 @@ class Compose:
 
 
 @dataclass
+class Bounces:
+    """Where bounce reports arrive and when a subscriber turns ``bounced``."""
+
+    source: str = ""  # maildir:PATH, mbox:PATH, imaps://user@host/FOLDER; read by `digest run`
+    hard_limit: int = 1  # hard bounces that mark a subscriber bounced
+    soft_limit: int = 3  # soft bounces on that many different issues, no delivery in between
+
+
+@dataclass
 class Edition:
     """One kind of issue (daily, weekly...), with its own schedule and window."""
 
@@ -185,6 +195,7 @@ class Config:
     dkim: Dkim = field(default_factory=Dkim)
     summary: Summary = field(default_factory=Summary)
     compose: Compose = field(default_factory=Compose)
+    bounces: Bounces = field(default_factory=Bounces)
     editions: dict[str, Edition] = field(default_factory=dict)
     source: str = "(defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -232,6 +243,7 @@ _SECTIONS: dict[str, type] = {
     "dkim": Dkim,
     "summary": Summary,
     "compose": Compose,
+    "bounces": Bounces,
 }
 # File spelling → attribute, where TOML's natural name is a Python keyword.
 _KEY_ALIASES = {"from": "from_address"}
@@ -361,6 +373,9 @@ def _build(data: dict[str, Any], source: str) -> Config:
         _check_edition(edition, source)
     _check_zone(config.publication.timezone, "publication.timezone", source)
     _check_summary_and_compose(config, source)
+    for key in ("hard_limit", "soft_limit"):
+        if getattr(config.bounces, key) < 1:
+            raise ConfigError(f"{source}: 'bounces.{key}' must be at least 1")
     return config
 
 

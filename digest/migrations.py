@@ -16,7 +16,38 @@ def m009_outbox(db: sqlite_utils.Database) -> None:
 
 
 def m010_bounces(db: sqlite_utils.Database) -> None:
-    """Processed bounce, complaint and mailed-unsubscribe reports."""
+    """Processed bounce, complaint and mailed-unsubscribe reports.
+
+    ``bounces``: one row per outcome of a processed message (a DSN names one row per failed
+    recipient). It holds no address: the subscriber and delivery ids say who, ``reason`` says
+    why a row matched nobody. ``bounce_messages``: every message ever processed, keyed by its
+    Message-ID (or a hash of its bytes), so a second run over the same mailbox changes nothing.
+    """
+    db.executescript(
+        """
+        CREATE TABLE bounces (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE SET NULL,
+            delivery_id INTEGER REFERENCES deliveries(id) ON DELETE SET NULL,
+            issue_id INTEGER REFERENCES issues(id) ON DELETE SET NULL,
+            kind TEXT NOT NULL
+                CHECK (kind = 'hard' OR kind = 'soft' OR kind = 'complaint' OR kind = 'unsubscribe'
+                       OR kind = 'other'),
+            status_code TEXT,                  -- enhanced status (5.1.1), when the report has one
+            reason TEXT NOT NULL DEFAULT '',   -- auto-reply, altered VERP token, diagnostic...
+            source_message_id TEXT NOT NULL,   -- the report's Message-ID (or sha256 of its bytes)
+            received_at TEXT NOT NULL          -- UTC ISO-8601, when it was processed
+        );
+        CREATE INDEX bounces_subscriber ON bounces(subscriber_id, kind);
+        CREATE INDEX bounces_received ON bounces(received_at);
+        CREATE TABLE bounce_messages (
+            message_key TEXT PRIMARY KEY,      -- Message-ID, else sha256 of the bytes
+            source TEXT NOT NULL,              -- where it was read (no password)
+            outcome TEXT NOT NULL,             -- hard/soft/complaint/unsubscribe/other
+            processed_at TEXT NOT NULL
+        );
+        """
+    )
 
 
 def m011_subscriber_attributes(db: sqlite_utils.Database) -> None:

@@ -338,6 +338,8 @@ def _run(
 ) -> None:
     from digest.compose import compose_issue
 
+    if not report.dry_run:
+        _bounces(db, config, report, at)
     to_build: list[tuple[Edition, datetime]] = []
     to_send: dict[int, dict[str, Any]] = {}
     if build:
@@ -394,6 +396,19 @@ def _run(
         report.deliveries.append(sent)
         if sent.error:
             report.errors.append(f"{sent.edition}/{sent.number}: {sent.error}")
+
+
+def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:
+    """Read ``[bounces] source`` first, so nothing is sent to an address that bounced since the last run.
+    An unreadable mailbox is reported (exit 1) and the run still sends."""
+    from digest.bounces import process_configured_source
+
+    line, error = process_configured_source(db, config, now=at)
+    if line:
+        report.notes.append(line)
+    if error:
+        report.errors.append(error)
+        report.notes.append(error)
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:

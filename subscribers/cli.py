@@ -208,7 +208,10 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     click.echo(f"total:        {stats['total']}")
     for status, count in stats["by_status"].items():
         click.echo(f"{status + ':':<14}{count}")
+    click.echo(f"complained:   {stats['complained']} (marked an issue as spam; unsubscribed)")
     click.echo(f"suppressed:   {stats['suppressed']} (removed addresses)")
+    reports = stats["bounce_reports_30_days"]
+    click.echo(f"bounce mail:  {reports['hard']} hard, {reports['soft']} soft in the last 30 days")
     recent = ", ".join(f"{count} {kind}" for kind, count in stats["last_30_days"].items())
     click.echo(f"last 30 days: {recent}")
 
@@ -230,6 +233,29 @@ def subscribers_unsubscribe(app: App, email: str) -> None:
         click.echo(f"Unsubscribed {subscriber['email']}.")
     else:
         click.echo(f"{subscriber['email']} was already unsubscribed.")
+
+
+@subscribers.command(name="bounce")
+@click.argument("email")
+@pass_app
+def subscribers_bounce(app: App, email: str) -> None:
+    """Mark an address bounced by hand (no more issues go to it).
+
+    \b
+    Example:
+      digest subscribers bounce old-address@example.org
+    """
+    from subscribers.store import get_subscriber, mark_bounced
+
+    subscriber = get_subscriber(app.db, email)
+    if mark_bounced(app.db, subscriber["id"], detail={"by": "hand"}, source="cli"):
+        click.echo(f"Marked {subscriber['email']} bounced.")
+    elif subscriber["status"] == "bounced":
+        click.echo(f"{subscriber['email']} was already bounced.")
+    else:
+        raise DigestError(
+            f"{subscriber['email']} is {subscriber['status']}; only an active or pending address can bounce"
+        )
 
 
 @subscribers.command(name="resubscribe")

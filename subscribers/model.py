@@ -25,7 +25,7 @@ import email_validator
 from digest.errors import DigestError
 
 STATUSES = ("pending", "active", "unsubscribed", "bounced")
-SOURCES = ("cli", "import", "web", "bounce", "send")
+SOURCES = ("cli", "import", "web", "bounce", "send", "complaint", "email")
 MAX_NAME = 200
 MAX_LABEL = 100  # an edition key or category name
 

@@ -291,11 +291,24 @@ def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) 
         ).fetchall()
     )
     suppressed = db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
+    complained = db.execute(
+        "SELECT count(DISTINCT subscriber_id) FROM events"
+        " WHERE kind = 'complaint' AND subscriber_id IS NOT NULL"
+    ).fetchone()[0]
+    reports = dict(
+        db.execute(
+            "SELECT kind, count(*) FROM bounces"
+            " WHERE received_at >= ? AND subscriber_id IS NOT NULL GROUP BY kind",
+            [since],
+        ).fetchall()
+    )
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,
         "suppressed": suppressed,
+        "complained": complained,
         "last_30_days": {k: recent.get(k, 0) for k in _STATS_KINDS},
+        "bounce_reports_30_days": {k: reports.get(k, 0) for k in ("hard", "soft", "complaint")},
     }
 
 
@@ -396,16 +409,22 @@ def confirm(
 
 
 def mark_bounced(
-    db: sqlite_utils.Database, subscriber_id: int, *, detail: dict | str | None, now: datetime | None = None
-) -> None:
-    """A hard bounce: stop sending to this address (status bounced), recorded with source ``bounce``."""
-    _set_status(
+    db: sqlite_utils.Database,
+    subscriber_id: int,
+    *,
+    detail: dict | str | None,
+    now: datetime | None = None,
+    source: str = "bounce",
+) -> bool:
+    """A hard bounce: stop sending to this address (status bounced), recorded with ``source``
+    (``bounce``; ``cli`` when marked by hand). True when the status changed."""
+    return _set_status(
         db,
         subscriber_id,
         allowed_from=("pending", "active"),
         to="bounced",
         kind="bounce",
-        source="bounce",
+        source=source,
         detail=detail,
         now=now,
     )

@@ -107,6 +107,7 @@ _COMMANDS = {
     "subscribers": "subscribers.cli",
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
+    "bounces": "digest.cli.bounces",
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",

@@ -1,0 +1,117 @@
+"""`digest bounces`: read bounce reports into the list, and show what they did."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.errors import ConfigError, DigestError
+
+
+@click.group(name="bounces")
+def bounces() -> None:
+    """Bounces, spam complaints and mailed unsubscribes.
+
+    \b
+    Example:
+      digest bounces process maildir:bounces
+      digest bounces list --since 7d
+    """
+
+
+@bounces.command(name="process")
+@click.argument("source", required=False)
+@json_option
+@pass_app
+def bounces_process(app: App, source: str | None, as_json: bool) -> None:
+    """Read every new report in SOURCE once and clean the list.
+
+    SOURCE is maildir:PATH, mbox:PATH, imaps://user@host[:port]/FOLDER or
+    imap://user@host[:port]/FOLDER?starttls=true (password in DIGEST_IMAP_PASSWORD);
+    default: [bounces] source. Hard bounces (5.x.x) and soft ones (4.x.x, delayed,
+    5.7.x policy) count towards [bounces] hard_limit / soft_limit; a spam complaint
+    or a mail to the List-Unsubscribe address unsubscribes at once; auto-replies and
+    anything unrecognised are counted and left alone. Processed messages move to the
+    `processed` folder (an mbox is remembered by Message-ID): a second run changes nothing.
+
+    \b
+    Example:
+      digest bounces process maildir:/var/mail/bounces
+      DIGEST_IMAP_PASSWORD=… digest bounces process imaps://bounces@mail.example.org/INBOX
+    """
+    from digest.bounces import process_bounces
+
+    if source and source.startswith(("maildir:", "mbox:")):
+        # A path typed on the command line is relative to where it was typed; the one in
+        # [bounces] source to the config file.
+        prefix, _, raw = source.partition(":")
+        if raw and not Path(raw).expanduser().is_absolute():
+            source = f"{prefix}:{Path.cwd() / raw}"
+    source = source or app.config.bounces.source
+    if not source:
+        raise DigestError("no SOURCE given and no [bounces] source configured; e.g. maildir:bounces")
+    report = process_bounces(app.db, app.config, source)
+    if as_json:
+        echo_json(report.as_dict())
+        return
+    click.echo(report.summary())
+    for address in report.bounced:
+        click.echo(f"  bounced: {address}")
+    for address in report.unsubscribed:
+        click.echo(f"  unsubscribed: {address}")
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a duration back from now (``7d``, ``12h``) or an ISO date/time (UTC unless given)."""
+    from digest.config import parse_duration
+    from digest.store import from_iso, utcnow
+
+    cleaned = text.strip()
+    try:
+        return (now or utcnow()) - parse_duration(cleaned)
+    except ConfigError:
+        pass
+    if cleaned[-1:] in ("Z", "z"):
+        cleaned = cleaned[:-1] + "+00:00"
+    try:
+        return from_iso(cleaned)
+    except ValueError:
+        raise DigestError(
+            f"--since {text!r} is neither a duration (7d, 12h) nor an ISO date (2026-11-01)"
+        ) from None
+
+
+@bounces.command(name="list")
+@click.option("--since", "since_text", metavar="WHEN", help="Only reports since then: 7d, 12h or 2026-11-01.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many (newest first).")
+@json_option
+@pass_app
+def bounces_list(app: App, since_text: str | None, limit: int | None, as_json: bool) -> None:
+    """Processed reports, newest first: when, kind, status code, who, which issue, why.
+
+    \b
+    Example:
+      digest bounces list --since 7d
+      digest bounces list --json | jq '.[] | select(.kind == "hard")'
+    """
+    from digest.bounces import list_bounces
+
+    since = parse_since(since_text) if since_text else None
+    rows = list_bounces(app.db, since=since, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        issue = f"{row['edition']} #{row['number']}" if row["number"] is not None else "-"
+        click.echo(
+            f"{row['received_at']}  {row['kind']:<11}  {row['status_code'] or '-':<7}  "
+            f"{row['email'] or '-'}  {issue}  {row['reason']}".rstrip()
+        )
+    if not rows:
+        click.echo(
+            "No bounce reports" + (f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if since else "."),
+            err=True,
+        )
