@@ -355,6 +355,13 @@ def subscribers_import(
 ) -> None:
     """Import subscribers from CSV: email (required), name, editions, categories, timezone, status.
 
+    Other tools' headers are understood too: "Email Address", "E-mail", and
+    "First Name" + "Last Name" (joined into the name when there is no name
+    column). Any other column is kept as a subscriber attribute, keyed by its
+    name in lower case with "_" for spaces ("Company Size" is company_size),
+    exported again, and usable in templates as
+    {{ subscriber.attributes.company_size }}.
+
     Editions and categories are ';'-separated. Rows for known addresses update
     them; nobody who left is made active again without --resubscribe. Without
     --skip-invalid, one invalid row aborts the import and nothing is written.
@@ -392,6 +399,8 @@ def subscribers_import(
         click.echo(f"  line {line}: {error}")
     if report.invalid > len(report.invalid_rows):
         click.echo(f"  … and {report.invalid - len(report.invalid_rows)} more invalid rows")
+    if report.attribute_columns:
+        click.echo("Kept as attributes: " + ", ".join(report.attribute_columns), err=True)
     if report.ignored_columns:
         click.echo("Ignored columns: " + ", ".join(report.ignored_columns), err=True)
 

@@ -66,8 +66,10 @@ from subscribers.model import (
     MAX_NAME,
     SPECIAL_TLDS,
     InvalidValue,
+    attribute_key,
     email_hash,
     encode_labels,
+    normalize_attribute,
     normalize_email,
     normalize_labels,
     normalize_name,
@@ -113,6 +115,10 @@ _INSERT_CHUNK_SQL = (
     f" {_VALUES_SQL.replace('ST', 'p.st')} FROM json_each(?2) AS r"
     " JOIN temp.subscriber_import_profiles AS p"
     f" ON p.id = CAST(substr(r.value, 1, {_PROFILE_DIGITS}) AS INTEGER)"
+)
+# With attribute columns, an entry's value is [PPPPPPname, attributes as a JSON text] (see _payload).
+_INSERT_ATTRIBUTES_SQL = _INSERT_CHUNK_SQL.replace("r.value", "json_extract(r.value, '$[0]')").replace(
+    "'import', '{}'", "'import', json_extract(r.value, '$[1]')"
 )
 # A bulk load (see _Import) pays from this many rows, into a list no bigger than the file. The
 # rows are guessed from the file size: a line is an address, a name and a few short cells.
@@ -160,6 +166,7 @@ class ImportReport:
     invalid: int = 0
     invalid_rows: list[tuple[int, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    attribute_columns: list[str] = field(default_factory=list)  # kept as subscriber attributes
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -328,7 +335,10 @@ def import_csv(
         reader = csv.reader(text)
         try:
             header = _header(reader, label)
-            report.ignored_columns = [c for c in header if c not in COLUMNS]
+            report.ignored_columns = header.ignored
+            report.attribute_columns = [key for _position, key in header.attributes]
+            if header.name_parts is not None:
+                reader = _JoinedNames(reader, header.name_parts, len(header.columns) - 1)
             job = _Import(
                 db,
                 report,
@@ -403,13 +413,44 @@ def _sniff(binary: io.BufferedReader, label: str) -> None:
         ) from None
 
 
-def _header(reader: Any, label: str) -> list[str]:
+# Header spellings of other tools (after lower-casing and turning "-", "_" and spaces into one
+# space) and the column each one means.
+_HEADER_ALIASES = {
+    "e mail": "email",
+    "email address": "email",
+    "e mail address": "email",
+    "mail": "email",
+    "full name": "name",
+    "first name": "first name",
+    "firstname": "first name",
+    "given name": "first name",
+    "last name": "last name",
+    "lastname": "last name",
+    "surname": "last name",
+    "family name": "last name",
+    "time zone": "timezone",
+}
+_HEADER_SPACES = re.compile(r"[\s_-]+")
+
+
+class _Header(NamedTuple):
+    """The first line, read: canonical column names by position, and what else it holds."""
+
+    columns: list[str]  # COLUMNS names where known; "attribute:KEY" or "" (ignored) elsewhere
+    attributes: list[tuple[int, str]]  # (position, key) of the columns kept as attributes
+    name_parts: tuple[int | None, int | None] | None  # first/last name positions, joined into "name"
+    ignored: list[str]  # columns neither known nor usable as attributes
+
+
+def _header(reader: Any, label: str) -> _Header:
+    """Read the first line: known columns (any case, other tools' spellings), attributes, the rest."""
     try:
         first = next(reader)
     except StopIteration:
         first = []
-    header = [cell.strip().lower() for cell in first]
-    if "email" not in header:
+    spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
+    canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
+    if "email" not in canonical:
         found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
         hint = ""
         if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
@@ -418,10 +459,62 @@ def _header(reader: Any, label: str) -> list[str]:
             f"{label}: no 'email' column in the first line (found {found}){hint}; "
             f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
         )
-    duplicated = sorted({c for c in header if c and header.count(c) > 1})
+    duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
     if duplicated:
         raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
-    return header
+    parts = ("first name", "last name")
+    name_parts = None
+    if "name" not in canonical and any(p in canonical for p in parts):
+        name_parts = tuple(canonical.index(p) if p in canonical else None for p in parts)
+    columns: list[str] = []
+    attributes: list[tuple[int, str]] = []
+    ignored: list[str] = []
+    keys: dict[str, str] = {}
+    for position, (cell, name) in enumerate(zip(first, canonical, strict=True)):
+        if name in COLUMNS or (name_parts is not None and name in parts):
+            columns.append(name)
+            continue
+        key = attribute_key(cell)
+        if not key:
+            columns.append("")
+            ignored.append(cell)
+            continue
+        if key in keys:
+            raise DigestError(
+                f"{label}: columns {keys[key]!r} and {cell!r} are both the attribute {key!r}; rename one"
+            )
+        keys[key] = cell
+        columns.append(f"attribute:{key}")
+        attributes.append((position, key))
+    if name_parts is not None:
+        columns.append("name")  # made by _JoinedNames at the end of every row
+    return _Header(columns, attributes, name_parts, ignored)
+
+
+class _JoinedNames:
+    """Rows with "First Name" and "Last Name" cells joined into a name cell at the end.
+
+    A row with the wrong number of fields is passed on as it is (the checks report it).
+    """
+
+    def __init__(self, reader: Any, parts: tuple[int | None, int | None], width: int) -> None:
+        self.reader = reader
+        self.parts = [p for p in parts if p is not None]
+        self.width = width
+
+    @property
+    def line_num(self) -> int:
+        """The reader's line number (a quoted cell may span lines)."""
+        return self.reader.line_num
+
+    def __iter__(self) -> _JoinedNames:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self.reader)
+        if len(row) == self.width:
+            row.append(" ".join(part for p in self.parts if (part := row[p].strip())))
+        return row
 
 
 def guard_cell(cell: str) -> str:
@@ -505,7 +598,7 @@ class _Import:
         self,
         db: sqlite_utils.Database,
         report: ImportReport,
-        header: list[str],
+        header: _Header,
         *,
         skip_invalid: bool,
         resubscribe: bool,
@@ -516,8 +609,12 @@ class _Import:
     ) -> None:
         self.db = db
         self.report = report
-        self.width = len(header)
-        self.pos = {name: header.index(name) if name in header else None for name in COLUMNS}
+        self.width = len(header.columns)
+        self.file_width = self.width - (header.name_parts is not None)  # without the joined name
+        self.pos = {name: header.columns.index(name) if name in header.columns else None for name in COLUMNS}
+        # Columns kept as attributes: a row is then (email, name, profile, attributes JSON).
+        self.attributes = header.attributes
+        self.attribute_keys = {key for _position, key in header.attributes}
         self.label_positions = tuple(self.pos[k] for k in COLUMNS[2:])
         present = [p for p in self.label_positions if p is not None]
         self.label_getter = itemgetter(*present) if present else None
@@ -531,7 +628,8 @@ class _Import:
             raise ValueError(f"chunk_size {chunk_size} is too large for {_PROFILE_DIGITS}-digit profiles")
         if not _ISO.fullmatch(at):
             raise ValueError(f"not an iso() time: {at!r}")
-        self.insert_sql = _INSERT_CHUNK_SQL.replace("'AT'", f"'{at}'")
+        insert_sql = _INSERT_ATTRIBUTES_SQL if self.attributes else _INSERT_CHUNK_SQL
+        self.insert_sql = insert_sql.replace("'AT'", f"'{at}'")
         self.detail = json.dumps({"file": Path(report.file).name}, ensure_ascii=False)
         self.active_detail = json.dumps(
             {"file": Path(report.file).name, "status": "active"}, ensure_ascii=False
@@ -556,7 +654,7 @@ class _Import:
         # Bulk load: the reader's filter and held-back rows (email, name, profile values); the
         # writer's dropped index definitions, to rebuild.
         self.seen: SeenFilter | None = None
-        self.deferred: list[tuple[str, str, tuple[Any, ...]]] = []
+        self.deferred: list[tuple] = []  # (email, name, profile values[, attributes])
         self.dropped_indexes: list[str] = []
 
     # ------------------------------------------------------------ set-up
@@ -748,7 +846,9 @@ class _Import:
         if not maybe:
             return parsed
         profiles = self.profiles
-        self.deferred.extend((email, name, profiles[p]) for email, name, p in map(parsed.__getitem__, maybe))
+        self.deferred.extend(
+            (email, name, profiles[p], *extra) for email, name, p, *extra in map(parsed.__getitem__, maybe)
+        )
         keep = bytearray(b"\x01") * len(parsed)
         for i in maybe:
             keep[i] = 0
@@ -765,13 +865,13 @@ class _Import:
         rows: list[tuple] = []
         emails: set[str] = set()
         end_bulk = True
-        for email, name, values in held:
+        for email, name, values, *extra in held:
             if len(rows) >= self.chunk_size or email in emails:
                 yield self._batch(rows, end_bulk=end_bulk)
                 rows, emails, end_bulk = [], set(), False
             if not rows:
                 self._bound_profiles()
-            rows.append((email, name, self._profile(values)))
+            rows.append((email, name, self._profile(values), *extra))
             emails.add(email)
         if rows or end_bulk:
             yield self._batch(rows, end_bulk=end_bulk)
@@ -838,7 +938,14 @@ class _Import:
             except InvalidValue:
                 return None
             profiles = list(map(self.profile_by_cells.__getitem__, cells))
-        parsed = list(zip(emails, names, profiles, strict=False))  # names may be repeat('')
+        if self.attributes:
+            try:
+                extras = list(map(self._attributes_of, rows))
+            except InvalidValue:
+                return None
+            parsed = list(zip(emails, names, profiles, extras, strict=False))  # names may be repeat('')
+        else:
+            parsed = list(zip(emails, names, profiles, strict=False))
         self.report.rows += n
         if len(set(emails)) != n:
             parsed = self._dedupe(parsed)
@@ -869,7 +976,7 @@ class _Import:
             try:
                 if len(row) != width:
                     fields = "1 field" if len(row) == 1 else f"{len(row)} fields"
-                    raise InvalidValue(f"{fields}, but the first line names {width} columns")
+                    raise InvalidValue(f"{fields}, but the first line names {self.file_width} columns")
                 raw = _unescape(row[p_email])
                 email = simple_address(raw) or normalize_email(raw)
                 name = "" if p_name is None else normalize_name(_unescape(row[p_name]))
@@ -881,13 +988,23 @@ class _Import:
                         None if p_st is None else cell("status", row[p_st]),
                     )
                 )
+                extra = (self._attributes_of(row),) if self.attributes else ()
             except InvalidValue as exc:
                 report.invalid += 1
                 if len(report.invalid_rows) < MAX_REPORTED:
                     report.invalid_rows.append((row_line, str(exc)))
                 continue
-            parsed.append((email, name, profile))
+            parsed.append((email, name, profile, *extra))
         return self._dedupe(parsed)
+
+    def _attributes_of(self, row: list[str]) -> str:
+        """A row's attribute cells as a JSON object (empty cells left out); raises InvalidValue."""
+        found = {}
+        for position, key in self.attributes:
+            cell = row[position]
+            if cell and (value := normalize_attribute(_unescape(cell))):
+                found[key] = value
+        return json.dumps(found, ensure_ascii=False) if found else "{}"
 
     # ------------------------------------------------------------ writing
     def flush(self, batch: _Batch) -> None:
@@ -978,20 +1095,26 @@ class _Import:
             r[1].lower(): r
             for r in db.execute(
                 "SELECT s.id, s.email, s.name, s.status, s.editions, s.categories, s.timezone,"
-                " seen.id IS NOT NULL"
+                " seen.id IS NOT NULL, s.attributes"
                 " FROM subscribers AS s LEFT JOIN temp.subscriber_import_seen AS seen ON seen.id = s.id"
                 f" WHERE s.email IN ({marks})",
                 [row[0] for row in rows],
             )
         }
         seen_ids: list[tuple[int]] = []
-        for email, name, profile in rows:
+        for email, name, profile, *extra in rows:
             current = existing.get(email)
             if current is None or current[0] > self.start_max or current[7]:
                 self.later_duplicates += 1  # an earlier row of this file added or updated it
                 continue
             seen_ids.append((current[0],))
-            self._update(current, name, *self.stored_profiles[profile], lifted=email in self.lifted)
+            self._update(
+                current,
+                name,
+                *self.stored_profiles[profile],
+                attributes=extra[0] if extra else None,
+                lifted=email in self.lifted,
+            )
         if seen_ids:
             db.conn.executemany("INSERT INTO temp.subscriber_import_seen (id) VALUES (?)", seen_ids)
 
@@ -1004,13 +1127,14 @@ class _Import:
         zone: Any,
         status: str | None,
         *,
+        attributes: str | None = None,
         lifted: bool = False,
     ) -> None:
         """Apply a file row to a known subscriber and record what changed. ``lifted``: this
         import (--resubscribe) took the address off the suppression list, which the consent
         record must say even when nothing else changed."""
         report = self.report
-        sid, _email, old_name, old_status, old_editions, old_categories, old_zone, _seen = current
+        sid, _email, old_name, old_status, old_editions, old_categories, old_zone, _seen, old_attrs = current
         if status and status in _ACTIVE_STATES and old_status not in _ACTIVE_STATES and not self.resubscribe:
             report.suppressed += 1  # would bring back someone who left
             return
@@ -1024,6 +1148,14 @@ class _Import:
             changes["categories"] = categories
         if present["timezone"] is not None and zone != old_zone:
             changes["timezone"] = zone
+        if attributes is not None:
+            # The file's attribute columns are authoritative (an empty cell removes the key);
+            # keys from other columns stay.
+            old = json.loads(old_attrs or "{}")
+            merged = {k: v for k, v in old.items() if k not in self.attribute_keys}
+            merged.update(json.loads(attributes))
+            if merged != old:
+                changes["attributes"] = json.dumps(merged, ensure_ascii=False)
         new_status = status if status and status != old_status else None
         if not changes and new_status is None:
             report.unchanged += 1
@@ -1058,8 +1190,9 @@ class _Import:
             ):
                 if key in changes:
                     detail[key] = {"from": _decoded(key, old), "to": _decoded(key, changes[key])}
-            if "name" in changes:
-                detail["name"] = "changed"
+            for key in ("name", "attributes"):
+                if key in changes:
+                    detail[key] = "changed"
             events.append(("preferences", detail))
         if lifted and new_status is None:
             events.append(("suppression_lifted", {"status": old_status, "was_suppressed": True}))
@@ -1092,6 +1225,11 @@ def _payload(rows: list[tuple]) -> str:
     """
     if not rows:
         return "{}"
+    if len(rows[0]) > 3:  # with attributes: see _INSERT_ATTRIBUTES_SQL
+        return json.dumps(
+            {email: [_PROFILE_PREFIX(profile) + name, extra] for email, name, profile, extra in rows},
+            ensure_ascii=False,
+        )
     joined = '","'.join(starmap(_ENTRY, rows))
     if joined.count('"') == 4 * len(rows) - 2 and "\\" not in joined:
         return '{"' + joined + '"}'
