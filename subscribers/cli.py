@@ -170,6 +170,8 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
     click.echo(f"{'unsubscribed_at:':<17}{data['unsubscribed_at'] or '-'}")
     click.echo(f"{'editions:':<17}{_labels(data['editions'])}")
     click.echo(f"{'categories:':<17}{_labels(data['categories'])}")
+    for key, value in sorted((data.get("attributes") or {}).items()):
+        click.echo(f"{'attribute:':<17}{key} = {value}")
     click.echo(f"{'unsubscribe_url:':<17}{data['unsubscribe_url']}")
     click.echo(f"{'preferences_url:':<17}{data['preferences_url']}")
     click.echo("history:")

@@ -164,3 +164,19 @@ def test_attributes_round_trip_through_the_export(workspace: Path, tmp_path: Pat
     as_json = io.StringIO()
     export_subscribers(db, as_json, format="json")
     assert json.loads(as_json.getvalue())[0]["attributes"] == {"company": "Engines", "formula": "=1+1"}
+
+
+def test_the_cli_says_which_columns_became_attributes_and_show_lists_them(
+    run_cli, workspace: Path, tmp_path: Path
+) -> None:
+    path = _csv(
+        tmp_path, "Email Address,First Name,Last Name,Company,???\nada@example.org,Ada,Lovelace,Engines,x\n"
+    )
+    result = run_cli("subscribers", "import", str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
+    assert "Kept as attributes: company" in result.output
+    assert "Ignored columns: ???" in result.output
+    shown = run_cli("subscribers", "show", "ada@example.org")
+    assert "name:            Ada Lovelace" in shown.output
+    assert "attribute:       company = Engines" in shown.output
