@@ -429,3 +429,21 @@ def test_doctor_text_output_has_a_symbol_and_a_fix_per_line(tmp_path: Path) -> N
     failing = [line for line in lines if line.startswith("✘")]
     assert failing and all("; fix: " in line for line in failing)
     assert any(line.startswith("✘ base_url:") for line in lines)
+
+
+def test_without_a_config_file_doctor_says_to_make_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    result = CliRunner().invoke(cli, ["doctor"])
+    assert result.exit_code == 1
+    assert result.output.startswith("✘ config: no digest.toml here; fix: run `digest init`")
+    assert list(empty.iterdir()) == []  # doctor made nothing
+
+
+def test_a_resolver_port_that_is_not_a_number(tmp_path: Path) -> None:
+    folder = _workspace(tmp_path, transport="maildir:outbox")
+    _code, checks = _doctor(folder, "--resolver", "127.0.0.1:dns")
+    assert checks["dns"]["status"] == "fail" and "the port must be a number" in checks["dns"]["detail"]

@@ -54,6 +54,8 @@ def run_doctor(
         config = load()
     except DigestError as exc:
         return [Check("config", FAIL, str(exc), "correct the file, or run `digest init` to make one")]
+    if config.source == "(defaults)":
+        return [Check("config", FAIL, "no digest.toml here", "run `digest init`, or pass --config FILE")]
     checks = [Check("config", OK, f"{config.source} loads")]
     checks.append(setup.check_base_url(config))
     checks.append(setup.check_secrets(config))
