@@ -109,6 +109,7 @@ def import_csv(
             with transaction(db):
                 seen = writer.start(bulk=_bulk_load(db, bulk, expected_rows), expected_rows=expected_rows)
                 holdback = HoldBack(seen, profiles, chunk_size) if seen is not None else None
+                del seen  # the filter is freed when the bulk load ends, before the index is rebuilt
                 chunks = _batches(source.rows, checker, profiles, holdback, chunk_size, skip_invalid)
                 with tuned_for_a_pipeline(), ReadAhead(chunks) as batches:
                     for batch in batches:

@@ -38,7 +38,7 @@ class HoldBack:
     """The reader's side: the filter, and the rows held back for after the index is rebuilt."""
 
     def __init__(self, seen: SeenFilter, profiles: Profiles, chunk_size: int) -> None:
-        self.seen = seen
+        self.seen: SeenFilter | None = seen
         self.profiles = profiles
         self.chunk_size = chunk_size
         self.deferred: list[tuple] = []  # (email, name, profile values[, attributes])
@@ -50,6 +50,7 @@ class HoldBack:
 
     def hold(self, parsed: list[tuple]) -> list[tuple]:
         """Bulk load: keep the rows whose address the filter may have seen for after the rebuild."""
+        assert self.seen is not None, "held rows were already released"
         maybe = self.seen.check_add(list(map(itemgetter(0), parsed)))
         if not maybe:
             return parsed
@@ -68,6 +69,7 @@ class HoldBack:
         Held-back rows come from many chunks, so one address can be there twice; like a chunk
         of the file, a batch holds each address once (a repeat starts the next batch).
         """
+        self.seen = None  # free the filter before the writer rebuilds the index (peak memory)
         held, self.deferred = self.deferred, []
         rows: list[tuple] = []
         emails: set[str] = set()

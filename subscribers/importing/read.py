@@ -108,7 +108,6 @@ _HEADER_ALIASES = {
     "e mail": "email",
     "email address": "email",
     "e mail address": "email",
-    "mail": "email",
     "full name": "name",
     "first name": "first name",
     "firstname": "first name",
