@@ -360,9 +360,11 @@ def subscribers_import(
     Other tools' headers are understood too: "Email Address", "E-mail", and
     "First Name" + "Last Name" (joined into the name when there is no name
     column). Any other column is kept as a subscriber attribute, keyed by its
-    name in lower case with "_" for spaces ("Company Size" is company_size),
-    exported again, and usable in templates as
-    {{ subscriber.attributes.company_size }}.
+    name in lower case, "_" for spaces and punctuation ("Company Size" is company_size),
+    exported again, and usable in templates as a merge field:
+
+    \b
+      {{ subscriber.attributes.company_size }}
 
     Editions and categories are ';'-separated. Rows for known addresses update
     them; nobody who left is made active again without --resubscribe. Without
