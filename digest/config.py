@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from digest.errors import ConfigError
+from digest.errors import ConfigError, NoWorkspace
 
 CONFIG_NAME = "digest.toml"
 SECRET_ENV = "DIGEST_SECRET"
@@ -296,7 +296,7 @@ def find_workspace(explicit: str | os.PathLike[str] | None = None) -> Path:
     when there is none, so a command run outside a workspace creates nothing."""
     path = find_config_path(explicit)
     if path is None:
-        raise ConfigError(
+        raise NoWorkspace(
             f"no {CONFIG_NAME} here or above; run `digest init` (or pass --config FILE / set DIGEST_CONFIG)"
         )
     return path

@@ -12,5 +12,9 @@ class ConfigError(DigestError):
     """The configuration file or an environment override is invalid."""
 
 
+class NoWorkspace(ConfigError):
+    """No digest.toml in the current folder or above it (and none was named)."""
+
+
 class NotFound(DigestError):
     """A named thing (issue, feed, subscriber, article) does not exist."""

@@ -78,6 +78,7 @@ def _subscriber(db: sqlite_utils.Database, config: Config, ref: str) -> dict[str
             "unsubscribe_url": links["unsubscribe_url"],
             "preferences_url": links["preferences_url"],
             "subscriber_id": sub["id"],
+            "attributes": sub.get("attributes") or {},
         },
     }
 

@@ -52,7 +52,15 @@ PLACEHOLDER_ALLOWANCE = 200
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
 
-_TOKEN_RE = re.compile("|".join(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)))
+ATTRIBUTE_PREFIX = "attribute:"
+"""A per-recipient field named ``attribute:KEY`` is the subscriber attribute KEY (a merge field
+``{{ subscriber.attributes.KEY }}``); its token is ``__DIGEST_ATTR_KEY__`` (KEY upper-cased)."""
+_ATTRIBUTE_TOKEN = r"__DIGEST_ATTR_([A-Z0-9]+(?:_[A-Z0-9]+)*)__"
+_TOKEN_RE = re.compile(
+    "|".join(
+        [*(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)), _ATTRIBUTE_TOKEN]
+    )
+)
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
 _DOUBLE_UNDERSCORE_RE = re.compile(r"_(?=_)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
@@ -399,7 +407,31 @@ def _context(
         "total": sum(c["count"] for c in categories),
         "shown": sum(len(c["articles"]) for c in categories),
         "p": PLACEHOLDERS,
+        "subscriber": _SubscriberFields(),
     }
+
+
+class _AttributeFields:
+    """``subscriber.attributes.KEY`` (or ``["Column Name"]``) in a template: KEY's placeholder."""
+
+    def __getattr__(self, name: str) -> str:
+        return self[name]
+
+    def __getitem__(self, name: str) -> str:
+        from subscribers.model import attribute_key
+
+        key = attribute_key(str(name))
+        if not key:
+            raise DigestError(f"template: {name!r} is not an attribute name; use letters, digits and _")
+        return f"__DIGEST_ATTR_{key.upper()}__"
+
+
+class _SubscriberFields:
+    """The ``subscriber`` a template sees: placeholders filled per recipient at send time."""
+
+    name = PLACEHOLDERS["name"]
+    email = PLACEHOLDERS["email"]
+    attributes = _AttributeFields()
 
 
 def _subject_and_preheader(
@@ -434,8 +466,8 @@ def wire_size(text: str) -> int:
 def html_budget_size(html: str) -> int:
     """Bytes the HTML part may reach on the wire once personalised: its quoted-printable
     size (what Gmail counts towards its ~102 KB clip: non-Latin text grows 1.7× and more)
-    plus an allowance per placeholder."""
-    occurrences = sum(html.count(token) for token in PLACEHOLDERS.values())
+    plus an allowance per placeholder (attribute merge fields included)."""
+    occurrences = sum(1 for _ in _TOKEN_RE.finditer(html))
     return wire_size(html) + PLACEHOLDER_ALLOWANCE * occurrences
 
 
@@ -557,7 +589,7 @@ def _split(rendered: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     literals, fields, pos = [], [], 0
     for m in _TOKEN_RE.finditer(rendered):
         literals.append(rendered[pos : m.start()])
-        fields.append(_FIELD_BY_TOKEN[m.group(0)])
+        fields.append(_FIELD_BY_TOKEN.get(m.group(0)) or ATTRIBUTE_PREFIX + m.group(1).lower())
         pos = m.end()
     literals.append(rendered[pos:])
     return tuple(literals), tuple(fields)
@@ -568,14 +600,21 @@ def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
 
     Values are escaped for HTML when ``html`` is true; control characters (line breaks)
     become spaces in both modes. A missing or empty ``name`` reads :data:`NAME_FALLBACK`;
-    other missing fields become empty.
+    other missing fields become empty. A subscriber attribute (``attribute:KEY``) comes from
+    ``fields["attributes"]`` (a dict, or its JSON text), empty when the subscriber has none.
     """
     literals, names = _split(rendered)
     if not names:
         return rendered
     values = {}
-    for field in RECIPIENT_FIELDS:
-        value = str(fields.get(field) or "")
+    attributes = fields.get("attributes") or {}
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    for field in dict.fromkeys((*RECIPIENT_FIELDS, *names)):
+        if field.startswith(ATTRIBUTE_PREFIX):
+            value = str(attributes.get(field[len(ATTRIBUTE_PREFIX) :]) or "")
+        else:
+            value = str(fields.get(field) or "")
         if not value and field == "name":
             value = NAME_FALLBACK
         value = _CONTROL_RE.sub(" ", value).strip() if value else value

@@ -181,6 +181,8 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
     click.echo(f"{'unsubscribed_at:':<17}{data['unsubscribed_at'] or '-'}")
     click.echo(f"{'editions:':<17}{_labels(data['editions'])}")
     click.echo(f"{'categories:':<17}{_labels(data['categories'])}")
+    for key, value in sorted((data.get("attributes") or {}).items()):
+        click.echo(f"{'attribute:':<17}{key} = {value}")
     click.echo(f"{'unsubscribe_url:':<17}{data['unsubscribe_url']}")
     click.echo(f"{'preferences_url:':<17}{data['preferences_url']}")
     click.echo("history:")
@@ -407,6 +409,15 @@ def subscribers_import(
 ) -> None:
     """Import subscribers from CSV: email (required), name, editions, categories, timezone, status.
 
+    Other tools' headers are understood too: "Email Address", "E-mail", and
+    "First Name" + "Last Name" (joined into the name when there is no name
+    column). Any other column is kept as a subscriber attribute, keyed by its
+    name in lower case, "_" for spaces and punctuation ("Company Size" is company_size),
+    exported again, and usable in templates as a merge field:
+
+    \b
+      {{ subscriber.attributes.company_size }}
+
     Editions and categories are ';'-separated. Rows for known addresses update
     them; nobody who left is made active again without --resubscribe. Without
     --skip-invalid, one invalid row aborts the import and nothing is written.
@@ -444,6 +455,8 @@ def subscribers_import(
         click.echo(f"  line {line}: {error}")
     if report.invalid > len(report.invalid_rows):
         click.echo(f"  … and {report.invalid - len(report.invalid_rows)} more invalid rows")
+    if report.attribute_columns:
+        click.echo("Kept as attributes: " + ", ".join(report.attribute_columns), err=True)
     if report.ignored_columns:
         click.echo("Ignored columns: " + ", ".join(report.ignored_columns), err=True)
 

@@ -27,15 +27,19 @@ def export_subscribers(
 ) -> int:
     """Write every subscriber (optionally of one status) to ``out``; returns how many.
 
-    CSV has the import's columns; JSON is an array of full records (times,
+    CSV has the import's columns, then one column per attribute key any exported
+    subscriber has (sorted; empty where a subscriber has none), so an import of
+    the file gives the attributes back; JSON is an array of full records (times,
     source, attributes included: the store's whole row). ``progress`` is called
     with the number of rows written since the last call.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown export format {format!r}")
+    keys: list[str] = []
     if format == "csv":
+        keys = attribute_keys(db, status=status)
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COLUMNS)
+        writer.writerow((*COLUMNS, *keys))
     else:
         out.write("[")
     count = 0
@@ -49,6 +53,7 @@ def export_subscribers(
                     guard_cell(join_labels(sub["categories"])),
                     sub["timezone"] or "",
                     sub["status"],
+                    *(guard_cell(str(sub["attributes"].get(key, ""))) for key in keys),
                 )
             )
         else:
@@ -61,3 +66,13 @@ def export_subscribers(
     if progress is not None and count % _STEP:
         progress(count % _STEP)
     return count
+
+
+def attribute_keys(db: sqlite_utils.Database, *, status: str | None = None) -> list[str]:
+    """Every attribute key the subscribers (optionally of one status) have, sorted."""
+    where, params = ("WHERE s.status = ?", [status]) if status else ("", [])
+    rows = db.execute(
+        f"SELECT DISTINCT j.key FROM subscribers AS s, json_each(s.attributes) AS j {where} ORDER BY j.key",
+        params,
+    )
+    return [key for (key,) in rows if key not in COLUMNS]

@@ -216,3 +216,29 @@ def decode_labels(text: str | None) -> list[str] | None:
 
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+MAX_ATTRIBUTE = 1000  # characters in one attribute value
+_ATTRIBUTE_KEY_JUNK = re.compile(r"[^a-z0-9]+")
+_ATTRIBUTE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # line breaks and tabs may stay
+
+
+def attribute_key(column: str) -> str:
+    """The stored key of an attribute column: lower-case ASCII letters and digits joined by
+    single underscores (``"Company Size"`` → ``company_size``); '' when nothing is left.
+
+    The same rule names the merge field, so ``{{ subscriber.attributes.company_size }}``
+    reads the column ``Company Size``.
+    """
+    return _ATTRIBUTE_KEY_JUNK.sub("_", column.strip().lower()).strip("_")
+
+
+def normalize_attribute(text: str) -> str:
+    """An attribute value as stored: stripped; no control characters but line breaks and tabs
+    (a merge field turns those into spaces); at most MAX_ATTRIBUTE long."""
+    value = text.strip()
+    if _ATTRIBUTE_CONTROL.search(value):
+        raise InvalidValue(f"attribute value {_clip(value)!r} contains a control character")
+    if len(value) > MAX_ATTRIBUTE:
+        raise InvalidValue(f"attribute value is longer than {MAX_ATTRIBUTE} characters")
+    return value

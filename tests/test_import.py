@@ -31,7 +31,7 @@ HEADER = "email,name,editions,categories,timezone,status\n"
 @pytest.fixture(autouse=True, params=["ordinary", "bulk"])
 def load_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test here runs twice: as small files import, and as a bulk load (indexes dropped and
-    rebuilt, a filter in front; see subscribers.importer._Import), which must give the same result.
+    rebuilt, a filter in front; see subscribers.importing.holdback), which must give the same result.
     A subprocess started by a test runs the ordinary way in both."""
     if request.param == "bulk":
         monkeypatch.setattr(importer, "_BULK_MIN_ROWS", 0)
@@ -454,20 +454,20 @@ def test_plain_address_check_agrees_with_email_validator() -> None:
 
 
 def test_block_check_flags_every_line_the_single_check_rejects() -> None:
-    from subscribers.importer import _SUSPECT, _unusual_lines
+    from subscribers.importing.check import _SUSPECT, unusual_lines
     from subscribers.model import SIMPLE_ADDRESS, simple_address
 
     assert simple_address("\u212a@example.org") is None  # KELVIN SIGN must not pass as "k"
     lines = [*_random_addresses(3000, seed=11), "ok@example.org", "\u212a@example.org", ""]
     lines = [line for line in lines if len(line) <= 254]  # longer ones: the whole chunk goes row by row
     joined = "\n".join(lines)
-    flagged = set(_unusual_lines(joined, joined.lower(), lines))
+    flagged = set(unusual_lines(joined, joined.lower(), lines))
     for i, line in enumerate(lines):
         if i not in flagged:
             assert SIMPLE_ADDRESS.fullmatch(line), line
         else:  # flagged needlessly only for a cheap substring test; email-validator then decides
             assert not SIMPLE_ADDRESS.fullmatch(line) or any(s in line for s in _SUSPECT), line
-    assert _unusual_lines("a@example.org\nb@example.org", "a@example.org\nb@example.org", ["a", "b"]) == []
+    assert unusual_lines("a@example.org\nb@example.org", "a@example.org\nb@example.org", ["a", "b"]) == []
 
 
 def test_fast_and_row_by_row_paths_store_the_same(workspace: Path, tmp_path: Path) -> None:
@@ -578,6 +578,7 @@ def test_bulk_load_stores_exactly_what_the_ordinary_path_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str, resubscribe: bool
 ) -> None:
     from subscribers import seen
+    from subscribers.importing import holdback
 
     path = _bulk_fixture(tmp_path)
     ordinary = _seeded_store(tmp_path / "ordinary.db")
@@ -589,7 +590,7 @@ def test_bulk_load_stores_exactly_what_the_ordinary_path_does(
         monkeypatch.setattr(seen, "_MIN_BITS", 2)
         monkeypatch.setattr(seen, "_MAX_BITS", 2)
     if variant == "held-back-limit":  # the bulk load ends part-way; the rest goes the ordinary way
-        monkeypatch.setattr(importer, "_DEFER_LIMIT", 10)
+        monkeypatch.setattr(holdback, "DEFER_LIMIT", 10)
     db = _seeded_store(tmp_path / "bulk.db")
     statements: list[str] = []
     db.conn.set_trace_callback(statements.append)

@@ -112,6 +112,7 @@ _COMMANDS = {
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",
     "demo": "digest.cli.demo",
+    "doctor": "digest.cli.doctor",
 }
 
 

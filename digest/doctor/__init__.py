@@ -1,0 +1,73 @@
+"""`digest doctor`: check a workspace before the first real send, one line per check.
+
+Each check is one function in a module of this package (setup, transport, dns, issue,
+web) that takes plain values and returns a :class:`Check`; :func:`run_doctor` is the one
+entry point and decides the order. Nothing here sends a message or changes a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from digest.config import Config
+from digest.errors import DigestError, NoWorkspace
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+SYMBOLS = {OK: "✔", WARN: "⚠", FAIL: "✘"}
+
+
+@dataclass
+class Check:
+    """One finding: what was checked, how it went, and how to fix it."""
+
+    name: str
+    status: str  # ok / warn / fail
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return asdict(self)
+
+    def line(self) -> str:
+        """``✔ name: detail`` (with ``; fix: …`` when there is one)."""
+        fix = f"; fix: {self.fix}" if self.fix and self.status != OK else ""
+        return f"{SYMBOLS[self.status]} {self.name}: {self.detail}{fix}"
+
+
+def run_doctor(
+    load: Callable[[], Config],
+    *,
+    resolver: str | None = None,
+    timeout: float = 10.0,
+) -> list[Check]:
+    """Run every check for the configuration ``load`` gives; returns them in order.
+
+    ``resolver`` is a DNS server (``HOST[:PORT]``) to ask instead of the system's.
+    A configuration that does not load is the only finding then.
+    """
+    from digest.doctor import dns, issue, setup, transport, web
+
+    try:
+        config = load()
+    except NoWorkspace:
+        fix = "run `digest init`, or pass --config FILE"
+        return [Check("config", FAIL, "no digest.toml here or above", fix)]
+    except DigestError as exc:
+        return [Check("config", FAIL, str(exc), "correct the file, or run `digest init` to make one")]
+    checks = [Check("config", OK, f"{config.source} loads")]
+    checks.append(setup.check_base_url(config))
+    checks.append(setup.check_secrets(config))
+    checks.append(setup.check_file_modes(config))
+    checks.append(transport.check_transport(config, timeout=timeout))
+    checks.extend(dns.check_dns(config, resolver=resolver, timeout=timeout))
+    checks.extend(issue.check_latest_issue(config, timeout=max(timeout, 120.0)))
+    checks.append(web.check_web(config, timeout=timeout))
+    return checks
+
+
+def failed(checks: list[Check]) -> bool:
+    """True when any check failed (the command then exits 1)."""
+    return any(check.status == FAIL for check in checks)

@@ -1,0 +1,122 @@
+"""Checks of the workspace itself: the public base URL, secrets, file modes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from digest.config import SECRET_ENV, SMTP_PASSWORD_ENV, Config
+from digest.doctor import FAIL, OK, WARN, Check
+from digest.errors import DigestError
+
+_SENDS_MAIL = ("smtp", "smtps")
+
+
+def sends_mail(config: Config) -> bool:
+    """True when the transport hands mail to a server (links in it must then work for readers)."""
+    return config.delivery.transport.strip().lower().startswith(_SENDS_MAIL)
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the public address in links readers click, or None."""
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        return f"base_url {url!r} is not https"
+    host = (parts.hostname or "").lower()
+    if not host:
+        return f"base_url {url!r} has no host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")) or "." not in host:
+            return f"base_url {url!r} names a host readers cannot reach"
+        return None
+    if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
+        return f"base_url {url!r} is an address readers cannot reach"
+    return None
+
+
+def check_base_url(config: Config) -> Check:
+    """``publication.base_url`` is https and public (a failure only when mail really goes out)."""
+    url = config.publication.base_url
+    problem = base_url_problem(url)
+    if problem is None:
+        return Check("base_url", OK, f"{url} is https and public")
+    fix = "set publication.base_url to the public https address of `digest web serve`"
+    if sends_mail(config):
+        return Check("base_url", FAIL, f"{problem}: every unsubscribe and confirm link would be dead", fix)
+    return Check("base_url", WARN, f"{problem} (fine while the transport writes files)", fix)
+
+
+def check_secrets(config: Config) -> Check:
+    """Secrets come only from the environment: the config file holds none of their values."""
+    from subscribers.tokens import KEY_FILE, load_secret
+
+    path = Path(config.source)
+    text = ""
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            return Check(
+                "secrets", FAIL, f"{path}: cannot read ({exc.strerror})", "check the file's permissions"
+            )
+    for env in (SECRET_ENV, SMTP_PASSWORD_ENV):
+        value = os.environ.get(env, "")
+        if len(value) >= 6 and value in text:
+            return Check(
+                "secrets",
+                FAIL,
+                f"{path} contains the value of {env}",
+                f"remove it from the file (secrets are read only from {env}) and change the secret",
+            )
+    key_file = config.db_path.parent / KEY_FILE
+    if not config.secret and not key_file.exists():
+        return Check(
+            "secrets", OK, f"none in the config file; a signing key is made at {key_file} on first use"
+        )
+    try:
+        load_secret(
+            config
+        )  # reads and checks; makes nothing, as the key exists or comes from the environment
+    except DigestError as exc:
+        return Check("secrets", FAIL, str(exc), f"set {SECRET_ENV} in the environment")
+    where = SECRET_ENV if config.secret else str(key_file)
+    return Check("secrets", OK, f"none in the config file; links are signed with the key from {where}")
+
+
+def check_file_modes(config: Config) -> Check:
+    """The database (subscriber addresses) and the keys are readable by their owner only."""
+    from subscribers.tokens import KEY_FILE
+
+    files = [("database", config.db_path)]
+    if not config.secret:
+        files.append(("signing key", config.db_path.parent / KEY_FILE))
+    if config.dkim.key_file:
+        files.append(("DKIM key", config.path(config.dkim.key_file)))
+    problems, warnings, checked = [], [], []
+    for what, path in files:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            if what == "DKIM key":
+                problems.append(f"the {what} {path} does not exist")
+            continue
+        checked.append(f"{path.name} {stat.filemode(mode)}")
+        if mode & (stat.S_IRWXO | (stat.S_IRWXG if what != "database" else 0)):
+            problems.append(f"the {what} {path} is {stat.filemode(mode)}")
+        elif mode & stat.S_IRWXG:
+            warnings.append(f"the {what} {path} is {stat.filemode(mode)}")
+    targets = " ".join(str(p) for _w, p in files if p.exists())
+    if problems:
+        return Check("file_modes", FAIL, "; ".join(problems), f"chmod 600 {targets}")
+    if warnings:
+        return Check("file_modes", WARN, "; ".join(warnings) + " (group can read it)", f"chmod 600 {targets}")
+    if not checked:
+        return Check(
+            "file_modes", WARN, "no database yet", "run a command that uses it, e.g. `digest feeds list`"
+        )
+    return Check("file_modes", OK, ", ".join(checked))

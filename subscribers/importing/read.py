@@ -1,0 +1,221 @@
+"""Read: from a file's bytes to rows of cells in the columns digest knows.
+
+Owns refusing what is not CSV UTF-8 text (spreadsheets, UTF-16, binary data),
+the first line (known columns in any case and other tools' spellings, attribute
+columns, "First Name" + "Last Name" joined into a name), the spreadsheet formula
+guard on cells, and turning decode and CSV errors into one line naming the file
+and line. Entry point: :func:`open_csv`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from digest.errors import DigestError
+from subscribers.model import attribute_key
+
+COLUMNS = ("email", "name", "editions", "categories", "timezone", "status")
+_SNIFF_BYTES = 65536
+_SPREADSHEET_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0")  # xlsx/ods (zip), xls
+_GUARDED_START = "=+-@\t\r'"  # formula starts, and the apostrophe the guard itself adds
+
+
+class CsvSource(NamedTuple):
+    """An open CSV file: its first line read, the rows still to come, the bytes read so far."""
+
+    header: Header
+    rows: Any  # a csv.reader (or JoinedNames around one): iterates lists of cells, has line_num
+    counter: CountingReader
+
+
+@contextlib.contextmanager
+def open_csv(path: Path, label: str) -> Iterator[CsvSource]:
+    """Open ``path`` for import; raises DigestError (naming ``label`` and the line) for a file
+    that is not CSV UTF-8 text, also while the rows are read inside the ``with`` block."""
+    try:
+        binary = path.open("rb")
+    except OSError as exc:
+        raise DigestError(f"{label}: cannot open ({exc.strerror})") from None
+    with binary:
+        _sniff(binary, label)
+        counter = CountingReader(binary)
+        text = io.TextIOWrapper(io.BufferedReader(counter, 1 << 16), encoding="utf-8-sig", newline="")
+        reader: Any = csv.reader(text)
+        try:
+            header = read_header(reader, label)
+            if header.name_parts is not None:
+                reader = JoinedNames(reader, header.name_parts, len(header.columns) - 1)
+            yield CsvSource(header, reader, counter)
+        except UnicodeDecodeError as exc:
+            line = getattr(reader, "line_num", 0) + 1
+            raise DigestError(
+                f"{label}: line {line}: not UTF-8 text ({exc.reason}); save the file as CSV UTF-8"
+            ) from None
+        except csv.Error as exc:
+            raise DigestError(f"{label}: line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+class CountingReader(io.RawIOBase):
+    """A raw reader that counts bytes, so progress follows the file without tell()."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        self.raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.raw.readinto(buffer)
+        self.count += n or 0
+        return n
+
+
+def _sniff(binary: io.BufferedReader, label: str) -> None:
+    """Refuse binary files (spreadsheets, archives) and non-UTF-8 text with one clear line."""
+    head = binary.read(_SNIFF_BYTES)
+    binary.seek(0)
+    if not head.strip():
+        raise DigestError(
+            f"{label}: the file is empty; the first line must name the columns, e.g. email,name"
+        )
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DigestError(f"{label}: the file is UTF-16; save it as CSV UTF-8")
+    if head.startswith(_SPREADSHEET_MAGIC):
+        raise DigestError(f"{label}: not a CSV text file (looks like a spreadsheet: export it as CSV UTF-8)")
+    nuls = head.count(b"\x00")
+    if nuls > 2 and nuls > len(head) // 100:  # a stray NUL is a bad row; many mean binary data
+        raise DigestError(f"{label}: not a CSV text file (it contains binary data)")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) < _SNIFF_BYTES)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        raise DigestError(
+            f"{label}: line {line}: not UTF-8 text (byte 0x{head[exc.start]:02x}); save the file as CSV UTF-8"
+        ) from None
+
+
+# Header spellings of other tools (after lower-casing and turning "-", "_" and spaces into one
+# space) and the column each one means.
+_HEADER_ALIASES = {
+    "e mail": "email",
+    "email address": "email",
+    "e mail address": "email",
+    "full name": "name",
+    "first name": "first name",
+    "firstname": "first name",
+    "given name": "first name",
+    "last name": "last name",
+    "lastname": "last name",
+    "surname": "last name",
+    "family name": "last name",
+    "time zone": "timezone",
+}
+_HEADER_SPACES = re.compile(r"[\s_-]+")
+
+
+class Header(NamedTuple):
+    """The first line, read: canonical column names by position, and what else it holds."""
+
+    columns: list[str]  # COLUMNS names where known; "attribute:KEY" or "" (ignored) elsewhere
+    attributes: list[tuple[int, str]]  # (position, key) of the columns kept as attributes
+    name_parts: tuple[int | None, int | None] | None  # first/last name positions, joined into "name"
+    ignored: list[str]  # columns neither known nor usable as attributes
+
+
+def read_header(reader: Any, label: str) -> Header:
+    """Read the first line: known columns (any case, other tools' spellings), attributes, the rest."""
+    try:
+        first = next(reader)
+    except StopIteration:
+        first = []
+    spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
+    canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
+    if "email" not in canonical:
+        found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
+        hint = ""
+        if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
+            hint = " (separate columns with commas)"
+        raise DigestError(
+            f"{label}: no 'email' column in the first line (found {found}){hint}; "
+            f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
+        )
+    duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
+    if duplicated:
+        raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
+    parts = ("first name", "last name")
+    name_parts = None
+    if "name" not in canonical and any(p in canonical for p in parts):
+        name_parts = tuple(canonical.index(p) if p in canonical else None for p in parts)
+    columns: list[str] = []
+    attributes: list[tuple[int, str]] = []
+    ignored: list[str] = []
+    keys: dict[str, str] = {}
+    for position, (cell, name) in enumerate(zip(first, canonical, strict=True)):
+        if name in COLUMNS or (name_parts is not None and name in parts):
+            columns.append(name)
+            continue
+        key = attribute_key(cell)
+        if not key:
+            columns.append("")
+            ignored.append(cell)
+            continue
+        if key in keys:
+            raise DigestError(
+                f"{label}: columns {keys[key]!r} and {cell!r} are both the attribute {key!r}; rename one"
+            )
+        keys[key] = cell
+        columns.append(f"attribute:{key}")
+        attributes.append((position, key))
+    if name_parts is not None:
+        columns.append("name")  # made by JoinedNames at the end of every row
+    return Header(columns, attributes, name_parts, ignored)
+
+
+class JoinedNames:
+    """Rows with "First Name" and "Last Name" cells joined into a name cell at the end.
+
+    A row with the wrong number of fields is passed on as it is (the checks report it).
+    """
+
+    def __init__(self, reader: Any, parts: tuple[int | None, int | None], width: int) -> None:
+        self.reader = reader
+        self.parts = [p for p in parts if p is not None]
+        self.width = width
+
+    @property
+    def line_num(self) -> int:
+        """The reader's line number (a quoted cell may span lines)."""
+        return self.reader.line_num
+
+    def __iter__(self) -> JoinedNames:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self.reader)
+        if len(row) == self.width:
+            row.append(" ".join(part for p in self.parts if (part := row[p].strip())))
+        return row
+
+
+def guard_cell(cell: str) -> str:
+    """For export: a cell that a spreadsheet would run as a formula gets a leading apostrophe.
+
+    A cell that already starts with an apostrophe gets one too, so that
+    :func:`unescape` gives back exactly what was stored.
+    """
+    return "'" + cell if cell[:1] and cell[0] in _GUARDED_START else cell
+
+
+def unescape(cell: str) -> str:
+    """Undo :func:`guard_cell` (the leading apostrophe before a formula character or another one)."""
+    if len(cell) > 1 and cell[0] == "'" and cell[1] in _GUARDED_START:
+        return cell[1:]
+    return cell

@@ -1,0 +1,83 @@
+"""`{{ subscriber.attributes.KEY }}` merge fields: rendered once as placeholders, filled per recipient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from test_render_support import fixture_issue, write_config
+
+from digest.cli import cli
+from digest.config import load_config
+from digest.render import bundled_templates_dir, personalise
+from digest.store import open_store
+from subscribers.importer import import_csv
+
+
+def _workspace(tmp_path: Path) -> Path:
+    """The render fixture's workspace, with a header template that greets by company."""
+    folder = tmp_path / "ws"
+    config_path = write_config(folder)
+    text = config_path.read_text(encoding="utf-8")
+    config_path.write_text(text.replace("[render]\n", '[render]\ntemplates = "tpl"\n'), encoding="utf-8")
+    override = folder / "tpl" / "email"
+    override.mkdir(parents=True)
+    for name in ("_header.mjml.j2", "issue.txt.j2"):
+        source = (bundled_templates_dir() / "email" / name).read_text(encoding="utf-8")
+        marked = source.replace(
+            "Hi {{ p.name }},", "Hi {{ subscriber.name }} of {{ subscriber.attributes.company }}"
+        )
+        assert marked != source
+        (override / name).write_text(
+            marked.replace("here", "({{ subscriber.attributes['Member Tier'] }}) here", 1), encoding="utf-8"
+        )
+    config = load_config(config_path)
+    db = open_store(config.db_path)
+    fixture_issue(config, db)
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,Company,Member Tier\n"
+        'ada@example.org,Ada,"Engines & <Sons>",gold\n'
+        "bob@example.org,Bob,,\n",
+        encoding="utf-8",
+    )
+    import_csv(db, people)
+    return folder
+
+
+def _preview(folder: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(folder / "digest.toml"), "preview", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_preview_fills_a_subscribers_attributes_escaped_for_html(tmp_path: Path) -> None:
+    folder = _workspace(tmp_path)
+    html = _preview(folder, "--subscriber", "ada@example.org")
+    assert "Hi Ada of Engines &amp; &lt;Sons&gt; (gold) here" in html
+    assert "__DIGEST_" not in html
+    text = _preview(folder, "--subscriber", "ada@example.org", "--format", "text")
+    assert "Hi Ada of Engines & <Sons> (gold) here" in text
+
+
+def test_a_missing_attribute_is_empty(tmp_path: Path) -> None:
+    folder = _workspace(tmp_path)
+    text = _preview(folder, "--subscriber", "bob@example.org", "--format", "text")
+    assert "Hi Bob of  () here" in text
+    sample = _preview(folder, "--format", "text")
+    assert "Hi Reader of  () here" in sample and "__DIGEST_" not in sample
+
+
+def test_personalise_reads_attributes_from_a_dict_or_json() -> None:
+    rendered = "<p>__DIGEST_ATTR_COMPANY__ / __DIGEST_ATTR_CITY_NAME__ / __DIGEST_NAME__</p>"
+    fields = {"name": "Ada", "attributes": {"company": "A\nB", "city_name": "Z<rich"}}
+    assert personalise(rendered, fields, html=True) == "<p>A B / Z&lt;rich / Ada</p>"
+    as_json = {"attributes": '{"company": "C"}'}
+    assert personalise(rendered, as_json, html=False) == "<p>C /  / Reader</p>"
+
+
+def test_feed_text_cannot_forge_an_attribute_placeholder() -> None:
+    """Untrusted text is defused before rendering, so it never becomes a live merge field."""
+    from digest.render import _defuse
+
+    assert "__DIGEST_ATTR_COMPANY__" not in _defuse("__DIGEST_ATTR_COMPANY__")
