@@ -20,7 +20,7 @@ import sqlite_utils
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
 from digest.localtime import latest_fire_time
-from digest.store import from_iso, iso, transaction, utcnow
+from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 PREHEADER_HEADLINES = 3
@@ -287,6 +287,8 @@ def get_issue(db: sqlite_utils.Database, ref: str | int, edition: str | None = N
         return rows[0]
     if not text.isdigit():
         raise NotFound(f"issue {text!r}: give an issue id (see `digest issues list`) or 'latest'")
+    if int(text) > MAX_ID:  # past any SQLite row id
+        raise NotFound(f"issue {text} not found; see `digest issues list`")
     rows = list(db.query("SELECT * FROM issues WHERE id = ?", [int(text)]))
     if not rows or (edition and rows[0]["edition"] != edition):
         raise NotFound(f"issue {text} not found; see `digest issues list`")

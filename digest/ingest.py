@@ -387,11 +387,8 @@ def _detail_text(obj: Any, key: str) -> str:
 
 
 def _entry_title(entry: Any) -> str:
-    title = _detail_text(entry, "title")
-    if title:
-        return title
-    summary = plain_text(entry.get("summary"))
-    return " ".join(summary.split()[:12]) or "(untitled)"
+    # Empty when the entry has none: prepare_article names it by its first words.
+    return _detail_text(entry, "title")
 
 
 def _entry_html(entry: Any) -> tuple[Any, Any]:
