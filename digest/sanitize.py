@@ -234,7 +234,7 @@ def text_to_html(text: str) -> str:
 # C0 controls except tab and newline, DEL, C1 controls, lone surrogates, U+FFFE/U+FFFF.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 # What a URL may never carry raw: white space, controls, and characters no URL allows.
-_URL_UNSAFE = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff\ufffe\uffff\"<>\\\\^`{|}]")
+_URL_UNSAFE = re.compile('[\x00-\x20\x7f-\x9f\ud800-\udfff\ufffe\uffff"<>\\\\^`{|}]')
 
 
 def clean_text(value: str | None, *, multiline: bool = True) -> str:

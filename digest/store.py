@@ -82,9 +82,7 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
             raise  # locked or busy: the CLI says a retry can fix it
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise DigestError(
-                f"{path}: the database is damaged ({exc}); restore it from a backup"
-            ) from None
+            raise DigestError(f"{path}: the database is damaged ({exc}); restore it from a backup") from None
     return db
 
 
