@@ -235,6 +235,8 @@ def _snapshot_article(article: dict[str, Any], edition: Edition) -> dict[str, An
         "category": article["category"],
         "published_at": article["published_at"],
         "published_local": format_datetime(published.astimezone(edition.zone)),
+        # The source gave no date (published_at is the fetch time): templates say "undated".
+        "undated": bool(article["date_estimated"]),
         "summary": article["summary_text"] or "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
     }

@@ -10,6 +10,7 @@ substitution at send time, so an issue is rendered once per distinct category se
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html as html_lib
 import json
@@ -30,6 +31,8 @@ import digest
 from digest.compose import get_issue, issue_snapshot, make_preheader
 from digest.config import Config
 from digest.errors import DigestError
+from digest.render_guard import render_skipping_broken
+from digest.sanitize import clean_text, safe_url
 from digest.store import iso, transaction, utcnow
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
@@ -67,6 +70,7 @@ class RenderedVariant:
     html: str
     text: str
     trimmed: int
+    dropped: list[str] = dataclasses.field(default_factory=list)  # articles left out: they broke the HTML
 
 
 # --- variants -------------------------------------------------------------------------------
@@ -263,7 +267,11 @@ def _defuse(value: Any, *, url: bool = False) -> Any:
     filter a template applies afterwards (``upper``, ``title``, ``wrap`` …) and no spelling
     of the token in any case can rebuild one. Text gets an invisible WORD JOINER; a URL gets
     ``%5F``, the same address to any server, so links keep working."""
-    if not isinstance(value, str) or "_" not in value:
+    if not isinstance(value, str):
+        return value
+    # Content must never make an issue unrenderable: no control character reaches MJML.
+    value = safe_url(value) if url else clean_text(value)
+    if "_" not in value:
         return value
     if url:
         return value.replace("__", "_%5F")
@@ -380,12 +388,20 @@ def render_issue(
     )
     budget = config.render.max_html_bytes
 
-    def html_for(count: int) -> str:
-        context = _context(config, issue, snapshot, sections, {a["id"] for a in newest[:count]})
+    def html_with(ids: set[int]) -> str:
+        context = _context(config, issue, snapshot, sections, ids)
         return inline_css(mjml_to_html(_render_template(dirs, HTML_TEMPLATE, context)))
 
+    def html_for(count: int) -> str:
+        return html_with({a["id"] for a in newest[:count]})
+
+    # An article that still breaks the HTML is left out (and named), never the issue.
+    html, dropped = render_skipping_broken(html_with, newest)
+    if dropped:
+        newest = [a for a in newest if a["id"] not in dropped]
+        sections = [{**s, "articles": [a for a in s["articles"] if a["id"] not in dropped]} for s in sections]
+        sections = [s for s in sections if s["articles"]]
     kept = len(newest)
-    html = html_for(kept)
     if html_budget_size(html) > budget:
         # Largest count that fits; the size grows with each article, so bisect.
         lo, hi, best = 0, kept - 1, None
@@ -415,6 +431,7 @@ def render_issue(
         html=html,
         text=text,
         trimmed=len(newest) - kept,
+        dropped=list(dropped.values()),
     )
 
 
