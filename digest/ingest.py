@@ -340,7 +340,7 @@ def parse_feed(
         if fetched.content_type:
             headers["content-type"] = fetched.content_type
     parsed = feedparser.parse(
-        fetched.content or b"",
+        scrub_feed_bytes(fetched.content or b""),
         sanitize_html=False,  # nh3 does it, linearly, with our allow-list
         resolve_relative_uris=False,  # done while sanitising, against a safe base
         response_headers=headers,
@@ -406,6 +406,43 @@ def parse_feed(
         what = "entry reuses" if kept_apart == 1 else "entries reuse"
         warnings.append(f"{source}: {kept_apart} {what} an earlier entry's guid; kept as separate articles")
     return items, feed_title
+
+
+# A character reference, decimal or hex (digits capped: longer ones are out of range anyway).
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+# Raw C0 controls other than tab, LF and CR: never valid XML, and never part of a multi-byte
+# character in an ASCII-compatible encoding.
+_RAW_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]+")
+
+
+def _forbidden(code: int) -> bool:
+    return (
+        code > 0x10FFFF
+        or 0xD800 <= code <= 0xDFFF
+        or code in (0xFFFE, 0xFFFF)
+        or (code < 0x20 and code not in (0x09, 0x0A, 0x0D))
+        or 0x7F <= code <= 0x9F
+    )
+
+
+def _charref(m: re.Match[bytes]) -> bytes:
+    hexa, dec = m.group(1), m.group(2)
+    code = int(hexa, 16) if hexa else int(dec)
+    return b"" if _forbidden(code) else m.group(0)
+
+
+def scrub_feed_bytes(content: bytes) -> bytes:
+    """Feed bytes without what no XML may hold: raw C0 controls and character references to
+    controls, surrogates, U+FFFE/U+FFFF or past U+10FFFF (a ``&#xD800;`` crashes
+    feedparser's fallback parser; a ``&#x1b;`` forces that fallback). UTF-16/32 feeds are
+    left as they are (their bytes are not ASCII-compatible). Linear."""
+    head = content[:4]
+    if head.startswith(_BOMS_XML) or b"\x00" in head:
+        return content
+    content = _RAW_CONTROLS.sub(b"", content)
+    if b"&#" in content:
+        content = _CHARREF.sub(_charref, content)
+    return content
 
 
 def _bozo_text(parsed: Any) -> str:
