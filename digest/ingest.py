@@ -104,7 +104,9 @@ def ingest_sources(
     results = [SourceResult(source=source) for source, _ in targets]
     if not targets:
         return results
-    workers = max(1, min(config.ingest.concurrency, len(targets)))
+    if config.ingest.concurrency < 1:
+        raise DigestError(f"{config.source}: 'ingest.concurrency' must be at least 1")
+    workers = min(config.ingest.concurrency, len(targets))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
         futures = {
             pool.submit(_guarded, result, _read_source, config, source, feed, result, skip_invalid, now): i
