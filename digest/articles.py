@@ -107,6 +107,8 @@ def unwrap_redirect(url: str) -> str:
     """The real article address behind a common aggregator's redirect link (a Google Alerts
     ``https://www.google.com/url?…&url=…``, Facebook's ``l.php?u=…``); other links unchanged.
     Only an http(s) target is taken."""
+    if "/url?" not in url and "/l.php?" not in url:
+        return url  # the common case, without parsing
     try:
         parts = urlsplit(url.strip())
         host = (parts.hostname or "").lower().removeprefix("www.")
