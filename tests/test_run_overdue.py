@@ -8,6 +8,7 @@ import email.policy
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, messages, utc
 
@@ -121,3 +122,45 @@ def test_a_failure_that_is_no_articles_fault_is_raised() -> None:
         assert str(exc) == "template error"
     else:
         raise AssertionError("expected the template error")
+
+
+def test_an_article_that_breaks_mjml_is_left_out_and_the_run_names_it(tmp_path: Path) -> None:
+    from digest.render import bundled_templates_dir
+
+    partial = bundled_templates_dir() / "email" / "_entry.mjml.j2"
+    marker = "{% macro entry(article) %}\n"
+    source = partial.read_text(encoding="utf-8") if partial.is_file() else ""
+    if marker not in source:
+        pytest.skip("the entry partial changed shape; nothing to inject into")
+    ws = make_workspace(tmp_path / "ws")
+    # An override partial that emits broken MJML for one article: real MJML, real failure.
+    (ws.root / "tpl" / "email").mkdir(parents=True)
+    (ws.root / "tpl" / "email" / "_entry.mjml.j2").write_text(
+        source.replace(marker, marker + "{% if article.title == 'Explode' %}</mj-column>{% endif %}"),
+        encoding="utf-8",
+    )
+    with ws.config_path.open("a", encoding="utf-8") as fh:
+        fh.write('\n[render]\ntemplates = "tpl"\n')
+    add_readers(ws, {"a@example.org": None})
+    grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=6)), utc(2026, 11, 4))
+    db = ws.db()
+    db["articles"].insert(
+        {
+            "guid": "explode",
+            "url": "https://feed.example.org/explode",
+            "title": "Explode",
+            "category": "World",
+            "published_at": iso(utc(2026, 11, 3, 2)),
+            "created_at": iso(utc(2026, 11, 3, 2)),
+            "updated_at": iso(utc(2026, 11, 3, 2)),
+        }
+    )
+    article_id = db.execute("SELECT id FROM articles WHERE guid = 'explode'").fetchone()[0]
+    db.close()
+    result = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
+    assert result.exit_code == 0, result.output
+    assert f"article {article_id} ('Explode') left out: MJML error" in result.stdout
+    (message_file,) = (ws.outbox / "new").iterdir()
+    message = email.message_from_bytes(message_file.read_bytes(), policy=email.policy.default)
+    assert "Explode" not in message.get_body(("plain",)).get_content()
+    assert "Item 20261102T1200" in message.get_body(("plain",)).get_content()
