@@ -25,15 +25,17 @@ from digest.config import Config, parse_duration
 from digest.errors import ConfigError, DigestError, NotFound
 from digest.images import image_json
 from digest.sanitize import (
+    clean_text,
     html_to_text,
     is_web_url,
     one_line,
     reading_minutes,
+    safe_url,
     sanitize_html,
     summarize_text,
     text_to_html,
 )
-from digest.store import from_iso, iso, transaction, utcnow
+from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
 
 TITLE_MAX = 300
 CATEGORY_MAX = 60
@@ -41,6 +43,7 @@ NAME_MAX = 200
 URL_MAX = 2000
 BODY_TEXT_MAX = 20_000
 """Characters of an article's text kept for summaries (``articles.body_text``)."""
+TITLE_WORDS = 12  # an untitled item is named by this many of its first words
 
 # Query parameters that only track the reader; they never change what the page is.
 _TRACKING_EXACT = {
@@ -95,6 +98,36 @@ def clean_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
+# Aggregator redirect links → the parameter holding the real address.
+_REDIRECTORS = {
+    ("google.com", "/url"): ("url", "q"),
+    ("l.facebook.com", "/l.php"): ("u",),
+    ("lm.facebook.com", "/l.php"): ("u",),
+}
+
+
+def unwrap_redirect(url: str) -> str:
+    """The real article address behind a common aggregator's redirect link (a Google Alerts
+    ``https://www.google.com/url?…&url=…``, Facebook's ``l.php?u=…``); other links unchanged.
+    Only an http(s) target is taken."""
+    if "/url?" not in url and "/l.php?" not in url:
+        return url  # the common case, without parsing
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower().removeprefix("www.")
+    except ValueError:
+        return url
+    keys = _REDIRECTORS.get((host, parts.path))
+    if not keys:
+        return url
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    for key in keys:
+        target = params.get(key, "").strip()
+        if is_web_url(target):
+            return target
+    return url
+
+
 def canonical_url(url: str) -> str:
     """The identity form of a link: tracking parameters and fragment removed, scheme and
     host lower-cased, default port dropped, empty path written as ``/``."""
@@ -141,8 +174,9 @@ def identity(
 
 
 def clean_category(value: str | None) -> str:
-    """A category name as stored: one line, trimmed, at most 60 characters."""
-    return one_line(value)[:CATEGORY_MAX].strip()
+    """A category name as stored: one line without control characters, trimmed, at most
+    60 characters."""
+    return one_line(clean_text(value))[:CATEGORY_MAX].strip()
 
 
 def map_category(value: str | None, config: Config) -> str:
@@ -264,14 +298,24 @@ def prepare_article(
     feed_id: int | None = None,
 ) -> dict[str, Any]:
     """Normalise one :class:`ArticleInput` into an ``articles`` row (without ids/timestamps):
-    sanitised summary, plain summary, reading time, identity, aware UTC date."""
-    title = one_line(item.title)[:TITLE_MAX].strip() or "(untitled)"
-    url = clean_url(item.url)[:URL_MAX]
-    base = item.base_url if is_web_url(item.base_url) else url
+    sanitised summary, plain summary, reading time, identity, aware UTC date.
+
+    Every field loses the characters no email may carry (:func:`~digest.sanitize.clean_text`)
+    and every URL is made safe (:func:`~digest.sanitize.safe_url`): one hostile item can
+    never make an issue unrenderable or split a line of the text part."""
+    title = one_line(clean_text(item.title))[:TITLE_MAX].strip()
+    url = safe_url(clean_url(unwrap_redirect(safe_url(item.url))))[:URL_MAX]
+    base_url = safe_url(item.base_url)
+    base = base_url if is_web_url(base_url) else url
     words = config.ingest.summary_words
-    summary = sanitize_html(item.summary_html, base)
+    summary = sanitize_html(clean_text(item.summary_html), base)
     summary_text = html_to_text(summary)
-    content_text = html_to_text(sanitize_html(item.content_html, base)) if item.content_html else ""
+    content_html = clean_text(item.content_html)
+    content_text = html_to_text(sanitize_html(content_html, base)) if content_html else ""
+    if not title:
+        # An item without a title is named by its first words, not "(untitled)".
+        lead = one_line(summary_text or content_text)
+        title = summarize_text(lead, TITLE_WORDS)[:TITLE_MAX].strip() or "(untitled)"
     full_text = content_text if len(content_text) > len(summary_text) else summary_text
     if summary_text and len(summary_text.split()) > words:
         # A feed that puts the whole article in its description: keep the lead only.
@@ -284,11 +328,11 @@ def prepare_article(
         summary, summary_text = "", ""
     published = item.published.astimezone(UTC) if item.published else None
     row: dict[str, Any] = {
-        "guid": identity(item.guid, url, title, published, scope=scope),
+        "guid": identity(clean_text(item.guid, multiline=False), url, title, published, scope=scope),
         "url": url,
         "title": title,
-        "source": one_line(item.source)[:NAME_MAX] or None,
-        "author": one_line(item.author)[:NAME_MAX] or None,
+        "source": one_line(clean_text(item.source))[:NAME_MAX] or None,
+        "author": one_line(clean_text(item.author))[:NAME_MAX] or None,
         "category": clean_category(item.category) or config.ingest.default_category,
         "published_at": iso(published or now),
         "date_estimated": 0 if published else 1,
@@ -335,7 +379,12 @@ def upsert_article(db: sqlite_utils.Database, row: dict[str, Any], *, now: datet
         ).fetchone()
         if twin:
             return "unchanged"
-        db["articles"].insert({**row, "created_at": now_text, "updated_at": now_text})
+        values = {**row, "created_at": now_text, "updated_at": now_text}
+        # Plain SQL: sqlite-utils' insert() re-reads the schema on every call, which was most
+        # of the time of storing a 100,000-item feed.
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        db.conn.execute(f"INSERT INTO articles ({columns}) VALUES ({marks})", list(values.values()))
         return "new"
     art_id, feed_id, old_hash, old_published, old_estimated = existing
     if feed_id is not None and row.get("feed_id") is not None and feed_id != row["feed_id"]:
@@ -361,6 +410,8 @@ def get_article(db: sqlite_utils.Database, article_id: int | str) -> dict[str, A
         raise NotFound(
             f"article {article_id!r} not found; ids are numbers (see `digest articles list`)"
         ) from None
+    if not 0 < key <= MAX_ID:  # SQLite cannot even look up an id past 2**63 - 1
+        raise NotFound(f"article {key} not found; see `digest articles list`")
     rows = list(db.query(f"{_SELECT} WHERE a.id = ?", [key]))
     if not rows:
         raise NotFound(f"article {key} not found; see `digest articles list`")
@@ -430,7 +481,7 @@ def add_article(
 ) -> AddResult:
     """Store one article given by hand (``digest articles add``)."""
     now = now or utcnow()
-    if not title or not title.strip():
+    if not one_line(clean_text(title)):
         raise DigestError("--title is empty; give the article a title")
     if not is_web_url(url):
         raise DigestError(f"--url {url!r} is not an http(s) URL")

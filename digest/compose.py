@@ -22,7 +22,7 @@ from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError, NotFound
 from digest.images import load_image
 from digest.localtime import latest_fire_time, next_fire_time
-from digest.store import from_iso, iso, transaction, utcnow
+from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
 from digest.stories import Story, group_stories
 from digest.summary import ArticleSummary, article_summaries, make_summaries
 from digest.summary.make import Progress
@@ -363,6 +363,8 @@ def _snapshot_article(
         "category": article["category"],
         "published_at": article["published_at"],
         "published_local": format_datetime(published.astimezone(edition.zone)),
+        # The source gave no date (published_at is the fetch time): templates say "undated".
+        "undated": bool(article["date_estimated"]),
         "summary": summary.text,
         "summary_label": label if summary.generated and summary.text else "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
@@ -482,10 +484,12 @@ def get_issue(db: sqlite_utils.Database, ref: str | int, edition: str | None = N
         return _get_named(db, text, edition_part, number.strip())
     if text.lower() == "latest":
         return _latest(db, edition)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise NotFound(
             f"issue {text!r}: name it like daily/3, latest or daily/latest (see `digest issues list`)"
         )
+    if int(text) > MAX_ID:  # past any SQLite row id
+        raise NotFound(f"issue {text} not found; see `digest issues list`")
     rows = list(db.query("SELECT * FROM issues WHERE id = ?", [int(text)]))
     if not rows or (edition and rows[0]["edition"] != edition):
         raise NotFound(f"issue {text} not found; see `digest issues list`")
@@ -497,8 +501,10 @@ def _get_named(db: sqlite_utils.Database, text: str, edition: str, number: str) 
         raise NotFound(f"issue {text!r}: name the edition before the slash, like daily/3")
     if number.lower() == "latest":
         return _latest(db, edition)
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit()):
         raise NotFound(f"issue {text!r}: after the slash give a number or latest, like {edition}/3")
+    if int(number) > MAX_ID:
+        raise NotFound(f"no issue {edition}/{number}; see `digest issues list`")
     rows = list(db.query("SELECT * FROM issues WHERE edition = ? AND number = ?", [edition, int(number)]))
     if not rows:
         raise NotFound(f"no issue {edition}/{int(number)}; see `digest issues list`")

@@ -72,6 +72,7 @@ class Ingest:
     summary_words: int = 60
     timeout: float = 20.0
     max_bytes: int = 10_000_000
+    concurrency: int = 8  # sources fetched at once
     user_agent: str = "digest/0.1 (+https://github.com/digest)"
     category_aliases: dict[str, str] = field(default_factory=dict)
 

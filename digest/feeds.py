@@ -11,8 +11,8 @@ import sqlite_utils
 
 from digest.errors import DigestError, NotFound
 from digest.fetch import is_http, local_path
-from digest.sanitize import is_web_url
-from digest.store import iso, transaction, utcnow
+from digest.sanitize import is_web_url, safe_url
+from digest.store import MAX_ID, iso, transaction, utcnow
 
 FEED_COLUMNS = "id, url, name, category, etag, modified, last_fetched_at, last_status, last_error, created_at"
 
@@ -23,6 +23,7 @@ def normalize_source(url_or_path: str) -> str:
     if not text:
         raise DigestError("empty feed URL or path")
     if is_http(text):
+        text = safe_url(text)  # a CR/LF or space in a stored URL must not split a line
         if not is_web_url(text):
             raise DigestError(f"{text}: not a valid URL (no host)")
         return text
@@ -72,7 +73,7 @@ def find_feed(db: sqlite_utils.Database, id_or_url: str | int) -> dict[str, Any]
     """The feed with this id, URL or path, or None."""
     text = str(id_or_url).strip()
     rows: list[dict[str, Any]] = []
-    if text.isdigit():
+    if text.isdigit() and int(text) <= MAX_ID:
         rows = list(db.query(f"SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?", [int(text)]))
     if not rows and text:
         candidates = {text}

@@ -8,7 +8,10 @@ a total time limit, not just a per-read one.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -128,8 +131,34 @@ def _fetch_http(
     if modified:
         headers["If-Modified-Since"] = modified
     request = urllib.request.Request(url, headers=headers)
-    opener = urllib.request.build_opener(_WebOnlyRedirects())
-    deadline = time.monotonic() + timeout
+    watchdog = _Watchdog(timeout)
+    opener = urllib.request.build_opener(
+        _WebOnlyRedirects(), _DeadlineHTTPHandler(watchdog), _DeadlineHTTPSHandler(watchdog)
+    )
+    deadline = watchdog.deadline
+    with watchdog:
+        try:
+            return _open_and_read(opener, request, url, timeout, max_bytes, etag, modified, deadline)
+        except FetchError:
+            if watchdog.expired:
+                raise _timed_out(url, timeout) from None
+            raise
+        except Exception:
+            if watchdog.expired:  # the watchdog cut the connection: whatever broke, it was time
+                raise _timed_out(url, timeout) from None
+            raise
+
+
+def _open_and_read(
+    opener: urllib.request.OpenerDirector,
+    request: urllib.request.Request,
+    url: str,
+    timeout: float,
+    max_bytes: int,
+    etag: str | None,
+    modified: str | None,
+    deadline: float,
+) -> Fetched:
     try:
         response = opener.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
@@ -156,6 +185,8 @@ def _fetch_http(
             raise _too_big(url, max_bytes)
         encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
         body = _read_body(response, url, encoding, deadline, timeout, max_bytes)
+        if time.monotonic() > deadline:  # the watchdog may have cut the body short
+            raise _timed_out(url, timeout)
         return Fetched(
             source=url,
             url=response.geturl() or url,
@@ -211,6 +242,88 @@ def _read_body(
     except (OSError, http.client.HTTPException) as exc:
         raise FetchError(f"{url}: connection broke while reading ({exc})") from None
     return b"".join(parts)
+
+
+class _Watchdog:
+    """A deadline for a whole fetch, headers included. Socket timeouts only bound each read,
+    so a server that sends one byte at a time could hold a fetch forever; at the deadline
+    this shuts every connection of the fetch down, which wakes any blocked read."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def remaining(self) -> float:
+        """Seconds left (a small positive floor, so a socket timeout is never 0 = blocking)."""
+        return max(0.01, self.deadline - time.monotonic())
+
+    def watch(self, sock: socket.socket) -> None:
+        """Cut ``sock`` at the deadline (at once when it has already passed)."""
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            self._cut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            self._cut(sock)
+
+    @staticmethod
+    def _cut(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTPConnection(http.client.HTTPConnection):
+    watchdog: _Watchdog
+
+    def connect(self) -> None:
+        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
+        super().connect()
+        self.watchdog.watch(self.sock)
+
+
+class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
+    watchdog: _Watchdog
+
+    def connect(self) -> None:
+        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
+        super().connect()
+        self.watchdog.watch(self.sock)
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.connection = type("_Conn", (_DeadlineHTTPConnection,), {"watchdog": watchdog})
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self.connection, req)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watchdog: _Watchdog) -> None:
+        super().__init__()
+        self.connection = type("_Conn", (_DeadlineHTTPSConnection,), {"watchdog": watchdog})
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self.connection, req, context=self._context)
 
 
 def _too_big(source: str, max_bytes: int) -> FetchError:

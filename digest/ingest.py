@@ -15,10 +15,11 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import feedparser
@@ -45,6 +46,8 @@ from digest.store import transaction, utcnow
 log = logging.getLogger(__name__)
 
 ARTICLE_FIELDS = ("title", "url", "summary", "category", "source", "author", "published", "body", "guid")
+# An article's summary or body past this many characters is cut before sanitising.
+FIELD_MAX_CHARS = 200_000
 # Feed dates further ahead than this are treated as missing.
 FUTURE_SLACK = timedelta(days=2)
 
@@ -79,8 +82,14 @@ def ingest_sources(
     *,
     skip_invalid: bool = False,
     now: datetime | None = None,
+    on_result: Callable[[SourceResult], None] | None = None,
 ) -> list[SourceResult]:
-    """Ingest each source (None = every stored feed) and report per source.
+    """Ingest each source (None = every stored feed) and report per source, in order.
+
+    Sources are fetched and parsed concurrently, ``ingest.concurrency`` at a time; each
+    is stored (in this thread: the database connection is not shared) as soon as it is
+    read, and ``on_result`` is called with its result then, so a caller can print each
+    source's line as it finishes. ``ingest.timeout`` bounds each source's whole fetch.
 
     A source that names a stored feed (by URL or path) uses that feed's category and its
     ETag/Last-Modified for a conditional GET. Article files with an invalid row store
@@ -93,50 +102,70 @@ def ingest_sources(
         targets = [(feed["url"], feed) for feed in list_feeds(db)]
     else:
         targets = [(source, find_feed(db, source) if source.strip() else None) for source in sources]
-    results = []
-    for source, feed in targets:
-        results.append(_ingest_one(db, config, source, feed, skip_invalid=skip_invalid, now=now))
+    results = [SourceResult(source=source) for source, _ in targets]
+    if not targets:
+        return results
+    if config.ingest.concurrency < 1:
+        raise DigestError(f"{config.source}: 'ingest.concurrency' must be at least 1")
+    workers = min(config.ingest.concurrency, len(targets))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
+        futures = {
+            pool.submit(_guarded, result, _read_source, config, source, feed, result, skip_invalid, now): i
+            for i, ((source, feed), result) in enumerate(zip(targets, results, strict=True))
+        }
+        for future in as_completed(futures):
+            index = futures[future]
+            _source, feed = targets[index]
+            result = results[index]
+            read = future.result()
+            if read is not None:
+                _guarded(result, _store_source, db, feed, result, read, now)
+            if result.error:
+                result.new = result.updated = result.unchanged = 0
+                if feed is not None:
+                    record_fetch(db, feed["id"], status="error", error=result.error, now=now)
+            if on_result is not None:
+                on_result(result)
     return results
 
 
-def _ingest_one(
-    db: sqlite_utils.Database,
-    config: Config,
-    source: str,
-    feed: dict[str, Any] | None,
-    *,
-    skip_invalid: bool,
-    now: datetime,
-) -> SourceResult:
-    result = SourceResult(source=source)
+_T = TypeVar("_T")
+
+
+def _guarded(result: SourceResult, step: Callable[..., _T], *args: Any) -> _T | None:
+    """Run one step for one source; its failure becomes ``result.error`` (one line)."""
     try:
-        _read_source(db, config, source, feed, result, skip_invalid=skip_invalid, now=now)
+        return step(*args)
     except DigestError as exc:
         result.error = one_line(str(exc))
     except sqlite3.OperationalError:
         raise  # the database is locked or broken: every other source would fail the same way
     except Exception as exc:  # one hostile source must never stop the others (logged)
-        log.debug("ingest of %s failed", source, exc_info=True)
+        log.debug("ingest of %s failed", result.source, exc_info=True)
         result.error = one_line(
-            f"{source}: unexpected {type(exc).__name__} ({exc}); please report this source"
+            f"{result.source}: unexpected {type(exc).__name__} ({exc}); please report this source"
         )
-    if result.error:
-        result.new = result.updated = result.unchanged = 0
-        if feed is not None:
-            record_fetch(db, feed["id"], status="error", error=result.error, now=now)
-    return result
+    return None
+
+
+@dataclass
+class _Read:
+    """A source fetched and parsed, ready to store."""
+
+    fetched: Fetched
+    rows: list[dict[str, Any]]
+    feed_name: str | None = None
 
 
 def _read_source(
-    db: sqlite_utils.Database,
     config: Config,
     source: str,
     feed: dict[str, Any] | None,
     result: SourceResult,
-    *,
     skip_invalid: bool,
     now: datetime,
-) -> None:
+) -> _Read:
+    """Fetch, parse and normalise one source (no database access: runs in a worker)."""
     if not source.strip():
         raise DigestError("empty source name; give a feed URL, a feed file or an article file")
     fetched = fetch(
@@ -149,11 +178,7 @@ def _read_source(
     )
     if fetched.not_modified:
         result.not_modified = True
-        if feed is not None:
-            record_fetch(
-                db, feed["id"], status="not modified", etag=fetched.etag, modified=fetched.modified, now=now
-            )
-        return
+        return _Read(fetched, [])
     content = fetched.content or b""
     try:
         kind = sniff(content)
@@ -179,18 +204,17 @@ def _read_source(
                 f"{source}: skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without a link"
             )
         feed_id = feed["id"] if feed else None
+        _cap_fields(source, linked, result.warnings)
         rows = [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in linked]
     else:
         text = _decode_text(source, content)
         records, bad_rows, unknown = read_article_file(text, kind, source)
-        rows = []
+        items: list[ArticleInput] = []
         for line, record in records:
             try:
-                item = article_from_record(config, record)
+                items.append(article_from_record(config, record))
             except ValueError as exc:
                 bad_rows.append((line, str(exc)))
-                continue
-            rows.append(prepare_article(config, item, now=now, scope=scope))
         problems = [f"{source} line {line}: {message}" for line, message in sorted(bad_rows)]
         if unknown:
             result.warnings.append(f"{source}: ignored unknown field(s): {', '.join(sorted(unknown))}")
@@ -199,10 +223,30 @@ def _read_source(
             result.warnings.append(f"{source}: nothing stored; fix the rows above or use --skip-invalid")
             raise DigestError(problems[0])
         result.warnings.extend(f"{p} (skipped)" for p in problems)
-        if not rows and not problems:
+        if not items and not problems:
             raise DigestError(f"{source}: no articles in the file")
+        _cap_fields(source, items, result.warnings)
+        rows = [prepare_article(config, item, now=now, scope=scope) for item in items]
+    return _Read(fetched, rows, feed_name)
+
+
+def _store_source(
+    db: sqlite_utils.Database,
+    feed: dict[str, Any] | None,
+    result: SourceResult,
+    read: _Read,
+    now: datetime,
+) -> None:
+    """Store one source's rows and its fetch record in one transaction."""
+    fetched = read.fetched
+    if fetched.not_modified:
+        if feed is not None:
+            record_fetch(
+                db, feed["id"], status="not modified", etag=fetched.etag, modified=fetched.modified, now=now
+            )
+        return
     with transaction(db):
-        for row in rows:
+        for row in read.rows:
             status = upsert_article(db, row, now=now)
             setattr(result, status, getattr(result, status) + 1)
         if feed is not None:
@@ -213,9 +257,26 @@ def _read_source(
                 status=status,
                 etag=fetched.etag,
                 modified=fetched.modified,
-                name=feed_name,
+                name=read.feed_name,
                 now=now,
             )
+
+
+def _cap_fields(source: str, items: list[ArticleInput], warnings: list[str]) -> None:
+    """Cut HTML fields past :data:`FIELD_MAX_CHARS` (the sanitiser's cost grows faster than
+    the size of one huge text run); a summary needs its lead only. Warns once per source."""
+    cut = 0
+    for item in items:
+        for name in ("summary_html", "content_html"):
+            value = getattr(item, name)
+            if value and len(value) > FIELD_MAX_CHARS:
+                setattr(item, name, value[:FIELD_MAX_CHARS])
+                cut += 1
+    if cut:
+        warnings.append(
+            f"{source}: {cut} summar{'y' if cut == 1 else 'ies'} or bod{'y' if cut == 1 else 'ies'} "
+            f"longer than {FIELD_MAX_CHARS:,} characters; cut to that length"
+        )
 
 
 # --- sniffing ---------------------------------------------------------------------------
@@ -282,7 +343,7 @@ def parse_feed(
         if fetched.content_type:
             headers["content-type"] = fetched.content_type
     parsed = feedparser.parse(
-        fetched.content or b"",
+        scrub_feed_bytes(fetched.content or b""),
         sanitize_html=False,  # nh3 does it, linearly, with our allow-list
         resolve_relative_uris=False,  # done while sanitising, against a safe base
         response_headers=headers,
@@ -351,6 +412,43 @@ def parse_feed(
     return items, feed_title
 
 
+# A character reference, decimal or hex (digits capped: longer ones are out of range anyway).
+_CHARREF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}));")
+# Raw C0 controls other than tab, LF and CR: never valid XML, and never part of a multi-byte
+# character in an ASCII-compatible encoding.
+_RAW_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]+")
+
+
+def _forbidden(code: int) -> bool:
+    return (
+        code > 0x10FFFF
+        or 0xD800 <= code <= 0xDFFF
+        or code in (0xFFFE, 0xFFFF)
+        or (code < 0x20 and code not in (0x09, 0x0A, 0x0D))
+        or 0x7F <= code <= 0x9F
+    )
+
+
+def _charref(m: re.Match[bytes]) -> bytes:
+    hexa, dec = m.group(1), m.group(2)
+    code = int(hexa, 16) if hexa else int(dec)
+    return b"" if _forbidden(code) else m.group(0)
+
+
+def scrub_feed_bytes(content: bytes) -> bytes:
+    """Feed bytes without what no XML may hold: raw C0 controls and character references to
+    controls, surrogates, U+FFFE/U+FFFF or past U+10FFFF (a ``&#xD800;`` crashes
+    feedparser's fallback parser; a ``&#x1b;`` forces that fallback). UTF-16/32 feeds are
+    left as they are (their bytes are not ASCII-compatible). Linear."""
+    head = content[:4]
+    if head.startswith(_BOMS_XML) or b"\x00" in head:
+        return content
+    content = _RAW_CONTROLS.sub(b"", content)
+    if b"&#" in content:
+        content = _CHARREF.sub(_charref, content)
+    return content
+
+
 def _bozo_text(parsed: Any) -> str:
     if not parsed.get("bozo"):
         return ""
@@ -389,11 +487,8 @@ def _detail_text(obj: Any, key: str) -> str:
 
 
 def _entry_title(entry: Any) -> str:
-    title = _detail_text(entry, "title")
-    if title:
-        return title
-    summary = plain_text(entry.get("summary"))
-    return " ".join(summary.split()[:12]) or "(untitled)"
+    # Empty when the entry has none: prepare_article names it by its first words.
+    return _detail_text(entry, "title")
 
 
 def _entry_html(entry: Any) -> tuple[Any, Any]:

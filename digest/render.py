@@ -11,6 +11,7 @@ substitution at send time, so an issue is rendered once per distinct category se
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import functools
 import html as html_lib
 import json
@@ -32,6 +33,8 @@ from digest.compose import get_issue, issue_snapshot, issue_subject, make_prehea
 from digest.config import Config
 from digest.errors import DigestError
 from digest.images import IMAGE_MIN_SIDE
+from digest.render_guard import render_skipping_broken
+from digest.sanitize import clean_text, safe_url
 from digest.store import iso, transaction, utcnow
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
@@ -80,6 +83,7 @@ class RenderedVariant:
     html: str
     text: str
     trimmed: int
+    dropped: list[str] = dataclasses.field(default_factory=list)  # articles left out: they broke the HTML
 
 
 # --- variants -------------------------------------------------------------------------------
@@ -280,7 +284,11 @@ def _defuse(value: Any, *, url: bool = False) -> Any:
         return [
             {k: _defuse(v, url=k == "url") for k, v in d.items()} if isinstance(d, dict) else d for d in value
         ]
-    if not isinstance(value, str) or "_" not in value:
+    if not isinstance(value, str):
+        return value
+    # Content must never make an issue unrenderable: no control character reaches MJML.
+    value = safe_url(value) if url else clean_text(value)
+    if "_" not in value:
         return value
     if url:
         return value.replace("__", "_%5F")
@@ -491,12 +499,21 @@ def render_issue(
     order = trim_order(sections)
     budget = config.render.max_html_bytes
 
-    def html_for(count: int) -> str:
-        context = _context(config, issue, snapshot, sections, {a["id"] for a in order[:count]})
+    def html_with(ids: set[int]) -> str:
+        context = _context(config, issue, snapshot, sections, ids)
         return inline_css(mjml_to_html(_render_template(dirs, HTML_TEMPLATE, context)))
 
+    # An article that still breaks the HTML is left out (and named), never the issue.
+    html, dropped = render_skipping_broken(html_with, order)
+    if dropped:
+        sections = [{**s, "articles": [a for a in s["articles"] if a["id"] not in dropped]} for s in sections]
+        sections = [s for s in sections if s["articles"]]
+        order = trim_order(sections)
+
+    def html_for(count: int) -> str:
+        return html_with({a["id"] for a in order[:count]})
+
     kept = len(order)
-    html = html_for(kept)
     if html_budget_size(html) > budget:
         # Largest count that fits; the size grows with each article, so bisect.
         lo, hi, best = 0, kept - 1, None
@@ -526,6 +543,7 @@ def render_issue(
         html=html,
         text=text,
         trimmed=len(order) - kept,
+        dropped=list(dropped.values()),
     )
 
 

@@ -227,3 +227,33 @@ def text_to_html(text: str) -> str:
     """Escape plain text into ``<p>`` paragraphs (blank lines separate paragraphs)."""
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "".join(f"<p>{html.escape(_SPACE.sub(' ', p), quote=False)}</p>" for p in paragraphs)
+
+
+# --- characters and URLs that must never be stored --------------------------------------
+
+# C0 controls except tab and newline, DEL, C1 controls, lone surrogates, U+FFFE/U+FFFF.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# What a URL may never carry raw: white space, controls, and characters no URL allows.
+_URL_UNSAFE = re.compile('[\x00-\x20\x7f-\x9f\ud800-\udfff\ufffe\uffff"<>\\\\^`{|}]')
+
+
+def clean_text(value: str | None, *, multiline: bool = True) -> str:
+    """``value`` without the characters no email, template or XML may carry: C0/C1 controls
+    (tab and newline stay when ``multiline``; carriage returns become newlines), lone
+    surrogates and U+FFFE/U+FFFF. Linear; None reads as empty."""
+    if not value:
+        return ""
+    if "\r" in value:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    value = _CONTROLS.sub("", value)
+    return value if multiline else value.replace("\t", " ").replace("\n", " ")
+
+
+def safe_url(url: str | None) -> str:
+    """``url`` trimmed, with every control character, space or character a URL never holds
+    raw percent-encoded (as UTF-8), so a stored link can never split a line or a header;
+    lone surrogates and U+FFFE/U+FFFF are dropped. Existing ``%XX`` escapes are kept."""
+    if not url:
+        return ""
+    url = _CONTROLS.sub(lambda m: "" if m.group(0) >= "\ud800" else m.group(0), url).strip(" \t\n\r\f\v")
+    return _URL_UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group(0).encode("utf-8")), url)

@@ -55,6 +55,7 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, latest_fire_time, next_fire_time
+from digest.overdue import collect_render_warnings, overdue_issues
 from digest.store import PENDING_DELIVERY, iso, open_store, transaction, utcnow
 
 logger = logging.getLogger("digest.schedule")
@@ -107,11 +108,13 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # a build or send that failed; the run went on
     error: str | None = None  # what stopped the whole run
+    overdue: list[str] = field(default_factory=list)  # issues past due that have not gone out
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed (a feed that could not be read does not count)."""
-        return not self.errors and self.error is None
+        """True when nothing failed and nothing is overdue (a feed that could not be read
+        does not count)."""
+        return not self.errors and self.error is None and not self.overdue
 
     @property
     def interrupted(self) -> bool:
@@ -167,6 +170,8 @@ class RunReport:
                     text += f", {d.waiting} queued for later"
                 parts.append(text)
         parts.extend(self.notes)
+        if self.overdue:
+            parts.append(f"{len(self.overdue)} overdue (listed below)")
         if self.error:
             parts.append(f"failed: {self.error}")
         prefix = "dry run" if self.dry_run else "run"
@@ -315,7 +320,9 @@ def run_due(
     if not dry_run:
         report.run_id = _start_run(db, at)
     try:
-        _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
+        with collect_render_warnings(report.notes):
+            _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
+        report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
         raise
@@ -643,6 +650,8 @@ def _serve(
         else:
             state["runs"] += 1
             logger.info("%s", report.summary())
+            for line in report.overdue:
+                logger.warning("overdue: %s", line)
             if on_run is not None:
                 on_run(report)
             if report.interrupted:

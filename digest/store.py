@@ -9,6 +9,7 @@ never edit one that has shipped.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -21,6 +22,9 @@ from digest.errors import DigestError
 from digest.migrations import LATER_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+MAX_ID = 2**63 - 1
+"""The largest row id SQLite can hold; a larger one names nothing (and cannot be bound)."""
+DB_MODE = 0o600  # the list is personal data; SQLite gives its -wal/-shm files the same mode
 # Pages of 16 KiB rather than SQLite's 4 KiB for new databases: a subscriber list, its
 # consent events and the delivery ledger grow by appending rows, and bigger pages mean a
 # quarter of the WAL frames to write and check-point (a 1M-row import's commit: ~1.8 s → ~0.9 s).
@@ -56,6 +60,7 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
     path = Path(path)
     if not path.parent.exists():
         raise DigestError(f"{path}: folder {path.parent} does not exist; create it or use --db")
+    _create_private(path)
     try:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         # Autocommit at the driver level; transactions are explicit (see transaction()).
@@ -70,8 +75,39 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
         raise DigestError(f"{path}: cannot open database ({exc}); is it an SQLite file?") from None
     db = sqlite_utils.Database(conn)
     if migrate:
-        migrate_store(db)
+        try:
+            migrate_store(db)
+        except sqlite3.OperationalError:
+            conn.close()
+            raise  # locked or busy: the CLI says a retry can fix it
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise DigestError(f"{path}: the database is damaged ({exc}); restore it from a backup") from None
     return db
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only (an existing one is left as
+    it is). SQLite creates the WAL and shared-memory files with the same mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot create the database ({exc.strerror or exc})") from None
+    os.close(fd)
+
+
+def newer_schema(db: sqlite_utils.Database) -> str | None:
+    """The error to give when ``db`` was migrated by a newer digest (it has migrations this
+    one does not know), else None."""
+    known = {m.__name__ for m in MIGRATIONS}
+    rows = db.execute("SELECT id, name FROM _migrations ORDER BY id").fetchall()
+    unknown = [name for _, name in rows if name not in known]
+    if not unknown:
+        return None
+    schema = max(row_id for row_id, _ in rows)
+    return f"this database was written by a newer digest (schema {schema}); upgrade digest"
 
 
 @contextlib.contextmanager
@@ -117,6 +153,9 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
         "CREATE TABLE IF NOT EXISTS _migrations ("
         "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
     )
+    newer = newer_schema(db)
+    if newer:
+        raise DigestError(newer)
     applied = set(applied_migrations(db))
     done: list[str] = []
     for migration in MIGRATIONS:

@@ -276,7 +276,8 @@ def _routes(app: Flask) -> None:
     app.add_url_rule("/preferences/<token>", "preferences", preferences, methods=["GET", "POST"])
     app.add_url_rule("/unsubscribe", "unsubscribe_help", link_help)
     app.add_url_rule("/preferences", "preferences_help", link_help)
-    app.add_url_rule("/issues/<int:issue_id>", "issue", issue)
+    # max: SQLite's largest row id (2**63 - 1); a larger id is a 404, not an overflow.
+    app.add_url_rule("/issues/<int(max=9223372036854775807):issue_id>", "issue", issue)
     app.add_url_rule("/archive", "archive", archive)
 
 

@@ -373,6 +373,7 @@ def test_the_same_article_in_two_feeds_is_one_row(db, config, files) -> None:
     shutil.copy(files / "harbour-gazette.rss", files / "gazette-mirror.rss")
     add_feed(db, "harbour-gazette.rss", category="Harbour")
     add_feed(db, "gazette-mirror.rss", category="Mirror")
+    config.ingest.concurrency = 1  # one at a time, so the first feed is the one read first
     first, mirror = ingest_sources(db, config, None, now=NOW)
     assert (first.new, mirror.new, mirror.unchanged) == (4, 0, 4)
     assert {r["category"] for r in list_articles(db)} == {"Harbour"}

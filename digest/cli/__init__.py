@@ -16,6 +16,7 @@ import click
 from digest import __version__
 from digest.cli.common import App
 from digest.errors import DigestError
+from digest.store import MAX_ID
 
 
 class DigestGroup(click.Group):
@@ -53,10 +54,25 @@ class DigestGroup(click.Group):
             if _debug(ctx):
                 raise
             raise click.ClickException(str(exc)) from None
-        except sqlite3.OperationalError as exc:
+        except OverflowError as exc:
+            # An id past 2**63 - 1 that a lookup passed to SQLite as it was: it names nothing.
+            if _debug(ctx) or "SQLite INTEGER" not in str(exc):
+                raise
+            raise click.ClickException(f"not found: ids are at most {MAX_ID}") from None
+        except sqlite3.DatabaseError as exc:
             if _debug(ctx):
                 raise
-            raise click.ClickException(f"database error: {exc}; retry, or run with --debug") from None
+            raise click.ClickException(database_error_text(exc)) from None
+
+
+def database_error_text(exc: sqlite3.DatabaseError) -> str:
+    """One line for a database error; "retry" only when a retry can fix it (a lock)."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return f"database error: {text}; another digest is writing: retry in a moment"
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return f"database error: {text}; the file is damaged: restore it from a backup"
+    return f"database error: {text}; run with --debug for details"
 
 
 def _debug(ctx: click.Context) -> bool:

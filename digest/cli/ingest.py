@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from digest.cli.common import App, pass_app
+from digest.cli.common import App, is_terminal, pass_app
 from digest.ingest import SourceResult, ingest_sources
 
 
@@ -29,8 +29,10 @@ def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
     With no SOURCE, every stored feed. A SOURCE is a feed URL or file, or an article
     file: a JSON array, JSON Lines or CSV with title and url, and optionally summary,
     category, source, author, published (ISO 8601), body and guid. The format is read
-    from the content, not the file name. One line per source; an article file with a
-    bad row stores nothing unless --skip-invalid. Exit status 1 when any source failed.
+    from the content, not the file name. Sources are fetched [ingest] concurrency at a
+    time (default 8), each within [ingest] timeout; one line per source as it finishes.
+    An article file with a bad row stores nothing unless --skip-invalid. Exit status 1
+    when any source failed.
 
     \b
     Example:
@@ -41,15 +43,26 @@ def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
         # Show the traceback behind an "unexpected" per-source error.
         logging.basicConfig(format="%(name)s: %(message)s")
         logging.getLogger("digest").setLevel(logging.DEBUG)
+    total = len(sources) if sources else None
+    done = 0
+    terminal = is_terminal()
+
+    def show(result: SourceResult) -> None:
+        # Each source's line as soon as it is read; on a terminal with a [done/total] count.
+        nonlocal done
+        done += 1
+        prefix = f"[{done}/{total}] " if terminal and total else (f"[{done}] " if terminal else "")
+        click.echo(prefix + format_result(result), err=bool(result.error))
+        for warning in result.warnings:
+            click.echo(f"  {warning}", err=True)
+
+    if terminal and total is None:
+        click.echo("Fetching every stored feed…", err=True)
     results = ingest_sources(
-        app.db, app.config, list(sources) if sources else None, skip_invalid=skip_invalid
+        app.db, app.config, list(sources) if sources else None, skip_invalid=skip_invalid, on_result=show
     )
     if not results:
         click.echo("No feeds to ingest. Add one: digest feeds add URL --category NAME")
         return
-    for result in results:
-        click.echo(format_result(result), err=bool(result.error))
-        for warning in result.warnings:
-            click.echo(f"  {warning}", err=True)
     if any(result.error for result in results):
         raise click.exceptions.Exit(1)

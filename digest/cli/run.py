@@ -60,7 +60,10 @@ def run(app: App, at_text: str | None, edition: str | None, dry_run: bool, as_js
     readers whose hour has come, deferred retries, an interrupted send. Safe
     to run as often as you like, also from several places at once: one issue
     per edition and scheduled time, one message per subscriber. Prints one
-    line; exits 1 if a build or send failed (unsent rows stay queued).
+    line; exits 1 if a build or send failed (unsent rows stay queued) or while
+    any issue is overdue: a draft past its time and the catch-up window, or a
+    past issue with undelivered rows. Each is listed with the `digest send`
+    command that sends it.
 
     \b
     Example:
@@ -76,4 +79,6 @@ def run(app: App, at_text: str | None, edition: str | None, dry_run: bool, as_js
     if not report.ok:
         for error in report.errors:
             click.echo(f"Error: {error}", err=True)
+        for line in report.overdue:
+            click.echo(f"Overdue: {line}", err=True)
         raise SystemExit(1)
