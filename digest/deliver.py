@@ -71,6 +71,7 @@ from digest.transports import (
     parse_transport_url,
     transport_for_display,
 )
+from digest.verp import ReturnPath
 
 __all__ = [
     "DeliveryReport",
@@ -297,7 +298,7 @@ class _Run:
     now_iso: str
     prepared: dict[str, PreparedMessage]
     secret: bytes
-    sender: str
+    return_path: ReturnPath
     retries: int
     max_per_connection: int
     stop: threading.Event = field(default_factory=threading.Event)
@@ -383,7 +384,7 @@ def _send(
             now_iso=now_iso,
             prepared=prepared,
             secret=load_secret(config),
-            sender=_envelope_sender(config),
+            return_path=ReturnPath(config),
             retries=max(0, config.delivery.retries),
             max_per_connection=max(1, config.delivery.max_per_connection),
         )
@@ -790,10 +791,12 @@ class _Worker:
             and not self.run.stop.is_set()
         ):
             # The next row's envelope rides along with this message's content (one round trip each).
-            self.announced = self.batch[0].id
-            options["next_envelope"] = (self.run.sender, self.batch[0].email)
+            following = self.batch[0]
+            self.announced = following.id
+            options["next_envelope"] = (self.run.return_path.for_delivery(following.id), following.email)
+        sender = self.run.return_path.for_delivery(row.id)
         try:
-            reply = self.transport.send(message, self.run.sender, row.email, **options)
+            reply = self.transport.send(message, sender, row.email, **options)
         except ConnectionLost as exc:
             # Dropped or 421: the message may or may not have arrived; it goes again, same Message-ID.
             self.close_transport()
@@ -821,7 +824,7 @@ class _Worker:
             # allowed, authentication required), not this recipient: every row would get
             # the same answer, so stop and leave them queued instead of failing them all.
             raise TransportError(
-                f"{transport_for_display(self.run.url)} refused the sender <{self.run.sender}>:"
+                f"{transport_for_display(self.run.url)} refused the sender <{sender}>:"
                 f" {reply.describe()}; check publication.from and the SMTP login (delivery.smtp_user)"
             )
         else:
