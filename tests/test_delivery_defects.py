@@ -4,6 +4,7 @@ aiosmtpd servers: envelope senders per row, skipped rows, message-level refusals
 from __future__ import annotations
 
 import mailbox
+import os
 import signal
 import subprocess
 import sys
@@ -248,3 +249,36 @@ def test_a_send_stopped_by_the_relay_exits_non_zero(setup: Setup) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "552 5.3.4" in err.decode() and "Traceback" not in err.decode()
+
+
+SEND = [sys.executable, "-m", "digest", "--config"]
+
+
+# ---------------------------------------------------------------- defect 3: SIGKILL duplicates
+
+
+@pytest.mark.parametrize("kill_after", [7, 23])
+def test_after_a_sigkill_at_most_one_message_per_connection_goes_out_twice(
+    tmp_path: Path, kill_after: int
+) -> None:
+    setup = make_setup(tmp_path / "ws", subscribers=40)
+    handler = Handler(delay=0.01)
+    with SMTPServer(handler) as server:
+        proc = subprocess.Popen(
+            [*SEND, str(setup.config_file), "send", "1", "--transport", server.url, "--concurrency", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(handler.received) < kill_after and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        again = start_send(setup, server.url)
+        _, err = again.communicate(timeout=120)
+        assert again.returncode == 0, err.decode()
+    counts = handler.per_recipient()
+    assert set(counts) == {s["email"] for s in setup.subscribers}
+    assert sum(n - 1 for n in counts.values()) <= 2  # one in flight per open connection
+    assert not list(setup.config.db_path.parent.glob("*.journal"))  # replayed and removed
