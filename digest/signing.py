@@ -119,7 +119,10 @@ class DkimSigner:
         from cryptography.hazmat.primitives.asymmetric import padding, utils
         from dkim.canonicalization import CanonicalizationPolicy
 
-        headers, body = dkim.rfc822_parse(message)
+        # dkimpy's parser splits the whole message into lines; only the head needs parsing.
+        end = message.find(b"\r\n\r\n")
+        head, body = (message, b"") if end < 0 else (message[: end + 2], message[end + 4 :])
+        headers, _ = dkim.rfc822_parse(head + b"\r\n")
         include = signed_header_list(headers)
         # Simple body canonicalisation: no regex pass over 60 KB per message, and a 7-bit
         # quoted-printable body with short CRLF lines is not rewritten in transit.
