@@ -282,3 +282,16 @@ def test_after_a_sigkill_at_most_one_message_per_connection_goes_out_twice(
     assert set(counts) == {s["email"] for s in setup.subscribers}
     assert sum(n - 1 for n in counts.values()) <= 2  # one in flight per open connection
     assert not list(setup.config.db_path.parent.glob("*.journal"))  # replayed and removed
+
+
+def test_one_digest_run_delivers_past_a_run_of_skipped_rows(setup: Setup) -> None:
+    freeze_with_relay_down(setup)
+    for sub in setup.subscribers[:8]:
+        unsubscribe(setup.db, sub["id"], source="web")
+    result = CliRunner().invoke(
+        cli, ["--config", str(setup.config_file), "run", "--at", AFTER.isoformat(), "--edition", "daily"]
+    )
+    assert result.exit_code == 0, result.output
+    box = mailbox.Maildir(setup.config.path("outbox"), create=False)
+    got = {m["To"].split("<")[-1].rstrip(">") for m in box}
+    assert got == {s["email"] for s in setup.subscribers[8:]}
