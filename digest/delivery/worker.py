@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -121,8 +122,6 @@ class Worker:
     """One connection's loop: claim rows, send, record — until nothing is left or told to stop."""
 
     def __init__(self, run: Run, number: int) -> None:
-        import os
-
         self.run = run
         self.ledger = Ledger(open_store(run.db_path, migrate=False), run.config, run.issue_id, run.now_iso)
         self.journal = Journal(journal_path(run.db_path, run.issue_id, f"{os.getpid()}-{number}"))
