@@ -287,6 +287,17 @@ def dkim_cost(toml: Path, tmp: Path, rounds: int = 50) -> tuple[float, float, fl
     return costs[0], costs[1], costs[2]
 
 
+def keep_pristine(db_file: Path) -> Path:
+    """A copy of the database as it is now (WAL checkpointed first, or the copy lacks the issue)."""
+    import sqlite3
+
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pristine = db_file.with_name("pristine.db")
+    shutil.copyfile(db_file, pristine)
+    return pristine
+
+
 def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[tuple[int, bool]]:
     """SIGKILL a send's whole process group after about k/(kills+1) of the messages, k = 1..kills;
     resume it; return (duplicates, everyone got it) per kill. An aiosmtpd server counts."""
@@ -308,8 +319,7 @@ def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[
 
     toml = build_workspace(root, recipients)
     db_file = toml.parent / "digest.db"
-    pristine = toml.parent / "pristine.db"
-    shutil.copyfile(db_file, pristine)
+    pristine = keep_pristine(db_file)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["DIGEST_SECRET"] = "bench-secret-not-for-production"
     results = []
@@ -327,14 +337,21 @@ def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[
             command = [sys.executable, "-m", "digest", "--config", str(toml), "send", "1"]
             command += ["--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(sessions)]
             proc = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+                command,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                cwd=str(toml.parent),
             )
             target = recipients * k // (kills + 1)
             while handler.total < target and proc.poll() is None:
                 time.sleep(0.002)
+            if proc.poll() is not None:
+                raise SystemExit(f"the send ended before the kill point: {proc.stderr.read().decode()}")
             os.killpg(proc.pid, 9)
             proc.wait()
-            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, cwd=str(toml.parent))
         finally:
             controller.stop()
         duplicates = sum(n - 1 for n in handler.counts.values())
@@ -379,8 +396,7 @@ def main() -> None:
         # fresh copy of the database (the issue still a draft): a shared machine's load
         # shifts over time, and alternating spreads it over both. Medians are compared.
         db_file = toml.parent / "digest.db"
-        pristine = toml.parent / "pristine.db"
-        shutil.copyfile(db_file, pristine)
+        pristine = keep_pristine(db_file)
         signed_toml = toml.with_name("signed.toml")
         signed_toml.write_text(
             toml.read_text()
