@@ -161,7 +161,15 @@ def test_a_second_send_of_the_same_issue_refuses_while_the_first_runs(tmp_path: 
     assert handler.per_recipient() == Counter({s["email"]: 1 for s in setup.subscribers})
 
 
-@pytest.mark.parametrize("args", [["--concurrency", "0"], ["--rate", "-1"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--concurrency", "0"],
+        ["--rate", "-1"],
+        ["--retry-failed", "--dry-run"],
+        ["--retry-failed", "--to", "me@example.org"],
+    ],
+)
 def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str]) -> None:
     setup = make_setup(tmp_path / "ws", subscribers=1)
     assert invoke(setup, "send", "1", *args).exit_code == 2

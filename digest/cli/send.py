@@ -96,6 +96,8 @@ def send(
     from digest.compose import get_issue
     from digest.deliver import deliver_issue
 
+    if retry_failed and (to or dry_run):
+        raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
     bar = _Progress() if is_terminal() and not to and not dry_run else None
     try:
