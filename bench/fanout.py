@@ -1,6 +1,7 @@
 """Fan-out benchmark: `digest send` against postfix's smtp-sink, next to smtp-source.
 
     python bench/fanout.py [--recipients 20000] [--sessions 8] [--rounds 3] [--memory 10000,100000]
+                           [--kills 10] [--kill-recipients 3000]
 
 Builds a workspace with one ~60 KB issue and N subscribers, starts
 ``smtp-sink`` on a loopback port, and measures in the same run, alternating
@@ -13,11 +14,15 @@ Builds a workspace with one ~60 KB issue and N subscribers, starts
   number of persistent sessions (``-d``).
 
 Prints both rates and their ratio (digest's rate is taken over ``deliver_issue``,
-as its summary line reports it, and also end to end with interpreter start-up),
-the cost of a per-recipient fill and of DKIM-signing one message with dkimpy,
-and the peak memory (PSS of the whole process tree, sampled every 50 ms) of a
-``digest send`` at each recipient count in ``--memory``. Figures only; it never
-passes or fails on time.
+as its summary line reports it, and also end to end with interpreter start-up);
+the same for a DKIM-signed send (RSA-2048, OpenSSL) against the unsigned
+smtp-source; the cost of a per-recipient fill and of signing one message (OpenSSL
+and dkimpy's pure-Python RSA); the duplicates after a SIGKILL of the whole
+process group at ``--kills`` points of a ``--kill-recipients`` send (each followed
+by a resuming send; counted per recipient by an aiosmtpd server); and the peak
+memory (PSS of the whole process tree, sampled every 50 ms) of a ``digest send``
+at each recipient count in ``--memory``. Figures only; it never passes or fails
+on time.
 """
 
 from __future__ import annotations
@@ -246,8 +251,8 @@ def digest_send(toml: Path, port: int, sessions: int) -> tuple[float, int, str]:
     return seconds, peak, out.decode().strip()
 
 
-def dkim_cost(toml: Path, tmp: Path, rounds: int = 50) -> tuple[float, float]:
-    """Milliseconds per message: fill without DKIM, fill + dkimpy RSA-2048 signature."""
+def dkim_cost(toml: Path, tmp: Path, rounds: int = 50) -> tuple[float, float, float]:
+    """Milliseconds per message: fill without DKIM, fill + RSA-2048 signature by OpenSSL, by dkimpy."""
     from digest.message import prepare_message
     from digest.render import render_issue
 
@@ -270,12 +275,88 @@ def dkim_cost(toml: Path, tmp: Path, rounds: int = 50) -> tuple[float, float]:
         plain.fill(recipient)
     fill_ms = (time.perf_counter() - started) * 1000 / (rounds * 10)
     config.dkim.domain, config.dkim.selector, config.dkim.key_file = "example.org", "bench", str(key)
-    signed = prepare_message(config, issue, rendered)
-    started = time.perf_counter()
-    for _ in range(rounds):
-        signed.fill(recipient)
-    sign_ms = (time.perf_counter() - started) * 1000 / rounds
-    return fill_ms, sign_ms
+    costs = [fill_ms]
+    for fast in (True, False):
+        signed = prepare_message(config, issue, rendered)
+        if not fast:
+            object.__setattr__(signed.signer, "_rsa", None)  # dkimpy's own pure-Python RSA
+        started = time.perf_counter()
+        for _ in range(rounds):
+            signed.fill(recipient)
+        costs.append((time.perf_counter() - started) * 1000 / rounds)
+    return costs[0], costs[1], costs[2]
+
+
+def keep_pristine(db_file: Path) -> Path:
+    """A copy of the database as it is now (WAL checkpointed first, or the copy lacks the issue)."""
+    import sqlite3
+
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pristine = db_file.with_name("pristine.db")
+    shutil.copyfile(db_file, pristine)
+    return pristine
+
+
+def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[tuple[int, bool]]:
+    """SIGKILL a send's whole process group after about k/(kills+1) of the messages, k = 1..kills;
+    resume it; return (duplicates, everyone got it) per kill. An aiosmtpd server counts."""
+    from collections import Counter
+
+    from aiosmtpd.controller import Controller
+
+    class Counting:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+            self.counts: Counter[str] = Counter()
+            self.total = 0
+
+        async def handle_DATA(self, server, session, envelope):
+            with self.lock:
+                self.counts.update(envelope.rcpt_tos)
+                self.total += 1
+            return "250 2.0.0 queued"
+
+    toml = build_workspace(root, recipients)
+    db_file = toml.parent / "digest.db"
+    pristine = keep_pristine(db_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["DIGEST_SECRET"] = "bench-secret-not-for-production"
+    results = []
+    for k in range(1, kills + 1):
+        for extra in ("-wal", "-shm"):
+            Path(f"{db_file}{extra}").unlink(missing_ok=True)
+        for journal in toml.parent.glob("*.journal"):
+            journal.unlink()
+        shutil.copyfile(pristine, db_file)
+        handler = Counting()
+        port = free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        try:
+            command = [sys.executable, "-m", "digest", "--config", str(toml), "send", "1"]
+            command += ["--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(sessions)]
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                cwd=str(toml.parent),
+            )
+            target = recipients * k // (kills + 1)
+            while handler.total < target and proc.poll() is None:
+                time.sleep(0.002)
+            if proc.poll() is not None:
+                raise SystemExit(f"the send ended before the kill point: {proc.stderr.read().decode()}")
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, cwd=str(toml.parent))
+        finally:
+            controller.stop()
+        duplicates = sum(n - 1 for n in handler.counts.values())
+        results.append((duplicates, len(handler.counts) == recipients))
+    return results
 
 
 def main() -> None:
@@ -285,6 +366,10 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="digest runs, alternating with smtp-source")
+    parser.add_argument(
+        "--kills", type=int, default=10, help="SIGKILL points for the duplicate count (0: none)"
+    )
+    parser.add_argument("--kill-recipients", type=int, default=3000)
     parser.add_argument(
         "--memory", default="10000,100000", help="recipient counts for the memory runs ('' = none)"
     )
@@ -301,32 +386,45 @@ def main() -> None:
             f"issue: one message is {size / 1024:.1f} KB; "
             f"{args.recipients} recipients; {args.sessions} sessions"
         )
-        fill_ms, sign_ms = dkim_cost(toml, tmp)
-        print(f"per-recipient fill: {fill_ms:.3f} ms; with DKIM (dkimpy, RSA-2048): {sign_ms:.2f} ms")
+        fill_ms, sign_ms, dkimpy_ms = dkim_cost(toml, tmp)
+        print(
+            f"per-recipient fill: {fill_ms:.3f} ms; with DKIM RSA-2048: {sign_ms:.2f} ms (OpenSSL),"
+            f" {dkimpy_ms:.2f} ms (dkimpy's pure-Python RSA)"
+        )
 
         # Rounds alternate smtp-source and digest on the same sink, each digest round on a
         # fresh copy of the database (the issue still a draft): a shared machine's load
         # shifts over time, and alternating spreads it over both. Medians are compared.
         db_file = toml.parent / "digest.db"
-        pristine = toml.parent / "pristine.db"
-        shutil.copyfile(db_file, pristine)
+        pristine = keep_pristine(db_file)
+        signed_toml = toml.with_name("signed.toml")
+        signed_toml.write_text(
+            toml.read_text()
+            + f'\n[dkim]\ndomain = "example.org"\nselector = "bench"\nkey_file = "{tmp / "dkim.private"}"\n'
+        )
         sources: list[float] = []
         engines: list[float] = []
         walls: list[float] = []
-        peak, line = 0, ""
+        signed: list[float] = []
+        peak, line, signed_line = 0, "", ""
         sink = Sink()
         try:
             sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
             for _ in range(args.rounds):
-                for extra in ("-wal", "-shm"):
-                    Path(f"{db_file}{extra}").unlink(missing_ok=True)
-                shutil.copyfile(pristine, db_file)
-                seconds, round_peak, line = digest_send(toml, sink.port, args.sessions)
-                m = re.search(r" in ([\d.]+)s \(", line)
-                engines.append(float(m.group(1)) if m else seconds)
-                walls.append(seconds)
-                peak = max(peak, round_peak)
-                sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
+                for config_file, into in ((toml, engines), (signed_toml, signed)):
+                    for extra in ("-wal", "-shm"):
+                        Path(f"{db_file}{extra}").unlink(missing_ok=True)
+                    shutil.copyfile(pristine, db_file)
+                    seconds, round_peak, round_line = digest_send(config_file, sink.port, args.sessions)
+                    m = re.search(r" in ([\d.]+)s \(", round_line)
+                    into.append(float(m.group(1)) if m else seconds)
+                    if into is engines:
+                        walls.append(seconds)
+                        peak = max(peak, round_peak)
+                        line = round_line
+                    else:
+                        signed_line = round_line
+                    sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
         finally:
             sink.close()
         n = args.recipients
@@ -339,6 +437,20 @@ def main() -> None:
             f"(median; rounds: {', '.join(f'{n / t:,.0f}' for t in sources)})"
         )
         print(f"ratio:        {ours / theirs:.2f} (end to end: {end_to_end / theirs:.2f})")
+        signed_rate = n / median(signed)
+        rounds = ", ".join(f"{n / e:,.0f}" for e in signed)
+        print(
+            f"signed send:  {signed_rate:,.0f} msg/s (median; rounds: {rounds});"
+            f" ratio to unsigned smtp-source: {signed_rate / theirs:.2f}; last: [{signed_line}]"
+        )
+        if args.kills:
+            kills = kill_points(tmp / "kill", args.kill_recipients, args.sessions, args.kills)
+            total = sum(d for d, _ in kills)
+            print(
+                f"SIGKILL:      {args.kills} kills of a {args.kill_recipients}-recipient send"
+                f" ({args.sessions} sessions): duplicates per kill {[d for d, _ in kills]},"
+                f" total {total}; every recipient got it: {all(ok for _, ok in kills)}"
+            )
         print(f"peak memory of the send (process tree PSS): {peak / 1024:.0f} MB at {n} recipients")
 
         for count in [int(c) for c in args.memory.split(",") if c.strip()]:

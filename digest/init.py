@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
@@ -25,8 +26,22 @@ def sample_config() -> str:
     return resources.files("digest").joinpath("data", CONFIG_NAME).read_text(encoding="utf-8")
 
 
-def init_workspace(directory: str | Path, *, force: bool = False) -> InitResult:
-    """Write ``digest.toml`` into ``directory`` (unless present) and create the database."""
+SAMPLE_BASE_URL = "http://localhost:8080"
+
+
+def init_workspace(directory: str | Path, *, force: bool = False, base_url: str | None = None) -> InitResult:
+    """Write ``digest.toml`` into ``directory`` (unless present) and create the database.
+
+    ``base_url`` (the public https address of ``digest web serve``) replaces the sample's
+    local one; an SMTP send refuses a localhost or http base URL.
+    """
+    text = sample_config()
+    if base_url is not None:
+        url = base_url.strip().rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c in url for c in '"\\ \r\n'):
+            raise DigestError(f"--base-url {base_url!r}: give an address like https://news.example.org")
+        text = text.replace(f'base_url = "{SAMPLE_BASE_URL}"', f'base_url = "{url}"', 1)
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -35,7 +50,7 @@ def init_workspace(directory: str | Path, *, force: bool = False) -> InitResult:
     config_path = directory / CONFIG_NAME
     written = False
     if force or not config_path.exists():
-        config_path.write_text(sample_config(), encoding="utf-8")
+        config_path.write_text(text, encoding="utf-8")
         written = True
     config = load_config(config_path)
     db = open_store(config.db_path)

@@ -11,8 +11,9 @@ object per recipient, no re-encoding of the 60 KB body.
 Header values are built only from checked input: CR and LF never get in,
 non-ASCII subjects and names become RFC 2047 encoded words, and every header
 line stays far below 998 octets. With ``[dkim]`` configured each message is
-signed with dkimpy (relaxed/simple), covering From, To, Subject, Date,
-Message-ID, List-Unsubscribe and List-Unsubscribe-Post.
+signed (relaxed/simple; dkimpy canonicalises, OpenSSL makes the RSA signature),
+over-signing From, To, Subject, Date, Message-ID, Reply-To, List-Id,
+List-Unsubscribe(-Post), MIME-Version, Content-Type and Feedback-ID.
 """
 
 from __future__ import annotations
@@ -33,30 +34,21 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.signing import DKIM_HEADERS, OVERSIGNED, DkimSigner, dkim_signer
 
 __all__ = [
     "DKIM_HEADERS",
+    "OVERSIGNED",
     "PreparedMessage",
     "build_message",
     "dkim_signer",
     "encode_header_text",
+    "feedback_id",
     "format_address",
     "message_id",
     "prepare_message",
 ]
 
-DKIM_HEADERS = (
-    b"From",
-    b"To",
-    b"Subject",
-    b"Date",
-    b"Message-ID",
-    b"List-Unsubscribe",
-    b"List-Unsubscribe-Post",
-    b"List-Id",
-    b"MIME-Version",
-    b"Content-Type",
-)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
@@ -259,65 +251,6 @@ def _encode_value(value: str) -> bytes:
     return _safe_line_starts(_qp(value.encode()), last_max=75)
 
 
-# ---------------------------------------------------------------- DKIM
-
-
-@dataclass(frozen=True)
-class DkimSigner:
-    """dkimpy signing with the configured key (relaxed/simple, rsa-sha256 or ed25519-sha256)."""
-
-    domain: bytes
-    selector: bytes
-    key: bytes
-    algorithm: bytes = b"rsa-sha256"
-
-    def sign(self, message: bytes) -> bytes:
-        """Return ``message`` with its DKIM-Signature header in front."""
-        import dkim
-
-        signature = dkim.sign(
-            message,
-            self.selector,
-            self.domain,
-            self.key,
-            # Simple body canonicalisation: no regex pass over 60 KB per message, and a 7-bit
-            # quoted-printable body with short CRLF lines is not rewritten in transit.
-            canonicalize=(b"relaxed", b"simple"),
-            signature_algorithm=self.algorithm,
-            include_headers=list(DKIM_HEADERS),
-            linesep=b"\r\n",
-        )
-        return signature + message
-
-
-def dkim_signer(config: Config) -> DkimSigner | None:
-    """The signer for ``config.dkim``, or None when DKIM is not configured."""
-    if not config.dkim.enabled:
-        return None
-    path = config.path(config.dkim.key_file)
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise DigestError(f"dkim.key_file {path}: cannot read the private key ({exc.strerror})") from None
-    algorithm = b"rsa-sha256"
-    if b"PRIVATE KEY" not in key:
-        # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded; it signs with PyNaCl.
-        algorithm = b"ed25519-sha256"
-        try:
-            import nacl.signing  # noqa: F401
-        except ImportError:
-            raise DigestError(
-                f"dkim.key_file {path}: not a PEM RSA key, and Ed25519 signing needs PyNaCl "
-                "(pip install pynacl)"
-            ) from None
-    return DkimSigner(
-        domain=config.dkim.domain.encode("ascii"),
-        selector=config.dkim.selector.encode("ascii"),
-        key=key,
-        algorithm=algorithm,
-    )
-
-
 # ---------------------------------------------------------------- the prepared message
 
 
@@ -451,6 +384,7 @@ def prepare_message(
         head_lines.append(f"Reply-To: {format_address(name, reply)}")
     head_lines += [
         f"List-Id: {_list_id(config, str(issue.get('edition') or ''), sender)}",
+        f"Feedback-ID: {feedback_id(config, issue)}",
         "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
         f"List-Archive: <{_check_url(_archive_url(config), 'archive URL')}>",
         "MIME-Version: 1.0",
@@ -489,6 +423,16 @@ def prepare_message(
         mailto=_mailto(config),
         _escape=lambda text, values, html: personalise(text, values, html=html),
     )
+
+
+def feedback_id(config: Config, issue: Mapping[str, Any]) -> str:
+    """``campaign:edition:publication`` for Gmail's feedback loop (ASCII tokens, no colons)."""
+
+    def token(text: str, fallback: str) -> str:
+        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or fallback
+
+    edition = token(str(issue.get("edition") or ""), "edition")
+    return f"issue-{int(issue['id'])}:{edition}:{token(config.publication.name, 'digest')}"
 
 
 def _archive_url(config: Config) -> str:

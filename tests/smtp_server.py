@@ -114,12 +114,20 @@ def free_port() -> int:
 class SMTPServer:
     """aiosmtpd on 127.0.0.1 in a thread; use as a context manager."""
 
-    def __init__(self, handler: Handler | None = None, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        handler: Handler | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        size_limit: int | None = None,
+    ) -> None:
         self.handler = handler or Handler()
         self.port = free_port()
         kwargs: dict = {}
+        if size_limit is not None:
+            kwargs["data_size_limit"] = size_limit  # advertised in EHLO as SIZE
         if users is not None:
-            kwargs = {
+            kwargs |= {
                 "authenticator": _authenticator(users),
                 "auth_require_tls": False,
                 "auth_required": True,

@@ -8,7 +8,6 @@ import mailbox
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from bounce_support import dsn
 from click.testing import CliRunner
 from smtp_server import SMTPServer
@@ -85,7 +84,6 @@ def test_an_unreadable_bounce_mailbox_is_reported_and_the_run_still_sends(tmp_pa
         assert len(server.handler.received) == 2
 
 
-@pytest.mark.xfail(strict=False, reason="needs #10's envelope wiring")
 def test_verp_return_path_names_the_delivery_row(tmp_path: Path) -> None:
     with SMTPServer() as server:
         ws = _workspace(tmp_path, server, '\nbounce_address = "bounces@example.org"')

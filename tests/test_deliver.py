@@ -11,7 +11,8 @@ from delivery_fixtures import AFTER, PERIOD_END, Setup, make_setup
 from mail_checks import dkim_key
 from smtp_server import DROP, Handler, SilentServer, SMTPServer
 
-import digest.deliver
+import digest.delivery.send
+import digest.delivery.worker
 from digest.deliver import deliver_issue, delivery_counts, list_deliveries
 from digest.render import personalise, stored_variant
 from digest.store import open_store
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Backoff waits of a few milliseconds, so retry tests stay quick."""
-    monkeypatch.setattr(digest.deliver, "RETRY_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr(digest.delivery.worker, "RETRY_BACKOFF_SECONDS", 0.01)
 
 
 @pytest.fixture
@@ -314,8 +315,8 @@ def test_sent_rows_are_committed_every_few_results_not_only_every_half_second(
 ) -> None:
     # What a SIGKILL can send twice: messages the server accepted that the ledger has not
     # recorded as sent yet. Bounded in count, not only in time.
-    monkeypatch.setattr(digest.deliver, "FLUSH_SECONDS", 3600.0)
-    monkeypatch.setattr(digest.deliver, "FLUSH_EVERY", 4, raising=False)
+    monkeypatch.setattr(digest.delivery.worker, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(digest.delivery.worker, "FLUSH_EVERY", 4, raising=False)
     setup = make_setup(tmp_path / "ws", subscribers=60)
     watcher = open_store(setup.config.db_path, migrate=False)
     gaps: list[int] = []
@@ -410,7 +411,7 @@ def test_local_time_delivery_sends_only_the_rows_that_are_due(tmp_path: Path) ->
 def test_many_recipients_over_worker_processes_each_get_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(digest.deliver, "PROCESS_THRESHOLD", 10)
+    monkeypatch.setattr(digest.delivery.send, "PROCESS_THRESHOLD", 10)
     setup = make_setup(tmp_path / "ws", subscribers=40)
     with SMTPServer() as server:
         report = send(setup, server, concurrency=4)
@@ -432,10 +433,11 @@ def test_list_deliveries_filters_by_status(setup: Setup) -> None:
 
 
 def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
-    from digest.deliver import _Links, recipient_links
+    from digest.deliver import recipient_links
+    from digest.delivery.worker import Links
 
     secret = load_secret(setup.config)
-    fast = _Links(setup.config, secret)
+    fast = Links(setup.config, secret)
     for sub in setup.subscribers:
         full = subscriber_links(setup.config, secret, sub)
         expected = {"unsubscribe_url": full["unsubscribe_url"], "preferences_url": full["preferences_url"]}
@@ -458,7 +460,7 @@ def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path:
 
 
 def test_bad_credentials_stop_worker_processes_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(digest.deliver, "PROCESS_THRESHOLD", 10)
+    monkeypatch.setattr(digest.delivery.send, "PROCESS_THRESHOLD", 10)
     monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "wrong")
     setup = make_setup(tmp_path / "ws", subscribers=30)
     with SMTPServer(users={"alice": "right"}) as server:

@@ -93,7 +93,7 @@ def feed_url() -> Iterator[str]:
 
 def test_the_tour_lists_the_commands_it_claims() -> None:
     commands = tour_commands()
-    assert commands[0] == "digest init mynews && cd mynews"
+    assert commands[0] == "digest init mynews --base-url https://news.example.org && cd mynews"
     assert any(FEED_URL in c for c in commands) and any(SMTP_URL in c for c in commands)
     assert any("examples/articles.jsonl" in c for c in commands)
     # a preview of a subscriber comes after that subscriber is added

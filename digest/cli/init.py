@@ -10,14 +10,20 @@ from digest.init import init_workspace
 @click.command(name="init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing digest.toml.")
-def init(directory: str, force: bool) -> None:
+@click.option(
+    "--base-url",
+    metavar="URL",
+    help="Public https address of `digest web serve` (links in every email); "
+    "default http://localhost:8080, which only local and test sends accept.",
+)
+def init(directory: str, force: bool, base_url: str | None) -> None:
     """Create a workspace: a commented digest.toml and the database.
 
     \b
     Example:
-      digest init mynews
+      digest init mynews --base-url https://news.example.org
     """
-    result = init_workspace(directory, force=force)
+    result = init_workspace(directory, force=force, base_url=base_url)
     verb = "Wrote" if result.config_written else "Kept existing"
     click.echo(f"{verb} {result.config_path}")
     click.echo(f"Database ready at {result.db_path}")

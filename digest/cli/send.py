@@ -50,6 +50,11 @@ class _Progress:
     "--to", "to", multiple=True, metavar="EMAIL", help="Test send to this address only (repeatable)."
 )
 @click.option("--dry-run", is_flag=True, help="Show who would get which variant; send nothing.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="First requeue failed rows not about the mailbox (not 5.1.x, reader still active).",
+)
 @click.option("--concurrency", type=click.IntRange(1, 64), help="SMTP connections at once.")
 @click.option(
     "--rate", type=click.FloatRange(min=0), metavar="PER_SECOND", help="Messages per second (0: no limit)."
@@ -66,6 +71,7 @@ def send(
     issue: str,
     to: tuple[str, ...],
     dry_run: bool,
+    retry_failed: bool,
     concurrency: int | None,
     rate: float | None,
     transport_url: str | None,
@@ -74,18 +80,26 @@ def send(
     run it again to resume.
 
     Sent messages are never sent twice; a send stopped with Ctrl-C (or killed)
-    continues where it left off. --to sends a "[TEST]" copy to those addresses
-    only and records nothing.
+    continues where it left off (exit status 130 for Ctrl-C, 143 for SIGTERM).
+    When the relay refuses the message, the sender or the session, the send
+    stops with every unsent row queued and exits 1; after fixing the cause,
+    run it again (with --retry-failed to also requeue rows that failed for a
+    reason other than the mailbox). --to sends a "[TEST]" copy to those
+    addresses only and records nothing. A real SMTP send needs an https,
+    public publication.base_url.
 
     \b
     Example:
       digest send latest --dry-run
       digest send latest --to me@example.org
+      digest send daily/12 --retry-failed
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
     from digest.compose import get_issue
     from digest.deliver import deliver_issue
 
+    if retry_failed and (to or dry_run):
+        raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
     bar = _Progress() if is_terminal() and not to and not dry_run else None
     try:
@@ -96,6 +110,7 @@ def send(
             transport_url=transport_url,
             to=list(to) or None,
             dry_run=dry_run,
+            retry_failed=retry_failed,
             concurrency=concurrency,
             rate=rate,
             progress=bar,
@@ -103,6 +118,8 @@ def send(
     finally:
         if bar is not None:
             bar.close()
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
     label = f"issue {issue_name(found)}"
     if dry_run:
         for row in report.plan:
@@ -123,9 +140,13 @@ def send(
         if report.failed:
             raise click.ClickException("the test send failed for some addresses")
         return
+    if report.requeued:
+        click.echo(f"requeued {report.requeued} failed rows")
     note = ""
     if report.interrupted:
         note = "; interrupted, run `digest send` again to resume"
     elif report.queued:
         note = f"; {report.queued} waiting (not due yet or not sent), run again later"
     click.echo(f"{label} via {report.transport}: {report.summary()}; issue {report.status}{note}")
+    if report.interrupted and report.signal:
+        raise SystemExit(128 + report.signal)  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM

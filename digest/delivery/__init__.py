@@ -1,0 +1,31 @@
+"""The send engine: every issue reaches every reader once, whatever the relay and the readers do.
+
+Parts, each with one job:
+
+- :mod:`~digest.delivery.send` — :func:`deliver_issue`, the entry point: lock, checks, freeze, run;
+- :mod:`~digest.delivery.ledger` — the ``deliveries`` table and its states (its only writer);
+- :mod:`~digest.delivery.journal` — per-connection journals of 250s, replayed after a crash;
+- :mod:`~digest.delivery.policy` — what one SMTP reply means (a pure function);
+- :mod:`~digest.delivery.worker` — one connection's loop: claim, send, record;
+- :mod:`~digest.delivery.engine` — threads and processes of workers, signals, progress;
+- :mod:`~digest.delivery.trial` — dry runs and ``--to`` test sends;
+- :mod:`~digest.delivery.checks` — can the readers' links work (:func:`check_public_base_url`).
+"""
+
+from __future__ import annotations
+
+from digest.delivery.checks import check_public_base_url
+from digest.delivery.ledger import delivery_counts, list_deliveries, requeue_failed
+from digest.delivery.send import DeliveryReport, SendInProgress, deliver_issue
+from digest.delivery.worker import recipient_links
+
+__all__ = [
+    "DeliveryReport",
+    "SendInProgress",
+    "check_public_base_url",
+    "deliver_issue",
+    "delivery_counts",
+    "list_deliveries",
+    "recipient_links",
+    "requeue_failed",
+]

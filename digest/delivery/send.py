@@ -1,0 +1,252 @@
+"""The entry point of a send: :func:`deliver_issue`.
+
+A real send of an issue:
+
+1. takes a per-issue lock (``fcntl.flock`` on a file beside the database: the
+   kernel drops it when the process dies, so a SIGKILL never leaves it stuck);
+2. checks that the readers' links can work (:func:`check_public_base_url`:
+   refused for an SMTP send, a warning for maildir/mbox and test sends);
+3. freezes the issue and snapshots the recipients (:func:`ledger.freeze`),
+   replays the journals of a killed run and requeues rows left in flight;
+4. prepares one message per variant and hands the rows to the engine
+   (:func:`engine.execute`), which runs the connection workers;
+5. marks the issue ``sent`` when no row is pending.
+
+A run-level fault (the relay refuses the sender, the session or the message)
+raises :class:`~digest.transports.TransportError` with the unsent rows still
+queued. ``--to`` test sends and dry runs live in :mod:`digest.delivery.trial`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from digest.config import Config
+from digest.delivery import engine, ledger
+from digest.delivery.checks import check_public_base_url
+from digest.delivery.worker import LOST_IN_A_ROW, Run
+from digest.errors import DigestError
+from digest.message import dkim_signer, prepare_message
+from digest.store import iso, utcnow
+from digest.transports import (
+    TransportError,
+    default_transport_url,
+    parse_transport_url,
+    transport_for_display,
+)
+from digest.verp import ReturnPath
+
+__all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
+
+PROCESS_THRESHOLD = 1000
+"""Rows to send before the work is split over processes (SMTP only)."""
+
+
+class SendInProgress(DigestError):
+    """Another process is sending this issue right now."""
+
+
+@dataclass
+class DeliveryReport:
+    """What a send did. Counts are for this run; ``queued`` is what is still waiting."""
+
+    issue_id: int
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    queued: int = 0
+    total: int = 0
+    requeued: int = 0  # failed rows put back by retry_failed
+    duration: float = 0.0
+    transport: str = ""
+    status: str = ""
+    dry_run: bool = False
+    test: bool = False
+    interrupted: bool = False
+    signal: int = 0  # the signal that interrupted the send (SIGINT 2, SIGTERM 15), 0 if none
+    warnings: list[str] = field(default_factory=list)
+    variants: dict[str, int] = field(default_factory=dict)
+    plan: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Messages handled per second in this run."""
+        done = self.sent + self.failed + self.deferred
+        return done / self.duration if self.duration > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line: sent, failed, deferred, skipped, duration, messages/s."""
+        return (
+            f"sent {self.sent}, failed {self.failed}, deferred {self.deferred}, skipped {self.skipped}"
+            f" in {self.duration:.1f}s ({self.rate:.0f} messages/s)"
+        )
+
+
+def deliver_issue(
+    db: sqlite_utils.Database,
+    config: Config,
+    issue_id: int,
+    *,
+    transport_url: str | None = None,
+    to: list[str] | None = None,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeliveryReport:
+    """Send (or resume sending) issue ``issue_id`` to everyone in its ledger.
+
+    ``to``: a test send to those addresses only ("[TEST]" subject, not recorded).
+    ``dry_run``: report who would get which variant, send nothing.
+    ``retry_failed``: first requeue failed rows whose failure was not about the mailbox.
+    ``now``: the moment local-time delivery compares ``due_at`` with (default: now).
+    ``progress(done, total)`` is called from the calling thread as the send goes.
+    Raises SendInProgress when another process is sending this issue, DigestError when
+    ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
+    DigestError) when the run had to stop; unsent rows stay queued.
+    """
+    from digest.compose import get_issue
+    from digest.delivery.trial import dry_run_report, test_send
+
+    started = time.monotonic()
+    issue = get_issue(db, issue_id)
+    url = transport_url or default_transport_url(config)
+    scheme = parse_transport_url(url).scheme  # a bad URL fails before anything changes
+    now = now or utcnow()
+    problem = None if dry_run else check_public_base_url(config)
+    if problem and scheme in ("smtp", "smtps") and not to:
+        raise DigestError(problem)
+    if to:
+        report = test_send(db, config, issue, to, url)
+    elif dry_run:
+        report = dry_run_report(db, config, issue, now)
+    else:
+        with _issue_lock(_db_path(db), int(issue["id"])):
+            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
+    if problem:
+        report.warnings.append(problem)
+    report.duration = time.monotonic() - started
+    report.transport = transport_for_display(url)
+    return report
+
+
+def _db_path(db: sqlite_utils.Database) -> Path:
+    row = db.execute("PRAGMA database_list").fetchone()
+    if not row or not row[2]:
+        raise DigestError("sending needs a database file (not an in-memory database)")
+    return Path(row[2])
+
+
+@contextlib.contextmanager
+def _issue_lock(db_path: Path, issue_id: int) -> Iterator[int]:
+    from digest.lockfile import hold_lock
+
+    def busy(holder: str) -> SendInProgress:
+        return SendInProgress(
+            f"issue {issue_id} is already being sent (by pid {holder}); "
+            "wait for that send to finish, or stop it and run `digest send` again to resume"
+        )
+
+    # Removed when the send ends, so no lock files pile up beside the database.
+    with hold_lock(db_path.with_name(f"{db_path.name}.send-{issue_id}.lock"), busy) as fd:
+        yield fd
+
+
+def _send(
+    db: sqlite_utils.Database,
+    config: Config,
+    issue: dict[str, Any],
+    url: str,
+    now: datetime,
+    concurrency: int | None,
+    rate: float | None,
+    progress: Callable[[int, int], None] | None,
+    retry_failed: bool,
+) -> DeliveryReport:
+    from digest.compose import get_issue
+    from digest.render import stored_variant
+    from subscribers.tokens import load_secret
+
+    issue_id = int(issue["id"])
+    if issue["status"] == "draft":
+        ledger.freeze(db, config, issue, now)
+    report = DeliveryReport(issue_id=issue_id)
+    db_path = _db_path(db)
+    ledger.replay_journals(db, db_path, issue_id)  # a killed run's 250s first: never sent twice
+    ledger.requeue_in_flight(db, issue_id)
+    if retry_failed:
+        report.requeued = ledger.requeue_failed(db, issue_id)
+    issue = get_issue(db, issue_id)
+    now_iso = iso(now)
+    to_send = db.execute(
+        "SELECT count(*) FROM deliveries"
+        " WHERE issue_id = ? AND status = 'queued' AND (due_at IS NULL OR due_at <= ?)",
+        [issue_id, now_iso],
+    ).fetchone()[0]
+    report.variants = dict(
+        db.execute(
+            "SELECT variant, count(*) FROM deliveries WHERE issue_id = ? GROUP BY variant ORDER BY variant",
+            [issue_id],
+        ).fetchall()
+    )
+    if to_send:
+        signer = dkim_signer(config)
+        prepared = {
+            variant: prepare_message(
+                config, issue, stored_variant(db, config, issue_id, variant), signer=signer
+            )
+            for (variant,) in db.execute(
+                "SELECT DISTINCT variant FROM deliveries WHERE issue_id = ? AND status = 'queued'", [issue_id]
+            ).fetchall()
+        }
+        run = Run(
+            db_path=db_path,
+            config=config,
+            issue_id=issue_id,
+            url=url,
+            now_iso=now_iso,
+            prepared=prepared,
+            secret=load_secret(config),
+            return_path=ReturnPath(config),
+            retries=max(0, config.delivery.retries),
+            max_per_connection=max(1, config.delivery.max_per_connection),
+        )
+        connections = max(1, concurrency or config.delivery.concurrency)
+        scheme = parse_transport_url(url).scheme
+        if scheme in ("maildir", "mbox"):
+            connections = 1
+        connections = min(connections, to_send)
+        run.lost_limit = max(LOST_IN_A_ROW, 3 * connections)
+        rate = config.delivery.rate if rate is None else rate
+        processes = 1
+        # Signing is CPU-bound: spread it over the cores sooner.
+        threshold = PROCESS_THRESHOLD // 10 if signer is not None else PROCESS_THRESHOLD
+        if scheme in ("smtp", "smtps") and to_send >= threshold:
+            processes = max(1, min(os.cpu_count() or 1, connections))
+        started = iso(utcnow())
+        counts = engine.execute(db, run, connections, processes, rate or 0.0, to_send, progress)
+        if run.refused:
+            # A refusal that repeated for different readers was the run's, not theirs.
+            counts["failed"] -= ledger.requeue_refused(db, issue_id, set(run.refused), since=started)
+        for key, value in counts.items():
+            setattr(report, key, value)
+        report.interrupted = run.stop.is_set() and not run.fatal
+        report.signal = run.signal if report.interrupted else 0
+        if run.fatal:
+            raise TransportError(f"{run.fatal[0]} (the send stopped; unsent rows stay queued)")
+    counts, report.status = ledger.finish(db, issue_id)
+    report.total = sum(counts.values())
+    report.queued = counts["queued"] + counts["sending"]
+    return report

@@ -1,0 +1,115 @@
+"""Sends that change nothing: a dry run (who would get which variant) and ``--to`` test sends."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+import sqlite_utils
+
+from digest.config import Config
+from digest.delivery.ledger import recipients
+from digest.delivery.send import DeliveryReport
+from digest.delivery.worker import Links
+from digest.message import PreparedMessage, prepare_message
+from digest.store import iso
+from digest.transports import ConnectionLost, Reply, open_transport
+
+__all__ = ["dry_run_report", "test_send"]
+
+
+def dry_run_report(
+    db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime
+) -> DeliveryReport:
+    """Who would get which variant now (``when``: due or later); nothing is sent or changed."""
+    issue_id = int(issue["id"])
+    report = DeliveryReport(issue_id=issue_id, dry_run=True, status=issue["status"])
+    counts: dict[str, int] = {}
+    if issue["status"] == "draft":
+        for sub, variant, due in recipients(db, config, issue):
+            state = "due" if due is None or due <= now else "later"
+            report.plan.append(
+                {
+                    "email": sub["email"],
+                    "name": sub["name"],
+                    "variant": variant,
+                    "due_at": due and iso(due),
+                    "when": state,
+                }
+            )
+            counts[variant] = counts.get(variant, 0) + 1
+    else:
+        now_iso = iso(now)
+        for row in db.query(
+            "SELECT email, variant, status, due_at FROM deliveries WHERE issue_id = ?"
+            " AND status IN ('queued', 'sending', 'deferred') ORDER BY id",
+            [issue_id],
+        ):
+            state = "due" if row["due_at"] is None or row["due_at"] <= now_iso else "later"
+            report.plan.append({**row, "when": state})
+            counts[row["variant"]] = counts.get(row["variant"], 0) + 1
+    report.variants = counts
+    report.total = len(report.plan)
+    report.queued = sum(1 for p in report.plan if p["when"] == "due")
+    return report
+
+
+def test_send(
+    db: sqlite_utils.Database, config: Config, issue: dict[str, Any], to: list[str], url: str
+) -> DeliveryReport:
+    """A "[TEST]" copy to each address in ``to``, with the variant it would get; nothing recorded."""
+    from digest.compose import issue_categories
+    from digest.render import render_issue, stored_variant, variant_key
+    from subscribers.store import find_subscriber
+    from subscribers.tokens import load_secret
+
+    issue_id = int(issue["id"])
+    report = DeliveryReport(issue_id=issue_id, test=True, status=issue["status"])
+    links_for = Links(config, load_secret(config))
+    # Not on the list: links that lead to the pages but act on nobody.
+    test_links = {
+        "unsubscribe_url": f"{links_for.base}/unsubscribe/test",
+        "preferences_url": f"{links_for.base}/preferences/test",
+    }
+    categories = issue_categories(db, issue_id)
+    prepared: dict[str, PreparedMessage] = {}
+    transport = open_transport(url, config)
+    sender = parseaddr(config.publication.from_address)[1]  # no ledger row, so no VERP
+    try:
+        for address in to:
+            subscriber = find_subscriber(db, address)
+            variant = variant_key(subscriber["categories"], categories) if subscriber else "*"
+            if variant == "[]":
+                variant = "*"
+            if variant not in prepared:
+                rendered = (
+                    render_issue(db, config, issue_id, variant)
+                    if issue["status"] == "draft"
+                    else stored_variant(db, config, issue_id, variant)
+                )
+                prepared[variant] = prepare_message(config, issue, rendered, test=True)
+            links = links_for(int(subscriber["id"])) if subscriber is not None else test_links
+            message = prepared[variant].fill(
+                {
+                    "email": address,
+                    "name": subscriber["name"] if subscriber else "",
+                    **links,
+                    "subscriber_id": None,
+                }
+            )
+            try:
+                reply = transport.send(message, sender, address)
+            except ConnectionLost as exc:
+                reply = Reply(0, str(exc), stage="connection")
+                transport.close()
+                transport = open_transport(url, config)
+            outcome = "sent" if reply.ok else "failed"
+            setattr(report, outcome, getattr(report, outcome) + 1)
+            report.plan.append(
+                {"email": address, "variant": variant, "status": outcome, "reply": reply.describe()}
+            )
+    finally:
+        transport.close()
+    report.total = len(to)
+    return report

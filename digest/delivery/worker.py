@@ -1,0 +1,407 @@
+"""One connection's loop: claim rows, send each, record the outcome — until done or told to stop.
+
+:class:`Worker` owns one transport (one SMTP connection, reopened after a loss)
+and one ledger connection. It asks :func:`digest.delivery.policy.decide` what
+each reply means, journals every 250 before the next message
+(:mod:`digest.delivery.journal`), and commits results in batches. A row whose
+reader left after the freeze is skipped and the worker claims again: only an
+empty claim ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digest.config import Config
+from digest.delivery.journal import Journal, journal_path
+from digest.delivery.ledger import Ledger, Result, Row
+from digest.delivery.policy import REPEATS_TO_STOP, decide
+from digest.errors import DigestError
+from digest.message import PreparedMessage
+from digest.store import iso, open_store, utcnow
+from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
+from digest.transports import transport_for_display as display
+from digest.verp import ReturnPath
+
+__all__ = ["Counters", "Run", "Stopped", "Worker", "recipient_links"]
+
+RETRY_BACKOFF_SECONDS = 2.0
+"""First wait before retrying a 4xx or a lost connection; doubles each time."""
+CLAIM_BATCH = 32
+"""Most rows a connection claims at once (marked ``sending`` before anything is sent)."""
+CLAIM_SECONDS = 0.25
+"""A claim covers about this much sending time: subscriber status is checked when a row is
+claimed, so an unsubscribe takes effect for every row claimed later (within this window)."""
+FLUSH_SECONDS = 0.5
+"""Results are committed at least this often (and with every claim); the journal covers the gap."""
+FLUSH_EVERY = 64
+"""...and at least every this many results per connection."""
+LOST_IN_A_ROW = 5
+"""Lost connections / unanswered messages in a row (at least this many, or 3 per connection)
+with no reply in between before the run stops: a server that takes the data and never
+answers would otherwise cost rows x tries x timeout, each try possibly a duplicate."""
+
+
+@dataclass
+class Counters:
+    """This process's outcome counts (shared by its connection threads)."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    skipped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, status: str, n: int = 1) -> None:
+        """Count ``n`` rows of ``status``."""
+        with self.lock:
+            setattr(self, status, getattr(self, status) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by status."""
+        return {"sent": self.sent, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
+
+
+class RateLimiter:
+    """Evenly spaced sends: at most ``rate`` per second across the threads sharing it."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> None:
+        """Block until this thread's slot (or until the run stops)."""
+        with self.lock:
+            now = time.monotonic()
+            slot = max(now, self.next)
+            self.next = slot + self.interval
+        if slot > now:
+            stop.wait(slot - now)
+
+
+@dataclass
+class Run:
+    """What every connection worker of one send shares (copied into worker processes by fork)."""
+
+    db_path: Path
+    config: Config
+    issue_id: int
+    url: str
+    now_iso: str
+    prepared: dict[str, PreparedMessage]
+    secret: bytes
+    return_path: ReturnPath
+    retries: int
+    max_per_connection: int
+    stop: threading.Event = field(default_factory=threading.Event)
+    fatal: list[str] = field(default_factory=list)
+    counters: Counters = field(default_factory=Counters)
+    limiter: RateLimiter | None = None
+    live: set[Any] = field(default_factory=set)  # open transports, to cut short on a fatal error
+    lost_limit: int = LOST_IN_A_ROW
+    lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
+    signal: int = 0  # the signal (SIGINT/SIGTERM) that stopped the run, if any
+    refused: list[tuple[int, str | None]] = field(default_factory=list)  # repeated refusals that stopped it
+
+
+class Stopped(Exception):
+    """Told to stop while waiting to reconnect."""
+
+
+class Worker:
+    """One connection's loop: claim rows, send, record — until nothing is left or told to stop."""
+
+    def __init__(self, run: Run, number: int) -> None:
+        self.run = run
+        self.ledger = Ledger(open_store(run.db_path, migrate=False), run.config, run.issue_id, run.now_iso)
+        self.journal = Journal(journal_path(run.db_path, run.issue_id, f"{os.getpid()}-{number}"))
+        self.transport: Any = None
+        self.batch: deque[Row] = deque()
+        self.retry: list[tuple[float, int, Row]] = []
+        self.results: list[Result] = []
+        self.repeats: tuple[tuple[int, str | None] | None, int] = (None, 0)  # a refusal, how often in a row
+        self.last_flush = time.monotonic()
+        self.connect_failures = 0
+        self.seq = itertools.count()
+        self.per_message: float | None = None  # moving average of seconds per message
+        self.announced: int | None = None  # row whose envelope went out with the last message
+        self.links = Links(run.config, run.secret)
+        self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
+        self.skipped_in_claim = 0
+
+    # -- the loop
+
+    def loop(self) -> None:
+        """Send until no row is left (or the run stops); always record and release."""
+        try:
+            while True:
+                row = self.next_row()
+                if row is None:
+                    break
+                try:
+                    self.send_one(row)
+                except Stopped:
+                    self.batch.appendleft(row)
+                    break
+                except BaseException:
+                    self.batch.appendleft(row)  # not sent: released to queued below
+                    raise
+                if len(self.results) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
+                    self.flush()
+        finally:
+            self.close_transport()
+            self.flush()
+            self.journal.discard()  # all its entries are committed now
+            waiting = [row for _, _, row in self.retry]
+            if self.run.fatal:  # another connection stopped the run (and maybe cut this one): queued
+                self.batch.extend(waiting)
+                waiting = []
+            self.ledger.release(list(self.batch), waiting)
+            self.run.counters.add("deferred", len(waiting))
+            self.batch.clear()
+            self.retry = []
+            self.ledger.db.conn.close()
+
+    def flush(self, claim: int = 0) -> list[Row]:
+        """Commit the results (and claim up to ``claim`` rows)."""
+        if not self.results and not claim:
+            return []
+        claimed, skipped = self.ledger.commit(self.results, claim)
+        if skipped:
+            self.run.counters.add("skipped", skipped)
+        self.results = []
+        self.last_flush = time.monotonic()
+        self.skipped_in_claim = skipped
+        return claimed
+
+    def next_row(self) -> Row | None:
+        """The next row to send: the announced one, a due retry, the batch, or a new claim."""
+        while not self.run.stop.is_set():
+            if self.announced is not None and self.batch and self.batch[0].id == self.announced:
+                return self.batch.popleft()  # its envelope is already on the wire
+            now = time.monotonic()
+            if self.retry and self.retry[0][0] <= now:
+                row = heapq.heappop(self.retry)[2]
+                if self.scope is None:
+                    self.scope = self.ledger.scope()
+                why = self.ledger.ineligible(row, self.scope)
+                if why is None:
+                    return row
+                # Unsubscribed (or changed what they get) during the backoff: not sent again.
+                self.record(Result(row, "skipped", error=why))
+                continue
+            if self.batch:
+                return self.batch.popleft()
+            # One row first; then as many as take about CLAIM_SECONDS to send.
+            size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
+            self.skipped_in_claim = 0
+            claimed = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
+            if claimed:
+                self.batch.extend(claimed)
+                continue
+            if self.skipped_in_claim:
+                continue  # every row of that claim had left the list: claim again
+            if not self.retry:
+                return None
+            self.run.stop.wait(max(0.0, self.retry[0][0] - time.monotonic()))
+        return None
+
+    # -- sending
+
+    def message_for(self, row: Row) -> bytes:
+        """The recipient's complete message."""
+        assert row.subscriber_id is not None
+        recipient = {
+            "email": row.email,
+            "name": row.name,
+            **self.links(row.subscriber_id),
+            "subscriber_id": row.subscriber_id,
+        }
+        return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
+
+    def connect(self) -> None:
+        """Open the transport, retrying with backoff; TransportError after too many failures."""
+        while True:
+            if self.run.stop.is_set():
+                raise Stopped
+            try:
+                self.transport = open_transport(self.run.url, self.run.config)
+                self.run.live.add(self.transport)
+                if self.run.stop.is_set():  # checked after registering: cut_connections sees us
+                    raise Stopped
+                connect = getattr(self.transport, "connect", None)
+                if connect is not None:
+                    connect()
+                return
+            except ConnectionLost as exc:
+                self.transport = None
+                self.connect_failures += 1
+                if self.connect_failures > self.run.retries:
+                    raise TransportError(
+                        f"cannot deliver through {display(self.run.url)}: {exc}"
+                        f" ({self.connect_failures} attempts)"
+                    ) from None
+                self.run.stop.wait(RETRY_BACKOFF_SECONDS * 2 ** (self.connect_failures - 1))
+
+    def close_transport(self) -> None:
+        """Close the connection (QUIT, best effort)."""
+        if self.transport is not None:
+            self.run.live.discard(self.transport)
+            with contextlib.suppress(Exception):
+                self.transport.close()
+            self.transport = None
+
+    def send_one(self, row: Row) -> None:
+        """Send one row and act on the reply (timed, for the claim size)."""
+        started = time.monotonic()
+        try:
+            self._send_one(row)
+        finally:
+            took = time.monotonic() - started
+            self.per_message = took if self.per_message is None else 0.8 * self.per_message + 0.2 * took
+
+    def _send_one(self, row: Row) -> None:
+        try:
+            message = self.message_for(row)
+        except DigestError as exc:
+            # One recipient whose message cannot be built (an address that needs SMTPUTF8...)
+            # fails alone; the rest of the send goes on.
+            self.record(Result(row, "failed", error=str(exc)))
+            return
+        if (
+            self.transport is None
+            or getattr(self.transport, "sent_on_connection", 0) >= self.run.max_per_connection
+        ):
+            self.close_transport()
+            self.connect()
+        self.check_size(len(message))
+        if self.run.limiter is not None:
+            self.run.limiter.wait(self.run.stop)
+        row.tries += 1
+        options: dict[str, Any] = {"dot_safe": True}
+        self.announced = None
+        if (
+            isinstance(self.transport, SMTPTransport)
+            and self.batch
+            and self.transport.sent_on_connection + 1 < self.run.max_per_connection
+            and not self.run.stop.is_set()
+        ):
+            # The next row's envelope rides along with this message's content (one round trip each).
+            following = self.batch[0]
+            self.announced = following.id
+            options["next_envelope"] = (self.run.return_path.for_delivery(following.id), following.email)
+        sender = self.run.return_path.for_delivery(row.id)
+        try:
+            reply = self.transport.send(message, sender, row.email, **options)
+        except ConnectionLost as exc:
+            self.lost(row, exc)
+            return
+        self.connect_failures = 0
+        self.run.lost_in_a_row = 0
+        self.act_on(row, reply, sender)
+
+    def check_size(self, size: int) -> None:
+        """Refuse a message bigger than the relay's EHLO SIZE before any byte of it leaves."""
+        limit = getattr(self.transport, "extensions", {}).get("SIZE", "")
+        if limit.isdigit() and 0 < int(limit) < size:
+            raise TransportError(
+                f"issue {self.run.issue_id} is {size} bytes but {display(self.run.url)} accepts at most"
+                f" {int(limit)} bytes (EHLO SIZE); trim the issue or raise the relay's message size limit"
+            )
+
+    def lost(self, row: Row, exc: ConnectionLost) -> None:
+        """Dropped or 421: the message may or may not have arrived; it goes again, same Message-ID."""
+        self.close_transport()
+        with self.run.counters.lock:
+            self.run.lost_in_a_row += 1
+            lost = self.run.lost_in_a_row
+        if lost >= self.run.lost_limit:
+            # Reconnecting works but nothing gets an answer (e.g. the server takes the data and
+            # never replies): stop rather than time out on every row, maybe twice each.
+            raise TransportError(
+                f"{lost} sends in a row through {display(self.run.url)} lost the connection or got no answer"
+                f" (last: {exc})"
+            ) from None
+        self.later(row, str(exc), immediate=row.tries == 1)
+
+    def act_on(self, row: Row, reply: Reply, sender: str) -> None:
+        """Record what ``reply`` means for ``row``; stop the run when it is the run's fault."""
+        outcome = decide(reply, tries=row.tries, retries=self.run.retries)
+        repeats, self.repeats = self.repeats, (None, 0)
+        if outcome.status == "sent":
+            at = iso(utcnow())
+            self.journal.sent(row.id, reply.code, reply.enhanced, at)  # on disk before the next message
+            self.record(Result(row, "sent", reply=reply, at=at))
+        elif outcome.status in ("retry", "deferred"):
+            self.later(row, reply)
+        elif outcome.status == "stop":
+            # Not this reader's fault: loop() puts the row back, and it stays queued.
+            what = f"the sender <{sender}>" if outcome.why == "the sender" else outcome.why
+            hint = (
+                "; check publication.from and the SMTP login (delivery.smtp_user)"
+                if outcome.why == "the sender"
+                else ""
+            )
+            raise TransportError(f"{display(self.run.url)} refused {what}: {reply.describe()}{hint}")
+        elif outcome.repeatable:
+            key = (reply.code, reply.enhanced)
+            count = repeats[1] + 1 if repeats[0] == key else 1
+            if count >= REPEATS_TO_STOP:
+                # The same refusal for different readers in a row: about the message or the sender.
+                # The send requeues this run's rows failed with it; loop() puts this one back.
+                self.run.refused.append(key)
+                raise TransportError(
+                    f"{display(self.run.url)} gave {count} different recipients in a row the same"
+                    f" refusal: {reply.describe()}; it is about the message or the sender, not the readers"
+                )
+            self.repeats = (key, count)
+            self.record(Result(row, "failed", reply=reply))
+        else:
+            self.record(Result(row, "failed", reply=reply, bounced=outcome.bounced))
+
+    def record(self, result: Result) -> None:
+        """Queue a result for the next commit and count it."""
+        self.results.append(result)
+        self.run.counters.add(result.status)
+
+    def later(self, row: Row, why: Reply | str, *, immediate: bool = False) -> None:
+        """Retry after a backoff, or leave the row deferred for the next run once out of tries."""
+        if row.tries > self.run.retries:
+            reply = why if isinstance(why, Reply) else None
+            self.record(Result(row, "deferred", reply=reply, error=None if reply else str(why)))
+            return
+        delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
+        heapq.heappush(self.retry, (time.monotonic() + delay, next(self.seq), row))
+
+
+def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[str, str]:
+    """The unsubscribe and preferences URLs of :func:`subscribers.links.subscriber_links`,
+    without the confirm token a send does not need."""
+    return Links(config, secret)(subscriber_id)
+
+
+class Links:
+    """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run."""
+
+    def __init__(self, config: Config, secret: bytes | str) -> None:
+        from subscribers.tokens import TokenSigner
+
+        self.base = config.publication.base_url.rstrip("/")
+        self.signer = TokenSigner(secret)
+
+    def __call__(self, subscriber_id: int) -> dict[str, str]:
+        token = self.signer.token
+        return {
+            "unsubscribe_url": f"{self.base}/unsubscribe/{token(subscriber_id, 'unsubscribe')}",
+            "preferences_url": f"{self.base}/preferences/{token(subscriber_id, 'preferences')}",
+        }
