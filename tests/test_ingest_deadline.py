@@ -151,9 +151,11 @@ def test_the_cli_prints_each_source_as_it_finishes(tmp_path, good_server, bad_se
     from digest.cli import cli
 
     hang = f"{bad_servers['hang'].url}/feed.xml"
+    config = tmp_path / "digest.toml"  # the CLI runs only inside a workspace
+    config.write_text('[storage]\ndb = "d.db"\n', encoding="utf-8")
     result = CliRunner().invoke(
         cli,
-        ["--db", str(tmp_path / "d.db"), "ingest", hang, f"{good_server}/7.xml"],
+        ["--config", str(config), "ingest", hang, f"{good_server}/7.xml"],
         env={"DIGEST_INGEST_TIMEOUT": "1"},
     )
     assert result.exit_code == 1

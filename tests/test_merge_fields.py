@@ -29,7 +29,8 @@ def _workspace(tmp_path: Path) -> Path:
         )
         assert marked != source
         (override / name).write_text(
-            marked.replace("here", "({{ subscriber.attributes['Member Tier'] }}) here", 1), encoding="utf-8"
+            marked.replace("company }} here", "company }} ({{ subscriber.attributes['Member Tier'] }}) here"),
+            encoding="utf-8",
         )
     config = load_config(config_path)
     db = open_store(config.db_path)
