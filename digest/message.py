@@ -290,10 +290,10 @@ class PreparedMessage:
     _slots: list[tuple[int, tuple[str, bool]]] = field(default_factory=list)  # slot → field
 
     def __post_init__(self) -> None:
-        from digest.render import PLACEHOLDERS
+        from digest.render import placeholder_token
 
         self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
-        self._probe = "\0".join(PLACEHOLDERS[name] for name in self._names)
+        self._probe = "\0".join(placeholder_token(name) for name in self._names)
         self._body = [b""] * (2 * len(self.segments) - 1)
         self._body[::2] = self.segments
         self._slots = [(2 * i + 1, key) for i, key in enumerate(self.fields)]
@@ -325,6 +325,7 @@ class PreparedMessage:
             self.head,
         ]
         values = {name: str(recipient.get(name) or "") for name in self._names}
+        values["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
         if self._names:
@@ -360,11 +361,10 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-    from digest.render import PLACEHOLDERS, personalise
+    from digest.render import PLACEHOLDER_RE, personalise, placeholder_field
 
     sender_name, sender = _parse_from(config)
-    token_to_field = {token: name for name, token in PLACEHOLDERS.items()}
-    tokens = re.compile("|".join(re.escape(t) for t in sorted(token_to_field, key=len, reverse=True)))
+    tokens = PLACEHOLDER_RE
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:
@@ -407,8 +407,8 @@ def prepare_message(
     # The text part's last segment and the HTML part's first become one.
     segments = [*text_segments[:-1], text_segments[-1] + middle + html_segments[0], *html_segments[1:]]
     segments[-1] = segments[-1] + closing
-    fields = [(token_to_field[t], False) for t in text_names] + [
-        (token_to_field[t], True) for t in html_names
+    fields = [(placeholder_field(t), False) for t in text_names] + [
+        (placeholder_field(t), True) for t in html_names
     ]
 
     return PreparedMessage(

@@ -65,6 +65,28 @@ _TOKEN_RE = re.compile(
     )
 )
 _FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
+PLACEHOLDER_RE = _TOKEN_RE
+"""Every per-recipient placeholder in a rendered part: the fixed fields and attribute merge fields."""
+
+
+def placeholder_field(token: str) -> str:
+    """The recipient field a placeholder token stands for (``name``, ``attribute:company`` …)."""
+    known = _FIELD_BY_TOKEN.get(token)
+    if known is not None:
+        return known
+    match = re.fullmatch(_ATTRIBUTE_TOKEN, token)
+    if match is None:
+        raise ValueError(f"not a placeholder: {token!r}")
+    return ATTRIBUTE_PREFIX + match.group(1).lower()
+
+
+def placeholder_token(field: str) -> str:
+    """The placeholder token of a recipient field (the inverse of :func:`placeholder_field`)."""
+    if field.startswith(ATTRIBUTE_PREFIX):
+        return f"__DIGEST_ATTR_{field[len(ATTRIBUTE_PREFIX) :].upper()}__"
+    return PLACEHOLDERS[field]
+
+
 _DOUBLE_UNDERSCORE_RE = re.compile(r"_(?=_)")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 _MJML_RESET = '<style type="text/css">\n#outlook a'
@@ -607,7 +629,7 @@ def _split(rendered: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     literals, fields, pos = [], [], 0
     for m in _TOKEN_RE.finditer(rendered):
         literals.append(rendered[pos : m.start()])
-        fields.append(_FIELD_BY_TOKEN.get(m.group(0)) or ATTRIBUTE_PREFIX + m.group(1).lower())
+        fields.append(placeholder_field(m.group(0)))
         pos = m.end()
     literals.append(rendered[pos:])
     return tuple(literals), tuple(fields)

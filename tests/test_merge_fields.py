@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from smtp_server import Handler, SMTPServer
 from test_render_support import fixture_issue, write_config
 
 from digest.cli import cli
@@ -82,3 +83,22 @@ def test_feed_text_cannot_forge_an_attribute_placeholder() -> None:
     from digest.render import _defuse
 
     assert "__DIGEST_ATTR_COMPANY__" not in _defuse("__DIGEST_ATTR_COMPANY__")
+
+
+def test_a_real_send_fills_each_readers_attributes(tmp_path: Path) -> None:
+    """The send engine fills merge fields per recipient in the bytes it hands the relay."""
+    folder = _workspace(tmp_path)
+    handler = Handler()
+    with SMTPServer(handler) as smtp:
+        result = CliRunner().invoke(
+            cli, ["--config", str(folder / "digest.toml"), "send", "latest", "--transport", smtp.url]
+        )
+        assert result.exit_code == 0, result.output
+    got = {r.rcpt_tos[0]: r.message for r in handler.received}
+    assert set(got) == {"ada@example.org", "bob@example.org"}
+    ada, bob = got["ada@example.org"], got["bob@example.org"]
+    assert "Hi Ada of Engines & <Sons> (gold) here" in ada.get_body(("plain",)).get_content()
+    assert "Hi Ada of Engines &amp; &lt;Sons&gt; (gold) here" in ada.get_body(("html",)).get_content()
+    assert "Hi Bob of  () here" in bob.get_body(("plain",)).get_content()
+    for message in got.values():
+        assert "__DIGEST_" not in message.as_string()

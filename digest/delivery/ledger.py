@@ -55,6 +55,7 @@ class Row:
     message_id: str
     name: str = ""
     tries: int = 0  # attempts in this run
+    attributes: str | None = None  # the subscriber's attributes (JSON), for merge fields
 
 
 @dataclass
@@ -285,7 +286,7 @@ class Ledger:
 
     def _claim(self, limit: int, stamp: str) -> tuple[list[Row], int]:
         rows = self.db.execute(
-            "SELECT d.id, d.subscriber_id, d.email, d.variant, d.message_id, s.status, s.name"
+            "SELECT d.id, d.subscriber_id, d.email, d.variant, d.message_id, s.status, s.name, s.attributes"
             " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.issue_id = ? AND d.status = 'queued' AND (d.due_at IS NULL OR d.due_at <= ?)"
             " ORDER BY d.id LIMIT ?",
@@ -293,7 +294,7 @@ class Ledger:
         ).fetchall()
         claimed: list[Row] = []
         skipped = 0
-        for rid, sid, email, variant, mid, status, name in rows:
+        for rid, sid, email, variant, mid, status, name, attributes in rows:
             if status != "active" or not email:
                 why = "subscriber removed" if status is None else f"subscriber is {status}"
                 self.db.execute(
@@ -303,7 +304,7 @@ class Ledger:
                 skipped += 1
                 continue
             mid = mid or message_id(self.config, self.issue_id, sid)
-            claimed.append(Row(rid, sid, email, variant, mid, name or ""))
+            claimed.append(Row(rid, sid, email, variant, mid, name or "", attributes=attributes))
         self.db.conn.executemany(
             "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ? WHERE id = ?",
             [(row.message_id, stamp, row.id) for row in claimed],

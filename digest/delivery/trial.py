@@ -96,6 +96,7 @@ def test_send(
                     "name": subscriber["name"] if subscriber else "",
                     **links,
                     "subscriber_id": None,
+                    "attributes": subscriber.get("attributes") if subscriber else None,
                 }
             )
             try:

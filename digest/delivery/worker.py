@@ -226,6 +226,7 @@ class Worker:
             "name": row.name,
             **self.links(row.subscriber_id),
             "subscriber_id": row.subscriber_id,
+            "attributes": row.attributes,
         }
         return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
 
