@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from digest.config import SECRET_ENV, SMTP_PASSWORD_ENV, Config
+from digest.delivery.checks import check_public_base_url
 from digest.doctor import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 
@@ -20,29 +21,30 @@ def sends_mail(config: Config) -> bool:
     return config.delivery.transport.strip().lower().startswith(_SENDS_MAIL)
 
 
-def base_url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be the public address in links readers click, or None."""
-    parts = urlsplit(url)
-    if parts.scheme != "https":
-        return f"base_url {url!r} is not https"
-    host = (parts.hostname or "").lower()
-    if not host:
-        return f"base_url {url!r} has no host"
+def base_url_problem(config: Config) -> str | None:
+    """Why ``publication.base_url`` cannot be the public address in links readers click, or
+    None: the send engine's own rule (https, not this machine), then what only a person
+    setting up would get wrong (a private address, a ``.local`` or dot-less host name)."""
+    problem = check_public_base_url(config)
+    if problem is not None:
+        return problem
+    url = config.publication.base_url
+    host = (urlsplit(url).hostname or "").lower()
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")) or "." not in host:
-            return f"base_url {url!r} names a host readers cannot reach"
+        if host.endswith((".local", ".internal")) or "." not in host:
+            return f"publication.base_url {url!r} names a host readers cannot reach"
         return None
-    if address.is_loopback or address.is_private or address.is_link_local or address.is_unspecified:
-        return f"base_url {url!r} is an address readers cannot reach"
+    if address.is_private or address.is_link_local:
+        return f"publication.base_url {url!r} is an address readers cannot reach"
     return None
 
 
 def check_base_url(config: Config) -> Check:
     """``publication.base_url`` is https and public (a failure only when mail really goes out)."""
     url = config.publication.base_url
-    problem = base_url_problem(url)
+    problem = base_url_problem(config)
     if problem is None:
         return Check("base_url", OK, f"{url} is https and public")
     fix = "set publication.base_url to the public https address of `digest web serve`"
