@@ -163,6 +163,20 @@ def _mailto(config: Config) -> str | None:
     return f"mailto:{address}?subject=unsubscribe"
 
 
+_MAILTO_SUBJECT = "?subject=unsubscribe"
+_URL_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+def _mailto_for(mailto: str, unsubscribe_url: str) -> str:
+    """The reader's own ``mailto:`` unsubscribe: the subject carries the signed token of their
+    unsubscribe link, so `digest bounces process` maps the mail to them without trusting its
+    From line. A ``mailto:`` URL the publisher wrote in full is used as it is."""
+    token = unsubscribe_url.rsplit("/", 1)[-1]
+    if not mailto.endswith(_MAILTO_SUBJECT) or not _URL_TOKEN.fullmatch(token):
+        return mailto
+    return f"{mailto}%20{token}"
+
+
 # ---------------------------------------------------------------- quoted-printable with whole tokens
 
 
@@ -310,7 +324,7 @@ class PreparedMessage:
         to = format_address(recipient.get("name") or "", recipient["email"])
         mid = message_id or _message_id_for(self, recipient)
         unsub = _check_url(recipient["unsubscribe_url"], "unsubscribe URL")
-        list_unsub = f"<{unsub}>, <{self.mailto}>" if self.mailto else f"<{unsub}>"
+        list_unsub = f"<{unsub}>, <{_mailto_for(self.mailto, unsub)}>" if self.mailto else f"<{unsub}>"
         date_value = format_datetime(date).encode() if date is not None else self._dates.now()
         parts = [
             b"To: ",

@@ -4,7 +4,9 @@ And VERP: the MAIL FROM the server received names the delivery row."""
 
 from __future__ import annotations
 
+import email.message
 import mailbox
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,3 +105,27 @@ def test_verp_return_path_names_the_delivery_row(tmp_path: Path) -> None:
         _invoke(ws, "bounces", "process")
         status = dict(db.execute("SELECT email, status FROM subscribers"))
         assert status == {"keeps@example.org": "active", "leaves@example.org": "bounced"}
+
+
+def test_a_mailed_unsubscribe_names_its_reader_by_token_not_by_from(tmp_path: Path) -> None:
+    """The List-Unsubscribe mailto carries the reader's signed token; a request sent from another
+    address (a forwarding alias) still unsubscribes the right reader, and only them."""
+    with SMTPServer() as server:
+        ws = _workspace(tmp_path, server, '\nunsubscribe_mailto = "unsubscribe@news.example.org"')
+        _send_first_issue(ws)
+        sent = next(r for r in server.handler.received if r.rcpt_tos == ["leaves@example.org"])
+    header = str(sent.message["List-Unsubscribe"])
+    mailto = header[header.index("<mailto:") + 1 : header.rindex(">")]
+    address, _, query = mailto.removeprefix("mailto:").partition("?subject=")
+    assert address == "unsubscribe@news.example.org" and query.startswith("unsubscribe%20")
+    request = email.message.EmailMessage()
+    request["From"] = "alias-of-someone@elsewhere.example"
+    request["To"] = address
+    request["Subject"] = urllib.parse.unquote(query)
+    request["Message-ID"] = "<mailed-unsubscribe-1@elsewhere.example>"
+    request.set_content("Please take me off the list.")
+    mailbox.Maildir(str(ws.root / "bounces"), create=False).add(request)
+    _invoke(ws, "bounces", "process", f"maildir:{ws.root / 'bounces'}")
+    db = ws.db()
+    statuses = dict(db.execute("SELECT email, status FROM subscribers").fetchall())
+    assert statuses == {"keeps@example.org": "active", "leaves@example.org": "unsubscribed"}

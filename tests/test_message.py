@@ -71,7 +71,7 @@ def test_structure_and_list_headers() -> None:
     assert msg["Message-ID"] == message_id(c, 7, 1)
     assert msg["List-Unsubscribe"] == (
         "<https://harbour.example/unsubscribe/1.abcDEF_-123>, "
-        "<mailto:leave@harbour.example?subject=unsubscribe>"
+        "<mailto:leave@harbour.example?subject=unsubscribe%201.abcDEF_-123>"
     )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["MIME-Version"] == "1.0"
