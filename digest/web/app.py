@@ -36,7 +36,7 @@ from typing import Any
 import sqlite_utils
 from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.errors import NotFound
@@ -130,6 +130,7 @@ def create_app(config: Config) -> Flask:
     def _publication() -> dict[str, Any]:
         return {"publication": config.publication}
 
+    app.before_request(_limit_streamed_body)
     app.teardown_appcontext(_close_db)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
@@ -156,6 +157,17 @@ def _close_db(_exc: BaseException | None) -> None:
     db = g.pop("db", None)
     if db is not None:
         db.conn.close()
+
+
+def _limit_streamed_body() -> None:
+    """Read a body without Content-Length (chunked) now, so one past the limit is a 413.
+
+    The server hands a chunked body over as a stream; werkzeug caps what it reads at
+    ``MAX_CONTENT_LENGTH`` but would otherwise parse the first 64 KB as if that were all.
+    """
+    streamed = request.content_length is None and request.method in ("POST", "PUT", "PATCH")
+    if streamed and len(request.get_data(cache=True)) >= MAX_REQUEST_BYTES:
+        raise RequestEntityTooLarge()
 
 
 def _security_headers(response: Response) -> Response:

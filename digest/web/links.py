@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
 from flask import Flask, Response, redirect, request, url_for
 
 from digest.errors import DigestError
+from digest.signup import welcome
+from digest.store import from_iso
 from digest.web.app import (
     SOURCE,
     BadLink,
@@ -22,11 +26,12 @@ from digest.web.app import (
     subscriber_for,
 )
 from subscribers.store import confirm as confirm_subscriber
-from subscribers.store import set_preferences
+from subscribers.store import resubscribe, set_preferences
 from subscribers.store import unsubscribe as unsubscribe_subscriber
 from subscribers.tokens import make_token
 
 ONE_CLICK_BODY = ("List-Unsubscribe", "One-Click")
+log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
@@ -39,7 +44,12 @@ def register(app: Flask) -> None:
 
 
 def confirm(token: str) -> tuple[str, int]:
-    """Double opt-in. GET shows a button; POST confirms (scanners prefetch GETs)."""
+    """Double opt-in. GET shows a button; POST confirms (scanners prefetch GETs), then sends the welcome.
+
+    An address that left (unsubscribed or bounced) is confirmed again only by a link
+    issued after it left: it asked again through the sign-up form. An older link does
+    not re-add it.
+    """
     try:
         subscriber = subscriber_for(token, "confirm")
     except BadLink as exc:
@@ -47,18 +57,43 @@ def confirm(token: str) -> tuple[str, int]:
     status = subscriber["status"]
     if status == "active":
         return message("Subscription confirmed", "Your subscription is already confirmed. Thank you!")
-    if status != "pending":
-        # An address that left (or bounced) is not re-added by an old confirmation email.
+    rejoining = status in ("unsubscribed", "bounced") and _issued_after_leaving(token, subscriber)
+    if status != "pending" and not rejoining:
         return message(
             "This link no longer applies",
             "This address is no longer subscribed, so there is nothing to confirm. "
-            "Sign up again if you would like to receive the digest.",
+            f"Sign up again at {url_for('subscribe')} if you would like to receive the digest.",
             409,
         )
     if request.method != "POST":
         return page("confirm.html", subscriber=subscriber)
-    confirm_subscriber(get_db(), subscriber["id"], source=SOURCE)
+    db = get_db()
+    if rejoining:
+        changed = resubscribe(db, subscriber["id"], source=SOURCE, detail={"via": "confirmation link"})
+    else:
+        changed = confirm_subscriber(db, subscriber["id"], source=SOURCE)
+    if changed:
+        _welcome(subscriber["id"])
     return message("Subscription confirmed", f"Thank you! {subscriber['email']} will receive the next issue.")
+
+
+def _issued_after_leaving(token: str, subscriber: dict[str, Any]) -> bool:
+    """True when this (verified) confirm token was made after the subscriber left the list."""
+    left = subscriber.get("unsubscribed_at") or subscriber.get("updated_at")
+    try:
+        issued = datetime.fromtimestamp(int(token.split(".")[1]), tz=UTC)
+    except (IndexError, ValueError):
+        return False
+    return bool(left) and issued > from_iso(left)
+
+
+def _welcome(subscriber_id: int) -> None:
+    web = state()
+    try:
+        welcome(get_db(), web.config, web.secret, subscriber_id)
+    except DigestError:
+        # The confirmation stands; the welcome email is a courtesy. Say so in the log only.
+        log.exception("could not queue the welcome email for subscriber %s", subscriber_id)
 
 
 def unsubscribe(token: str) -> tuple[str, int]:
