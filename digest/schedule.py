@@ -317,6 +317,10 @@ def run_due(
         report.run_id = _start_run(db, at)
     try:
         _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
+        if not dry_run:
+            from digest.signup import list_upkeep
+
+            report.notes.extend(list_upkeep(db, config, now=at))
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
         raise

@@ -8,7 +8,7 @@
   email per address per 10 minutes and three per day (counted in the outbox),
   and at most ``web.signup_posts_per_hour`` POSTs per client address
   (:class:`TooManyRequests`).
-- :func:`send_confirmation` — the CLI's ``subscribers add --pending`` and import.
+- :func:`send_confirmations` — the CLI's ``subscribers add --pending`` and import.
 - :func:`welcome` — after a confirmation: the welcome email.
 - :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
   ``subscribers.pending_days`` are removed.
@@ -117,20 +117,28 @@ def request_signup(
     return result
 
 
-def send_confirmation(
+def send_confirmations(
     db: sqlite_utils.Database,
     config: Config,
     secret: bytes,
-    subscriber: dict[str, Any],
+    subscriber_ids: Iterable[int],
     *,
     now: datetime | None = None,
 ) -> OutboxReport:
-    """Queue and send a confirmation email to a pending ``subscriber`` (the CLI's path)."""
+    """Queue a confirmation email for each pending subscriber in ``subscriber_ids``, then send them.
+
+    The CLI's path (``subscribers add --pending``, ``subscribers import --send-confirmations``);
+    subscribers who are not pending are skipped.
+    """
     moment = now or utcnow()
-    row = queue_message(
-        db, config, "confirm", subscriber, _links(config, secret, subscriber, moment), now=moment
-    )
-    return send_outbox(db, config, ids=[row], now=moment)
+    rows: list[int] = []
+    for subscriber_id in subscriber_ids:
+        subscriber = get_subscriber(db, subscriber_id)
+        if subscriber["status"] != "pending":
+            continue
+        context = _links(config, secret, subscriber, moment)
+        rows.append(queue_message(db, config, "confirm", subscriber, context, now=moment))
+    return send_outbox(db, config, ids=rows, now=moment)
 
 
 def welcome(
@@ -220,3 +228,22 @@ def _check_client(
     if count >= config.web.signup_posts_per_hour:
         raise TooManyRequests("too many sign-up requests from this address; try again in an hour")
     db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
+
+
+def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> list[str]:
+    """``digest run``'s share of the list: retry the outbox, remove stale pending sign-ups.
+
+    Returns lines for the run's report (nothing when there was nothing to do). A
+    transport that is down leaves the outbox queued for the next run.
+    """
+    notes: list[str] = []
+    report = send_outbox(db, config, now=now)
+    if report.sent or report.retry or report.failed:
+        notes.append(report.summary())
+    removed = remove_stale_pending(db, config, now=now)
+    if removed:
+        days = config.subscribers.pending_days
+        notes.append(
+            f"removed {removed} pending subscriber{'s' if removed != 1 else ''} unconfirmed after {days} days"
+        )
+    return notes
