@@ -223,3 +223,14 @@ def test_too_many_posts_from_one_client_get_429(tmp_path: Path) -> None:
     db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
     assert status_of(db, "r9@example.org") is None
     assert urllib.parse.quote("r9@example.org") not in str(messages_to(web.maildir(), "r9@example.org"))
+
+
+def test_the_served_feed_parses_and_is_linked_from_the_archive(served: WebProcess) -> None:
+    import feedparser
+
+    reply = http("GET", f"{served.url}/feed.atom")
+    parsed = feedparser.parse(reply.body)
+    assert reply.status == 200 and not parsed.bozo, getattr(parsed, "bozo_exception", None)
+    assert parsed.feed.title == "The Example Digest"
+    archive = http("GET", f"{served.url}/archive")
+    assert '<link rel="alternate" type="application/atom+xml"' in archive.body

@@ -92,6 +92,7 @@ _COMMANDS = {
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",
+    "archive": "digest.cli.archive",
     "demo": "digest.cli.demo",
 }
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import zoneinfo
-from typing import Any
-
 import sqlite_utils
-from flask import Flask, Response
+from flask import Flask, Response, request, url_for
 
+from digest.archive import (
+    Links,
+    archive_page,
+    check_issue_test_token,
+    feed_xml,
+    issue_nav_html,
+    with_nav,
+)
 from digest.compose import get_issue
-from digest.config import Config
-from digest.errors import NotFound
+from digest.errors import DigestError, NotFound
 from digest.render import RECIPIENT_FIELDS, current_variant, personalise
-from digest.store import from_iso
 from digest.web.app import WebState, get_db, message, page, state
 
 PUBLIC_STATUSES = ("sending", "sent")
@@ -26,7 +29,20 @@ ISSUE_CSP = (
 def register(app: Flask) -> None:
     """Add the archive routes to ``app``."""
     app.add_url_rule("/issues/<int:issue_id>", "issue", issue)
+    app.add_url_rule("/issues/<int:issue_id>/test/<token>", "issue_test", issue_test)
     app.add_url_rule("/archive", "archive", archive)
+    app.add_url_rule("/feed.atom", "feed", feed)
+
+
+def web_links(*, absolute: bool = False) -> Links:
+    """Links for pages served by the app (absolute ones, from ``publication.base_url``, for the feed)."""
+    base = state().base_url if absolute else ""
+    return Links(
+        archive=lambda n: base + (url_for("archive") if n == 1 else url_for("archive", page=n)),
+        issue=lambda i: base + url_for("issue", issue_id=i),
+        feed=lambda: base + url_for("feed"),
+        stylesheet=lambda: base + url_for("stylesheet"),
+    )
 
 
 def issue(issue_id: int) -> Response | tuple[str, int]:
@@ -39,16 +55,51 @@ def issue(issue_id: int) -> Response | tuple[str, int]:
     if row is None or row.get("status") not in PUBLIC_STATUSES:
         # Drafts are not public: same answer as a missing issue, so ids reveal nothing.
         return message("Issue not found", "There is no published issue at this address.", 404)
-    response = Response(issue_html(db, state(), issue_id), mimetype="text/html")
+    return _issue_response(db, issue_id, public=True)
+
+
+def issue_test(issue_id: int, token: str) -> Response | tuple[str, int]:
+    """A test send's web version: any issue, draft included, for a holder of its signed test link."""
+    db = get_db()
+    try:
+        get_issue(db, issue_id)
+    except NotFound:
+        return message("Issue not found", "There is no published issue at this address.", 404)
+    if not check_issue_test_token(state().secret, issue_id, token):
+        return message("Issue not found", "There is no published issue at this address.", 404)
+    return _issue_response(db, issue_id, public=False)
+
+
+def _issue_response(db: sqlite_utils.Database, issue_id: int, *, public: bool) -> Response:
+    html = with_nav(issue_html(db, state(), issue_id), issue_nav_html(db, issue_id, web_links()))
+    response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ISSUE_CSP
-    response.headers["Cache-Control"] = "public, max-age=300"
+    if public:
+        response.headers["Cache-Control"] = "public, max-age=300"
+    else:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
 
 def archive() -> tuple[str, int]:
-    """The list of sent issues, per edition, newest first."""
+    """The sent issues, newest first, per edition, a page at a time (``?page=N``)."""
     web = state()
-    return page("archive.html", editions=archive_listing(get_db(), web.config))
+    number = request.args.get("page", "1")
+    try:
+        data = archive_page(get_db(), web.config, int(number) if number.isdigit() else 0)
+    except DigestError:
+        return message("Page not found", "There is no archive page with that number.", 404)
+    return page("archive.html", archive=data, links=web_links())
+
+
+def feed() -> Response:
+    """The Atom feed of sent issues (titles, dates, links and categories; nothing personal)."""
+    links = web_links(absolute=True)
+    xml = feed_xml(get_db(), state().config, self_url=links.feed(), archive_url=links.archive(1), links=links)
+    response = Response(xml, mimetype="application/atom+xml")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
 
 
 def neutral_fields(base_url: str) -> dict[str, str]:
@@ -80,28 +131,3 @@ def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str
         rendered = state.full_rendering(db, issue_id)
     fields = neutral_fields(state.base_url)
     return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
-
-
-def archive_listing(db: sqlite_utils.Database, config: Config) -> list[dict[str, Any]]:
-    """Sent issues grouped by edition (configured order first), newest first, with local dates."""
-    rows = db.execute(
-        "SELECT id, edition, number, subject, period_end, sent_at FROM issues "
-        "WHERE status = 'sent' ORDER BY edition, number DESC"
-    ).fetchall()
-    groups: dict[str, dict[str, Any]] = {}
-    for key, edition in config.editions.items():
-        groups[key] = {"key": key, "title": edition.title or key, "issues": []}
-    for issue_id, edition_key, number, subject, period_end, sent_at in rows:
-        group = groups.setdefault(edition_key, {"key": edition_key, "title": edition_key, "issues": []})
-        edition = config.editions.get(edition_key)
-        zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
-        when = from_iso(sent_at or period_end).astimezone(zone)
-        group["issues"].append(
-            {
-                "id": issue_id,
-                "number": number,
-                "subject": subject,
-                "date": when.date().isoformat(),
-            }
-        )
-    return [group for group in groups.values() if group["issues"]]
