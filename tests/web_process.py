@@ -44,16 +44,17 @@ def make_workspace(folder: Path) -> Path:
 class WebProcess:
     """A running `digest web serve`; ``stop()`` returns its stderr (the logs)."""
 
-    proc: subprocess.Popen[str]
+    proc: subprocess.Popen[bytes]
     url: str
     config_path: Path
+    log_path: Path
 
     def stop(self) -> str:
         """SIGTERM, wait, and return everything it logged."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _out, err = self.proc.communicate(timeout=30)
-        return err
+        self.proc.wait(timeout=30)
+        return self.log_path.read_text("utf-8", "replace")
 
     def maildir(self) -> Path:
         """The workspace's maildir outbox."""
@@ -68,9 +69,14 @@ def serve_env(port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def start_web(config_path: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> WebProcess:
+def start_web(
+    config_path: Path, *, workers: int = 1, threads: int = 8, extra_env: dict[str, str] | None = None
+) -> WebProcess:
     """Run `digest web serve` for ``config_path`` on a free port and wait until it answers."""
     port = free_port()
+    # The logs go to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
+    log_path = config_path.parent / f"web-{port}.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -84,21 +90,23 @@ def start_web(config_path: Path, *, workers: int = 1, extra_env: dict[str, str] 
             str(port),
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=log,
         env=serve_env(port, extra_env),
     )
+    log.close()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"digest web serve exited: {proc.communicate()[1]}")
+            raise RuntimeError(f"digest web serve exited: {log_path.read_text('utf-8', 'replace')}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2) as resp:
                 if resp.status == 200:
-                    return WebProcess(proc, url, config_path)
+                    return WebProcess(proc, url, config_path, log_path)
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     proc.kill()

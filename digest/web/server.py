@@ -118,6 +118,7 @@ class _Application(BaseApplication):
         self._config = config
         self._settings = settings
         self._app: Any = None
+        self._app_pid = 0
         super().__init__()
 
     def load_config(self) -> None:
@@ -125,10 +126,13 @@ class _Application(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        if self._app is None:
+        # Each worker builds its own app after the fork: nothing from the master's SQLite use
+        # crosses a fork (with a shared, preloaded app, reads slowed to a crawl after writes).
+        if self._app is None or self._app_pid != os.getpid():
             from digest.web.app import create_app
 
             self._app = create_app(self._config)
+            self._app_pid = os.getpid()
         return self._app
 
 
@@ -162,7 +166,7 @@ def gunicorn_settings(options: ServeOptions, bind: str) -> dict[str, Any]:
         "timeout": max(int(options.timeout), 1),
         "graceful_timeout": max(int(options.timeout), 1),
         "backlog": LISTEN_BACKLOG,
-        "preload_app": True,
+        "preload_app": False,
         "accesslog": "-",
         "errorlog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
