@@ -73,3 +73,27 @@ def test_the_logs_never_contain_a_token_however_the_path_is_spelled(tmp_path: Pa
     assert "GET //unsubscribe//… HTTP/1.1" in log or "GET //unsubscribe//…" in log
     for piece in (TOKEN, TOKEN[2:], TOKEN[2:30], encoded[:30]):
         assert piece not in log, log
+
+
+def test_a_client_that_stalls_mid_request_is_cut_off_after_the_timeout(tmp_path: Path) -> None:
+    web = start_web(make_workspace(tmp_path / "ws"), threads=2, timeout=1)
+    port = int(web.url.rsplit(":", 1)[1])
+    stalled = []
+    try:
+        for _ in range(3):  # more than the threads: each holds one until the timeout
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /archive HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            stalled.append(sock)
+        started = time.monotonic()
+        reply = _raw(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        elapsed = time.monotonic() - started
+        closed = [sock.recv(100) for sock in stalled]
+    finally:
+        for sock in stalled:
+            sock.close()
+        log = web.stop()
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert elapsed < 10, elapsed  # a few timeouts of 1 s at most, never the stalled clients' pace
+    assert closed == [b"", b"", b""]  # the server hung up on each
+    assert "closed a connection that stalled mid-request" in log
+    assert "Traceback" not in log

@@ -70,7 +70,12 @@ def serve_env(port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_web(
-    config_path: Path, *, workers: int = 1, threads: int = 8, extra_env: dict[str, str] | None = None
+    config_path: Path,
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    timeout: float = 30,
+    extra_env: dict[str, str] | None = None,
 ) -> WebProcess:
     """Run `digest web serve` for ``config_path`` on a free port and wait until it answers."""
     port = free_port()
@@ -92,6 +97,8 @@ def start_web(
             str(workers),
             "--threads",
             str(threads),
+            "--timeout",
+            str(timeout),
         ],
         stdout=log,
         stderr=log,

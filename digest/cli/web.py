@@ -1,4 +1,4 @@
-"""`digest web` commands: serve the confirm, unsubscribe, preferences and archive pages."""
+"""`digest web` commands: serve the sign-up, link and archive pages; print an embeddable sign-up form."""
 
 from __future__ import annotations
 

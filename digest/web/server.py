@@ -77,13 +77,30 @@ class RedactingLogger(Logger):
             # gunicorn's "-" is stdout for the access log; stdout is for the CLI's own lines.
             if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
                 handler.setStream(sys.stderr)
+        if not any(isinstance(f, StalledClientFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(StalledClientFilter())
         for log in (self.error_log, self.access_log):
             if not any(isinstance(f, RedactingFilter) for f in log.filters):
                 log.addFilter(RedactingFilter())
 
 
+class StalledClientFilter(logging.Filter):
+    """A request cut off by the socket timeout is routine: one info line, not an error with a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite gunicorn's "Socket error" record for a receive/send timeout; keep every record."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (BlockingIOError, TimeoutError)):
+            record.msg, record.args = "closed a connection that stalled mid-request", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class IdleSafeWorker(ThreadWorker):
     """The ``gthread`` worker, except that a new connection waits in the poller, not in a thread."""
+
+    request_timeout: float = 30.0  # set by serve() in the master; forked workers inherit it
 
     def accept(self, listener: socket.socket) -> None:
         """Accept one connection and park it until its first bytes arrive."""
@@ -94,7 +111,7 @@ class IdleSafeWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        _limit_stalls(client, self.cfg.timeout)
+        _limit_stalls(client, self.request_timeout)
         client.setblocking(False)
         conn = TConn(self.cfg, client, address, listener.getsockname())
         conn.timeout = time.monotonic() + self.cfg.keepalive
@@ -163,7 +180,9 @@ def gunicorn_settings(options: ServeOptions, bind: str) -> dict[str, Any]:
         "worker_class": f"{IdleSafeWorker.__module__}.{IdleSafeWorker.__qualname__}",
         "worker_connections": MAX_CONNECTIONS_PER_WORKER,
         "keepalive": IDLE_SECONDS,
-        "timeout": max(int(options.timeout), 1),
+        # The arbiter's liveness timeout, not the request's (that is the socket timeout): a busy
+        # machine must not get a healthy worker killed.
+        "timeout": max(int(options.timeout) * 2, 30),
         "graceful_timeout": max(int(options.timeout), 1),
         "backlog": LISTEN_BACKLOG,
         "preload_app": False,
@@ -180,6 +199,7 @@ def gunicorn_settings(options: ServeOptions, bind: str) -> dict[str, Any]:
 
 def serve(config: Config, options: ServeOptions, sock: socket.socket) -> int:
     """Serve the app on the listening ``sock`` until SIGTERM or SIGINT; returns the exit status."""
+    IdleSafeWorker.request_timeout = options.timeout
     application = _Application(config, gunicorn_settings(options, f"fd://{sock.fileno()}"))
     application.load()  # errors in the config or database surface here, before any fork
     from gunicorn.arbiter import Arbiter
