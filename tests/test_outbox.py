@@ -118,3 +118,11 @@ def test_pending_subscribers_are_removed_after_pending_days(workspace: Path) -> 
     # Never confirmed, so not suppressed: they may sign up again later.
     assert not is_suppressed(db, "stale@example.org")
     assert db.execute("SELECT count(*) FROM events WHERE kind = 'remove'").fetchone()[0] == 1
+
+
+def test_erasing_a_subscriber_erases_their_transactional_mail(run_cli, workspace: Path) -> None:
+    assert run_cli("subscribers", "add", "gone@example.org", "--pending").exit_code == 0
+    db = _db(workspace)
+    assert db.execute("SELECT count(*) FROM outbox WHERE email = 'gone@example.org'").fetchone()[0] == 1
+    assert run_cli("subscribers", "remove", "gone@example.org", "--yes").exit_code == 0
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
