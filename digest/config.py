@@ -153,6 +153,22 @@ class Bounces:
 
 
 @dataclass
+class Subscribers:
+    """The list's housekeeping: pending sign-ups that never confirm are removed after ``pending_days``."""
+
+    pending_days: int = 30
+
+
+@dataclass
+class Web:
+    """The sign-up form: how many POSTs one client address may make per hour, and the form's wording
+    version (recorded in the consent event; bump it when the form's text changes)."""
+
+    signup_posts_per_hour: int = 20
+    form_version: str = "1"
+
+
+@dataclass
 class Edition:
     """One kind of issue (daily, weekly...), with its own schedule and window."""
 
@@ -197,6 +213,8 @@ class Config:
     summary: Summary = field(default_factory=Summary)
     compose: Compose = field(default_factory=Compose)
     bounces: Bounces = field(default_factory=Bounces)
+    subscribers: Subscribers = field(default_factory=Subscribers)
+    web: Web = field(default_factory=Web)
     editions: dict[str, Edition] = field(default_factory=dict)
     source: str = "(defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -245,6 +263,8 @@ _SECTIONS: dict[str, type] = {
     "summary": Summary,
     "compose": Compose,
     "bounces": Bounces,
+    "subscribers": Subscribers,
+    "web": Web,
 }
 # File spelling → attribute, where TOML's natural name is a Python keyword.
 _KEY_ALIASES = {"from": "from_address"}

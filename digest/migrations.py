@@ -12,7 +12,37 @@ import sqlite_utils
 
 
 def m009_outbox(db: sqlite_utils.Database) -> None:
-    """Transactional mail (confirmation, welcome, already-subscribed) queued before it is sent."""
+    """Transactional mail (confirmation, welcome, already-subscribed) queued before it is sent.
+
+    ``outbox`` keeps the whole signed message, so a retry sends the same bytes; its rows
+    also count the confirmations an address was sent (the sign-up rate limit).
+    ``signup_posts`` counts sign-up POSTs per client address (hashed) for the per-client limit.
+    """
+    db.executescript(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('confirm', 'welcome', 'already-subscribed')),
+            subscriber_id INTEGER REFERENCES subscribers(id) ON DELETE CASCADE,
+            email TEXT NOT NULL COLLATE NOCASE,
+            message BLOB NOT NULL,
+            message_id TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT
+        );
+        CREATE INDEX outbox_status ON outbox(status);
+        CREATE INDEX outbox_email ON outbox(email, created_at);
+        CREATE TABLE signup_posts (
+            client TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX signup_posts_client ON signup_posts(client, at);
+        """
+    )
 
 
 def m010_bounces(db: sqlite_utils.Database) -> None:

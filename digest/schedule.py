@@ -322,6 +322,10 @@ def run_due(
     try:
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
+        if not dry_run:
+            from digest.signup import list_upkeep
+
+            report.notes.extend(list_upkeep(db, config, now=at))
         report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__

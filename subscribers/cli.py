@@ -65,7 +65,10 @@ def subscribers() -> None:
 @click.option("--edition", "editions", multiple=True, help="Edition key (repeat; default: all editions).")
 @click.option("--category", "categories", multiple=True, help="Category (repeat; default: all categories).")
 @click.option("--timezone", default=None, help="IANA time zone, e.g. Europe/Berlin (default: the edition's).")
-@click.option("--pending", is_flag=True, help="Start double opt-in: pending until they confirm.")
+@click.option("--pending", is_flag=True, help="Start double opt-in: pending; a confirmation email is sent.")
+@click.option(
+    "--no-email", is_flag=True, help="With --pending: send nothing, only print the confirmation link."
+)
 @click.option("--check-dns", is_flag=True, help="Also check that the domain accepts mail (DNS lookup).")
 @click.option("--resubscribe", is_flag=True, help="Add an address removed earlier (only if they asked).")
 @allow_new_category_option
@@ -78,11 +81,16 @@ def subscribers_add(
     categories: tuple[str, ...],
     timezone: str | None,
     pending: bool,
+    no_email: bool,
     check_dns: bool,
     resubscribe: bool,
     allow_new_category: bool,
 ) -> None:
     """Add a subscriber: active at once, or pending (double opt-in) with --pending.
+
+    With --pending a confirmation email goes out through the configured transport
+    (if the transport refuses it, `digest run` retries it); --no-email only prints
+    the link, for you to pass on.
 
     \b
     Example:
@@ -105,8 +113,23 @@ def subscribers_add(
         **_known(app, allow_new_category),
     )
     click.echo(f"Added {subscriber['email']} ({subscriber['status']}).")
-    if pending:
+    if pending and no_email:
         click.echo(f"Confirmation link to send them: {_links(app, subscriber)['confirm_url']}")
+    elif pending:
+        _send_confirmations(app, [subscriber["id"]])
+
+
+def _send_confirmations(app: App, subscriber_ids: list[int], *, to_stderr: bool = False) -> None:
+    from digest.signup import send_confirmations
+    from subscribers.tokens import load_secret
+
+    report = send_confirmations(app.db, app.config, load_secret(app.config), subscriber_ids)
+    click.echo(f"Confirmation emails: {report.sent} sent.", err=to_stderr)
+    if report.retry:
+        reason = f" ({report.errors[0]})" if report.errors else ""
+        click.echo(f"{report.retry} could not be sent now{reason}; `digest run` retries them.", err=True)
+    if report.failed:
+        click.echo(f"{report.failed} refused by the mail server.", err=True)
 
 
 @subscribers.command(name="list")
@@ -171,6 +194,7 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
         **subscriber,
         "unsubscribe_url": links["unsubscribe_url"],
         "preferences_url": links["preferences_url"],
+        **({"confirm_url": links["confirm_url"]} if subscriber["status"] == "pending" else {}),
         "events": events,
     }
     if as_json:
@@ -185,6 +209,8 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
         click.echo(f"{'attribute:':<17}{key} = {value}")
     click.echo(f"{'unsubscribe_url:':<17}{data['unsubscribe_url']}")
     click.echo(f"{'preferences_url:':<17}{data['preferences_url']}")
+    if subscriber["status"] == "pending":
+        click.echo(f"{'confirm_url:':<17}{links['confirm_url']}")
     click.echo("history:")
     for event in events:
         detail = json.dumps(event["detail"], ensure_ascii=False) if event["detail"] else ""
@@ -395,6 +421,7 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Check and count, write nothing.")
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the invalid ones.")
 @click.option("--resubscribe", is_flag=True, help="Reactivate unsubscribed, bounced and removed addresses.")
+@click.option("--send-confirmations", is_flag=True, help="Email a confirmation to each row added as pending.")
 @json_option
 @allow_new_category_option
 @pass_app
@@ -404,6 +431,7 @@ def subscribers_import(
     dry_run: bool,
     skip_invalid: bool,
     resubscribe: bool,
+    send_confirmations: bool,
     as_json: bool,
     allow_new_category: bool,
 ) -> None:
@@ -436,12 +464,24 @@ def subscribers_import(
         "resubscribe": resubscribe,
         **_known(app, allow_new_category),
     }
+    from subscribers.store import next_subscriber_id
+
+    first_new_id = next_subscriber_id(app.db)
     if show_bar:
         size = file.stat().st_size
         with click.progressbar(length=size, label="Importing", show_percent=True, show_eta=True) as bar:
             report = import_csv(app.db, file, progress=bar.update, **kwargs)
     else:
         report = import_csv(app.db, file, **kwargs)
+    if send_confirmations and not dry_run:
+        # Ids only grow, so the rows this import added are those from first_new_id on.
+        new_pending = [
+            r[0]
+            for r in app.db.execute(
+                "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id", [first_new_id]
+            )
+        ]
+        _send_confirmations(app, new_pending, to_stderr=as_json)
     if as_json:
         echo_json(report.as_dict())
         return

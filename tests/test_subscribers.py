@@ -102,7 +102,7 @@ def test_add_rejects_bad_input_with_one_line(run_cli, workspace: Path, args: lis
 
 
 def test_pending_then_confirm(run_cli) -> None:
-    result = run_cli("subscribers", "add", "bob@example.org", "--pending")
+    result = run_cli("subscribers", "add", "bob@example.org", "--pending", "--no-email")
     assert result.exit_code == 0, result.output
     assert "(pending)" in result.output
     link = result.output.split("Confirmation link to send them: ")[1].strip()

@@ -127,6 +127,7 @@ _COMMANDS = {
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",
+    "archive": "digest.cli.archive",
     "demo": "digest.cli.demo",
     "doctor": "digest.cli.doctor",
 }

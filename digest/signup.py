@@ -1,0 +1,249 @@
+"""Sign-up (double opt-in) and the mail around it: one entry point per step of the list's life cycle.
+
+- :func:`request_signup` — a sign-up form was posted. Whatever the address's
+  state (new, pending, active, unsubscribed, bounced, removed), the caller shows
+  the same page; what differs is only which email goes out, if any:
+  a confirmation (new, pending, or an address that left and now asks again),
+  or a short "you are already subscribed" note (active). Limits: at most one such
+  email per address per 10 minutes and three per day (counted in the outbox),
+  and at most ``web.signup_posts_per_hour`` POSTs per client address
+  (:class:`TooManyRequests`).
+- :func:`send_confirmations` — the CLI's ``subscribers add --pending`` and import.
+- :func:`welcome` — after a confirmation: the welcome email.
+- :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
+  ``subscribers.pending_days`` are removed.
+
+Every message goes through :mod:`digest.outbox` (stored, then sent at once);
+what the transport refuses is retried by ``digest run``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.outbox import OutboxReport, queue_message, send_outbox
+from digest.store import iso, transaction, utcnow
+from subscribers.links import subscriber_links
+from subscribers.model import normalize_email
+from subscribers.store import (
+    add_subscriber,
+    find_subscriber,
+    get_subscriber,
+    is_suppressed,
+    record_event,
+    remove_subscriber,
+)
+
+ADDRESS_LIMITS = ((timedelta(minutes=10), 1), (timedelta(days=1), 3))
+"""(window, most confirmation or already-subscribed emails one address gets in it)."""
+CLIENT_WINDOW = timedelta(hours=1)
+SIGNUP_KINDS = ("confirm", "already-subscribed")
+
+
+class TooManyRequests(DigestError):
+    """One client address posted the sign-up form too often; answer 429."""
+
+
+@dataclass
+class SignupResult:
+    """What a sign-up request did (the web page never shows it; tests and logs may)."""
+
+    email: str
+    action: str  # confirm / already-subscribed / limited
+    outbox_ids: list[int] = field(default_factory=list)
+    report: OutboxReport | None = None
+
+
+def request_signup(
+    db: sqlite_utils.Database,
+    config: Config,
+    secret: bytes,
+    *,
+    email: str,
+    name: str = "",
+    editions: Iterable[str] | None = None,
+    categories: Iterable[str] | None = None,
+    client: str = "",
+    send: bool = True,
+    now: datetime | None = None,
+) -> SignupResult:
+    """Handle one sign-up request; raises InvalidValue for a bad address, TooManyRequests (per client).
+
+    ``editions``/``categories`` None or every offered one means all. The email (if
+    any) is queued in the same transaction and, with ``send``, sent at once.
+    """
+    moment = now or utcnow()
+    normal = normalize_email(email)
+    with transaction(db):
+        _check_client(db, config, secret, client, moment)
+        if _address_limited(db, normal, moment):
+            return SignupResult(normal, "limited")
+        subscriber = find_subscriber(db, normal)
+        detail = {"form_version": config.web.form_version, "asked_at": iso(moment)}
+        if subscriber is None:
+            subscriber = add_subscriber(
+                db,
+                normal,
+                name=name,
+                editions=editions,
+                categories=categories,
+                status="pending",
+                source="web",
+                resubscribe=is_suppressed(db, normal),
+                known_editions=list(config.editions) or None,
+                known_categories=_categories(config) or None,
+                now=moment,
+            )
+        record_event(
+            db, subscriber["id"], "signup", "web", {**detail, "status": subscriber["status"]}, now=moment
+        )
+        if subscriber["status"] == "active":
+            kind, context = "already-subscribed", _links(config, secret, subscriber, moment)
+        else:
+            kind, context = "confirm", _links(config, secret, subscriber, moment)
+        row = queue_message(db, config, kind, subscriber, context, now=moment)
+    result = SignupResult(normal, kind, [row])
+    if send:
+        result.report = send_outbox(db, config, ids=[row], now=moment)
+    return result
+
+
+def send_confirmations(
+    db: sqlite_utils.Database,
+    config: Config,
+    secret: bytes,
+    subscriber_ids: Iterable[int],
+    *,
+    now: datetime | None = None,
+) -> OutboxReport:
+    """Queue a confirmation email for each pending subscriber in ``subscriber_ids``, then send them.
+
+    The CLI's path (``subscribers add --pending``, ``subscribers import --send-confirmations``);
+    subscribers who are not pending are skipped.
+    """
+    moment = now or utcnow()
+    rows: list[int] = []
+    for subscriber_id in subscriber_ids:
+        subscriber = get_subscriber(db, subscriber_id)
+        if subscriber["status"] != "pending":
+            continue
+        context = _links(config, secret, subscriber, moment)
+        rows.append(queue_message(db, config, "confirm", subscriber, context, now=moment))
+    return send_outbox(db, config, ids=rows, now=moment)
+
+
+def welcome(
+    db: sqlite_utils.Database,
+    config: Config,
+    secret: bytes,
+    subscriber_id: int,
+    *,
+    now: datetime | None = None,
+) -> OutboxReport:
+    """Queue and send the welcome email (links to the latest issue, the archive, preferences)."""
+    moment = now or utcnow()
+    subscriber = get_subscriber(db, subscriber_id)
+    base = config.publication.base_url.rstrip("/")
+    latest = db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
+    row = latest.fetchone()
+    context = {
+        **_links(config, secret, subscriber, moment),
+        "latest_url": f"{base}/issues/{row[0]}" if row else "",
+        "archive_url": f"{base}/archive",
+    }
+    queued = queue_message(db, config, "welcome", subscriber, context, now=moment)
+    return send_outbox(db, config, ids=[queued], now=moment)
+
+
+def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> int:
+    """Remove pending subscribers who neither confirmed nor asked again for ``pending_days``.
+
+    They are erased like ``subscribers remove`` (consent record kept under a hash), but
+    an address that never confirmed is not put on the suppression list: it may sign up again.
+    """
+    moment = now or utcnow()
+    cutoff = iso(moment - timedelta(days=max(config.subscribers.pending_days, 1)))
+    rows = db.execute(
+        "SELECT id FROM subscribers WHERE status = 'pending' AND created_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM events WHERE events.subscriber_id = subscribers.id"
+        " AND kind = 'signup' AND at >= ?) ORDER BY id",
+        [cutoff, cutoff],
+    ).fetchall()
+    for (subscriber_id,) in rows:
+        with transaction(db):
+            was_suppressed = db.execute(
+                "SELECT 1 FROM events WHERE subscriber_id = ? AND kind = 'subscribe'"
+                " AND json_extract(detail, '$.was_suppressed')",
+                [subscriber_id],
+            ).fetchone()
+            removed = remove_subscriber(db, subscriber_id, source="cli", now=moment)
+            if not was_suppressed:
+                db.execute("DELETE FROM suppressions WHERE email_hash = ?", [removed["email_hash"]])
+    return len(rows)
+
+
+def _links(config: Config, secret: bytes, subscriber: dict[str, Any], moment: datetime) -> dict[str, str]:
+    return subscriber_links(config, secret, subscriber, now=moment)
+
+
+def _categories(config: Config) -> list[str]:
+    names: list[str] = []
+    for edition in config.editions.values():
+        names.extend(c for c in edition.categories if c not in names)
+    return names
+
+
+def _address_limited(db: sqlite_utils.Database, email: str, moment: datetime) -> bool:
+    marks = ", ".join("?" * len(SIGNUP_KINDS))
+    for window, most in ADDRESS_LIMITS:
+        count = db.execute(
+            f"SELECT count(*) FROM outbox WHERE email = ? AND kind IN ({marks}) AND created_at > ?",
+            [email, *SIGNUP_KINDS, iso(moment - window)],
+        ).fetchone()[0]
+        if count >= most:
+            return True
+    return False
+
+
+def _check_client(
+    db: sqlite_utils.Database, config: Config, secret: bytes, client: str, moment: datetime
+) -> None:
+    if not client:
+        return
+    key = hmac.new(secret, f"signup-client/{client}".encode(), hashlib.sha256).hexdigest()[:32]
+    since = iso(moment - CLIENT_WINDOW)
+    db.execute("DELETE FROM signup_posts WHERE at < ?", [since])
+    count = db.execute(
+        "SELECT count(*) FROM signup_posts WHERE client = ? AND at >= ?", [key, since]
+    ).fetchone()[0]
+    if count >= config.web.signup_posts_per_hour:
+        raise TooManyRequests("too many sign-up requests from this address; try again in an hour")
+    db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
+
+
+def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> list[str]:
+    """``digest run``'s share of the list: retry the outbox, remove stale pending sign-ups.
+
+    Returns lines for the run's report (nothing when there was nothing to do). A
+    transport that is down leaves the outbox queued for the next run.
+    """
+    notes: list[str] = []
+    report = send_outbox(db, config, now=now)
+    if report.sent or report.retry or report.failed:
+        notes.append(report.summary())
+    removed = remove_stale_pending(db, config, now=now)
+    if removed:
+        days = config.subscribers.pending_days
+        notes.append(
+            f"removed {removed} pending subscriber{'s' if removed != 1 else ''} unconfirmed after {days} days"
+        )
+    return notes

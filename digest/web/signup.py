@@ -1,0 +1,124 @@
+"""``/subscribe``: the sign-up form (GET) and the request for a confirmation email (POST).
+
+The POST answers the same page whatever the address's state, so the page reveals
+nothing about who is on the list (see :func:`digest.signup.request_signup` for
+what is mailed). A form posted from another site works: embedding a sign-up form
+is normal, and the worst a forged post can do is ask for one confirmation email,
+which the per-address limits bound. A filled-in honeypot field gets the same
+page and nothing else.
+"""
+
+from __future__ import annotations
+
+import html
+import ipaddress
+import logging
+from typing import Any
+
+from flask import Flask, request
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.signup import TooManyRequests, request_signup
+from digest.web.app import get_db, message, page, state
+
+log = logging.getLogger(__name__)
+
+HONEYPOT = "website"
+
+
+def register(app: Flask) -> None:
+    """Add the sign-up route to ``app``."""
+    app.add_url_rule("/subscribe", "subscribe", subscribe, methods=["GET", "POST"])
+
+
+def signup_choices(config: Config) -> dict[str, Any]:
+    """The editions (key, title) and categories the config offers on the form."""
+    categories: list[str] = []
+    for edition in config.editions.values():
+        categories.extend(c for c in edition.categories if c not in categories)
+    return {
+        "editions": [(key, edition.title or key) for key, edition in config.editions.items()],
+        "categories": categories,
+    }
+
+
+def subscribe() -> tuple[str, int]:
+    """GET: the form, everything chosen. POST: ask for a confirmation; the same page for every address."""
+    web = state()
+    choices = signup_choices(web.config)
+    all_editions = [key for key, _ in choices["editions"]]
+    if request.method != "POST":
+        form = {"email": "", "name": "", "editions": all_editions, "categories": choices["categories"]}
+        return page("subscribe.html", form=form, choices=choices)
+    email = (request.form.get("email") or "").strip()[:320]
+    form = {
+        "email": email,
+        "name": (request.form.get("name") or "")[:200],
+        "editions": request.form.getlist("edition"),
+        "categories": request.form.getlist("category"),
+    }
+    if request.form.get(HONEYPOT):
+        return page("subscribed.html", email=email)
+    editions = _chosen(form["editions"], all_editions)
+    categories = _chosen(form["categories"], choices["categories"])
+    try:
+        request_signup(
+            get_db(),
+            web.config,
+            web.secret,
+            email=email,
+            name=form["name"],
+            editions=editions,
+            categories=categories,
+            client=client_address(),
+        )
+    except TooManyRequests:
+        return message(
+            "Too many requests", "Too many sign-ups from your network just now. Try again later.", 429
+        )
+    except DigestError as exc:
+        return page("subscribe.html", 400, form=form, choices=choices, error=_reason(exc))
+    return page("subscribed.html", email=email)
+
+
+def _chosen(values: list[str], offered: list[str]) -> list[str] | None:
+    """None (all, including later ones) when every offered choice is ticked or none is offered."""
+    picked = [v for v in dict.fromkeys(values) if v in offered]
+    if not offered or not picked or set(picked) >= set(offered):
+        return None
+    return picked
+
+
+def _reason(exc: DigestError) -> str:
+    text = str(exc)
+    return text if len(text) < 300 else "That does not look like an email address; please check it."
+
+
+def client_address() -> str:
+    """The client's address: the peer, or, behind a local reverse proxy, the address it forwarded."""
+    peer = request.remote_addr or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    try:
+        local = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        local = False
+    if local and forwarded:
+        return forwarded.split(",")[-1].strip()[:64]
+    return peer
+
+
+def embed_form(config: Config) -> str:
+    """A minimal HTML form that posts to this site's ``/subscribe`` (for ``digest web embed``)."""
+    action = html.escape(config.publication.base_url.rstrip("/") + "/subscribe", quote=True)
+    name = html.escape(config.publication.name)
+    return (
+        f'<form method="post" action="{action}">\n'
+        f'  <label for="digest-email">Subscribe to {name}</label>\n'
+        '  <input id="digest-email" name="email" type="email" required autocomplete="email"'
+        ' placeholder="you@example.org">\n'
+        '  <input name="website" type="text" tabindex="-1" autocomplete="off" aria-hidden="true"'
+        ' style="position:absolute;left:-10000px" value="">\n'
+        '  <button type="submit">Subscribe</button>\n'
+        "</form>"
+    )

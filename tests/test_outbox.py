@@ -1,0 +1,128 @@
+"""Transactional mail from the CLI and `digest run`: the outbox sends, retries, and never sends twice."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from smtp_server import Handler, SMTPServer, free_port
+from web_process import messages_to
+
+from digest.config import load_config
+from digest.outbox import send_outbox
+from digest.signup import remove_stale_pending
+from digest.store import iso, open_store
+from subscribers.store import add_subscriber, is_suppressed
+
+
+def _db(workspace: Path):
+    return open_store(workspace / "digest.db", migrate=False)
+
+
+def test_add_pending_mails_the_confirmation(run_cli, workspace: Path) -> None:
+    result = run_cli("subscribers", "add", "dora@example.org", "--name", "Dora", "--pending")
+    assert result.exit_code == 0, result.output
+    assert "Confirmation emails: 1 sent." in result.output
+    assert "/confirm/" not in result.output  # the link went by mail, not to the operator's terminal
+    [mail] = messages_to(workspace / "outbox", "dora@example.org")
+    assert str(mail["Subject"]) == "Confirm your subscription to The Example Digest"
+    assert str(mail["To"]) == "Dora <dora@example.org>"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    html = mail.get_body(preferencelist=("html",)).get_content()
+    link = re.search(r"http://localhost:8080/confirm/\S+", text).group(0)
+    assert link in html
+    # `subscribers show` prints a pending subscriber's confirmation link.
+    shown = run_cli("subscribers", "show", "dora@example.org")
+    assert "confirm_url:" in shown.output and "/confirm/" in shown.output
+
+
+def test_add_pending_no_email_only_prints_the_link(run_cli, workspace: Path) -> None:
+    result = run_cli("subscribers", "add", "eve@example.org", "--pending", "--no-email")
+    assert result.exit_code == 0, result.output
+    assert "Confirmation link to send them: http://localhost:8080/confirm/" in result.output
+    assert messages_to(workspace / "outbox", "eve@example.org") == []
+
+
+def test_import_sends_confirmations_only_when_asked(run_cli, workspace: Path, tmp_path: Path) -> None:
+    first = tmp_path / "a.csv"
+    first.write_text("email,status\nquiet@example.org,pending\n")
+    assert run_cli("subscribers", "import", str(first)).exit_code == 0
+    assert messages_to(workspace / "outbox", "quiet@example.org") == []
+    second = tmp_path / "b.csv"
+    second.write_text("email,status\nloud@example.org,pending\nactive@example.org,active\n")
+    result = run_cli("subscribers", "import", str(second), "--send-confirmations")
+    assert result.exit_code == 0, result.output
+    assert "Confirmation emails: 1 sent." in result.output
+    assert len(messages_to(workspace / "outbox", "loud@example.org")) == 1
+    assert messages_to(workspace / "outbox", "active@example.org") == []
+    assert messages_to(workspace / "outbox", "quiet@example.org") == []
+
+
+def test_a_refused_confirmation_waits_in_the_outbox_and_digest_run_sends_it_once(
+    run_cli, workspace: Path, monkeypatch
+) -> None:
+    dead = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("DIGEST_TRANSPORT", dead)
+    result = run_cli("subscribers", "add", "fay@example.org", "--pending")
+    assert result.exit_code == 0, result.output
+    assert "`digest run` retries them" in result.output
+    db = _db(workspace)
+    assert db.execute("SELECT status, attempts FROM outbox").fetchall() == [("queued", 1)]
+
+    with SMTPServer(Handler()) as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        first = run_cli("run", "--at", iso(datetime.now(UTC)))
+        second = run_cli("run", "--at", iso(datetime.now(UTC)))
+    assert first.exit_code == 0, first.output
+    assert "outbox: 1 sent" in first.output
+    assert "outbox" not in second.output
+    assert server.handler.count_for("fay@example.org") == 1
+    assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_a_4xx_is_retried_and_a_5xx_is_not(workspace: Path) -> None:
+    from digest.outbox import queue_message
+
+    config = load_config(workspace / "digest.toml")
+    db = _db(workspace)
+    soft = add_subscriber(db, "soft@example.org", status="pending")
+    hard = add_subscriber(db, "hard@example.org", status="pending")
+    context = {"confirm_url": "http://localhost:8080/confirm/x"}
+    queue_message(db, config, "confirm", soft, context)
+    queue_message(db, config, "confirm", hard, context)
+    refusals = {"soft@example.org": "451 4.3.0 try later", "hard@example.org": "550 5.1.1 no such user"}
+    handler = Handler(rcpt_policy=lambda address, attempt: refusals.get(address))
+    with SMTPServer(handler) as server:
+        config.delivery.transport = server.url
+        report = send_outbox(db, config)
+        assert (report.sent, report.retry, report.failed) == (0, 1, 1)
+        refusals.clear()
+        again = send_outbox(db, config)
+    assert (again.sent, again.retry, again.failed) == (1, 0, 0)
+    rows = dict(db.execute("SELECT email, status FROM outbox").fetchall())
+    assert rows == {"soft@example.org": "sent", "hard@example.org": "failed"}
+    assert server.handler.count_for("hard@example.org") == 0
+
+
+def test_pending_subscribers_are_removed_after_pending_days(workspace: Path) -> None:
+    config = load_config(workspace / "digest.toml")
+    db = _db(workspace)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    add_subscriber(db, "stale@example.org", status="pending", now=now - timedelta(days=31))
+    add_subscriber(db, "fresh@example.org", status="pending", now=now - timedelta(days=29))
+    add_subscriber(db, "old-but-active@example.org", now=now - timedelta(days=90))
+    assert remove_stale_pending(db, config, now=now) == 1
+    left = {r[0] for r in db.execute("SELECT email FROM subscribers")}
+    assert left == {"fresh@example.org", "old-but-active@example.org"}
+    # Never confirmed, so not suppressed: they may sign up again later.
+    assert not is_suppressed(db, "stale@example.org")
+    assert db.execute("SELECT count(*) FROM events WHERE kind = 'remove'").fetchone()[0] == 1
+
+
+def test_erasing_a_subscriber_erases_their_transactional_mail(run_cli, workspace: Path) -> None:
+    assert run_cli("subscribers", "add", "gone@example.org", "--pending").exit_code == 0
+    db = _db(workspace)
+    assert db.execute("SELECT count(*) FROM outbox WHERE email = 'gone@example.org'").fetchone()[0] == 1
+    assert run_cli("subscribers", "remove", "gone@example.org", "--yes").exit_code == 0
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
