@@ -130,6 +130,9 @@ def test_a_server_trickling_its_headers_is_cut_at_the_timeout(setup, good_server
 
 def test_fifty_feeds_with_five_hanging_take_one_timeout(setup, good_server, bad_servers) -> None:
     db, config = setup
+    # A roomier deadline than the one-feed tests: on a loaded 2-core machine a good feed
+    # queued behind 44 others must not be mistaken for a hanging one.
+    timeout = config.ingest.timeout = 3.0
     sources = [f"{good_server}/{n}.xml" for n in range(45)]
     for n in range(5):
         sources.insert(n * 10, f"{bad_servers['hang'].url}/hang-{n}.xml")
@@ -137,7 +140,7 @@ def test_fifty_feeds_with_five_hanging_take_one_timeout(setup, good_server, bad_
     start = time.monotonic()
     results = ingest_sources(db, config, sources, now=NOW, on_result=seen.append)
     elapsed = time.monotonic() - start
-    assert elapsed <= TIMEOUT + 2
+    assert timeout <= elapsed <= timeout + 2
     assert [r.source for r in results] == sources  # reported in the order given
     assert sum(1 for r in results if r.error) == 5
     assert sum(r.new for r in results) == 45
