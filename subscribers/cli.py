@@ -124,7 +124,12 @@ def _send_confirmations(app: App, subscriber_ids: list[int], *, to_stderr: bool 
     from subscribers.tokens import load_secret
 
     report = send_confirmations(app.db, app.config, load_secret(app.config), subscriber_ids)
-    click.echo(f"Confirmation emails: {report.sent} sent.", err=to_stderr)
+    _echo_outbox(report, "Confirmation emails", to_stderr=to_stderr)
+
+
+def _echo_outbox(report: Any, what: str, *, to_stderr: bool = False) -> None:
+    """One line for what an outbox pass sent, plus stderr lines for what waits or was refused."""
+    click.echo(f"{what}: {report.sent} sent.", err=to_stderr)
     if report.retry:
         reason = f" ({report.errors[0]})" if report.errors else ""
         click.echo(f"{report.retry} could not be sent now{reason}; `digest run` retries them.", err=True)
@@ -309,19 +314,26 @@ def subscribers_resubscribe(app: App, email: str) -> None:
 
 @subscribers.command(name="confirm")
 @click.argument("email")
+@click.option("--no-email", is_flag=True, help="Do not send the welcome email.")
 @pass_app
-def subscribers_confirm(app: App, email: str) -> None:
+def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
     """Confirm a pending subscriber (what their confirmation link does).
+
+    Like the link, it then sends the welcome email through the configured transport
+    (if the transport refuses it, `digest run` retries it); --no-email skips it.
 
     \b
     Example:
       digest subscribers confirm bob@example.org
+      digest subscribers confirm bob@example.org --no-email
     """
     from subscribers.store import confirm, get_subscriber
 
     subscriber = get_subscriber(app.db, email)
     if confirm(app.db, subscriber["id"], source="cli"):
         click.echo(f"Confirmed {subscriber['email']} (active).")
+        if not no_email:
+            _send_welcome(app, subscriber["id"])
     elif subscriber["status"] == "active":
         click.echo(f"{subscriber['email']} is already confirmed.")
     else:
@@ -329,6 +341,13 @@ def subscribers_confirm(app: App, email: str) -> None:
             f"{subscriber['email']} is {subscriber['status']}, not pending; "
             "use `digest subscribers resubscribe` if they asked to come back"
         )
+
+
+def _send_welcome(app: App, subscriber_id: int) -> None:
+    from digest.signup import welcome
+    from subscribers.tokens import load_secret
+
+    _echo_outbox(welcome(app.db, app.config, load_secret(app.config), subscriber_id), "Welcome email")
 
 
 @subscribers.command(name="set")

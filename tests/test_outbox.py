@@ -126,3 +126,50 @@ def test_erasing_a_subscriber_erases_their_transactional_mail(run_cli, workspace
     assert db.execute("SELECT count(*) FROM outbox WHERE email = 'gone@example.org'").fetchone()[0] == 1
     assert run_cli("subscribers", "remove", "gone@example.org", "--yes").exit_code == 0
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_cli_confirm_sends_the_welcome_like_the_web_link(run_cli, workspace: Path) -> None:
+    added = run_cli("subscribers", "add", "gus@example.org", "--name", "Gus", "--pending", "--no-email")
+    assert added.exit_code == 0, added.output
+    result = run_cli("subscribers", "confirm", "gus@example.org")
+    assert result.exit_code == 0, result.output
+    assert "Confirmed gus@example.org (active)." in result.output
+    assert "Welcome email: 1 sent." in result.output
+    [mail] = messages_to(workspace / "outbox", "gus@example.org")
+    assert str(mail["Subject"]) == "Welcome to The Example Digest"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "http://localhost:8080/archive" in text and "/unsubscribe/" in text
+    # Confirming again changes nothing and sends no second welcome.
+    again = run_cli("subscribers", "confirm", "gus@example.org")
+    assert again.exit_code == 0 and "already confirmed" in again.output
+    assert len(messages_to(workspace / "outbox", "gus@example.org")) == 1
+
+
+def test_cli_confirm_no_email_sends_nothing(run_cli, workspace: Path) -> None:
+    assert run_cli("subscribers", "add", "hal@example.org", "--pending", "--no-email").exit_code == 0
+    result = run_cli("subscribers", "confirm", "hal@example.org", "--no-email")
+    assert result.exit_code == 0, result.output
+    assert "Welcome" not in result.output
+    assert messages_to(workspace / "outbox", "hal@example.org") == []
+    assert _db(workspace).execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_a_refused_welcome_waits_in_the_outbox_and_digest_run_sends_it(
+    run_cli, workspace: Path, monkeypatch
+) -> None:
+    assert run_cli("subscribers", "add", "ida@example.org", "--pending", "--no-email").exit_code == 0
+    monkeypatch.setenv("DIGEST_TRANSPORT", f"smtp://127.0.0.1:{free_port()}")  # nothing listens there
+    result = run_cli("subscribers", "confirm", "ida@example.org")
+    assert result.exit_code == 0, result.output  # the confirmation stands
+    assert "Confirmed ida@example.org (active)." in result.output
+    assert "`digest run` retries them" in result.output
+    db = _db(workspace)
+    assert db.execute("SELECT kind, status FROM outbox").fetchall() == [("welcome", "queued")]
+    with SMTPServer(Handler()) as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        run = run_cli("run", "--at", iso(datetime.now(UTC)))
+    assert run.exit_code == 0, run.output
+    assert "outbox: 1 sent" in run.output
+    [received] = [r for r in server.handler.received if "ida@example.org" in r.rcpt_tos]
+    assert str(received.message["Subject"]) == "Welcome to The Example Digest"
+    assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
