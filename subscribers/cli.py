@@ -228,11 +228,16 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
 def subscribers_stats(app: App, as_json: bool) -> None:
     """Counts by status, the suppression list, and the last 30 days of changes.
 
+    The last 30 days count consent events: sign-up requests from the form, subscribes,
+    confirmations, resubscribes, unsubscribes (and the mailed unsubscribes and spam
+    complaints behind some of them), removals, bounces (the status change, and the hard
+    and soft bounce reports) and preference changes.
+
     \b
     Example:
       digest subscribers stats
     """
-    from subscribers.store import subscriber_stats
+    from subscribers.store import STATS_GROUPS, subscriber_stats
 
     stats = subscriber_stats(app.db)
     if as_json:
@@ -245,8 +250,10 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     click.echo(f"suppressed:   {stats['suppressed']} (removed addresses)")
     reports = stats["bounce_reports_30_days"]
     click.echo(f"bounce mail:  {reports['hard']} hard, {reports['soft']} soft in the last 30 days")
-    recent = ", ".join(f"{count} {kind}" for kind, count in stats["last_30_days"].items())
-    click.echo(f"last 30 days: {recent}")
+    recent = stats["last_30_days"]
+    for number, group in enumerate(STATS_GROUPS):
+        counts = ", ".join(f"{recent[kind]} {kind}" for kind in group)
+        click.echo(f"{'last 30 days:' if number == 0 else '':<14}{counts}")
 
 
 @subscribers.command(name="unsubscribe")

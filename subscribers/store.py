@@ -41,7 +41,17 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 PAGE = 1000
-_STATS_KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "remove")
+STATS_GROUPS = (
+    ("signup", "subscribe", "confirm", "resubscribe"),
+    ("unsubscribe", "mailed_unsubscribe", "complaint", "remove"),
+    ("bounce", "hard_bounce", "soft_bounce", "preferences"),
+)
+"""The consent event kinds ``subscriber_stats`` counts, grouped as ``subscribers stats`` prints them:
+joining (``signup`` is a sign-up form request), leaving (``mailed_unsubscribe`` and ``complaint``
+are reports digest.bounces read; ``unsubscribe`` is the status change, whatever its source), and
+bounces (``bounce`` is the status change, ``hard_bounce``/``soft_bounce`` the reports) with
+preference changes."""
+_STATS_KINDS = tuple(kind for group in STATS_GROUPS for kind in group)
 
 _COLUMNS = (
     "id, email, name, status, editions, categories, timezone, source, attributes, "
@@ -278,7 +288,7 @@ def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -
 
 
 def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:
-    """Counts: total, per status, suppressed, and consent events of the last 30 days."""
+    """Counts: total, per status, suppressed, and consent events of the last 30 days (``STATS_GROUPS``)."""
     by_status = {status: 0 for status in STATUSES}
     for status, count in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
         by_status[status] = count
