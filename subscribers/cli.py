@@ -70,7 +70,12 @@ def subscribers() -> None:
     "--no-email", is_flag=True, help="With --pending: send nothing, only print the confirmation link."
 )
 @click.option("--check-dns", is_flag=True, help="Also check that the domain accepts mail (DNS lookup).")
-@click.option("--resubscribe", is_flag=True, help="Add an address removed earlier (only if they asked).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Add an address removed earlier (only if they asked; with --pending it stays on the "
+    "suppression list until it confirms).",
+)
 @allow_new_category_option
 @pass_app
 def subscribers_add(

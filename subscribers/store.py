@@ -169,7 +169,9 @@ def add_subscriber(
     """Add one address (active, or pending for double opt-in) and record a ``subscribe`` event.
 
     Raises DigestError when the address is already on the list, or was removed
-    (suppressed) and ``resubscribe`` is not set.
+    (suppressed) and ``resubscribe`` is not set. With ``resubscribe`` an active address
+    leaves the suppression list at once; a pending one stays on it until it confirms
+    (:func:`confirm`), because anyone can type an address into a sign-up form.
     """
     _check_source(source)
     normal = normalize_email(email, check_deliverability=check_deliverability)
@@ -194,7 +196,7 @@ def add_subscriber(
                 f"{normal} was removed from the list earlier; add it again only if they asked to, "
                 "with --resubscribe"
             )
-        if suppressed:
+        if suppressed and values["status"] != "pending":
             db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(normal)])
         subscriber_id = next_subscriber_id(db)
         db.execute(
@@ -405,17 +407,25 @@ def confirm(
     """Double opt-in: pending → active with ``confirmed_at``; True when it changed.
 
     An unsubscribed or bounced subscriber is left alone (an old confirm link does not re-add).
+    A removed address that signed up again leaves the suppression list here, at its own
+    confirmation, not at the request (the event says ``suppression_lifted``).
     """
-    return _set_status(
-        db,
-        subscriber_id,
-        allowed_from=("pending",),
-        to="active",
-        kind="confirm",
-        source=source,
-        detail=None,
-        now=now,
-    )
+    with transaction(db):
+        current = get_subscriber(db, subscriber_id)
+        lift = current["status"] == "pending" and is_suppressed(db, current["email"])
+        changed = _set_status(
+            db,
+            subscriber_id,
+            allowed_from=("pending",),
+            to="active",
+            kind="confirm",
+            source=source,
+            detail={"suppression_lifted": True} if lift else None,
+            now=now,
+        )
+        if changed and lift:
+            db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(current["email"])])
+    return changed
 
 
 def mark_bounced(

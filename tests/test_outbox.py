@@ -173,3 +173,33 @@ def test_a_refused_welcome_waits_in_the_outbox_and_digest_run_sends_it(
     [received] = [r for r in server.handler.received if "ida@example.org" in r.rcpt_tos]
     assert str(received.message["Subject"]) == "Welcome to The Example Digest"
     assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_a_removed_address_that_signs_up_and_never_confirms_stays_suppressed(workspace: Path) -> None:
+    from digest.signup import request_signup
+    from subscribers.store import remove_subscriber
+    from subscribers.tokens import load_secret
+
+    config = load_config(workspace / "digest.toml")
+    db = _db(workspace)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    add_subscriber(db, "gone@example.org", now=now - timedelta(days=90))
+    remove_subscriber(db, "gone@example.org", now=now - timedelta(days=60))
+    request_signup(db, config, load_secret(config), email="gone@example.org", now=now - timedelta(days=31))
+    assert is_suppressed(db, "gone@example.org")  # not lifted by the request
+    assert remove_stale_pending(db, config, now=now) == 1
+    assert is_suppressed(db, "gone@example.org")
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_cli_confirm_lifts_the_suppression_of_a_pending_removed_address(run_cli, workspace: Path) -> None:
+    from subscribers.store import remove_subscriber
+
+    db = _db(workspace)
+    add_subscriber(db, "back@example.org")
+    remove_subscriber(db, "back@example.org")
+    added = run_cli("subscribers", "add", "back@example.org", "--pending", "--resubscribe", "--no-email")
+    assert added.exit_code == 0, added.output
+    assert is_suppressed(db, "back@example.org")
+    assert run_cli("subscribers", "confirm", "back@example.org", "--no-email").exit_code == 0
+    assert not is_suppressed(db, "back@example.org")
