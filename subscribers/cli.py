@@ -357,9 +357,15 @@ def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
 
 def _send_welcome(app: App, subscriber_id: int) -> None:
     from digest.signup import welcome
+    from subscribers.store import get_subscriber
     from subscribers.tokens import load_secret
 
-    _echo_outbox(welcome(app.db, app.config, load_secret(app.config), subscriber_id), "Welcome email")
+    try:
+        report = welcome(app.db, app.config, load_secret(app.config), subscriber_id)
+    except DigestError as exc:
+        email = get_subscriber(app.db, subscriber_id)["email"]
+        raise DigestError(f"{email} is confirmed, but the welcome email was not sent: {exc}") from None
+    _echo_outbox(report, "Welcome email")
 
 
 @subscribers.command(name="set")

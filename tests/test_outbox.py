@@ -203,3 +203,23 @@ def test_cli_confirm_lifts_the_suppression_of_a_pending_removed_address(run_cli,
     assert is_suppressed(db, "back@example.org")
     assert run_cli("subscribers", "confirm", "back@example.org", "--no-email").exit_code == 0
     assert not is_suppressed(db, "back@example.org")
+
+
+def test_cli_confirm_with_a_broken_welcome_template_keeps_the_confirmation(run_cli, workspace: Path) -> None:
+    templates = workspace / "my-templates" / "email"
+    templates.mkdir(parents=True)
+    (templates / "welcome.txt.j2").write_text("{% set subject = 'Hi' %}{{ nope(", encoding="utf-8")
+    config = workspace / "digest.toml"
+    config.write_text(
+        config.read_text().replace('# templates = "my-templates"', 'templates = "my-templates"'),
+        encoding="utf-8",
+    )
+    assert run_cli("subscribers", "add", "jo@example.org", "--pending", "--no-email").exit_code == 0
+    result = run_cli("subscribers", "confirm", "jo@example.org")
+    assert result.exit_code == 1
+    assert "Confirmed jo@example.org (active)." in result.output
+    [error] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "jo@example.org is confirmed, but the welcome email was not sent" in error
+    assert "email/welcome template" in error
+    assert "Traceback" not in result.output
+    assert _db(workspace).execute("SELECT status FROM subscribers").fetchall() == [("active",)]
