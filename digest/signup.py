@@ -78,6 +78,8 @@ def request_signup(
 ) -> SignupResult:
     """Handle one sign-up request; raises InvalidValue for a bad address, TooManyRequests (per client).
 
+    A removed (suppressed) address becomes pending but stays suppressed until it confirms.
+
     ``editions``/``categories`` None or every offered one means all. The email (if
     any) is queued in the same transaction and, with ``send``, sent at once.
     """
@@ -169,6 +171,8 @@ def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: date
 
     They are erased like ``subscribers remove`` (consent record kept under a hash), but
     an address that never confirmed is not put on the suppression list: it may sign up again.
+    One that was on it before (removed, then asked again) stays on it: only a confirmation
+    lifts it (``subscribers.store.confirm``).
     """
     moment = now or utcnow()
     cutoff = iso(moment - timedelta(days=max(config.subscribers.pending_days, 1)))

@@ -70,7 +70,12 @@ def subscribers() -> None:
     "--no-email", is_flag=True, help="With --pending: send nothing, only print the confirmation link."
 )
 @click.option("--check-dns", is_flag=True, help="Also check that the domain accepts mail (DNS lookup).")
-@click.option("--resubscribe", is_flag=True, help="Add an address removed earlier (only if they asked).")
+@click.option(
+    "--resubscribe",
+    is_flag=True,
+    help="Add an address removed earlier (only if they asked; with --pending it stays on the "
+    "suppression list until it confirms).",
+)
 @allow_new_category_option
 @pass_app
 def subscribers_add(
@@ -124,7 +129,12 @@ def _send_confirmations(app: App, subscriber_ids: list[int], *, to_stderr: bool 
     from subscribers.tokens import load_secret
 
     report = send_confirmations(app.db, app.config, load_secret(app.config), subscriber_ids)
-    click.echo(f"Confirmation emails: {report.sent} sent.", err=to_stderr)
+    _echo_outbox(report, "Confirmation emails", to_stderr=to_stderr)
+
+
+def _echo_outbox(report: Any, what: str, *, to_stderr: bool = False) -> None:
+    """One line for what an outbox pass sent, plus stderr lines for what waits or was refused."""
+    click.echo(f"{what}: {report.sent} sent.", err=to_stderr)
     if report.retry:
         reason = f" ({report.errors[0]})" if report.errors else ""
         click.echo(f"{report.retry} could not be sent now{reason}; `digest run` retries them.", err=True)
@@ -223,11 +233,16 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
 def subscribers_stats(app: App, as_json: bool) -> None:
     """Counts by status, the suppression list, and the last 30 days of changes.
 
+    The last 30 days count consent events: sign-up requests from the form, subscribes,
+    confirmations, resubscribes, unsubscribes (and the mailed unsubscribes and spam
+    complaints behind some of them), removals, bounces (the status change, and the hard
+    and soft bounce reports) and preference changes.
+
     \b
     Example:
       digest subscribers stats
     """
-    from subscribers.store import subscriber_stats
+    from subscribers.store import STATS_GROUPS, subscriber_stats
 
     stats = subscriber_stats(app.db)
     if as_json:
@@ -240,8 +255,10 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     click.echo(f"suppressed:   {stats['suppressed']} (removed addresses)")
     reports = stats["bounce_reports_30_days"]
     click.echo(f"bounce mail:  {reports['hard']} hard, {reports['soft']} soft in the last 30 days")
-    recent = ", ".join(f"{count} {kind}" for kind, count in stats["last_30_days"].items())
-    click.echo(f"last 30 days: {recent}")
+    recent = stats["last_30_days"]
+    for number, group in enumerate(STATS_GROUPS):
+        counts = ", ".join(f"{recent[kind]} {kind}" for kind in group)
+        click.echo(f"{'last 30 days:' if number == 0 else '':<14}{counts}")
 
 
 @subscribers.command(name="unsubscribe")
@@ -309,19 +326,26 @@ def subscribers_resubscribe(app: App, email: str) -> None:
 
 @subscribers.command(name="confirm")
 @click.argument("email")
+@click.option("--no-email", is_flag=True, help="Do not send the welcome email.")
 @pass_app
-def subscribers_confirm(app: App, email: str) -> None:
+def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
     """Confirm a pending subscriber (what their confirmation link does).
+
+    Like the link, it then sends the welcome email through the configured transport
+    (if the transport refuses it, `digest run` retries it); --no-email skips it.
 
     \b
     Example:
       digest subscribers confirm bob@example.org
+      digest subscribers confirm bob@example.org --no-email
     """
     from subscribers.store import confirm, get_subscriber
 
     subscriber = get_subscriber(app.db, email)
     if confirm(app.db, subscriber["id"], source="cli"):
         click.echo(f"Confirmed {subscriber['email']} (active).")
+        if not no_email:
+            _send_welcome(app, subscriber["id"])
     elif subscriber["status"] == "active":
         click.echo(f"{subscriber['email']} is already confirmed.")
     else:
@@ -329,6 +353,19 @@ def subscribers_confirm(app: App, email: str) -> None:
             f"{subscriber['email']} is {subscriber['status']}, not pending; "
             "use `digest subscribers resubscribe` if they asked to come back"
         )
+
+
+def _send_welcome(app: App, subscriber_id: int) -> None:
+    from digest.signup import welcome
+    from subscribers.store import get_subscriber
+    from subscribers.tokens import load_secret
+
+    try:
+        report = welcome(app.db, app.config, load_secret(app.config), subscriber_id)
+    except DigestError as exc:
+        email = get_subscriber(app.db, subscriber_id)["email"]
+        raise DigestError(f"{email} is confirmed, but the welcome email was not sent: {exc}") from None
+    _echo_outbox(report, "Welcome email")
 
 
 @subscribers.command(name="set")

@@ -41,7 +41,17 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 PAGE = 1000
-_STATS_KINDS = ("subscribe", "confirm", "unsubscribe", "bounce", "remove")
+STATS_GROUPS = (
+    ("signup", "subscribe", "confirm", "resubscribe"),
+    ("unsubscribe", "mailed_unsubscribe", "complaint", "remove"),
+    ("bounce", "hard_bounce", "soft_bounce", "preferences"),
+)
+"""The consent event kinds ``subscriber_stats`` counts, grouped as ``subscribers stats`` prints them:
+joining (``signup`` is a sign-up form request), leaving (``mailed_unsubscribe`` and ``complaint``
+are reports digest.bounces read; ``unsubscribe`` is the status change, whatever its source), and
+bounces (``bounce`` is the status change, ``hard_bounce``/``soft_bounce`` the reports) with
+preference changes."""
+_STATS_KINDS = tuple(kind for group in STATS_GROUPS for kind in group)
 
 _COLUMNS = (
     "id, email, name, status, editions, categories, timezone, source, attributes, "
@@ -159,7 +169,9 @@ def add_subscriber(
     """Add one address (active, or pending for double opt-in) and record a ``subscribe`` event.
 
     Raises DigestError when the address is already on the list, or was removed
-    (suppressed) and ``resubscribe`` is not set.
+    (suppressed) and ``resubscribe`` is not set. With ``resubscribe`` an active address
+    leaves the suppression list at once; a pending one stays on it until it confirms
+    (:func:`confirm`), because anyone can type an address into a sign-up form.
     """
     _check_source(source)
     normal = normalize_email(email, check_deliverability=check_deliverability)
@@ -184,7 +196,7 @@ def add_subscriber(
                 f"{normal} was removed from the list earlier; add it again only if they asked to, "
                 "with --resubscribe"
             )
-        if suppressed:
+        if suppressed and values["status"] != "pending":
             db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(normal)])
         subscriber_id = next_subscriber_id(db)
         db.execute(
@@ -278,7 +290,7 @@ def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -
 
 
 def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:
-    """Counts: total, per status, suppressed, and consent events of the last 30 days."""
+    """Counts: total, per status, suppressed, and consent events of the last 30 days (``STATS_GROUPS``)."""
     by_status = {status: 0 for status in STATUSES}
     for status, count in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
         by_status[status] = count
@@ -395,17 +407,25 @@ def confirm(
     """Double opt-in: pending → active with ``confirmed_at``; True when it changed.
 
     An unsubscribed or bounced subscriber is left alone (an old confirm link does not re-add).
+    A removed address that signed up again leaves the suppression list here, at its own
+    confirmation, not at the request (the event says ``suppression_lifted``).
     """
-    return _set_status(
-        db,
-        subscriber_id,
-        allowed_from=("pending",),
-        to="active",
-        kind="confirm",
-        source=source,
-        detail=None,
-        now=now,
-    )
+    with transaction(db):
+        current = get_subscriber(db, subscriber_id)
+        lift = current["status"] == "pending" and is_suppressed(db, current["email"])
+        changed = _set_status(
+            db,
+            subscriber_id,
+            allowed_from=("pending",),
+            to="active",
+            kind="confirm",
+            source=source,
+            detail={"suppression_lifted": True} if lift else None,
+            now=now,
+        )
+        if changed and lift:
+            db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(current["email"])])
+    return changed
 
 
 def mark_bounced(

@@ -126,3 +126,100 @@ def test_erasing_a_subscriber_erases_their_transactional_mail(run_cli, workspace
     assert db.execute("SELECT count(*) FROM outbox WHERE email = 'gone@example.org'").fetchone()[0] == 1
     assert run_cli("subscribers", "remove", "gone@example.org", "--yes").exit_code == 0
     assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_cli_confirm_sends_the_welcome_like_the_web_link(run_cli, workspace: Path) -> None:
+    added = run_cli("subscribers", "add", "gus@example.org", "--name", "Gus", "--pending", "--no-email")
+    assert added.exit_code == 0, added.output
+    result = run_cli("subscribers", "confirm", "gus@example.org")
+    assert result.exit_code == 0, result.output
+    assert "Confirmed gus@example.org (active)." in result.output
+    assert "Welcome email: 1 sent." in result.output
+    [mail] = messages_to(workspace / "outbox", "gus@example.org")
+    assert str(mail["Subject"]) == "Welcome to The Example Digest"
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "http://localhost:8080/archive" in text and "/unsubscribe/" in text
+    # Confirming again changes nothing and sends no second welcome.
+    again = run_cli("subscribers", "confirm", "gus@example.org")
+    assert again.exit_code == 0 and "already confirmed" in again.output
+    assert len(messages_to(workspace / "outbox", "gus@example.org")) == 1
+
+
+def test_cli_confirm_no_email_sends_nothing(run_cli, workspace: Path) -> None:
+    assert run_cli("subscribers", "add", "hal@example.org", "--pending", "--no-email").exit_code == 0
+    result = run_cli("subscribers", "confirm", "hal@example.org", "--no-email")
+    assert result.exit_code == 0, result.output
+    assert "Welcome" not in result.output
+    assert messages_to(workspace / "outbox", "hal@example.org") == []
+    assert _db(workspace).execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+
+
+def test_a_refused_welcome_waits_in_the_outbox_and_digest_run_sends_it(
+    run_cli, workspace: Path, monkeypatch
+) -> None:
+    assert run_cli("subscribers", "add", "ida@example.org", "--pending", "--no-email").exit_code == 0
+    monkeypatch.setenv("DIGEST_TRANSPORT", f"smtp://127.0.0.1:{free_port()}")  # nothing listens there
+    result = run_cli("subscribers", "confirm", "ida@example.org")
+    assert result.exit_code == 0, result.output  # the confirmation stands
+    assert "Confirmed ida@example.org (active)." in result.output
+    assert "`digest run` retries them" in result.output
+    db = _db(workspace)
+    assert db.execute("SELECT kind, status FROM outbox").fetchall() == [("welcome", "queued")]
+    with SMTPServer(Handler()) as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        run = run_cli("run", "--at", iso(datetime.now(UTC)))
+    assert run.exit_code == 0, run.output
+    assert "outbox: 1 sent" in run.output
+    [received] = [r for r in server.handler.received if "ida@example.org" in r.rcpt_tos]
+    assert str(received.message["Subject"]) == "Welcome to The Example Digest"
+    assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_a_removed_address_that_signs_up_and_never_confirms_stays_suppressed(workspace: Path) -> None:
+    from digest.signup import request_signup
+    from subscribers.store import remove_subscriber
+    from subscribers.tokens import load_secret
+
+    config = load_config(workspace / "digest.toml")
+    db = _db(workspace)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    add_subscriber(db, "gone@example.org", now=now - timedelta(days=90))
+    remove_subscriber(db, "gone@example.org", now=now - timedelta(days=60))
+    request_signup(db, config, load_secret(config), email="gone@example.org", now=now - timedelta(days=31))
+    assert is_suppressed(db, "gone@example.org")  # not lifted by the request
+    assert remove_stale_pending(db, config, now=now) == 1
+    assert is_suppressed(db, "gone@example.org")
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
+def test_cli_confirm_lifts_the_suppression_of_a_pending_removed_address(run_cli, workspace: Path) -> None:
+    from subscribers.store import remove_subscriber
+
+    db = _db(workspace)
+    add_subscriber(db, "back@example.org")
+    remove_subscriber(db, "back@example.org")
+    added = run_cli("subscribers", "add", "back@example.org", "--pending", "--resubscribe", "--no-email")
+    assert added.exit_code == 0, added.output
+    assert is_suppressed(db, "back@example.org")
+    assert run_cli("subscribers", "confirm", "back@example.org", "--no-email").exit_code == 0
+    assert not is_suppressed(db, "back@example.org")
+
+
+def test_cli_confirm_with_a_broken_welcome_template_keeps_the_confirmation(run_cli, workspace: Path) -> None:
+    templates = workspace / "my-templates" / "email"
+    templates.mkdir(parents=True)
+    (templates / "welcome.txt.j2").write_text("{% set subject = 'Hi' %}{{ nope(", encoding="utf-8")
+    config = workspace / "digest.toml"
+    config.write_text(
+        config.read_text().replace('# templates = "my-templates"', 'templates = "my-templates"'),
+        encoding="utf-8",
+    )
+    assert run_cli("subscribers", "add", "jo@example.org", "--pending", "--no-email").exit_code == 0
+    result = run_cli("subscribers", "confirm", "jo@example.org")
+    assert result.exit_code == 1
+    assert "Confirmed jo@example.org (active)." in result.output
+    [error] = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "jo@example.org is confirmed, but the welcome email was not sent" in error
+    assert "email/welcome template" in error
+    assert "Traceback" not in result.output
+    assert _db(workspace).execute("SELECT status FROM subscribers").fetchall() == [("active",)]

@@ -19,7 +19,7 @@ from test_web import http
 from web_process import WebProcess, link_in, make_workspace, messages_to, start_web
 
 from digest.store import iso, open_store, utcnow
-from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
+from subscribers.store import add_subscriber, is_suppressed, remove_subscriber, unsubscribe
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +125,27 @@ def test_an_address_that_left_can_come_back_through_the_form(served: WebProcess,
     [confirmation] = messages_to(served.maildir(), "returning@example.org")
     assert http("POST", link_in(confirmation, "confirm"), b"").status == 200
     assert status_of(db, "returning@example.org") == "active"
+
+
+def test_a_removed_address_stays_suppressed_until_it_confirms(served: WebProcess, db) -> None:
+    add_subscriber(db, "erased@example.org", source="cli")
+    remove_subscriber(db, "erased@example.org")
+    assert signup(served, "erased@example.org").status == 200
+    # Anyone can type an address into the form: the request alone lifts nothing.
+    assert status_of(db, "erased@example.org") == "pending"
+    assert is_suppressed(db, "erased@example.org")
+    [confirmation] = messages_to(served.maildir(), "erased@example.org")
+    link = link_in(confirmation, "confirm")
+    assert http("GET", link).status == 200
+    assert is_suppressed(db, "erased@example.org")
+    assert http("POST", link, b"").status == 200  # the reader's own confirmation lifts it
+    assert status_of(db, "erased@example.org") == "active"
+    assert not is_suppressed(db, "erased@example.org")
+    detail = db.execute(
+        "SELECT detail FROM events WHERE kind = 'confirm' AND subscriber_id ="
+        " (SELECT id FROM subscribers WHERE email = 'erased@example.org')"
+    ).fetchone()[0]
+    assert '"suppression_lifted": true' in detail
 
 
 def test_the_fourth_signup_in_a_day_sends_nothing_and_says_nothing_different(served: WebProcess, db) -> None:

@@ -71,15 +71,22 @@ def articles_list(
 @json_option
 @pass_app
 def articles_show(app: App, article_id: str, as_json: bool) -> None:
-    """Show one article.
+    """Show one article, with the summaries a model made of it (`digest articles summarize`).
+
+    A generated summary is marked with its label and model, and says when it was made for
+    other [summary] settings (another model or prompt), so new issues no longer show it.
 
     \b
     Example:
       digest articles show 42
+      digest articles show 42 --json
     """
+    from digest.summary.stored import stored_summaries
+
     row = get_article(app.db, article_id)
+    generated = stored_summaries(app.db, app.config, row["id"])
     if as_json:
-        echo_json(row)
+        echo_json({**row, "generated_summaries": [s.as_dict() for s in generated]})
         return
     zone = app.config.publication.timezone
     when = published_local(row, zone).strftime("%Y-%m-%d %H:%M %Z")
@@ -92,8 +99,15 @@ def articles_show(app: App, article_id: str, as_json: bool) -> None:
         click.echo(f"Author:    {row['author']}")
     click.echo(f"Published: {when}{' (estimated)' if row['date_estimated'] else ''}")
     click.echo(f"Reading:   {row['reading_minutes']} min")
+    for summary in generated:
+        note = "" if summary.current else "; made for other settings, not shown in new issues"
+        click.echo("")
+        click.echo(f"{summary.label} (model {summary.model}{note}):")
+        click.echo(summary.text)
     if row["summary_text"]:
         click.echo("")
+        if generated:
+            click.echo("From the feed:")
         click.echo(row["summary_text"])
 
 

@@ -21,6 +21,7 @@ from digest.compose import (
 )
 from digest.errors import DigestError
 from digest.notes import set_issue_note
+from digest.sanitize import one_line
 from digest.store import from_iso, utcnow
 
 
@@ -120,7 +121,9 @@ def issues_list(app: App, edition: str | None, as_json: bool) -> None:
 @pass_app
 def issues_show(app: App, issue: str, as_json: bool) -> None:
     """Show ISSUE (daily/3, latest, daily/latest or an id): subject, period and
-    its articles by category.
+    its articles by category, each with the summary it shows (a generated one after its
+    label, e.g. "AI-generated summary:") and the other outlets merged into its card
+    ("Also covered by").
 
     \b
     Example:
@@ -144,6 +147,21 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
             source = f" — {article['source']}" if article.get("source") else ""
             click.echo(f"  - {article['title']}{source} ({article['published_local']})")
             click.echo(f"    {article['url']}")
+            for line in _card_lines(article):
+                click.echo(f"    {line}")
+
+
+def _card_lines(article: dict[str, Any]) -> list[str]:
+    """The summary (after its label when a model wrote it) and the "Also covered by" outlets."""
+    lines: list[str] = []
+    summary = one_line(article.get("summary") or "")
+    if summary:
+        label = article.get("summary_label") or ""
+        lines.append(f"{label}: {summary}" if label else summary)
+    others = article.get("also_covered") or []
+    if others:
+        lines.append("Also covered by: " + ", ".join(f"{o['source']} <{o['url']}>" for o in others))
+    return lines
 
 
 def _zone(app: App, edition: str) -> Any:
