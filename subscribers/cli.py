@@ -13,6 +13,7 @@ import click
 
 from digest.cli.common import App, echo_json, is_terminal, json_option, pass_app
 from digest.errors import DigestError
+from subscribers.cli_status import STATUS_COMMANDS, echo_outbox
 from subscribers.model import STATUSES
 
 
@@ -129,17 +130,7 @@ def _send_confirmations(app: App, subscriber_ids: list[int], *, to_stderr: bool 
     from subscribers.tokens import load_secret
 
     report = send_confirmations(app.db, app.config, load_secret(app.config), subscriber_ids)
-    _echo_outbox(report, "Confirmation emails", to_stderr=to_stderr)
-
-
-def _echo_outbox(report: Any, what: str, *, to_stderr: bool = False) -> None:
-    """One line for what an outbox pass sent, plus stderr lines for what waits or was refused."""
-    click.echo(f"{what}: {report.sent} sent.", err=to_stderr)
-    if report.retry:
-        reason = f" ({report.errors[0]})" if report.errors else ""
-        click.echo(f"{report.retry} could not be sent now{reason}; `digest run` retries them.", err=True)
-    if report.failed:
-        click.echo(f"{report.failed} refused by the mail server.", err=True)
+    echo_outbox(report, "Confirmation emails", to_stderr=to_stderr)
 
 
 @subscribers.command(name="list")
@@ -261,113 +252,6 @@ def subscribers_stats(app: App, as_json: bool) -> None:
         click.echo(f"{'last 30 days:' if number == 0 else '':<14}{counts}")
 
 
-@subscribers.command(name="unsubscribe")
-@click.argument("email")
-@pass_app
-def subscribers_unsubscribe(app: App, email: str) -> None:
-    """Unsubscribe an address at once (also for a send under way).
-
-    \b
-    Example:
-      digest subscribers unsubscribe alice@example.org
-    """
-    from subscribers.store import get_subscriber, unsubscribe
-
-    subscriber = get_subscriber(app.db, email)
-    if unsubscribe(app.db, subscriber["id"], source="cli"):
-        click.echo(f"Unsubscribed {subscriber['email']}.")
-    else:
-        click.echo(f"{subscriber['email']} was already unsubscribed.")
-
-
-@subscribers.command(name="bounce")
-@click.argument("email")
-@pass_app
-def subscribers_bounce(app: App, email: str) -> None:
-    """Mark an address bounced by hand (no more issues go to it).
-
-    \b
-    Example:
-      digest subscribers bounce old-address@example.org
-    """
-    from subscribers.store import get_subscriber, mark_bounced
-
-    subscriber = get_subscriber(app.db, email)
-    if mark_bounced(app.db, subscriber["id"], detail={"by": "hand"}, source="cli"):
-        click.echo(f"Marked {subscriber['email']} bounced.")
-    elif subscriber["status"] == "bounced":
-        click.echo(f"{subscriber['email']} was already bounced.")
-    else:
-        raise DigestError(
-            f"{subscriber['email']} is {subscriber['status']}; only an active or pending address can bounce"
-        )
-
-
-@subscribers.command(name="resubscribe")
-@click.argument("email")
-@pass_app
-def subscribers_resubscribe(app: App, email: str) -> None:
-    """Make an unsubscribed or bounced address active again (only when they asked for it).
-
-    \b
-    Example:
-      digest subscribers resubscribe alice@example.org
-    """
-    from subscribers.store import get_subscriber, resubscribe
-
-    subscriber = get_subscriber(app.db, email)
-    if resubscribe(app.db, subscriber["id"], source="cli"):
-        click.echo(f"Resubscribed {subscriber['email']} (active).")
-    elif subscriber["status"] == "pending":
-        raise DigestError(f"{subscriber['email']} is pending; confirm it with `digest subscribers confirm`")
-    else:
-        click.echo(f"{subscriber['email']} is already active.")
-
-
-@subscribers.command(name="confirm")
-@click.argument("email")
-@click.option("--no-email", is_flag=True, help="Do not send the welcome email.")
-@pass_app
-def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
-    """Confirm a pending subscriber (what their confirmation link does).
-
-    Like the link, it then sends the welcome email through the configured transport
-    (if the transport refuses it, `digest run` retries it); --no-email skips it.
-
-    \b
-    Example:
-      digest subscribers confirm bob@example.org
-      digest subscribers confirm bob@example.org --no-email
-    """
-    from subscribers.store import confirm, get_subscriber
-
-    subscriber = get_subscriber(app.db, email)
-    if confirm(app.db, subscriber["id"], source="cli"):
-        click.echo(f"Confirmed {subscriber['email']} (active).")
-        if not no_email:
-            _send_welcome(app, subscriber["id"])
-    elif subscriber["status"] == "active":
-        click.echo(f"{subscriber['email']} is already confirmed.")
-    else:
-        raise DigestError(
-            f"{subscriber['email']} is {subscriber['status']}, not pending; "
-            "use `digest subscribers resubscribe` if they asked to come back"
-        )
-
-
-def _send_welcome(app: App, subscriber_id: int) -> None:
-    from digest.signup import welcome
-    from subscribers.store import get_subscriber
-    from subscribers.tokens import load_secret
-
-    try:
-        report = welcome(app.db, app.config, load_secret(app.config), subscriber_id)
-    except DigestError as exc:
-        email = get_subscriber(app.db, subscriber_id)["email"]
-        raise DigestError(f"{email} is confirmed, but the welcome email was not sent: {exc}") from None
-    _echo_outbox(report, "Welcome email")
-
-
 @subscribers.command(name="set")
 @click.argument("email")
 @click.option("--edition", "editions", multiple=True, help="Receive only these editions (repeat).")
@@ -421,36 +305,6 @@ def subscribers_set(
         value = _labels(new) if key in ("editions", "categories") else (new or "-")
         shown.append(f"{key} = {value}")
     click.echo(f"Updated {subscriber['email']}: " + "; ".join(shown))
-
-
-@subscribers.command(name="remove")
-@click.argument("email")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_app
-def subscribers_remove(app: App, email: str, yes: bool) -> None:
-    """Erase a subscriber's personal data; a one-way hash stays on the suppression list.
-
-    The address, name and preferences are deleted, also from the delivery ledger;
-    the consent record is kept under the hash. A later import does not re-add the
-    address (unless --resubscribe).
-
-    \b
-    Example:
-      digest subscribers remove alice@example.org --yes
-    """
-    from subscribers.store import get_subscriber, remove_subscriber
-
-    subscriber = get_subscriber(app.db, email)
-    if not yes:
-        if not sys.stdin.isatty():
-            raise DigestError(
-                f"not erasing {subscriber['email']}: there is no terminal to confirm on; "
-                "add --yes to erase without asking"
-            )
-        if not click.confirm(f"Erase {subscriber['email']} and their personal data?"):
-            raise DigestError(f"not erased {subscriber['email']}; add --yes to erase without asking")
-    remove_subscriber(app.db, subscriber["id"], source="cli")
-    click.echo(f"Removed {subscriber['email']}; its hash is on the suppression list.")
 
 
 @subscribers.command(name="import")
@@ -578,3 +432,7 @@ def subscribers_export(app: App, fmt: str, output: Path | None, status: str | No
         Path(tmp_name).unlink(missing_ok=True)
         raise
     click.echo(f"Exported {count} subscribers to {output}.")
+
+
+for _command in STATUS_COMMANDS:
+    subscribers.add_command(_command)
