@@ -113,8 +113,11 @@ def m013_summaries(db: sqlite_utils.Database) -> None:
     )
 
 
-def m014_delivery_journal(db: sqlite_utils.Database) -> None:
-    """What the send engine needs to record each accepted message durably."""
+def m014_issue_transport(db: sqlite_utils.Database) -> None:
+    """The transport an issue's send went out through (its URL without a password), so that
+    a resume by `digest run` or a bare `digest send` goes the same way, not through the
+    config's default."""
+    db.execute("ALTER TABLE issues ADD COLUMN transport TEXT")
 
 
 def m015_ingest_guards(db: sqlite_utils.Database) -> None:
@@ -130,6 +133,6 @@ LATER_MIGRATIONS = [
     m011_subscriber_attributes,
     m012_issue_extras,
     m013_summaries,
-    m014_delivery_journal,
+    m014_issue_transport,
     m015_ingest_guards,
 ]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
@@ -36,7 +37,7 @@ from digest.delivery.checks import check_public_base_url
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
 from digest.message import dkim_signer, prepare_message
-from digest.store import iso, utcnow
+from digest.store import iso, transaction, utcnow
 from digest.transports import (
     TransportError,
     default_transport_url,
@@ -122,7 +123,7 @@ def deliver_issue(
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)
-    url = transport_url or default_transport_url(config)
+    url, resumed = _transport_for(config, issue, transport_url, test=bool(to) or dry_run)
     scheme = parse_transport_url(url).scheme  # a bad URL fails before anything changes
     now = now or utcnow()
     problem = None if dry_run else check_public_base_url(config)
@@ -134,12 +135,52 @@ def deliver_issue(
         report = dry_run_report(db, config, issue, now)
     else:
         with _issue_lock(_db_path(db), int(issue["id"])):
+            _record_transport(db, int(issue["id"]), url)
             report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
+    if resumed:
+        report.warnings.append(resumed)
     if problem:
         report.warnings.append(problem)
     report.duration = time.monotonic() - started
     report.transport = transport_for_display(url)
     return report
+
+
+def _transport_for(
+    config: Config, issue: dict[str, Any], explicit: str | None, *, test: bool
+) -> tuple[str, str | None]:
+    """The transport to send through, and a warning when it is not the configured one.
+
+    An explicit ``--transport`` wins. Otherwise a send that already started (its rows were
+    frozen) goes on through the transport it started with: a resume by `digest run` must
+    never hand the rest of an SMTP send to a local maildir, where "sent" reaches nobody.
+    Test sends and dry runs use the configured transport.
+    """
+    configured = default_transport_url(config)
+    recorded = issue.get("transport")
+    if explicit or test or not recorded or recorded == _without_password(configured):
+        return explicit or configured, None
+    name = f"{issue['edition']}/{issue['number']}"
+    return recorded, (
+        f"{name} goes on through {transport_for_display(recorded)}, where its send started "
+        f"(delivery.transport is {transport_for_display(configured)}); "
+        "pass --transport to send the rest another way"
+    )
+
+
+def _record_transport(db: sqlite_utils.Database, issue_id: int, url: str) -> None:
+    with transaction(db):
+        db.execute("UPDATE issues SET transport = ? WHERE id = ?", [_without_password(url), issue_id])
+
+
+def _without_password(url: str) -> str:
+    """``url`` without a password in its user part (passwords come from the environment)."""
+    parts = urlsplit(url)
+    if not parts.netloc or parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
 
 
 def _db_path(db: sqlite_utils.Database) -> Path:
