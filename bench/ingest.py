@@ -28,8 +28,9 @@ import feedparser
 
 from digest.articles import prepare_article
 from digest.config import load_config
+from digest.feed_entries import parse_feed
 from digest.fetch import fetch
-from digest.ingest import ingest_sources, parse_feed
+from digest.ingest import ingest_sources
 from digest.sanitize import sanitize_html
 from digest.store import open_store
 

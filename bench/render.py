@@ -22,9 +22,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from digest import render
+from digest import email_html, issue_context, render, templating
 from digest.compose import compose_issue, get_issue, issue_snapshot
 from digest.config import load_config
+from digest.personalise import personalise
+from digest.size_budget import wire_size
 from digest.store import iso, open_store
 
 CONFIG = """
@@ -108,7 +110,7 @@ def main() -> None:
         size = len(rendered.html.encode("utf-8"))
         print(
             f"issue: {args.articles} articles, 60-word summaries; "
-            f"HTML {size:,} bytes ({render.wire_size(rendered.html):,} as sent, quoted-printable), "
+            f"HTML {size:,} bytes ({wire_size(rendered.html):,} as sent, quoted-printable), "
             f"trimmed {rendered.trimmed}"
         )
 
@@ -123,16 +125,16 @@ def main() -> None:
         snapshot = issue_snapshot(issue)
         sections = snapshot["categories"]
         keep = {a["id"] for s in sections for a in s["articles"]}
-        dirs = tuple(render.template_dirs(config))
-        context = render._context(config, issue, snapshot, sections, keep)
-        source = render._render_template(dirs, render.HTML_TEMPLATE, context)
-        raw = render.mjml_to_html(source)
+        dirs = tuple(templating.template_dirs(config))
+        context = issue_context.template_context(config, issue, snapshot, sections, keep)
+        source = templating.render_template(dirs, render.HTML_TEMPLATE, context)
+        raw = email_html.mjml_to_html(source)
         stages = {
             "  load issue + snapshot": lambda: issue_snapshot(get_issue(db, issue_id)),
-            "  Jinja (MJML source)": lambda: render._render_template(dirs, render.HTML_TEMPLATE, context),
-            "  MJML → HTML (mjml-python)": lambda: render.mjml_to_html(source),
-            "  premailer inlining": lambda: render.inline_css(raw),
-            "  text part (Jinja)": lambda: render._render_template(dirs, render.TEXT_TEMPLATE, context),
+            "  Jinja (MJML source)": lambda: templating.render_template(dirs, render.HTML_TEMPLATE, context),
+            "  MJML → HTML (mjml-python)": lambda: email_html.mjml_to_html(source),
+            "  premailer inlining": lambda: email_html.inline_css(raw),
+            "  text part (Jinja)": lambda: templating.render_template(dirs, render.TEXT_TEMPLATE, context),
         }
         for label, fn in stages.items():
             print(f"{label:<32} {median_ms(fn, args.repeat):7.2f} ms")
@@ -147,8 +149,8 @@ def main() -> None:
 
         def recipients() -> None:
             for _ in range(n):
-                render.personalise(rendered.html, fields, html=True)
-                render.personalise(rendered.text, fields, html=False)
+                personalise(rendered.html, fields, html=True)
+                personalise(rendered.text, fields, html=False)
 
         wall, _, cpu = timings(recipients, 3)
         print(

@@ -1,7 +1,8 @@
 """Compose issues: pick an edition's articles for a period and freeze them as a numbered issue.
 
-The issue row carries a JSON snapshot of everything the templates show (titles, links,
-summaries, categories in order), so rendering never depends on later article edits.
+:func:`compose_issue` is the entry point. The issue row carries a JSON snapshot of everything
+the templates show (titles, links, summaries, categories in order), so rendering never
+depends on later article edits.
 Composing is idempotent per (edition, period): the check and the insert happen inside one
 ``BEGIN IMMEDIATE`` transaction, and the ``UNIQUE (edition, period_start)`` constraint backs
 it up, so two processes building the same issue at once still make one.
@@ -12,24 +13,39 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from digest.config import Config, Edition
-from digest.errors import ConfigError, DigestError, NotFound
+from digest.errors import DigestError
 from digest.images import load_image
-from digest.localtime import latest_fire_time, next_fire_time
-from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
+
+# Re-exported: the CLI, the send engine and the web app import these from digest.compose.
+from digest.issues import (  # noqa: F401
+    ISSUE_NAME_HELP,
+    get_issue,
+    issue_categories,
+    issue_name,
+    issue_snapshot,
+    list_issues,
+)
+from digest.localtime import next_fire_time
+from digest.periods import (  # noqa: F401
+    format_date,
+    format_datetime,
+    latest_scheduled_time,
+    period_start_for,
+    scheduled_time,
+)
+from digest.store import from_iso, iso, transaction, utcnow
 from digest.stories import Story, group_stories
+from digest.subject import make_preheader, make_subject, preheader_titles
 from digest.summary import ArticleSummary, article_summaries, make_summaries
 from digest.summary.make import Progress
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-PREHEADER_HEADLINES = 3
-PREHEADER_MAX_CHARS = 150
 SNAPSHOT_VERSION = 1
 
 
@@ -42,58 +58,6 @@ class ComposeResult:
     created: bool
     message: str
     warnings: list[str] = field(default_factory=list)
-
-
-def format_date(dt: datetime) -> str:
-    """``23 Jan 2026`` — locale-independent, for subjects and headers."""
-    return f"{dt.day} {MONTHS[dt.month - 1]} {dt.year}"
-
-
-def format_datetime(dt: datetime) -> str:
-    """``23 Jan 2026, 07:30`` — locale-independent."""
-    return f"{format_date(dt)}, {dt:%H:%M}"
-
-
-def scheduled_time(edition: Edition, on: date) -> datetime:
-    """The edition's fire time for the local date ``on``: the latest scheduled time at or
-    before the end of that day in the edition's zone, as an aware UTC datetime."""
-    try:
-        return _scheduled_time(edition, on)
-    except OverflowError:
-        # date arithmetic past year 1 or 9999 (cron fire times exist from 1970 on)
-        raise DigestError(
-            f"date {on.isoformat()} is out of range for edition {edition.key!r}'s schedule; "
-            "pick a date from 1970-01-01 to 9999-12-30"
-        ) from None
-
-
-def _scheduled_time(edition: Edition, on: date) -> datetime:
-    # The scheduler's own fire-time iteration (localtime), so these are its period ends,
-    # including on a fall-back night, where it skips the repeat of a wall time.
-    zone = edition.zone
-    day_end = datetime.combine(on + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    for lookback in (1, 8, 32, 367, 366 * 8):
-        start = datetime.combine(on - timedelta(days=lookback - 1), time(0), tzinfo=zone).astimezone(UTC)
-        last = latest_fire_time(edition, start, day_end - timedelta(microseconds=1))
-        if last is not None:
-            return last
-    raise ConfigError(
-        f"editions.{edition.key}.schedule: {edition.schedule!r} never fires on or before {on.isoformat()}"
-    )
-
-
-def period_start_for(edition: Edition, period_end: datetime) -> datetime:
-    """The start of the period ending at ``period_end`` (aware UTC).
-
-    Whole-day windows are counted in the edition's wall clock, so across a DST change a
-    daily period is 23 or 25 hours long and lines up with the previous scheduled time:
-    no hour of articles falls between two issues.
-    """
-    window = edition.window_delta
-    if window % timedelta(days=1):
-        return period_end - window
-    local_end = period_end.astimezone(edition.zone)
-    return (local_end - window).astimezone(UTC)
 
 
 def compose_issue(
@@ -239,16 +203,6 @@ def _make_summaries(
     return make_summaries(db, config, leads, progress=progress).warnings
 
 
-def latest_scheduled_time(edition: Edition, now: datetime) -> datetime:
-    """The edition's most recent scheduled time at or before ``now`` (aware UTC)."""
-    local_today = now.astimezone(edition.zone).date()
-    for back in range(0, 400):
-        fire = scheduled_time(edition, local_today - timedelta(days=back))
-        if fire <= now:
-            return fire
-    raise ConfigError(f"editions.{edition.key}.schedule: {edition.schedule!r} has not fired in the last year")
-
-
 def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: datetime) -> dict | None:
     rows = list(
         db.query("SELECT * FROM issues WHERE edition = ? AND period_start = ?", [edition, iso(period_start)])
@@ -379,178 +333,3 @@ def _source_name(article: dict[str, Any]) -> str:
         return article["source"]
     host = urlsplit(article.get("url") or "").hostname or ""
     return host.removeprefix("www.") or article.get("url") or ""
-
-
-SUBJECT_MAX_CHARS = 78
-
-
-def subject_pattern(config: Config, edition: Edition) -> str:
-    """The edition's subject pattern, else ``render.subject``."""
-    return edition.subject or config.render.subject
-
-
-def make_subject(
-    config: Config, edition: Edition, number: int, local_date: datetime, *, headline: str = ""
-) -> str:
-    """The subject from the edition's pattern (else ``render.subject``).
-
-    Fields: ``{title}`` (edition title), ``{number}``, ``{date}`` (``23 Jan 2026``),
-    ``{publication}``, ``{edition}`` (its key), ``{headline}`` (the top story). A subject
-    with a headline is kept within :data:`SUBJECT_MAX_CHARS` by cutting the headline at a
-    word (with "…"); the other fields are never cut.
-    """
-    pattern = subject_pattern(config, edition)
-    values = {
-        "title": edition.title,
-        "number": number,
-        "date": format_date(local_date),
-        "publication": config.publication.name,
-        "edition": edition.key,
-    }
-
-    def fill(head: str) -> str:
-        try:
-            text = pattern.format(**values, headline=head)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"{config.source}: subject pattern {pattern!r} is invalid ({exc!r}); "
-                "use the fields {title}, {number}, {date}, {publication}, {edition}, {headline}"
-            ) from None
-        # Never let a header line break through.
-        return " ".join(text.split())
-
-    words = " ".join(headline.split()).split(" ")
-    subject = fill(" ".join(words))
-    if "{headline}" not in pattern or len(subject) <= SUBJECT_MAX_CHARS:
-        return subject
-    while words:
-        words.pop()
-        cut = " ".join(words).rstrip(" ,;:·-–—")
-        if cut and len(fill(cut + "…")) <= SUBJECT_MAX_CHARS:
-            return fill(cut + "…")
-    return fill("").rstrip(" :·-–—")
-
-
-def issue_subject(config: Config, issue: dict[str, Any], headline: str) -> str:
-    """The issue's subject with ``headline`` as its top story (a category variant's own);
-    the stored subject when the pattern has no ``{headline}`` or the edition is gone."""
-    edition = config.editions.get(issue["edition"])
-    if edition is None or "{headline}" not in subject_pattern(config, edition) or not headline:
-        return issue["subject"]
-    local_end = from_iso(issue["period_end"]).astimezone(edition.zone)
-    return make_subject(config, edition, issue["number"], local_end, headline=headline)
-
-
-def preheader_titles(config: Config, edition: Edition | None, titles: list[str]) -> list[str]:
-    """The headlines for the preheader: the ones after the subject's own headline (when the
-    subject carries one and there are more), so the inbox shows the next stories."""
-    if edition is not None and "{headline}" in subject_pattern(config, edition) and len(titles) > 1:
-        return titles[1:]
-    return titles
-
-
-def make_preheader(titles: list[str]) -> str:
-    """The inbox preview line: the top headlines joined with `` · ``, cut near 150 characters."""
-    text = " · ".join(" ".join(t.split()) for t in titles[:PREHEADER_HEADLINES])
-    if len(text) > PREHEADER_MAX_CHARS:
-        text = text[: PREHEADER_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ·") + "…"
-    return text
-
-
-ISSUE_NAME_HELP = (
-    "An issue is named EDITION/NUMBER as listings show it (daily/3), `latest` (the most "
-    "recently built issue), EDITION/latest (daily/latest), or its database id."
-)
-
-
-def issue_name(issue: dict[str, Any]) -> str:
-    """How an issue is shown and typed: ``daily/3`` (edition and its number within it)."""
-    return f"{issue['edition']}/{issue['number']}"
-
-
-def get_issue(db: sqlite_utils.Database, ref: str | int, edition: str | None = None) -> dict[str, Any]:
-    """The issue row that ``ref`` names (see :data:`ISSUE_NAME_HELP`).
-
-    ``daily/3`` is issue 3 of the daily edition; ``latest`` the most recently built issue
-    (of ``edition`` when given); ``daily/latest`` the most recently built daily; a bare
-    number is the database id.
-    """
-    text = str(ref).strip()
-    if "/" in text:
-        edition_part, _, number = text.partition("/")
-        edition_part = edition_part.strip()
-        if edition and edition_part != edition:
-            raise NotFound(f"issue {text!r} is not of edition {edition!r}")
-        return _get_named(db, text, edition_part, number.strip())
-    if text.lower() == "latest":
-        return _latest(db, edition)
-    if not (text.isascii() and text.isdigit()):
-        raise NotFound(
-            f"issue {text!r}: name it like daily/3, latest or daily/latest (see `digest issues list`)"
-        )
-    if int(text) > MAX_ID:  # past any SQLite row id
-        raise NotFound(f"issue {text} not found; see `digest issues list`")
-    rows = list(db.query("SELECT * FROM issues WHERE id = ?", [int(text)]))
-    if not rows or (edition and rows[0]["edition"] != edition):
-        raise NotFound(f"issue {text} not found; see `digest issues list`")
-    return rows[0]
-
-
-def _get_named(db: sqlite_utils.Database, text: str, edition: str, number: str) -> dict[str, Any]:
-    if not edition:
-        raise NotFound(f"issue {text!r}: name the edition before the slash, like daily/3")
-    if number.lower() == "latest":
-        return _latest(db, edition)
-    if not (number.isascii() and number.isdigit()):
-        raise NotFound(f"issue {text!r}: after the slash give a number or latest, like {edition}/3")
-    if int(number) > MAX_ID:
-        raise NotFound(f"no issue {edition}/{number}; see `digest issues list`")
-    rows = list(db.query("SELECT * FROM issues WHERE edition = ? AND number = ?", [edition, int(number)]))
-    if not rows:
-        raise NotFound(f"no issue {edition}/{int(number)}; see `digest issues list`")
-    return rows[0]
-
-
-def _latest(db: sqlite_utils.Database, edition: str | None) -> dict[str, Any]:
-    # The most recently built, not the latest period: right after `issues build daily`,
-    # `latest` is that daily even when a weekly covers a later period end.
-    sql, params = "SELECT * FROM issues", []
-    if edition:
-        sql, params = sql + " WHERE edition = ?", [edition]
-    rows = list(db.query(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", params))
-    if not rows:
-        scope = f" for edition {edition!r}" if edition else ""
-        raise NotFound(f"no issues yet{scope}; build one with `digest issues build`")
-    return rows[0]
-
-
-def issue_snapshot(issue: dict[str, Any]) -> dict[str, Any]:
-    """The frozen JSON snapshot of an issue row, decoded."""
-    try:
-        return json.loads(issue["snapshot"])
-    except (TypeError, ValueError):
-        raise DigestError(f"issue {issue.get('id')}: has no readable snapshot; rebuild it") from None
-
-
-def issue_categories(db: sqlite_utils.Database, issue_id: int) -> list[str]:
-    """The categories present in the issue, in the issue's order."""
-    rows = db.execute(
-        "SELECT category FROM issue_articles WHERE issue_id = ? GROUP BY category ORDER BY MIN(position)",
-        [issue_id],
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def list_issues(db: sqlite_utils.Database, edition: str | None = None) -> list[dict[str, Any]]:
-    """Issues, newest first, with their article counts (no snapshot)."""
-    sql = (
-        "SELECT i.id, i.edition, i.number, i.period_start, i.period_end, i.subject, i.preheader, i.status,"
-        " i.created_at, i.sent_at,"
-        " (SELECT COUNT(*) FROM issue_articles ia WHERE ia.issue_id = i.id) AS articles"
-        " FROM issues i"
-    )
-    params: list[Any] = []
-    if edition:
-        sql += " WHERE i.edition = ?"
-        params.append(edition)
-    return list(db.query(sql + " ORDER BY i.period_end DESC, i.id DESC", params))

@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 from test_render_support import PERIOD_END, add_article, fixture_issue, make_store
 
-from digest.compose import (
-    compose_issue,
-    get_issue,
-    issue_categories,
-    issue_snapshot,
-    latest_scheduled_time,
-    make_preheader,
-    scheduled_time,
-)
+from digest.compose import compose_issue
 from digest.config import Edition
 from digest.errors import ConfigError, NotFound
+from digest.issues import get_issue, issue_categories, issue_snapshot
+from digest.periods import latest_scheduled_time, scheduled_time
+from digest.subject import make_preheader
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,9 @@ from digest.articles import prepare_article
 from digest.cli import cli
 from digest.config import load_config
 from digest.errors import DigestError
+from digest.feed_entries import parse_feed
 from digest.fetch import fetch
-from digest.ingest import ingest_sources, parse_feed
+from digest.ingest import ingest_sources
 from digest.store import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"

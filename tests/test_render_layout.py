@@ -15,9 +15,11 @@ from test_render import _check_golden
 from test_render_support import PERIOD_END, add_article, big_issue, enrich, fixture_issue, make_store
 
 from digest.cli import cli
-from digest.compose import SUBJECT_MAX_CHARS, compose_issue, get_issue
+from digest.compose import compose_issue
 from digest.ingest import ingest_sources
+from digest.issues import get_issue
 from digest.render import personalise, render_issue, sample_fields, stored_variant
+from digest.subject import SUBJECT_MAX_CHARS
 
 SECTIONS = ["World", "Technology", "Science", "Culture", "Business", "Sport"]
 

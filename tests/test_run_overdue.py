@@ -125,7 +125,7 @@ def test_a_failure_that_is_no_articles_fault_is_raised() -> None:
 
 
 def test_an_article_that_breaks_mjml_is_left_out_and_the_run_names_it(tmp_path: Path) -> None:
-    from digest.render import bundled_templates_dir
+    from digest.templating import bundled_templates_dir
 
     partial = bundled_templates_dir() / "email" / "_entry.mjml.j2"
     marker = "{% macro entry(article) %}\n"

@@ -1,0 +1,113 @@
+"""Per-recipient fields: the placeholder tokens a rendered issue carries, and filling them.
+
+An issue is rendered once per variant with a token (:data:`PLACEHOLDERS`, plus
+``__DIGEST_ATTR_KEY__`` for a subscriber attribute) wherever a reader's own value goes;
+:func:`personalise` fills them for one recipient by plain substitution at send time.
+"""
+
+from __future__ import annotations
+
+import functools
+import html as html_lib
+import json
+import re
+from collections.abc import Mapping
+
+from digest.config import Config
+
+RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
+PLACEHOLDERS: dict[str, str] = {field: f"__DIGEST_{field.upper()}__" for field in RECIPIENT_FIELDS}
+"""Field → token. ASCII letters, digits and underscores only: they pass MJML, premailer,
+URL attributes and quoted-printable untouched."""
+
+NAME_FALLBACK = "Reader"
+"""Shown where a recipient has no name."""
+
+ATTRIBUTE_PREFIX = "attribute:"
+"""A per-recipient field named ``attribute:KEY`` is the subscriber attribute KEY (a merge field
+``{{ subscriber.attributes.KEY }}``); its token is ``__DIGEST_ATTR_KEY__`` (KEY upper-cased)."""
+_ATTRIBUTE_TOKEN = r"__DIGEST_ATTR_([A-Z0-9]+(?:_[A-Z0-9]+)*)__"
+_TOKEN_RE = re.compile(
+    "|".join(
+        [*(re.escape(t) for t in sorted(PLACEHOLDERS.values(), key=len, reverse=True)), _ATTRIBUTE_TOKEN]
+    )
+)
+_FIELD_BY_TOKEN = {token: field for field, token in PLACEHOLDERS.items()}
+PLACEHOLDER_RE = _TOKEN_RE
+"""Every per-recipient placeholder in a rendered part: the fixed fields and attribute merge fields."""
+
+
+def placeholder_field(token: str) -> str:
+    """The recipient field a placeholder token stands for (``name``, ``attribute:company`` …)."""
+    known = _FIELD_BY_TOKEN.get(token)
+    if known is not None:
+        return known
+    match = re.fullmatch(_ATTRIBUTE_TOKEN, token)
+    if match is None:
+        raise ValueError(f"not a placeholder: {token!r}")
+    return ATTRIBUTE_PREFIX + match.group(1).lower()
+
+
+def placeholder_token(field: str) -> str:
+    """The placeholder token of a recipient field (the inverse of :func:`placeholder_field`)."""
+    if field.startswith(ATTRIBUTE_PREFIX):
+        return f"__DIGEST_ATTR_{field[len(ATTRIBUTE_PREFIX) :].upper()}__"
+    return PLACEHOLDERS[field]
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+@functools.lru_cache(maxsize=64)
+def _split(rendered: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The text between placeholders and the field of each placeholder, computed once per
+    rendered string (str caches its hash, so a repeated lookup is cheap)."""
+    literals, fields, pos = [], [], 0
+    for m in _TOKEN_RE.finditer(rendered):
+        literals.append(rendered[pos : m.start()])
+        fields.append(placeholder_field(m.group(0)))
+        pos = m.end()
+    literals.append(rendered[pos:])
+    return tuple(literals), tuple(fields)
+
+
+def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
+    """Fill the placeholders in ``rendered`` with one recipient's ``fields`` in one pass.
+
+    Values are escaped for HTML when ``html`` is true; control characters (line breaks)
+    become spaces in both modes. A missing or empty ``name`` reads :data:`NAME_FALLBACK`;
+    other missing fields become empty. A subscriber attribute (``attribute:KEY``) comes from
+    ``fields["attributes"]`` (a dict, or its JSON text), empty when the subscriber has none.
+    """
+    literals, names = _split(rendered)
+    if not names:
+        return rendered
+    values = {}
+    attributes = fields.get("attributes") or {}
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    for field in dict.fromkeys((*RECIPIENT_FIELDS, *names)):
+        if field.startswith(ATTRIBUTE_PREFIX):
+            value = str(attributes.get(field[len(ATTRIBUTE_PREFIX) :]) or "")
+        else:
+            value = str(fields.get(field) or "")
+        if not value and field == "name":
+            value = NAME_FALLBACK
+        value = _CONTROL_RE.sub(" ", value).strip() if value else value
+        values[field] = html_lib.escape(value, quote=True) if html else value
+    parts = [literals[0]]
+    for name, literal in zip(names, literals[1:], strict=True):
+        parts.append(values[name])
+        parts.append(literal)
+    return "".join(parts)
+
+
+def sample_fields(config: Config) -> dict[str, str]:
+    """Stand-in recipient values for previews."""
+    base = config.publication.base_url.rstrip("/")
+    return {
+        "name": NAME_FALLBACK,
+        "email": "reader@example.org",
+        "unsubscribe_url": f"{base}/unsubscribe/preview",
+        "preferences_url": f"{base}/preferences/preview",
+    }
