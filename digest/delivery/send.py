@@ -135,7 +135,7 @@ def deliver_issue(
         report = dry_run_report(db, config, issue, now)
     else:
         with _issue_lock(_db_path(db), int(issue["id"])):
-            _record_transport(db, int(issue["id"]), url)
+            _record_transport(db, int(issue["id"]), url, default_transport_url(config))
             report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
     if resumed:
         report.warnings.append(resumed)
@@ -151,10 +151,11 @@ def _transport_for(
 ) -> tuple[str, str | None]:
     """The transport to send through, and a warning when it is not the configured one.
 
-    An explicit ``--transport`` wins. Otherwise a send that already started (its rows were
-    frozen) goes on through the transport it started with: a resume by `digest run` must
-    never hand the rest of an SMTP send to a local maildir, where "sent" reaches nobody.
-    Test sends and dry runs use the configured transport.
+    An explicit ``--transport`` wins. Otherwise a send started with a ``--transport`` of its
+    own goes on through it: a resume by `digest run` must never hand the rest of an SMTP
+    send to the local maildir of the config, where "sent" reaches nobody. A send through the
+    configured transport follows the config (a corrected relay takes effect). Test sends
+    and dry runs use the configured transport.
     """
     configured = default_transport_url(config)
     recorded = issue.get("transport")
@@ -168,9 +169,12 @@ def _transport_for(
     )
 
 
-def _record_transport(db: sqlite_utils.Database, issue_id: int, url: str) -> None:
+def _record_transport(db: sqlite_utils.Database, issue_id: int, url: str, configured: str) -> None:
+    """Remember a ``--transport`` other than the configured one for this issue's resumes; a send
+    through the configured transport records none (a corrected config then takes effect)."""
+    chosen = None if url == configured else _without_password(url)
     with transaction(db):
-        db.execute("UPDATE issues SET transport = ? WHERE id = ?", [_without_password(url), issue_id])
+        db.execute("UPDATE issues SET transport = ? WHERE id = ?", [chosen, issue_id])
 
 
 def _without_password(url: str) -> str:
