@@ -155,8 +155,11 @@ def explain_empty_period(
     before = db.execute(uncarried.format(agg="MAX", op="<"), [iso(period_start), edition.key]).fetchone()[0]
     after = db.execute(uncarried.format(agg="MIN", op=">="), [iso(period_end), edition.key]).fetchone()[0]
     try:
-        if before is not None:
-            day = next_fire_time(edition, from_iso(before)).astimezone(zone).date().isoformat()
+        fire_before = next_fire_time(edition, from_iso(before)) if before is not None else None
+        # Only a date whose window really holds that article (a 1900 date never does: the
+        # schedule starts in 1970) is worth suggesting.
+        if fire_before is not None and period_start_for(edition, fire_before) <= from_iso(before):
+            day = fire_before.astimezone(zone).date().isoformat()
             return (
                 f"{said} The latest article before the window that no {edition.key} issue carried yet is "
                 f"from {shown(from_iso(before))}: try `digest issues build {edition.key} --date {day}`."

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from typing import Any
@@ -30,7 +31,22 @@ def mjml_to_html(source: str) -> str:
     unconverted = _UNCONVERTED_RE.search(out)
     if unconverted:
         raise DigestError(f"MJML left {unconverted.group(0)}> unconverted; check the template's tags")
-    return out
+    return _label_from_title(out)
+
+
+_TITLE_RE = re.compile(r"<title>(.*?)</title>", re.S)
+_ARIA_LABEL_RE = re.compile(r'aria-label="[^"]*"')
+
+
+def _label_from_title(out: str) -> str:
+    """MRML writes ``<mj-title>`` into the wrapper's ``aria-label`` with Rust's debug escaping
+    (``Cafe\\u{301}``), which a screen reader would spell out; its ``<title>`` is right, so
+    the label is taken from there."""
+    title = _TITLE_RE.search(out)
+    if title is None:
+        return out
+    label = html.escape(html.unescape(title.group(1)), quote=True)
+    return _ARIA_LABEL_RE.sub(lambda _m: f'aria-label="{label}"', out, count=1)
 
 
 class _CachingPremailer(Premailer):

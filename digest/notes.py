@@ -31,7 +31,7 @@ def set_issue_note(db: sqlite_utils.Database, ref: str | int, text: str) -> dict
         ).fetchone()
         if issue["status"] != "draft" or started:
             raise DigestError(
-                f"issue {issue['id']} ({issue['edition']} #{issue['number']}) is {issue['status']}: "
+                f"issue {issue['edition']}/{issue['number']} is {issue['status']}: "
                 "sending has started, so its note can no longer change"
             )
         db.execute("UPDATE issues SET note = ? WHERE id = ?", [note, issue["id"]])

@@ -27,6 +27,7 @@ import email
 import email.message
 import email.parser
 import email.policy
+import logging
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
@@ -193,6 +194,12 @@ def _dsn_kind(action: str, status: str | None) -> tuple[str, str]:
 def _flufl_findings(msg: email.message.Message, token: str | None) -> list[Finding]:
     from flufl.bounce import all_failures
 
+    # flufl.bounce logs each detector that chokes on odd input with its traceback; spam in a
+    # bounce mailbox is normal, so that must not reach a cron log as a traceback.
+    flufl_log = logging.getLogger("flufl.bounce")
+    flufl_log.propagate = False
+    if not flufl_log.handlers:
+        flufl_log.addHandler(logging.NullHandler())
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # noqa: BLE001 - a heuristic detector choking on odd input is not a bounce

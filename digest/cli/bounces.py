@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli.common import App, echo_json, json_option, pass_app
+from digest.cli.common import App, columns, echo_json, json_option, pass_app
 from digest.errors import ConfigError, DigestError
 
 
@@ -104,12 +104,21 @@ def bounces_list(app: App, since_text: str | None, limit: int | None, as_json: b
     if as_json:
         echo_json(rows)
         return
+    table = [("RECEIVED", "KIND", "STATUS", "EMAIL", "ISSUE", "REASON")]
     for row in rows:
-        issue = f"{row['edition']} #{row['number']}" if row["number"] is not None else "-"
-        click.echo(
-            f"{row['received_at']}  {row['kind']:<11}  {row['status_code'] or '-':<7}  "
-            f"{row['email'] or '-'}  {issue}  {row['reason']}".rstrip()
+        issue = f"{row['edition']}/{row['number']}" if row["number"] is not None else "-"
+        table.append(
+            (
+                row["received_at"],
+                row["kind"],
+                row["status_code"] or "-",
+                row["email"] or "-",
+                issue,
+                row["reason"],
+            )
         )
+    for line in columns(table if rows else []):
+        click.echo(line)
     if not rows:
         click.echo(
             "No bounce reports" + (f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if since else "."),

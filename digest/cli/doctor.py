@@ -31,7 +31,7 @@ def doctor(app: App, as_json: bool, resolver: str | None, timeout: float) -> Non
     """
     from digest.doctor import failed, run_doctor
 
-    checks = run_doctor(lambda: app.config, resolver=resolver, timeout=timeout)
+    checks = run_doctor(lambda: app.config, resolver=resolver, timeout=timeout, debug=app.debug)
     if as_json:
         echo_json({"ok": not failed(checks), "checks": [check.as_dict() for check in checks]})
     else:

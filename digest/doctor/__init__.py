@@ -42,6 +42,7 @@ def run_doctor(
     *,
     resolver: str | None = None,
     timeout: float = 10.0,
+    debug: bool = False,
 ) -> list[Check]:
     """Run every check for the configuration ``load`` gives; returns them in order.
 
@@ -57,14 +58,31 @@ def run_doctor(
         return [Check("config", FAIL, "no digest.toml here or above", fix)]
     except DigestError as exc:
         return [Check("config", FAIL, str(exc), "correct the file, or run `digest init` to make one")]
+    steps: list[tuple[str, Callable[[], Check | list[Check]]]] = [
+        ("base_url", lambda: setup.check_base_url(config)),
+        ("secrets", lambda: setup.check_secrets(config)),
+        ("file_modes", lambda: setup.check_file_modes(config)),
+        ("transport", lambda: transport.check_transport(config, timeout=timeout)),
+        ("dns", lambda: dns.check_dns(config, resolver=resolver, timeout=timeout)),
+        ("issue_size", lambda: issue.check_latest_issue(config, timeout=max(timeout, 120.0))),
+        ("web", lambda: web.check_web(config, timeout=timeout)),
+    ]
     checks = [Check("config", OK, f"{config.source} loads")]
-    checks.append(setup.check_base_url(config))
-    checks.append(setup.check_secrets(config))
-    checks.append(setup.check_file_modes(config))
-    checks.append(transport.check_transport(config, timeout=timeout))
-    checks.extend(dns.check_dns(config, resolver=resolver, timeout=timeout))
-    checks.extend(issue.check_latest_issue(config, timeout=max(timeout, 120.0)))
-    checks.append(web.check_web(config, timeout=timeout))
+    for name, step in steps:
+        try:
+            found = step()
+        except DigestError as exc:
+            found = Check(name, FAIL, str(exc), "correct what it names and run `digest doctor` again")
+        except Exception as exc:
+            found = Check(
+                name,
+                FAIL,
+                f"the check itself failed ({type(exc).__name__}: {exc})",
+                "run with --debug for a traceback and report it",
+            )
+            if debug:
+                raise
+        checks.extend(found if isinstance(found, list) else [found])
     return checks
 
 

@@ -82,14 +82,19 @@ def _domain(address: str) -> str:
 
 def check_dns(config: Config, *, resolver: str | None = None, timeout: float = 10.0) -> list[Check]:
     """SPF of the envelope domain, DKIM at ``selector._domainkey``, DMARC of the From domain."""
-    from digest.verp import ReturnPath
+    from digest.verp import split_bounce_address
 
     from_domain = _domain(config.publication.from_address)
     if not from_domain:
         return [
             Check("dns", FAIL, "publication.from has no address", "set publication.from = Name <you@domain>")
         ]
-    envelope_domain = ReturnPath(config).for_delivery(0).rpartition("@")[2].lower() or from_domain
+    try:
+        bounce = split_bounce_address(config)
+    except DigestError as exc:
+        return [Check("dns", FAIL, str(exc), "set delivery.bounce_address = bounces@your-domain")]
+    # The envelope (Return-Path) domain SPF is checked for: the VERP domain, else the From's.
+    envelope_domain = bounce[1].lower() if bounce else from_domain
     try:
         dns_resolver = make_resolver(resolver, timeout)
         spf, spf_ok = check_spf(dns_resolver, envelope_domain)
