@@ -84,8 +84,10 @@ def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
             if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
                 return f"{local}@{ascii_domain}".lower()
     try:
+        # No SMTPUTF8: the send engine addresses plain ASCII mailboxes only (an internationalised
+        # domain is fine, its IDNA form is used), so such an address could never be mailed.
         valid = email_validator.validate_email(
-            text, check_deliverability=check_deliverability, allow_display_name=False
+            text, check_deliverability=check_deliverability, allow_display_name=False, allow_smtputf8=False
         )
     except email_validator.EmailNotValidError as exc:
         reason = str(exc).rstrip(".")

@@ -173,3 +173,16 @@ def test_a_remembered_transport_keeps_no_password(workspace: Path, monkeypatch) 
         "smtp://mailer@relay.example:587?starttls=true"
     )
     assert _without_password("maildir:outbox") == "maildir:outbox"
+
+
+def test_an_address_no_relay_can_take_is_refused_when_added(workspace: Path) -> None:
+    """A non-ASCII local part needs SMTPUTF8, which the send engine does not speak: refused at
+    the door (as the web sign-up does), not failed on every issue for ever."""
+    added = _run(workspace, "subscribers", "add", "jürgen@example.org")
+    assert added.exit_code == 1 and "before the @-sign" in added.output, added.output
+    people = workspace / "people.csv"
+    people.write_text("email\njürgen@example.org\nok@example.org\n", encoding="utf-8")
+    imported = _run(workspace, "subscribers", "import", str(people))
+    assert imported.exit_code == 1 and "line 2" in imported.output, imported.output
+    idn = _run(workspace, "subscribers", "add", "jurgen@exämple.org")
+    assert idn.exit_code == 0 and "jurgen@xn--exmple-cua.org" in idn.output, idn.output

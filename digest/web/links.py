@@ -239,18 +239,17 @@ def _unique(values: Iterable[str]) -> list[str]:
 def _preference_choices(
     state: WebState, db: sqlite_utils.Database, subscriber: dict[str, Any]
 ) -> dict[str, Any]:
-    """Editions (key, title) from the config; categories in the editions' order, else those in use.
+    """Editions (key, title) from the config; every category an issue can carry (the config's,
+    then those feeds and articles have: :func:`digest.categories.known_categories`).
 
     The subscriber's own editions and categories are always offered too (e.g. a category set
-    with the CLI that no edition lists): a form that left them out would erase them on save.
+    with the CLI that nothing has yet): a form that left them out would erase them on save.
     """
+    from digest.categories import known_categories
+
     config = state.config
     editions = [(key, edition.title or key) for key, edition in config.editions.items()]
-    categories: list[str] = []
-    for edition in config.editions.values():
-        categories.extend(c for c in edition.categories if c not in categories)
-    if not categories:
-        categories = [r[0] for r in db.execute("SELECT DISTINCT category FROM articles ORDER BY category")]
+    categories = known_categories(db, config)
     known = {key.casefold() for key, _ in editions}
     for key in subscriber.get("editions") or []:
         if key.casefold() not in known:

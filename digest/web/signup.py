@@ -15,6 +15,7 @@ import ipaddress
 import logging
 from typing import Any
 
+import sqlite_utils
 from flask import Flask, request
 
 from digest.config import Config
@@ -32,21 +33,22 @@ def register(app: Flask) -> None:
     app.add_url_rule("/subscribe", "subscribe", subscribe, methods=["GET", "POST"])
 
 
-def signup_choices(config: Config) -> dict[str, Any]:
-    """The editions (key, title) and categories the config offers on the form."""
-    categories: list[str] = []
-    for edition in config.editions.values():
-        categories.extend(c for c in edition.categories if c not in categories)
+def signup_choices(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
+    """The editions (key, title) and every category an issue can carry (the config's and the
+    ones feeds and articles have, as the CLI knows them): a reader who unticks one box must
+    not lose categories the form never showed."""
+    from digest.categories import known_categories
+
     return {
         "editions": [(key, edition.title or key) for key, edition in config.editions.items()],
-        "categories": categories,
+        "categories": known_categories(db, config),
     }
 
 
 def subscribe() -> tuple[str, int]:
     """GET: the form, everything chosen. POST: ask for a confirmation; the same page for every address."""
     web = state()
-    choices = signup_choices(web.config)
+    choices = signup_choices(web.config, get_db())
     all_editions = [key for key, _ in choices["editions"]]
     if request.method != "POST":
         form = {"email": "", "name": "", "editions": all_editions, "categories": choices["categories"]}
