@@ -360,6 +360,7 @@ def load_config(
     config = _build(data, source)
     config.base_dir = base_dir
     _apply_environment(config, environ)
+    _validate(config, source)
     if db:
         config.storage.db = str(Path(db).expanduser().resolve())
     return config
@@ -392,12 +393,41 @@ def _build(data: dict[str, Any], source: str) -> Config:
         if not edition.timezone:
             edition.timezone = config.publication.timezone
         _check_edition(edition, source)
-    _check_zone(config.publication.timezone, "publication.timezone", source)
-    _check_summary_and_compose(config, source)
-    for key in ("hard_limit", "soft_limit"):
-        if getattr(config.bounces, key) < 1:
-            raise ConfigError(f"{source}: 'bounces.{key}' must be at least 1")
     return config
+
+
+# The lowest value each number may take, and whether it may equal it ("at least") or must be
+# above it ("more than"); a zero timeout or a negative rate would only fail later, obscurely.
+_NUMBER_FLOORS: dict[str, tuple[float, bool]] = {
+    "delivery.concurrency": (1, True),
+    "delivery.rate": (0, True),
+    "delivery.max_per_connection": (1, True),
+    "delivery.timeout": (0, False),
+    "delivery.retries": (0, True),
+    "ingest.summary_words": (1, True),
+    "ingest.timeout": (0, False),
+    "ingest.max_bytes": (1, True),
+    "ingest.concurrency": (1, True),
+    "render.max_html_bytes": (10_000, True),
+    "bounces.hard_limit": (1, True),
+    "bounces.soft_limit": (1, True),
+    "subscribers.pending_days": (1, True),
+    "web.signup_posts_per_hour": (1, True),
+}
+
+
+def _validate(config: Config, source: str) -> None:
+    """Checks on the finished configuration, after the ``DIGEST_*`` overrides: a value is
+    refused the same way whether it came from the file or the environment."""
+    where = f"{source} (or its DIGEST_* override)"
+    _check_zone(config.publication.timezone, "publication.timezone", where)
+    _check_summary_and_compose(config, where)
+    for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
+        section, _, key = dotted.partition(".")
+        value = getattr(getattr(config, section), key)
+        if value < floor or (not inclusive and value == floor):
+            bound = f"at least {floor:g}" if inclusive else f"more than {floor:g}"
+            raise ConfigError(f"{where}: '{dotted}' = {value!r} must be {bound}")
 
 
 def _renamed_order(values: dict[str, Any], where: str, source: str) -> dict[str, Any]:

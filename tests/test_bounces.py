@@ -214,7 +214,7 @@ def test_thresholds_are_configurable(tmp_path: Path) -> None:
     assert ws.status("slow@example.com") == "bounced"  # 1 of 1 soft
     bad = make_bounce_workspace(tmp_path / "bad", "\n[bounces]\nsoft_limit = 0\n")
     result = bad.invoke("bounces", "list")
-    assert result.exit_code == 1 and "'bounces.soft_limit' must be at least 1" in result.output
+    assert result.exit_code == 1 and "'bounces.soft_limit' = 0 must be at least 1" in result.output
 
 
 def test_mailed_unsubscribe_with_a_signed_token_and_forged_ones(tmp_path: Path) -> None:

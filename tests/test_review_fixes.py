@@ -186,3 +186,23 @@ def test_an_address_no_relay_can_take_is_refused_when_added(workspace: Path) -> 
     assert imported.exit_code == 1 and "line 2" in imported.output, imported.output
     idn = _run(workspace, "subscribers", "add", "jurgen@exämple.org")
     assert idn.exit_code == 0 and "jurgen@xn--exmple-cua.org" in idn.output, idn.output
+
+
+def test_an_environment_override_is_checked_like_the_file(workspace: Path, monkeypatch) -> None:
+    """`DIGEST_*` values meet the same checks as the file's, and numbers have floors."""
+    monkeypatch.setenv("DIGEST_SUMMARY_ENGINE", "bogus")
+    result = _run(workspace, "issues", "list")
+    assert result.exit_code == 1 and "'summary.engine' = 'bogus' must be" in result.output, result.output
+    monkeypatch.delenv("DIGEST_SUMMARY_ENGINE")
+    for var, value, said in [
+        ("DIGEST_DELIVERY_CONCURRENCY", "-3", "'delivery.concurrency' = -3 must be at least 1"),
+        ("DIGEST_INGEST_TIMEOUT", "0", "'ingest.timeout' = 0.0 must be more than 0"),
+        ("DIGEST_RENDER_MAX_HTML_BYTES", "10", "'render.max_html_bytes' = 10 must be at least 10000"),
+    ]:
+        monkeypatch.setenv(var, value)
+        refused = _run(workspace, "issues", "list")
+        assert refused.exit_code == 1 and said in refused.output, refused.output
+        monkeypatch.delenv(var)
+    _set(workspace, "\nrate = 0\n", "\nrate = -5\n")
+    from_file = _run(workspace, "issues", "list")
+    assert from_file.exit_code == 1 and "'delivery.rate' = -5" in from_file.output, from_file.output
