@@ -11,7 +11,8 @@ object per recipient, no re-encoding of the 60 KB body.
 Header values are built only from checked input: CR and LF never get in,
 non-ASCII subjects and names become RFC 2047 encoded words, and every header
 line stays far below 998 octets. With ``[dkim]`` configured each message is
-signed (relaxed/simple; dkimpy canonicalises, OpenSSL makes the RSA signature),
+signed (relaxed/simple; the fixed head is canonicalised once per prepared message,
+each fill's four own headers and body hash per recipient, OpenSSL makes the RSA signature),
 over-signing From, To, Subject, Date, Message-ID, Reply-To, List-Id,
 List-Unsubscribe(-Post), MIME-Version, Content-Type and Feedback-ID.
 """
@@ -34,7 +35,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.signing import DKIM_HEADERS, OVERSIGNED, DkimSigner, dkim_signer
+from digest.signing import DKIM_HEADERS, OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
 
 __all__ = [
     "DKIM_HEADERS",
@@ -302,6 +303,7 @@ class PreparedMessage:
     _probe: str = ""  # their placeholders joined by NUL: filled in one call
     _body: list[bytes] = field(default_factory=list)  # segments, with empty slots between them
     _slots: list[tuple[int, tuple[str, bool]]] = field(default_factory=list)  # slot → field
+    _signing: PreparedSigner | None = None  # DKIM with the fixed head and body start done once
 
     def __post_init__(self) -> None:
         from digest.render import placeholder_token
@@ -311,6 +313,9 @@ class PreparedMessage:
         self._body = [b""] * (2 * len(self.segments) - 1)
         self._body[::2] = self.segments
         self._slots = [(2 * i + 1, key) for i, key in enumerate(self.fields)]
+        if self.signer is not None:
+            first, last = self.segments[0], self.segments[-1]
+            self._signing = self.signer.prepare(_PER_RECIPIENT, self.head, first, last)
 
     def fill(
         self,
@@ -326,26 +331,27 @@ class PreparedMessage:
         unsub = _check_url(recipient["unsubscribe_url"], "unsubscribe URL")
         list_unsub = f"<{unsub}>, <{_mailto_for(self.mailto, unsub)}>" if self.mailto else f"<{unsub}>"
         date_value = format_datetime(date).encode() if date is not None else self._dates.now()
+        values = [to.encode(), date_value, mid.encode(), list_unsub.encode()]  # _PER_RECIPIENT
         parts = [
             b"To: ",
-            to.encode(),
+            values[0],
             b"\r\nDate: ",
-            date_value,
+            values[1],
             b"\r\nMessage-ID: ",
-            mid.encode(),
+            values[2],
             b"\r\nList-Unsubscribe: ",
-            list_unsub.encode(),
+            values[3],
             b"\r\n",
             self.head,
         ]
-        values = {name: str(recipient.get(name) or "") for name in self._names}
-        values["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
+        fields = {name: str(recipient.get(name) or "") for name in self._names}
+        fields["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
         if self._names:
             # personalise() cleans each value and, for HTML, escapes it (documented); one call
             # gives the clean values, html.escape the HTML ones (a test keeps the two equal).
-            filled = self._escape(self._probe, values, False).split("\0")
+            filled = self._escape(self._probe, fields, False).split("\0")
             for name, value in zip(self._names, filled, strict=True):
                 escaped = html_escape(value, quote=True) if _needs_escape(value) else value
                 for html, text in ((False, value), (True, escaped)):
@@ -357,7 +363,13 @@ class PreparedMessage:
             body[slot] = encoded[key]
         parts.extend(body)
         data = b"".join(parts)
+        if self._signing is not None:  # the body's first segment is hashed already
+            return self._signing.sign(values, body[1:]) + data
         return self.signer.sign(data) if self.signer is not None else data
+
+
+_PER_RECIPIENT = (b"To", b"Date", b"Message-ID", b"List-Unsubscribe")
+"""The headers :meth:`PreparedMessage.fill` writes per recipient, in this order, above the head."""
 
 
 def _message_id_for(prepared: PreparedMessage, recipient: Mapping[str, Any]) -> str:

@@ -184,3 +184,48 @@ def test_the_transport_can_come_from_the_environment(tmp_path: Path, monkeypatch
         result = invoke(setup, "send", "1")
     assert result.exit_code == 0, result.output
     assert len(server.handler.received) == 2 and f"via smtp://127.0.0.1:{server.port}" in result.output
+
+
+def test_a_test_send_of_a_draft_links_to_a_web_version_that_shows_the_draft(tmp_path: Path) -> None:
+    """ "View in browser" in a `--to` test message opens the draft from the web app, both parts."""
+    import re
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from werkzeug.serving import make_server
+
+    from digest.config import load_config
+    from digest.web import create_app
+
+    setup = make_setup(tmp_path / "ws", subscribers=1)
+    issue_id = int(setup.issue["id"])
+    server = make_server("127.0.0.1", 0, create_app(load_config(setup.config_file)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    toml = setup.config_file
+    toml.write_text(toml.read_text().replace('base_url = "https://news.example.org"', f'base_url = "{base}"'))
+    try:
+        with SMTPServer() as smtp:
+            result = invoke(setup, "send", str(issue_id), "--to", "me@example.com", "--transport", smtp.url)
+        assert result.exit_code == 0, result.output
+        message = smtp.handler.received[0].message
+        html = message.get_body(("html",)).get_content()
+        text = message.get_body(("plain",)).get_content()
+        link = re.compile(re.escape(base) + r"/issues/\d+[^\s\"<>)]*")
+        html_links = set(link.findall(html))
+        assert html_links and html_links == set(link.findall(text))
+        (view,) = html_links
+        assert view.startswith(f"{base}/issues/{issue_id}/test/")
+        with urllib.request.urlopen(view, timeout=10) as response:
+            page = response.read().decode()
+        assert response.status == 200
+        title = setup.db.execute("SELECT subject FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
+        assert "Story 0: harbour cranes" in page and title.split()[0] in page
+        with pytest.raises(urllib.error.HTTPError) as public:  # the draft is still not public
+            urllib.request.urlopen(f"{base}/issues/{issue_id}", timeout=10)
+        assert public.value.code == 404
+    finally:
+        server.shutdown()
+        thread.join()

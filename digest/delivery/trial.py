@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
@@ -59,19 +61,23 @@ def test_send(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], to: list[str], url: str
 ) -> DeliveryReport:
     """A "[TEST]" copy to each address in ``to``, with the variant it would get; nothing recorded."""
+    from digest.archive import issue_test_link
     from digest.compose import issue_categories
-    from digest.render import render_issue, stored_variant, variant_key
+    from digest.render import render_issue, stored_variant, variant_key, web_url
     from subscribers.store import find_subscriber
     from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])
     report = DeliveryReport(issue_id=issue_id, test=True, status=issue["status"])
-    links_for = Links(config, load_secret(config))
+    secret = load_secret(config)
+    links_for = Links(config, secret)
     # Not on the list: links that lead to the pages but act on nobody.
     test_links = {
         "unsubscribe_url": f"{links_for.base}/unsubscribe/test",
         "preferences_url": f"{links_for.base}/preferences/test",
     }
+    # "View in browser" leads to the signed test view, which shows a draft too.
+    view = issue_test_link(config, secret, issue_id)
     categories = issue_categories(db, issue_id)
     prepared: dict[str, PreparedMessage] = {}
     transport = open_transport(url, config)
@@ -88,6 +94,7 @@ def test_send(
                     if issue["status"] == "draft"
                     else stored_variant(db, config, issue_id, variant)
                 )
+                rendered = with_view_link(rendered, web_url(config, issue_id), view)
                 prepared[variant] = prepare_message(config, issue, rendered, test=True)
             links = links_for(int(subscriber["id"])) if subscriber is not None else test_links
             message = prepared[variant].fill(
@@ -114,3 +121,14 @@ def test_send(
         transport.close()
     report.total = len(to)
     return report
+
+
+def with_view_link(rendered: Any, public: str, test_link: str) -> Any:
+    """``rendered`` with its "view in browser" address ``public`` (``/issues/<id>``, a 404 while
+    the issue is a draft) replaced by ``test_link`` in both parts (not ``/issues/<id>0``)."""
+    whole = re.compile(re.escape(public) + r"(?![0-9/])")
+    return dataclasses.replace(
+        rendered,
+        html=whole.sub(lambda _: test_link, rendered.html),
+        text=whole.sub(lambda _: test_link, rendered.text),
+    )

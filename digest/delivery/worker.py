@@ -1,7 +1,8 @@
 """One connection's loop: claim rows, send each, record the outcome — until done or told to stop.
 
-:class:`Worker` owns one transport (one SMTP connection, reopened after a loss)
-and one ledger connection. It asks :func:`digest.delivery.policy.decide` what
+:class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection,
+opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
+ledger connection. It asks :func:`digest.delivery.policy.decide` what
 each reply means, journals every 250 before the next message
 (:mod:`digest.delivery.journal`), and commits results in batches. A row whose
 reader left after the freeze is skipped and the worker claims again: only an
@@ -32,7 +33,7 @@ from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportErr
 from digest.transports import transport_for_display as display
 from digest.verp import ReturnPath
 
-__all__ = ["Counters", "Run", "Stopped", "Worker", "recipient_links"]
+__all__ = ["Connection", "Counters", "Run", "Stopped", "Worker", "recipient_links"]
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -118,6 +119,95 @@ class Stopped(Exception):
     """Told to stop while waiting to reconnect."""
 
 
+class Connection:
+    """A worker's one transport: opened when first needed (retrying with backoff), reopened
+    after ``max_per_connection`` messages or a lost connection, closed at the end. It also
+    refuses a message over the relay's EHLO SIZE and stops the run when sends keep losing
+    the connection."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.transport: Any = None
+        self.failures = 0  # connection attempts that failed since the last answered send
+
+    def ready(self) -> Any:
+        """The open transport: connected now if there is none or it has carried its share."""
+        if (
+            self.transport is None
+            or getattr(self.transport, "sent_on_connection", 0) >= self.run.max_per_connection
+        ):
+            self.close()
+            self.connect()
+        return self.transport
+
+    def can_announce(self) -> bool:
+        """True when the next row's envelope may ride along (SMTP, and the connection stays open)."""
+        return (
+            isinstance(self.transport, SMTPTransport)
+            and self.transport.sent_on_connection + 1 < self.run.max_per_connection
+        )
+
+    def connect(self) -> None:
+        """Open the transport, retrying with backoff; TransportError after too many failures."""
+        while True:
+            if self.run.stop.is_set():
+                raise Stopped
+            try:
+                self.transport = open_transport(self.run.url, self.run.config)
+                self.run.live.add(self.transport)
+                if self.run.stop.is_set():  # checked after registering: cut_connections sees us
+                    raise Stopped
+                connect = getattr(self.transport, "connect", None)
+                if connect is not None:
+                    connect()
+                return
+            except ConnectionLost as exc:
+                self.transport = None
+                self.failures += 1
+                if self.failures > self.run.retries:
+                    raise TransportError(
+                        f"cannot deliver through {display(self.run.url)}: {exc} ({self.failures} attempts)"
+                    ) from None
+                self.run.stop.wait(RETRY_BACKOFF_SECONDS * 2 ** (self.failures - 1))
+
+    def close(self) -> None:
+        """Close the connection (QUIT, best effort)."""
+        if self.transport is not None:
+            self.run.live.discard(self.transport)
+            with contextlib.suppress(Exception):
+                self.transport.close()
+            self.transport = None
+
+    def check_size(self, size: int) -> None:
+        """Refuse a message bigger than the relay's EHLO SIZE before any byte of it leaves."""
+        limit = getattr(self.transport, "extensions", {}).get("SIZE", "")
+        if limit.isdigit() and 0 < int(limit) < size:
+            raise TransportError(
+                f"issue {self.run.issue_id} is {size} bytes but {display(self.run.url)} accepts at most"
+                f" {int(limit)} bytes (EHLO SIZE); trim the issue or raise the relay's message size limit"
+            )
+
+    def answered(self) -> None:
+        """A send got a reply: the counts of failures in a row start again."""
+        self.failures = 0
+        self.run.lost_in_a_row = 0
+
+    def lost(self, exc: ConnectionLost) -> None:
+        """A send lost the connection (or got no answer): close it; TransportError when that has
+        happened ``run.lost_limit`` times in a row in this process."""
+        self.close()
+        with self.run.counters.lock:
+            self.run.lost_in_a_row += 1
+            lost = self.run.lost_in_a_row
+        if lost >= self.run.lost_limit:
+            # Reconnecting works but nothing gets an answer (e.g. the server takes the data and
+            # never replies): stop rather than time out on every row, maybe twice each.
+            raise TransportError(
+                f"{lost} sends in a row through {display(self.run.url)} lost the connection or got no answer"
+                f" (last: {exc})"
+            ) from None
+
+
 class Worker:
     """One connection's loop: claim rows, send, record — until nothing is left or told to stop."""
 
@@ -125,13 +215,12 @@ class Worker:
         self.run = run
         self.ledger = Ledger(open_store(run.db_path, migrate=False), run.config, run.issue_id, run.now_iso)
         self.journal = Journal(journal_path(run.db_path, run.issue_id, f"{os.getpid()}-{number}"))
-        self.transport: Any = None
+        self.connection = Connection(run)
         self.batch: deque[Row] = deque()
         self.retry: list[tuple[float, int, Row]] = []
         self.results: list[Result] = []
         self.repeats: tuple[tuple[int, str | None] | None, int] = (None, 0)  # a refusal, how often in a row
         self.last_flush = time.monotonic()
-        self.connect_failures = 0
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
@@ -159,7 +248,7 @@ class Worker:
                 if len(self.results) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
                     self.flush()
         finally:
-            self.close_transport()
+            self.connection.close()
             self.flush()
             self.journal.discard()  # all its entries are committed now
             waiting = [row for _, _, row in self.retry]
@@ -230,38 +319,6 @@ class Worker:
         }
         return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
 
-    def connect(self) -> None:
-        """Open the transport, retrying with backoff; TransportError after too many failures."""
-        while True:
-            if self.run.stop.is_set():
-                raise Stopped
-            try:
-                self.transport = open_transport(self.run.url, self.run.config)
-                self.run.live.add(self.transport)
-                if self.run.stop.is_set():  # checked after registering: cut_connections sees us
-                    raise Stopped
-                connect = getattr(self.transport, "connect", None)
-                if connect is not None:
-                    connect()
-                return
-            except ConnectionLost as exc:
-                self.transport = None
-                self.connect_failures += 1
-                if self.connect_failures > self.run.retries:
-                    raise TransportError(
-                        f"cannot deliver through {display(self.run.url)}: {exc}"
-                        f" ({self.connect_failures} attempts)"
-                    ) from None
-                self.run.stop.wait(RETRY_BACKOFF_SECONDS * 2 ** (self.connect_failures - 1))
-
-    def close_transport(self) -> None:
-        """Close the connection (QUIT, best effort)."""
-        if self.transport is not None:
-            self.run.live.discard(self.transport)
-            with contextlib.suppress(Exception):
-                self.transport.close()
-            self.transport = None
-
     def send_one(self, row: Row) -> None:
         """Send one row and act on the reply (timed, for the claim size)."""
         started = time.monotonic()
@@ -279,61 +336,28 @@ class Worker:
             # fails alone; the rest of the send goes on.
             self.record(Result(row, "failed", error=str(exc)))
             return
-        if (
-            self.transport is None
-            or getattr(self.transport, "sent_on_connection", 0) >= self.run.max_per_connection
-        ):
-            self.close_transport()
-            self.connect()
-        self.check_size(len(message))
+        transport = self.connection.ready()
+        self.connection.check_size(len(message))
         if self.run.limiter is not None:
             self.run.limiter.wait(self.run.stop)
         row.tries += 1
         options: dict[str, Any] = {"dot_safe": True}
         self.announced = None
-        if (
-            isinstance(self.transport, SMTPTransport)
-            and self.batch
-            and self.transport.sent_on_connection + 1 < self.run.max_per_connection
-            and not self.run.stop.is_set()
-        ):
+        if self.batch and self.connection.can_announce() and not self.run.stop.is_set():
             # The next row's envelope rides along with this message's content (one round trip each).
             following = self.batch[0]
             self.announced = following.id
             options["next_envelope"] = (self.run.return_path.for_delivery(following.id), following.email)
         sender = self.run.return_path.for_delivery(row.id)
         try:
-            reply = self.transport.send(message, sender, row.email, **options)
+            reply = transport.send(message, sender, row.email, **options)
         except ConnectionLost as exc:
-            self.lost(row, exc)
+            # Dropped or 421: it may or may not have arrived; it goes again, same Message-ID.
+            self.connection.lost(exc)
+            self.later(row, str(exc), immediate=row.tries == 1)
             return
-        self.connect_failures = 0
-        self.run.lost_in_a_row = 0
+        self.connection.answered()
         self.act_on(row, reply, sender)
-
-    def check_size(self, size: int) -> None:
-        """Refuse a message bigger than the relay's EHLO SIZE before any byte of it leaves."""
-        limit = getattr(self.transport, "extensions", {}).get("SIZE", "")
-        if limit.isdigit() and 0 < int(limit) < size:
-            raise TransportError(
-                f"issue {self.run.issue_id} is {size} bytes but {display(self.run.url)} accepts at most"
-                f" {int(limit)} bytes (EHLO SIZE); trim the issue or raise the relay's message size limit"
-            )
-
-    def lost(self, row: Row, exc: ConnectionLost) -> None:
-        """Dropped or 421: the message may or may not have arrived; it goes again, same Message-ID."""
-        self.close_transport()
-        with self.run.counters.lock:
-            self.run.lost_in_a_row += 1
-            lost = self.run.lost_in_a_row
-        if lost >= self.run.lost_limit:
-            # Reconnecting works but nothing gets an answer (e.g. the server takes the data and
-            # never replies): stop rather than time out on every row, maybe twice each.
-            raise TransportError(
-                f"{lost} sends in a row through {display(self.run.url)} lost the connection or got no answer"
-                f" (last: {exc})"
-            ) from None
-        self.later(row, str(exc), immediate=row.tries == 1)
 
     def act_on(self, row: Row, reply: Reply, sender: str) -> None:
         """Record what ``reply`` means for ``row``; stop the run when it is the run's fault."""
