@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import sqlite_utils
 
 from digest.config import Config, Edition
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError
 from digest.images import load_image
 
 # Re-exported: the CLI, the send engine and the web app import these from digest.compose.
@@ -58,6 +58,7 @@ class ComposeResult:
     created: bool
     message: str
     warnings: list[str] = field(default_factory=list)
+    summary_error: str | None = None  # the model could not be used at all (summaries_required=False)
 
 
 def compose_issue(
@@ -67,6 +68,7 @@ def compose_issue(
     *,
     period_end: datetime,
     progress: Progress | None = None,
+    summaries_required: bool = True,
 ) -> ComposeResult:
     """Build (or find) the issue of ``edition_key`` for the period ending at ``period_end``.
 
@@ -75,7 +77,10 @@ def compose_issue(
     alphabetical), newest first, capped at ``max_articles`` (the newest are kept). Articles
     that report one story share a card (``[compose] merge_stories``). With
     ``[summary] engine = "llm"`` the chosen articles' summaries are made first, before the
-    write lock is taken; ``progress`` hears how far that is.
+    write lock is taken; ``progress`` hears how far that is. A model that cannot be used at
+    all (``llm`` missing, an unknown model, no key) raises ConfigError, unless
+    ``summaries_required`` is false (a scheduled run): then every article keeps its feed
+    summary, the issue is built, and ``summary_error`` says why.
     """
     edition = config.edition(edition_key)
     if period_end.tzinfo is None:
@@ -87,7 +92,13 @@ def compose_issue(
         f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
         f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
     )
-    warnings = _make_summaries(db, config, edition, period_start, period_end, progress)
+    summary_error = None
+    try:
+        warnings = _make_summaries(db, config, edition, period_start, period_end, progress)
+    except ConfigError as exc:
+        if summaries_required:
+            raise
+        warnings, summary_error = [], f"{exc}; every article keeps its feed summary"
     try:
         with transaction(db):
             existing = _issue_for_period(db, edition.key, period_start)
@@ -107,7 +118,7 @@ def compose_issue(
             merged = sum(len(s.others) for s in stories)
             if merged:
                 message += f" ({merged} more merged into the same stories' cards)"
-            return ComposeResult(issue, True, message, warnings)
+            return ComposeResult(issue, True, message, warnings, summary_error)
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)

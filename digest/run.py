@@ -161,7 +161,8 @@ def _run(
             report.built.append(Built(ed.key, iso(scheduled), None, None, False, "would build"))
             continue
         try:
-            result = compose_issue(db, config, ed.key, period_end=scheduled)
+            # A model that cannot be used at all must not hold back the 07:00 issue.
+            result = compose_issue(db, config, ed.key, period_end=scheduled, summaries_required=False)
         except DigestError as exc:
             problem = f"{ed.key}: could not build the issue for {iso(scheduled)}: {exc}"
             report.errors.append(problem)
@@ -169,6 +170,8 @@ def _run(
             continue
         issue = result.issue
         report.notes.extend(f"{ed.key}: {warning}" for warning in result.warnings)
+        if result.summary_error:
+            report.errors.append(f"{ed.key}: summaries: {result.summary_error}")
         report.built.append(
             Built(
                 edition=ed.key,

@@ -4,6 +4,7 @@ back to the feed summary with a warning while the issue is still built."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -336,3 +337,20 @@ def test_progress_shows_on_a_terminal_and_not_when_piped(tmp_path: Path, llm_hom
     assert proc.returncode == 0, proc.stdout
     assert b"Summaries 5/5" in seen
     assert b"Built issue daily/1" in proc.stdout and b"Summaries" not in proc.stdout
+
+
+def test_digest_run_sends_the_issue_when_the_model_cannot_be_used_at_all(tmp_path: Path) -> None:
+    """A scheduled run with an unknown model (an expired key acts the same) still sends the
+    issue with feed summaries, and exits 1 naming the problem; `issues build` stays strict."""
+    path = summary_workspace(tmp_path / "ws", 'engine = "llm"\nmodel = "no-such-model"')
+    result = CliRunner().invoke(
+        cli, ["--config", str(path), "run", "--at", "2026-01-23T06:05Z", "--edition", "daily"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "built daily/1" in result.output, result.output
+    assert "summaries: summary.model = 'no-such-model' is not a model llm knows" in result.output
+    db = open_store(load_config(path).db_path)
+    assert db["summaries"].count == 0 and db["issues"].count == 1
+    snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
+    cards = [a for c in snapshot["categories"] for a in c["articles"]]
+    assert cards and not any(card["summary_label"] for card in cards)  # the feed's own summaries
