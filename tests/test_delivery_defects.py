@@ -67,16 +67,15 @@ def freeze_with_relay_down(setup: Setup) -> None:
     """A first send while the relay is down: the issue is frozen, every row stays queued."""
     from smtp_server import free_port
 
+    # Through the configured transport (here: a relay that is down), so that the issue
+    # remembers no --transport of its own and a later run follows the config file again.
+    configured = setup.config.delivery.transport
     setup.config.delivery.retries = 0
+    setup.config.delivery.transport = f"smtp://127.0.0.1:{free_port()}"
     with pytest.raises(TransportError):
-        deliver_issue(
-            setup.db,
-            setup.config,
-            setup.issue["id"],
-            transport_url=f"smtp://127.0.0.1:{free_port()}",
-            now=AFTER,
-        )
+        deliver_issue(setup.db, setup.config, setup.issue["id"], now=AFTER)
     setup.config.delivery.retries = 3
+    setup.config.delivery.transport = configured
     assert {r["status"] for r in setup.rows().values()} == {"queued"}
 
 
