@@ -306,7 +306,7 @@ class PreparedMessage:
     _signing: PreparedSigner | None = None  # DKIM with the fixed head and body start done once
 
     def __post_init__(self) -> None:
-        from digest.render import placeholder_token
+        from digest.personalise import placeholder_token
 
         self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
         self._probe = "\0".join(placeholder_token(name) for name in self._names)
@@ -387,7 +387,7 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-    from digest.render import PLACEHOLDER_RE, personalise, placeholder_field
+    from digest.personalise import PLACEHOLDER_RE, personalise, placeholder_field
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE

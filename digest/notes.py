@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose import get_issue
 from digest.errors import DigestError
+from digest.issues import get_issue
 from digest.store import transaction
 
 NOTE_MAX_CHARS = 1000

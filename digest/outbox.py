@@ -32,8 +32,8 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.message import dkim_signer, format_address
-from digest.render import template_dirs
 from digest.store import iso, utcnow
+from digest.templating import template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
 KINDS = ("confirm", "welcome", "already-subscribed")

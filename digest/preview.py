@@ -8,10 +8,11 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose import get_issue, issue_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.render import RenderedVariant, current_variant, personalise, sample_fields, variant_key
+from digest.issues import get_issue, issue_categories
+from digest.personalise import personalise, sample_fields
+from digest.render import RenderedVariant, current_variant, variant_key
 
 FORMATS = ("html", "text", "eml")
 

@@ -231,7 +231,7 @@ def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: da
 def _deliver(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], at: datetime, *, dry_run: bool
 ) -> Sent:
-    from digest.deliver import SendInProgress, deliver_issue
+    from digest.delivery import SendInProgress, deliver_issue
 
     outcome = Sent(issue_id=issue["id"], edition=issue["edition"], number=issue["number"], dry_run=dry_run)
     try:

@@ -13,8 +13,9 @@ from smtp_server import DROP, Handler, SilentServer, SMTPServer
 
 import digest.delivery.send
 import digest.delivery.worker
-from digest.deliver import deliver_issue, delivery_counts, list_deliveries
-from digest.render import personalise, stored_variant
+from digest.delivery import deliver_issue, delivery_counts, list_deliveries
+from digest.personalise import personalise
+from digest.render import stored_variant
 from digest.store import open_store
 from digest.transports import TransportError
 from subscribers.links import subscriber_links
@@ -433,7 +434,7 @@ def test_list_deliveries_filters_by_status(setup: Setup) -> None:
 
 
 def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
-    from digest.deliver import recipient_links
+    from digest.delivery import recipient_links
     from digest.delivery.worker import Links
 
     secret = load_secret(setup.config)

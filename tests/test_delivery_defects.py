@@ -19,7 +19,7 @@ from smtp_server import Handler, SMTPServer
 import digest.delivery.worker
 import digest.verp
 from digest.cli import cli
-from digest.deliver import check_public_base_url, deliver_issue
+from digest.delivery import check_public_base_url, deliver_issue
 from digest.errors import DigestError
 from digest.transports import TransportError
 from subscribers.store import unsubscribe

@@ -17,7 +17,8 @@ import pytest
 
 from digest.articles import list_articles
 from digest.config import load_config
-from digest.ingest import SourceResult, ingest_sources
+from digest.ingest import ingest_sources
+from digest.source_read import SourceResult
 from digest.store import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

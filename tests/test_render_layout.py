@@ -18,7 +18,8 @@ from digest.cli import cli
 from digest.compose import compose_issue
 from digest.ingest import ingest_sources
 from digest.issues import get_issue
-from digest.render import personalise, render_issue, sample_fields, stored_variant
+from digest.personalise import personalise, sample_fields
+from digest.render import render_issue, stored_variant
 from digest.subject import SUBJECT_MAX_CHARS
 
 SECTIONS = ["World", "Technology", "Science", "Culture", "Business", "Sport"]

@@ -20,9 +20,10 @@ from test_render_support import PERIOD_END
 
 from digest.articles import add_article
 from digest.cli import cli
-from digest.compose import compose_issue, issue_snapshot
+from digest.compose import compose_issue
 from digest.config import load_config
 from digest.errors import ConfigError
+from digest.issues import issue_snapshot
 from digest.render import render_issue
 from digest.store import open_store
 from digest.summary import summarize_since

@@ -15,7 +15,7 @@ from delivery_fixtures import AFTER, make_setup
 from smtp_server import Handler, SMTPServer, free_port
 
 from digest.config import Config
-from digest.deliver import deliver_issue
+from digest.delivery import deliver_issue
 from digest.errors import DigestError
 from digest.transports import (
     SMTPTransport,

@@ -464,7 +464,7 @@ def issues(site: Site) -> dict[str, int]:
 def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
     site: Site, issues: dict[str, int]
 ) -> None:
-    from digest.render import PLACEHOLDERS
+    from digest.personalise import PLACEHOLDERS
 
     reply = http("GET", f"{site.url}/issues/{issues['sent']}")
     assert reply.status == 200
@@ -552,7 +552,7 @@ def test_the_links_in_a_delivered_email_work(site: Site, issues: dict[str, int],
     import re
     from email import message_from_bytes, policy
 
-    from digest.deliver import deliver_issue
+    from digest.delivery import deliver_issue
 
     outbox = tmp_path / "outbox"
     report = deliver_issue(

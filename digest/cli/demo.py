@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from digest.compose import issue_name, plural
+from digest.compose import plural
 from digest.demo import run_demo
+from digest.issues import issue_name
 
 
 def _shown(path: Path) -> str:

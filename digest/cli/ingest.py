@@ -7,7 +7,8 @@ import logging
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
-from digest.ingest import SourceResult, ingest_sources
+from digest.ingest import ingest_sources
+from digest.source_read import SourceResult
 
 
 def format_result(result: SourceResult) -> str:

@@ -118,8 +118,8 @@ def deliver_issue(
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
     """
-    from digest.compose import get_issue
     from digest.delivery.trial import dry_run_report, test_send
+    from digest.issues import get_issue
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)
@@ -220,7 +220,7 @@ def _send(
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
 ) -> DeliveryReport:
-    from digest.compose import get_issue
+    from digest.issues import get_issue
     from digest.render import stored_variant
     from subscribers.tokens import load_secret
 

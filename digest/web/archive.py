@@ -13,9 +13,10 @@ from digest.archive import (
     issue_nav_html,
     with_nav,
 )
-from digest.compose import get_issue
 from digest.errors import DigestError, NotFound
-from digest.render import RECIPIENT_FIELDS, current_variant, personalise
+from digest.issues import get_issue
+from digest.personalise import RECIPIENT_FIELDS, personalise
+from digest.render import current_variant
 from digest.store import MAX_ID
 from digest.web.app import WebState, get_db, message, page, state
 
