@@ -22,24 +22,9 @@ import sqlite_utils
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
 from digest.images import load_image
-
-# Re-exported: the CLI, the send engine and the web app import these from digest.compose.
-from digest.issues import (  # noqa: F401
-    ISSUE_NAME_HELP,
-    get_issue,
-    issue_categories,
-    issue_name,
-    issue_snapshot,
-    list_issues,
-)
+from digest.issues import issue_name
 from digest.localtime import next_fire_time
-from digest.periods import (  # noqa: F401
-    format_date,
-    format_datetime,
-    latest_scheduled_time,
-    period_start_for,
-    scheduled_time,
-)
+from digest.periods import format_date, format_datetime, period_start_for
 from digest.store import from_iso, iso, transaction, utcnow
 from digest.stories import Story, group_stories
 from digest.subject import make_preheader, make_subject, preheader_titles

@@ -24,8 +24,6 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.feeds import find_feed, list_feeds, record_fetch
 from digest.sanitize import one_line
-
-# SourceResult is re-exported: `digest ingest` and the tests import it from here.
 from digest.source_read import ParsedSource, SourceResult, read_source
 from digest.store import transaction, utcnow
 

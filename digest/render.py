@@ -25,17 +25,7 @@ from digest.email_html import inline_css, mjml_to_html
 from digest.errors import DigestError
 from digest.issue_context import template_context
 from digest.issues import get_issue, issue_snapshot
-
-# Re-exported: other modules import these per-recipient names from digest.render.
-from digest.personalise import (  # noqa: F401
-    PLACEHOLDER_RE,
-    PLACEHOLDERS,
-    RECIPIENT_FIELDS,
-    personalise,
-    placeholder_field,
-    placeholder_token,
-    sample_fields,
-)
+from digest.personalise import PLACEHOLDERS
 from digest.render_guard import render_skipping_broken
 from digest.size_budget import html_budget_size, trim_order
 from digest.store import iso, transaction, utcnow

@@ -33,8 +33,6 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, next_fire_time
-
-# run_due is re-exported: `digest run` imports it from here.
 from digest.run import catch_up_window, run_due
 from digest.run_report import RunReport
 from digest.store import iso, open_store, utcnow
