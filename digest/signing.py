@@ -263,7 +263,7 @@ def dkim_signer(config: Config) -> DkimSigner | None:
         # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded; it signs with PyNaCl.
         algorithm = b"ed25519-sha256"
         try:
-            import nacl.signing  # noqa: F401
+            import nacl.signing  # noqa: F401  (a probe: is PyNaCl installed? dkimpy imports it itself)
         except ImportError:
             raise DigestError(
                 f"dkim.key_file {path}: not a PEM RSA key, and Ed25519 signing needs PyNaCl "
