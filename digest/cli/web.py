@@ -58,13 +58,9 @@ def web_serve(app: App, host: str, port: int, workers: int, threads: int, timeou
             f"worker(s) (public address: {app.config.publication.base_url}); Ctrl-C to stop"
         )
 
-    try:
-        # The database and secret are checked before the announcement (a damaged or newer
-        # database is a one-line error, with no "Serving …" line first).
-        status = serve(app.config, options, sock, on_ready=announce)  # gunicorn closes the socket
-    except BaseException:
-        sock.close()
-        raise
+    # The database and secret are checked before the announcement (a damaged or newer
+    # database is a one-line error, with no "Serving …" line first).
+    status = serve(app.config, options, sock, on_ready=announce)  # gunicorn closes the socket
     click.echo("Stopped.")
     if status:
         raise SystemExit(status)

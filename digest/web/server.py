@@ -212,9 +212,13 @@ def serve(
     """
     IdleSafeWorker.request_timeout = options.timeout
     application = _Application(config, gunicorn_settings(options, f"fd://{sock.fileno()}"))
-    application.load()  # errors in the config or database surface here, before any fork
-    if on_ready is not None:
-        on_ready()
+    try:
+        application.load()  # errors in the config or database surface here, before any fork
+        if on_ready is not None:
+            on_ready()
+    except BaseException:
+        sock.close()  # only before gunicorn has it: afterwards it closes the descriptor itself
+        raise
     from gunicorn.arbiter import Arbiter
 
     master = os.getpid()
