@@ -6,6 +6,7 @@ import contextlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
@@ -18,16 +19,34 @@ FEED_COLUMNS = "id, url, name, category, etag, modified, last_fetched_at, last_s
 
 
 def normalize_source(url_or_path: str) -> str:
-    """The stored form of a source: an http(s) URL as given (trimmed), or an absolute path."""
+    """The stored form of a source: an http(s) URL trimmed, with its scheme and host in lower
+    case (they are case-insensitive; the path is not), or an absolute path."""
     text = url_or_path.strip()
     if not text:
         raise DigestError("empty feed URL or path")
     if is_http(text):
-        text = safe_url(text)  # a CR/LF or space in a stored URL must not split a line
+        text = _lower_scheme_and_host(safe_url(text))  # safe_url: a CR/LF must not split a line
         if not is_web_url(text):
             raise DigestError(f"{text}: not a valid URL (no host)")
         return text
     return str(local_path(text).resolve())
+
+
+def _lower_scheme_and_host(url: str) -> str:
+    """``url`` with the scheme and host (and port) in lower case; user info, path and query kept."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=f"{userinfo}{at}{hostport.lower()}"))
+
+
+def _same_source(db: sqlite_utils.Database, url: str) -> list[int]:
+    """Ids of stored http(s) feeds whose normalised URL is ``url`` (rows stored before URLs
+    were normalised may differ from it in case only)."""
+    ids = []
+    for feed_id, stored in db.execute("SELECT id, url FROM feeds ORDER BY id").fetchall():
+        if stored == url or (is_http(stored) and _lower_scheme_and_host(stored) == url):
+            ids.append(feed_id)
+    return ids
 
 
 def add_feed(
@@ -45,7 +64,7 @@ def add_feed(
         if not path.is_file():
             raise DigestError(f"{url_or_path}: no such file; give an http(s) URL or an existing path")
     with transaction(db):
-        existing = db.execute("SELECT id FROM feeds WHERE url = ?", [url]).fetchone()
+        existing = _same_source(db, url)
         if existing:
             raise DigestError(f"{url}: already added as feed {existing[0]}")
         row = {
@@ -81,6 +100,10 @@ def find_feed(db: sqlite_utils.Database, id_or_url: str | int) -> dict[str, Any]
             candidates.add(normalize_source(text))
         marks = ", ".join("?" for _ in candidates)
         rows = list(db.query(f"SELECT {FEED_COLUMNS} FROM feeds WHERE url IN ({marks})", sorted(candidates)))
+        if not rows and is_http(text):
+            with contextlib.suppress(DigestError):
+                for feed_id in _same_source(db, normalize_source(text))[:1]:
+                    rows = list(db.query(f"SELECT {FEED_COLUMNS} FROM feeds WHERE id = ?", [feed_id]))
     return rows[0] if rows else None
 
 

@@ -14,6 +14,8 @@ rows to the configured transport:
 - a confirmation older than its link's lifetime is not sent late: ``failed``, expired;
 - a row left ``sending`` by a process that died is retried after :data:`STALE_SENDING`
   (at most that one message may arrive twice, with the same Message-ID).
+
+The envelope sender is ``delivery.bounce_address`` when it is set (see :func:`return_path`).
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ def send_outbox(
     rows = _due_rows(db, ids, moment)
     if not rows:
         return report
-    sender = parseaddr(config.publication.from_address)[1]
+    sender = return_path(config)
     transport = None
     try:
         for row_id, kind, email, data, created_at in rows:
@@ -184,6 +186,20 @@ def send_outbox(
         if transport is not None:
             transport.close()
     return report
+
+
+def return_path(config: Config) -> str:
+    """The envelope sender of transactional mail: ``delivery.bounce_address`` when set, so a
+    bounced confirmation reaches ``digest bounces process`` (which maps it by the report's
+    Final-Recipient: these messages have no deliveries row for a VERP token to name), else
+    the From address."""
+    from digest.verp import split_bounce_address
+
+    bounce = split_bounce_address(config)
+    if bounce is None:
+        return parseaddr(config.publication.from_address)[1]
+    local, domain = bounce
+    return f"{local}@{domain}"
 
 
 def _due_rows(db: sqlite_utils.Database, ids: list[int] | None, moment: datetime) -> list[tuple]:

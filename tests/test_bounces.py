@@ -302,6 +302,21 @@ def test_bad_sources_are_one_line_errors(tmp_path: Path, source: str, message: s
     assert ws.snapshot() == before
 
 
+def test_an_imap_error_names_the_host_and_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ws = make_bounce_workspace(tmp_path / "ws")
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", "secret")
+    for scheme in ("imaps", "imap"):
+        result = ws.invoke("bounces", "process", f"{scheme}://u@127.0.0.1:{port}/INBOX")
+        assert result.exit_code == 1, result.output
+        assert f"{scheme}://u@127.0.0.1:{port}/INBOX: cannot log in" in result.output
+        assert result.output.count("\n") == 1 and "secret" not in result.output
+
+
 def test_no_source_configured(tmp_path: Path) -> None:
     ws = make_bounce_workspace(tmp_path / "ws")
     result = ws.invoke("bounces", "process")

@@ -63,3 +63,44 @@ def test_relative_paths_are_stored_absolute_and_found_again(tmp_path: Path) -> N
     assert len(list_feeds(db)) == 1
     remove_feed(db, "lab.atom")
     assert list_feeds(db) == []
+
+
+def test_urls_differing_only_in_scheme_or_host_case_are_one_feed(run_cli, workspace: Path) -> None:
+    first = run_cli("feeds", "add", "HTTP://Example.ORG/Feed.xml")
+    assert first.exit_code == 0, first.output
+    assert "Added feed 1: http://example.org/Feed.xml" in first.output  # the path keeps its case
+    again = run_cli("feeds", "add", "http://example.org/Feed.xml")
+    assert again.exit_code == 1
+    assert "already added as feed 1" in again.output
+    other_path = run_cli("feeds", "add", "http://example.org/feed.xml")
+    assert other_path.exit_code == 0, other_path.output  # a different path is a different feed
+    rows = json.loads(run_cli("feeds", "list", "--json").stdout)
+    assert [r["url"] for r in rows] == ["http://example.org/Feed.xml", "http://example.org/feed.xml"]
+    removed = run_cli("feeds", "remove", "hTTp://EXAMPLE.org/Feed.xml")
+    assert removed.exit_code == 0 and "Removed feed 1" in removed.output
+
+
+def test_a_feed_stored_with_an_upper_case_host_before_is_still_found(workspace: Path) -> None:
+    db = open_store(workspace / "digest.db")
+    db["feeds"].insert({"url": "HTTPS://News.Example.ORG/rss", "created_at": "2026-01-01T00:00:00Z"})
+    feed = find_feed(db, "https://news.example.org/rss")
+    assert feed is not None and feed["url"] == "HTTPS://News.Example.ORG/rss"
+    from digest.errors import DigestError
+
+    try:
+        add_feed(db, "https://NEWS.example.org/rss")
+    except DigestError as exc:
+        assert "already added as feed" in str(exc)
+    else:
+        raise AssertionError("a second copy of the feed was stored")
+
+
+def test_feeds_list_shows_the_fetch_error_without_repeating_the_url(run_cli, workspace: Path) -> None:
+    from digest.feeds import record_fetch
+
+    run_cli("feeds", "add", "http://127.0.0.1:1/feed.xml")
+    db = open_store(workspace / "digest.db")
+    record_fetch(db, 1, status="error", error="http://127.0.0.1:1/feed.xml: cannot connect (refused)")
+    lines = run_cli("feeds", "list").output.splitlines()
+    assert lines[1].count("http://127.0.0.1:1/feed.xml") == 1, lines
+    assert lines[1].rstrip().endswith("cannot connect (refused)")

@@ -283,6 +283,31 @@ def test_preferences_form_shows_editions_categories_and_zone(site: Site) -> None
     assert 'name="timezone"' in reply.body
 
 
+def test_the_time_zone_list_offers_only_real_geographic_zones(site: Site) -> None:
+    ada = _id(site, "ada@example.org")
+    url = site.link("preferences", ada)
+    offered = re.findall(r"<option(?: selected)?>([^<]+)</option>", http("GET", url).body)
+    assert {"Europe/Berlin", "America/New_York", "Pacific/Kiritimati", "UTC"} <= set(offered)
+    for leftover in ("Factory", "localtime", "posixrules", "EST5EDT", "Etc/GMT+5"):
+        assert leftover not in offered
+    assert not [zone for zone in offered if zone.startswith(("posix/", "right/", "SystemV/"))]
+    assert (
+        http("POST", url, {"edition": ["daily"], "category": ["Science"], "timezone": "Factory"}).status
+        == 400
+    )
+    assert site.subscriber(ada)["timezone"] is None
+
+
+def test_a_legacy_zone_a_reader_already_has_is_shown_and_kept(site: Site) -> None:
+    ada = _id(site, "ada@example.org")
+    site.db["subscribers"].update(ada, {"timezone": "US/Eastern"})
+    url = site.link("preferences", ada)
+    assert "<option selected>US/Eastern</option>" in http("GET", url).body
+    form = {"edition": ["daily"], "category": ["Science"], "timezone": "US/Eastern"}
+    assert http("POST", url, form).status == 303
+    assert site.subscriber(ada)["timezone"] == "US/Eastern"
+
+
 def test_preferences_post_saves_and_records_a_web_event(site: Site) -> None:
     ada = _id(site, "ada@example.org")
     url = site.link("preferences", ada)

@@ -63,3 +63,36 @@ def test_web_serve_refuses_a_busy_port(workspace: Path, run_cli) -> None:
         result = run_cli("web", "serve", "--port", str(port))
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
+
+
+@pytest.mark.parametrize("damage", ["newer", "garbage"])
+def test_web_serve_checks_the_database_before_announcing_it_serves(workspace: Path, damage: str) -> None:
+    import sqlite3
+
+    db_path = workspace / "digest.db"
+    if damage == "newer":
+        with sqlite3.connect(db_path) as conn:
+            conn.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES ('m9999_from_the_future', '2030-01-01')"
+            )
+    else:
+        db_path.write_bytes(b"this is not a database, just some bytes" * 100)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digest",
+            "--config",
+            str(workspace / "digest.toml"),
+            "web",
+            "serve",
+            "--port",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Serving" not in proc.stdout
+    assert proc.stderr.startswith("Error:") and proc.stderr.count("\n") == 1, proc.stderr

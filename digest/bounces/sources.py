@@ -164,7 +164,9 @@ class ImapSource:
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
-        shown = f"{parts.scheme}://{parts.username or ''}@{parts.hostname or ''}{parts.path}"
+        # As given, with the port, but never the password: user@host:port/FOLDER.
+        host_port = parts.netloc.rpartition("@")[2]
+        shown = f"{parts.scheme}://{parts.username or ''}@{host_port}{parts.path}"
         self.name = shown
         if not parts.hostname or not parts.username:
             raise DigestError(f"bounce source {shown!r} needs a user and a host: imaps://user@host/FOLDER")

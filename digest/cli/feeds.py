@@ -56,7 +56,9 @@ def feeds_list(app: App, as_json: bool) -> None:
     for row in rows:
         label = row["name"] or "-"
         category = row["category"] or "(from items)"
-        state = row["last_error"] or row["last_status"] or "never fetched"
+        # The stored error names its source; the URL column already does.
+        error = (row["last_error"] or "").removeprefix(f"{row['url']}: ")
+        state = error or row["last_status"] or "never fetched"
         table.append((str(row["id"]), row["url"], label, category, str(row["articles"]), state))
     for line in columns(table, right={0, 4}):
         click.echo(line)

@@ -51,11 +51,16 @@ def web_serve(app: App, host: str, port: int, workers: int, threads: int, timeou
     options = ServeOptions(host=host, port=port, workers=workers, threads=threads, timeout=timeout)
     sock = listen(host, port)
     bound = sock.getsockname()[1]
-    click.echo(
-        f"Serving {app.config.publication.name} on http://{host}:{bound} with {options.worker_count} "
-        f"worker(s) (public address: {app.config.publication.base_url}); Ctrl-C to stop"
-    )
-    status = serve(app.config, options, sock)  # gunicorn closes the socket when it stops
+
+    def announce() -> None:
+        click.echo(
+            f"Serving {app.config.publication.name} on http://{host}:{bound} with {options.worker_count} "
+            f"worker(s) (public address: {app.config.publication.base_url}); Ctrl-C to stop"
+        )
+
+    # The database and secret are checked before the announcement (a damaged or newer
+    # database is a one-line error, with no "Serving …" line first).
+    status = serve(app.config, options, sock, on_ready=announce)  # gunicorn closes the socket
     click.echo("Stopped.")
     if status:
         raise SystemExit(status)

@@ -69,6 +69,23 @@ def web_template_dirs(config: Config) -> list[Path]:
     return [d / "web" for d in template_dirs(config) if (d / "web").is_dir()]
 
 
+# The areas of the IANA tz database's geographic zone names (Area/Location).
+GEOGRAPHIC_AREAS = frozenset(
+    {
+        "Africa",
+        "America",
+        "Antarctica",
+        "Arctic",
+        "Asia",
+        "Atlantic",
+        "Australia",
+        "Europe",
+        "Indian",
+        "Pacific",
+    }
+)
+
+
 @dataclass
 class WebState:
     """What every request needs: the configuration, the signing secret, a small rendering cache."""
@@ -99,8 +116,11 @@ class WebState:
 
     @cached_property
     def timezones(self) -> list[str]:
-        """Every IANA zone name this machine knows, sorted (read once: it scans tzdata)."""
-        return available_zones()
+        """The zones a reader can pick, sorted (read once: it scans tzdata): the IANA
+        ``Area/Location`` zones of the geographic areas, plus UTC. Links kept for old
+        names (``US/Eastern``, ``Japan``), POSIX-style rules (``EST5EDT``), ``Etc/*``
+        and tzdata's leftovers (``Factory``, ``localtime``, ``posixrules``) are left out."""
+        return [zone for zone in available_zones() if zone == "UTC" or zone.split("/")[0] in GEOGRAPHIC_AREAS]
 
 
 def create_app(config: Config) -> Flask:

@@ -144,7 +144,7 @@ def preferences(token: str) -> Response | tuple[str, int]:
             request.form,
             editions=edition_keys,
             categories=choices["categories"],
-            timezones=set(web.timezones),
+            timezones=set(_zone_choices(web.timezones, subscriber)),
         )
         save_preferences(get_db(), subscriber["id"], values, known_editions=edition_keys)
     except DigestError as exc:
@@ -298,8 +298,17 @@ def _preferences_page(
         subscriber=subscriber,
         choices=choices,
         form=form,
-        timezones=state.timezones,
+        timezones=_zone_choices(state.timezones, subscriber),
         saved=saved,
         errors=errors or {},
         unsubscribe_url=url_for("unsubscribe", token=unsubscribe_token),
     )
+
+
+def _zone_choices(offered: list[str], subscriber: dict[str, Any]) -> list[str]:
+    """The zones offered to this reader: the geographic ones, plus the zone they already
+    have if it is another (an old name set by an import), so saving the form keeps it."""
+    current = subscriber.get("timezone")
+    if not current or current in offered:
+        return offered
+    return sorted([*offered, current])

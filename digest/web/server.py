@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -197,11 +198,27 @@ def gunicorn_settings(options: ServeOptions, bind: str) -> dict[str, Any]:
     }
 
 
-def serve(config: Config, options: ServeOptions, sock: socket.socket) -> int:
-    """Serve the app on the listening ``sock`` until SIGTERM or SIGINT; returns the exit status."""
+def serve(
+    config: Config,
+    options: ServeOptions,
+    sock: socket.socket,
+    on_ready: Callable[[], None] | None = None,
+) -> int:
+    """Serve the app on the listening ``sock`` until SIGTERM or SIGINT; returns the exit status.
+
+    ``on_ready`` is called once the app is built (database opened and checked,
+    secret read), just before the workers start: an error in either is raised
+    before it, so nothing announces a server that never runs.
+    """
     IdleSafeWorker.request_timeout = options.timeout
     application = _Application(config, gunicorn_settings(options, f"fd://{sock.fileno()}"))
-    application.load()  # errors in the config or database surface here, before any fork
+    try:
+        application.load()  # errors in the config or database surface here, before any fork
+        if on_ready is not None:
+            on_ready()
+    except BaseException:
+        sock.close()  # only before gunicorn has it: afterwards it closes the descriptor itself
+        raise
     from gunicorn.arbiter import Arbiter
 
     master = os.getpid()
