@@ -125,13 +125,24 @@ def render_issue(
     order = trim_order(sections)
     budget = config.render.max_html_bytes
 
+    # The text part is rendered from the same context as the HTML that was kept: build each
+    # context once (it is a third of a render), the latest one only.
+    contexts: dict[frozenset[int], dict[str, Any]] = {}
+
+    def context_for(ids: set[int]) -> dict[str, Any]:
+        key = frozenset(ids)
+        if key not in contexts:
+            contexts.clear()
+            contexts[key] = template_context(config, issue, snapshot, sections, ids)
+        return contexts[key]
+
     def html_with(ids: set[int]) -> str:
-        context = template_context(config, issue, snapshot, sections, ids)
-        return inline_css(mjml_to_html(render_template(dirs, HTML_TEMPLATE, context)))
+        return inline_css(mjml_to_html(render_template(dirs, HTML_TEMPLATE, context_for(ids))))
 
     # An article that still breaks the HTML is left out (and named), never the issue.
     html, dropped = render_skipping_broken(html_with, order)
     if dropped:
+        contexts.clear()
         sections = [{**s, "articles": [a for a in s["articles"] if a["id"] not in dropped]} for s in sections]
         sections = [s for s in sections if s["articles"]]
         order = trim_order(sections)
@@ -153,8 +164,7 @@ def render_issue(
         if best is None:
             kept, best = 0, html_for(0)
         html = best
-    context = template_context(config, issue, snapshot, sections, {a["id"] for a in order[:kept]})
-    text = render_template(dirs, TEXT_TEMPLATE, context)
+    text = render_template(dirs, TEXT_TEMPLATE, context_for({a["id"] for a in order[:kept]}))
     # An override template may forget it; an email must never go out without it.
     for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
         if PLACEHOLDERS["unsubscribe_url"] not in part:
