@@ -7,11 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 import llm
-from test_render_support import CONFIG_TOML, FIXTURE_ARTICLES, PERIOD_END, add_article
+from test_render_support import CONFIG_TOML, add_fixture_articles
 
 from digest.config import load_config
 from digest.store import open_store
@@ -87,16 +86,6 @@ def summary_workspace(folder: Path, summary_toml: str, *, extra: str = "") -> Pa
     config_path = folder / "digest.toml"
     config_path.write_text(CONFIG_TOML + "\n[summary]\n" + summary_toml + "\n" + extra, encoding="utf-8")
     db = open_store(load_config(config_path).db_path)
-    for i, a in enumerate(FIXTURE_ARTICLES):
-        add_article(
-            db,
-            title=a["title"],
-            category=a["category"],
-            published_at=PERIOD_END - timedelta(minutes=a["minutes_before"]),
-            url=f"https://news.harbour-gazette.example/2026/01/22/story-{i + 1}",
-            source=a["source"],
-            summary=a["summary"],
-            reading_minutes=a["reading_minutes"],
-        )
+    add_fixture_articles(db)
     db.conn.close()
     return config_path

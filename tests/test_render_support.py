@@ -166,19 +166,24 @@ def add_article(
     )
 
 
-def fixture_issue(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
-    """The fixed five-article issue used by the golden and screenshot tests."""
+def add_fixture_articles(db: sqlite_utils.Database, *, query: str = "") -> None:
+    """Store the five fixture articles; ``query`` is appended to each URL."""
     for i, a in enumerate(FIXTURE_ARTICLES):
         add_article(
             db,
             title=a["title"],
             category=a["category"],
             published_at=PERIOD_END - timedelta(minutes=a["minutes_before"]),
-            url=f"https://news.harbour-gazette.example/2026/01/22/story-{i + 1}?ref=digest&src=email",
+            url=f"https://news.harbour-gazette.example/2026/01/22/story-{i + 1}{query}",
             source=a["source"],
             summary=a["summary"],
             reading_minutes=a["reading_minutes"],
         )
+
+
+def fixture_issue(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
+    """The fixed five-article issue used by the golden and screenshot tests."""
+    add_fixture_articles(db, query="?ref=digest&src=email")
     result = compose_issue(db, config, "daily", period_end=PERIOD_END)
     assert result.issue is not None
     return result.issue
