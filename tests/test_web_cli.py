@@ -13,19 +13,24 @@ from pathlib import Path
 import pytest
 
 
+def _serve_command(workspace: Path) -> list[str]:
+    """`digest web serve` for ``workspace`` on a free port, as a subprocess runs it."""
+    return [
+        sys.executable,
+        "-m",
+        "digest",
+        "--config",
+        str(workspace / "digest.toml"),
+        "web",
+        "serve",
+        "--port",
+        "0",
+    ]
+
+
 def test_web_serve_answers_and_redacts_tokens_in_its_log(workspace: Path) -> None:
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(workspace / "digest.toml"),
-            "web",
-            "serve",
-            "--port",
-            "0",
-        ],
+        _serve_command(workspace),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -78,17 +83,7 @@ def test_web_serve_checks_the_database_before_announcing_it_serves(workspace: Pa
     else:
         db_path.write_bytes(b"this is not a database, just some bytes" * 100)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digest",
-            "--config",
-            str(workspace / "digest.toml"),
-            "web",
-            "serve",
-            "--port",
-            "0",
-        ],
+        _serve_command(workspace),
         capture_output=True,
         text=True,
         timeout=60,
