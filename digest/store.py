@@ -98,15 +98,13 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def newer_schema(db: sqlite_utils.Database) -> str | None:
-    """The error to give when ``db`` was migrated by a newer digest (it has migrations this
-    one does not know), else None."""
+def _newer_schema(applied: list[tuple[int, str]]) -> str | None:
+    """The error to give when the ``(id, name)`` rows of ``_migrations`` show the database was
+    migrated by a newer digest (it has migrations this one does not know), else None."""
     known = {m.__name__ for m in MIGRATIONS}
-    rows = db.execute("SELECT id, name FROM _migrations ORDER BY id").fetchall()
-    unknown = [name for _, name in rows if name not in known]
-    if not unknown:
+    if all(name in known for _, name in applied):
         return None
-    schema = max(row_id for row_id, _ in rows)
+    schema = max(row_id for row_id, _ in applied)
     return f"this database was written by a newer digest (schema {schema}); upgrade digest"
 
 
@@ -153,10 +151,12 @@ def migrate_store(db: sqlite_utils.Database) -> list[str]:
         "CREATE TABLE IF NOT EXISTS _migrations ("
         "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
     )
-    newer = newer_schema(db)
+    # One read of the ledger serves both the "newer digest" check and the skip list.
+    rows = db.execute("SELECT id, name FROM _migrations ORDER BY id").fetchall()
+    newer = _newer_schema(rows)
     if newer:
         raise DigestError(newer)
-    applied = set(applied_migrations(db))
+    applied = {name for _, name in rows}
     done: list[str] = []
     for migration in MIGRATIONS:
         name = migration.__name__

@@ -6,7 +6,6 @@ turns :class:`~digest.errors.DigestError` into ``Error: …`` with exit status 1
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import sqlite3
 from typing import Any
@@ -42,6 +41,8 @@ class DigestGroup(click.Group):
         """Like click's, but a mistyped command name gets the nearest one suggested."""
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            import difflib  # only for a mistyped name: not on every start-up
+
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
             ctx.fail(f"No such command {name!r}.{hint}")

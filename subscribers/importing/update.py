@@ -36,7 +36,7 @@ class Updater:
         self.attribute_keys = attribute_keys
         self.resubscribe = resubscribe
         self.at = at
-        self.detail = detail
+        self.file_detail = json.loads(detail)  # parsed once: every updated row's events name the file
 
     def apply(
         self,
@@ -125,7 +125,7 @@ class Updater:
     def _write_events(self, sid: int, events: list[tuple[str, dict]]) -> None:
         """One events row per (kind, detail), each detail naming the file."""
         at = self.at
-        file_detail = json.loads(self.detail)
+        file_detail = self.file_detail
         self.db.conn.executemany(
             "INSERT INTO events (subscriber_id, kind, source, detail, at) VALUES (?, ?, 'import', ?, ?)",
             [
