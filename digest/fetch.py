@@ -139,10 +139,6 @@ def _fetch_http(
     with watchdog:
         try:
             return _open_and_read(opener, request, url, timeout, max_bytes, etag, modified, deadline)
-        except FetchError:
-            if watchdog.expired:
-                raise _timed_out(url, timeout) from None
-            raise
         except Exception:
             if watchdog.expired:  # the watchdog cut the connection: whatever broke, it was time
                 raise _timed_out(url, timeout) from None
