@@ -18,7 +18,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from digest.errors import DigestError
@@ -286,22 +286,26 @@ class _Watchdog:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _DeadlineHTTPConnection(http.client.HTTPConnection):
+class _WatchedConnect:
+    """Connect within the fetch's deadline and hand the socket to its watchdog (mixed into
+    the HTTP and HTTPS connection classes)."""
+
     watchdog: _Watchdog
+    timeout: Any
+    sock: Any
 
     def connect(self) -> None:
-        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
-        super().connect()
+        self.timeout = min(self.timeout, self.watchdog.remaining())
+        super().connect()  # type: ignore[misc]
         self.watchdog.watch(self.sock)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    watchdog: _Watchdog
+class _DeadlineHTTPConnection(_WatchedConnect, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
-        super().connect()
-        self.watchdog.watch(self.sock)
+
+class _DeadlineHTTPSConnection(_WatchedConnect, http.client.HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
