@@ -18,7 +18,7 @@ import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from digest.errors import DigestError
@@ -139,10 +139,6 @@ def _fetch_http(
     with watchdog:
         try:
             return _open_and_read(opener, request, url, timeout, max_bytes, etag, modified, deadline)
-        except FetchError:
-            if watchdog.expired:
-                raise _timed_out(url, timeout) from None
-            raise
         except Exception:
             if watchdog.expired:  # the watchdog cut the connection: whatever broke, it was time
                 raise _timed_out(url, timeout) from None
@@ -290,22 +286,26 @@ class _Watchdog:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class _DeadlineHTTPConnection(http.client.HTTPConnection):
+class _WatchedConnect:
+    """Connect within the fetch's deadline and hand the socket to its watchdog (mixed into
+    the HTTP and HTTPS connection classes)."""
+
     watchdog: _Watchdog
+    timeout: Any
+    sock: Any
 
     def connect(self) -> None:
-        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
-        super().connect()
+        self.timeout = min(self.timeout, self.watchdog.remaining())
+        super().connect()  # type: ignore[misc]
         self.watchdog.watch(self.sock)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    watchdog: _Watchdog
+class _DeadlineHTTPConnection(_WatchedConnect, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        self.timeout = min(self.timeout, self.watchdog.remaining())  # type: ignore[type-var]
-        super().connect()
-        self.watchdog.watch(self.sock)
+
+class _DeadlineHTTPSConnection(_WatchedConnect, http.client.HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):

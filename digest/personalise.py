@@ -86,7 +86,7 @@ def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
     attributes = fields.get("attributes") or {}
     if isinstance(attributes, str):
         attributes = json.loads(attributes)
-    for field in dict.fromkeys((*RECIPIENT_FIELDS, *names)):
+    for field in dict.fromkeys(names):  # only the fields this part uses (once per recipient)
         if field.startswith(ATTRIBUTE_PREFIX):
             value = str(attributes.get(field[len(ATTRIBUTE_PREFIX) :]) or "")
         else:
