@@ -12,6 +12,7 @@ import html as html_lib
 import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from digest.config import Config
 
@@ -83,11 +84,12 @@ def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
     if not names:
         return rendered
     values = {}
-    attributes = fields.get("attributes") or {}
-    if isinstance(attributes, str):
-        attributes = json.loads(attributes)
+    attributes: dict[str, Any] | None = None  # parsed only when the part has a merge field
     for field in dict.fromkeys(names):  # only the fields this part uses (once per recipient)
         if field.startswith(ATTRIBUTE_PREFIX):
+            if attributes is None:
+                raw = fields.get("attributes") or {}
+                attributes = json.loads(raw) if isinstance(raw, str) else raw
             value = str(attributes.get(field[len(ATTRIBUTE_PREFIX) :]) or "")
         else:
             value = str(fields.get(field) or "")
