@@ -24,7 +24,6 @@ from digest.config import Config
 from digest.errors import DigestError
 
 __all__ = [
-    "DKIM_HEADERS",
     "OVERSIGNED",
     "DkimSigner",
     "PreparedSigner",
@@ -32,19 +31,6 @@ __all__ = [
     "relaxed_value",
     "signed_header_list",
 ]
-
-DKIM_HEADERS = (  # the headers every signature covers (kept for callers)
-    b"From",
-    b"To",
-    b"Subject",
-    b"Date",
-    b"Message-ID",
-    b"List-Unsubscribe",
-    b"List-Unsubscribe-Post",
-    b"List-Id",
-    b"MIME-Version",
-    b"Content-Type",
-)
 
 OVERSIGNED = (
     b"From",
