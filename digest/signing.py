@@ -14,6 +14,7 @@ a real Postfix hop."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -203,6 +204,7 @@ _WSP = re.compile(rb"[\t ]+")
 _FOLD = re.compile(rb"\r?\n")
 
 
+@functools.cache
 def _relaxed_simple() -> Any:
     from dkim.canonicalization import CanonicalizationPolicy
 
