@@ -317,6 +317,13 @@ def keep_pristine(db_file: Path) -> Path:
     return pristine
 
 
+def restore_pristine(pristine: Path, db_file: Path) -> None:
+    """Put the copy from :func:`keep_pristine` back (its WAL and shared-memory files gone too)."""
+    for extra in ("-wal", "-shm"):
+        Path(f"{db_file}{extra}").unlink(missing_ok=True)
+    shutil.copyfile(pristine, db_file)
+
+
 def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[tuple[int, bool]]:
     """SIGKILL a send's whole process group after about k/(kills+1) of the messages, k = 1..kills;
     resume it; return (duplicates, everyone got it) per kill. An aiosmtpd server counts."""
@@ -343,11 +350,9 @@ def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[
     env["DIGEST_SECRET"] = "bench-secret-not-for-production"
     results = []
     for k in range(1, kills + 1):
-        for extra in ("-wal", "-shm"):
-            Path(f"{db_file}{extra}").unlink(missing_ok=True)
         for journal in toml.parent.glob("*.journal"):
             journal.unlink()
-        shutil.copyfile(pristine, db_file)
+        restore_pristine(pristine, db_file)
         handler = Counting()
         port = free_port()
         controller = Controller(handler, hostname="127.0.0.1", port=port)
@@ -432,9 +437,7 @@ def main() -> None:
             sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
             for _ in range(args.rounds):
                 for config_file, into in ((toml, engines), (signed_toml, signed)):
-                    for extra in ("-wal", "-shm"):
-                        Path(f"{db_file}{extra}").unlink(missing_ok=True)
-                    shutil.copyfile(pristine, db_file)
+                    restore_pristine(pristine, db_file)
                     seconds, round_peak, round_line = digest_send(config_file, sink.port, args.sessions)
                     m = re.search(r" in ([\d.]+)s \(", round_line)
                     into.append(float(m.group(1)) if m else seconds)

@@ -35,10 +35,9 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.signing import DKIM_HEADERS, OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
+from digest.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
 
 __all__ = [
-    "DKIM_HEADERS",
     "OVERSIGNED",
     "PreparedMessage",
     "build_message",

@@ -14,6 +14,7 @@ a real Postfix hop."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -24,7 +25,6 @@ from digest.config import Config
 from digest.errors import DigestError
 
 __all__ = [
-    "DKIM_HEADERS",
     "OVERSIGNED",
     "DkimSigner",
     "PreparedSigner",
@@ -32,19 +32,6 @@ __all__ = [
     "relaxed_value",
     "signed_header_list",
 ]
-
-DKIM_HEADERS = (  # the headers every signature covers (kept for callers)
-    b"From",
-    b"To",
-    b"Subject",
-    b"Date",
-    b"Message-ID",
-    b"List-Unsubscribe",
-    b"List-Unsubscribe-Post",
-    b"List-Id",
-    b"MIME-Version",
-    b"Content-Type",
-)
 
 OVERSIGNED = (
     b"From",
@@ -217,6 +204,7 @@ _WSP = re.compile(rb"[\t ]+")
 _FOLD = re.compile(rb"\r?\n")
 
 
+@functools.cache
 def _relaxed_simple() -> Any:
     from dkim.canonicalization import CanonicalizationPolicy
 

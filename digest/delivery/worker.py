@@ -224,6 +224,7 @@ class Worker:
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
+        self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
         self.links = Links(run.config, run.secret)
         self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
         self.skipped_in_claim = 0
@@ -342,13 +343,17 @@ class Worker:
             self.run.limiter.wait(self.run.stop)
         row.tries += 1
         options: dict[str, Any] = {"dot_safe": True}
+        if row.id == self.announced:
+            sender = self.announced_sender
+        else:
+            sender = self.run.return_path.for_delivery(row.id)
         self.announced = None
         if self.batch and self.connection.can_announce() and not self.run.stop.is_set():
             # The next row's envelope rides along with this message's content (one round trip each).
             following = self.batch[0]
             self.announced = following.id
-            options["next_envelope"] = (self.run.return_path.for_delivery(following.id), following.email)
-        sender = self.run.return_path.for_delivery(row.id)
+            self.announced_sender = self.run.return_path.for_delivery(following.id)
+            options["next_envelope"] = (self.announced_sender, following.email)
         try:
             reply = transport.send(message, sender, row.email, **options)
         except ConnectionLost as exc:
