@@ -206,3 +206,16 @@ def test_an_environment_override_is_checked_like_the_file(workspace: Path, monke
     _set(workspace, "\nrate = 0\n", "\nrate = -5\n")
     from_file = _run(workspace, "issues", "list")
     assert from_file.exit_code == 1 and "'delivery.rate' = -5" in from_file.output, from_file.output
+
+
+def test_deliver_issue_never_sends_a_test_copy_in_a_dry_run(workspace: Path) -> None:
+    """The rule lives in the send engine, not only in the CLI that calls it."""
+    from digest.config import load_config
+    from digest.delivery import deliver_issue
+
+    _issue_with_a_reader(workspace)
+    config = load_config(workspace / "digest.toml")
+    db = open_store(config.db_path)
+    report = deliver_issue(db, config, 1, to=["me@example.org"], dry_run=True)
+    assert report.dry_run and [row["email"] for row in report.plan] == ["me@example.org"]
+    assert not (workspace / "outbox" / "new").exists() or not any((workspace / "outbox" / "new").iterdir())

@@ -101,15 +101,6 @@ def send(
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
-    if to and dry_run:
-        # Nothing is sent in a dry run, not even a test copy: say what a test send would do.
-        from digest.transports import default_transport_url, transport_for_display
-
-        via = transport_for_display(transport_url or default_transport_url(app.config))
-        for address in to:
-            click.echo(f"{address}\t[TEST] copy")
-        click.echo(f"Dry run of a test send of issue {issue_name(found)} via {via}: {len(to)} [TEST] copies")
-        return
     bar = _Progress() if is_terminal() and not to and not dry_run else None
     try:
         report = deliver_issue(

@@ -129,7 +129,11 @@ def deliver_issue(
     problem = None if dry_run else check_public_base_url(config)
     if problem and scheme in ("smtp", "smtps") and not to:
         raise DigestError(problem)
-    if to:
+    if to and dry_run:  # a dry run sends nothing, not even a test copy
+        report = DeliveryReport(issue_id=int(issue["id"]), dry_run=True, test=True, status=issue["status"])
+        report.plan = [{"email": a, "variant": "[TEST] copy", "due_at": None, "when": "due"} for a in to]
+        report.queued = report.total = len(to)
+    elif to:
         report = test_send(db, config, issue, to, url)
     elif dry_run:
         report = dry_run_report(db, config, issue, now)
