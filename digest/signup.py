@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from digest.categories import known_categories
 from digest.config import Config
 from digest.errors import DigestError
 from digest.outbox import OutboxReport, queue_message, send_outbox
@@ -101,7 +102,7 @@ def request_signup(
                 source="web",
                 resubscribe=is_suppressed(db, normal),
                 known_editions=list(config.editions) or None,
-                known_categories=_categories(config) or None,
+                known_categories=known_categories(db, config) or None,
                 now=moment,
             )
         record_event(
@@ -190,13 +191,6 @@ def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: date
             if not was_suppressed:
                 db.execute("DELETE FROM suppressions WHERE email_hash = ?", [removed["email_hash"]])
     return len(rows)
-
-
-def _categories(config: Config) -> list[str]:
-    names: list[str] = []
-    for edition in config.editions.values():
-        names.extend(c for c in edition.categories if c not in names)
-    return names
 
 
 def _address_limited(db: sqlite_utils.Database, email: str, moment: datetime) -> bool:
