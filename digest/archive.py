@@ -260,7 +260,7 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
     """:func:`build_archive` with the web app's own templates and issue pages (``digest archive build``)."""
     import jinja2
 
-    from digest.web.app import WebState, web_template_dirs
+    from digest.web.app import WebState, stylesheet_text, web_template_dirs
     from digest.web.archive import issue_html
 
     folders = web_template_dirs(config)
@@ -272,7 +272,6 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
     )
     template = env.get_template("archive.html")
     state = WebState(config=config, secret=b"")
-    stylesheet = next((d / "style.css" for d in folders if (d / "style.css").is_file()), None)
     return build_archive(
         db,
         config,
@@ -281,5 +280,5 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
             publication=config.publication, archive=data, links=links
         ),
         render_issue=lambda issue_id: issue_html(db, state, issue_id),
-        stylesheet=stylesheet.read_text("utf-8") if stylesheet else "",
+        stylesheet=stylesheet_text(config) or "",
     )

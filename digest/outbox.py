@@ -34,7 +34,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.message import dkim_signer, format_address
-from digest.store import iso, utcnow
+from digest.store import from_iso, iso, utcnow
 from digest.templating import template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
@@ -158,7 +158,7 @@ def send_outbox(
     transport = None
     try:
         for row_id, kind, email, data, created_at in rows:
-            if kind == "confirm" and moment - _parse(created_at) > CONFIRM_TTL:
+            if kind == "confirm" and moment - from_iso(created_at) > CONFIRM_TTL:
                 _finish(db, row_id, "failed", "expired: the confirmation link in it no longer works", moment)
                 report.failed += 1
                 continue
@@ -231,12 +231,6 @@ def _finish(db: sqlite_utils.Database, row_id: int, status: str, error: str | No
         " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
         [status, error[:500] if error else None, iso(moment), status, iso(moment), row_id],
     )
-
-
-def _parse(text: str) -> datetime:
-    from digest.store import from_iso
-
-    return from_iso(text)
 
 
 def _short_hash(text: str) -> str:

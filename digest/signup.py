@@ -24,10 +24,10 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlite_utils
 
+from digest.categories import known_categories
 from digest.config import Config
 from digest.errors import DigestError
 from digest.outbox import OutboxReport, queue_message, send_outbox
@@ -102,16 +102,14 @@ def request_signup(
                 source="web",
                 resubscribe=is_suppressed(db, normal),
                 known_editions=list(config.editions) or None,
-                known_categories=_categories(config) or None,
+                known_categories=known_categories(db, config) or None,
                 now=moment,
             )
         record_event(
             db, subscriber["id"], "signup", "web", {**detail, "status": subscriber["status"]}, now=moment
         )
-        if subscriber["status"] == "active":
-            kind, context = "already-subscribed", _links(config, secret, subscriber, moment)
-        else:
-            kind, context = "confirm", _links(config, secret, subscriber, moment)
+        kind = "already-subscribed" if subscriber["status"] == "active" else "confirm"
+        context = subscriber_links(config, secret, subscriber, now=moment)
         row = queue_message(db, config, kind, subscriber, context, now=moment)
     result = SignupResult(normal, kind, [row])
     if send:
@@ -138,7 +136,7 @@ def send_confirmations(
         subscriber = get_subscriber(db, subscriber_id)
         if subscriber["status"] != "pending":
             continue
-        context = _links(config, secret, subscriber, moment)
+        context = subscriber_links(config, secret, subscriber, now=moment)
         rows.append(queue_message(db, config, "confirm", subscriber, context, now=moment))
     return send_outbox(db, config, ids=rows, now=moment)
 
@@ -158,7 +156,7 @@ def welcome(
     latest = db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
     row = latest.fetchone()
     context = {
-        **_links(config, secret, subscriber, moment),
+        **subscriber_links(config, secret, subscriber, now=moment),
         "latest_url": f"{base}/issues/{row[0]}" if row else "",
         "archive_url": f"{base}/archive",
     }
@@ -193,17 +191,6 @@ def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: date
             if not was_suppressed:
                 db.execute("DELETE FROM suppressions WHERE email_hash = ?", [removed["email_hash"]])
     return len(rows)
-
-
-def _links(config: Config, secret: bytes, subscriber: dict[str, Any], moment: datetime) -> dict[str, str]:
-    return subscriber_links(config, secret, subscriber, now=moment)
-
-
-def _categories(config: Config) -> list[str]:
-    names: list[str] = []
-    for edition in config.editions.values():
-        names.extend(c for c in edition.categories if c not in names)
-    return names
 
 
 def _address_limited(db: sqlite_utils.Database, email: str, moment: datetime) -> bool:

@@ -48,7 +48,7 @@ def web_serve(app: App, host: str, port: int, workers: int, threads: int, timeou
     """
     from digest.web.server import ServeOptions, listen, serve
 
-    options = ServeOptions(host=host, port=port, workers=workers, threads=threads, timeout=timeout)
+    options = ServeOptions(workers=workers, threads=threads, timeout=timeout)
     sock = listen(host, port)
     bound = sock.getsockname()[1]
 

@@ -14,7 +14,7 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
     """Open a session with the transport's server as a send would, then QUIT before MAIL FROM."""
-    from digest.transports import parse_transport_url
+    from digest.transports import _helo_name, parse_transport_url
 
     try:
         spec = parse_transport_url(config.delivery.transport)
@@ -28,6 +28,7 @@ def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
             "set delivery.transport = smtp://USER@HOST:587?starttls=true (or smtps://) for real sends",
         )
     where = f"{spec.host}:{spec.port}"
+    helo = _helo_name(config)
     user = spec.user or config.delivery.smtp_user
     password = config.smtp_password
     context = ssl.create_default_context()
@@ -40,7 +41,7 @@ def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
         else:
             session = smtplib.SMTP(spec.host, spec.port, timeout=timeout)
         with session:
-            code, reply = session.ehlo(_helo_name(config))
+            code, reply = session.ehlo(helo)
             if code != 250:
                 return Check(
                     "transport", FAIL, f"{where} refused EHLO: {code} {_text(reply)}", "check the host"
@@ -55,7 +56,7 @@ def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
                         "use the server's submission port (587), smtps://HOST:465, or fix the server",
                     )
                 session.starttls(context=context)
-                session.ehlo(_helo_name(config))
+                session.ehlo(helo)
                 encrypted = True
                 steps.append("STARTTLS")
             elif not encrypted and spec.host not in _LOOPBACK:
@@ -118,11 +119,6 @@ def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
         warning, fix = notes[0]
         return Check("transport", WARN, f"{spec.describe()}: {done}; but {warning}", fix)
     return Check("transport", OK, f"{spec.describe()}: {done} (no message sent)")
-
-
-def _helo_name(config: Config) -> str:
-    domain = config.publication.from_address.rpartition("@")[2].strip(" >").lower()
-    return domain or "localhost"
 
 
 def _text(reply: bytes | str) -> str:

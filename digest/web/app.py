@@ -287,12 +287,20 @@ def healthz() -> Response:
     return Response("ok\n", mimetype="text/plain")
 
 
-def stylesheet() -> Response:
-    """The one stylesheet every page uses (served from here: no external assets)."""
-    for folder in web_template_dirs(state().config):
+def stylesheet_text(config: Config) -> str | None:
+    """The first ``style.css`` in the web template folders (None when there is none)."""
+    for folder in web_template_dirs(config):
         path = folder / "style.css"
         if path.is_file():
-            response = Response(path.read_text("utf-8"), mimetype="text/css")
-            response.headers["Cache-Control"] = "public, max-age=3600"
-            return response
-    return Response("", mimetype="text/css")
+            return path.read_text("utf-8")
+    return None
+
+
+def stylesheet() -> Response:
+    """The one stylesheet every page uses (served from here: no external assets)."""
+    text = stylesheet_text(state().config)
+    if text is None:
+        return Response("", mimetype="text/css")
+    response = Response(text, mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response

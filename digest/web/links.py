@@ -245,11 +245,10 @@ def _preference_choices(
     The subscriber's own editions and categories are always offered too (e.g. a category set
     with the CLI that nothing has yet): a form that left them out would erase them on save.
     """
-    from digest.categories import known_categories
+    from digest.web.signup import signup_choices
 
-    config = state.config
-    editions = [(key, edition.title or key) for key, edition in config.editions.items()]
-    categories = known_categories(db, config)
+    choices = signup_choices(state.config, db)
+    editions, categories = choices["editions"], choices["categories"]
     known = {key.casefold() for key, _ in editions}
     for key in subscriber.get("editions") or []:
         if key.casefold() not in known:

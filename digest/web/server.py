@@ -54,10 +54,9 @@ LISTEN_BACKLOG = 2048
 
 @dataclass(frozen=True)
 class ServeOptions:
-    """How ``digest web serve`` runs: where it listens and how many workers and threads."""
+    """How ``digest web serve`` runs: how many workers and threads (the listening socket,
+    made by :func:`listen`, carries the address)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
     workers: int = 0  # 0: one per core
     threads: int = 8
     timeout: float = 30.0
