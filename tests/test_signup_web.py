@@ -6,6 +6,7 @@ uses its own addresses. Mail lands in the workspace's maildir (the default trans
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.parse
@@ -255,3 +256,14 @@ def test_the_served_feed_parses_and_is_linked_from_the_archive(served: WebProces
     assert parsed.feed.title == "The Example Digest"
     archive = http("GET", f"{served.url}/archive")
     assert '<link rel="alternate" type="application/atom+xml"' in archive.body
+
+
+def test_every_category_the_form_offers_can_be_chosen(served: WebProcess, db) -> None:
+    """The form lists every category an issue can carry (not only the editions' order); the
+    sign-up must accept each of them, or a reader is refused a box the page showed."""
+    offered = re.findall(r'name="category" value="([^"]+)"', http("GET", f"{served.url}/subscribe").body)
+    beyond_order = [c for c in offered if c not in ("World", "Technology", "Science", "Culture")]
+    assert beyond_order, offered
+    reply = signup(served, "picky@example.org", category=beyond_order[0])
+    assert reply.status == 200, reply.body
+    assert status_of(db, "picky@example.org") == "pending"
