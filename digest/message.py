@@ -363,7 +363,8 @@ class PreparedMessage:
         parts.extend(body)
         data = b"".join(parts)
         if self._signing is not None:  # the body's first segment is hashed already
-            return self._signing.sign(values, body[1:]) + data
+            rest = memoryview(data)[len(data) - sum(map(len, body[1:])) :]
+            return self._signing.sign(values, rest) + data
         return self.signer.sign(data) if self.signer is not None else data
 
 
