@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from digest.errors import DigestError
-from digest.store import MIGRATIONS, applied_migrations, open_store, transaction
+from digest.store import BUSY_TIMEOUT_MS, MIGRATIONS, applied_migrations, open_store, transaction
 
 
 def test_new_database_has_every_migration_and_pragmas(tmp_path: Path) -> None:
@@ -186,3 +188,62 @@ def test_a_table_rebuild_refuses_to_run_inside_a_transaction(tmp_path: Path) -> 
         migrate_store(db)
     db.execute("ROLLBACK")
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+# ---------------------------------------------------------------- waiting for another writer
+
+
+def _hold_write_lock(path: Path, seconds: float, taken: threading.Event) -> float:
+    """Hold the write lock from another connection for ``seconds``; return when it was let go."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    taken.set()
+    time.sleep(seconds)
+    conn.execute("COMMIT")
+    released = time.monotonic()
+    conn.close()
+    return released
+
+
+def test_a_writer_starts_soon_after_another_lets_go(tmp_path: Path) -> None:
+    """SQLite's own busy handler sleeps 1, 2, 5 ... 25, 50, 100 ms between tries: after 0.3 s
+    of waiting a writer noticed a free lock 30 ms late or more. Ours retries every 2 ms."""
+    path = tmp_path / "d.db"
+    db = open_store(path)
+    lags = []
+    for _ in range(3):
+        taken = threading.Event()
+        result: list[float] = []
+        holder = threading.Thread(
+            target=lambda out, ev: out.append(_hold_write_lock(path, 0.3, ev)), args=(result, taken)
+        )
+        holder.start()
+        taken.wait(5)
+        with transaction(db):
+            started = time.monotonic()
+            db.execute("INSERT INTO feeds (url, created_at) VALUES (?, 'x')", [f"https://e.org/{len(lags)}"])
+        holder.join()
+        lags.append(started - result[0])
+    assert sorted(lags)[1] < 0.015, lags  # SQLite's handler: about 0.03 here
+    assert db.execute("SELECT count(*) FROM feeds").fetchone()[0] == 3
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS  # put back
+
+
+def test_a_writer_still_gives_up_after_the_busy_timeout(tmp_path: Path, monkeypatch) -> None:
+    import digest.store
+
+    monkeypatch.setattr(digest.store, "BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "d.db"
+    db = open_store(path)
+    taken = threading.Event()
+    holder = threading.Thread(target=_hold_write_lock, args=(path, 1.0, taken))
+    holder.start()
+    taken.wait(5)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"), transaction(db):
+        db.execute("INSERT INTO feeds (url, created_at) VALUES ('https://e.org/x', 'x')")
+    waited = time.monotonic() - started
+    holder.join()
+    assert 0.2 <= waited < 0.9
+    assert db.execute("SELECT count(*) FROM feeds").fetchone()[0] == 0
+    assert not db.conn.in_transaction
