@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import mailbox
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
+import threading
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from digest.config import Config
 from digest.delivery import deliver_issue
 from digest.errors import DigestError
 from digest.transports import (
+    ConnectionLost,
     SMTPTransport,
     TransportError,
     open_transport,
@@ -203,3 +208,59 @@ def test_pipelined_next_envelope_and_abandoning_it() -> None:
         ["b4@example.net"],
     ]
     assert server.handler.sessions == 2
+
+
+class StalledReader:
+    """An SMTP server that accepts one message's envelope, says 354, and then stops reading."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn:
+            conn.sendall(b"220 stalled ESMTP\r\n")
+            buf = b""
+            while b"DATA\r\n" not in buf:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                buf += chunk
+                if buf.startswith(b"EHLO") and b"\r\n" in buf:
+                    conn.sendall(b"250-stalled\r\n250 PIPELINING\r\n")
+                    buf = buf[buf.index(b"\r\n") + 2 :]
+            conn.sendall(b"250 ok\r\n250 ok\r\n354 go on\r\n")
+            self.done.wait(30)  # and read nothing more
+
+
+def test_a_server_that_stops_reading_mid_message_ends_the_send_within_the_timeout() -> None:
+    """Plain connections leave timeouts to the kernel (SO_SNDTIMEO/SO_RCVTIMEO): a send that
+    makes no progress still ends, as with Python's own timeouts."""
+    server = StalledReader()
+    transport = SMTPTransport(parse_transport_url(f"smtp://127.0.0.1:{server.port}"), timeout=0.3)
+    huge = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 40_000  # 40 MB: more than the buffers hold
+    started = time.monotonic()
+    try:
+        with pytest.raises(ConnectionLost, match=r"no progress sending for 0\.3s"):
+            transport.send(huge, "a@example.org", "b@example.net")
+    finally:
+        server.done.set()
+    assert time.monotonic() - started < 5
+    assert transport.sock is None  # dropped, not reused
+
+
+def test_plain_connections_use_kernel_timeouts_and_tls_ones_pythons() -> None:
+    with SMTPServer(Handler()) as server:
+        transport = SMTPTransport(parse_transport_url(server.url), timeout=2.5)
+        transport.connect()
+        assert transport.sock is not None and transport.sock.gettimeout() is None
+        raw = transport.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.calcsize("@ll"))
+        assert struct.unpack("@ll", raw) == (2, 500_000)
+        assert transport.send(MESSAGE, "a@example.org", "b@example.net").ok
+        transport.close()
