@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -489,3 +490,82 @@ def test_a_recipient_whose_message_cannot_be_built_fails_alone(setup: Setup) -> 
     assert report.sent == len(setup.subscribers) - 1 and report.failed == 1
     row = setup.rows()["jürgen@example.net"]
     assert row["status"] == "failed" and "not a plain ASCII email address" in row["last_error"]
+
+
+# ---------------------------------------------------------------- signing ahead (DKIM, several connections)
+
+
+def _with_dkim(setup: Setup, tmp_path: Path) -> bytes:
+    key, record = dkim_key(tmp_path)
+    setup.config.dkim.domain, setup.config.dkim.selector, setup.config.dkim.key_file = (
+        "example.org",
+        "d1",
+        str(key),
+    )
+    return record
+
+
+def test_a_signed_send_over_processes_and_connections_reaches_everyone_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process signs claimed rows ahead of its connections: every reader still gets
+    exactly one message, signed for them, with a signature made moments before it left."""
+    monkeypatch.setattr(digest.delivery.send, "PROCESS_THRESHOLD", 10)
+    setup = make_setup(tmp_path / "ws", subscribers=60)
+    record = _with_dkim(setup, tmp_path)
+    started = int(time.time())
+    with SMTPServer() as server:
+        report = send(setup, server, concurrency=4)
+    assert report.sent == 60 and report.failed == 0
+    assert set(server.handler.per_recipient().values()) == {1}
+    assert len(server.handler.per_recipient()) == 60
+    for got in server.handler.received:
+        assert dkim.verify(got.data, dnsfunc=lambda name, timeout=5: record)
+        msg = got.message
+        assert msg["To"].addresses[0].addr_spec == got.rcpt_tos[0]  # the reader's own message
+        stamp = int(dict(t.strip().split("=", 1) for t in msg["DKIM-Signature"].split(";"))["t"])
+        assert started - 1 <= stamp <= int(time.time())
+
+
+def test_rows_signed_ahead_are_not_sent_when_the_relay_stops_the_run(tmp_path: Path) -> None:
+    """The relay refuses the message itself after a few: the run stops at once, the messages
+    made ahead are dropped unsent (their rows stay queued), and the next run sends each once."""
+    setup_big = make_setup(tmp_path / "ws", subscribers=40)
+    _with_dkim(setup_big, tmp_path)
+    accepted: list[int] = []
+
+    def refuse_after_five(address: str, attempt: int) -> str | None:
+        accepted.append(1)
+        return "554 5.7.1 message content rejected" if len(accepted) > 5 else None
+
+    with SMTPServer(Handler(data_policy=refuse_after_five)) as server:
+        started = time.monotonic()
+        with pytest.raises(TransportError, match=r"5\.7\.1"):
+            send(setup_big, server, concurrency=2)
+        assert time.monotonic() - started < 10
+    assert not [t for t in threading.enumerate() if t.name.startswith("digest-sign")]  # pool shut down
+    first = server.handler.per_recipient()
+    counts = delivery_counts(setup_big.db, 1)
+    assert counts["sent"] == len(first) <= 5
+    assert counts["queued"] == 40 - len(first)
+    with SMTPServer() as again:
+        report = send(setup_big, again, concurrency=2)
+    assert report.sent == 40 - len(first)
+    both = first + again.handler.per_recipient()
+    assert len(both) == 40 and set(both.values()) == {1}
+
+
+def test_a_message_that_cannot_be_built_fails_alone_in_a_signed_send(setup: Setup, tmp_path: Path) -> None:
+    """A reader whose address needs SMTPUTF8 (put in the database by hand: add and import
+    refuse it): the signing pool's error fails that row only."""
+    _with_dkim(setup, tmp_path)
+    setup.db.execute(
+        "INSERT INTO subscribers (email, name, status, source, attributes, created_at, updated_at)"
+        " VALUES ('jürgen@example.net', 'J', 'active', 'import', '{}', 'x', 'x')"
+    )
+    with SMTPServer() as server:
+        report = send(setup, server, concurrency=2)
+    assert report.failed == 1 and report.sent == len(setup.subscribers)
+    failed = list(list_deliveries(setup.db, 1, status="failed"))
+    assert [r["email"] for r in failed] == ["jürgen@example.net"]
+    assert "jürgen@example.net" not in server.handler.per_recipient()

@@ -2,7 +2,8 @@
 
 :func:`execute` only schedules: it starts ``connections`` workers
 (:class:`digest.delivery.worker.Worker`) — as threads here, or split over
-forked processes when a big SMTP send would be CPU-bound — reports progress
+forked processes when a big SMTP send would be CPU-bound, with one thread per
+process that DKIM-signs claimed rows ahead of their connections — reports progress
 from the ledger, turns SIGINT/SIGTERM into "finish what is in flight, record
 it, stop" (remembering which signal, for the exit status), and collects the
 counts and fatal errors of every worker.
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import sqlite_utils
@@ -29,6 +31,9 @@ from digest.delivery.worker import Counters, RateLimiter, Run, Worker
 from digest.errors import DigestError
 
 __all__ = ["execute"]
+
+SIGNING_THREADS = 1
+"""Threads per process that sign claimed rows' messages ahead of their connections."""
 
 
 def execute(
@@ -82,6 +87,7 @@ def execute(
                     # A worker that failed takes the others down with it (they finish in-flight work).
                     run.stop.set()
                     _signal_children(children)
+        _stop_signing(run)
         if progress is not None:
             progress(done_count(db, run.issue_id) - base, total)
         counts = run.counters.as_dict()
@@ -104,14 +110,24 @@ def execute(
 
 
 def _start_workers(run: Run, connections: int, rate: float) -> list[threading.Thread]:
-    """This process's share of the connections, as threads sharing one rate limit (0: none)."""
+    """This process's share of the connections, as threads sharing one rate limit (0: none),
+    and, for a DKIM-signed send over several connections, the pool that signs ahead."""
     run.limiter = RateLimiter(rate) if rate > 0 else None
+    signed = any(p.signer is not None for p in run.prepared.values())
+    run.ahead = ThreadPoolExecutor(SIGNING_THREADS, "digest-sign") if signed and connections > 1 else None
     threads = [
         threading.Thread(target=_connection_worker, args=(run, n), daemon=True) for n in range(connections)
     ]
     for t in threads:
         t.start()
     return threads
+
+
+def _stop_signing(run: Run) -> None:
+    """The connections are done: drop what the signing pool has not started, wait for the rest."""
+    if run.ahead is not None:
+        run.ahead.shutdown(wait=True, cancel_futures=True)
+        run.ahead = None
 
 
 def _connection_worker(run: Run, number: int) -> None:
@@ -181,6 +197,7 @@ def _child_main(run: Run, connections: int, rate: float, writer: Any, parent_pid
             t.join(timeout=0.5)
             if os.getppid() != parent_pid:
                 run.stop.set()
+    _stop_signing(run)
     writer.send(
         {
             "counts": run.counters.as_dict(),

@@ -4,7 +4,9 @@
 opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
 ledger connection. It asks :func:`digest.delivery.policy.decide` what
 each reply means, journals every 250 before the next message
-(:mod:`digest.delivery.journal`), and commits results in batches. A row whose
+(:mod:`digest.delivery.journal`), and commits results in batches. In a signed
+send it hands the rows it claims to the process's signing pool, so their
+messages are made while the connection waits for the relay. A row whose
 reader left after the freeze is skipped and the worker claims again: only an
 empty claim ends it.
 """
@@ -18,6 +20,7 @@ import os
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +116,7 @@ class Run:
     lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
     signal: int = 0  # the signal (SIGINT/SIGTERM) that stopped the run, if any
     refused: list[tuple[int, str | None]] = field(default_factory=list)  # repeated refusals that stopped it
+    ahead: Any = None  # a thread pool that signs claimed rows' messages ahead (see Worker.claimed)
 
 
 class Stopped(Exception):
@@ -228,6 +232,7 @@ class Worker:
         self.links = Links(run.config, run.secret)
         self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
         self.skipped_in_claim = 0
+        self.signed_ahead: dict[int, Future[bytes]] = {}  # row id → its message, being made
 
     # -- the loop
 
@@ -249,6 +254,9 @@ class Worker:
                 if len(self.results) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
                     self.flush()
         finally:
+            for future in self.signed_ahead.values():
+                future.cancel()
+            self.signed_ahead.clear()
             self.connection.close()
             self.flush()
             self.journal.discard()  # all its entries are committed now
@@ -298,6 +306,7 @@ class Worker:
             claimed = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
             if claimed:
                 self.batch.extend(claimed)
+                self.sign_ahead(claimed)
                 continue
             if self.skipped_in_claim:
                 continue  # every row of that claim had left the list: claim again
@@ -307,6 +316,14 @@ class Worker:
         return None
 
     # -- sending
+
+    def sign_ahead(self, rows: list[Row]) -> None:
+        """Have the process's signing pool make these rows' messages while this connection
+        waits for the relay. A DKIM signature is CPU work that lets go of the GIL; made only
+        between replies, it left a core idle whenever every connection was waiting."""
+        if self.run.ahead is not None:
+            for row in rows:
+                self.signed_ahead[row.id] = self.run.ahead.submit(self.message_for, row)
 
     def message_for(self, row: Row) -> bytes:
         """The recipient's complete message."""
@@ -330,8 +347,10 @@ class Worker:
             self.per_message = took if self.per_message is None else 0.8 * self.per_message + 0.2 * took
 
     def _send_one(self, row: Row) -> None:
+        future = self.signed_ahead.pop(row.id, None)
         try:
-            message = self.message_for(row)
+            # Not started yet (the pool is busy with other rows): made here, now, instead.
+            message = self.message_for(row) if future is None or future.cancel() else future.result()
         except DigestError as exc:
             # One recipient whose message cannot be built (an address that needs SMTPUTF8...)
             # fails alone; the rest of the send goes on.
