@@ -4,9 +4,10 @@
 opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
 ledger connection. It asks :func:`digest.delivery.policy.decide` what
 each reply means, journals every 250 before the next message
-(:mod:`digest.delivery.journal`), and commits results in batches. In a signed
-send it hands the rows it claims to the process's signing pool, so their
-messages are made while the connection waits for the relay. A row whose
+(:mod:`digest.delivery.journal`), and commits results in batches. Its
+:class:`Messages` makes each row's message; in a signed send the process's
+signing pool makes the claimed rows' messages while the connection waits for
+the relay. A row whose
 reader left after the freeze is skipped and the worker claims again: only an
 empty claim ends it.
 """
@@ -36,7 +37,7 @@ from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportErr
 from digest.transports import transport_for_display as display
 from digest.verp import ReturnPath
 
-__all__ = ["Connection", "Counters", "Run", "Stopped", "Worker", "recipient_links"]
+__all__ = ["Connection", "Counters", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -116,7 +117,7 @@ class Run:
     lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
     signal: int = 0  # the signal (SIGINT/SIGTERM) that stopped the run, if any
     refused: list[tuple[int, str | None]] = field(default_factory=list)  # repeated refusals that stopped it
-    ahead: Any = None  # a thread pool that signs claimed rows' messages ahead (see Worker.claimed)
+    ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
 
 
 class Stopped(Exception):
@@ -229,10 +230,9 @@ class Worker:
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
         self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
-        self.links = Links(run.config, run.secret)
+        self.messages = Messages(run)
         self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
         self.skipped_in_claim = 0
-        self.signed_ahead: dict[int, Future[bytes]] = {}  # row id → its message, being made
 
     # -- the loop
 
@@ -254,9 +254,7 @@ class Worker:
                 if len(self.results) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
                     self.flush()
         finally:
-            for future in self.signed_ahead.values():
-                future.cancel()
-            self.signed_ahead.clear()
+            self.messages.drop()
             self.connection.close()
             self.flush()
             self.journal.discard()  # all its entries are committed now
@@ -306,7 +304,7 @@ class Worker:
             claimed = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
             if claimed:
                 self.batch.extend(claimed)
-                self.sign_ahead(claimed)
+                self.messages.ahead(claimed)
                 continue
             if self.skipped_in_claim:
                 continue  # every row of that claim had left the list: claim again
@@ -316,26 +314,6 @@ class Worker:
         return None
 
     # -- sending
-
-    def sign_ahead(self, rows: list[Row]) -> None:
-        """Have the process's signing pool make these rows' messages while this connection
-        waits for the relay. A DKIM signature is CPU work that lets go of the GIL; made only
-        between replies, it left a core idle whenever every connection was waiting."""
-        if self.run.ahead is not None:
-            for row in rows:
-                self.signed_ahead[row.id] = self.run.ahead.submit(self.message_for, row)
-
-    def message_for(self, row: Row) -> bytes:
-        """The recipient's complete message."""
-        assert row.subscriber_id is not None
-        recipient = {
-            "email": row.email,
-            "name": row.name,
-            **self.links(row.subscriber_id),
-            "subscriber_id": row.subscriber_id,
-            "attributes": row.attributes,
-        }
-        return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
 
     def send_one(self, row: Row) -> None:
         """Send one row and act on the reply (timed, for the claim size)."""
@@ -347,10 +325,8 @@ class Worker:
             self.per_message = took if self.per_message is None else 0.8 * self.per_message + 0.2 * took
 
     def _send_one(self, row: Row) -> None:
-        future = self.signed_ahead.pop(row.id, None)
         try:
-            # Not started yet (the pool is busy with other rows): made here, now, instead.
-            message = self.message_for(row) if future is None or future.cancel() else future.result()
+            message = self.messages.take(row)
         except DigestError as exc:
             # One recipient whose message cannot be built (an address that needs SMTPUTF8...)
             # fails alone; the rest of the send goes on.
@@ -431,6 +407,51 @@ class Worker:
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
         heapq.heappush(self.retry, (time.monotonic() + delay, next(self.seq), row))
+
+
+class Messages:
+    """A worker's recipients' complete messages: made when asked, or ahead of time by the
+    process's signing pool (``run.ahead``) in a signed send.
+
+    A DKIM signature is CPU work that lets go of the GIL. Made only when its connection was
+    ready to send, it left a core idle whenever every connection was waiting for the relay;
+    the pool makes the claimed rows' messages during those waits.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.links = Links(run.config, run.secret)
+        self.pending: dict[int, Future[bytes]] = {}  # row id → its message, being made
+
+    def ahead(self, rows: list[Row]) -> None:
+        """Start making these claimed rows' messages (when the process has a signing pool)."""
+        if self.run.ahead is not None:
+            for row in rows:
+                self.pending[row.id] = self.run.ahead.submit(self.build, row)
+
+    def take(self, row: Row) -> bytes:
+        """The row's message: made ahead, or made now when the pool has not started it (so a
+        connection never waits behind another's batch). DigestError when it cannot be built."""
+        future = self.pending.pop(row.id, None)
+        return self.build(row) if future is None or future.cancel() else future.result()
+
+    def drop(self) -> None:
+        """The worker is done: messages not started are never made."""
+        for future in self.pending.values():
+            future.cancel()
+        self.pending.clear()
+
+    def build(self, row: Row) -> bytes:
+        """The recipient's complete message."""
+        assert row.subscriber_id is not None
+        recipient = {
+            "email": row.email,
+            "name": row.name,
+            **self.links(row.subscriber_id),
+            "subscriber_id": row.subscriber_id,
+            "attributes": row.attributes,
+        }
+        return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
 
 
 def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[str, str]:
