@@ -447,13 +447,18 @@ def test_the_send_links_are_the_subscriber_links(setup: Setup) -> None:
         assert fast(sub["id"]) == expected
 
 
-def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path: Path) -> None:
+def _with_dkim(setup: Setup, tmp_path: Path) -> bytes:
     key, record = dkim_key(tmp_path)
     setup.config.dkim.domain, setup.config.dkim.selector, setup.config.dkim.key_file = (
         "example.org",
         "d1",
         str(key),
     )
+    return record
+
+
+def test_a_send_with_dkim_signs_every_message_verifiably(setup: Setup, tmp_path: Path) -> None:
+    record = _with_dkim(setup, tmp_path)
     with SMTPServer() as server:
         report = send(setup, server, concurrency=2)
     assert report.sent == len(setup.subscribers)
@@ -493,16 +498,6 @@ def test_a_recipient_whose_message_cannot_be_built_fails_alone(setup: Setup) -> 
 
 
 # ---------------------------------------------------------------- signing ahead (DKIM, several connections)
-
-
-def _with_dkim(setup: Setup, tmp_path: Path) -> bytes:
-    key, record = dkim_key(tmp_path)
-    setup.config.dkim.domain, setup.config.dkim.selector, setup.config.dkim.key_file = (
-        "example.org",
-        "d1",
-        str(key),
-    )
-    return record
 
 
 def test_a_signed_send_over_processes_and_connections_reaches_everyone_once(
