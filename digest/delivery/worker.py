@@ -232,7 +232,6 @@ class Worker:
         self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
         self.messages = Messages(run)
         self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
-        self.skipped_in_claim = 0
 
     # -- the loop
 
@@ -268,17 +267,17 @@ class Worker:
             self.retry = []
             self.ledger.db.conn.close()
 
-    def flush(self, claim: int = 0) -> list[Row]:
-        """Commit the results (and claim up to ``claim`` rows)."""
+    def flush(self, claim: int = 0) -> tuple[list[Row], int]:
+        """Commit the results (and claim up to ``claim`` rows): the rows claimed, and how many
+        were skipped while claiming (their readers left after the freeze)."""
         if not self.results and not claim:
-            return []
+            return [], 0
         claimed, skipped = self.ledger.commit(self.results, claim)
         if skipped:
             self.run.counters.add("skipped", skipped)
         self.results = []
         self.last_flush = time.monotonic()
-        self.skipped_in_claim = skipped
-        return claimed
+        return claimed, skipped
 
     def next_row(self) -> Row | None:
         """The next row to send: the announced one, a due retry, the batch, or a new claim."""
@@ -300,13 +299,12 @@ class Worker:
                 return self.batch.popleft()
             # One row first; then as many as take about CLAIM_SECONDS to send.
             size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
-            self.skipped_in_claim = 0
-            claimed = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
+            claimed, skipped = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
             if claimed:
                 self.batch.extend(claimed)
                 self.messages.ahead(claimed)
                 continue
-            if self.skipped_in_claim:
+            if skipped:
                 continue  # every row of that claim had left the list: claim again
             if not self.retry:
                 return None
