@@ -152,6 +152,10 @@ def _list_id(config: Config, edition: str, sender: str) -> str:
     return f"{name} <{label}.{_domain(sender)}>"
 
 
+_MAILTO_SUBJECT = "?subject=unsubscribe"
+"""The subject of the ``mailto:`` unsubscribe digest writes; :func:`_mailto_for` appends the token."""
+
+
 def _mailto(config: Config) -> str | None:
     address = config.delivery.unsubscribe_mailto.strip()
     if not address:
@@ -160,10 +164,9 @@ def _mailto(config: Config) -> str | None:
         return _check_url(address, "delivery.unsubscribe_mailto")
     if not _EMAIL.fullmatch(address):
         raise DigestError(f"{config.source}: delivery.unsubscribe_mailto = {address!r} is not an address")
-    return f"mailto:{address}?subject=unsubscribe"
+    return f"mailto:{address}{_MAILTO_SUBJECT}"
 
 
-_MAILTO_SUBJECT = "?subject=unsubscribe"
 _URL_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
