@@ -60,8 +60,6 @@ def ingest_sources(
     results = [SourceResult(source=source) for source, _ in targets]
     if not targets:
         return results
-    if config.ingest.concurrency < 1:
-        raise DigestError(f"{config.source}: 'ingest.concurrency' must be at least 1")
     workers = min(config.ingest.concurrency, len(targets))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest") as pool:
         futures = {

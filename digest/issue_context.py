@@ -13,7 +13,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import DigestError
 from digest.images import IMAGE_MIN_SIDE
-from digest.personalise import PLACEHOLDERS
+from digest.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 from digest.sanitize import clean_text, safe_url
 
 IMAGE_WIDTH = 544
@@ -135,7 +135,6 @@ def template_context(
         ],
         "web_url": web_url(config, issue["id"]),
         "categories": categories,
-        "shown_categories": [c for c in categories if c["articles"]],
         "total": sum(c["count"] for c in categories),
         "shown": sum(len(c["articles"]) for c in categories),
         "p": PLACEHOLDERS,
@@ -155,7 +154,7 @@ class _AttributeFields:
         key = attribute_key(str(name))
         if not key:
             raise DigestError(f"template: {name!r} is not an attribute name; use letters, digits and _")
-        return f"__DIGEST_ATTR_{key.upper()}__"
+        return placeholder_token(ATTRIBUTE_PREFIX + key)
 
 
 class _SubscriberFields:

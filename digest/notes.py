@@ -8,7 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.issues import get_issue
+from digest.issues import get_issue, issue_name
 from digest.store import transaction
 
 NOTE_MAX_CHARS = 1000
@@ -31,7 +31,7 @@ def set_issue_note(db: sqlite_utils.Database, ref: str | int, text: str) -> dict
         ).fetchone()
         if issue["status"] != "draft" or started:
             raise DigestError(
-                f"issue {issue['edition']}/{issue['number']} is {issue['status']}: "
+                f"issue {issue_name(issue)} is {issue['status']}: "
                 "sending has started, so its note can no longer change"
             )
         db.execute("UPDATE issues SET note = ? WHERE id = ?", [note, issue["id"]])

@@ -67,11 +67,6 @@ def same_story(
     return fuzz.token_set_ratio(words_a, words_b, score_cutoff=threshold * 100) >= threshold * 100
 
 
-def similarity(a: str, b: str) -> float:
-    """How alike two :func:`story_words` strings are, from 0 to 1."""
-    return fuzz.token_set_ratio(a, b) / 100
-
-
 @dataclass
 class Story:
     """Articles (``articles`` rows or snapshot dicts) that report one story; ``lead`` has the card."""

@@ -9,8 +9,7 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.config import Config, Summary
-from digest.errors import ConfigError
+from digest.config import Config
 from digest.sanitize import one_line
 from digest.store import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
@@ -67,7 +66,6 @@ def make_summaries(
     report = SummaryReport()
     if settings.engine != ENGINE:
         return report
-    _check_llm_settings(settings)
     jobs: list[_Job] = []
     for article in _articles(db, article_ids):
         prompt = render_prompt(settings, article)
@@ -138,14 +136,6 @@ def article_summaries(
                 continue
         shown[article["id"]] = ArticleSummary(feed_summary(article))
     return shown
-
-
-def _check_llm_settings(settings: Summary) -> None:
-    # The file is checked at load; an environment override (DIGEST_SUMMARY_ENGINE) is not.
-    if not settings.model.strip():
-        raise ConfigError(
-            'summary.model is empty; with engine = "llm" name a model id that `llm models` lists'
-        )
 
 
 def _articles(db: sqlite_utils.Database, ids: Iterable[int]) -> list[dict[str, Any]]:
