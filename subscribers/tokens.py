@@ -55,11 +55,15 @@ class TokenSigner:
     def __init__(self, secret: bytes | str) -> None:
         self._keyed = hmac.new(_key(secret), digestmod=hashlib.sha256)
 
-    def mac(self, purpose: str, body: str) -> str:
-        """The base64url MAC of ``body`` for ``purpose``."""
+    def digest(self, purpose: str, body: str) -> bytes:
+        """The raw HMAC-SHA256 of ``body`` for ``purpose`` (any purpose: VERP tokens use "verp")."""
         h = self._keyed.copy()
         h.update(f"digest-token/v1/{purpose}/{body}".encode("ascii"))
-        return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode("ascii")
+        return h.digest()
+
+    def mac(self, purpose: str, body: str) -> str:
+        """The base64url MAC of ``body`` for ``purpose``."""
+        return base64.urlsafe_b64encode(self.digest(purpose, body)).rstrip(b"=").decode("ascii")
 
     def token(self, subscriber_id: int, purpose: str, *, now: datetime | None = None) -> str:
         """A token naming ``subscriber_id`` for ``purpose``; confirm tokens carry their issue time."""
