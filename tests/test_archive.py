@@ -101,3 +101,29 @@ def test_archive_build_writes_static_files(
     assert not parsed.bozo
     assert parsed.entries[0].link == f"http://localhost:8080/issues/{sent}.html"  # base_url from digest.toml
     assert (out / "style.css").read_text()
+
+
+def test_a_trimmed_drafts_test_link_shows_its_latest_note(site: Site) -> None:
+    """The untrimmed rendering behind a trimmed email is cached for published issues only:
+    a draft's note can still change, and its test link (and, once sent, its public page)
+    must not keep an old rendering."""
+    from test_web import _article
+
+    from digest.compose import compose_issue
+    from digest.notes import set_issue_note
+    from digest.render import render_issue
+
+    end = datetime(2026, 3, 5, 6, 0, tzinfo=UTC)
+    articles = [_article(300 + i, "World", end - timedelta(hours=i + 1)) for i in range(40)]
+    site.db["articles"].insert_all(articles)
+    draft = compose_issue(site.db, site.config, "daily", period_end=end).issue
+    assert draft is not None
+    site.config.render.max_html_bytes = 10_000  # the app shares this config: the email is trimmed
+    link = f"{site.url}/issues/{draft['id']}/test/{issue_test_token(site.secret, draft['id'])}"
+    set_issue_note(site.db, draft["id"], "First word from the desk.")
+    first = http("GET", link)
+    assert first.status == 200 and "First word from the desk." in first.body
+    assert render_issue(site.db, site.config, draft["id"], "*").trimmed  # so the full one is served
+    set_issue_note(site.db, draft["id"], "Second thoughts from the desk.")
+    second = http("GET", link)
+    assert "Second thoughts from the desk." in second.body and "First word" not in second.body

@@ -100,14 +100,19 @@ class WebState:
         """The public address, without a trailing slash."""
         return self.config.publication.base_url.rstrip("/")
 
-    def full_rendering(self, db: sqlite_utils.Database, issue_id: int) -> RenderedVariant:
-        """The untrimmed all-categories rendering of a published issue (a few kept in memory)."""
+    def full_rendering(
+        self, db: sqlite_utils.Database, issue_id: int, *, published: bool = True
+    ) -> RenderedVariant:
+        """The untrimmed all-categories rendering of an issue; a few of the published ones are
+        kept in memory (a published issue never changes; a draft's note still can)."""
         with self._lock:
-            if issue_id in self._full:
+            if published and issue_id in self._full:
                 self._full.move_to_end(issue_id)
                 return self._full[issue_id]
         unlimited = replace(self.config, render=replace(self.config.render, max_html_bytes=UNLIMITED_BYTES))
         rendered = render_issue(db, unlimited, issue_id, "*")
+        if not published:
+            return rendered
         with self._lock:
             self._full[issue_id] = rendered
             while len(self._full) > FULL_RENDERINGS_KEPT:

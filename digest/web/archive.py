@@ -74,7 +74,9 @@ def issue_test(issue_id: int, token: str) -> Response | tuple[str, int]:
 
 
 def _issue_response(db: sqlite_utils.Database, issue_id: int, *, public: bool) -> Response:
-    html = with_nav(issue_html(db, state(), issue_id), issue_nav_html(db, issue_id, web_links()))
+    html = with_nav(
+        issue_html(db, state(), issue_id, published=public), issue_nav_html(db, issue_id, web_links())
+    )
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ISSUE_CSP
     if public:
@@ -119,18 +121,19 @@ def neutral_fields(base_url: str) -> dict[str, str]:
     }
 
 
-def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int) -> str:
-    """The published issue's all-categories HTML with neutral reader fields.
+def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int, *, published: bool = True) -> str:
+    """The issue's all-categories HTML with neutral reader fields.
 
     This is the "web version" that a trimmed email points to for the articles it
     left out, so when the frozen email rendering was trimmed to fit the size budget
     the issue is rendered again without that budget (from the same frozen snapshot;
-    cached, as a published issue never changes).
+    cached when ``published``, as a published issue never changes; a draft shown through
+    its test link is rendered afresh each time).
     """
     # Never stored_variant: a page view must not freeze a rendering (the bytes a later send
     # would use) nor write to the database.
     rendered = current_variant(db, state.config, issue_id, "*")
     if rendered.trimmed:
-        rendered = state.full_rendering(db, issue_id)
+        rendered = state.full_rendering(db, issue_id, published=published)
     fields = neutral_fields(state.base_url)
     return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
