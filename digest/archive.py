@@ -119,24 +119,29 @@ def with_nav(html: str, nav: str) -> str:
     return html[: end + 1] + nav + html[end + 1 :]
 
 
-def issue_categories(db: sqlite_utils.Database, issue_id: int) -> list[tuple[str, int]]:
-    """``(category, article count)`` of an issue, in the issue's order."""
-    return db.execute(
-        "SELECT category, count(*) FROM issue_articles WHERE issue_id = ?"
-        " GROUP BY category ORDER BY min(position)",
-        [issue_id],
-    ).fetchall()
+def _category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """``(category, article count)`` of each issue, in the issue's order: one query for all."""
+    counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
+    marks = ", ".join("?" * len(issue_ids))
+    for issue_id, category, count in db.execute(
+        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
+        " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
+        issue_ids,
+    ):
+        counts[issue_id].append((category, count))
+    return counts
 
 
-def feed_xml(
-    db: sqlite_utils.Database, config: Config, *, self_url: str, archive_url: str, links: Links
-) -> str:
-    """An Atom feed (RFC 4287) of the latest sent issues. ``links.issue`` must give absolute URLs."""
+def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
+    """An Atom feed (RFC 4287) of the latest sent issues; ``links`` must give absolute URLs
+    (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``)."""
     rows = db.execute(
         "SELECT id, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
         " ORDER BY coalesce(sent_at, period_end) DESC, id DESC LIMIT ?",
         [FEED_ENTRIES],
     ).fetchall()
+    self_url, archive_url = links.feed(), links.archive(1)
+    categories_of = _category_counts(db, [row[0] for row in rows])
     updated = (rows[0][3] or rows[0][2]) if rows else iso(utcnow())
     publication = config.publication
     out = [
@@ -151,7 +156,7 @@ def feed_xml(
     ]
     for issue_id, subject, period_end, sent_at in rows:
         url = links.issue(issue_id)
-        categories = issue_categories(db, issue_id)
+        categories = categories_of[issue_id]
         summary = ", ".join(f"{name} ({count})" for name, count in categories) or "No articles"
         out += [
             "<entry>",
@@ -210,9 +215,7 @@ def build_archive(
         feed=lambda: f"{base}/feed.atom",
         stylesheet=lambda: f"{base}/style.css",
     )
-    feed = feed_xml(
-        db, config, self_url=f"{base}/feed.atom", archive_url=f"{base}/index.html", links=absolute
-    )
+    feed = feed_xml(db, config, absolute)
     _write(outdir / "feed.atom", feed)
     _write(outdir / "style.css", stylesheet)
     return {"pages": pages, "issues": len(ids)}

@@ -101,7 +101,7 @@ def archive() -> tuple[str, int]:
 def feed() -> Response:
     """The Atom feed of sent issues (titles, dates, links and categories; nothing personal)."""
     links = web_links(absolute=True)
-    xml = feed_xml(get_db(), state().config, self_url=links.feed(), archive_url=links.archive(1), links=links)
+    xml = feed_xml(get_db(), state().config, links)
     response = Response(xml, mimetype="application/atom+xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
