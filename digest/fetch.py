@@ -9,6 +9,7 @@ a total time limit, not just a per-read one.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import socket
 import threading
@@ -246,7 +247,6 @@ class _Watchdog:
     this shuts every connection of the fetch down, which wakes any blocked read."""
 
     def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.expired = False
         self._sockets: list[socket.socket] = []
@@ -290,9 +290,12 @@ class _WatchedConnect:
     """Connect within the fetch's deadline and hand the socket to its watchdog (mixed into
     the HTTP and HTTPS connection classes)."""
 
-    watchdog: _Watchdog
     timeout: Any
     sock: Any
+
+    def __init__(self, *args: Any, watchdog: _Watchdog, **kwargs: Any) -> None:
+        self.watchdog = watchdog
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
 
     def connect(self) -> None:
         self.timeout = min(self.timeout, self.watchdog.remaining())
@@ -311,7 +314,7 @@ class _DeadlineHTTPSConnection(_WatchedConnect, http.client.HTTPSConnection):
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
     def __init__(self, watchdog: _Watchdog) -> None:
         super().__init__()
-        self.connection = type("_Conn", (_DeadlineHTTPConnection,), {"watchdog": watchdog})
+        self.connection = functools.partial(_DeadlineHTTPConnection, watchdog=watchdog)
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(self.connection, req)
@@ -320,7 +323,7 @@ class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
 class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
     def __init__(self, watchdog: _Watchdog) -> None:
         super().__init__()
-        self.connection = type("_Conn", (_DeadlineHTTPSConnection,), {"watchdog": watchdog})
+        self.connection = functools.partial(_DeadlineHTTPSConnection, watchdog=watchdog)
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(self.connection, req, context=self._context)
