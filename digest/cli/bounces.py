@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
-from digest.errors import ConfigError, DigestError
+from digest.errors import DigestError
 
 
 @click.group(name="bounces")
@@ -66,22 +66,15 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now (``7d``, ``12h``) or an ISO date/time (UTC unless given)."""
-    from digest.config import parse_duration
-    from digest.store import from_iso, utcnow
+    from digest.articles import parse_when
 
     cleaned = text.strip()
+    if cleaned.endswith("z"):  # 2026-11-01T05:00z: UTC, as with Z
+        cleaned = cleaned[:-1] + "Z"
     try:
-        return (now or utcnow()) - parse_duration(cleaned)
-    except ConfigError:
-        pass
-    if cleaned[-1:] in ("Z", "z"):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        return from_iso(cleaned)
-    except ValueError:
-        raise DigestError(
-            f"--since {text!r} is neither a duration (7d, 12h) nor an ISO date (2026-11-01)"
-        ) from None
+        return parse_when(cleaned, zone="UTC", now=now)
+    except DigestError as exc:
+        raise DigestError(f"--since {text!r}: {exc}") from None
 
 
 @bounces.command(name="list")
