@@ -3,15 +3,11 @@
 ``digest run`` calls :func:`overdue_issues` after its own work and reports every line it
 returns, exiting non-zero while there are any: a draft whose scheduled time is past the
 catch-up window (no run will build or send it by itself any more), and an issue past that
-window with ledger rows still unsent. :func:`collect_render_warnings` gathers, for the
-run's report, the articles the render had to leave out.
+window with ledger rows still unsent.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Iterator
 from datetime import datetime
 
 import sqlite_utils
@@ -55,25 +51,3 @@ def overdue_issues(
             f"send them with `digest send {edition}/{number}`"
         )
     return lines
-
-
-class _Collect(logging.Handler):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(logging.WARNING)
-        self.lines = lines
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
-@contextlib.contextmanager
-def collect_render_warnings(lines: list[str]) -> Iterator[None]:
-    """Append every warning of the ``digest.render`` logger (an article left out of an
-    issue, and why) to ``lines`` while the block runs."""
-    handler = _Collect(lines)
-    render_log = logging.getLogger("digest.render")
-    render_log.addHandler(handler)
-    try:
-        yield
-    finally:
-        render_log.removeHandler(handler)

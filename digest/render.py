@@ -12,7 +12,6 @@ fills them at send time, so an issue is rendered once per distinct category set 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ class RenderedVariant:
     html: str
     text: str
     trimmed: int
-    dropped: list[str] = dataclasses.field(default_factory=list)  # articles left out: they broke the HTML
 
 
 # --- variants -------------------------------------------------------------------------------
@@ -179,7 +177,6 @@ def render_issue(
         html=html,
         text=text,
         trimmed=len(order) - kept,
-        dropped=list(dropped.values()),
     )
 
 

@@ -9,8 +9,9 @@ broken template) is raised as it was.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from digest.errors import DigestError
@@ -41,3 +42,24 @@ def render_skipping_broken(
     for why in dropped.values():
         logger.warning("%s", why)
     return render(ids - set(dropped)), dropped
+
+
+class _Collect(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def collect_render_warnings(lines: list[str]) -> Iterator[None]:
+    """Append every warning of the ``digest.render`` logger (an article left out of an
+    issue, and why) to ``lines`` while the block runs."""
+    handler = _Collect(lines)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

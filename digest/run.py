@@ -31,7 +31,8 @@ import sqlite_utils
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
 from digest.localtime import latest_fire_time
-from digest.overdue import collect_render_warnings, overdue_issues
+from digest.overdue import overdue_issues
+from digest.render_guard import collect_render_warnings
 from digest.run_records import finish_run, start_run
 from digest.run_report import Built, RunReport, Sent
 from digest.store import PENDING_DELIVERY, iso
@@ -202,14 +203,20 @@ def _run(
 def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:
     """Read ``[bounces] source`` first, so nothing is sent to an address that bounced since the last run.
     An unreadable mailbox is reported (exit 1) and the run still sends."""
-    from digest.bounces import process_configured_source
+    source = config.bounces.source.strip()
+    if not source:
+        return
+    # Only now: the bounces package (classify, sources, imaplib, mailbox) is for runs that read one.
+    from digest.bounces import process_bounces
 
-    line, error = process_configured_source(db, config, now=at)
-    if line:
-        report.notes.append(line)
-    if error:
-        report.errors.append(error)
-        report.notes.append(error)
+    try:
+        bounced = process_bounces(db, config, source, now=at)
+    except DigestError as exc:
+        report.errors.append(f"bounces: {exc}")
+        report.notes.append(f"bounces: {exc}")
+        return
+    if bounced.messages != bounced.already:
+        report.notes.append(f"bounces {bounced.summary()}")
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:

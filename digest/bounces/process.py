@@ -35,7 +35,7 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.bounces.classify import Finding, classify_message, message_key, parse_message
+from digest.bounces.classify import KINDS, Finding, classify_message, message_key, parse_message
 from digest.bounces.sources import BounceSource, open_source
 from digest.config import Config
 from digest.store import iso, transaction, utcnow
@@ -71,7 +71,7 @@ class BounceReport:
         if self.already:
             text += f" ({self.already} seen before)"
         if self.kinds:
-            text += ": " + ", ".join(f"{self.kinds[k]} {k}" for k in _ORDER if self.kinds[k])
+            text += ": " + ", ".join(f"{self.kinds[k]} {k}" for k in KINDS if self.kinds[k])
         if self.reasons:
             text += " (" + ", ".join(f"{n} {r}" for r, n in sorted(self.reasons.items())) + ")"
         if self.unmatched:
@@ -88,15 +88,12 @@ class BounceReport:
             "source": self.source,
             "messages": self.messages,
             "already_processed": self.already,
-            "kinds": {k: self.kinds[k] for k in _ORDER},
+            "kinds": {k: self.kinds[k] for k in KINDS},
             "other_reasons": dict(self.reasons),
             "unmatched": self.unmatched,
             "bounced": self.bounced,
             "unsubscribed": self.unsubscribed,
         }
-
-
-_ORDER = ("hard", "soft", "complaint", "unsubscribe", "other")
 
 
 def process_bounces(
@@ -356,8 +353,9 @@ def list_bounces(
 ) -> list[dict[str, Any]]:
     """Processed reports, newest first, with the subscriber's address and the issue when known."""
     query = (
-        "SELECT b.id, b.received_at, b.kind, b.status_code, b.reason, s.email, s.status,"
-        " i.edition, i.number, b.delivery_id, b.source_message_id"
+        "SELECT b.id, b.received_at, b.kind, b.status_code, b.reason, s.email,"
+        " s.status AS subscriber_status, i.edition, i.number, b.delivery_id,"
+        " b.source_message_id AS report"
         " FROM bounces b LEFT JOIN subscribers s ON s.id = b.subscriber_id"
         " LEFT JOIN issues i ON i.id = b.issue_id"
     )
@@ -368,8 +366,4 @@ def list_bounces(
     query += " ORDER BY b.received_at DESC, b.id DESC"
     if limit is not None:
         query += f" LIMIT {int(limit)}"
-    keys = (
-        "id", "received_at", "kind", "status_code", "reason", "email", "subscriber_status",
-        "edition", "number", "delivery_id", "report",
-    )  # fmt: skip
-    return [dict(zip(keys, row, strict=True)) for row in db.execute(query, params)]
+    return list(db.query(query, params))
