@@ -29,6 +29,7 @@ on time.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import re
 import shutil
@@ -283,6 +284,7 @@ def dkim_cost(toml: Path, tmp: Path, repeats: int = 15) -> dict[str, float]:
     signed = prepare_message(config, issue, rendered)
     slow = prepare_message(config, issue, rendered)
     assert slow.signer is not None and signed.signer is not None
+    slow.signer = copy.copy(slow.signer)  # dkim_signer() hands every caller the same signer
     object.__setattr__(slow.signer, "_rsa", None)  # dkimpy's own pure-Python RSA (and its parse)
     slow._signing = None
     rsa, digest = signed.signer._rsa, hashlib.sha256(b"bench").digest()

@@ -35,7 +35,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.message import dkim_signer, format_address
 from digest.store import from_iso, iso, utcnow
-from digest.templating import template_dirs
+from digest.templating import environment, template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
 KINDS = ("confirm", "welcome", "already-subscribed")
@@ -61,23 +61,11 @@ class OutboxReport:
         return text
 
 
-def _environment(config: Config) -> jinja2.Environment:
-    loader = jinja2.FileSystemLoader([str(d) for d in template_dirs(config)])
-    return jinja2.Environment(
-        loader=loader,
-        autoescape=jinja2.select_autoescape(["html.j2"], default_for_string=False),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-
-
 def render_transactional(config: Config, kind: str, context: dict[str, Any]) -> tuple[str, str, str]:
     """``(subject, text, html)`` for a transactional message of ``kind``."""
     if kind not in KINDS:
         raise ValueError(f"unknown transactional kind {kind!r}")
-    env = _environment(config)
+    env = environment(tuple(template_dirs(config)))
     values = {"publication": config.publication, **context}
     try:
         module = env.get_template(f"email/{kind}.txt.j2").make_module(values)

@@ -14,11 +14,14 @@ a real Postfix hop."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import re
+import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from digest.config import Config
@@ -292,11 +295,40 @@ class PreparedSigner:
         return self.signer.signature_field(self.include, body.digest(), digest)
 
 
+_LOADED: dict[tuple[str, int, int, str, str], DkimSigner] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def dkim_signer(config: Config) -> DkimSigner | None:
-    """The signer for ``config.dkim``, or None when DKIM is not configured."""
+    """The signer for ``config.dkim``, or None when DKIM is not configured.
+
+    Kept in memory while the key file (path, mtime, size), the domain and the selector stay
+    the same: reading and loading the key (about 40 ms) costs more than signing a message,
+    and every transactional email (a sign-up's confirmation) asks for it."""
     if not config.dkim.enabled:
         return None
     path = config.path(config.dkim.key_file)
+    try:
+        before = path.stat()
+    except OSError:
+        return _load_signer(config, path)  # its own error for a key it cannot read
+    key = (str(path), before.st_mtime_ns, before.st_size, config.dkim.domain, config.dkim.selector)
+    with _LOADED_LOCK:
+        signer = _LOADED.get(key)
+    if signer is not None:
+        return signer
+    signer = _load_signer(config, path)
+    with contextlib.suppress(OSError):
+        after = path.stat()
+        if (after.st_mtime_ns, after.st_size) == key[1:3]:  # not changed while it was read
+            with _LOADED_LOCK:
+                if len(_LOADED) >= 8:
+                    _LOADED.clear()
+                _LOADED[key] = signer
+    return signer
+
+
+def _load_signer(config: Config, path: Path) -> DkimSigner:
     try:
         key = path.read_bytes()
     except OSError as exc:

@@ -22,12 +22,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from digest.categories import known_categories
+from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
 from digest.outbox import OutboxReport, queue_message, send_outbox
@@ -38,7 +37,6 @@ from subscribers.store import (
     add_subscriber,
     find_subscriber,
     get_subscriber,
-    is_suppressed,
     record_event,
     remove_subscriber,
 )
@@ -53,16 +51,6 @@ class TooManyRequests(DigestError):
     """One client address posted the sign-up form too often; answer 429."""
 
 
-@dataclass
-class SignupResult:
-    """What a sign-up request did (the web page never shows it; tests and logs may)."""
-
-    email: str
-    action: str  # confirm / already-subscribed / limited
-    outbox_ids: list[int] = field(default_factory=list)
-    report: OutboxReport | None = None
-
-
 def request_signup(
     db: sqlite_utils.Database,
     config: Config,
@@ -74,24 +62,29 @@ def request_signup(
     categories: Iterable[str] | None = None,
     client: str = "",
     send: bool = True,
+    known_categories: list[str] | None = None,
     now: datetime | None = None,
-) -> SignupResult:
+) -> None:
     """Handle one sign-up request; raises InvalidValue for a bad address, TooManyRequests (per client).
 
     A removed (suppressed) address becomes pending but stays suppressed until it confirms.
 
     ``editions``/``categories`` None or every offered one means all. The email (if
     any) is queued in the same transaction and, with ``send``, sent at once.
+    ``known_categories`` is :func:`digest.categories.known_categories` when the caller
+    has it already (the web form does); None looks it up.
     """
     moment = now or utcnow()
     normal = normalize_email(email)
     with transaction(db):
         _check_client(db, config, secret, client, moment)
         if _address_limited(db, normal, moment):
-            return SignupResult(normal, "limited")
+            return
         subscriber = find_subscriber(db, normal)
         detail = {"form_version": config.web.form_version, "asked_at": iso(moment)}
         if subscriber is None:
+            if known_categories is None:
+                known_categories = list_known_categories(db, config)
             subscriber = add_subscriber(
                 db,
                 normal,
@@ -100,9 +93,9 @@ def request_signup(
                 categories=categories,
                 status="pending",
                 source="web",
-                resubscribe=is_suppressed(db, normal),
+                resubscribe=True,  # only read for a suppressed address: it becomes pending
                 known_editions=list(config.editions) or None,
-                known_categories=known_categories(db, config) or None,
+                known_categories=known_categories or None,
                 now=moment,
             )
         record_event(
@@ -111,10 +104,8 @@ def request_signup(
         kind = "already-subscribed" if subscriber["status"] == "active" else "confirm"
         context = subscriber_links(config, secret, subscriber, now=moment)
         row = queue_message(db, config, kind, subscriber, context, now=moment)
-    result = SignupResult(normal, kind, [row])
     if send:
-        result.report = send_outbox(db, config, ids=[row], now=moment)
-    return result
+        send_outbox(db, config, ids=[row], now=moment)
 
 
 def send_confirmations(

@@ -1,7 +1,8 @@
 """Jinja templates: where they are looked up (override folder, then bundled) and rendering one.
 
 :func:`render_template` renders a named template with a context; a missing template names
-every path searched, a template error its file and line.
+every path searched, a template error its file and line. :func:`environment` is the cached
+Jinja environment behind it (the issue's templates and the transactional mail's share it).
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def _wrap_re(width: int) -> re.Pattern[str]:
     return re.compile(rf"\S.{{0,{width - 1}}}(?=\s|$)|\S+")
 
 
-def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+def environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
+    """The Jinja environment for templates found in ``dirs`` (searched in order), cached.
+
+    Autoescaped: ``*.mjml.j2``, ``*.mjml``, ``*.html`` (the issue) and ``*.html.j2`` (the
+    transactional mail's HTML part); the text templates are not."""
     # Jinja notices edits to a template it already loaded, not a new override file that now
     # shadows a bundled one; a listing of the override folder keys the cache for that.
     listing = tuple(
@@ -66,7 +71,7 @@ def _environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
 def _cached_environment(dirs: tuple[Path, ...], listing: tuple[tuple[str, int], ...]) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
-        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html", "mjml")),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html", "mjml", "html.j2")),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -78,7 +83,7 @@ def _cached_environment(dirs: tuple[Path, ...], listing: tuple[tuple[str, int], 
 
 def render_template(dirs: tuple[Path, ...], name: str, context: Mapping[str, Any]) -> str:
     """Render template ``name`` found in ``dirs`` (searched in order) with ``context``."""
-    env = _environment(dirs)
+    env = environment(dirs)
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:

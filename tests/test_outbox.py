@@ -223,3 +223,83 @@ def test_cli_confirm_with_a_broken_welcome_template_keeps_the_confirmation(run_c
     assert "email/welcome template" in error
     assert "Traceback" not in result.output
     assert _db(workspace).execute("SELECT status FROM subscribers").fetchall() == [("active",)]
+
+
+def test_the_dkim_key_is_loaded_once_and_again_when_the_file_changes(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from mail_checks import dkim_key
+
+    import digest.outbox as outbox
+    from digest.config import Config
+
+    key, _ = dkim_key(tmp_path)
+    config = Config()
+    config.publication.from_address = "Harbour <news@harbour.example>"
+    config.dkim.domain, config.dkim.selector, config.dkim.key_file = "harbour.example", "s2026", str(key)
+    import digest.signing
+
+    loads: list[str] = []
+    load = digest.signing._load_signer
+
+    def counting(c, path):
+        loads.append(c.dkim.key_file)
+        return load(c, path)
+
+    monkeypatch.setattr(digest.signing, "_load_signer", counting)
+    monkeypatch.setattr(digest.signing, "_LOADED", {})
+    recipient = {"email": "dora@example.org"}
+    context = {"confirm_url": "https://harbour.example/confirm/x"}
+    first = outbox.build_transactional(
+        config, "confirm", recipient, context, message_id="<a@harbour.example>"
+    )
+    second = outbox.build_transactional(
+        config, "confirm", recipient, context, message_id="<b@harbour.example>"
+    )
+    assert first.startswith(b"DKIM-Signature:") and second.startswith(b"DKIM-Signature:")
+    assert len(loads) == 1
+    stat = key.stat()
+    os.utime(key, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a new key in its place
+    outbox.build_transactional(config, "confirm", recipient, context, message_id="<c@harbour.example>")
+    assert len(loads) == 2
+    config.dkim.selector = "s2027"
+    signed = outbox.build_transactional(
+        config, "confirm", recipient, context, message_id="<d@harbour.example>"
+    )
+    assert len(loads) == 3 and b"s=s2027" in signed
+
+
+def test_the_transactional_html_is_escaped_and_the_text_is_not(workspace: Path) -> None:
+    from digest.outbox import render_transactional
+
+    config = load_config(workspace / "digest.toml")
+    context = {"name": "Al <b>&</b>", "email": "al@example.org", "confirm_url": "https://x.example/c?a=1&b=2"}
+    _subject, text, html = render_transactional(config, "confirm", context)
+    assert "https://x.example/c?a=1&amp;b=2" in html and "a=1&b=2" not in html
+    assert "https://x.example/c?a=1&b=2" in text
+
+
+def test_web_signup_with_the_known_categories_passed_in_is_the_same(workspace: Path) -> None:
+    from digest.categories import known_categories
+    from digest.signup import request_signup
+    from subscribers.store import find_subscriber, remove_subscriber
+    from subscribers.tokens import load_secret
+
+    config = load_config(workspace / "digest.toml")
+    db = _db(workspace)
+    secret = load_secret(config)
+    known = known_categories(db, config)
+    assert known
+    picked = [known[0].upper()]
+    request_signup(db, config, secret, email="a@example.org", categories=picked, send=False)
+    request_signup(
+        db, config, secret, email="b@example.org", categories=picked, send=False, known_categories=known
+    )
+    a, b = find_subscriber(db, "a@example.org"), find_subscriber(db, "b@example.org")
+    assert a["categories"] == b["categories"] and a["status"] == b["status"] == "pending"
+    # A removed address may ask again: pending, still suppressed until it confirms.
+    add_subscriber(db, "c@example.org")
+    remove_subscriber(db, "c@example.org")
+    request_signup(db, config, secret, email="c@example.org", send=False, known_categories=known)
+    assert find_subscriber(db, "c@example.org")["status"] == "pending"
+    assert is_suppressed(db, "c@example.org")

@@ -74,6 +74,7 @@ def subscribe() -> tuple[str, int]:
             editions=editions,
             categories=categories,
             client=client_address(),
+            known_categories=choices["categories"],
         )
     except TooManyRequests:
         return message(
