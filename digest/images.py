@@ -33,7 +33,7 @@ def entry_image(entry: Any) -> dict[str, Any] | None:
         if str(e.get("type") or "").startswith("image/")
     ]
     for item in candidates:
-        image = _checked(item)
+        image = checked_image(item)
         if image is not None:
             return image
     return None
@@ -46,7 +46,10 @@ def _size(item: Any) -> tuple[int, int]:
         return 0, 0
 
 
-def _checked(item: Any) -> dict[str, Any] | None:
+def checked_image(item: Any) -> dict[str, Any] | None:
+    """``{"url", "width", "height"}`` of an image fit to show (an http(s) URL without quotes or
+    spaces, both sides at least :data:`IMAGE_MIN_SIDE`), or None. Ingest stores only these; the
+    renderer checks a snapshot's image again with the same rule."""
     url = str(item.get("url") or "").strip()
     if not url.lower().startswith(("https://", "http://")) or len(url) > URL_MAX:
         return None

@@ -12,7 +12,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.images import IMAGE_MIN_SIDE
+from digest.images import checked_image
 from digest.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 from digest.sanitize import clean_text, safe_url
 
@@ -71,17 +71,10 @@ def _article(article: dict[str, Any], images: bool) -> dict[str, Any]:
 def _image(image: Any, title: str) -> dict[str, Any] | None:
     """A lead image fit to show: an https/http URL with a sane size (never a 1×1 tracker),
     scaled to the content width; alt text from the title."""
-    if not isinstance(image, dict):
-        return None
-    url = str(image.get("url") or "")
-    if not url.startswith(("https://", "http://")):
-        return None
-    try:
-        width, height = int(image.get("width") or 0), int(image.get("height") or 0)
-    except (TypeError, ValueError):
-        return None
-    if width < IMAGE_MIN_SIDE or height < IMAGE_MIN_SIDE:
+    checked = checked_image(image) if isinstance(image, dict) else None
+    if checked is None:
         return None  # unknown or tiny: a tracking pixel, or a layout jump when it loads
+    url, width, height = checked["url"], checked["width"], checked["height"]
     shown_width = min(width, IMAGE_WIDTH)
     return {
         "url": defuse(url, url=True),
