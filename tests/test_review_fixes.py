@@ -175,6 +175,19 @@ def test_a_remembered_transport_keeps_no_password(workspace: Path, monkeypatch) 
     assert _without_password("maildir:outbox") == "maildir:outbox"
 
 
+def test_the_configured_maildir_by_its_absolute_path_is_the_configured_transport(workspace: Path) -> None:
+    """`digest demo` sends through maildir:<absolute outbox>, the config says maildir:outbox:
+    the same folder, so nothing is remembered and a later send gives no "goes on through"."""
+    _issue_with_a_reader(workspace)
+    sent = _run(workspace, "send", "daily/1", "--transport", f"maildir:{workspace / 'outbox'}")
+    assert sent.exit_code == 0, sent.output
+    db = open_store(workspace / "digest.db")
+    assert db.execute("SELECT transport FROM issues WHERE id = 1").fetchone()[0] is None
+    db.execute("UPDATE issues SET transport = ? WHERE id = 1", [f"maildir:{workspace / 'outbox'}"])
+    again = _run(workspace, "send", "daily/1")  # a database written before this fix
+    assert again.exit_code == 0 and "goes on through" not in again.output, again.output
+
+
 def test_an_address_no_relay_can_take_is_refused_when_added(workspace: Path) -> None:
     """A non-ASCII local part needs SMTPUTF8, which the send engine does not speak: refused at
     the door (as the web sign-up does), not failed on every issue for ever."""

@@ -139,7 +139,7 @@ def deliver_issue(
         report = dry_run_report(db, config, issue, now)
     else:
         with _issue_lock(_db_path(db), int(issue["id"])):
-            _record_transport(db, int(issue["id"]), url, default_transport_url(config))
+            _record_transport(db, config, int(issue["id"]), url)
             report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
     if resumed:
         report.warnings.append(resumed)
@@ -161,24 +161,41 @@ def _transport_for(
     configured transport follows the config (a corrected relay takes effect). Test sends
     and dry runs use the configured transport.
     """
+    from digest.issues import issue_name
+
     configured = default_transport_url(config)
     recorded = issue.get("transport")
-    if explicit or test or not recorded or recorded == _without_password(configured):
+    if explicit or test or not recorded or _same_transport(config, recorded, configured):
         return explicit or configured, None
-    name = f"{issue['edition']}/{issue['number']}"
     return recorded, (
-        f"{name} goes on through {transport_for_display(recorded)}, where its send started "
+        f"{issue_name(issue)} goes on through {transport_for_display(recorded)}, where its send started "
         f"(delivery.transport is {transport_for_display(configured)}); "
         "pass --transport to send the rest another way"
     )
 
 
-def _record_transport(db: sqlite_utils.Database, issue_id: int, url: str, configured: str) -> None:
+def _record_transport(db: sqlite_utils.Database, config: Config, issue_id: int, url: str) -> None:
     """Remember a ``--transport`` other than the configured one for this issue's resumes; a send
     through the configured transport records none (a corrected config then takes effect)."""
-    chosen = None if url == configured else _without_password(url)
+    chosen = None if _same_transport(config, url, default_transport_url(config)) else _without_password(url)
     with transaction(db):
         db.execute("UPDATE issues SET transport = ? WHERE id = ?", [chosen, issue_id])
+
+
+def _same_transport(config: Config, a: str, b: str) -> bool:
+    """Whether two transport URLs deliver to the same place: passwords aside, and a maildir or
+    mbox path compared as the file it names (``maildir:outbox`` and its absolute path are one)."""
+    return _canonical(config, a) == _canonical(config, b)
+
+
+def _canonical(config: Config, url: str) -> str:
+    try:
+        spec = parse_transport_url(url)
+    except DigestError:
+        return url
+    if spec.scheme in ("maildir", "mbox"):
+        return f"{spec.scheme}:{config.path(spec.path).resolve()}"
+    return _without_password(url)
 
 
 def _without_password(url: str) -> str:
