@@ -195,6 +195,10 @@ def parse_transport_url(url: str) -> TransportSpec:
     )
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+"""Hosts a password may be sent to without TLS (the connection never leaves the machine)."""
+
+
 def open_transport(url: str, config: Config, *, timeout: float | None = None) -> Transport:
     """Open the transport named by ``url`` (relative paths resolve against the config folder)."""
     spec = parse_transport_url(url)
@@ -332,6 +336,8 @@ class SMTPTransport:
             raw = socket.create_connection((self.spec.host, self.spec.port), timeout=self.timeout)
         except TimeoutError:
             raise ConnectionLost(f"{self.where}: no connection within {self.timeout:g}s") from None
+        except ConnectionRefusedError:
+            raise ConnectionLost(f"{self.where}: connection refused (no server on that port)") from None
         except OSError as exc:
             raise ConnectionLost(f"{self.where}: cannot connect ({exc.strerror or exc})") from None
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -404,11 +410,7 @@ class SMTPTransport:
                 f"{self.where}: user {self.user!r} is set but {SMTP_PASSWORD_ENV} is not; "
                 "export the password in the environment"
             )
-        if not isinstance(self.sock, ssl.SSLSocket) and self.spec.host not in (
-            "127.0.0.1",
-            "::1",
-            "localhost",
-        ):
+        if not isinstance(self.sock, ssl.SSLSocket) and self.spec.host not in LOOPBACK_HOSTS:
             raise TransportError(
                 f"{self.where}: refusing to send the password over an unencrypted connection; "
                 "use smtps:// or ?starttls=true"

@@ -311,6 +311,41 @@ def test_auth_asked_of_a_server_without_it(tmp_path: Path, monkeypatch: pytest.M
     assert check.status == "fail" and "offers no AUTH" in check.detail
 
 
+class _CramMd5Only(Handler):
+    """A server whose only AUTH mechanism is CRAM-MD5, which digest's sends do not speak."""
+
+    async def auth_CRAM__MD5(self, server, args):  # aiosmtpd: "__" stands for "-"
+        import hmac
+
+        from aiosmtpd.smtp import AuthResult
+
+        challenge = b"<1.2@doctor.test>"
+        answer = await server.challenge_auth(challenge)
+        user, _, digest = bytes(answer).partition(b" ")
+        good = hmac.new(b"pw-123456", challenge, "md5").hexdigest().encode()
+        return AuthResult(success=hmac.compare_digest(digest, good), handled=False, auth_data=user)
+
+
+def test_a_login_the_sends_cannot_make_is_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """smtplib (the doctor's own session before) logs in with CRAM-MD5 and said ✔; every send then
+    failed, since the send engine speaks AUTH PLAIN and LOGIN. The doctor uses the engine's session."""
+    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", "pw-123456")
+    controller = Controller(
+        _CramMd5Only(),
+        hostname="127.0.0.1",
+        port=free_port(),
+        auth_exclude_mechanism=["LOGIN", "PLAIN"],
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        check = _transport_check(tmp_path, f"smtp://someone@127.0.0.1:{controller.port}")
+    finally:
+        controller.stop()
+    assert check.status == "fail" and "offers no AUTH PLAIN or LOGIN" in check.detail, check
+    assert check.fix
+
+
 def test_no_server_listening(tmp_path: Path) -> None:
     check = _transport_check(tmp_path, f"smtp://127.0.0.1:{free_port()}")
     assert check.status == "fail" and "connection refused" in check.detail

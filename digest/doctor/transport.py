@@ -1,20 +1,28 @@
-"""Does the configured SMTP server answer: connect, EHLO, STARTTLS when asked, AUTH. No message is sent."""
+"""Does the configured SMTP server answer: connect, EHLO, STARTTLS when asked, AUTH. No message is sent.
+
+The session is the send engine's own (:class:`digest.transports.SMTPTransport`): what the
+doctor passes is what a send can do, and its errors are the ones a send would give.
+"""
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 
-from digest.config import SMTP_PASSWORD_ENV, Config
+from digest.config import Config
 from digest.doctor import FAIL, OK, WARN, Check
 from digest.errors import DigestError
-
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
     """Open a session with the transport's server as a send would, then QUIT before MAIL FROM."""
-    from digest.transports import _helo_name, parse_transport_url
+    from digest.transports import (
+        LOOPBACK_HOSTS,
+        ConnectionLost,
+        SMTPTransport,
+        TransportError,
+        open_transport,
+        parse_transport_url,
+    )
 
     try:
         spec = parse_transport_url(config.delivery.transport)
@@ -27,107 +35,34 @@ def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
             f"{spec.describe()} writes files; no mail leaves this machine",
             "set delivery.transport = smtp://USER@HOST:587?starttls=true (or smtps://) for real sends",
         )
-    where = f"{spec.host}:{spec.port}"
-    helo = _helo_name(config)
-    user = spec.user or config.delivery.smtp_user
-    password = config.smtp_password
-    context = ssl.create_default_context()
-    steps = ["connected", "EHLO"]
-    notes: list[tuple[str, str]] = []  # (warning, fix)
+    transport = open_transport(config.delivery.transport, config, timeout=timeout)
+    assert isinstance(transport, SMTPTransport)
     try:
-        if spec.scheme == "smtps":
-            session: smtplib.SMTP = smtplib.SMTP_SSL(spec.host, spec.port, timeout=timeout, context=context)
-            steps[0] = "connected with TLS"
-        else:
-            session = smtplib.SMTP(spec.host, spec.port, timeout=timeout)
-        with session:
-            code, reply = session.ehlo(helo)
-            if code != 250:
-                return Check(
-                    "transport", FAIL, f"{where} refused EHLO: {code} {_text(reply)}", "check the host"
-                )
-            encrypted = spec.scheme == "smtps"
-            if spec.starttls:
-                if not session.has_extn("starttls"):
-                    return Check(
-                        "transport",
-                        FAIL,
-                        f"{where} does not offer STARTTLS, which the transport URL asks for",
-                        "use the server's submission port (587), smtps://HOST:465, or fix the server",
-                    )
-                session.starttls(context=context)
-                session.ehlo(helo)
-                encrypted = True
-                steps.append("STARTTLS")
-            elif not encrypted and spec.host not in _LOOPBACK:
-                offered = session.has_extn("starttls")
-                notes.append(
-                    (
-                        "the session is not encrypted"
-                        + (" although the server offers STARTTLS" if offered else ""),
-                        "add ?starttls=true to delivery.transport" if offered else "use smtps:// or STARTTLS",
-                    )
-                )
-            if user:
-                if password is None:
-                    return Check(
-                        "transport",
-                        FAIL,
-                        f"user {user!r} is set but {SMTP_PASSWORD_ENV} is not",
-                        f"export {SMTP_PASSWORD_ENV} in the environment that runs digest",
-                    )
-                if not encrypted and spec.host not in _LOOPBACK:
-                    return Check(
-                        "transport",
-                        FAIL,
-                        f"{where}: the password would cross the network unencrypted",
-                        "use smtps:// or add ?starttls=true to delivery.transport",
-                    )
-                if not session.has_extn("auth"):
-                    return Check(
-                        "transport",
-                        FAIL,
-                        f"{where} offers no AUTH"
-                        + ("" if encrypted else " (some servers offer it only after STARTTLS)"),
-                        "remove the user from delivery.transport, or enable TLS",
-                    )
-                session.login(user, password)
-                steps.append(f"AUTH as {user}")
-    except smtplib.SMTPAuthenticationError as exc:
+        transport.connect()
+    except TransportError as exc:
+        problem, _, fix = str(exc).partition("; ")  # the transport's errors say "what; what to do"
+        return Check("transport", FAIL, problem, fix or "fix delivery.transport or the server")
+    except ConnectionLost as exc:
+        reason = str(exc).removeprefix(f"{transport.where}: ")
         return Check(
             "transport",
             FAIL,
-            f"{where} rejected the login for {user!r}: {exc.smtp_code} {_text(exc.smtp_error)}",
-            f"check the user and {SMTP_PASSWORD_ENV}",
-        )
-    except ssl.SSLCertVerificationError as exc:
-        return Check(
-            "transport",
-            FAIL,
-            f"{where}: TLS certificate not trusted ({exc.verify_message})",
-            "fix the server's certificate, or use the host name the certificate names",
-        )
-    except (OSError, smtplib.SMTPException) as exc:
-        return Check(
-            "transport",
-            FAIL,
-            f"{where} does not answer as an SMTP server ({_describe(exc)})",
+            f"{transport.where} does not answer as an SMTP server ({reason})",
             "check delivery.transport's host and port, and that the server runs",
         )
+    try:
+        encrypted = isinstance(transport.sock, ssl.SSLSocket)
+        offered = "STARTTLS" in transport.extensions
+    finally:
+        transport.close()
+    steps = ["connected with TLS" if spec.scheme == "smtps" else "connected", "EHLO"]
+    if spec.starttls:
+        steps.append("STARTTLS")
+    if transport.user:
+        steps.append(f"AUTH as {transport.user}")
     done = ", ".join(steps)
-    if notes:
-        warning, fix = notes[0]
+    if not encrypted and spec.host not in LOOPBACK_HOSTS:
+        warning = "the session is not encrypted" + (" although the server offers STARTTLS" if offered else "")
+        fix = "add ?starttls=true to delivery.transport" if offered else "use smtps:// or STARTTLS"
         return Check("transport", WARN, f"{spec.describe()}: {done}; but {warning}", fix)
     return Check("transport", OK, f"{spec.describe()}: {done} (no message sent)")
-
-
-def _text(reply: bytes | str) -> str:
-    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return str(exc) or type(exc).__name__
