@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from digest.config import Config, parse_duration
+from digest.config import DURATION, Config, parse_duration
 from digest.errors import ConfigError, DigestError, NotFound
 from digest.images import image_json
 from digest.sanitize import (
@@ -248,26 +248,40 @@ def _from_timestamp(seconds: float) -> datetime:
         raise ValueError(seconds) from None
 
 
-def parse_when(text: str, *, zone: str = "UTC", now: datetime | None = None) -> datetime:
+def parse_when(text: str, *, zone: str = "UTC", now: datetime | None = None, label: str = "") -> datetime:
     """Parse a ``--since``/``--until`` value: a date (midnight in ``zone``), an ISO time, or a
-    duration back from now (``2d``, ``12h``). Raises DigestError naming what is accepted."""
+    duration back from now (``2d``, ``12h``). Raises DigestError naming what is accepted, the
+    option (``label``) included, also for a value past the calendar's ends (years 1 to 9999)."""
     now = now or utcnow()
     text = text.strip()
+    named = f"{label} {text!r}" if label else repr(text)
+    try:
+        return _parse_when(text, zone, now, named)
+    except OverflowError:
+        raise DigestError(
+            f"{named} is out of range: times run from year 1 to 9999; "
+            "give a date like 2020-01-01 or a shorter span"
+        ) from None
+
+
+def _parse_when(text: str, zone: str, now: datetime, named: str) -> datetime:
     if _DATE_ONLY.match(text):
         try:
             day = date.fromisoformat(text)
         except ValueError:
-            raise DigestError(f"invalid date {text!r}; use YYYY-MM-DD") from None
+            raise DigestError(f"invalid date {named}; use YYYY-MM-DD") from None
         return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    try:
-        return now - parse_duration(text)
-    except ConfigError:
-        pass
+    if DURATION.match(text):
+        try:
+            span = parse_duration(text)
+        except ConfigError:  # a number of days past what timedelta holds
+            raise OverflowError(text) from None
+        return now - span
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise DigestError(
-            f"invalid date {text!r}; use YYYY-MM-DD, an ISO time, or a span back from now like 2d"
+            f"invalid date {named}; use YYYY-MM-DD, an ISO time, or a span back from now like 2d"
         ) from None
     return dt.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 

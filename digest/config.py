@@ -276,13 +276,14 @@ _ENV_SHORTCUTS = {
     "DIGEST_TEMPLATES": ("render", "templates"),
 }
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+# A span like 30m, 6h, 1d or 2w; digest.articles reads --since spans with it too.
+DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_duration(text: str) -> timedelta:
     """Parse ``30m``, ``6h``, ``1d``, ``2w`` into a timedelta."""
-    m = _DURATION.match(str(text))
+    m = DURATION.match(str(text))
     if not m:
         raise ConfigError(f"invalid duration {text!r}; use a number and a unit, like 1d, 12h or 7d")
     try:

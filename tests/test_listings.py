@@ -55,3 +55,18 @@ def test_deliveries_has_a_header_and_explains_variant_star(run_cli) -> None:
     assert lines[1].split()[:3] == ["ada@example.org", "sent", "*"]
     assert lines[2] == "Issue daily/1 (sent): 1 sent"
     assert lines[3].startswith("Variant * is the whole issue")
+
+
+def test_articles_list_refuses_a_span_or_date_out_of_range_in_one_line(run_cli) -> None:
+    for option, value in (
+        ("--since", "10000000d"),
+        ("--since", "1000000000d"),
+        ("--until", "99999999999999w"),
+        ("--since", "0001-01-01T00:00+05:00"),
+        ("--until", "9999-12-31T23:00-05:00"),
+    ):
+        result = run_cli("articles", "list", option, value)
+        assert result.exit_code == 1, (value, result.output, result.exception)
+        assert result.output.count("\n") == 1, result.output
+        assert result.output.startswith(f"Error: {option} {value!r} is out of range"), result.output
+        assert "Traceback" not in result.output

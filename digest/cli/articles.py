@@ -42,8 +42,8 @@ def articles_list(
     zone = app.config.publication.timezone
     rows = list_articles(
         app.db,
-        since=parse_when(since, zone=zone) if since else None,
-        until=parse_when(until, zone=zone) if until else None,
+        since=parse_when(since, zone=zone, label="--since") if since else None,
+        until=parse_when(until, zone=zone, label="--until") if until else None,
         category=category,
         limit=limit,
     )
