@@ -142,6 +142,21 @@ def test_bad_utf8_far_into_a_file_is_reported_from_the_reader_thread(workspace: 
     assert _reader_threads() == []
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_bad_utf8_on_line_20002_is_reported_as_line_20002(workspace: Path, newline: str) -> None:
+    # Physical lines, as an editor numbers them: one quoted name spans two lines, and the bad
+    # byte is far past the first 64 KB, where the text is decoded in blocks ahead of the rows.
+    lines = ["email,name", 'multi@example.org,"Two', 'lines"']
+    lines += [f"user{i}@example.org,Name {i}" for i in range(len(lines), 20_001)]
+    bad = "zo\xeb@example.org,Zo\xeb".encode("latin-1")
+    Path("late.csv").write_bytes(newline.join(lines).encode() + newline.encode() + bad + newline.encode())
+    assert len(lines) + 1 == 20_002
+    db = open_store(workspace / "digest.db")
+    with pytest.raises(DigestError, match=r"late\.csv: line 20002: not UTF-8 text"):
+        import_csv(db, "late.csv", chunk_size=500)
+    assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
+
+
 def test_a_failed_write_stops_the_reader_and_writes_nothing(workspace: Path) -> None:
     _write("many.csv", "email\n" + "".join(f"user{i}@example.org\n" for i in range(2000)))
     db = open_store(workspace / "digest.db")

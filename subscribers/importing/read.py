@@ -54,12 +54,39 @@ def open_csv(path: Path, label: str) -> Iterator[CsvSource]:
                 reader = JoinedNames(reader, header.name_parts, len(header.columns) - 1)
             yield CsvSource(header, reader, counter)
         except UnicodeDecodeError as exc:
-            line = getattr(reader, "line_num", 0) + 1
+            # The text is decoded in blocks ahead of the rows, so the reader's line number
+            # lags behind the bad byte: find the byte's own line in the file instead.
+            line = bad_utf8_line(binary) or getattr(reader, "line_num", 0) + 1
             raise DigestError(
                 f"{label}: line {line}: not UTF-8 text ({exc.reason}); save the file as CSV UTF-8"
             ) from None
         except csv.Error as exc:
             raise DigestError(f"{label}: line {reader.line_num}: not valid CSV ({exc})") from None
+
+
+def bad_utf8_line(binary: io.BufferedReader, block: int = 1 << 20) -> int | None:
+    """The line (counted as the CSV reader counts them: ``\\n``, ``\\r\\n`` or ``\\r`` ends one)
+    of the first byte in ``binary`` that is not UTF-8, read from the start; None if there is none."""
+    binary.seek(0)
+    line, pending, last_cr = 1, b"", False
+    while True:
+        chunk = binary.read(block)
+        data = pending + chunk
+        try:
+            _, used = codecs.utf_8_decode(data, "strict", not chunk)
+            bad = None
+        except UnicodeDecodeError as exc:
+            used, bad = exc.start, exc.start
+        done = data[:used]
+        line += done.count(b"\n") + done.count(b"\r") - done.count(b"\r\n")
+        if last_cr and done[:1] == b"\n":
+            line -= 1  # a \r\n split across two blocks is one line end
+        last_cr = done[-1:] == b"\r" if done else last_cr
+        if bad is not None:
+            return line
+        if not chunk:
+            return None
+        pending = data[used:]
 
 
 class CountingReader(io.RawIOBase):
