@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
+from digest.atomic import write_atomic
 from digest.config import Config
 from digest.errors import DigestError
 from digest.store import from_iso, iso, utcnow
@@ -222,10 +223,12 @@ def build_archive(
 
 
 def _write(path: Path, text: str) -> None:
-    """Write atomically: a reader of the folder never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    """Write whole (a reader of the folder never sees half a page) and through a fresh
+    temporary name, so a link planted in OUTDIR is never followed (digest.atomic)."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot write ({exc.strerror})") from None
 
 
 def _local_date(config: Config, edition_key: str, when: str) -> str:

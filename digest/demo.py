@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from digest.atomic import create_new
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
 from digest.init import init_workspace
@@ -159,7 +160,7 @@ def _prepare_directory(directory: Path) -> bool:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DigestError(f"{directory}: cannot create folder ({exc.strerror})") from None
-    config_path.write_text(DEMO_CONFIG, encoding="utf-8")
+    create_new(config_path, DEMO_CONFIG)  # 0600, as `digest init` makes it
     return True
 
 

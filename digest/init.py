@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from digest.atomic import PRIVATE, create_new, write_atomic
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
 from digest.store import open_store
@@ -49,9 +50,18 @@ def init_workspace(directory: str | Path, *, force: bool = False, base_url: str 
         raise DigestError(f"{directory}: cannot create folder ({exc.strerror})") from None
     config_path = directory / CONFIG_NAME
     written = False
-    if force or not config_path.exists():
-        config_path.write_text(text, encoding="utf-8")
-        written = True
+    # 0600 under any umask, like the database: the file may name the SMTP user and the list.
+    try:
+        if force:
+            write_atomic(config_path, text, mode=PRIVATE)
+            written = True
+        elif not config_path.exists() and not config_path.is_symlink():
+            create_new(config_path, text)
+            written = True
+    except FileExistsError:
+        pass  # made by someone else meanwhile: theirs is used, as when it was there before
+    except OSError as exc:
+        raise DigestError(f"{config_path}: cannot write ({exc.strerror})") from None
     config = load_config(config_path)
     db = open_store(config.db_path)
     db.close()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -407,30 +405,25 @@ def subscribers_export(app: App, fmt: str, output: Path | None, status: str | No
       digest subscribers export --output subscribers.csv
       digest subscribers export --format json > subscribers.json
     """
+    from digest.atomic import PRIVATE, atomic_output
     from subscribers.exporter import export_subscribers
     from subscribers.store import count_subscribers
 
     if output is None:
         export_subscribers(app.db, sys.stdout, format=fmt, status=status)
         return
-    # Written beside the target (mkstemp: mode 0600, it is personal data) and moved into place,
-    # so a failed export never leaves half a file.
+    # Written beside the target (0600: it is personal data) and moved into place, so a failed
+    # export never leaves half a file and a link planted in the folder is never followed.
     folder = output.resolve().parent
     if not folder.is_dir():
         raise DigestError(f"{output}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{output.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            if is_terminal():
-                total = count_subscribers(app.db, status=status)
-                with click.progressbar(length=total, label="Exporting", show_pos=True) as bar:
-                    count = export_subscribers(app.db, handle, format=fmt, status=status, progress=bar.update)
-            else:
-                count = export_subscribers(app.db, handle, format=fmt, status=status)
-        os.replace(tmp_name, output)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(output, mode=PRIVATE, newline="") as handle:
+        if is_terminal():
+            total = count_subscribers(app.db, status=status)
+            with click.progressbar(length=total, label="Exporting", show_pos=True) as bar:
+                count = export_subscribers(app.db, handle, format=fmt, status=status, progress=bar.update)
+        else:
+            count = export_subscribers(app.db, handle, format=fmt, status=status)
     click.echo(f"Exported {count} subscribers to {output}.")
 
 

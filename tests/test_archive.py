@@ -127,3 +127,24 @@ def test_a_trimmed_drafts_test_link_shows_its_latest_note(site: Site) -> None:
     set_issue_note(site.db, draft["id"], "Second thoughts from the desk.")
     second = http("GET", link)
     assert "Second thoughts from the desk." in second.body and "First word" not in second.body
+
+
+def test_archive_build_never_writes_through_a_planted_link(
+    site: Site, issues: dict[str, int], run_cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "public"
+    (out / "issues").mkdir(parents=True)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me\n")
+    sent = issues["sent"]
+    # Every name the build once used for its temporary files, planted as links out of OUTDIR.
+    planted = [".index.html.tmp", ".feed.atom.tmp", ".style.css.tmp", f"issues/.{sent}.html.tmp"]
+    for name in planted:
+        (out / name).symlink_to(outside)
+    result = run_cli("archive", "build", str(out))
+    assert result.exit_code == 0, result.output
+    assert outside.read_text() == "keep me\n"
+    assert "Story number 1 about technology" in (out / "issues" / f"{sent}.html").read_text()
+    assert 'href="feed.atom"' in (out / "index.html").read_text()
+    assert (out / "style.css").read_text() and (out / "feed.atom").read_text()
+    assert not any(p.is_file() and not p.is_symlink() for p in out.rglob(".*"))  # no temp files left

@@ -5,6 +5,8 @@ fails and creates nothing."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,16 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "nope.toml: config file not found" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_init_writes_the_config_private_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        result = CliRunner().invoke(cli, ["init", "ws"])
+        forced = CliRunner().invoke(cli, ["init", "ws2"])
+        again = CliRunner().invoke(cli, ["init", "--force", "ws2"])
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0 and forced.exit_code == 0 and again.exit_code == 0, again.output
+    for folder in ("ws", "ws2"):
+        assert stat.S_IMODE((tmp_path / folder / "digest.toml").stat().st_mode) == 0o600
