@@ -23,6 +23,8 @@ from digest.errors import ConfigError, NoWorkspace
 CONFIG_NAME = "digest.toml"
 SECRET_ENV = "DIGEST_SECRET"
 SMTP_PASSWORD_ENV = "DIGEST_SMTP_PASSWORD"
+# Workspaces whose digest.toml is trusted though found by walking up and not yours (digest.workspace_trust).
+SAFE_DIRECTORIES_ENV = "DIGEST_SAFE_DIRECTORIES"
 
 # Keys that people are tempted to put into the file; they get a pointed error.
 _SECRET_KEYS = {"password", "smtp_password", "secret", "signing_key"}

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 import click
 import sqlite_utils
 
-from digest.config import Config, find_workspace, load_config
+from digest.config import Config
 from digest.store import open_store
+from digest.workspace_trust import load_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,8 +33,9 @@ class App:
     def config(self) -> Config:
         """The validated configuration of the workspace: ``--config``, ``$DIGEST_CONFIG`` or
         the nearest ``digest.toml`` here or above. Without one this is an error (nothing is
-        created); ``--db``/``$DIGEST_DB`` only moves that workspace's database."""
-        return load_config(find_workspace(self.config_path), db=self.db_override)
+        created); ``--db``/``$DIGEST_DB`` only moves that workspace's database. One found by
+        walking up must be the user's own (digest.workspace_trust)."""
+        return load_workspace(self.config_path, db=self.db_override)
 
     @cached_property
     def db(self) -> sqlite_utils.Database:
