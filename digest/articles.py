@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from digest.config import DURATION, Config, parse_duration
-from digest.errors import ConfigError, DigestError, NotFound
+from digest.config import Config
+from digest.errors import DigestError, NotFound
 from digest.images import image_json
 from digest.sanitize import (
     clean_text,
@@ -36,6 +36,7 @@ from digest.sanitize import (
     text_to_html,
 )
 from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
+from digest.when import parse_when as parse_when  # its old home: callers import it from here too
 
 TITLE_MAX = 300
 CATEGORY_MAX = 60
@@ -73,7 +74,6 @@ UNIX_TIME = re.compile(r"^\s*(\d{9,10}|\d{12,13})(\.\d+)?\s*$")
 """A Unix time as text: 9–10 digits of seconds or 12–13 of milliseconds (11 digits is
 neither, and is read as some other date format or not at all). The one definition, also
 used by ingest."""
-_DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 
 
 def _is_tracking(name: str) -> bool:
@@ -246,44 +246,6 @@ def _from_timestamp(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise ValueError(seconds) from None
-
-
-def parse_when(text: str, *, zone: str = "UTC", now: datetime | None = None, label: str = "") -> datetime:
-    """Parse a ``--since``/``--until`` value: a date (midnight in ``zone``), an ISO time, or a
-    duration back from now (``2d``, ``12h``). Raises DigestError naming what is accepted, the
-    option (``label``) included, also for a value past the calendar's ends (years 1 to 9999)."""
-    now = now or utcnow()
-    text = text.strip()
-    named = f"{label} {text!r}" if label else repr(text)
-    try:
-        return _parse_when(text, zone, now, named)
-    except OverflowError:
-        raise DigestError(
-            f"{named} is out of range: times run from year 1 to 9999; "
-            "give a date like 2020-01-01 or a shorter span"
-        ) from None
-
-
-def _parse_when(text: str, zone: str, now: datetime, named: str) -> datetime:
-    if _DATE_ONLY.match(text):
-        try:
-            day = date.fromisoformat(text)
-        except ValueError:
-            raise DigestError(f"invalid date {named}; use YYYY-MM-DD") from None
-        return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone)).astimezone(UTC)
-    if DURATION.match(text):
-        try:
-            span = parse_duration(text)
-        except ConfigError:  # a number of days past what timedelta holds
-            raise OverflowError(text) from None
-        return now - span
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        raise DigestError(
-            f"invalid date {named}; use YYYY-MM-DD, an ISO time, or a span back from now like 2d"
-        ) from None
-    return dt.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 @dataclass

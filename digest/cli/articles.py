@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from digest.articles import add_article, get_article, list_articles, parse_when, published_local
+from digest.articles import add_article, get_article, list_articles, published_local
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
+from digest.when import parse_when
 
 
 @click.group(name="articles")
