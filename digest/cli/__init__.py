@@ -88,7 +88,8 @@ def _debug(ctx: click.Context) -> bool:
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="DIGEST_CONFIG",
-    help="Config file (default: the nearest digest.toml in this folder or above).",
+    help="Config file (default: the nearest digest.toml in this folder or above, used only if it is "
+    "yours and not writable by others, or its folder is in DIGEST_SAFE_DIRECTORIES).",
 )
 @click.option(
     "--db",
