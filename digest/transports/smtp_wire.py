@@ -44,7 +44,7 @@ class SMTPWire:
         self.aborted = False
         self._pending: tuple[str, str] | None = None  # envelope already sent for the next message
 
-    # -- connection
+    # -- the socket
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
