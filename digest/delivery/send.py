@@ -40,16 +40,18 @@ from digest.message import dkim_signer, prepare_message
 from digest.store import iso, transaction, utcnow
 from digest.transports import (
     TransportError,
+    capabilities,
     default_transport_url,
     parse_transport_url,
     transport_for_display,
 )
+from digest.transports.registry import destination
 from digest.verp import ReturnPath
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
 
 PROCESS_THRESHOLD = 1000
-"""Rows to send before the work is split over processes (SMTP only)."""
+"""Rows to send before the work is split over processes (a transport whose ``forks_ok``)."""
 
 
 class SendInProgress(DigestError):
@@ -124,10 +126,10 @@ def deliver_issue(
     started = time.monotonic()
     issue = get_issue(db, issue_id)
     url, resumed = _transport_for(config, issue, transport_url, test=bool(to) or dry_run)
-    scheme = parse_transport_url(url).scheme  # a bad URL fails before anything changes
+    parse_transport_url(url)  # a bad URL fails before anything changes
     now = now or utcnow()
     problem = None if dry_run else check_public_base_url(config)
-    if problem and scheme in ("smtp", "smtps") and not to:
+    if problem and capabilities(url).sends_real_mail and not to:
         raise DigestError(problem)
     if to and dry_run:  # a dry run sends nothing, not even a test copy
         report = DeliveryReport(issue_id=int(issue["id"]), dry_run=True, test=True, status=issue["status"])
@@ -190,12 +192,10 @@ def _same_transport(config: Config, a: str, b: str) -> bool:
 
 def _canonical(config: Config, url: str) -> str:
     try:
-        spec = parse_transport_url(url)
+        parse_transport_url(url)
     except DigestError:
         return url
-    if spec.scheme in ("maildir", "mbox"):
-        return f"{spec.scheme}:{config.path(spec.path).resolve()}"
-    return _without_password(url)
+    return destination(url, config) or _without_password(url)
 
 
 def _without_password(url: str) -> str:
@@ -290,16 +290,16 @@ def _send(
             max_per_connection=max(1, config.delivery.max_per_connection),
         )
         connections = max(1, concurrency or config.delivery.concurrency)
-        scheme = parse_transport_url(url).scheme
-        if scheme in ("maildir", "mbox"):
-            connections = 1
+        can = capabilities(url)
+        if can.max_connections is not None:
+            connections = min(connections, can.max_connections)
         connections = min(connections, to_send)
         run.lost_limit = max(LOST_IN_A_ROW, 3 * connections)
         rate = config.delivery.rate if rate is None else rate
         processes = 1
         # Signing is CPU-bound: spread it over the cores sooner.
         threshold = PROCESS_THRESHOLD // 10 if signer is not None else PROCESS_THRESHOLD
-        if scheme in ("smtp", "smtps") and to_send >= threshold:
+        if can.forks_ok and to_send >= threshold:
             processes = max(1, min(os.cpu_count() or 1, connections))
         started = iso(utcnow())
         counts = engine.execute(db, run, connections, processes, rate or 0.0, to_send, progress)

@@ -184,12 +184,13 @@ class Connection:
             self.transport = None
 
     def check_size(self, size: int) -> None:
-        """Refuse a message bigger than the relay's EHLO SIZE before any byte of it leaves."""
-        limit = getattr(self.transport, "extensions", {}).get("SIZE", "")
-        if limit.isdigit() and 0 < int(limit) < size:
+        """Refuse a message bigger than the transport takes (an SMTP relay's EHLO SIZE) before
+        any byte of it leaves."""
+        limit = self.transport.message_limit()
+        if limit is not None and limit < size:
             raise TransportError(
                 f"issue {self.run.issue_id} is {size} bytes but {display(self.run.url)} accepts at most"
-                f" {int(limit)} bytes (EHLO SIZE); trim the issue or raise the relay's message size limit"
+                f" {limit} bytes; trim the issue or raise the relay's message size limit"
             )
 
     def answered(self) -> None:

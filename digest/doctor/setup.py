@@ -12,13 +12,15 @@ from digest.config import SECRET_ENV, SMTP_PASSWORD_ENV, Config
 from digest.delivery.checks import check_public_base_url
 from digest.doctor import FAIL, OK, WARN, Check
 from digest.errors import DigestError
-
-_SENDS_MAIL = ("smtp", "smtps")
+from digest.transports.registry import capabilities
 
 
 def sends_mail(config: Config) -> bool:
-    """True when the transport hands mail to a server (links in it must then work for readers)."""
-    return config.delivery.transport.strip().lower().startswith(_SENDS_MAIL)
+    """True when the transport sends real mail (links in it must then work for readers)."""
+    try:
+        return capabilities(config.delivery.transport).sends_real_mail
+    except DigestError:
+        return False  # the transport check says what is wrong with the URL
 
 
 def base_url_problem(config: Config) -> str | None:
