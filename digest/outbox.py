@@ -33,7 +33,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import dkim_signer, format_address
+from digest.message import dkim_signer, header_address
 from digest.store import from_iso, iso, utcnow
 from digest.templating import environment, template_dirs
 from subscribers.tokens import CONFIRM_TTL
@@ -89,8 +89,8 @@ def build_transactional(
     )
     from_name, from_email = parseaddr(config.publication.from_address)
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = format_address(from_name or config.publication.name, from_email)
-    msg["To"] = format_address(recipient.get("name") or "", recipient["email"])
+    msg["From"] = header_address(from_name or config.publication.name, from_email)
+    msg["To"] = header_address(recipient.get("name") or "", recipient["email"])
     if config.publication.reply_to:
         msg["Reply-To"] = config.publication.reply_to
     msg["Subject"] = subject
