@@ -29,7 +29,7 @@ import sqlite_utils
 from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.outbox import OutboxReport, queue_message, send_outbox
+from digest.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
 from digest.store import iso, transaction, utcnow
 from subscribers.links import subscriber_links
 from subscribers.model import normalize_email
@@ -213,7 +213,8 @@ def _check_client(
 
 
 def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> list[str]:
-    """``digest run``'s share of the list: retry the outbox, remove stale pending sign-ups.
+    """``digest run``'s share of the list: retry the outbox, delete its old sent rows, remove
+    stale pending sign-ups.
 
     Returns lines for the run's report (nothing when there was nothing to do). A
     transport that is down leaves the outbox queued for the next run.
@@ -222,6 +223,12 @@ def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | No
     report = send_outbox(db, config, now=now)
     if report.sent or report.retry or report.failed:
         notes.append(report.summary())
+    deleted = delete_old_rows(db, now=now)
+    if deleted:
+        notes.append(
+            f"outbox: deleted {deleted} message{'s' if deleted != 1 else ''}"
+            f" older than {OUTBOX_KEEP.days} days"
+        )
     removed = remove_stale_pending(db, config, now=now)
     if removed:
         days = config.subscribers.pending_days

@@ -371,3 +371,29 @@ def test_an_issue_reaches_readers_with_long_non_ascii_names(tmp_path: Path) -> N
         [received] = [r for r in server.handler.received if f"{key}@example.net" in r.rcpt_tos]
         assert to_header(received.data) == (name, f"{key}@example.net")
 
+
+def test_sent_outbox_rows_are_deleted_after_the_keep_time(run_cli, workspace: Path) -> None:
+    from digest.outbox import OUTBOX_KEEP
+
+    db = _db(workspace)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    old = iso(now - OUTBOX_KEEP - timedelta(hours=1))
+    recent = iso(now - OUTBOX_KEEP + timedelta(hours=1))
+    rows = [
+        ("old-sent", "sent", old, old),
+        ("old-failed", "failed", old, None),
+        ("old-queued", "queued", old, None),
+        ("recent-sent", "sent", recent, recent),
+    ]
+    for email, status, at, sent_at in rows:
+        db.execute(
+            "INSERT INTO outbox (kind, email, message, message_id, status, created_at, updated_at, sent_at)"
+            " VALUES ('welcome', ?, x'00', ?, ?, ?, ?, ?)",
+            [f"{email}@example.org", f"<{email}@x>", status, at, at, sent_at],
+        )
+    db.conn.commit()
+    result = run_cli("run", "--at", iso(now))
+    assert result.exit_code == 0, result.output
+    left = {r[0] for r in db.execute("SELECT email FROM outbox")}
+    # The queued one stays (and this run tried it: the maildir took it).
+    assert left == {"old-queued@example.org", "recent-sent@example.org"}
