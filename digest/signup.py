@@ -87,11 +87,7 @@ def request_signup(
     if known_categories is None:
         known_categories = list_known_categories(db, config)
     normal = normalize_email(email)
-    fields = {
-        "name": normalize_name(name),
-        "editions": normalize_labels(editions, what="edition", known=list(config.editions) or None),
-        "categories": normalize_labels(categories, what="category", known=known_categories or None),
-    }
+    fields = _checked_fields(config, name, editions, categories, known_categories)
     address_key = _address_key(secret, normal)
     with transaction(db):
         if _address_limited(db, address_key, moment):
@@ -120,6 +116,21 @@ def request_signup(
     if send:
         send_outbox(db, config, ids=[row], now=moment)
     return row
+
+
+def _checked_fields(
+    config: Config,
+    name: str,
+    editions: Iterable[str] | None,
+    categories: Iterable[str] | None,
+    known_categories: list[str],
+) -> dict:
+    """The form's name, editions and categories as stored; raises InvalidValue for a bad one."""
+    return {
+        "name": normalize_name(name),
+        "editions": normalize_labels(editions, what="edition", known=list(config.editions) or None),
+        "categories": normalize_labels(categories, what="category", known=known_categories or None),
+    }
 
 
 def send_confirmations(
