@@ -29,6 +29,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
 from html import escape as html_escape
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "encode_header_text",
     "feedback_id",
     "format_address",
+    "header_address",
     "message_id",
     "prepare_message",
 ]
@@ -98,6 +100,15 @@ def format_address(name: str, email: str) -> str:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{email}>'
     return f"{encode_header_text(name)} <{email}>"
+
+
+def header_address(name: str, email: str) -> Address:
+    """The address for an ``email.message.EmailMessage`` header (the transactional mail's From
+    and To): checked like :func:`format_address`, the name cleaned the same way, but left for
+    the message's policy to encode and fold. (:func:`format_address` folds a long non-ASCII name
+    itself, with CRLF, which ``EmailMessage`` refuses in a header value.)"""
+    format_address("", email)  # raises DigestError on a bad address
+    return Address(display_name=_clean(name or "", limit=120), addr_spec=str(email).strip())
 
 
 def _parse_from(config: Config) -> tuple[str, str]:

@@ -127,6 +127,22 @@ def m015_ingest_guards(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS articles_url_title ON articles(url, title)")
 
 
+def m016_signup_mails(db: sqlite_utils.Database) -> None:
+    """The per-address sign-up limit's own record: one row per confirmation or
+    already-subscribed email queued by the form, keyed by a keyed hash of the address's
+    canonical form (``subscribers.model.canonical_address``: ``v.ictim@gmail.com`` and
+    ``victim+1@googlemail.com`` are one key), so the limit holds across spellings."""
+    db.executescript(
+        """
+        CREATE TABLE signup_mails (
+            address TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX signup_mails_address ON signup_mails(address, at);
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -135,4 +151,5 @@ LATER_MIGRATIONS = [
     m013_summaries,
     m014_issue_transport,
     m015_ingest_guards,
+    m016_signup_mails,
 ]

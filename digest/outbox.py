@@ -13,7 +13,9 @@ rows to the configured transport:
 - a 5xx marks it ``failed`` (the address refuses mail; retrying will not help);
 - a confirmation older than its link's lifetime is not sent late: ``failed``, expired;
 - a row left ``sending`` by a process that died is retried after :data:`STALE_SENDING`
-  (at most that one message may arrive twice, with the same Message-ID).
+  (at most that one message may arrive twice, with the same Message-ID);
+- a sent or failed row is deleted :data:`OUTBOX_KEEP` after it was last touched
+  (:func:`delete_old_rows`, by ``digest run``); a queued one never is.
 
 The envelope sender is ``delivery.bounce_address`` when it is set (see :func:`return_path`).
 """
@@ -33,13 +35,15 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import dkim_signer, format_address
+from digest.message import dkim_signer, header_address
 from digest.store import from_iso, iso, utcnow
 from digest.templating import environment, template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
 KINDS = ("confirm", "welcome", "already-subscribed")
 STALE_SENDING = timedelta(minutes=15)
+OUTBOX_KEEP = timedelta(days=30)
+"""How long a sent or failed row (the whole signed message) is kept; ``digest run`` deletes older ones."""
 
 
 @dataclass
@@ -89,8 +93,8 @@ def build_transactional(
     )
     from_name, from_email = parseaddr(config.publication.from_address)
     msg = EmailMessage(policy=SMTP)
-    msg["From"] = format_address(from_name or config.publication.name, from_email)
-    msg["To"] = format_address(recipient.get("name") or "", recipient["email"])
+    msg["From"] = header_address(from_name or config.publication.name, from_email)
+    msg["To"] = header_address(recipient.get("name") or "", recipient["email"])
     if config.publication.reply_to:
         msg["Reply-To"] = config.publication.reply_to
     msg["Subject"] = subject
@@ -174,6 +178,17 @@ def send_outbox(
         if transport is not None:
             transport.close()
     return report
+
+
+def delete_old_rows(db: sqlite_utils.Database, *, now: datetime | None = None) -> int:
+    """Delete sent and failed rows older than :data:`OUTBOX_KEEP` (never a queued or sending one);
+    returns how many went."""
+    cutoff = iso((now or utcnow()) - OUTBOX_KEEP)
+    cursor = db.execute(
+        "DELETE FROM outbox WHERE status IN ('sent', 'failed') AND COALESCE(sent_at, updated_at) < ?",
+        [cutoff],
+    )
+    return cursor.rowcount
 
 
 def return_path(config: Config) -> str:

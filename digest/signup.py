@@ -5,22 +5,26 @@
   the same page; what differs is only which email goes out, if any:
   a confirmation (new, pending, or an address that left and now asks again),
   or a short "you are already subscribed" note (active). Limits: at most one such
-  email per address per 10 minutes and three per day (counted in the outbox),
-  and at most ``web.signup_posts_per_hour`` POSTs per client address
-  (:class:`TooManyRequests`).
+  email per address per 10 minutes and three per day, the address taken in its
+  canonical form (``subscribers.model.canonical_address``: Gmail's dots, ``+tags``),
+  and at most ``web.signup_posts_per_hour`` POSTs per client (an IPv6 client by its
+  /64) (:class:`TooManyRequests`).
 - :func:`send_confirmations` — the CLI's ``subscribers add --pending`` and import.
-- :func:`welcome` — after a confirmation: the welcome email.
+- :func:`welcome` — after a confirmation: the welcome email (:func:`queue_welcome`
+  only queues it, for the web app's sender).
 - :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
   ``subscribers.pending_days`` are removed.
 
-Every message goes through :mod:`digest.outbox` (stored, then sent at once);
-what the transport refuses is retried by ``digest run``.
+Every message goes through :mod:`digest.outbox` (stored, then sent: at once by the
+CLI, by a background sender after the answer in the web app); what the transport
+refuses is retried by ``digest run``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -29,10 +33,10 @@ import sqlite_utils
 from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.outbox import OutboxReport, queue_message, send_outbox
+from digest.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
 from digest.store import iso, transaction, utcnow
 from subscribers.links import subscriber_links
-from subscribers.model import normalize_email
+from subscribers.model import canonical_address, normalize_email, normalize_labels, normalize_name
 from subscribers.store import (
     add_subscriber,
     find_subscriber,
@@ -44,7 +48,6 @@ from subscribers.store import (
 ADDRESS_LIMITS = ((timedelta(minutes=10), 1), (timedelta(days=1), 3))
 """(window, most confirmation or already-subscribed emails one address gets in it)."""
 CLIENT_WINDOW = timedelta(hours=1)
-SIGNUP_KINDS = ("confirm", "already-subscribed")
 
 
 class TooManyRequests(DigestError):
@@ -64,33 +67,38 @@ def request_signup(
     send: bool = True,
     known_categories: list[str] | None = None,
     now: datetime | None = None,
-) -> None:
-    """Handle one sign-up request; raises InvalidValue for a bad address, TooManyRequests (per client).
+) -> int | None:
+    """Handle one sign-up request; returns the queued outbox row (None when the address's limit
+    held the email back). Raises InvalidValue for a bad field, TooManyRequests (per client).
 
-    A removed (suppressed) address becomes pending but stays suppressed until it confirms.
+    The order keeps the answer the same whoever is on the list: the POST is counted for
+    ``client`` first (whatever follows: a bad field counts too), then every field is checked,
+    and only then is the address looked up. A removed (suppressed) address becomes pending but
+    stays suppressed until it confirms.
 
     ``editions``/``categories`` None or every offered one means all. The email (if
-    any) is queued in the same transaction and, with ``send``, sent at once.
+    any) is queued in the same transaction and, with ``send``, sent at once; without it
+    the caller sends the returned row (the web app does, after answering).
     ``known_categories`` is :func:`digest.categories.known_categories` when the caller
     has it already (the web form does); None looks it up.
     """
     moment = now or utcnow()
+    count_signup_post(db, config, secret, client, now=moment)
+    if known_categories is None:
+        known_categories = list_known_categories(db, config)
     normal = normalize_email(email)
+    fields = _checked_fields(config, name, editions, categories, known_categories)
+    address_key = _address_key(secret, normal)
     with transaction(db):
-        _check_client(db, config, secret, client, moment)
-        if _address_limited(db, normal, moment):
-            return
+        if _address_limited(db, address_key, moment):
+            return None
         subscriber = find_subscriber(db, normal)
         detail = {"form_version": config.web.form_version, "asked_at": iso(moment)}
         if subscriber is None:
-            if known_categories is None:
-                known_categories = list_known_categories(db, config)
             subscriber = add_subscriber(
                 db,
                 normal,
-                name=name,
-                editions=editions,
-                categories=categories,
+                **fields,
                 status="pending",
                 source="web",
                 resubscribe=True,  # only read for a suppressed address: it becomes pending
@@ -104,8 +112,25 @@ def request_signup(
         kind = "already-subscribed" if subscriber["status"] == "active" else "confirm"
         context = subscriber_links(config, secret, subscriber, now=moment)
         row = queue_message(db, config, kind, subscriber, context, now=moment)
+        db.execute("INSERT INTO signup_mails (address, at) VALUES (?, ?)", [address_key, iso(moment)])
     if send:
         send_outbox(db, config, ids=[row], now=moment)
+    return row
+
+
+def _checked_fields(
+    config: Config,
+    name: str,
+    editions: Iterable[str] | None,
+    categories: Iterable[str] | None,
+    known_categories: list[str],
+) -> dict:
+    """The form's name, editions and categories as stored; raises InvalidValue for a bad one."""
+    return {
+        "name": normalize_name(name),
+        "editions": normalize_labels(editions, what="edition", known=list(config.editions) or None),
+        "categories": normalize_labels(categories, what="category", known=known_categories or None),
+    }
 
 
 def send_confirmations(
@@ -142,6 +167,21 @@ def welcome(
 ) -> OutboxReport:
     """Queue and send the welcome email (links to the latest issue, the archive, preferences)."""
     moment = now or utcnow()
+    queued = queue_welcome(db, config, secret, subscriber_id, now=moment)
+    return send_outbox(db, config, ids=[queued], now=moment)
+
+
+def queue_welcome(
+    db: sqlite_utils.Database,
+    config: Config,
+    secret: bytes,
+    subscriber_id: int,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Queue the welcome email without sending it; returns the outbox row (the web app sends it
+    after answering)."""
+    moment = now or utcnow()
     subscriber = get_subscriber(db, subscriber_id)
     base = config.publication.base_url.rstrip("/")
     latest = db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
@@ -151,8 +191,7 @@ def welcome(
         "latest_url": f"{base}/issues/{row[0]}" if row else "",
         "archive_url": f"{base}/archive",
     }
-    queued = queue_message(db, config, "welcome", subscriber, context, now=moment)
-    return send_outbox(db, config, ids=[queued], now=moment)
+    return queue_message(db, config, "welcome", subscriber, context, now=moment)
 
 
 def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> int:
@@ -184,36 +223,61 @@ def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: date
     return len(rows)
 
 
-def _address_limited(db: sqlite_utils.Database, email: str, moment: datetime) -> bool:
-    marks = ", ".join("?" * len(SIGNUP_KINDS))
+def _address_key(secret: bytes, email: str) -> str:
+    text = f"signup-address/{canonical_address(email)}"
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _address_limited(db: sqlite_utils.Database, key: str, moment: datetime) -> bool:
+    db.execute("DELETE FROM signup_mails WHERE at < ?", [iso(moment - ADDRESS_LIMITS[-1][0])])
     for window, most in ADDRESS_LIMITS:
         count = db.execute(
-            f"SELECT count(*) FROM outbox WHERE email = ? AND kind IN ({marks}) AND created_at > ?",
-            [email, *SIGNUP_KINDS, iso(moment - window)],
+            "SELECT count(*) FROM signup_mails WHERE address = ? AND at > ?", [key, iso(moment - window)]
         ).fetchone()[0]
         if count >= most:
             return True
     return False
 
 
-def _check_client(
-    db: sqlite_utils.Database, config: Config, secret: bytes, client: str, moment: datetime
+def client_key(client: str) -> str:
+    """What the per-client limit counts by: an IPv4 address whole, an IPv6 address by its /64
+    (one subscriber line or host gets a whole /64, so each of its addresses is the same client);
+    anything else as it is."""
+    try:
+        address = ipaddress.ip_address(client.strip())
+    except ValueError:
+        return client.strip()
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def count_signup_post(
+    db: sqlite_utils.Database, config: Config, secret: bytes, client: str, *, now: datetime | None = None
 ) -> None:
+    """Count one sign-up POST from ``client`` (committed at once, whatever the request turns out
+    to be); raises TooManyRequests past ``web.signup_posts_per_hour`` (a refused POST is not
+    counted). No client (the CLI, a test) means no limit."""
     if not client:
         return
-    key = hmac.new(secret, f"signup-client/{client}".encode(), hashlib.sha256).hexdigest()[:32]
+    moment = now or utcnow()
+    key = hmac.new(secret, f"signup-client/{client_key(client)}".encode(), hashlib.sha256).hexdigest()[:32]
     since = iso(moment - CLIENT_WINDOW)
-    db.execute("DELETE FROM signup_posts WHERE at < ?", [since])
-    count = db.execute(
-        "SELECT count(*) FROM signup_posts WHERE client = ? AND at >= ?", [key, since]
-    ).fetchone()[0]
-    if count >= config.web.signup_posts_per_hour:
-        raise TooManyRequests("too many sign-up requests from this address; try again in an hour")
-    db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
+    with transaction(db):
+        db.execute("DELETE FROM signup_posts WHERE at < ?", [since])
+        count = db.execute(
+            "SELECT count(*) FROM signup_posts WHERE client = ? AND at >= ?", [key, since]
+        ).fetchone()[0]
+        if count >= config.web.signup_posts_per_hour:
+            raise TooManyRequests("too many sign-up requests from this address; try again in an hour")
+        db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
 
 
 def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> list[str]:
-    """``digest run``'s share of the list: retry the outbox, remove stale pending sign-ups.
+    """``digest run``'s share of the list: retry the outbox, delete its old sent rows, remove
+    stale pending sign-ups.
 
     Returns lines for the run's report (nothing when there was nothing to do). A
     transport that is down leaves the outbox queued for the next run.
@@ -222,6 +286,12 @@ def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | No
     report = send_outbox(db, config, now=now)
     if report.sent or report.retry or report.failed:
         notes.append(report.summary())
+    deleted = delete_old_rows(db, now=now)
+    if deleted:
+        notes.append(
+            f"outbox: deleted {deleted} message{'s' if deleted != 1 else ''}"
+            f" older than {OUTBOX_KEEP.days} days"
+        )
     removed = remove_stale_pending(db, config, now=now)
     if removed:
         days = config.subscribers.pending_days

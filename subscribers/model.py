@@ -105,6 +105,29 @@ def _ascii_domain(domain: str) -> str | None:
     return valid.ascii_domain
 
 
+_DOTLESS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+_DASH_TAGS = ("yahoo.", "ymail.com", "rocketmail.com")
+
+
+def canonical_address(email: str) -> str:
+    """The mailbox an address most likely reaches, for rate limits only (never stored or mailed).
+
+    Lower-cased; a ``+tag`` is dropped everywhere (Outlook, iCloud, Fastmail, Proton and most
+    hosts deliver ``a+x@`` to ``a@``); Gmail also ignores dots and ``googlemail.com`` is
+    ``gmail.com``; Yahoo's disposable addresses use ``-`` instead of ``+``. Two addresses with
+    the same canonical form may rarely be two mailboxes: they then share one limit.
+    """
+    local, _, domain = email.strip().lower().rpartition("@")
+    if not local:
+        return email.strip().lower()
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS:
+        return f"{local.replace('.', '')}@{_DOTLESS[domain]}"
+    if domain.startswith(_DASH_TAGS[0]) or domain in _DASH_TAGS[1:]:
+        local = local.split("-", 1)[0] or local
+    return f"{local}@{domain}"
+
+
 def email_hash(email: str) -> str:
     """One-way hash of a normalised address: what the suppression list and old events keep."""
     return hashlib.sha256(email.lower().encode("utf-8")).hexdigest()

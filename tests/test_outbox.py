@@ -303,3 +303,97 @@ def test_web_signup_with_the_known_categories_passed_in_is_the_same(workspace: P
     request_signup(db, config, secret, email="c@example.org", send=False, known_categories=known)
     assert find_subscriber(db, "c@example.org")["status"] == "pending"
     assert is_suppressed(db, "c@example.org")
+
+
+LONG_NAMES = {
+    "greek": "Αλέξανδρος Παπαδόπουλος-Καραγιαννόπουλος του Κωνσταντίνου",
+    "cjk": "山田太郎さん東京都千代田区丸の内一丁目読者山田花子様と鈴木一郎様",
+    "sixty": "Maximiliane Éléonore von Hohenzollern-Sigmaringen-Württemberg"[:60],
+}
+
+
+def to_header(data: bytes) -> tuple[str, str]:
+    """(display name, address) of a message's To:, the encoded words decoded as RFC 2047 says
+    (the modern parser puts spaces between adjacent encoded words inside a name)."""
+    from email import message_from_bytes
+    from email import policy as email_policy
+    from email.header import decode_header, make_header
+    from email.utils import parseaddr
+
+    raw = message_from_bytes(data, policy=email_policy.compat32)["To"]
+    return parseaddr(str(make_header(decode_header(raw))))
+
+
+def test_long_non_ascii_names_get_every_transactional_mail(run_cli, workspace: Path, monkeypatch) -> None:
+    from digest.signup import request_signup
+    from subscribers.tokens import load_secret
+
+    assert len(LONG_NAMES["sixty"]) == 60
+    with SMTPServer(Handler()) as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        for key, name in LONG_NAMES.items():
+            address = f"{key}@example.org"
+            added = run_cli("subscribers", "add", address, "--name", name, "--pending")
+            assert added.exit_code == 0 and added.exception is None, added.output
+            assert "Confirmation emails: 1 sent." in added.output
+            confirmed = run_cli("subscribers", "confirm", address)
+            assert confirmed.exit_code == 0 and confirmed.exception is None, confirmed.output
+            assert "Welcome email: 1 sent." in confirmed.output
+        config = load_config(workspace / "digest.toml")
+        db = _db(workspace)
+        later = datetime.now(UTC) + timedelta(minutes=11)  # past the per-address limit's window
+        for key in LONG_NAMES:  # active now: the form mails "already subscribed"
+            request_signup(db, config, load_secret(config), email=f"{key}@example.org", now=later)
+    for key, name in LONG_NAMES.items():
+        received = [r for r in server.handler.received if f"{key}@example.org" in r.rcpt_tos]
+        subjects = [str(r.message["Subject"]).split(" ")[0] for r in received]
+        assert subjects == ["Confirm", "Welcome", "You"], subjects
+        for r in received:
+            assert to_header(r.data) == (name, f"{key}@example.org")
+            assert max(len(line) for line in r.data.split(b"\r\n")) <= 998
+
+
+def test_an_issue_reaches_readers_with_long_non_ascii_names(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+    from delivery_fixtures import make_setup
+
+    from digest.cli import cli
+
+    setup = make_setup(tmp_path / "ws", subscribers=1)
+    for key, name in LONG_NAMES.items():
+        add_subscriber(setup.db, f"{key}@example.net", name=name)
+    with SMTPServer(Handler()) as server:
+        result = CliRunner().invoke(
+            cli, ["--config", str(setup.config_file), "send", "1", "--transport", server.url]
+        )
+    assert result.exit_code == 0 and result.exception is None, result.output
+    for key, name in LONG_NAMES.items():
+        [received] = [r for r in server.handler.received if f"{key}@example.net" in r.rcpt_tos]
+        assert to_header(received.data) == (name, f"{key}@example.net")
+
+
+def test_sent_outbox_rows_are_deleted_after_the_keep_time(run_cli, workspace: Path) -> None:
+    from digest.outbox import OUTBOX_KEEP
+
+    db = _db(workspace)
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    old = iso(now - OUTBOX_KEEP - timedelta(hours=1))
+    recent = iso(now - OUTBOX_KEEP + timedelta(hours=1))
+    rows = [
+        ("old-sent", "sent", old, old),
+        ("old-failed", "failed", old, None),
+        ("old-queued", "queued", old, None),
+        ("recent-sent", "sent", recent, recent),
+    ]
+    for email, status, at, sent_at in rows:
+        db.execute(
+            "INSERT INTO outbox (kind, email, message, message_id, status, created_at, updated_at, sent_at)"
+            " VALUES ('welcome', ?, x'00', ?, ?, ?, ?, ?)",
+            [f"{email}@example.org", f"<{email}@x>", status, at, at, sent_at],
+        )
+    db.conn.commit()
+    result = run_cli("run", "--at", iso(now))
+    assert result.exit_code == 0, result.output
+    left = {r[0] for r in db.execute("SELECT email FROM outbox")}
+    # The queued one stays (and this run tried it: the maildir took it).
+    assert left == {"old-queued@example.org", "recent-sent@example.org"}

@@ -49,6 +49,14 @@ def status_of(db: sqlite_utils.Database, email: str) -> str | None:
     return row[0] if row else None
 
 
+def wait_until_sent(db: sqlite_utils.Database, timeout: float = 20) -> None:
+    """Until no outbox row is waiting (the web app sends after it has answered)."""
+    deadline = time.monotonic() + timeout
+    while db.execute("SELECT count(*) FROM outbox WHERE status IN ('queued', 'sending')").fetchone()[0]:
+        assert time.monotonic() < deadline, "the outbox was not sent in time"
+        time.sleep(0.05)
+
+
 def test_the_form_offers_every_edition_and_category_chosen(served: WebProcess) -> None:
     reply = http("GET", f"{served.url}/subscribe")
     assert reply.status == 200
@@ -83,6 +91,7 @@ def test_known_and_unknown_addresses_get_identical_responses(served: WebProcess,
     }
     assert len(header_sets) == 1
     # What differs is only the mail: a confirmation, or "already subscribed" for the active one.
+    wait_until_sent(db)
     subjects = {a: [str(m["Subject"]) for m in messages_to(served.maildir(), a)] for a in addresses}
     assert subjects["known-active@example.org"] == ["You are already subscribed to The Example Digest"]
     for address in addresses:
@@ -101,6 +110,7 @@ def test_confirmation_link_confirms_and_the_welcome_follows(served: WebProcess, 
     ).fetchall()
     assert [e[:2] for e in events] == [("subscribe", "web"), ("signup", "web")]
     assert '"form_version": "1"' in events[1][2]
+    wait_until_sent(db)
     [confirmation] = messages_to(served.maildir(), "carol@example.org")
     link = link_in(confirmation, "confirm")
     assert link.startswith(served.url)
@@ -108,6 +118,7 @@ def test_confirmation_link_confirms_and_the_welcome_follows(served: WebProcess, 
     assert status_of(db, "carol@example.org") == "pending"
     assert http("POST", link, b"").status == 200
     assert status_of(db, "carol@example.org") == "active"
+    wait_until_sent(db)
     mails = messages_to(served.maildir(), "carol@example.org")
     assert [str(m["Subject"]) for m in mails][-1] == "Welcome to The Example Digest"
     welcome_text = mails[-1].get_body(preferencelist=("plain",)).get_content()
@@ -123,6 +134,7 @@ def test_an_address_that_left_can_come_back_through_the_form(served: WebProcess,
     unsubscribe(db, left["id"], source="cli")
     time.sleep(1.1)  # confirm tokens carry whole seconds; the new one must be issued after leaving
     signup(served, "returning@example.org")
+    wait_until_sent(db)
     [confirmation] = messages_to(served.maildir(), "returning@example.org")
     assert http("POST", link_in(confirmation, "confirm"), b"").status == 200
     assert status_of(db, "returning@example.org") == "active"
@@ -135,6 +147,7 @@ def test_a_removed_address_stays_suppressed_until_it_confirms(served: WebProcess
     # Anyone can type an address into the form: the request alone lifts nothing.
     assert status_of(db, "erased@example.org") == "pending"
     assert is_suppressed(db, "erased@example.org")
+    wait_until_sent(db)
     [confirmation] = messages_to(served.maildir(), "erased@example.org")
     link = link_in(confirmation, "confirm")
     assert http("GET", link).status == 200
@@ -152,16 +165,19 @@ def test_a_removed_address_stays_suppressed_until_it_confirms(served: WebProcess
 def test_the_fourth_signup_in_a_day_sends_nothing_and_says_nothing_different(served: WebProcess, db) -> None:
     address = "eager@example.org"
     first = signup(served, address)
+    wait_until_sent(db)
     assert len(messages_to(served.maildir(), address)) == 1
     again = signup(served, address)  # within 10 minutes: nothing more
     assert again.body == first.body
+    wait_until_sent(db)
     assert len(messages_to(served.maildir(), address)) == 1
     for expected in (2, 3, 3):
         # Move the earlier requests out of the 10-minute window, still within the day.
         earlier = iso(utcnow() - timedelta(minutes=11))
-        db.execute("UPDATE outbox SET created_at = ? WHERE email = ?", [earlier, address])
+        db.execute("UPDATE signup_mails SET at = ? WHERE at > ?", [earlier, earlier])
         reply = signup(served, address)
         assert reply.status == 200 and reply.body == first.body
+        wait_until_sent(db)
         assert len(messages_to(served.maildir(), address)) == expected
 
 
@@ -267,3 +283,132 @@ def test_every_category_the_form_offers_can_be_chosen(served: WebProcess, db) ->
     reply = signup(served, "picky@example.org", category=beyond_order[0])
     assert reply.status == 200, reply.body
     assert status_of(db, "picky@example.org") == "pending"
+
+
+def same_answer(replies, addresses) -> bool:
+    bodies = {r.body.replace(a, "ADDRESS") for r, a in zip(replies, addresses, strict=True)}
+    return len({r.status for r in replies}) == 1 and len(bodies) == 1
+
+
+def test_a_bad_field_gets_the_same_answer_for_listed_and_unlisted_addresses(served: WebProcess, db) -> None:
+    add_subscriber(db, "oracle-listed@example.org", source="cli")
+    add_subscriber(db, "oracle-pending@example.org", status="pending", source="cli")
+    addresses = ["oracle-listed@example.org", "oracle-pending@example.org", "oracle-unlisted@example.org"]
+    for bad in ({"name": "Eve\x01"}, {"name": "x" * 201}):
+        replies = [signup(served, a, **bad) for a in addresses]
+        assert same_answer(replies, addresses), ([r.status for r in replies], bad)
+        assert {r.status for r in replies} == {400}
+    assert status_of(db, "oracle-unlisted@example.org") is None
+    # A category the form never offered is dropped, for every address alike.
+    replies = [signup(served, a, category="World\x00") for a in addresses]
+    assert same_answer(replies, addresses), [r.status for r in replies]
+
+
+def test_variants_of_one_gmail_address_get_one_confirmation(served: WebProcess, db) -> None:
+    variants = ["v.ictim@gmail.com", "victim+1@gmail.com", "Victim@googlemail.com", "vic.tim+x@gmail.com"]
+    for address in variants:
+        assert signup(served, address).status == 200
+    wait_until_sent(db)
+    mails = [m for a in variants for m in messages_to(served.maildir(), a)]
+    assert len(mails) == 1, [str(m["To"]) for m in mails]
+
+
+def test_a_limited_signup_is_not_answered_faster_than_the_floor(served: WebProcess, db) -> None:
+    from digest.web.signup import ANSWER_FLOOR
+
+    assert signup(served, "impatient@example.org").status == 200
+    started = time.perf_counter()
+    limited = signup(served, "impatient@example.org")
+    elapsed = time.perf_counter() - started
+    assert limited.status == 200
+    assert elapsed >= ANSWER_FLOOR, f"{elapsed * 1000:.1f} ms"
+
+
+def test_every_post_counts_and_one_ipv6_64_is_one_client(tmp_path: Path) -> None:
+    web = start_web(make_workspace(tmp_path / "ws"), extra_env={"DIGEST_WEB_SIGNUP_POSTS_PER_HOUR": "5"})
+
+    def post(address: str, client: str, **fields: str):
+        data = {"email": address, "name": "Reader", **fields}
+        return http("POST", f"{web.url}/subscribe", data, headers={"X-Forwarded-For": client})
+
+    try:
+        probes = [post("probe@example.org", "198.51.100.7", name="Eve\x01").status for _ in range(5)]
+        after_probes = post("probe@example.org", "198.51.100.7").status
+        honeypot = [post("bot@example.org", "198.51.100.8", website="x").status for _ in range(6)]
+        net = [post(f"n{n}@example.org", f"2001:db8:1:2::{n:x}").status for n in range(1, 61)]
+        other_net = post("other@example.org", "2001:db8:1:3::1").status
+    finally:
+        web.stop()
+    assert probes == [400] * 5 and after_probes == 429
+    assert honeypot == [200] * 5 + [429]
+    assert net.count(200) == 5 and net.count(429) == 55, net
+    assert other_net == 200
+
+
+def test_long_non_ascii_names_sign_up_and_confirm(tmp_path: Path) -> None:
+    from smtp_server import Handler, SMTPServer
+    from test_outbox import LONG_NAMES, to_header
+
+    with SMTPServer(Handler()) as server:
+        web = start_web(make_workspace(tmp_path / "ws"), extra_env={"DIGEST_TRANSPORT": server.url})
+        db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
+        try:
+            for key, name in LONG_NAMES.items():
+                add_subscriber(db, f"active-{key}@example.org", name=name, source="cli")
+                assert signup(web, f"active-{key}@example.org", name=name).status == 200
+                reply = signup(web, f"{key}@example.org", name=name)
+                assert reply.status == 200, reply.body
+                assert db.execute(
+                    "SELECT name, status FROM subscribers WHERE email = ?", [f"{key}@example.org"]
+                ).fetchone() == (name, "pending")
+                wait_until_sent(db)
+                [confirmation] = [r for r in server.handler.received if f"{key}@example.org" in r.rcpt_tos]
+                link = link_in(confirmation.message, "confirm")
+                confirmed = http("POST", link, b"")
+                assert confirmed.status == 200 and "Subscription confirmed" in confirmed.body, confirmed.body
+                assert status_of(db, f"{key}@example.org") == "active"
+            wait_until_sent(db)
+        finally:
+            logs = web.stop()
+    assert "Traceback" not in logs
+    for key, name in LONG_NAMES.items():
+        for address, subjects in (
+            (f"{key}@example.org", ["Confirm", "Welcome"]),
+            (f"active-{key}@example.org", ["You"]),
+        ):
+            received = [r for r in server.handler.received if address in r.rcpt_tos]
+            assert [str(r.message["Subject"]).split(" ")[0] for r in received] == subjects
+            assert all(to_header(r.data) == (name, address) for r in received)
+
+
+def test_a_relay_that_never_greets_does_not_hold_the_signup(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+    from smtp_server import Handler, SilentServer, SMTPServer
+
+    from digest.cli import cli
+
+    config_path = make_workspace(tmp_path / "ws")
+    with SilentServer() as silent:
+        env = {"DIGEST_TRANSPORT": silent.url, "DIGEST_DELIVERY_TIMEOUT": "3"}
+        web = start_web(config_path, extra_env=env)
+        try:
+            started = time.perf_counter()
+            reply = signup(web, "patient@example.org")
+            elapsed = time.perf_counter() - started
+            db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
+            assert reply.status == 200
+            assert db.execute("SELECT status FROM outbox").fetchone()[0] in ("queued", "sending")
+            deadline = time.monotonic() + 20
+            while db.execute("SELECT status FROM outbox").fetchone()[0] != "queued":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            web.stop()
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    with SMTPServer(Handler()) as server:
+        monkeypatch.setenv("DIGEST_TRANSPORT", server.url)
+        for _ in range(2):
+            run = CliRunner().invoke(cli, ["--config", str(config_path), "run", "--at", iso(utcnow())])
+            assert run.exit_code == 0, run.output
+    assert server.handler.count_for("patient@example.org") == 1
+    assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]

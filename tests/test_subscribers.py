@@ -349,3 +349,15 @@ def test_status_changes_record_events(workspace: Path) -> None:
     assert events[2]["detail"] == {"from": "active", "detail": "550 5.1.1 no such user"}
     with pytest.raises(ValueError):
         unsubscribe(db, sub["id"], source="somewhere")
+
+
+def test_the_canonical_address_folds_provider_spellings_for_rate_limits_only() -> None:
+    from subscribers.model import canonical_address
+
+    gmail = ["v.ictim@gmail.com", "Victim+1@gmail.com", "vic.tim+x@googlemail.com", "VICTIM@GMAIL.COM"]
+    assert {canonical_address(a) for a in gmail} == {"victim@gmail.com"}
+    assert canonical_address("a.b+news@outlook.com") == "a.b@outlook.com"  # dots matter there
+    assert canonical_address("me-shopping@yahoo.co.uk") == "me@yahoo.co.uk"
+    assert canonical_address("me-too@example.org") == "me-too@example.org"
+    assert canonical_address("Ann+list@Example.org") == "ann@example.org"
+    assert canonical_address("+tag@example.org") == "+tag@example.org"

@@ -44,6 +44,7 @@ from digest.render import RenderedVariant, render_issue
 from digest.store import open_store
 from digest.templating import template_dirs
 from digest.web.logs import is_token_path, redact_path
+from digest.web.mailer import OutboxSender
 from subscribers.model import available_zones
 from subscribers.store import get_subscriber
 from subscribers.tokens import InvalidToken, load_secret, verify_token
@@ -88,10 +89,12 @@ GEOGRAPHIC_AREAS = frozenset(
 
 @dataclass
 class WebState:
-    """What every request needs: the configuration, the signing secret, a small rendering cache."""
+    """What every request needs: the configuration, the signing secret, the background sender of
+    transactional mail, a small rendering cache."""
 
     config: Config
     secret: bytes
+    outbox: OutboxSender = field(default_factory=OutboxSender)
     _full: OrderedDict[int, RenderedVariant] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -12,7 +12,7 @@ import sqlite_utils
 from flask import Flask, Response, redirect, request, url_for
 
 from digest.errors import DigestError
-from digest.signup import welcome
+from digest.signup import queue_welcome
 from digest.store import from_iso
 from digest.web.app import (
     SOURCE,
@@ -88,12 +88,15 @@ def _issued_after_leaving(token: str, subscriber: dict[str, Any]) -> bool:
 
 
 def _welcome(subscriber_id: int) -> None:
+    """Queue the welcome email; the web app's sender mails it after the answer."""
     web = state()
     try:
-        welcome(get_db(), web.config, web.secret, subscriber_id)
-    except DigestError:
+        row = queue_welcome(get_db(), web.config, web.secret, subscriber_id)
+    except Exception:
         # The confirmation stands; the welcome email is a courtesy. Say so in the log only.
         log.exception("could not queue the welcome email for subscriber %s", subscriber_id)
+        return
+    web.outbox.submit(web.config, [row])
 
 
 def unsubscribe(token: str) -> tuple[str, int]:

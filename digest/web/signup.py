@@ -2,9 +2,12 @@
 
 The POST answers the same page whatever the address's state, so the page reveals
 nothing about who is on the list (see :func:`digest.signup.request_signup` for
-what is mailed). A form posted from another site works: embedding a sign-up form
-is normal, and the worst a forged post can do is ask for one confirmation email,
-which the per-address limits bound. A filled-in honeypot field gets the same
+what is mailed): a bad field is refused before the address is looked up, every
+POST counts toward the per-client limit, every answer takes at least
+:data:`ANSWER_FLOOR`, and the email leaves after the answer (:mod:`digest.web.mailer`).
+A form posted from another site works: embedding a sign-up form is normal, and
+the worst a forged post can do is ask for one confirmation email, which the
+per-address limits bound. A filled-in honeypot field gets the same
 page and nothing else.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 import html
 import ipaddress
 import logging
+import random
+import time
 from typing import Any
 
 import sqlite_utils
@@ -20,12 +25,16 @@ from flask import Flask, request
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.signup import TooManyRequests, request_signup
-from digest.web.app import get_db, message, page, state
+from digest.signup import TooManyRequests, count_signup_post, request_signup
+from digest.web.app import WebState, get_db, message, page, state
 
 log = logging.getLogger(__name__)
 
 HONEYPOT = "website"
+ANSWER_FLOOR = 0.05
+"""Seconds a sign-up POST takes at least, whatever it did (a held-back one does the least work)."""
+ANSWER_JITTER = 0.01
+MAX_NAME_SENT = 201  # one past the longest name: a longer one is refused, not cut short
 
 
 def register(app: Flask) -> None:
@@ -46,34 +55,45 @@ def signup_choices(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
 
 
 def subscribe() -> tuple[str, int]:
-    """GET: the form, everything chosen. POST: ask for a confirmation; the same page for every address."""
+    """GET: the form, everything chosen. POST: ask for a confirmation; the same page for every
+    address, answered no sooner than :data:`ANSWER_FLOOR` (plus a little jitter) so that its time
+    does not tell a held-back or refused request from one that queued an email."""
     web = state()
     choices = signup_choices(web.config, get_db())
     all_editions = [key for key, _ in choices["editions"]]
     if request.method != "POST":
         form = {"email": "", "name": "", "editions": all_editions, "categories": choices["categories"]}
         return page("subscribe.html", form=form, choices=choices)
+    started = time.monotonic()
+    try:
+        return _post(web, choices, all_editions)
+    finally:
+        time.sleep(max(0.0, started + ANSWER_FLOOR + random.uniform(0, ANSWER_JITTER) - time.monotonic()))
+
+
+def _post(web: WebState, choices: dict[str, Any], all_editions: list[str]) -> tuple[str, int]:
+    """Count the POST, then ask for the email; the mail itself leaves after the answer."""
     email = (request.form.get("email") or "").strip()[:320]
     form = {
         "email": email,
-        "name": (request.form.get("name") or "")[:200],
+        "name": (request.form.get("name") or "")[:MAX_NAME_SENT],
         "editions": request.form.getlist("edition"),
         "categories": request.form.getlist("category"),
     }
-    if request.form.get(HONEYPOT):
-        return page("subscribed.html", email=email)
-    editions = _chosen(form["editions"], all_editions)
-    categories = _chosen(form["categories"], choices["categories"])
     try:
-        request_signup(
+        if request.form.get(HONEYPOT):
+            count_signup_post(get_db(), web.config, web.secret, client_address())
+            return page("subscribed.html", email=email)
+        row = request_signup(
             get_db(),
             web.config,
             web.secret,
             email=email,
             name=form["name"],
-            editions=editions,
-            categories=categories,
+            editions=_chosen(form["editions"], all_editions),
+            categories=_chosen(form["categories"], choices["categories"]),
             client=client_address(),
+            send=False,
             known_categories=choices["categories"],
         )
     except TooManyRequests:
@@ -82,6 +102,8 @@ def subscribe() -> tuple[str, int]:
         )
     except DigestError as exc:
         return page("subscribe.html", 400, form=form, choices=choices, error=_reason(exc))
+    if row is not None:
+        web.outbox.submit(web.config, [row])
     return page("subscribed.html", email=email)
 
 
