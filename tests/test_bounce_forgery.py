@@ -45,7 +45,9 @@ def _workspace(tmp_path: Path, readers: int, *, verp: bool = False, send: bool =
             add_subscriber(db, f"reader{n}@example.net", status="active")
     db.close()
     if send:
-        grow_feed(ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4))
+        grow_feed(
+            ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4)
+        )
         _invoke(ws, "ingest")
         _invoke(ws, "issues", "build", "daily", "--date", "2026-11-03")
         _invoke(ws, "send", "latest")
@@ -82,8 +84,12 @@ def _sent_to(ws: Workspace, address: str) -> email.message.EmailMessage:
     return found[0]
 
 
-def _multi_dsn(recipients: list[str], *, to: str = "digest@example.org", mid: str = "<multi@relay.example>") -> bytes:
-    blocks = "".join(f"Final-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" for r in recipients)
+def _multi_dsn(
+    recipients: list[str], *, to: str = "digest@example.org", mid: str = "<multi@relay.example>"
+) -> bytes:
+    blocks = "".join(
+        f"Final-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" for r in recipients
+    )
     return (
         f"From: MAILER-DAEMON@relay.example\r\nTo: {to}\r\nSubject: Undelivered Mail\r\n"
         f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\n"
@@ -94,7 +100,9 @@ def _multi_dsn(recipients: list[str], *, to: str = "digest@example.org", mid: st
     ).encode()
 
 
-def _complaint(rcpts: list[str], *, original_id: str = "<spam@elsewhere.example>", mid: str = "<arf@isp.example>") -> bytes:
+def _complaint(
+    rcpts: list[str], *, original_id: str = "<spam@elsewhere.example>", mid: str = "<arf@isp.example>"
+) -> bytes:
     fields = "".join(f"Original-Rcpt-To: <{r}>\r\n" for r in rcpts)
     return (
         "From: Feedback Loop <fbl@isp.example>\r\nTo: digest@example.org\r\nSubject: Complaint\r\n"
@@ -104,7 +112,8 @@ def _complaint(rcpts: list[str], *, original_id: str = "<spam@elsewhere.example>
         "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
         f"Feedback-Type: abuse\r\nUser-Agent: fbl/1\r\nVersion: 1\r\n{fields}\r\n"
         "--b\r\nContent-Type: message/rfc822\r\n\r\n"
-        f"From: digest@example.org\r\nTo: {', '.join(rcpts)}\r\nSubject: Daily\r\nMessage-ID: {original_id}\r\n\r\n"
+        f"From: digest@example.org\r\nTo: {', '.join(rcpts)}\r\nSubject: Daily\r\n"
+        f"Message-ID: {original_id}\r\n\r\n"
         "Hello.\r\n--b--\r\n"
     ).encode()
 
@@ -120,7 +129,9 @@ def test_a_dsn_naming_500_readers_bounces_none_and_is_held(tmp_path: Path) -> No
     listing = _invoke(ws, "bounces", "list", "--held").output
     assert "<multi@relay.example>" in listing and "500" in listing
     # The same report again (a second run) changes nothing.
-    assert "0 new reports" in _process(ws, [_multi_dsn(["reader1@example.net", "reader2@example.net"])]).output
+    assert (
+        "0 new reports" in _process(ws, [_multi_dsn(["reader1@example.net", "reader2@example.net"])]).output
+    )
 
 
 def test_guessed_message_ids_bounce_nobody_and_a_real_one_bounces_its_reader(tmp_path: Path) -> None:
@@ -131,18 +142,30 @@ def test_guessed_message_ids_bounce_nobody_and_a_real_one_bounces_its_reader(tmp
     for sid in range(1, 101):
         tag = hashlib.sha256(f"{BASE_URL}|{DOMAIN}|{issue}|{sid}".encode()).hexdigest()[:16]
         original = f"<digest.{issue}.{sid}.{tag}@{DOMAIN}>"
-        forged.append(dsn(f"alias{sid}@forwarded.example", to="digest@example.org", original_id=original, mid=f"<f{sid}@x>"))
+        forged.append(
+            dsn(
+                f"alias{sid}@forwarded.example",
+                to="digest@example.org",
+                original_id=original,
+                mid=f"<f{sid}@x>",
+            )
+        )
     # Our Message-ID shape with a tag of the right length but a wrong MAC.
     real_id = str(_sent_to(ws, "reader7@example.net")["Message-ID"])
     wrong = re.sub(r"\.([0-9a-f]+)@", lambda m: "." + "0" * len(m.group(1)) + "@", real_id)
-    forged.append(dsn("alias7@forwarded.example", to="digest@example.org", original_id=wrong, mid="<wrong@x>"))
+    forged.append(
+        dsn("alias7@forwarded.example", to="digest@example.org", original_id=wrong, mid="<wrong@x>")
+    )
     result = _process(ws, forged)
     assert _statuses(ws) == {"active": 101}, result.output  # before the fix: 100 bounced
     # A genuine report, quoting the Message-ID reader101 was sent, bounces reader101 only.
     genuine = str(_sent_to(ws, "reader101@example.net")["Message-ID"])
     result = _process(ws, [dsn("forwarded@elsewhere.example", to="digest@example.org", original_id=genuine)])
     assert _statuses(ws) == {"active": 100, "bounced": 1}, result.output
-    assert ws.db().execute("SELECT status FROM subscribers WHERE email = 'reader101@example.net'").fetchone()[0] == "bounced"
+    assert (
+        ws.db().execute("SELECT status FROM subscribers WHERE email = 'reader101@example.net'").fetchone()[0]
+        == "bounced"
+    )
 
 
 def test_an_address_match_acts_only_with_our_quoted_original(tmp_path: Path) -> None:
@@ -153,7 +176,12 @@ def test_an_address_match_acts_only_with_our_quoted_original(tmp_path: Path) -> 
         ws,
         [
             dsn("reader1@example.net", to="digest@example.org", mid="<a@x>"),
-            dsn("reader1@example.net", to="digest@example.org", original_id="<x@elsewhere.example>", mid="<b@x>"),
+            dsn(
+                "reader1@example.net",
+                to="digest@example.org",
+                original_id="<x@elsewhere.example>",
+                mid="<b@x>",
+            ),
             # Reader 2's Message-ID, reader 3's address: two readers named, held.
             dsn("reader3@example.net", to="digest@example.org", original_id=ours_for_2, mid="<c@x>"),
         ],
@@ -175,7 +203,9 @@ def test_forged_complaints_unsubscribe_nobody(tmp_path: Path) -> None:
     assert "1 held for review" in result.output
     # A genuine complaint quotes the message we sent that reader: it unsubscribes them.
     genuine = str(_sent_to(ws, "reader4@example.net")["Message-ID"])
-    result = _process(ws, [_complaint(["reader4@example.net"], original_id=genuine, mid="<arf3@isp.example>")])
+    result = _process(
+        ws, [_complaint(["reader4@example.net"], original_id=genuine, mid="<arf3@isp.example>")]
+    )
     assert _statuses(ws) == {"active": 3, "unsubscribed": 1}, result.output
 
 
