@@ -164,3 +164,10 @@ def dsn(
         f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
         f"{quoted}--b--\r\n"
     ).encode()
+
+
+def reader_dsn(recipient: str, **kwargs: str) -> bytes:
+    """A genuine :func:`dsn` about a fixture reader of :func:`make_bounce_workspace`: sent to the
+    VERP address of that reader's delivery row (a report without it acts on nobody)."""
+    delivery_id = [address for address, _kind, _status in EXPECTED.values()].index(recipient) + 1
+    return dsn(recipient, to=f"bounces+{VerpSigner(SECRET).token(delivery_id)}@news.example.org", **kwargs)
