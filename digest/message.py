@@ -36,6 +36,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.message_ids import message_ids
 from digest.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
 
 __all__ = [
@@ -130,14 +131,12 @@ def _domain(email: str) -> str:
 
 
 def message_id(config: Config, issue_id: int, subscriber_id: int | None) -> str:
-    """The deterministic Message-ID for issue × subscriber (a random one for test sends)."""
+    """The deterministic, signed Message-ID for issue × subscriber (:mod:`digest.message_ids`);
+    a random one for test sends."""
     _, sender = _parse_from(config)
-    domain = _domain(sender)
     if subscriber_id is None:
-        return f"<test.{issue_id}.{secrets.token_hex(8)}@{domain}>"
-    seed = f"{config.publication.base_url}|{domain}|{issue_id}|{subscriber_id}".encode()
-    tag = hashlib.sha256(seed).hexdigest()[:16]
-    return f"<digest.{issue_id}.{subscriber_id}.{tag}@{domain}>"
+        return f"<test.{issue_id}.{secrets.token_hex(8)}@{_domain(sender)}>"
+    return message_ids(config).make(issue_id, subscriber_id)
 
 
 def _check_url(url: str, what: str) -> str:

@@ -143,6 +143,48 @@ def m016_signup_mails(db: sqlite_utils.Database) -> None:
     )
 
 
+def m017_forged_reports(db: sqlite_utils.Database) -> None:
+    """Reports held for review, and the mail that asks a reader to confirm a mailed unsubscribe.
+
+    ``held_reports``: a bounce or complaint that named several of our readers acted on none
+    (one genuine report concerns one reader) and is kept here for ``digest bounces list --held``;
+    like ``bounces`` it holds no address. ``outbox.kind`` gains ``unsubscribe-confirm``: the
+    table is rebuilt from its own schema (SQLite cannot change a CHECK in place).
+    """
+    db.executescript(
+        """
+        CREATE TABLE held_reports (
+            id INTEGER PRIMARY KEY,
+            message_key TEXT NOT NULL,         -- the report's Message-ID (or sha256 of its bytes)
+            source TEXT NOT NULL,              -- where it was read (no password)
+            kind TEXT NOT NULL,                -- what it claimed: hard/soft/complaint/other
+            readers INTEGER NOT NULL,          -- how many of our readers it named
+            reason TEXT NOT NULL,
+            received_at TEXT NOT NULL          -- UTC ISO-8601, when it was processed
+        );
+        CREATE INDEX held_reports_received ON held_reports(received_at);
+        """
+    )
+    old = "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed'))"
+    new = "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed', 'unsubscribe-confirm'))"
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()[0]
+    if old not in sql:
+        raise RuntimeError("m017: outbox.kind has an unexpected CHECK; not rebuilt")
+    indexes = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
+        )
+    ]
+    columns = ", ".join(f'"{c}"' for c in db["outbox"].columns_dict)
+    db.execute(sql.replace(old, new).replace("CREATE TABLE outbox", "CREATE TABLE outbox_m017", 1))
+    db.execute(f"INSERT INTO outbox_m017 ({columns}) SELECT {columns} FROM outbox")
+    db.execute("DROP TABLE outbox")
+    db.execute("ALTER TABLE outbox_m017 RENAME TO outbox")
+    for index in indexes:
+        db.execute(index)
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -152,4 +194,5 @@ LATER_MIGRATIONS = [
     m014_issue_transport,
     m015_ingest_guards,
     m016_signup_mails,
+    m017_forged_reports,
 ]

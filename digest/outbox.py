@@ -1,4 +1,5 @@
-"""Transactional mail: confirmation, welcome and already-subscribed messages, via the ``outbox``.
+"""Transactional mail: confirmation, welcome, already-subscribed and unsubscribe-confirm messages,
+via the ``outbox``.
 
 A message is rendered from ``email/<kind>.html.j2`` and ``email/<kind>.txt.j2``
 (a publisher overrides them in ``[render] templates`` like the issue's; the text
@@ -22,12 +23,12 @@ The envelope sender is ``delivery.bounce_address`` when it is set (see :func:`re
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Any
 
 import jinja2
@@ -40,7 +41,7 @@ from digest.store import from_iso, iso, utcnow
 from digest.templating import environment, template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
-KINDS = ("confirm", "welcome", "already-subscribed")
+KINDS = ("confirm", "welcome", "already-subscribed", "unsubscribe-confirm")
 STALE_SENDING = timedelta(minutes=15)
 OUTBOX_KEEP = timedelta(days=30)
 """How long a sent or failed row (the whole signed message) is kept; ``digest run`` deletes older ones."""
@@ -119,7 +120,8 @@ def queue_message(
 ) -> int:
     """Render, sign and store one message for ``subscriber``; returns the outbox row id."""
     sender = parseaddr(config.publication.from_address)[1]
-    message_id = make_msgid(f"{kind}.{_short_hash(subscriber['email'])}", domain=_domain(sender))
+    # Random and recorded: a bounce quoting it names this row's reader and nobody can guess it.
+    message_id = f"<{kind}.{secrets.token_hex(16)}@{_domain(sender)}>"
     data = build_transactional(config, kind, subscriber, context, message_id=message_id)
     at = iso(now or utcnow())
     cursor = db.execute(
@@ -194,7 +196,7 @@ def delete_old_rows(db: sqlite_utils.Database, *, now: datetime | None = None) -
 def return_path(config: Config) -> str:
     """The envelope sender of transactional mail: ``delivery.bounce_address`` when set, so a
     bounced confirmation reaches ``digest bounces process`` (which maps it by the report's
-    Final-Recipient: these messages have no deliveries row for a VERP token to name), else
+    Message-ID, recorded in the row: these have no deliveries row for a VERP token to name), else
     the From address."""
     from digest.verp import split_bounce_address
 
@@ -234,10 +236,6 @@ def _finish(db: sqlite_utils.Database, row_id: int, status: str, error: str | No
         " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
         [status, error[:500] if error else None, iso(moment), status, iso(moment), row_id],
     )
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.lower().encode()).hexdigest()[:12]
 
 
 def _domain(email: str) -> str:

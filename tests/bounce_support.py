@@ -10,8 +10,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from digest.cli import cli
+from digest.message_ids import MessageIds
 from digest.store import open_store
+from digest.verp import VerpSigner
 from subscribers.store import add_subscriber
+from subscribers.tokens import make_token
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 
@@ -27,6 +30,11 @@ EXPECTED = {
     "out-of-office.eml": ("holiday@example.com", "other", "active"),
     "altered-verp.eml": ("forged-target@example.com", "other", "active"),
 }
+SECRET = b"test-secret-not-for-production"  # DIGEST_SECRET in every test (conftest)
+# The fixtures written to the bounce address, made genuine: sent to the VERP address of the
+# delivery row of the reader they are about (a report without it acts on nobody).
+TO_VERP = ("dsn-failed-5.1.1.eml", "dsn-delayed-4.4.7.eml", "dsn-policy-5.7.1.eml", "exim-failed.eml")
+TO_VERP += ("qmail-failed.eml", "arf-complaint.eml")
 
 CONFIG = """
 [publication]
@@ -74,17 +82,46 @@ class BounceWorkspace:
 
 
 def make_bounce_workspace(root: Path, extra_config: str = "") -> BounceWorkspace:
+    """The fixture readers (ids 1, 2... in EXPECTED's order), each sent issue 1 (delivery row
+    ids 1, 2... in the same order), which is what :func:`fixture_bytes` reports about."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "digest.toml").write_text(CONFIG + extra_config, encoding="utf-8")
+    ids = MessageIds(SECRET, "news.example.org")
     db = open_store(root / "digest.db")
-    for address, _kind, _status in EXPECTED.values():
-        add_subscriber(db, address, status="active")
+    stamp = "2026-11-03T06:00:00+00:00"
+    issue = db.execute(
+        "INSERT INTO issues (edition, number, period_start, period_end, subject, status, created_at)"
+        " VALUES ('daily', 100, ?, ?, 'Daily', 'sent', ?)",
+        ["2026-10-01T00:00:00+00:00", "2026-10-02T00:00:00+00:00", stamp],
+    ).lastrowid
+    for n, (address, _kind, _status) in enumerate(EXPECTED.values(), start=1):
+        subscriber = add_subscriber(db, address, status="active")
+        delivery = db.execute(
+            "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at, message_id)"
+            " VALUES (?, ?, ?, 'sent', ?, ?, ?)",
+            [issue, subscriber["id"], address, stamp, stamp, ids.make(issue, subscriber["id"])],
+        ).lastrowid
+        assert subscriber["id"] == delivery == n, "fixture_bytes() relies on these ids"
     db.close()
     return BounceWorkspace(root)
 
 
 def fixture_bytes() -> dict[str, bytes]:
-    return {name: (FIXTURES / name).read_bytes() for name in EXPECTED}
+    """The fixtures as genuine reports to a :func:`make_bounce_workspace`: the bounces and the
+    complaint sent to their reader's VERP address, the mailed unsubscribe carrying their token."""
+    verp = VerpSigner(SECRET)
+    out = {}
+    for n, name in enumerate(EXPECTED, start=1):
+        data = (FIXTURES / name).read_bytes()
+        if name in TO_VERP:
+            data = data.replace(
+                b"bounces@news.example.org", f"bounces+{verp.token(n)}@news.example.org".encode()
+            )
+        if name == "mailed-unsubscribe.eml":
+            token = make_token(SECRET, n, "unsubscribe")
+            data = data.replace(b"Subject: unsubscribe\n", f"Subject: unsubscribe {token}\n".encode())
+        out[name] = data
+    return out
 
 
 def fill_maildir(path: Path, messages: list[bytes]) -> mailbox.Maildir:
@@ -127,3 +164,10 @@ def dsn(
         f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
         f"{quoted}--b--\r\n"
     ).encode()
+
+
+def reader_dsn(recipient: str, **kwargs: str) -> bytes:
+    """A genuine :func:`dsn` about a fixture reader of :func:`make_bounce_workspace`: sent to the
+    VERP address of that reader's delivery row (a report without it acts on nobody)."""
+    delivery_id = [address for address, _kind, _status in EXPECTED.values()].index(recipient) + 1
+    return dsn(recipient, to=f"bounces+{VerpSigner(SECRET).token(delivery_id)}@news.example.org", **kwargs)

@@ -11,6 +11,7 @@ import pytest
 from bounce_support import EXPECTED, dsn, fill_maildir, fill_mbox, fixture_bytes, make_bounce_workspace
 
 from digest.config import load_config
+from digest.message_ids import MessageIds
 from digest.verp import ReturnPath, VerpSigner, verp_token_of
 from subscribers.store import subscriber_events
 from subscribers.tokens import make_token
@@ -140,7 +141,7 @@ def _issue_with_deliveries(db, number: int, subscriber_id: int, status: str = "s
     delivery = db.execute(
         "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at, message_id)"
         " VALUES (?, ?, 'x', ?, '2026-11-01T00:00:00+00:00', '2026-11-01T00:00:00+00:00', ?)",
-        [issue, subscriber_id, status, f"<digest.{issue}.{subscriber_id}.ab12@news.example.org>"],
+        [issue, subscriber_id, status, MessageIds(SECRET, "news.example.org").make(issue, subscriber_id)],
     ).lastrowid
     return issue, delivery
 
@@ -329,10 +330,14 @@ def test_a_dsn_without_verp_maps_by_the_quoted_message_id(tmp_path: Path) -> Non
     gone = db.execute("SELECT id FROM subscribers WHERE email = 'gone@example.com'").fetchone()[0]
     issue, delivery = _issue_with_deliveries(db, 1, gone)
     # The relay names the address the mail was forwarded to, not the subscriber's.
-    report = dsn("alias@forwarded.example", original_id=f"<digest.{issue}.{gone}.ab12@news.example.org>")
-    # A Message-ID of our shape whose tag does not match the ledger maps to nobody.
+    report = dsn(
+        "alias@forwarded.example", original_id=MessageIds(SECRET, "news.example.org").make(issue, gone)
+    )
+    # A Message-ID of our shape without our MAC maps to nobody.
     forged = dsn(
-        "alias2@forwarded.example", original_id=f"<digest.{issue}.{gone}.ffff@news.example.org>", mid="<f@x>"
+        "alias2@forwarded.example",
+        original_id=f"<digest.{issue}.{gone}.{'f' * 32}@news.example.org>",
+        mid="<f@x>",
     )
     fill_maildir(tmp_path / "bounces", [report, forged])
     result = ws.invoke("bounces", "process", f"maildir:{tmp_path / 'bounces'}")

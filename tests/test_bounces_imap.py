@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bounce_support import EXPECTED, dsn, fixture_bytes, make_bounce_workspace
+from bounce_support import EXPECTED, fixture_bytes, make_bounce_workspace, reader_dsn
 from smtp_server import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -200,7 +200,7 @@ def test_imaps_and_starttls_with_a_self_signed_certificate(
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", PASSWORD)
     imaps = f"imaps://{USER}@127.0.0.1:{dovecot.tls_port}/INBOX"
     starttls = f"imap://{USER}@127.0.0.1:{dovecot.port}/INBOX?starttls=true"
-    dovecot.append([dsn("gone@example.com", mid="<tls-1@relay.example>")])
+    dovecot.append([reader_dsn("gone@example.com", mid="<tls-1@relay.example>")])
     # The certificate is not trusted yet: refused, nothing read.
     refused = ws.invoke("bounces", "process", imaps)
     assert refused.exit_code == 1 and "cannot log in" in refused.output and "CERTIFICATE" in refused.output
@@ -210,7 +210,7 @@ def test_imaps_and_starttls_with_a_self_signed_certificate(
     over_tls = ws.invoke("bounces", "process", imaps)
     assert over_tls.exit_code == 0, over_tls.output
     assert ws.status("gone@example.com") == "bounced"
-    dovecot.append([dsn("strict@example.com", status="5.7.1", mid="<tls-2@relay.example>")])
+    dovecot.append([reader_dsn("strict@example.com", status="5.7.1", mid="<tls-2@relay.example>")])
     upgraded = ws.invoke("bounces", "process", starttls)
     assert upgraded.exit_code == 0, upgraded.output
     assert "1 new report: 1 soft" in upgraded.output
@@ -228,7 +228,7 @@ def test_a_server_without_move_gets_copy_and_uid_expunge(
 
     ws = make_bounce_workspace(tmp_path / "ws")
     monkeypatch.setenv("DIGEST_IMAP_PASSWORD", PASSWORD)
-    dovecot.append([dsn("gone@example.com", mid="<nomove-1@relay.example>")])
+    dovecot.append([reader_dsn("gone@example.com", mid="<nomove-1@relay.example>")])
     # Someone else's message, flagged deleted but not expunged: not ours to expunge.
     dovecot.append([b"From: a@example.com\r\nSubject: keep\r\nMessage-ID: <other@x>\r\n\r\nx\r\n"])
     imap = dovecot.connect()

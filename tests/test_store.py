@@ -247,3 +247,37 @@ def test_a_writer_still_gives_up_after_the_busy_timeout(tmp_path: Path, monkeypa
     assert 0.2 <= waited < 0.9
     assert db.execute("SELECT count(*) FROM feeds").fetchone()[0] == 0
     assert not db.conn.in_transaction
+
+
+def test_m017_rebuilds_the_outbox_keeping_rows_and_indexes(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute(
+        "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT)"
+    )
+    old = sqlite_utils.Database(conn)
+    before = [m for m in MIGRATIONS if m.__name__ != "m017_forged_reports"]
+    for migration in before:
+        migration(old)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
+    conn.execute(
+        "INSERT INTO subscribers (email, status, created_at, updated_at)"
+        " VALUES ('a@x.org', 'active', 'x', 'x')"
+    )
+    conn.execute(
+        "INSERT INTO outbox (kind, subscriber_id, email, message, message_id, created_at, updated_at)"
+        " VALUES ('confirm', 1, 'a@x.org', x'00', '<m@x>', 'x', 'x')"
+    )
+    conn.close()
+    db = open_store(path)
+    assert applied_migrations(db)[-1] == "m017_forged_reports"
+    assert [(r["kind"], r["message_id"]) for r in db["outbox"].rows] == [("confirm", "<m@x>")]
+    assert {"outbox_status", "outbox_email"} <= {i.name for i in db["outbox"].indexes}
+    db.execute(
+        "INSERT INTO outbox (kind, subscriber_id, email, message, message_id, created_at, updated_at)"
+        " VALUES ('unsubscribe-confirm', 1, 'a@x.org', x'00', '<n@x>', 'x', 'x')"
+    )
+    assert "held_reports" in db.table_names()

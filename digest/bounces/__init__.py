@@ -1,11 +1,11 @@
 """Bounces, complaints and mailed unsubscribes: read a mailbox of reports, clean the list.
 
 Entry points: :func:`process_bounces` (one source; `digest run` calls it for
-``[bounces] source`` before it sends) and :func:`list_bounces`.
+``[bounces] source`` before it sends), :func:`list_bounces` and :func:`list_held`.
 """
 
 from __future__ import annotations
 
-from digest.bounces.process import BounceReport, list_bounces, process_bounces
+from digest.bounces.process import BounceReport, list_bounces, list_held, process_bounces
 
-__all__ = ["BounceReport", "list_bounces", "process_bounces"]
+__all__ = ["BounceReport", "list_bounces", "list_held", "process_bounces"]

@@ -64,6 +64,7 @@ class Finding:
     original_message_id: str | None = None  # Message-ID of the quoted original
     unsubscribe_token: str | None = None  # a signed unsubscribe token found in a mailed request
     sender: str | None = None  # the From address (a mailed unsubscribe without a token)
+    named: tuple[str, ...] = ()  # every other address the report names (all of a complaint's)
 
 
 def parse_message(data: bytes) -> email.message.Message:
@@ -121,27 +122,25 @@ def _is_report(msg: email.message.Message, report_type: str) -> bool:
 
 
 def _complaint(msg: email.message.Message, token: str | None, bounce_local: str | None) -> Finding:
-    recipient = None
+    named: list[str] = []
     for part in msg.walk():
         if part.get_content_type() == "message/feedback-report":
-            fields = _report_fields(part)
-            for block in fields:
-                recipient = recipient or _address(
-                    block.get("Original-Rcpt-To") or block.get("Removal-Recipient")
-                )
+            for block in _report_fields(part):
+                for name in ("Original-Rcpt-To", "Removal-Recipient"):
+                    named.extend(_addresses(block.get_all(name, [])))
     original = _original(msg)
     original_id = None
     if original is not None:
         original_id = _clean_id(original.get("Message-ID"))
         token = token or _verp_in(original.get_all("Return-Path", []), bounce_local)
-        if recipient is None:
-            recipient = _address(original.get("To"))
+        named.extend(_addresses(original.get_all("To", [])))
     return Finding(
         "complaint",
         "spam complaint (feedback report)",
-        recipient=recipient,
+        recipient=named[0] if named else None,
         verp_token=token,
         original_message_id=original_id,
+        named=tuple(dict.fromkeys(named)),
     )
 
 
@@ -319,6 +318,17 @@ def _address(value: object) -> str | None:
         text = text.split(";", 1)[1]
     address = parseaddr(text.strip())[1].strip()
     return address.lower() if "@" in address else None
+
+
+def _addresses(values: list) -> list[str]:
+    """The bare addresses of header or report field values (each may list several)."""
+    found = []
+    for value in values:
+        text = " ".join(str(value).split())
+        if text.lower().startswith("rfc822;"):
+            text = text.split(";", 1)[1]
+        found.extend(a.lower() for _n, a in getaddresses([text]) if "@" in a)
+    return found
 
 
 def _status(text: str) -> str | None:

@@ -7,16 +7,13 @@ subscriber, the status change the thresholds call for, and the message's key
 in ``bounce_messages``. Only then is the message moved to ``processed``: a
 crash in between leaves a recorded message that the next run only moves.
 
-Mapping a report to its delivery, most certain first:
-
-1. the VERP token of the address it was sent to (``bounces+TOKEN@…``); an
-   altered token is refused, the report counted as ``other`` and nothing else
-   is tried (a forged report must not act on anyone);
-2. the quoted original's Message-ID, which the send engine records per row;
-3. the failed recipient's address: that subscriber's latest sent delivery.
-
-A mailed unsubscribe is mapped by the signed unsubscribe token in its subject
-or body, else by its From address.
+Who a report is about is decided by :mod:`digest.bounces.resolve`: only our VERP
+token or a quoted Message-ID we signed (or recorded, for transactional mail) names
+a reader; a report naming several readers acts on none and goes to
+``held_reports`` (``digest bounces list --held``); one whose address matches a
+reader without such proof acts on nobody. A mailed unsubscribe with our signed
+token unsubscribes at once; without one, an active reader's address is mailed a
+confirmation link (:mod:`digest.bounces.unsubscribe_requests`), sent after the pass.
 
 Thresholds (``[bounces]``): ``hard_limit`` hard bounces (default 1) mark a
 subscriber ``bounced``; so do soft bounces on ``soft_limit`` different issues
@@ -29,19 +26,20 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
 from digest.bounces.classify import KINDS, Finding, classify_message, message_key, parse_message
+from digest.bounces.resolve import Resolver, Target
 from digest.bounces.sources import BounceSource, open_source
 from digest.config import Config
+from digest.errors import DigestError
 from digest.store import iso, transaction, utcnow
-from digest.verp import VerpSigner, split_bounce_address
+from digest.verp import split_bounce_address
 
-_OUR_MESSAGE_ID = re.compile(r"<digest\.([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]+@[^>]+>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EVENT = {  # finding kind → (consent event kind, event source)
     "hard": ("hard_bounce", "bounce"),
@@ -63,6 +61,9 @@ class BounceReport:
     unmatched: int = 0  # findings about nobody on the list
     bounced: list[str] = field(default_factory=list)  # addresses that turned bounced
     unsubscribed: list[str] = field(default_factory=list)  # addresses unsubscribed
+    held: int = 0  # reports that named several readers: acted on none, kept for review
+    confirmations: list[int] = field(default_factory=list)  # outbox rows: "confirm your unsubscribe"
+    mail_error: str = ""  # why those could not be sent now (the outbox retries them)
 
     def summary(self) -> str:
         """One line for the terminal and the run summary."""
@@ -80,6 +81,13 @@ class BounceReport:
             text += f"; marked bounced: {len(self.bounced)}"
         if self.unsubscribed:
             text += f"; unsubscribed: {len(self.unsubscribed)}"
+        if self.held:
+            text += f"; {self.held} held for review (digest bounces list --held)"
+        if self.confirmations:
+            n = len(self.confirmations)
+            text += f"; {n} confirmation link{'s' if n != 1 else ''} mailed"
+            if self.mail_error:
+                text += f" (not sent yet: {self.mail_error}; digest run retries)"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +101,8 @@ class BounceReport:
             "unmatched": self.unmatched,
             "bounced": self.bounced,
             "unsubscribed": self.unsubscribed,
+            "held": self.held,
+            "confirmations_mailed": len(self.confirmations),
         }
 
 
@@ -102,9 +112,27 @@ def process_bounces(
     """Read every message of ``source`` once and apply it to the list; see the module docstring."""
     mailbox = open_source(source, base_dir=config.base_dir)
     try:
-        return _process(db, config, mailbox, now=now)
+        report = _process(db, config, mailbox, now=now)
     finally:
         mailbox.close()
+    if report.confirmations:
+        _send_confirmations(db, config, report, now)
+    return report
+
+
+def _send_confirmations(
+    db: sqlite_utils.Database, config: Config, report: BounceReport, now: datetime | None
+) -> None:
+    """Send the queued "confirm your unsubscribe" mails now; what fails waits for ``digest run``."""
+    from digest.outbox import send_outbox
+
+    try:
+        sent = send_outbox(db, config, ids=report.confirmations, now=now)
+    except DigestError as exc:
+        report.mail_error = str(exc)
+        return
+    if sent.errors:
+        report.mail_error = sent.errors[0]
 
 
 def _process(
@@ -117,7 +145,7 @@ def _process(
         db=db,
         config=config,
         secret=secret,
-        signer=VerpSigner(secret),
+        resolver=Resolver(db, secret),
         bounce_local=_bounce_local(config),
         unsubscribe_address=_unsubscribe_address(config),
         at=now or utcnow(),
@@ -133,9 +161,7 @@ def _process(
                 findings = classify_message(
                     msg, bounce_local=context.bounce_local, unsubscribe_address=context.unsubscribe_address
                 )
-                for finding in findings:
-                    _apply(context, finding, key, report)
-                outcome = ",".join(sorted({f.kind for f in findings})) or "other"
+                outcome = _apply_report(context, findings, key, report)
                 db.execute(
                     "INSERT INTO bounce_messages (message_key, source, outcome, processed_at)"
                     " VALUES (?, ?, ?, ?)",
@@ -152,7 +178,7 @@ class _Context:
     db: sqlite_utils.Database
     config: Config
     secret: bytes
-    signer: VerpSigner
+    resolver: Resolver
     bounce_local: str | None
     unsubscribe_address: str | None
     at: datetime
@@ -174,16 +200,42 @@ def _unsubscribe_address(config: Config) -> str | None:
     return unquote(raw).strip().lower() or None
 
 
-@dataclass
-class _Target:
-    subscriber_id: int | None = None
-    delivery_id: int | None = None
-    issue_id: int | None = None
-    problem: str | None = None  # why the finding is ignored (an altered token)
+def _apply_report(ctx: _Context, findings: list[Finding], key: str, report: BounceReport) -> str:
+    """Apply one message's findings; returns its outcome for ``bounce_messages``."""
+    if not findings:
+        return "other"
+    if findings[0].kind == "unsubscribe":
+        return _apply_unsubscribe(ctx, findings[0], key, report)
+    resolution = ctx.resolver.report(findings)
+    if resolution.held:
+        finding = resolution.finding
+        ctx.db.execute(
+            "INSERT INTO held_reports (message_key, source, kind, readers, reason, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [key, report.source, finding.kind, resolution.readers, resolution.held, iso(ctx.at)],
+        )
+        report.held += 1
+        return "held"
+    return _apply(ctx, resolution.finding, resolution.target, key, report)
 
 
-def _apply(ctx: _Context, finding: Finding, key: str, report: BounceReport) -> None:
-    target = _resolve(ctx, finding)
+def _apply_unsubscribe(ctx: _Context, finding: Finding, key: str, report: BounceReport) -> str:
+    subscriber_id = ctx.resolver.unsubscribe_token(finding)
+    if subscriber_id is not None:
+        return _apply(ctx, finding, Target(subscriber_id), key, report)
+    from digest.bounces.unsubscribe_requests import request_confirmation
+
+    reason, subscriber_id, queued = request_confirmation(
+        ctx.db, ctx.config, ctx.secret, finding.sender, now=ctx.at
+    )
+    if subscriber_id is None:  # about nobody on the list, as before
+        return _apply(ctx, finding, Target(), key, report)
+    if queued is not None:
+        report.confirmations.append(queued)
+    return _apply(ctx, replace(finding, kind="other", reason=reason), Target(subscriber_id), key, report)
+
+
+def _apply(ctx: _Context, finding: Finding, target: Target, key: str, report: BounceReport) -> str:
     kind, reason = finding.kind, finding.reason
     if target.problem:
         kind, reason = "other", target.problem
@@ -208,10 +260,17 @@ def _apply(ctx: _Context, finding: Finding, key: str, report: BounceReport) -> N
             iso(ctx.at),
         ],
     )
-    if kind == "other" or target.subscriber_id is None:
-        return
+    if kind != "other" and target.subscriber_id is not None:
+        _act(ctx, finding, kind, target, key, report)
+    return kind
+
+
+def _act(ctx: _Context, finding: Finding, kind: str, target: Target, key: str, report: BounceReport) -> None:
+    """The consent event and status change for a finding about a known subscriber."""
     from subscribers.store import get_subscriber, mark_bounced, record_event, unsubscribe
 
+    db = ctx.db
+    assert target.subscriber_id is not None
     detail: dict[str, Any] = {"issue": target.issue_id, "delivery": target.delivery_id, "report": key}
     if finding.status_code:
         detail["status"] = finding.status_code
@@ -238,68 +297,6 @@ def _apply(ctx: _Context, finding: Finding, key: str, report: BounceReport) -> N
         detail["threshold"] = f"{kind} bounces"
         mark_bounced(db, target.subscriber_id, detail=detail, now=ctx.at)
         report.bounced.append(subscriber["email"])
-
-
-def _resolve(ctx: _Context, finding: Finding) -> _Target:
-    db = ctx.db
-    if finding.kind == "unsubscribe":
-        return _resolve_unsubscribe(ctx, finding)
-    if finding.verp_token:
-        delivery_id = ctx.signer.verify(finding.verp_token)
-        if delivery_id is None:
-            return _Target(problem="altered VERP token")
-        row = db.execute(
-            "SELECT id, subscriber_id, issue_id FROM deliveries WHERE id = ?", [delivery_id]
-        ).fetchone()
-        if row is None:
-            return _Target(problem="VERP token names no delivery")
-        return _Target(row[1], row[0], row[2])
-    if finding.original_message_id:
-        # The engine's Message-IDs name issue and subscriber (<digest.ISSUE.SUBSCRIBER.tag@…>):
-        # found through the ledger's (issue, subscriber) index, then compared whole.
-        match = _OUR_MESSAGE_ID.match(finding.original_message_id)
-        if match is not None:
-            row = db.execute(
-                "SELECT id, subscriber_id, issue_id FROM deliveries"
-                " WHERE issue_id = ? AND subscriber_id = ? AND message_id = ?",
-                [int(match.group(1)), int(match.group(2)), finding.original_message_id],
-            ).fetchone()
-            if row is not None:
-                return _Target(row[1], row[0], row[2])
-    if finding.recipient:
-        from subscribers.store import find_subscriber
-
-        subscriber = find_subscriber(db, finding.recipient)
-        if subscriber is None:
-            return _Target()
-        row = db.execute(
-            "SELECT id, issue_id FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
-            " ORDER BY issue_id DESC LIMIT 1",
-            [subscriber["id"]],
-        ).fetchone()
-        if row is None:
-            return _Target(subscriber["id"])
-        return _Target(subscriber["id"], row[0], row[1])
-    return _Target()
-
-
-def _resolve_unsubscribe(ctx: _Context, finding: Finding) -> _Target:
-    from subscribers.store import find_subscriber
-    from subscribers.tokens import InvalidToken, verify_token
-
-    if finding.unsubscribe_token:
-        try:
-            subscriber_id = verify_token(ctx.secret, finding.unsubscribe_token, "unsubscribe")
-        except InvalidToken:
-            subscriber_id = None
-        if subscriber_id is not None:
-            row = ctx.db.execute("SELECT 1 FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
-            return _Target(subscriber_id if row else None)
-    if finding.sender:
-        subscriber = find_subscriber(ctx.db, finding.sender)
-        if subscriber is not None:
-            return _Target(subscriber["id"])
-    return _Target()
 
 
 def _since_resubscribe(db: sqlite_utils.Database, subscriber_id: int) -> str:
@@ -366,4 +363,25 @@ def list_bounces(
     query += " ORDER BY b.received_at DESC, b.id DESC"
     if limit is not None:
         query += f" LIMIT {int(limit)}"
-    return list(db.query(query, params))
+    rows = list(db.query(query, params))
+    for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
+        row["report"] = _CONTROL.sub("?", row["report"])
+    return rows
+
+
+def list_held(
+    db: sqlite_utils.Database, *, since: datetime | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Reports held for review (they named several readers and acted on none), newest first."""
+    query = "SELECT id, received_at, kind, readers, reason, message_key AS report, source FROM held_reports"
+    params: list[Any] = []
+    if since is not None:
+        query += " WHERE received_at >= ?"
+        params.append(iso(since))
+    query += " ORDER BY received_at DESC, id DESC"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    rows = list(db.query(query, params))
+    for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
+        row["report"] = _CONTROL.sub("?", row["report"])
+    return rows

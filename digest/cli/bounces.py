@@ -31,11 +31,15 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
 
     SOURCE is maildir:PATH, mbox:PATH, imaps://user@host[:port]/FOLDER or
     imap://user@host[:port]/FOLDER?starttls=true (password in DIGEST_IMAP_PASSWORD);
-    default: [bounces] source. Hard bounces (5.x.x) and soft ones (4.x.x, delayed,
-    5.7.x policy) count towards [bounces] hard_limit / soft_limit; a spam complaint
-    or a mail to the List-Unsubscribe address unsubscribes at once; auto-replies and
-    anything unrecognised are counted and left alone. Processed messages move to the
-    `processed` folder (an mbox is remembered by Message-ID): a second run changes nothing.
+    default: [bounces] source. A report acts on a reader only through our VERP token or
+    a quoted Message-ID we signed for that reader; one naming several readers acts on
+    none and is held (see `bounces list --held`). Hard bounces (5.x.x) and soft ones
+    (4.x.x, delayed, 5.7.x policy) count towards [bounces] hard_limit / soft_limit; a
+    spam complaint unsubscribes at once; so does a mail to the List-Unsubscribe address
+    with the reader's token (without it, the sender is mailed a link to confirm).
+    Auto-replies and anything unrecognised are counted and left alone. Processed
+    messages move to the `processed` folder (an mbox is remembered by Message-ID): a
+    second run changes nothing.
 
     \b
     Example:
@@ -80,19 +84,29 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
 @bounces.command(name="list")
 @click.option("--since", "since_text", metavar="WHEN", help="Only reports since then: 7d, 12h or 2026-11-01.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many (newest first).")
+@click.option(
+    "--held", is_flag=True, help="Reports held for review: they named several readers, acted on none."
+)
 @json_option
 @pass_app
-def bounces_list(app: App, since_text: str | None, limit: int | None, as_json: bool) -> None:
+def bounces_list(app: App, since_text: str | None, limit: int | None, held: bool, as_json: bool) -> None:
     """Processed reports, newest first: when, kind, status code, who, which issue, why.
+
+    With --held: the reports that named several readers and so acted on none (when,
+    what they claimed, how many readers, the report's Message-ID, why).
 
     \b
     Example:
       digest bounces list --since 7d
+      digest bounces list --held
       digest bounces list --json | jq '.[] | select(.kind == "hard")'
     """
-    from digest.bounces import list_bounces
+    from digest.bounces import list_bounces, list_held
 
     since = parse_since(since_text) if since_text else None
+    if held:
+        _echo_held(list_held(app.db, since=since, limit=limit), since, as_json)
+        return
     rows = list_bounces(app.db, since=since, limit=limit)
     if as_json:
         echo_json(rows)
@@ -115,5 +129,20 @@ def bounces_list(app: App, since_text: str | None, limit: int | None, as_json: b
     if not rows:
         click.echo(
             "No bounce reports" + (f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if since else "."),
+            err=True,
+        )
+
+
+def _echo_held(rows: list[dict], since: datetime | None, as_json: bool) -> None:
+    if as_json:
+        echo_json(rows)
+        return
+    table = [("RECEIVED", "KIND", "READERS", "REPORT", "REASON")]
+    table += [(r["received_at"], r["kind"], str(r["readers"]), r["report"], r["reason"]) for r in rows]
+    for line in columns(table if rows else [], right={2}):
+        click.echo(line)
+    if not rows:
+        click.echo(
+            "No held reports" + (f" since {since.astimezone(UTC):%Y-%m-%d %H:%M} UTC." if since else "."),
             err=True,
         )

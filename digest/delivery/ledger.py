@@ -23,7 +23,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.delivery.journal import read_journals
 from digest.errors import DigestError
-from digest.message import message_id
+from digest.message_ids import MessageIds, message_ids
 from digest.store import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
 from digest.transports import Reply
 
@@ -221,6 +221,7 @@ class Ledger:
         self.config = config
         self.issue_id = issue_id
         self.now_iso = now_iso
+        self._message_ids: MessageIds | None = None  # keyed on the first claim
 
     def commit(self, results: list[Result], claim: int = 0) -> tuple[list[Row], int]:
         """Record ``results`` and claim up to ``claim`` rows in one transaction.
@@ -303,7 +304,10 @@ class Ledger:
                 )
                 skipped += 1
                 continue
-            mid = mid or message_id(self.config, self.issue_id, sid)
+            if not mid:
+                if self._message_ids is None:
+                    self._message_ids = message_ids(self.config)
+                mid = self._message_ids.make(self.issue_id, sid)
             claimed.append(Row(rid, sid, email, variant, mid, name or "", attributes=attributes))
         self.db.conn.executemany(
             "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ? WHERE id = ?",
