@@ -195,6 +195,7 @@ def test_model_text_is_untrusted_and_escaped(tmp_path: Path) -> None:
         ('{"summary": "The council met."}', "markup"),
         ("See [the report](https://example.org).", "markup"),
         ("The council met. " * 20, "over twice"),
+        ("x" * 200_000, "200000 characters, over 480"),
     ],
 )
 def test_unusable_answers_are_refused(answer: str, why: str) -> None:
@@ -207,6 +208,36 @@ def test_usable_answer_is_one_plain_line() -> None:
         "The council met. It voted 5 to 4.",
         "",
     )
+
+
+def test_answers_lose_bidi_overrides_and_links() -> None:
+    answer = (
+        "The council met.\u202e It voted \u2066five\u2069 to four.\nRead more: https://evil.example/phish"
+    )
+    assert check_answer(answer, 20) == ("The council met. It voted five to four.", "")
+    assert check_answer("Source: http://evil.example\nThe council met. See www.evil.example", 20)[0] == (
+        "The council met. See"
+    )
+
+
+def test_an_endless_or_hostile_answer_never_reaches_the_issue(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        model.script = {
+            "Tidal barrier": "x" * 200_000,  # steered by the article: one endless "word"
+            "ferries keep": "Ferries ran late again.\u202e\nRead more: https://evil.example/phish",
+        }
+        config, db, result = build(path)
+    shown = cards(result.issue)
+    tidal = shown["Tidal barrier opens a year early"]
+    assert tidal["summary"].startswith(FEED_SUMMARY) and tidal["summary_label"] == ""
+    (warning,) = result.warnings
+    assert "Tidal barrier" in warning and "200000 characters, over 1440" in warning
+    assert shown["Q&A: <why> ferries keep running late"]["summary"] == "Ferries ran late again."
+    rendered = render_issue(db, config, result.issue["id"])
+    assert rendered.trimmed == 0 and "here are 5 stories." in rendered.text
+    for part in (rendered.html, rendered.text):
+        assert "evil.example" not in part and "\u202e" not in part and "xxxxxxxxxx" not in part
 
 
 def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
