@@ -10,6 +10,8 @@ import pty
 import select
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -386,3 +388,56 @@ def test_digest_run_sends_the_issue_when_the_model_cannot_be_used_at_all(tmp_pat
     snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
     cards = [a for c in snapshot["categories"] for a in c["articles"]]
     assert cards and not any(card["summary_label"] for card in cards)  # the feed's own summaries
+
+
+def _dead_model_workspace(tmp_path: Path, articles: int = 20) -> Path:
+    """A workspace whose ``articles`` articles (the fixture's five and more) all need a summary."""
+    from test_render_support import add_article as store_article
+
+    path = summary_workspace(tmp_path / "ws", canned_toml(timeout=0.3, concurrency=2))
+    db = open_store(load_config(path).db_path)
+    for i in range(articles - 5):
+        store_article(
+            db,
+            title=f"Extra story {i}",
+            category="World",
+            published_at=PERIOD_END - timedelta(minutes=30 + i),
+            summary=f"Something happened, number {i}.",
+        )
+    db.conn.close()
+    return path
+
+
+def test_a_model_that_never_answers_is_given_up_on_after_three_timeouts(tmp_path: Path) -> None:
+    path = _dead_model_workspace(tmp_path)
+    config = load_config(path)
+    db = open_store(config.db_path)
+    with canned_model() as model:
+        model.default = "HANG"
+        started = time.monotonic()
+        report = summarize_since(db, config, PERIOD_END - timedelta(days=1))
+        took = time.monotonic() - started
+    # Two calls time out, the next two find no free slot (4 timeouts >= 3), then it gives
+    # up: 0.6 s, not ten rounds (20 / 2 x 0.3 s = 3 s).
+    assert took < 1.5, took
+    assert len(model.calls) <= 2
+    assert (report.made, report.failed) == (0, 20)
+    timed_out = [w for w in report.warnings if "did not answer within summary.timeout" in w]
+    no_slot = [w for w in report.warnings if "earlier calls to the model had not returned" in w]
+    assert len(timed_out) == len(model.calls) and len(timed_out) + len(no_slot) in (3, 4)
+    (rest,) = [w for w in report.warnings if w not in timed_out + no_slot]
+    given_up = 20 - len(timed_out) - len(no_slot)
+    assert rest.startswith(f"{given_up} more articles kept the feed summary without asking the model")
+
+
+def test_calls_that_never_return_leave_no_more_threads_than_the_concurrency(tmp_path: Path) -> None:
+    path = _dead_model_workspace(tmp_path, 8)
+    config = load_config(path)
+    db = open_store(config.db_path)
+    with canned_model() as model:
+        model.default = "HANG"
+        before = threading.active_count()
+        for _ in range(3):
+            summarize_since(db, config, PERIOD_END - timedelta(days=1))
+        grown = threading.active_count() - before
+        assert grown <= 2, grown  # summary.concurrency: hung calls hold their slots
