@@ -35,6 +35,11 @@ HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
 
 
+class NothingFits(DigestError):
+    """Not one of the issue's articles fits in an email: it must not be sent as "0 of N"
+    (the web version, which has no size budget, can still show it)."""
+
+
 @dataclass
 class RenderedVariant:
     """One rendering of an issue for one category set; html/text still hold placeholders."""
@@ -115,7 +120,7 @@ def render_issue(
     and ``trimmed`` counts the articles left out. The text part carries the same articles.
     An article too big to fit even alone is shown without its summary, else left to the web
     version, and the others stay. An issue that could carry none of its articles raises
-    DigestError: it is never sent as "0 of N".
+    :class:`NothingFits`: it is never sent as "0 of N".
     """
     issue = get_issue(db, issue_id)
     snapshot = issue_snapshot(issue)
@@ -130,7 +135,7 @@ def render_issue(
         draft.leave_out(set(dropped))
     kept, html = _fit(draft, html, config.render.max_html_bytes)
     if not kept:
-        raise DigestError(
+        raise NothingFits(
             f"issue {issue_name(issue)}: none of its {total} articles fits in an email"
             f" (render.max_html_bytes = {config.render.max_html_bytes}); not sent. "
             "Raise render.max_html_bytes, or look at the articles named above"

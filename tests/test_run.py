@@ -264,5 +264,8 @@ def test_an_issue_that_could_carry_none_of_its_stories_fails_the_run_and_sends_n
     assert "Error: daily/1: issue daily/1: none of its 1 articles fits in an email" in result.output
     assert "Traceback" not in result.output
     assert messages(ws.outbox) == []  # was: "here are 0 of 1 stories", sent
+    sent = invoke(ws, "send", "daily/1")
+    assert sent.exit_code == 1 and sent.output.count("\n") == 1, sent.output
+    assert sent.output.startswith("Error: issue daily/1: none of its 1 articles fits in an email")
     assert db.execute("SELECT status FROM issues").fetchone()[0] == "draft"
     assert db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0
