@@ -33,6 +33,7 @@ from digest.sanitize import (
     safe_url,
     sanitize_html,
     summarize_text,
+    summary_chars,
     text_to_html,
 )
 from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
@@ -293,8 +294,8 @@ def prepare_article(
         lead = one_line(summary_text or content_text)
         title = summarize_text(lead, TITLE_WORDS)[:TITLE_MAX].strip() or "(untitled)"
     full_text = content_text if len(content_text) > len(summary_text) else summary_text
-    if summary_text and len(summary_text.split()) > words:
-        # A feed that puts the whole article in its description: keep the lead only.
+    if summary_text and (len(summary_text.split()) > words or len(summary_text) > summary_chars(words)):
+        # A feed that puts the whole article (or one endless "word") in its description: keep the lead only.
         summary_text = summarize_text(summary_text, words)
         summary = text_to_html(summary_text)
     elif not summary_text and content_text:

@@ -14,7 +14,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.images import checked_image
 from digest.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
-from digest.sanitize import clean_text, safe_url
+from digest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
@@ -52,9 +52,29 @@ def defuse(value: Any, *, url: bool = False) -> Any:
     return value
 
 
-def _article(article: dict[str, Any], images: bool) -> dict[str, Any]:
-    """One snapshot article for the templates: untrusted text defused; the optional fields
-    (author, undated, summary_label, also_covered, image) always present."""
+def summary_limit(config: Config) -> int:
+    """The most characters an article's summary shows in an issue: room for the longest the
+    feed (``ingest.summary_words``) or a model (twice ``summary.max_words``) may give."""
+    return summary_chars(max(config.ingest.summary_words, 2 * config.summary.max_words))
+
+
+def _shown_text(article: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The title and summary as shown: the summary at most ``limit`` characters (a snapshot
+    made before summaries were cut by characters may hold 200,000), no word wider than the
+    column."""
+    shown = dict(article)
+    for key in ("title", "summary"):
+        value = shown.get(key)
+        if isinstance(value, str):
+            shown[key] = break_long_words(cut_chars(value, limit) if key == "summary" else value)
+    return shown
+
+
+def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any]:
+    """One snapshot article for the templates: untrusted text defused, title and summary
+    bounded (:func:`_shown_text`); the optional fields (author, undated, summary_label,
+    also_covered, image) always present."""
+    article = _shown_text(article, limit)
     out = {k: defuse(v, url=k == "url") for k, v in article.items() if k not in ("also_covered", "image")}
     out.setdefault("author", "")
     out.setdefault("undated", False)
@@ -94,10 +114,10 @@ def template_context(
     """The context for rendering ``sections`` of the issue, showing the articles whose id is in
     ``keep`` (the rest are counted as "N more in the web version")."""
     categories = []
-    images = config.render.images
+    images, limit = config.render.images, summary_limit(config)
     for section in sections:
         articles = section["articles"]
-        shown = [_article(a, images) for a in articles if a["id"] in keep]
+        shown = [_article(a, images, limit) for a in articles if a["id"] in keep]
         categories.append(
             {
                 "name": defuse(section["name"]),

@@ -23,9 +23,9 @@ from digest.config import Config
 from digest.email_html import inline_css, mjml_to_html
 from digest.errors import DigestError
 from digest.issue_context import template_context
-from digest.issues import get_issue, issue_snapshot
+from digest.issues import get_issue, issue_name, issue_snapshot
 from digest.personalise import PLACEHOLDERS
-from digest.render_guard import render_skipping_broken
+from digest.render_guard import logger, render_skipping_broken
 from digest.size_budget import html_budget_size, trim_order
 from digest.store import iso, transaction, utcnow
 from digest.subject import issue_subject, make_preheader, preheader_titles
@@ -33,6 +33,11 @@ from digest.templating import render_template, template_dirs
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"
+
+
+class NothingFits(DigestError):
+    """Not one of the issue's articles fits in an email: it must not be sent as "0 of N"
+    (the web version, which has no size budget, can still show it)."""
 
 
 @dataclass
@@ -113,56 +118,29 @@ def render_issue(
     out in :func:`trim_order` (every section keeps its newest; then the newest overall);
     each shortened section ends with "N more in the web version", the counts say "X of Y",
     and ``trimmed`` counts the articles left out. The text part carries the same articles.
+    An article too big to fit even alone is shown without its summary, else left to the web
+    version, and the others stay. An issue that could carry none of its articles raises
+    :class:`NothingFits`: it is never sent as "0 of N".
     """
     issue = get_issue(db, issue_id)
     snapshot = issue_snapshot(issue)
     sections = _variant_sections(snapshot, variant)
     subject, preheader = _subject_and_preheader(config, issue, sections, variant)
     issue = {**issue, "subject": subject, "preheader": preheader}
-    dirs = tuple(template_dirs(config))
-    order = trim_order(sections)
-    budget = config.render.max_html_bytes
-
-    # The text part is rendered from the same context as the HTML that was kept: build each
-    # context once (it is a third of a render), the latest one only.
-    contexts: dict[frozenset[int], dict[str, Any]] = {}
-
-    def context_for(ids: set[int]) -> dict[str, Any]:
-        key = frozenset(ids)
-        if key not in contexts:
-            contexts.clear()
-            contexts[key] = template_context(config, issue, snapshot, sections, ids)
-        return contexts[key]
-
-    def html_with(ids: set[int]) -> str:
-        return inline_css(mjml_to_html(render_template(dirs, HTML_TEMPLATE, context_for(ids))))
-
+    draft = _Draft(config, issue, snapshot, sections, tuple(template_dirs(config)))
+    total = len(draft.order)
     # An article that still breaks the HTML is left out (and named), never the issue.
-    html, dropped = render_skipping_broken(html_with, order)
+    html, dropped = render_skipping_broken(draft.html, draft.order)
     if dropped:
-        contexts.clear()
-        sections = [{**s, "articles": [a for a in s["articles"] if a["id"] not in dropped]} for s in sections]
-        sections = [s for s in sections if s["articles"]]
-        order = trim_order(sections)
-
-    def html_for(count: int) -> str:
-        return html_with({a["id"] for a in order[:count]})
-
-    kept = len(order)
-    if html_budget_size(html) > budget:
-        # Largest count that fits; the size grows with each article, so bisect.
-        lo, hi, best = 0, kept - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            candidate = html_for(mid)
-            if html_budget_size(candidate) <= budget:
-                lo, best, kept = mid + 1, candidate, mid
-            else:
-                hi = mid - 1
-        if best is None:
-            kept, best = 0, html_for(0)
-        html = best
-    text = render_template(dirs, TEXT_TEMPLATE, context_for({a["id"] for a in order[:kept]}))
+        draft.leave_out(set(dropped))
+    kept, html = _fit(draft, html, config.render.max_html_bytes)
+    if not kept:
+        raise NothingFits(
+            f"issue {issue_name(issue)}: none of its {total} articles fits in an email"
+            f" (render.max_html_bytes = {config.render.max_html_bytes}); not sent. "
+            "Raise render.max_html_bytes, or look at the articles named above"
+        )
+    text = render_template(draft.dirs, TEXT_TEMPLATE, draft.context(set(kept)))
     # An override template may forget it; an email must never go out without it.
     for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
         if PLACEHOLDERS["unsubscribe_url"] not in part:
@@ -176,8 +154,99 @@ def render_issue(
         preheader=issue["preheader"],
         html=html,
         text=text,
-        trimmed=len(order) - kept,
+        trimmed=total - len(kept),
     )
+
+
+class _Draft:
+    """One variant being fitted to the budget: its sections, the order articles are kept in,
+    and the HTML of any subset of them (the latest template context cached: it is a third
+    of a render, and the text part is rendered from the same one as the HTML kept)."""
+
+    def __init__(
+        self,
+        config: Config,
+        issue: dict[str, Any],
+        snapshot: dict[str, Any],
+        sections: list[dict[str, Any]],
+        dirs: tuple[Any, ...],
+    ) -> None:
+        self.config, self.issue, self.snapshot, self.dirs = config, issue, snapshot, dirs
+        self.sections = sections
+        self.order = trim_order(sections)
+        self._cached: tuple[frozenset[int], dict[str, Any]] | None = None
+
+    def context(self, ids: set[int]) -> dict[str, Any]:
+        """The template context showing the articles in ``ids``."""
+        key = frozenset(ids)
+        if self._cached is None or self._cached[0] != key:
+            context = template_context(self.config, self.issue, self.snapshot, self.sections, set(ids))
+            self._cached = (key, context)
+        return self._cached[1]
+
+    def html(self, ids: set[int]) -> str:
+        """The inlined HTML part showing the articles in ``ids``."""
+        return inline_css(mjml_to_html(render_template(self.dirs, HTML_TEMPLATE, self.context(ids))))
+
+    def name(self, article_id: int) -> str:
+        """How a warning names an article: its id and the start of its title."""
+        title = next((str(a.get("title") or "") for a in self.order if a["id"] == article_id), "")
+        return f"article {article_id} ({title[:60]!r})"
+
+    def leave_out(self, ids: set[int]) -> None:
+        """Drop these articles from the variant (not even counted: they could not render)."""
+        kept = [{**s, "articles": [a for a in s["articles"] if a["id"] not in ids]} for s in self.sections]
+        self.sections = [s for s in kept if s["articles"]]
+        self.order = trim_order(self.sections)
+        self._cached = None
+
+    def shorten(self, article_id: int) -> None:
+        """Show this article with its title and link only: no summary, no "also covered"."""
+        bare = {"summary": "", "summary_label": "", "also_covered": []}
+        self.sections = [
+            {**s, "articles": [{**a, **bare} if a["id"] == article_id else a for a in s["articles"]]}
+            for s in self.sections
+        ]
+        self._cached = None
+
+
+def _fit(draft: _Draft, html: str, budget: int) -> tuple[list[int], str]:
+    """The ids kept (a prefix of ``draft.order``, less any article too big to fit even
+    alone) and their HTML, the most that fits ``budget``."""
+    ids = [a["id"] for a in draft.order]
+    if html_budget_size(html) <= budget:
+        return ids, html
+    shortened: set[int] = set()
+    while ids:
+        kept, html = _largest_prefix(draft, ids, budget)
+        if len(kept) == len(ids):
+            return kept, html
+        first_out = ids[len(kept)]
+        if html_budget_size(draft.html({first_out})) <= budget:
+            return kept, html  # a fair cut: the rest waits in the web version
+        name = draft.name(first_out)
+        if first_out not in shortened:
+            shortened.add(first_out)
+            draft.shorten(first_out)
+            logger.warning("%s shown without its summary: with it, it does not fit in an email", name)
+        else:
+            ids.remove(first_out)  # counted in "X of Y", read in the web version
+            logger.warning("%s left to the web version: it does not fit in an email even alone", name)
+    return [], ""
+
+
+def _largest_prefix(draft: _Draft, ids: list[int], budget: int) -> tuple[list[int], str]:
+    """The longest prefix of ``ids`` whose HTML fits ``budget`` (the size grows with each
+    article, so bisect), and that HTML."""
+    lo, hi, kept, html = 0, len(ids), 0, ""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        candidate = draft.html(set(ids[:mid]))
+        if html_budget_size(candidate) <= budget:
+            lo, kept, html = mid + 1, mid, candidate
+        else:
+            hi = mid - 1
+    return ids[:kept], html
 
 
 def stored_variant(db: sqlite_utils.Database, config: Config, issue_id: int, variant: str) -> RenderedVariant:

@@ -202,12 +202,57 @@ def reading_minutes(text: str) -> int:
     return max(1, (count_words(text) + WORDS_PER_MINUTE // 2) // WORDS_PER_MINUTE)
 
 
+CHARS_PER_WORD = 12
+"""A summary of N words may take at most N × this many characters (twice a long English word
+and its space): one 200,000-character "word" must not pass as one word."""
+LONGEST_WORD = 40
+"""A run of more characters than this without a space gets break opportunities when shown."""
+_LONG_WORD = re.compile(rf"\S{{{LONGEST_WORD + 1},}}")
+_ZWSP = "\u200b"
+
+
+def summary_chars(max_words: int) -> int:
+    """The most characters a summary of ``max_words`` words may take."""
+    return max(1, max_words) * CHARS_PER_WORD
+
+
+def cut_chars(text: str, max_chars: int) -> str:
+    """``text`` when it has at most ``max_chars`` characters; else cut at the last space within
+    them (or inside the word, when that space is in its first half) and ended with "…"."""
+    if len(text) <= max_chars:
+        return text
+    head = text[: max(0, max_chars - 1)]
+    space = head.rfind(" ")
+    if space > len(head) // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:–—-") + "…"
+
+
+def break_long_words(text: str) -> str:
+    """``text`` with a ZERO WIDTH SPACE after every :data:`LONGEST_WORD` characters of a longer
+    run without a space, so no word can push an email wider than its column (CJK text,
+    which needs no spaces, looks the same)."""
+    if len(text) <= LONGEST_WORD:
+        return text
+
+    def split(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return _ZWSP.join(word[i : i + LONGEST_WORD] for i in range(0, len(word), LONGEST_WORD))
+
+    return _LONG_WORD.sub(split, text)
+
+
 def summarize_text(text: str, max_words: int) -> str:
     """The leading sentences of ``text`` that fit in ``max_words`` words, cut at a sentence
-    boundary. When even the first sentence is longer, it is cut at a word and ends with "…"."""
+    boundary. When even the first sentence is longer, it is cut at a word and ends with "…".
+    Never more than :func:`summary_chars` characters (:func:`cut_chars`)."""
     flat = one_line(text)
     if not flat or max_words <= 0:
         return ""
+    return cut_chars(_leading_sentences(flat, max_words), summary_chars(max_words))
+
+
+def _leading_sentences(flat: str, max_words: int) -> str:
     words = flat.split(" ")
     if len(words) <= max_words:
         return flat

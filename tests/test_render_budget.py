@@ -3,17 +3,20 @@ measured as it goes on the wire (quoted-printable), not as decoded text."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from test_render_support import PERIOD_END, add_article, make_store
 
 from digest.compose import compose_issue
+from digest.errors import DigestError
 from digest.message import build_message
 from digest.render import render_issue
-from digest.size_budget import wire_size
+from digest.size_budget import html_budget_size, wire_size
 
 RECIPIENT = {
     "subscriber_id": 1,
@@ -81,3 +84,76 @@ def test_a_trimmed_non_latin_issue_fits_the_budget_as_sent(tmp_path: Path) -> No
     # Not trimmed to nothing: the budget is used.
     assert len(html_part) > 0.8 * config.render.max_html_bytes
     assert re.search(rb"<h3", html_part.replace(b"=\r\n", b""))
+
+
+def _six_stories(tmp_path: Path, long_summary: str):
+    """Six stories in two sections; the newest carries ``long_summary`` straight into the
+    store (as a row ingested before summaries were cut by characters would)."""
+    config, db = make_store(tmp_path / "ws")
+    for i in range(6):
+        add_article(
+            db,
+            title=f"Story {i} about the {['harbour', 'council', 'ferry', 'school', 'market', 'tide'][i]}",
+            category=["World", "Science"][i % 2],
+            published_at=PERIOD_END - timedelta(minutes=10 * i + 1),
+            summary=long_summary if i == 0 else f"An ordinary summary of story {i}.",
+        )
+    issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue
+    assert issue is not None
+    return config, db, issue
+
+
+def test_one_long_word_in_a_stored_summary_is_cut_and_every_story_stays(tmp_path: Path) -> None:
+    config, db, issue = _six_stories(tmp_path, "x" * 200_000)
+    rendered = render_issue(db, config, issue["id"])
+    assert rendered.trimmed == 0  # was 6: "here are 0 of 6 stories"
+    assert "here are 6 stories." in rendered.text
+    assert all(f"Story {i} about" in rendered.html for i in range(6))
+    assert html_budget_size(rendered.html) <= config.render.max_html_bytes
+    assert "x" * 41 not in rendered.html and "x" * 41 not in rendered.text.replace("\n", "")
+    assert "…" in rendered.text
+
+
+def _replace_story(db, issue: dict, story_id: int, **fields) -> dict:
+    snapshot = json.loads(issue["snapshot"])
+    for section in snapshot["categories"]:
+        for article in section["articles"]:
+            if article["id"] == story_id:
+                article.update(fields)
+    db["issues"].update(issue["id"], {"snapshot": json.dumps(snapshot)})
+    return db["issues"].get(issue["id"])
+
+
+def test_a_story_too_big_with_its_extras_is_shown_without_them(tmp_path: Path) -> None:
+    config, db, issue = _six_stories(tmp_path, "A short one.")
+    newest = db.execute("SELECT id FROM articles ORDER BY published_at DESC LIMIT 1").fetchone()[0]
+    # A frozen card that lists 2,000 other outlets.
+    covered = [{"source": f"Outlet {n}", "url": f"https://outlet{n}.example/{'p' * 40}"} for n in range(2000)]
+    issue = _replace_story(db, issue, newest, also_covered=covered)
+    rendered = render_issue(db, config, issue["id"])
+    assert rendered.trimmed == 0 and "here are 6 stories." in rendered.text
+    assert "Story 0 about" in rendered.html and "Outlet 1" not in rendered.html
+    assert html_budget_size(rendered.html) <= config.render.max_html_bytes
+
+
+def test_a_story_too_big_to_fit_alone_goes_to_the_web_version_and_the_others_stay(tmp_path: Path) -> None:
+    config, db, issue = _six_stories(tmp_path, "A short one.")
+    newest = db.execute("SELECT id FROM articles ORDER BY published_at DESC LIMIT 1").fetchone()[0]
+    issue = _replace_story(db, issue, newest, title="Huge story " + "endless " * 30_000)
+    rendered = render_issue(db, config, issue["id"])
+    assert rendered.trimmed == 1  # was 6: "here are 0 of 6 stories"
+    assert "here are 5 of 6 stories" in rendered.text
+    assert "Huge story" not in rendered.html
+    assert all(f"Story {i} about" in rendered.html for i in range(1, 6))
+    assert html_budget_size(rendered.html) <= config.render.max_html_bytes
+
+
+def test_an_issue_that_could_carry_none_of_its_stories_is_an_error_not_a_send(tmp_path: Path) -> None:
+    config, db = make_store(tmp_path / "ws")
+    add_article(db, title="The only story", category="World", published_at=PERIOD_END - timedelta(minutes=5))
+    issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue
+    story = db.execute("SELECT id FROM articles").fetchone()[0]
+    issue = _replace_story(db, issue, story, title="endless " * 30_000)
+    with pytest.raises(DigestError) as info:
+        render_issue(db, config, issue["id"])
+    assert str(info.value).startswith("issue daily/1: none of its 1 articles fits in an email")

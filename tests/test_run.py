@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 from collections import Counter
@@ -182,3 +183,89 @@ def test_a_killed_run_is_closed_as_interrupted_by_the_next_run(tmp_path: Path) -
     assert summary["interrupted"] is True and "ended before it finished" in summary["error"]
     assert db.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL").fetchone()[0] == 1
     assert Counter(r[0] for r in db.execute("SELECT status FROM deliveries")) == {"sent": 2}
+
+
+def _full_messages(outbox: Path) -> list:
+    import email
+    import email.policy
+    import mailbox
+
+    box = mailbox.Maildir(str(outbox), create=False)
+    return [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default) for k in box.iterkeys()]
+
+
+def _write_distinct_feed(path: Path, descriptions: list[str]) -> None:
+    """An RSS file with one item per description, each about its own subject (none merge)."""
+    from email.utils import format_datetime
+    from xml.sax.saxutils import escape
+
+    subjects = [
+        "harbour dredging",
+        "rail strike",
+        "comet sighting",
+        "opera premiere",
+        "chip factory",
+        "flood",
+    ]
+    items = []
+    for i, text in enumerate(descriptions):
+        when = utc(2026, 11, 2, 8 + 3 * i)
+        items.append(
+            f"<item><title>{escape(subjects[i].title())} report {i}</title>"
+            f"<link>https://feed.example.org/story-{i}</link><guid>story-{i}</guid>"
+            f"<category>World</category><pubDate>{format_datetime(when)}</pubDate>"
+            f"<description>{escape(text)}</description></item>"
+        )
+    head = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Test feed</title>'
+        "<link>https://feed.example.org/</link><description>t</description>"
+    )
+    path.write_text(head + "".join(items) + "</channel></rss>", encoding="utf-8")
+
+
+def test_one_long_word_in_a_feed_description_never_empties_the_issue(tmp_path: Path) -> None:
+    """A 200,000-character "word" in one item's description: the issue still carries all six
+    stories (the long one cut), under the size budget, and is sent."""
+    ws = make_workspace(tmp_path / "ws")
+    add_readers(ws, {"a@example.org": None})
+    descriptions = [f"Plain news item number {i} with a few ordinary words." for i in range(6)]
+    descriptions[5] = "x" * 200_000  # the newest: the first the budget keeps
+    _write_distinct_feed(ws.feed_path, descriptions)
+    result = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
+    assert result.exit_code == 0, result.output
+    (message,) = _full_messages(ws.outbox)
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "here are 6 stories." in text, text[:400]
+    assert sorted(set(re.findall(r"https://feed.example.org/story-\d", text))) == [
+        f"https://feed.example.org/story-{i}" for i in range(6)
+    ]
+    assert len(html.encode()) < ws.config().render.max_html_bytes
+    assert "x" * 1000 not in text and "x" * 1000 not in html
+
+
+def test_an_issue_that_could_carry_none_of_its_stories_fails_the_run_and_sends_nothing(
+    tmp_path: Path,
+) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    add_readers(ws, {"a@example.org": None})
+    _write_distinct_feed(ws.feed_path, ["The only story today."])
+    assert invoke(ws, "ingest").exit_code == 0
+    built = invoke(ws, "issues", "build", "daily", "--date", "2026-11-03")
+    assert built.exit_code == 0, built.output
+    db = ws.db()
+    # A snapshot frozen by an older version, whose one card cannot fit in any email.
+    snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
+    snapshot["categories"][0]["articles"][0]["title"] = "endless " * 30_000
+    db.execute("UPDATE issues SET snapshot = ?", [json.dumps(snapshot)])
+    db.conn.commit()
+    result = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
+    assert result.exit_code == 1, result.output
+    assert "Error: daily/1: issue daily/1: none of its 1 articles fits in an email" in result.output
+    assert "Traceback" not in result.output
+    assert messages(ws.outbox) == []  # was: "here are 0 of 1 stories", sent
+    sent = invoke(ws, "send", "daily/1")
+    assert sent.exit_code == 1 and sent.output.count("\n") == 1, sent.output
+    assert sent.output.startswith("Error: issue daily/1: none of its 1 articles fits in an email")
+    assert db.execute("SELECT status FROM issues").fetchone()[0] == "draft"
+    assert db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == 0

@@ -10,6 +10,8 @@ import pty
 import select
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -195,6 +197,7 @@ def test_model_text_is_untrusted_and_escaped(tmp_path: Path) -> None:
         ('{"summary": "The council met."}', "markup"),
         ("See [the report](https://example.org).", "markup"),
         ("The council met. " * 20, "over twice"),
+        ("x" * 200_000, "200000 characters, over 480"),
     ],
 )
 def test_unusable_answers_are_refused(answer: str, why: str) -> None:
@@ -207,6 +210,36 @@ def test_usable_answer_is_one_plain_line() -> None:
         "The council met. It voted 5 to 4.",
         "",
     )
+
+
+def test_answers_lose_bidi_overrides_and_links() -> None:
+    answer = (
+        "The council met.\u202e It voted \u2066five\u2069 to four.\nRead more: https://evil.example/phish"
+    )
+    assert check_answer(answer, 20) == ("The council met. It voted five to four.", "")
+    assert check_answer("Source: http://evil.example\nThe council met. See www.evil.example", 20)[0] == (
+        "The council met. See"
+    )
+
+
+def test_an_endless_or_hostile_answer_never_reaches_the_issue(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml())
+    with canned_model() as model:
+        model.script = {
+            "Tidal barrier": "x" * 200_000,  # steered by the article: one endless "word"
+            "ferries keep": "Ferries ran late again.\u202e\nRead more: https://evil.example/phish",
+        }
+        config, db, result = build(path)
+    shown = cards(result.issue)
+    tidal = shown["Tidal barrier opens a year early"]
+    assert tidal["summary"].startswith(FEED_SUMMARY) and tidal["summary_label"] == ""
+    (warning,) = result.warnings
+    assert "Tidal barrier" in warning and "200000 characters, over 1440" in warning
+    assert shown["Q&A: <why> ferries keep running late"]["summary"] == "Ferries ran late again."
+    rendered = render_issue(db, config, result.issue["id"])
+    assert rendered.trimmed == 0 and "here are 5 stories." in rendered.text
+    for part in (rendered.html, rendered.text):
+        assert "evil.example" not in part and "\u202e" not in part and "xxxxxxxxxx" not in part
 
 
 def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, monkeypatch) -> None:
@@ -355,3 +388,56 @@ def test_digest_run_sends_the_issue_when_the_model_cannot_be_used_at_all(tmp_pat
     snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
     cards = [a for c in snapshot["categories"] for a in c["articles"]]
     assert cards and not any(card["summary_label"] for card in cards)  # the feed's own summaries
+
+
+def _dead_model_workspace(tmp_path: Path, articles: int = 20) -> Path:
+    """A workspace whose ``articles`` articles (the fixture's five and more) all need a summary."""
+    from test_render_support import add_article as store_article
+
+    path = summary_workspace(tmp_path / "ws", canned_toml(timeout=0.3, concurrency=2))
+    db = open_store(load_config(path).db_path)
+    for i in range(articles - 5):
+        store_article(
+            db,
+            title=f"Extra story {i}",
+            category="World",
+            published_at=PERIOD_END - timedelta(minutes=30 + i),
+            summary=f"Something happened, number {i}.",
+        )
+    db.conn.close()
+    return path
+
+
+def test_a_model_that_never_answers_is_given_up_on_after_three_timeouts(tmp_path: Path) -> None:
+    path = _dead_model_workspace(tmp_path)
+    config = load_config(path)
+    db = open_store(config.db_path)
+    with canned_model() as model:
+        model.default = "HANG"
+        started = time.monotonic()
+        report = summarize_since(db, config, PERIOD_END - timedelta(days=1))
+        took = time.monotonic() - started
+    # Two calls time out, the next two find no free slot (4 timeouts >= 3), then it gives
+    # up: 0.6 s, not ten rounds (20 / 2 x 0.3 s = 3 s).
+    assert took < 1.5, took
+    assert len(model.calls) <= 2
+    assert (report.made, report.failed) == (0, 20)
+    timed_out = [w for w in report.warnings if "did not answer within summary.timeout" in w]
+    no_slot = [w for w in report.warnings if "earlier calls to the model had not returned" in w]
+    assert len(timed_out) == len(model.calls) and len(timed_out) + len(no_slot) in (3, 4)
+    (rest,) = [w for w in report.warnings if w not in timed_out + no_slot]
+    given_up = 20 - len(timed_out) - len(no_slot)
+    assert rest.startswith(f"{given_up} more articles kept the feed summary without asking the model")
+
+
+def test_calls_that_never_return_leave_no_more_threads_than_the_concurrency(tmp_path: Path) -> None:
+    path = _dead_model_workspace(tmp_path, 8)
+    config = load_config(path)
+    db = open_store(config.db_path)
+    with canned_model() as model:
+        model.default = "HANG"
+        before = threading.active_count()
+        for _ in range(3):
+            summarize_since(db, config, PERIOD_END - timedelta(days=1))
+        grown = threading.active_count() - before
+        assert grown <= 2, grown  # summary.concurrency: hung calls hold their slots

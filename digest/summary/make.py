@@ -13,7 +13,7 @@ from digest.config import Config
 from digest.sanitize import one_line
 from digest.store import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
-from digest.summary.pool import TimedOut, run_all
+from digest.summary.pool import GIVE_UP_AFTER, GaveUp, TimedOut, run_all
 from digest.summary.text import check_answer, feed_summary, lead_summary, prompt_hash, render_prompt
 
 ENGINE = "llm"
@@ -82,21 +82,30 @@ def make_summaries(
     outcomes = run_all(
         lambda job: ask(model, job.prompt), jobs, concurrency=settings.concurrency, timeout=settings.timeout
     )
+    skipped = 0
     for done, outcome in enumerate(outcomes, 1):
         job = outcome.item
-        if outcome.error is not None:
-            why = _failure(outcome.error, settings.timeout)
-            text = None
+        if isinstance(outcome.error, GaveUp):
+            skipped += 1
+            text, why = None, ""
+        elif outcome.error is not None:
+            text, why = None, _failure(outcome.error, settings.timeout)
         else:
             text, why = check_answer(outcome.result, settings.max_words)
         if text is None:
             report.failed += 1
-            report.warnings.append(_warning(job.article, why))
+            if why:
+                report.warnings.append(_warning(job.article, why))
         else:
             _save(db, job.article["id"], settings.model, job.key, text)
             report.made += 1
         if progress:
             progress(done, len(jobs))
+    if skipped:
+        report.warnings.append(
+            f"{skipped} more article{'s' if skipped != 1 else ''} kept the feed summary without asking"
+            f" the model: it timed out {GIVE_UP_AFTER} times (summary.timeout = {settings.timeout:g} s)"
+        )
     return report
 
 
@@ -169,6 +178,8 @@ def _save(db: sqlite_utils.Database, article_id: int, model: str, key: str, text
 
 
 def _failure(error: BaseException, timeout: float) -> str:
+    if isinstance(error, TimedOut) and not error.started:
+        return f"earlier calls to the model had not returned after summary.timeout ({timeout:g} s)"
     if isinstance(error, TimedOut):
         return f"the model did not answer within summary.timeout ({timeout:g} s)"
     detail = one_line(str(error))[:200]

@@ -8,7 +8,7 @@ from string import Template
 from typing import Any
 
 from digest.config import Summary
-from digest.sanitize import one_line, plain_text, summarize_text
+from digest.sanitize import one_line, plain_text, summarize_text, summary_chars
 
 # A model's answer is untrusted input. Prose is wanted; any of these means it is not prose.
 _MARKUP = re.compile(
@@ -19,6 +19,18 @@ _MARKUP = re.compile(
     re.MULTILINE,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Bidi embeddings, overrides and isolates: they can make a summary line read backwards or
+# hide a part of it (U+202E). The marks U+200E/U+200F only nudge neutral characters and stay.
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# A link in an answer is not the article's: a summary never carries one (the card links).
+_URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)\S*", re.IGNORECASE)
+# What is left of a "Read more: <link>" or "Source: <link>" once the link is gone.
+_LINK_LEAD = re.compile(
+    r"(?:^|(?<=[.!?…]))[ \t]*"
+    r"(?:read (?:more|the full (?:story|article))|full (?:story|article)|source|link|more)"
+    r"[ \t]*(?:here|at)?[ \t]*[:：][ \t]*(?=\n|$)",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def feed_summary(article: dict[str, Any]) -> str:
@@ -56,18 +68,22 @@ def prompt_hash(prompt: str) -> str:
 def check_answer(answer: str | None, max_words: int) -> tuple[str | None, str]:
     """``(text, "")`` for a usable answer, else ``(None, why)``.
 
-    Unusable: empty, over twice ``max_words`` words, or markup of any kind (HTML, Markdown,
-    JSON). The text kept is plain, on one line, with control characters removed; templates
+    Unusable: empty, over twice ``max_words`` words or :func:`~digest.sanitize.summary_chars`
+    of that (one endless "word"), or markup of any kind (HTML, Markdown, JSON). An answer
+    over its limit is refused, never cut. The text kept is plain, on one line, without
+    control or bidi override characters, links, or a "Read more:" left by a link; templates
     escape it like any feed text."""
-    raw = _CONTROL.sub("", answer or "").strip()
+    raw = _BIDI.sub("", _CONTROL.sub("", answer or "")).strip()
     if not raw:
         return None, "the model's answer was empty"
     if _MARKUP.search(raw):
         return None, "the model answered with markup, not plain sentences"
-    text = one_line(plain_text(raw))
-    words = len(text.split())
+    text = one_line(plain_text(_LINK_LEAD.sub("", _URL.sub("", raw))))
+    words, chars, most = len(text.split()), len(text), summary_chars(2 * max_words)
     if not text:
         return None, "the model's answer was empty"
     if words > 2 * max_words:
         return None, f"the model's answer has {words} words, over twice summary.max_words ({max_words})"
+    if chars > most:
+        return None, f"the model's answer has {chars} characters, over {most} (twice summary.max_words)"
     return text, ""

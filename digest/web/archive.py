@@ -16,7 +16,7 @@ from digest.archive import (
 from digest.errors import DigestError, NotFound
 from digest.issues import get_issue
 from digest.personalise import RECIPIENT_FIELDS, personalise
-from digest.render import current_variant
+from digest.render import NothingFits, current_variant
 from digest.store import MAX_ID
 from digest.web.app import WebState, get_db, message, page, state
 
@@ -132,7 +132,10 @@ def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int, *, pub
     """
     # Never stored_variant: a page view must not freeze a rendering (the bytes a later send
     # would use) nor write to the database.
-    rendered = current_variant(db, state.config, issue_id, "*")
+    try:
+        rendered = current_variant(db, state.config, issue_id, "*")
+    except NothingFits:  # no email can carry it: the web version still can
+        rendered = state.full_rendering(db, issue_id, published=published)
     if rendered.trimmed:
         rendered = state.full_rendering(db, issue_id, published=published)
     fields = neutral_fields(state.base_url)
