@@ -127,3 +127,16 @@ def dsn(
         f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
         f"{quoted}--b--\r\n"
     ).encode()
+
+
+def nesting_bomb(depth: int, *, mid: str = "<nested-bomb@attacker.example>") -> bytes:
+    """A message whose MIME parts nest ``depth`` deep (1000: 68 KB), each a multipart/mixed."""
+    head = (
+        "From: someone@attacker.example\r\nTo: bounces@news.example.org\r\nSubject: nested\r\n"
+        f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\n"
+    )
+    opening = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth)
+    )
+    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    return (head + opening + "Content-Type: text/plain\r\n\r\nx\r\n" + closing).encode()
