@@ -223,7 +223,7 @@ def test_a_server_without_move_gets_copy_and_uid_expunge(
     tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from digest.bounces.process import _process
-    from digest.bounces.sources import ImapSource
+    from digest.bounces.imap import ImapSource
     from digest.config import load_config
 
     ws = make_bounce_workspace(tmp_path / "ws")
