@@ -186,6 +186,7 @@ class ImapSource:
         self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
         self._created: set[str] = set()
         self._deleted: list[bytes] = []
+        self._broken = False
         self._watch = _Watch(deadline)
         try:
             self._connect(parts.hostname, port, secure, starttls, unquote(parts.username), password)
@@ -218,6 +219,8 @@ class ImapSource:
             raise DigestError(f"{self.name}: cannot open folder {self.folder!r} ({_imap_text(data)})")
 
     def _failure(self, what: str, exc: BaseException) -> DigestError:
+        if self._watch.expired or isinstance(exc, _Refused):
+            self._broken = True  # the stream is cut or out of step: no LOGOUT, just hang up
         if self._watch.expired:
             return DigestError(
                 f"{self.name}: {what}: gave up after {self._watch.seconds:g} s ([bounces] deadline); "
@@ -282,7 +285,10 @@ class ImapSource:
     def close(self) -> None:
         """Expunge what was copied away and log out (within the deadline), then stop the watch."""
         imap = getattr(self, "_imap", None)
-        if imap is not None:
+        if imap is not None and self._broken:
+            with contextlib.suppress(OSError):
+                imap.shutdown()
+        elif imap is not None:
             with contextlib.suppress(*_FAILURES, _Refused):
                 if imap.state == "SELECTED" and self._deleted:
                     # Only what was copied away: UID EXPUNGE (UIDPLUS) leaves others' \Deleted alone.
