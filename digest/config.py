@@ -152,6 +152,7 @@ class Bounces:
     source: str = ""  # maildir:PATH, mbox:PATH, imaps://user@host/FOLDER; read by `digest run`
     hard_limit: int = 1  # hard bounces that mark a subscriber bounced
     soft_limit: int = 3  # soft bounces on that many different issues, no delivery in between
+    deadline: float = 60.0  # seconds one read of an IMAP source may take in all, connect to logout
 
 
 @dataclass
@@ -414,6 +415,7 @@ _NUMBER_FLOORS: dict[str, tuple[float, bool]] = {
     "render.max_html_bytes": (10_000, True),
     "bounces.hard_limit": (1, True),
     "bounces.soft_limit": (1, True),
+    "bounces.deadline": (0, False),
     "subscribers.pending_days": (1, True),
     "web.signup_posts_per_hour": (1, True),
 }

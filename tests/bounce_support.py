@@ -171,3 +171,16 @@ def reader_dsn(recipient: str, **kwargs: str) -> bytes:
     VERP address of that reader's delivery row (a report without it acts on nobody)."""
     delivery_id = [address for address, _kind, _status in EXPECTED.values()].index(recipient) + 1
     return dsn(recipient, to=f"bounces+{VerpSigner(SECRET).token(delivery_id)}@news.example.org", **kwargs)
+
+
+def nesting_bomb(depth: int, *, mid: str = "<nested-bomb@attacker.example>") -> bytes:
+    """A message whose MIME parts nest ``depth`` deep (1000: 68 KB), each a multipart/mixed."""
+    head = (
+        "From: someone@attacker.example\r\nTo: bounces@news.example.org\r\nSubject: nested\r\n"
+        f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\n"
+    )
+    opening = "".join(
+        f'Content-Type: multipart/mixed; boundary="b{i}"\r\n\r\n--b{i}\r\n' for i in range(depth)
+    )
+    closing = "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    return (head + opening + "Content-Type: text/plain\r\n\r\nx\r\n" + closing).encode()

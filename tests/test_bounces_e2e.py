@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import email.message
 import mailbox
+import smtplib
+import tempfile
 import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
-from bounce_support import dsn
+import pytest
+from bounce_support import dsn, nesting_bomb
 from click.testing import CliRunner
-from smtp_server import SMTPServer
+from postfix_server import PostfixServer
+from smtp_server import SMTPServer, free_port
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, utc
 
 from digest.cli import cli
@@ -86,6 +90,22 @@ def test_an_unreadable_bounce_mailbox_is_reported_and_the_run_still_sends(tmp_pa
         assert len(server.handler.received) == 2
 
 
+def test_a_message_that_cannot_be_moved_is_reported_and_the_run_still_sends(tmp_path: Path) -> None:
+    with SMTPServer() as server:
+        ws = _workspace(tmp_path, server)
+        box = mailbox.Maildir(str(ws.root / "bounces"), create=False)
+        box.add(dsn("nobody@example.org", mid="<stuck@relay.example>"))
+        (ws.root / "bounces" / ".processed").write_text("a file where the folder should be")
+        _invoke(ws, "ingest")
+        result = CliRunner().invoke(
+            cli, ["--config", str(ws.config_path), "run", "--at", "2026-11-03T06:05Z"]
+        )
+        assert result.exit_code == 1, result.output
+        assert "Error: bounces: maildir:bounces: cannot move new/" in result.output
+        assert "it is recorded and will only be moved next time" in result.output
+        assert "daily/1: sent 2" in result.output and len(server.handler.received) == 2
+
+
 def test_verp_return_path_names_the_delivery_row(tmp_path: Path) -> None:
     with SMTPServer() as server:
         ws = _workspace(tmp_path, server, '\nbounce_address = "bounces@example.org"')
@@ -129,3 +149,34 @@ def test_a_mailed_unsubscribe_names_its_reader_by_token_not_by_from(tmp_path: Pa
     db = ws.db()
     statuses = dict(db.execute("SELECT email, status FROM subscribers").fetchall())
     assert statuses == {"keeps@example.org": "active", "leaves@example.org": "unsubscribed"}
+
+
+def test_a_nesting_bomb_delivered_by_postfix_is_rejected_and_the_run_sends(tmp_path: Path) -> None:
+    """A message nested 1000 deep, accepted and delivered into the bounce maildir by a real
+    (private, default-configured) Postfix, is moved to `rejected`; the run builds and sends."""
+    why = PostfixServer.available()
+    if why is not None:
+        pytest.skip(why)
+    root = Path(tempfile.mkdtemp(prefix="pf-", dir="/tmp"))  # short: Postfix's socket paths
+    with PostfixServer(root, free_port(), "news.example.org") as postfix:
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as smtp:
+            smtp.sendmail("someone@attacker.example", ["bounces@news.example.org"], nesting_bomb(1000))
+        (delivered,) = postfix.wait_for(1)
+        assert b"mx.test.invalid" in delivered  # it really went through Postfix
+        ws = make_workspace(tmp_path / "ws")
+        add_readers(ws, {"a@example.org": None, "b@example.org": None})
+        grow_feed(
+            ws, article_times(utc(2026, 11, 2), utc(2026, 11, 3, 5), timedelta(hours=3)), utc(2026, 11, 4)
+        )
+        with ws.config_path.open("a", encoding="utf-8") as file:
+            file.write(f'\n[bounces]\nsource = "maildir:{postfix.maildir}"\n')
+        run = CliRunner().invoke(cli, ["--config", str(ws.config_path), "run", "--at", "2026-11-03T06:05Z"])
+        assert run.exit_code == 0, run.output
+        assert "built daily/1" in run.output and "daily/1: sent 2" in run.output
+        assert "0 new reports; 1 rejected: nested 1000 deep (limit 20)" in run.output
+        assert postfix.messages() == []
+        rejected = mailbox.Maildir(str(postfix.maildir), create=False).get_folder("rejected")
+        assert [rejected.get_bytes(k) for k in rejected.iterkeys()] == [delivered]
+        # The next run finds the mailbox empty and says nothing about it.
+        quiet = CliRunner().invoke(cli, ["--config", str(ws.config_path), "run", "--at", "2026-11-03T06:20Z"])
+        assert quiet.exit_code == 0 and "bounces" not in quiet.output, quiet.output

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bounce_support import EXPECTED, fixture_bytes, make_bounce_workspace, reader_dsn
+from bounce_support import EXPECTED, fixture_bytes, make_bounce_workspace, nesting_bomb, reader_dsn
 from smtp_server import free_port
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -222,8 +222,8 @@ def test_imaps_and_starttls_with_a_self_signed_certificate(
 def test_a_server_without_move_gets_copy_and_uid_expunge(
     tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from digest.bounces.imap import ImapSource
     from digest.bounces.process import _process
-    from digest.bounces.sources import ImapSource
     from digest.config import load_config
 
     ws = make_bounce_workspace(tmp_path / "ws")
@@ -244,3 +244,17 @@ def test_a_server_without_move_gets_copy_and_uid_expunge(
     assert report.kinds["hard"] == 1 and ws.status("gone@example.com") == "bounced"
     assert dovecot.count("processed") == 1
     assert dovecot.count("INBOX") == 1  # the other \Deleted message is left for its owner
+
+
+def test_a_nesting_bomb_over_imap_moves_to_the_rejected_folder(
+    tmp_path: Path, dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_bounce_workspace(tmp_path / "ws")
+    dovecot.append(
+        [nesting_bomb(1000), reader_dsn("gone@example.com", mid="<after-bomb-imap@relay.example>")]
+    )
+    monkeypatch.setenv("DIGEST_IMAP_PASSWORD", PASSWORD)
+    result = ws.invoke("bounces", "process", f"imap://{USER}@127.0.0.1:{dovecot.port}/INBOX")
+    assert result.exit_code == 0, result.output
+    assert "1 new report: 1 hard; marked bounced: 1; 1 rejected: nested 1000 deep (limit 20)" in result.output
+    assert dovecot.count("INBOX") == 0 and dovecot.count("processed") == 1 and dovecot.count("rejected") == 1

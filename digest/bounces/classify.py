@@ -32,6 +32,14 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 
+from digest.bounces.limits import (
+    MAX_MESSAGE_BYTES,
+    RefusedMessage,
+    check_depth,
+    check_size,
+    scan_depth,
+    tree_depth,
+)
 from digest.verp import verp_token_of
 
 KINDS = ("hard", "soft", "complaint", "unsubscribe", "other")
@@ -68,8 +76,34 @@ class Finding:
 
 
 def parse_message(data: bytes) -> email.message.Message:
-    """The message as the standard library's compat32 tree (what flufl.bounce reads)."""
-    return email.message_from_bytes(data)
+    """The message as the standard library's compat32 tree (what flufl.bounce reads).
+
+    Raises :class:`~digest.bounces.limits.RefusedMessage` for a message over the size or
+    nesting limits of :mod:`digest.bounces.limits`: measured before it is parsed, and the
+    parsed tree again, so nothing that walks the tree later recurses deeper than the limit.
+    """
+    check_size(data)
+    check_depth(scan_depth(data))
+    try:
+        msg = email.message_from_bytes(data)
+        check_depth(tree_depth(msg))
+    except RecursionError:
+        raise RefusedMessage("nested too deep to parse") from None
+    return msg
+
+
+def refusal(data: bytes) -> str | None:
+    """Why :func:`parse_message` refuses ``data`` (one line), or None."""
+    try:
+        parse_message(data)
+    except RefusedMessage as exc:
+        return exc.reason
+    return None
+
+
+def headers_of(data: bytes) -> email.message.Message:
+    """Only the top-level headers of ``data`` (never recurses): for :func:`message_key` of a refused one."""
+    return email.parser.BytesHeaderParser().parsebytes(data[:MAX_MESSAGE_BYTES])
 
 
 def message_key(msg: email.message.Message, data: bytes) -> str:

@@ -6,6 +6,10 @@ to its deliveries row and subscriber, and recorded in one transaction: a
 subscriber, the status change the thresholds call for, and the message's key
 in ``bounce_messages``. Only then is the message moved to ``processed``: a
 crash in between leaves a recorded message that the next run only moves.
+A message over the size or nesting limits (:mod:`digest.bounces.limits`) is
+not classified: it is recorded as ``rejected`` (a ``bounces`` row of kind
+``other``, reason ``rejected: nested 1000 deep (limit 20)``) and moved to the
+``rejected`` folder; the rest of the mailbox is read as usual.
 
 Who a report is about is decided by :mod:`digest.bounces.resolve`: only our VERP
 token or a quoted Message-ID we signed (or recorded, for transactional mail) names
@@ -24,6 +28,7 @@ resubscribe count.
 
 from __future__ import annotations
 
+import email.message
 import re
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -32,7 +37,15 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.bounces.classify import KINDS, Finding, classify_message, message_key, parse_message
+from digest.bounces.classify import (
+    KINDS,
+    Finding,
+    classify_message,
+    headers_of,
+    message_key,
+    parse_message,
+)
+from digest.bounces.limits import RefusedMessage
 from digest.bounces.resolve import Resolver, Target
 from digest.bounces.sources import BounceSource, open_source
 from digest.config import Config
@@ -64,10 +77,11 @@ class BounceReport:
     held: int = 0  # reports that named several readers: acted on none, kept for review
     confirmations: list[int] = field(default_factory=list)  # outbox rows: "confirm your unsubscribe"
     mail_error: str = ""  # why those could not be sent now (the outbox retries them)
+    rejected: list[str] = field(default_factory=list)  # why each refused message was (moved to rejected)
 
     def summary(self) -> str:
         """One line for the terminal and the run summary."""
-        new = self.messages - self.already
+        new = self.messages - self.already - len(self.rejected)
         text = f"{self.source}: {new} new report{'s' if new != 1 else ''}"
         if self.already:
             text += f" ({self.already} seen before)"
@@ -88,6 +102,10 @@ class BounceReport:
             text += f"; {n} confirmation link{'s' if n != 1 else ''} mailed"
             if self.mail_error:
                 text += f" (not sent yet: {self.mail_error}; digest run retries)"
+        if self.rejected:
+            reasons = list(dict.fromkeys(self.rejected))
+            shown = ", ".join(reasons[:3]) + (", …" if len(reasons) > 3 else "")
+            text += f"; {len(self.rejected)} rejected: {shown}"
         return text
 
     def as_dict(self) -> dict[str, Any]:
@@ -103,6 +121,7 @@ class BounceReport:
             "unsubscribed": self.unsubscribed,
             "held": self.held,
             "confirmations_mailed": len(self.confirmations),
+            "rejected": self.rejected,
         }
 
 
@@ -110,7 +129,7 @@ def process_bounces(
     db: sqlite_utils.Database, config: Config, source: str, *, now: datetime | None = None
 ) -> BounceReport:
     """Read every message of ``source`` once and apply it to the list; see the module docstring."""
-    mailbox = open_source(source, base_dir=config.base_dir)
+    mailbox = open_source(source, base_dir=config.base_dir, deadline=config.bounces.deadline)
     try:
         report = _process(db, config, mailbox, now=now)
     finally:
@@ -153,24 +172,66 @@ def _process(
     report = BounceReport(source=mailbox.name)
     for handle, data in mailbox.messages():
         report.messages += 1
-        msg = parse_message(data)
-        key = message_key(msg, data)
+        msg, key, refused = _read(data)
         with transaction(db):
-            seen = db.execute("SELECT 1 FROM bounce_messages WHERE message_key = ?", [key]).fetchone()
+            seen = db.execute("SELECT outcome FROM bounce_messages WHERE message_key = ?", [key]).fetchone()
             if seen is None:
-                findings = classify_message(
-                    msg, bounce_local=context.bounce_local, unsubscribe_address=context.unsubscribe_address
-                )
-                outcome = _apply_report(context, findings, key, report)
-                db.execute(
-                    "INSERT INTO bounce_messages (message_key, source, outcome, processed_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [key, mailbox.name, outcome, iso(context.at)],
-                )
-        if seen is not None:
-            report.already += 1
-        mailbox.done(handle)
+                outcome = _record(context, mailbox.name, key, msg, refused, report)
+            else:
+                report.already += 1
+                outcome = seen[0]
+        if outcome == "rejected":
+            mailbox.reject(handle)
+        else:
+            mailbox.done(handle)
     return report
+
+
+def _read(data: bytes) -> tuple[email.message.Message | None, str, str | None]:
+    """The parsed message (None when refused), the key it is remembered by, why it was refused."""
+    try:
+        msg = parse_message(data)
+    except RefusedMessage as exc:
+        return None, message_key(headers_of(data), data), exc.reason
+    return msg, message_key(msg, data), None
+
+
+def _record(
+    ctx: _Context,
+    source: str,
+    key: str,
+    msg: email.message.Message | None,
+    refused: str | None,
+    report: BounceReport,
+) -> str:
+    """Classify and apply a new message, or record why it was refused; its outcome."""
+    findings: list[Finding] = []
+    if msg is not None and refused is None:
+        try:
+            findings = classify_message(
+                msg, bounce_local=ctx.bounce_local, unsubscribe_address=ctx.unsubscribe_address
+            )
+        except Exception as exc:  # noqa: BLE001 - one odd message must not stop the mailbox
+            refused = f"could not be classified ({type(exc).__name__})"
+    if refused is not None:
+        _reject(ctx, refused, key, report)
+        outcome = "rejected"
+    else:
+        outcome = _apply_report(ctx, findings, key, report)
+    ctx.db.execute(
+        "INSERT INTO bounce_messages (message_key, source, outcome, processed_at) VALUES (?, ?, ?, ?)",
+        [key, source, outcome, iso(ctx.at)],
+    )
+    return outcome
+
+
+def _reject(ctx: _Context, reason: str, key: str, report: BounceReport) -> None:
+    """A message refused unread: one ``other`` row saying why (what `digest bounces list` shows)."""
+    report.rejected.append(reason)
+    ctx.db.execute(
+        "INSERT INTO bounces (kind, reason, source_message_id, received_at) VALUES ('other', ?, ?, ?)",
+        [f"rejected: {reason}"[:300], key, iso(ctx.at)],
+    )
 
 
 @dataclass

@@ -12,29 +12,38 @@
     Plain ``imap://`` without STARTTLS is allowed only to a loopback host.
 
 Every source yields ``(handle, bytes)`` and is told :meth:`done(handle)` once a
-message is recorded; the database remembers every processed message as well,
-so a message whose move failed is only moved, never counted twice.
+message is recorded, or :meth:`reject(handle)` for one refused unread (too large,
+nested too deep: it moves to the ``rejected`` folder next to ``processed``); the
+database remembers every processed message as well, so a message whose move
+failed is only moved, never counted twice. No source reads more than
+``MAX_MESSAGE_BYTES + 1`` bytes of a message: one byte more says it is too large.
+
+An IMAP pass has a deadline for the whole of it (``[bounces] deadline``, default
+60 s), on top of the per-operation timeout, and refuses a response line over 1 MB
+or a literal over the message limit before reading it. Every failure of a source
+(refused connection, login, an IMAP error, a timeout, the deadline) is raised as
+one :class:`~digest.errors.DigestError` line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import imaplib
-import ipaddress
 import mailbox
 import os
-import re
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from digest.bounces.limits import MAX_MESSAGE_BYTES
 from digest.errors import DigestError
 
 IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
 PROCESSED = "processed"
-IMAP_TIMEOUT = 30.0
+REJECTED = "rejected"
+IMAP_TIMEOUT = 30.0  # one socket operation
+IMAP_DEADLINE = 60.0  # one whole pass, unless [bounces] deadline says otherwise
+IMAP_MAX_LINE = 1_000_000  # bytes of one response line (a SEARCH of 100,000 UIDs is 700 KB)
+READ_LIMIT = MAX_MESSAGE_BYTES + 1  # bytes read of one message: one more than may be parsed
 
 
 class BounceSource(Protocol):
@@ -50,20 +59,27 @@ class BounceSource(Protocol):
         """The message is recorded: move it to ``processed`` (or nothing, for mbox)."""
         ...
 
+    def reject(self, handle: Any) -> None:
+        """The message was refused unread: move it to ``rejected`` (or nothing, for mbox)."""
+        ...
+
     def close(self) -> None:
         """Release the mailbox."""
         ...
 
 
-def open_source(text: str, *, base_dir: Path | None = None) -> BounceSource:
-    """The source named by ``text`` (see the module docstring); raises DigestError when it cannot."""
+def open_source(text: str, *, base_dir: Path | None = None, deadline: float = IMAP_DEADLINE) -> BounceSource:
+    """The source named by ``text`` (see the module docstring); raises DigestError when it cannot.
+    ``deadline``: seconds an IMAP source may take in all, from connecting to logging out."""
     text = text.strip()
     if text.startswith("maildir:"):
         return MaildirSource(_path(text, "maildir:", base_dir), text)
     if text.startswith("mbox:"):
         return MboxSource(_path(text, "mbox:", base_dir), text)
     if text.startswith(("imaps://", "imap://")):
-        return ImapSource(text)
+        from digest.bounces.imap import ImapSource
+
+        return ImapSource(text, deadline=deadline)
     raise DigestError(
         f"bounce source {text!r} is not maildir:PATH, mbox:PATH, imaps://user@host/FOLDER "
         "or imap://user@host/FOLDER?starttls=true"
@@ -81,14 +97,14 @@ def _path(text: str, prefix: str, base_dir: Path | None) -> Path:
 
 
 class MaildirSource:
-    """A Maildir; a processed message is renamed into its ``processed`` subfolder (atomic, no copy)."""
+    """A Maildir; a processed message is renamed into its ``processed`` subfolder (atomic, no copy),
+    a rejected one into ``rejected``."""
 
     def __init__(self, path: Path, name: str) -> None:
         self.name = name
         self._path = path
         if not (path / "cur").is_dir() or not (path / "new").is_dir():
             raise DigestError(f"{name}: {path} is not a maildir (no cur/ and new/ folders)")
-        self._processed = path / f".{PROCESSED}"
 
     def messages(self) -> Iterator[tuple[Any, bytes]]:
         """Each message in new/ and cur/, oldest file name first."""
@@ -100,7 +116,8 @@ class MaildirSource:
             for name in names:
                 file = self._path / sub / name
                 try:
-                    data = file.read_bytes()
+                    with file.open("rb") as handle:
+                        data = handle.read(READ_LIMIT)
                 except FileNotFoundError:  # moved away by another reader meanwhile
                     continue
                 except OSError as exc:
@@ -109,13 +126,27 @@ class MaildirSource:
 
     def done(self, handle: Any) -> None:
         """Rename the message into ``processed`` (Maildir++ ``.processed``), same sub-folder and name."""
+        self._move(handle, PROCESSED)
+
+    def reject(self, handle: Any) -> None:
+        """Rename the message into ``rejected`` (Maildir++ ``.rejected``), same sub-folder and name."""
+        self._move(handle, REJECTED)
+
+    def _move(self, handle: Any, folder_name: str) -> None:
         sub, name = handle
-        if not (self._processed / "cur").is_dir():
-            for part in ("tmp", "new", "cur"):
-                (self._processed / part).mkdir(parents=True, exist_ok=True)
-            (self._processed / "maildirfolder").touch()
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(self._path / sub / name, self._processed / sub / name)
+        folder = self._path / f".{folder_name}"
+        try:
+            if not (folder / "cur").is_dir():
+                for part in ("tmp", "new", "cur"):
+                    (folder / part).mkdir(parents=True, exist_ok=True)
+                (folder / "maildirfolder").touch()
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(self._path / sub / name, folder / sub / name)
+        except OSError as exc:
+            raise DigestError(
+                f"{self.name}: cannot move {sub}/{name} to {folder} ({exc.strerror}); "
+                "it is recorded and will only be moved next time"
+            ) from None
 
     def close(self) -> None:
         """Nothing to release."""
@@ -137,149 +168,19 @@ class MboxSource:
         except (OSError, mailbox.Error) as exc:
             raise DigestError(f"{self.name}: cannot read the mbox ({exc})") from None
         for key in keys:
-            yield key, self._box.get_bytes(key)
+            try:
+                with contextlib.closing(self._box.get_file(key)) as file:
+                    data = file.read(READ_LIMIT)
+            except (OSError, mailbox.Error) as exc:
+                raise DigestError(f"{self.name}: cannot read message {key} ({exc})") from None
+            yield key, data
 
     def done(self, handle: Any) -> None:
         """Nothing to move: an mbox is remembered by Message-ID."""
 
+    def reject(self, handle: Any) -> None:
+        """Nothing to move: an mbox is remembered by Message-ID (or a hash of its bytes)."""
+
     def close(self) -> None:
         """Close the file."""
         self._box.close()
-
-
-_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class ImapSource:
-    """An IMAP folder; processed messages move to the ``processed`` folder."""
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        # As given, with the port, but never the password: user@host:port/FOLDER.
-        host_port = parts.netloc.rpartition("@")[2]
-        shown = f"{parts.scheme}://{parts.username or ''}@{host_port}{parts.path}"
-        self.name = shown
-        if not parts.hostname or not parts.username:
-            raise DigestError(f"bounce source {shown!r} needs a user and a host: imaps://user@host/FOLDER")
-        if parts.password:
-            raise DigestError(
-                f"bounce source {shown!r}: put the password in {IMAP_PASSWORD_ENV}, not in the URL"
-            )
-        query = parse_qs(parts.query)
-        unknown = set(query) - {"starttls"}
-        if unknown:
-            raise DigestError(
-                f"bounce source {shown!r}: unknown option {sorted(unknown)[0]!r}; only starttls"
-            )
-        starttls = query.get("starttls", ["false"])[-1].lower() in ("1", "true", "yes", "on")
-        secure = parts.scheme == "imaps"
-        if not secure and not starttls and not _is_loopback(parts.hostname):
-            raise DigestError(
-                f"bounce source {shown!r} would send the password in clear text; "
-                "use imaps:// or add ?starttls=true"
-            )
-        password = os.environ.get(IMAP_PASSWORD_ENV)
-        if not password:
-            raise DigestError(f"bounce source {shown!r}: set the IMAP password in {IMAP_PASSWORD_ENV}")
-        try:
-            port = parts.port or (993 if secure else 143)
-        except ValueError:
-            raise DigestError(f"bounce source {shown!r}: the port is not a number") from None
-        self.folder = unquote(parts.path.lstrip("/")) or "INBOX"
-        try:
-            if secure:
-                self._imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
-                    parts.hostname, port, ssl_context=ssl.create_default_context(), timeout=IMAP_TIMEOUT
-                )
-            else:
-                self._imap = imaplib.IMAP4(parts.hostname, port, timeout=IMAP_TIMEOUT)
-                if starttls:
-                    self._imap.starttls(ssl.create_default_context())
-            self._imap.login(unquote(parts.username), password)
-        except (OSError, imaplib.IMAP4.error) as exc:
-            raise DigestError(
-                f"{shown}: cannot log in ({_imap_text(exc)}); check the URL and the password"
-            ) from None
-        # The capabilities after login (MOVE, say) may differ from those in the greeting.
-        status, data = self._imap.capability()
-        text = b" ".join(d for d in data if isinstance(d, bytes)) if status == "OK" else b""
-        self._caps = set(text.upper().split()) | _capabilities(self._imap)
-        status, data = self._imap.select(_quote(self.folder))
-        if status != "OK":
-            self.close()
-            raise DigestError(f"{shown}: cannot open folder {self.folder!r} ({_imap_text(data)})")
-        self._moved = False
-        self._deleted: list[bytes] = []
-
-    def messages(self) -> Iterator[tuple[Any, bytes]]:
-        """Each message in the folder, by UID, read without setting \\Seen."""
-        status, data = self._imap.uid("SEARCH", "UNDELETED")
-        if status != "OK":
-            raise DigestError(f"{self.name}: cannot list messages ({_imap_text(data)})")
-        uids = (data[0] or b"").split()
-        for uid in uids:
-            status, fetched = self._imap.uid("FETCH", uid, "(BODY.PEEK[])")
-            if status != "OK":
-                raise DigestError(f"{self.name}: cannot read message {uid.decode()} ({_imap_text(fetched)})")
-            body = next((item[1] for item in fetched if isinstance(item, tuple)), None)
-            if body is None:
-                continue  # expunged meanwhile
-            yield uid, bytes(body)
-
-    def done(self, handle: Any) -> None:
-        """Move the message to ``processed``: UID MOVE when the server has it, else COPY + delete."""
-        if not self._moved:
-            self._imap.create(_quote(PROCESSED))  # fails harmlessly when it exists
-            self._moved = True
-        if b"MOVE" in self._caps:
-            status, data = self._imap.uid("MOVE", handle, _quote(PROCESSED))
-        else:
-            status, data = self._imap.uid("COPY", handle, _quote(PROCESSED))
-            if status == "OK":
-                status, data = self._imap.uid("STORE", handle, "+FLAGS.SILENT", r"(\Deleted)")
-                self._deleted.append(handle)
-        if status != "OK":
-            raise DigestError(
-                f"{self.name}: cannot move message {handle!r} to {PROCESSED!r} ({_imap_text(data)}); "
-                "it is recorded and will only be moved next time"
-            )
-
-    def close(self) -> None:
-        """Expunge what was copied away and log out."""
-        with contextlib.suppress(OSError, imaplib.IMAP4.error):
-            if self._imap.state == "SELECTED" and self._deleted:
-                # Only what was copied away: UID EXPUNGE (UIDPLUS) leaves others' \Deleted alone.
-                if b"UIDPLUS" in self._caps:
-                    self._imap.uid("EXPUNGE", b",".join(self._deleted))
-                else:
-                    self._imap.expunge()
-        # LOGOUT, not CLOSE: CLOSE would expunge every \Deleted message of the folder.
-        with contextlib.suppress(OSError, imaplib.IMAP4.error):
-            self._imap.logout()
-
-
-def _capabilities(imap: imaplib.IMAP4) -> set[bytes]:
-    return {c.encode() if isinstance(c, str) else c for c in imap.capabilities}
-
-
-def _quote(folder: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_.\-/]+", folder):
-        return folder
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _imap_text(value: object) -> str:
-    if isinstance(value, list):
-        value = b" ".join(v for v in value if isinstance(v, bytes))
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return " ".join(str(value).split())[:200]

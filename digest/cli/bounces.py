@@ -40,6 +40,8 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
     Auto-replies and anything unrecognised are counted and left alone. Processed
     messages move to the `processed` folder (an mbox is remembered by Message-ID): a
     second run changes nothing.
+    A message over 10 MB or nested over 20 MIME levels moves to `rejected` unread.
+    An IMAP pass ends at [bounces] deadline (default 60 s).
 
     \b
     Example:
