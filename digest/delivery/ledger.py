@@ -181,19 +181,19 @@ def requeue_failed(db: sqlite_utils.Database, issue_id: int) -> int:
     return count
 
 
-def requeue_refused(
-    db: sqlite_utils.Database, issue_id: int, replies: set[tuple[int, str | None]], *, since: str
-) -> int:
-    """Rows failed since ``since`` with one of ``replies`` (code, enhanced code) go back to queued:
-    the relay gave that refusal to several readers in a row, so it was not about them."""
+def requeue_refused(db: sqlite_utils.Database, issue_id: int, replies: set[str], *, since: str) -> int:
+    """Rows failed since ``since`` with one of ``replies`` (:func:`~digest.delivery.policy.reply_key`:
+    an enhanced code, or a basic code for a reply without one) go back to queued: the relay gave
+    that refusal to several readers in a row, so it was not about them. (A connection holds such
+    refusals back until the streak breaks; this catches one that another connection recorded.)"""
     count = 0
     with transaction(db):
-        for code, enhanced in replies:
+        for key in replies:
             count += db.execute(
                 "UPDATE deliveries SET status = 'queued', attempts = max(0, attempts - 1), last_error = NULL"
-                " WHERE issue_id = ? AND status = 'failed' AND updated_at >= ? AND smtp_code = ?"
-                " AND enhanced_code IS ?",
-                [issue_id, since, code, enhanced],
+                " WHERE issue_id = ? AND status = 'failed' AND updated_at >= ?"
+                " AND (enhanced_code = ? OR (enhanced_code IS NULL AND CAST(smtp_code AS TEXT) = ?))",
+                [issue_id, since, key, key],
             ).rowcount
     return count
 
