@@ -4,6 +4,7 @@ nobody bounced; a full mailbox fails one row; a mass bounce can be undone in bul
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -195,3 +196,49 @@ def test_a_full_mailbox_after_data_fails_that_row_and_the_send_goes_on(setup: Se
     assert (row["status"], row["enhanced_code"]) == ("failed", "5.2.2")
     assert statuses(setup) == {"sent": READERS - 1, "failed": 1}
     assert issue_status(setup) == "sent" and setup.status_of(full) == "active"
+
+
+# ---------------------------------------------------------------- undoing a mass bounce
+
+
+def test_resubscribe_bounced_by_an_issue_undoes_its_bounces_only(setup: Setup) -> None:
+    gone = [s["email"] for s in setup.subscribers[:3]]
+    by_hand = setup.subscribers[5]["email"]
+    runner = CliRunner()
+    base = ["--config", str(setup.config_file)]
+    assert runner.invoke(cli, [*base, "subscribers", "bounce", by_hand]).exit_code == 0
+
+    def rcpt(address: str, attempt: int) -> str | None:
+        return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown" if address in gone else None
+
+    with SMTPServer(Handler(rcpt_policy=rcpt)) as server:
+        report = deliver_issue(
+            setup.db, setup.config, setup.issue["id"], transport_url=server.url, now=AFTER, concurrency=1
+        )
+    assert report.failed == 3 and bounced(setup) == 4
+
+    dry = runner.invoke(cli, [*base, "subscribers", "resubscribe", "--bounced-by", "daily/1", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "3" in dry.output and bounced(setup) == 4
+
+    done = runner.invoke(cli, [*base, "subscribers", "resubscribe", "--bounced-by", "daily/1"])
+    assert done.exit_code == 0, done.output
+    assert "Resubscribed 3" in done.output
+    assert [setup.status_of(e) for e in gone] == ["active"] * 3
+    assert setup.status_of(by_hand) == "bounced"
+    for email in gone:
+        sid = setup.db.execute("SELECT id FROM subscribers WHERE email = ?", [email]).fetchone()[0]
+        kind, source, detail = setup.db.execute(
+            "SELECT kind, source, detail FROM events WHERE subscriber_id = ? ORDER BY id DESC LIMIT 1", [sid]
+        ).fetchone()
+        assert (kind, source) == ("resubscribe", "cli")
+        assert "undo" in json.loads(detail)["detail"] and "daily/1" in json.loads(detail)["detail"]
+    # Their rows of that issue go out again on the next send.
+    assert statuses(setup)["queued"] == 3 and issue_status(setup) == "sending"
+    again = runner.invoke(cli, [*base, "subscribers", "resubscribe", "--bounced-by", "daily/1"])
+    assert again.exit_code == 0 and "Resubscribed 0" in again.output
+
+
+def test_resubscribe_needs_an_address_or_bounced_by(setup: Setup) -> None:
+    result = CliRunner().invoke(cli, ["--config", str(setup.config_file), "subscribers", "resubscribe"])
+    assert result.exit_code != 0 and "--bounced-by" in result.output

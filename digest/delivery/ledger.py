@@ -40,6 +40,7 @@ __all__ = [
     "replay_journals",
     "requeue_failed",
     "requeue_in_flight",
+    "requeue_readers",
     "requeue_refused",
 ]
 
@@ -176,6 +177,25 @@ def requeue_failed(db: sqlite_utils.Database, issue_id: int) -> int:
             " AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
             [iso(utcnow()), issue_id],
         ).rowcount
+        if count:
+            db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
+    return count
+
+
+def requeue_readers(db: sqlite_utils.Database, issue_id: int, subscriber_ids: list[int]) -> int:
+    """The failed rows of ``issue_id`` for these (active again) readers go back to ``queued``,
+    and a ``sent`` issue with such rows is ``sending`` again: a mass bounce undone
+    (``digest subscribers resubscribe --bounced-by``). Returns how many rows were requeued."""
+    count = 0
+    with transaction(db):
+        for start in range(0, len(subscriber_ids), 500):
+            chunk = subscriber_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            count += db.execute(
+                "UPDATE deliveries SET status = 'queued', updated_at = ?"
+                f" WHERE issue_id = ? AND status = 'failed' AND subscriber_id IN ({marks})",
+                [iso(utcnow()), issue_id, *chunk],
+            ).rowcount
         if count:
             db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
     return count
