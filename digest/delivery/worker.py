@@ -242,7 +242,6 @@ class Worker:
         self.announced: int | None = None  # row whose envelope went out with the last message
         self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
         self.messages = Messages(run)
-        self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
 
     # -- the loop
 
@@ -309,9 +308,7 @@ class Worker:
             now = time.monotonic()
             if self.retry and self.retry[0][0] <= now:
                 row = heapq.heappop(self.retry)[2]
-                if self.scope is None:
-                    self.scope = self.ledger.scope()
-                why = self.ledger.ineligible(row, self.scope)
+                why = self.ledger.ineligible(row)
                 if why is None:
                     return row
                 # Unsubscribed (or changed what they get) during the backoff: not sent again.
