@@ -67,15 +67,33 @@ def subscribers_bounce(app: App, email: str) -> None:
 
 
 @click.command(name="resubscribe")
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option(
+    "--bounced-by",
+    metavar="ISSUE",
+    help="Every reader that issue's send or bounce reports marked bounced (undo a mass bounce).",
+)
+@click.option("--dry-run", is_flag=True, help="With --bounced-by: count them, change nothing.")
 @pass_app
-def subscribers_resubscribe(app: App, email: str) -> None:
+def subscribers_resubscribe(app: App, email: str | None, bounced_by: str | None, dry_run: bool) -> None:
     """Make an unsubscribed or bounced address active again (only when they asked for it).
+
+    With --bounced-by ISSUE (daily/3, latest), every reader that issue bounced is made
+    active again, each with a consent-log line saying why, and their failed rows of that
+    issue are queued again for `digest send`.
 
     \b
     Example:
       digest subscribers resubscribe alice@example.org
+      digest subscribers resubscribe --bounced-by daily/3 --dry-run
     """
+    if (email is None) == (bounced_by is None):
+        raise click.UsageError("give an address or --bounced-by ISSUE (not both)")
+    if bounced_by is not None:
+        _resubscribe_bounced_by(app, bounced_by, dry_run)
+        return
+    if dry_run:
+        raise click.UsageError("--dry-run goes with --bounced-by")
     from subscribers.store import get_subscriber, resubscribe
 
     subscriber = get_subscriber(app.db, email)
@@ -85,6 +103,26 @@ def subscribers_resubscribe(app: App, email: str) -> None:
         raise DigestError(f"{subscriber['email']} is pending; confirm it with `digest subscribers confirm`")
     else:
         click.echo(f"{subscriber['email']} is already active.")
+
+
+def _resubscribe_bounced_by(app: App, ref: str, dry_run: bool) -> None:
+    from digest.delivery.ledger import requeue_readers
+    from digest.issues import get_issue, issue_name
+    from subscribers.bulk import bounced_by_issue, resubscribe_bounced_by
+
+    issue = get_issue(app.db, ref)
+    name = issue_name(issue)
+    if dry_run:
+        count = len(bounced_by_issue(app.db, issue["id"]))
+        click.echo(f"Dry run, nothing written: would resubscribe {count} readers bounced by {name}.")
+        return
+    ids = resubscribe_bounced_by(app.db, issue["id"], f"undo mass bounce from {name}")
+    requeued = requeue_readers(app.db, issue["id"], ids)
+    click.echo(
+        f"Resubscribed {len(ids)} readers bounced by {name}; {requeued} of their deliveries queued again."
+    )
+    if requeued:
+        click.echo(f"Send them with `digest send {name}`.")
 
 
 @click.command(name="confirm")

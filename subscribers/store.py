@@ -244,11 +244,14 @@ def list_subscribers(
         where.append("(editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))")
         params.append(edition)
     if category is not None:
+        from subscribers.eligibility import FOLD_FUNCTION, fold, register_fold
+
+        register_fold(db)
         where.append(
             "(categories IS NULL OR EXISTS"
-            " (SELECT 1 FROM json_each(categories) WHERE value = ? COLLATE NOCASE))"
+            f" (SELECT 1 FROM json_each(categories) WHERE {FOLD_FUNCTION}(value) = ?))"
         )
-        params.append(category)
+        params.append(fold(category))
     yield from _paged(db, " AND ".join(where), params)
 
 
@@ -265,21 +268,13 @@ def _paged(db: sqlite_utils.Database, where: str, params: list[Any]) -> Iterator
 def eligible_subscribers(
     db: sqlite_utils.Database, edition_key: str, issue_categories: Iterable[str]
 ) -> Iterator[dict]:
-    """Active subscribers who receive ``edition_key`` and follow at least one of the issue's categories.
+    """Subscribers who get an issue of ``edition_key`` with ``issue_categories``: the rule of
+    :mod:`subscribers.eligibility` (active, the edition, a category under Unicode case
+    folding). Streams in id order."""
+    from subscribers.eligibility import eligibility_sql
 
-    Editions NULL = all editions; categories NULL = all categories. Categories match
-    case-insensitively (ASCII, SQLite NOCASE), as :func:`digest.render.variant_key` matches
-    them: a reader of ``Technology`` gets an issue whose articles say ``technology``.
-    Streams in id order.
-    """
-    wanted = json.dumps(sorted(set(issue_categories)), ensure_ascii=False)
-    where = (
-        "id > ? AND status = 'active'"
-        " AND (editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))"
-        " AND (categories IS NULL OR EXISTS (SELECT 1 FROM json_each(categories) AS c"
-        " WHERE c.value COLLATE NOCASE IN (SELECT value FROM json_each(?))))"
-    )
-    yield from _paged(db, where, [0, edition_key, wanted])
+    rule, params = eligibility_sql(db, edition_key, issue_categories)
+    yield from _paged(db, f"id > ? AND {rule}", [0, *params])
 
 
 def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -> int:

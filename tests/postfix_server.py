@@ -49,8 +49,9 @@ postlog   unix-dgram n - n - 1 postlogd
 class PostfixServer:
     """A running private Postfix; use as a context manager. ``maildir`` collects the mail."""
 
-    def __init__(self, root: Path, port: int, domain: str) -> None:
+    def __init__(self, root: Path, port: int, domain: str, *, settings: dict[str, str] | None = None) -> None:
         self.root = root
+        self.extra = dict(settings or {})  # main.cf settings on top of the defaults below
         self.port = port
         self.domain = domain
         self.config_dir = root / "etc"
@@ -120,6 +121,7 @@ class PostfixServer:
             "disable_dns_lookups": "yes",
             "smtputf8_enable": "no",
             "biff": "no",
+            **self.extra,
         }
         main = "".join(f"{key} = {value}\n" for key, value in settings.items())
         (self.config_dir / "main.cf").write_text(main)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from digest.delivery.checks import check_public_base_url
 from digest.delivery.ledger import delivery_counts, list_deliveries, requeue_failed
+from digest.delivery.messages import recipient_links
 from digest.delivery.send import DeliveryReport, SendInProgress, deliver_issue
-from digest.delivery.worker import recipient_links
 
 __all__ = [
     "DeliveryReport",

@@ -40,6 +40,7 @@ __all__ = [
     "replay_journals",
     "requeue_failed",
     "requeue_in_flight",
+    "requeue_readers",
     "requeue_refused",
 ]
 
@@ -181,19 +182,38 @@ def requeue_failed(db: sqlite_utils.Database, issue_id: int) -> int:
     return count
 
 
-def requeue_refused(
-    db: sqlite_utils.Database, issue_id: int, replies: set[tuple[int, str | None]], *, since: str
-) -> int:
-    """Rows failed since ``since`` with one of ``replies`` (code, enhanced code) go back to queued:
-    the relay gave that refusal to several readers in a row, so it was not about them."""
+def requeue_readers(db: sqlite_utils.Database, issue_id: int, subscriber_ids: list[int]) -> int:
+    """The failed rows of ``issue_id`` for these (active again) readers go back to ``queued``,
+    and a ``sent`` issue with such rows is ``sending`` again: a mass bounce undone
+    (``digest subscribers resubscribe --bounced-by``). Returns how many rows were requeued."""
     count = 0
     with transaction(db):
-        for code, enhanced in replies:
+        for start in range(0, len(subscriber_ids), 500):
+            chunk = subscriber_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            count += db.execute(
+                "UPDATE deliveries SET status = 'queued', updated_at = ?"
+                f" WHERE issue_id = ? AND status = 'failed' AND subscriber_id IN ({marks})",
+                [iso(utcnow()), issue_id, *chunk],
+            ).rowcount
+        if count:
+            db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
+    return count
+
+
+def requeue_refused(db: sqlite_utils.Database, issue_id: int, replies: set[str], *, since: str) -> int:
+    """Rows failed since ``since`` with one of ``replies`` (:func:`~digest.delivery.policy.reply_key`:
+    an enhanced code, or a basic code for a reply without one) go back to queued: the relay gave
+    that refusal to several readers in a row, so it was not about them. (A connection holds such
+    refusals back until the streak breaks; this catches one that another connection recorded.)"""
+    count = 0
+    with transaction(db):
+        for key in replies:
             count += db.execute(
                 "UPDATE deliveries SET status = 'queued', attempts = max(0, attempts - 1), last_error = NULL"
-                " WHERE issue_id = ? AND status = 'failed' AND updated_at >= ? AND smtp_code = ?"
-                " AND enhanced_code IS ?",
-                [issue_id, since, code, enhanced],
+                " WHERE issue_id = ? AND status = 'failed' AND updated_at >= ?"
+                " AND (enhanced_code = ? OR (enhanced_code IS NULL AND CAST(smtp_code AS TEXT) = ?))",
+                [issue_id, since, key, key],
             ).rowcount
     return count
 
@@ -222,6 +242,7 @@ class Ledger:
         self.issue_id = issue_id
         self.now_iso = now_iso
         self._message_ids: MessageIds | None = None  # keyed on the first claim
+        self._scope: tuple[str, list[str]] | None = None
 
     def commit(self, results: list[Result], claim: int = 0) -> tuple[list[Row], int]:
         """Record ``results`` and claim up to ``claim`` rows in one transaction.
@@ -286,18 +307,26 @@ class Ledger:
                 )
 
     def _claim(self, limit: int, stamp: str) -> tuple[list[Row], int]:
+        from subscribers.eligibility import eligibility_sql
+
+        edition, categories = self.scope()
+        rule, params = eligibility_sql(self.db, edition, categories, alias="s")
         rows = self.db.execute(
-            "SELECT d.id, d.subscriber_id, d.email, d.variant, d.message_id, s.status, s.name, s.attributes"
+            "SELECT d.id, d.subscriber_id, d.email, d.variant, d.message_id, s.name, s.attributes,"
+            f" CASE WHEN {rule} THEN 1 ELSE 0 END"
             " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.issue_id = ? AND d.status = 'queued' AND (d.due_at IS NULL OR d.due_at <= ?)"
             " ORDER BY d.id LIMIT ?",
-            [self.issue_id, self.now_iso, limit],
+            [*params, self.issue_id, self.now_iso, limit],
         ).fetchall()
         claimed: list[Row] = []
         skipped = 0
-        for rid, sid, email, variant, mid, status, name, attributes in rows:
-            if status != "active" or not email:
-                why = "subscriber removed" if status is None else f"subscriber is {status}"
+        for rid, sid, email, variant, mid, name, attributes, eligible in rows:
+            row = Row(rid, sid, email, variant, mid or "", name or "", attributes=attributes)
+            why = None if eligible and email else (self.ineligible(row) or "subscriber removed")
+            if why is not None:
+                # The reader left, or changed what they get, after the freeze: the one rule of
+                # subscribers.eligibility applies to every claim, first or resumed.
                 self.db.execute(
                     "UPDATE deliveries SET status = 'skipped', last_error = ?, updated_at = ? WHERE id = ?",
                     [why, stamp, rid],
@@ -308,7 +337,8 @@ class Ledger:
                 if self._message_ids is None:
                     self._message_ids = message_ids(self.config)
                 mid = self._message_ids.make(self.issue_id, sid)
-            claimed.append(Row(rid, sid, email, variant, mid, name or "", attributes=attributes))
+            row.message_id = mid
+            claimed.append(row)
         self.db.conn.executemany(
             "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ? WHERE id = ?",
             [(row.message_id, stamp, row.id) for row in claimed],
@@ -326,36 +356,37 @@ class Ledger:
                     [row.tries, row.id],
                 )
 
-    def ineligible(self, row: Row, scope: tuple[str, set[str]]) -> str | None:
-        """Why a row waiting for a retry must not be sent now (None: send it).
+    def ineligible(self, row: Row) -> str | None:
+        """Why ``row`` must not be sent now (None: send it): the reader is no longer active,
+        no longer receives the issue's edition or follows none of its categories
+        (:func:`subscribers.eligibility.ineligible_reason`). Checked at every claim and again
+        for a retry, which comes back after a backoff."""
+        from subscribers.eligibility import ineligible_reason
+        from subscribers.model import decode_labels
 
-        Claims check the subscriber's status; a retry comes back after a backoff, so it is
-        checked again: still active, still on this edition (``scope[0]``), still following a
-        category of the issue (``scope[1]``).
-        """
-        if row.subscriber_id is None:
-            return "subscriber removed"
-        found = self.db.execute(
-            "SELECT status, editions, categories FROM subscribers WHERE id = ?", [row.subscriber_id]
-        ).fetchone()
+        found = None
+        if row.subscriber_id is not None:
+            found = self.db.execute(
+                "SELECT status, editions, categories FROM subscribers WHERE id = ?", [row.subscriber_id]
+            ).fetchone()
         if found is None:
             return "subscriber removed"
         status, editions, categories = found
-        if status != "active":
-            return f"subscriber is {status}"
-        edition, cats = scope
-        if editions is not None and edition not in json.loads(editions):
-            return f"subscriber no longer receives the {edition} edition"
-        if categories is not None and not {c.lower() for c in json.loads(categories)} & cats:
-            return "subscriber no longer follows any category of this issue"
-        return None
+        edition, issue_categories = self.scope()
+        return ineligible_reason(
+            status, decode_labels(editions), decode_labels(categories), edition, issue_categories
+        )
 
-    def scope(self) -> tuple[str, set[str]]:
-        """The issue's edition and its categories (lower case), for :meth:`ineligible`."""
-        from digest.issues import issue_categories
+    def scope(self) -> tuple[str, list[str]]:
+        """The issue's edition and its categories (read once: a frozen issue keeps them)."""
+        if self._scope is None:
+            from digest.issues import issue_categories
 
-        edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[0]
-        return edition, {c.lower() for c in issue_categories(self.db, self.issue_id)}
+            edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[
+                0
+            ]
+            self._scope = edition, issue_categories(self.db, self.issue_id)
+        return self._scope
 
 
 # ---------------------------------------------------------------- reading

@@ -4,23 +4,40 @@ A pure function, :func:`decide`, from a reply (and how often the row was tried)
 to an :class:`Outcome`. It tells *whose* fault a refusal is (see DESIGN.md,
 "Failure is the normal case"):
 
-- the reader's (a bad mailbox, 5.1.x): the row fails and the address bounces;
+- the reader's (a bad mailbox, 5.1.x; a full one, 5.2.2): the row fails, and a bad
+  mailbox bounces the address;
 - the run's (the relay refuses the sender, the session or the message itself —
   too big, a command out of sequence): the run stops and every unsent row stays
-  queued; no row is failed for it;
+  queued; no row is failed for it. A refusal whose text names our own sender (the
+  envelope sender, a VERP return path of ours, or the From address) is the run's
+  whatever its code: relays check the sender at RCPT and word it as they like;
 - maybe either (a 5.7.x policy refusal, a bare 550): the row fails, but the
   reply is *repeatable*: the worker stops the run when the same reply comes
   back for :data:`REPEATS_TO_STOP` different recipients in a row (then it was
   about the message or the sender after all, and those rows are requeued).
+
+An enhanced status code decides before the basic code: ``552 5.2.2`` is a full
+mailbox, not a message over the size limit. :func:`reply_key` is what "the same
+reply" means: the enhanced code when there is one (``550 5.7.1`` and ``554 5.7.1``
+are one refusal), else the basic code.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from digest.transports import Reply
 
-__all__ = ["REPEATS_TO_STOP", "Outcome", "decide", "mailbox_problem"]
+__all__ = [
+    "REPEATS_TO_STOP",
+    "Outcome",
+    "decide",
+    "mailbox_problem",
+    "names_recipient",
+    "names_sender",
+    "reply_key",
+]
 
 REPEATS_TO_STOP = 3
 """The same repeatable refusal for this many different recipients in a row stops the run."""
@@ -28,6 +45,7 @@ REPEATS_TO_STOP = 3
 _SENDER_CODES = ("5.1.7", "5.1.8")  # bad sender address / sender's domain: about us, not the reader
 _MESSAGE_CODES = ("5.3.4", "5.2.3", "5.6.")  # too big, over a length limit, bad content/encoding
 _SESSION_CODES = ("5.5.1", "5.5.2", "5.5.4", "5.7.8", "5.7.9")  # sequence, syntax, authentication
+_MAILBOX_FULL = "5.2.2"  # over quota: the reader's, soft (their mailbox may have room tomorrow)
 _SEQUENCE = (500, 502, 503, 504, 530, 535)  # unknown/unimplemented command, bad sequence, auth needed
 
 
@@ -52,19 +70,71 @@ def mailbox_problem(enhanced: str | None) -> bool:
     return bool(enhanced) and enhanced.startswith("5.1.") and enhanced not in _SENDER_CODES
 
 
-def decide(reply: Reply, *, tries: int, retries: int) -> Outcome:
-    """The outcome of ``reply`` for a row tried ``tries`` times this run (``retries`` allowed)."""
+def reply_key(reply: Reply) -> str:
+    """What makes two refusals "the same" for the repeat guard: the enhanced code when the
+    reply has one (its meaning), else the basic code."""
+    return reply.enhanced or str(reply.code)
+
+
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+
+
+def _split(address: str) -> tuple[str, str]:
+    """(local part without any ``+tag``, domain), both case-folded."""
+    local, _, domain = address.strip().strip("<>").casefold().rpartition("@")
+    return local.partition("+")[0], domain.rstrip(".")
+
+
+def names_sender(text: str, senders: tuple[str, ...], recipient: str = "") -> bool:
+    """True when ``text`` names one of our ``senders`` (``+tag`` aside, so any VERP return path
+    of ours counts) or says "sender address rejected". An address in the text that is also the
+    recipient's does not count: then the reply may be about the reader."""
+    if "sender address rejected" in text.casefold():
+        return True
+    ours = {_split(s) for s in senders if "@" in s}
+    reader = _split(recipient) if "@" in recipient else None
+    for found in _ADDRESS.findall(text):
+        named = _split(found)
+        if named in ours and named != reader:
+            return True
+    return False
+
+
+def names_recipient(text: str, recipient: str) -> bool:
+    """True when ``text`` names the reader's address: the reply is about that reader."""
+    if "@" not in recipient:
+        return False
+    reader = _split(recipient)
+    return any(_split(found) == reader for found in _ADDRESS.findall(text))
+
+
+def decide(
+    reply: Reply, *, tries: int, retries: int, senders: tuple[str, ...] = (), recipient: str = ""
+) -> Outcome:
+    """The outcome of ``reply`` for a row tried ``tries`` times this run (``retries`` allowed).
+
+    ``senders``: our addresses (the envelope sender of this message, the From address): a
+    refusal that names one of them is about the send. ``recipient``: the row's address.
+    """
     if reply.ok:
         return Outcome("sent")
     if reply.temporary:
         return Outcome("retry" if tries <= retries else "deferred")
     enhanced = reply.enhanced or ""
-    if reply.stage == "mail" or enhanced in _SENDER_CODES:
+    if reply.stage == "mail" or enhanced in _SENDER_CODES or names_sender(reply.text, senders, recipient):
         return Outcome("stop", why="the sender")
+    # The enhanced code first: it says what the basic code only hints at.
     if mailbox_problem(enhanced) and reply.stage in ("rcpt", "data", "message"):
         return Outcome("failed", bounced=True)
-    if enhanced.startswith(_MESSAGE_CODES) or (reply.code == 552 and reply.stage == "message"):
+    if enhanced == _MAILBOX_FULL:
+        return Outcome("failed")
+    if enhanced.startswith(_MESSAGE_CODES):
         return Outcome("stop", why="the message")
-    if reply.code in _SEQUENCE or enhanced in _SESSION_CODES or (reply.code == 501 and reply.stage != "rcpt"):
+    if enhanced in _SESSION_CODES:
+        return Outcome("stop", why="the session")
+    # Then the basic code.
+    if reply.code == 552 and reply.stage == "message":
+        return Outcome("stop", why="the message")
+    if reply.code in _SEQUENCE or (reply.code == 501 and reply.stage != "rcpt"):
         return Outcome("stop", why="the session")
     return Outcome("failed", repeatable=True)

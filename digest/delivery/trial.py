@@ -12,8 +12,8 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.delivery.ledger import recipients
+from digest.delivery.messages import Links
 from digest.delivery.send import DeliveryReport
-from digest.delivery.worker import Links
 from digest.message import PreparedMessage, prepare_message
 from digest.store import iso
 from digest.transports import ConnectionLost, Reply, open_transport

@@ -3,7 +3,8 @@
 :class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection,
 opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
 ledger connection. It asks :func:`digest.delivery.policy.decide` what
-each reply means, journals every 250 before the next message
+each reply means (holding back, in a :class:`~digest.delivery.refusals.RefusalWindow`,
+refusals that may be the send's rather than the reader's), journals every 250 before the next message
 (:mod:`digest.delivery.journal`), and commits results in batches. Its
 :class:`Messages` makes each row's message; in a signed send the process's
 signing pool makes the claimed rows' messages while the connection waits for
@@ -21,15 +22,17 @@ import os
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
 from digest.config import Config
 from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger, Result, Row
-from digest.delivery.policy import REPEATS_TO_STOP, decide
+from digest.delivery.messages import Links, Messages, recipient_links
+from digest.delivery.policy import decide
+from digest.delivery.refusals import RefusalWindow
 from digest.errors import DigestError
 from digest.message import PreparedMessage
 from digest.store import iso, open_store, utcnow
@@ -37,7 +40,7 @@ from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportErr
 from digest.transports import transport_for_display as display
 from digest.verp import ReturnPath
 
-__all__ = ["Connection", "Counters", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
+__all__ = ["Connection", "Counters", "Links", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -116,7 +119,11 @@ class Run:
     lost_limit: int = LOST_IN_A_ROW
     lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
     signal: int = 0  # the signal (SIGINT/SIGTERM) that stopped the run, if any
-    refused: list[tuple[int, str | None]] = field(default_factory=list)  # repeated refusals that stopped it
+    refused: list[str] = field(default_factory=list)  # repeated refusals (reply_key) that stopped it
+    proven: bool = False  # the relay has accepted a message in this run (this process)
+    unproven: dict[str, int] = field(default_factory=dict)  # bad-mailbox refusals held before that
+    running: int = 0  # connection workers in their loop (this process)
+    parked: int = 0  # ...of which waiting at their end for the run to prove the relay
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
 
 
@@ -225,14 +232,17 @@ class Worker:
         self.batch: deque[Row] = deque()
         self.retry: list[tuple[float, int, Row]] = []
         self.results: list[Result] = []
-        self.repeats: tuple[tuple[int, str | None] | None, int] = (None, 0)  # a refusal, how often in a row
+        self.refusals = RefusalWindow(run, self.record)  # failures held back until it is clear whose
+        self.aborted = False  # this worker's loop ended with an exception (the run stops)
+        self.from_address = parseaddr(run.config.publication.from_address)[1]
+        with run.counters.lock:
+            run.running += 1
         self.last_flush = time.monotonic()
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
         self.announced: int | None = None  # row whose envelope went out with the last message
         self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
         self.messages = Messages(run)
-        self.scope: tuple[str, set[str]] | None = None  # (edition, categories) for retries
 
     # -- the loop
 
@@ -253,9 +263,20 @@ class Worker:
                     raise
                 if len(self.results) >= FLUSH_EVERY or time.monotonic() - self.last_flush >= FLUSH_SECONDS:
                     self.flush()
+        except BaseException:
+            self.aborted = True
+            raise
         finally:
             self.messages.drop()
             self.connection.close()
+            if not self.aborted:
+                self.refusals.park()
+            if self.aborted or self.run.fatal or self.run.stop.is_set():
+                # The run stopped: a refusal held back may have been about the send; it goes again.
+                self.batch.extend(self.refusals.release())
+            self.refusals.settle()
+            with self.run.counters.lock:
+                self.run.running -= 1
             self.flush()
             self.journal.discard()  # all its entries are committed now
             waiting = [row for _, _, row in self.retry]
@@ -288,9 +309,7 @@ class Worker:
             now = time.monotonic()
             if self.retry and self.retry[0][0] <= now:
                 row = heapq.heappop(self.retry)[2]
-                if self.scope is None:
-                    self.scope = self.ledger.scope()
-                why = self.ledger.ineligible(row, self.scope)
+                why = self.ledger.ineligible(row)
                 if why is None:
                     return row
                 # Unsubscribed (or changed what they get) during the backoff: not sent again.
@@ -360,15 +379,11 @@ class Worker:
 
     def act_on(self, row: Row, reply: Reply, sender: str) -> None:
         """Record what ``reply`` means for ``row``; stop the run when it is the run's fault."""
-        outcome = decide(reply, tries=row.tries, retries=self.run.retries)
-        repeats, self.repeats = self.repeats, (None, 0)
-        if outcome.status == "sent":
-            at = iso(utcnow())
-            self.journal.sent(row.id, reply.code, reply.enhanced, at)  # on disk before the next message
-            self.record(Result(row, "sent", reply=reply, at=at))
-        elif outcome.status in ("retry", "deferred"):
-            self.later(row, reply)
-        elif outcome.status == "stop":
+        senders = (sender, self.from_address)
+        outcome = decide(
+            reply, tries=row.tries, retries=self.run.retries, senders=senders, recipient=row.email
+        )
+        if outcome.status == "stop":
             # Not this reader's fault: loop() puts the row back, and it stays queued.
             what = f"the sender <{sender}>" if outcome.why == "the sender" else outcome.why
             hint = (
@@ -377,19 +392,17 @@ class Worker:
                 else ""
             )
             raise TransportError(f"{display(self.run.url)} refused {what}: {reply.describe()}{hint}")
-        elif outcome.repeatable:
-            key = (reply.code, reply.enhanced)
-            count = repeats[1] + 1 if repeats[0] == key else 1
-            if count >= REPEATS_TO_STOP:
-                # The same refusal for different readers in a row: about the message or the sender.
-                # The send requeues this run's rows failed with it; loop() puts this one back.
-                self.run.refused.append(key)
-                raise TransportError(
-                    f"{display(self.run.url)} gave {count} different recipients in a row the same"
-                    f" refusal: {reply.describe()}; it is about the message or the sender, not the readers"
-                )
-            self.repeats = (key, count)
-            self.record(Result(row, "failed", reply=reply))
+        if outcome.status == "failed" and self.refusals.suspect(outcome, reply, row):
+            self.refusals.hold(Result(row, "failed", reply=reply, bounced=outcome.bounced), reply)
+            return
+        self.refusals.settle()  # a different outcome: the refusals held back were the readers'
+        if outcome.status == "sent":
+            self.run.proven = True
+            at = iso(utcnow())
+            self.journal.sent(row.id, reply.code, reply.enhanced, at)  # on disk before the next message
+            self.record(Result(row, "sent", reply=reply, at=at))
+        elif outcome.status in ("retry", "deferred"):
+            self.later(row, reply)
         else:
             self.record(Result(row, "failed", reply=reply, bounced=outcome.bounced))
 
@@ -406,71 +419,3 @@ class Worker:
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
         heapq.heappush(self.retry, (time.monotonic() + delay, next(self.seq), row))
-
-
-class Messages:
-    """A worker's recipients' complete messages: made when asked, or ahead of time by the
-    process's signing pool (``run.ahead``) in a signed send.
-
-    A DKIM signature is CPU work that lets go of the GIL. Made only when its connection was
-    ready to send, it left a core idle whenever every connection was waiting for the relay;
-    the pool makes the claimed rows' messages during those waits.
-    """
-
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.links = Links(run.config, run.secret)
-        self.pending: dict[int, Future[bytes]] = {}  # row id → its message, being made
-
-    def ahead(self, rows: list[Row]) -> None:
-        """Start making these claimed rows' messages (when the process has a signing pool)."""
-        if self.run.ahead is not None:
-            for row in rows:
-                self.pending[row.id] = self.run.ahead.submit(self.build, row)
-
-    def take(self, row: Row) -> bytes:
-        """The row's message: made ahead, or made now when the pool has not started it (so a
-        connection never waits behind another's batch). DigestError when it cannot be built."""
-        future = self.pending.pop(row.id, None)
-        return self.build(row) if future is None or future.cancel() else future.result()
-
-    def drop(self) -> None:
-        """The worker is done: messages not started are never made."""
-        for future in self.pending.values():
-            future.cancel()
-        self.pending.clear()
-
-    def build(self, row: Row) -> bytes:
-        """The recipient's complete message."""
-        assert row.subscriber_id is not None
-        recipient = {
-            "email": row.email,
-            "name": row.name,
-            **self.links(row.subscriber_id),
-            "subscriber_id": row.subscriber_id,
-            "attributes": row.attributes,
-        }
-        return self.run.prepared[row.variant].fill(recipient, message_id=row.message_id)
-
-
-def recipient_links(config: Config, secret: bytes, subscriber_id: int) -> dict[str, str]:
-    """The unsubscribe and preferences URLs of :func:`subscribers.links.subscriber_links`,
-    without the confirm token a send does not need."""
-    return Links(config, secret)(subscriber_id)
-
-
-class Links:
-    """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run."""
-
-    def __init__(self, config: Config, secret: bytes | str) -> None:
-        from subscribers.tokens import TokenSigner
-
-        self.base = config.publication.base_url.rstrip("/")
-        self.signer = TokenSigner(secret)
-
-    def __call__(self, subscriber_id: int) -> dict[str, str]:
-        token = self.signer.token
-        return {
-            "unsubscribe_url": f"{self.base}/unsubscribe/{token(subscriber_id, 'unsubscribe')}",
-            "preferences_url": f"{self.base}/preferences/{token(subscriber_id, 'preferences')}",
-        }
