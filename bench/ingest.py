@@ -32,7 +32,7 @@ from digest.feed_entries import parse_feed
 from digest.fetch import fetch
 from digest.ingest import ingest_sources
 from digest.sanitize import sanitize_html
-from digest.store import open_store
+from digest.store.database import open_store
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

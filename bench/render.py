@@ -28,7 +28,7 @@ from digest.config import load_config
 from digest.issues import get_issue, issue_snapshot
 from digest.personalise import personalise
 from digest.size_budget import wire_size
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 
 CONFIG = """
 [publication]

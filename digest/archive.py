@@ -22,7 +22,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.store import from_iso, iso, utcnow
+from digest.store.database import from_iso, iso, utcnow
 
 PER_PAGE = 20
 FEED_ENTRIES = 50

@@ -35,7 +35,7 @@ from digest.sanitize import (
     summarize_text,
     text_to_html,
 )
-from digest.store import MAX_ID, from_iso, iso, transaction, utcnow
+from digest.store.database import MAX_ID, from_iso, iso, transaction, utcnow
 
 TITLE_MAX = 300
 CATEGORY_MAX = 60

@@ -25,7 +25,7 @@ from digest.images import load_image
 from digest.issues import issue_name
 from digest.localtime import next_fire_time
 from digest.periods import format_date, format_datetime, period_start_for
-from digest.store import from_iso, iso, transaction, utcnow
+from digest.store.database import from_iso, iso, transaction, utcnow
 from digest.stories import Story, group_stories
 from digest.subject import make_preheader, make_subject, preheader_titles
 from digest.summary import ArticleSummary, article_summaries, make_summaries

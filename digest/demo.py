@@ -24,7 +24,7 @@ from typing import Any
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
 from digest.init import init_workspace
-from digest.store import open_store, utcnow
+from digest.store.database import open_store, utcnow
 
 DEMO_MARKER = "# digest demo workspace"
 DEMO_FEED = "demo-feed.xml"

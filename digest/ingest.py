@@ -25,7 +25,7 @@ from digest.errors import DigestError
 from digest.feeds import find_feed, list_feeds, record_fetch
 from digest.sanitize import one_line
 from digest.source_read import ParsedSource, SourceResult, read_source
-from digest.store import transaction, utcnow
+from digest.store.database import transaction, utcnow
 
 log = logging.getLogger(__name__)
 

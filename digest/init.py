@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
-from digest.store import open_store
+from digest.store.database import open_store
 
 
 @dataclass

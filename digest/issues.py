@@ -12,7 +12,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.store import MAX_ID
+from digest.store.database import MAX_ID
 
 ISSUE_NAME_HELP = (
     "An issue is named EDITION/NUMBER as listings show it (daily/3), `latest` (the most "

@@ -61,7 +61,7 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition
 from digest.cron import cron_trigger
 from digest.errors import ConfigError
-from digest.store import from_iso
+from digest.store.database import from_iso
 
 
 def edition_trigger(edition: Edition) -> CronTrigger:

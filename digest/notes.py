@@ -9,7 +9,7 @@ import sqlite_utils
 
 from digest.errors import DigestError
 from digest.issues import get_issue, issue_name
-from digest.store import transaction
+from digest.store.database import transaction
 
 NOTE_MAX_CHARS = 1000
 _CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")

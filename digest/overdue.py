@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from digest.store import PENDING_DELIVERY, iso
+from digest.store.database import PENDING_DELIVERY, iso
 
 
 def overdue_issues(

@@ -27,7 +27,7 @@ from digest.issues import get_issue, issue_snapshot
 from digest.personalise import PLACEHOLDERS
 from digest.render_guard import render_skipping_broken
 from digest.size_budget import html_budget_size, trim_order
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from digest.subject import issue_subject, make_preheader, preheader_titles
 from digest.templating import render_template, template_dirs
 

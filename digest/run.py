@@ -35,7 +35,7 @@ from digest.overdue import overdue_issues
 from digest.render_guard import collect_render_warnings
 from digest.run_records import finish_run, start_run
 from digest.run_report import Built, RunReport, Sent
-from digest.store import PENDING_DELIVERY, iso
+from digest.store.database import PENDING_DELIVERY, iso
 
 
 def catch_up_window(config: Config) -> timedelta:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from digest.run_report import RunReport
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 
 
 def start_run(db: sqlite_utils.Database, at: datetime) -> int:

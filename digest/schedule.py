@@ -35,7 +35,7 @@ from digest.errors import DigestError
 from digest.localtime import edition_trigger, next_fire_time
 from digest.run import catch_up_window, run_due
 from digest.run_report import RunReport
-from digest.store import iso, open_store, utcnow
+from digest.store.database import iso, open_store, utcnow
 
 logger = logging.getLogger("digest.schedule")
 

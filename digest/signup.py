@@ -30,7 +30,7 @@ from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
 from digest.outbox import OutboxReport, queue_message, send_outbox
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from subscribers.links import subscriber_links
 from subscribers.model import normalize_email
 from subscribers.store import (

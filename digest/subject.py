@@ -13,7 +13,7 @@ from typing import Any
 from digest.config import Config, Edition
 from digest.errors import ConfigError
 from digest.periods import format_date
-from digest.store import from_iso
+from digest.store.database import from_iso
 
 PREHEADER_HEADLINES = 3
 PREHEADER_MAX_CHARS = 150

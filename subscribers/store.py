@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from subscribers.model import (
     SOURCES,
     STATUSES,

@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers.store import add_subscriber
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"

@@ -14,7 +14,7 @@ from digest.articles import add_article
 from digest.cli import cli
 from digest.compose import compose_issue
 from digest.config import Config, load_config
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers.store import add_subscriber
 
 PERIOD_END = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)

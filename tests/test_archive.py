@@ -10,7 +10,7 @@ import feedparser
 from test_web import Site, http, issues, site  # noqa: F401  (fixtures)
 
 from digest.archive import PER_PAGE, issue_test_token
-from digest.store import iso
+from digest.store.database import iso
 
 
 def _more_sent_issues(site: Site, count: int, start_number: int = 100) -> list[int]:

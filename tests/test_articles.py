@@ -23,7 +23,7 @@ from digest.articles import (
 )
 from digest.config import load_config
 from digest.errors import DigestError, NotFound
-from digest.store import open_store, transaction
+from digest.store.database import open_store, transaction
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 

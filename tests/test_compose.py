@@ -204,7 +204,7 @@ def test_two_processes_building_the_same_issue_make_one(store, tmp_path: Path) -
         import json, sys
         from datetime import datetime
         from digest.config import load_config
-        from digest.store import open_store
+        from digest.store.database import open_store
         from digest.compose import compose_issue
         config = load_config({str(tmp_path / "ws" / "digest.toml")!r})
         db = open_store(config.db_path)

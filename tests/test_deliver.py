@@ -17,7 +17,7 @@ import digest.delivery.worker
 from digest.delivery import deliver_issue, delivery_counts, list_deliveries
 from digest.personalise import personalise
 from digest.render import stored_variant
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.transports import TransportError
 from subscribers.links import subscriber_links
 from subscribers.store import set_preferences, unsubscribe

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from digest.feeds import add_feed, find_feed, list_feeds, remove_feed
-from digest.store import open_store
+from digest.store.database import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 

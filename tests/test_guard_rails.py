@@ -21,7 +21,7 @@ from digest.cli import cli
 from digest.config import load_config
 from digest.errors import DigestError, NotFound
 from digest.ingest import ingest_sources
-from digest.store import MAX_ID, open_store
+from digest.store.database import MAX_ID, open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ import pytest
 from digest.articles import list_articles
 from digest.config import load_config
 from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.store.database import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from digest.errors import DigestError
 from digest.feed_entries import parse_feed
 from digest.fetch import fetch
 from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.store.database import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 

@@ -19,7 +19,7 @@ from digest.articles import list_articles
 from digest.config import load_config
 from digest.ingest import ingest_sources
 from digest.source_read import SourceResult
-from digest.store import open_store
+from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 TIMEOUT = 1.0

@@ -15,7 +15,7 @@ from digest.articles import list_articles
 from digest.config import load_config
 from digest.feeds import add_feed, get_feed
 from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from test_render_support import fixture_issue, write_config
 from digest.cli import cli
 from digest.config import load_config
 from digest.personalise import personalise
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.templating import bundled_templates_dir
 from subscribers.importer import import_csv
 

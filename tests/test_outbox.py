@@ -12,7 +12,7 @@ from web_process import messages_to
 from digest.config import load_config
 from digest.outbox import send_outbox
 from digest.signup import remove_stale_pending
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 from subscribers.store import add_subscriber, is_suppressed
 
 

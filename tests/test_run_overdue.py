@@ -16,7 +16,7 @@ from digest.cli import cli
 from digest.compose import compose_issue
 from digest.errors import DigestError
 from digest.render_guard import render_skipping_broken
-from digest.store import iso
+from digest.store.database import iso
 
 
 def invoke(ws, *args: str):

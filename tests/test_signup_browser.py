@@ -18,7 +18,7 @@ from test_web import _article
 from web_process import link_in, make_workspace, messages_to, start_web
 
 from digest.config import load_config
-from digest.store import open_store
+from digest.store.database import open_store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")

@@ -13,7 +13,7 @@ from digest.compose import compose_issue
 from digest.config import Compose, load_config
 from digest.issues import issue_categories, issue_snapshot
 from digest.render import render_issue
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.stories import group_stories
 from digest.stories_eval import load_pairs, score_pairs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers.model import email_hash, normalize_email
 from subscribers.store import (
     add_subscriber,

@@ -25,7 +25,7 @@ from digest.config import load_config
 from digest.errors import ConfigError
 from digest.issues import issue_snapshot
 from digest.render import render_issue
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.summary import summarize_since
 from digest.summary.text import check_answer
 

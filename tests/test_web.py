@@ -20,7 +20,7 @@ import sqlite_utils
 from werkzeug.serving import make_server
 
 from digest.config import Config, load_config
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 from digest.web import create_app, redact_path
 from subscribers.store import add_subscriber, remove_subscriber
 from subscribers.tokens import load_secret, make_token

@@ -15,7 +15,7 @@ import click
 from digest import __version__
 from digest.cli.common import App
 from digest.errors import DigestError
-from digest.store import MAX_ID
+from digest.store.database import MAX_ID
 
 
 class DigestGroup(click.Group):

@@ -14,7 +14,7 @@ import click
 import sqlite_utils
 
 from digest.config import Config, find_workspace, load_config
-from digest.store import open_store
+from digest.store.database import open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,7 +6,7 @@ import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
 from digest.issues import ISSUE_NAME_HELP, issue_name
-from digest.store import DELIVERY_STATUSES
+from digest.store.database import DELIVERY_STATUSES
 
 
 @click.command(name="deliveries", epilog=ISSUE_NAME_HELP)

@@ -15,7 +15,7 @@ from digest.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot
 from digest.notes import set_issue_note
 from digest.periods import latest_scheduled_time, scheduled_time
 from digest.sanitize import one_line
-from digest.store import from_iso, utcnow
+from digest.store.database import from_iso, utcnow
 
 
 @click.group(name="issues")

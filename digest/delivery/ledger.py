@@ -24,7 +24,7 @@ from digest.config import Config
 from digest.delivery.journal import read_journals
 from digest.errors import DigestError
 from digest.message import message_id
-from digest.store import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
+from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
 from digest.transports import Reply
 
 __all__ = [

@@ -37,7 +37,7 @@ from digest.delivery.checks import check_public_base_url
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
 from digest.message import dkim_signer, prepare_message
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from digest.transports import (
     TransportError,
     default_transport_url,

@@ -15,7 +15,7 @@ from digest.delivery.ledger import recipients
 from digest.delivery.send import DeliveryReport
 from digest.delivery.worker import Links
 from digest.message import PreparedMessage, prepare_message
-from digest.store import iso
+from digest.store.database import iso
 from digest.transports import ConnectionLost, Reply, open_transport
 
 __all__ = ["dry_run_report", "test_send"]

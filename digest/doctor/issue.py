@@ -29,7 +29,7 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
                 "issue_size", WARN, "no database yet, so no issue to measure", "digest issues build EDITION"
             )
         ]
-    from digest.store import open_store
+    from digest.store.database import open_store
 
     db = open_store(config.db_path)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.migrations import LATER_MIGRATIONS
+from digest.store.migrations import LATER_MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
 MAX_ID = 2**63 - 1

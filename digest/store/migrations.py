@@ -1,5 +1,5 @@
 """Schema migrations after m008, one function each, applied in order by
-:func:`digest.store.migrate_store`.
+:func:`digest.store.database.migrate_store`.
 
 Each feature of the list's life cycle owns one migration here; a function is
 named ``mNNN_what`` and never changes once released. A migration that has no

@@ -11,7 +11,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.sanitize import one_line
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
 from digest.summary.pool import TimedOut, run_all
 from digest.summary.text import check_answer, feed_summary, lead_summary, prompt_hash, render_prompt

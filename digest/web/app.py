@@ -41,7 +41,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from digest.config import Config
 from digest.errors import NotFound
 from digest.render import RenderedVariant, render_issue
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.templating import template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.model import available_zones

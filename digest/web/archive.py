@@ -17,7 +17,7 @@ from digest.errors import DigestError, NotFound
 from digest.issues import get_issue
 from digest.personalise import RECIPIENT_FIELDS, personalise
 from digest.render import current_variant
-from digest.store import MAX_ID
+from digest.store.database import MAX_ID
 from digest.web.app import WebState, get_db, message, page, state
 
 PUBLIC_STATUSES = ("sending", "sent")

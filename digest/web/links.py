@@ -13,7 +13,7 @@ from flask import Flask, Response, redirect, request, url_for
 
 from digest.errors import DigestError
 from digest.signup import welcome
-from digest.store import from_iso
+from digest.store.database import from_iso
 from digest.web.app import (
     SOURCE,
     BadLink,
