@@ -21,7 +21,7 @@ import sqlite_utils
 
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
-from digest.images import load_image
+from digest.ingest.images import load_image
 from digest.issues import issue_name
 from digest.localtime import next_fire_time
 from digest.periods import format_date, format_datetime, period_start_for

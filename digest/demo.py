@@ -167,8 +167,8 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
     """Set up (or refresh) the demo workspace in ``directory`` and send today's daily issue there."""
     from digest.compose import compose_issue
     from digest.delivery import deliver_issue
-    from digest.feeds import add_feed, find_feed
-    from digest.ingest import ingest_sources
+    from digest.ingest.feeds import add_feed, find_feed
+    from digest.ingest.sources import ingest_sources
     from digest.issues import issue_categories
     from digest.periods import scheduled_time
     from digest.preview import preview_issue

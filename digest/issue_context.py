@@ -12,9 +12,9 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.images import checked_image
+from digest.ingest.images import checked_image
+from digest.ingest.sanitize import clean_text, safe_url
 from digest.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
-from digest.sanitize import clean_text, safe_url
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""

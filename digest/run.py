@@ -220,7 +220,7 @@ def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: d
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:
-    from digest.ingest import ingest_sources
+    from digest.ingest.sources import ingest_sources
 
     try:
         results = ingest_sources(db, config, None, skip_invalid=True, now=at)

@@ -26,9 +26,9 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
+from digest.ingest.categories import known_categories as list_known_categories
 from digest.outbox import OutboxReport, queue_message, send_outbox
 from digest.store.database import iso, transaction, utcnow
 from subscribers.links import subscriber_links
@@ -71,7 +71,7 @@ def request_signup(
 
     ``editions``/``categories`` None or every offered one means all. The email (if
     any) is queued in the same transaction and, with ``send``, sent at once.
-    ``known_categories`` is :func:`digest.categories.known_categories` when the caller
+    ``known_categories`` is :func:`digest.ingest.categories.known_categories` when the caller
     has it already (the web form does); None looks it up.
     """
     moment = now or utcnow()

@@ -21,7 +21,7 @@ def _known(app: App, allow_new_category: bool = False) -> dict[str, Any]:
     """Editions from the config and the known categories (config, feeds, articles): an
     unknown one is refused, a known one takes its spelling. With ``allow_new_category``
     any category is taken as typed."""
-    from digest.categories import known_categories
+    from digest.ingest.categories import known_categories
 
     return {
         "known_editions": list(app.config.editions) or None,

@@ -10,10 +10,10 @@ from typing import Any
 import sqlite_utils
 from click.testing import CliRunner
 
-from digest.articles import add_article
 from digest.cli import cli
 from digest.compose import compose_issue
 from digest.config import Config, load_config
+from digest.ingest.articles import add_article
 from digest.store.database import open_store
 from subscribers.store import add_subscriber
 

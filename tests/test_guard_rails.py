@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from digest.articles import get_article, unwrap_redirect
 from digest.cli import cli
 from digest.config import load_config
 from digest.errors import DigestError, NotFound
-from digest.ingest import ingest_sources
+from digest.ingest.articles import get_article, unwrap_redirect
+from digest.ingest.sources import ingest_sources
 from digest.store.database import MAX_ID, open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"

@@ -280,7 +280,7 @@ def test_the_transactional_html_is_escaped_and_the_text_is_not(workspace: Path) 
 
 
 def test_web_signup_with_the_known_categories_passed_in_is_the_same(workspace: Path) -> None:
-    from digest.categories import known_categories
+    from digest.ingest.categories import known_categories
     from digest.signup import request_signup
     from subscribers.store import find_subscriber, remove_subscriber
     from subscribers.tokens import load_secret

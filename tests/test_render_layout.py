@@ -16,7 +16,7 @@ from test_render_support import PERIOD_END, add_article, big_issue, enrich, fixt
 
 from digest.cli import cli
 from digest.compose import compose_issue
-from digest.ingest import ingest_sources
+from digest.ingest.sources import ingest_sources
 from digest.issues import get_issue
 from digest.personalise import personalise, sample_fields
 from digest.render import render_issue, stored_variant

@@ -16,7 +16,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from digest.config import Config, load_config
-from digest.feeds import add_feed
+from digest.ingest.feeds import add_feed
 from digest.store.database import open_store
 from subscribers.store import add_subscriber
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from digest.articles import add_article, get_article, list_articles, parse_when, published_local
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
+from digest.ingest.articles import add_article, get_article, list_articles, parse_when, published_local
 
 
 @click.group(name="articles")

@@ -66,7 +66,7 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now (``7d``, ``12h``) or an ISO date/time (UTC unless given)."""
-    from digest.articles import parse_when
+    from digest.ingest.articles import parse_when
 
     cleaned = text.strip()
     if cleaned.endswith("z"):  # 2026-11-01T05:00z: UTC, as with Z

@@ -12,10 +12,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from digest.articles import ArticleInput, map_category, parse_date
 from digest.config import Config
 from digest.errors import DigestError
-from digest.sanitize import is_web_url, text_to_html
+from digest.ingest.articles import ArticleInput, map_category, parse_date
+from digest.ingest.sanitize import is_web_url, text_to_html
 
 ARTICLE_FIELDS = ("title", "url", "summary", "category", "source", "author", "published", "body", "guid")
 

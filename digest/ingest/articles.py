@@ -23,8 +23,8 @@ import sqlite_utils
 
 from digest.config import Config, parse_duration
 from digest.errors import ConfigError, DigestError, NotFound
-from digest.images import image_json
-from digest.sanitize import (
+from digest.ingest.images import image_json
+from digest.ingest.sanitize import (
     clean_text,
     html_to_text,
     is_web_url,
@@ -286,7 +286,7 @@ class ArticleInput:
     author: str | None = None
     published: datetime | None = None  # the item's own date, aware
     base_url: str | None = None  # for resolving relative links in the HTML
-    image: dict[str, Any] | None = None  # lead image {url, width, height} (digest.images)
+    image: dict[str, Any] | None = None  # lead image {url, width, height} (digest.ingest.images)
 
 
 def prepare_article(
@@ -300,8 +300,8 @@ def prepare_article(
     """Normalise one :class:`ArticleInput` into an ``articles`` row (without ids/timestamps):
     sanitised summary, plain summary, reading time, identity, aware UTC date.
 
-    Every field loses the characters no email may carry (:func:`~digest.sanitize.clean_text`)
-    and every URL is made safe (:func:`~digest.sanitize.safe_url`): one hostile item can
+    Every field loses the characters no email may carry (:func:`~digest.ingest.sanitize.clean_text`)
+    and every URL is made safe (:func:`~digest.ingest.sanitize.safe_url`): one hostile item can
     never make an issue unrenderable or split a line of the text part."""
     title = one_line(clean_text(item.title))[:TITLE_MAX].strip()
     url = safe_url(clean_url(unwrap_redirect(safe_url(item.url))))[:URL_MAX]

@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 
 import feedparser
 
-from digest.articles import (
+from digest.config import Config
+from digest.errors import DigestError
+from digest.ingest.articles import (
     UNIX_TIME,
     ArticleInput,
     canonical_url,
@@ -23,11 +25,9 @@ from digest.articles import (
     map_category,
     parse_date,
 )
-from digest.config import Config
-from digest.errors import DigestError
-from digest.fetch import Fetched, is_http
-from digest.images import entry_image
-from digest.sanitize import is_web_url, one_line, plain_text, resolve_url, text_to_html
+from digest.ingest.fetch import Fetched, is_http
+from digest.ingest.images import entry_image
+from digest.ingest.sanitize import is_web_url, one_line, plain_text, resolve_url, text_to_html
 
 XML_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
 """Byte-order marks of UTF-16/32 XML (a feed in those encodings starts with one)."""

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.fetch import is_http, local_path
-from digest.sanitize import is_web_url, safe_url
+from digest.ingest.fetch import is_http, local_path
+from digest.ingest.sanitize import is_web_url, safe_url
 from digest.store.database import MAX_ID, iso, transaction, utcnow
 
 FEED_COLUMNS = "id, url, name, category, etag, modified, last_fetched_at, last_status, last_error, created_at"

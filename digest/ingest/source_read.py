@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from digest.article_files import article_from_record, csv_delimiter, read_article_file
-from digest.articles import ArticleInput, prepare_article
 from digest.config import Config
 from digest.errors import DigestError
-from digest.feed_entries import XML_BOMS, parse_feed
-from digest.feeds import normalize_source
-from digest.fetch import Fetched, fetch
+from digest.ingest.article_files import article_from_record, csv_delimiter, read_article_file
+from digest.ingest.articles import ArticleInput, prepare_article
+from digest.ingest.feed_entries import XML_BOMS, parse_feed
+from digest.ingest.feeds import normalize_source
+from digest.ingest.fetch import Fetched, fetch
 
 # An article's summary or body past this many characters is cut before sanitising.
 FIELD_MAX_CHARS = 200_000

@@ -4,8 +4,8 @@ One call, :func:`ingest_sources`, handles any mix of stored feeds, feed URLs/pat
 article files (``.json`` array, JSON Lines, CSV). The format is sniffed from the
 content, never from the file name. Each source is its own transaction: a source that
 fails stores nothing and does not stop the others. Reading a source (fetch, sniff,
-parse) is :mod:`digest.source_read`, with :mod:`digest.feed_entries` for feeds and
-:mod:`digest.article_files` for article files; this module stores what was read.
+parse) is :mod:`digest.ingest.source_read`, with :mod:`digest.ingest.feed_entries` for feeds and
+:mod:`digest.ingest.article_files` for article files; this module stores what was read.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from digest.articles import upsert_article
 from digest.config import Config
 from digest.errors import DigestError
-from digest.feeds import find_feed, list_feeds, record_fetch
-from digest.sanitize import one_line
-from digest.source_read import ParsedSource, SourceResult, read_source
+from digest.ingest.articles import upsert_article
+from digest.ingest.feeds import find_feed, list_feeds, record_fetch
+from digest.ingest.sanitize import one_line
+from digest.ingest.source_read import ParsedSource, SourceResult, read_source
 from digest.store.database import transaction, utcnow
 
 log = logging.getLogger(__name__)

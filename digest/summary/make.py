@@ -10,7 +10,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.config import Config
-from digest.sanitize import one_line
+from digest.ingest.sanitize import one_line
 from digest.store.database import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
 from digest.summary.pool import TimedOut, run_all

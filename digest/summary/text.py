@@ -8,7 +8,7 @@ from string import Template
 from typing import Any
 
 from digest.config import Summary
-from digest.sanitize import one_line, plain_text, summarize_text
+from digest.ingest.sanitize import one_line, plain_text, summarize_text
 
 # A model's answer is untrusted input. Prose is wanted; any of these means it is not prose.
 _MARKUP = re.compile(

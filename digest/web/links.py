@@ -240,7 +240,7 @@ def _preference_choices(
     state: WebState, db: sqlite_utils.Database, subscriber: dict[str, Any]
 ) -> dict[str, Any]:
     """Editions (key, title) from the config; every category an issue can carry (the config's,
-    then those feeds and articles have: :func:`digest.categories.known_categories`).
+    then those feeds and articles have: :func:`digest.ingest.categories.known_categories`).
 
     The subscriber's own editions and categories are always offered too (e.g. a category set
     with the CLI that nothing has yet): a form that left them out would erase them on save.

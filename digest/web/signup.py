@@ -37,7 +37,7 @@ def signup_choices(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
     """The editions (key, title) and every category an issue can carry (the config's and the
     ones feeds and articles have, as the CLI knows them): a reader who unticks one box must
     not lose categories the form never showed."""
-    from digest.categories import known_categories
+    from digest.ingest.categories import known_categories
 
     return {
         "editions": [(key, edition.title or key) for key, edition in config.editions.items()],
