@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 from click.testing import CliRunner  # noqa: E402 - after the path tweak
 
 from digest.cli import cli  # noqa: E402
-from digest.compose import compose_issue  # noqa: E402
+from digest.compose.build import compose_issue  # noqa: E402
 from digest.config import load_config  # noqa: E402
 from digest.ingest.articles import add_article  # noqa: E402
 from digest.store.database import iso, open_store, transaction, utcnow  # noqa: E402

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from digest import email_html, issue_context, render, templating
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import get_issue, issue_snapshot
 from digest.config import load_config
-from digest.issues import get_issue, issue_snapshot
 from digest.personalise import personalise
 from digest.size_budget import wire_size
 from digest.store.database import iso, open_store

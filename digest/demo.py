@@ -165,12 +165,12 @@ def _prepare_directory(directory: Path) -> bool:
 
 def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = None) -> DemoResult:
     """Set up (or refresh) the demo workspace in ``directory`` and send today's daily issue there."""
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
+    from digest.compose.issues import issue_categories
+    from digest.compose.periods import scheduled_time
     from digest.delivery import deliver_issue
     from digest.ingest.feeds import add_feed, find_feed
     from digest.ingest.sources import ingest_sources
-    from digest.issues import issue_categories
-    from digest.periods import scheduled_time
     from digest.preview import preview_issue
     from subscribers.store import add_subscriber, find_subscriber
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import get_issue, issue_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.issues import get_issue, issue_categories
 from digest.personalise import personalise, sample_fields
 from digest.render import RenderedVariant, current_variant, variant_key
 

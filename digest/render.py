@@ -19,16 +19,16 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import get_issue, issue_snapshot
+from digest.compose.subject import issue_subject, make_preheader, preheader_titles
 from digest.config import Config
 from digest.email_html import inline_css, mjml_to_html
 from digest.errors import DigestError
 from digest.issue_context import template_context
-from digest.issues import get_issue, issue_snapshot
 from digest.personalise import PLACEHOLDERS
 from digest.render_guard import render_skipping_broken
 from digest.size_budget import html_budget_size, trim_order
 from digest.store.database import iso, transaction, utcnow
-from digest.subject import issue_subject, make_preheader, preheader_titles
 from digest.templating import render_template, template_dirs
 
 HTML_TEMPLATE = "email/issue.mjml.j2"

@@ -135,7 +135,7 @@ def _run(
     build: bool,
     stop: Callable[[], bool],
 ) -> None:
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     if not report.dry_run:
         _bounces(db, config, report, at)

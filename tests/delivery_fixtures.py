@@ -11,7 +11,7 @@ import sqlite_utils
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.config import Config, load_config
 from digest.ingest.articles import add_article
 from digest.store.database import open_store

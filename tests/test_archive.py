@@ -109,8 +109,8 @@ def test_a_trimmed_drafts_test_link_shows_its_latest_note(site: Site) -> None:
     must not keep an old rendering."""
     from test_web import _article
 
-    from digest.compose import compose_issue
-    from digest.notes import set_issue_note
+    from digest.compose.build import compose_issue
+    from digest.compose.notes import set_issue_note
     from digest.render import render_issue
 
     end = datetime(2026, 3, 5, 6, 0, tzinfo=UTC)

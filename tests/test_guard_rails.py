@@ -203,7 +203,7 @@ def test_the_google_alerts_feed_links_to_the_articles(tmp_path: Path) -> None:
 def test_an_untitled_undated_item_is_named_by_its_words_and_shown_undated(
     tmp_path: Path, workspace: Path
 ) -> None:
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
     from digest.render import render_issue
 
     feed = tmp_path / "f.xml"

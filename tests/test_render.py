@@ -168,7 +168,7 @@ def test_placeholder_like_text_in_articles_is_not_filled(store) -> None:
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(db, title=f"Leak {PLACEHOLDERS['email']}", category="World", published_at=PERIOD_END)
     add_article(db, title="Normal", category="World", published_at=PERIOD_END.replace(hour=5), summary="fine")
@@ -188,7 +188,7 @@ def test_no_case_or_filter_turns_untrusted_text_into_a_placeholder(store, spelli
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(
         db,
@@ -281,7 +281,7 @@ def test_stored_variant_trimmed_is_not_read_from_article_text(store) -> None:
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(
         db,

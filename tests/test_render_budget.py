@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_render_support import PERIOD_END, add_article, make_store
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.message import build_message
 from digest.render import render_issue
 from digest.size_budget import wire_size

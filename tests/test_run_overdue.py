@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, messages, utc
 
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.errors import DigestError
 from digest.render_guard import render_skipping_broken
 from digest.store.database import iso

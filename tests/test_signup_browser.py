@@ -37,7 +37,7 @@ def _status(db_path: Path) -> str | None:
 
 def _deliver_an_issue(config_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compose an issue from invented articles and deliver it to the maildir, as `digest send` would."""
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
     from digest.delivery import deliver_issue
 
     monkeypatch.setenv("DIGEST_BASE_URL", base_url)

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from test_render_support import CONFIG_TOML, PERIOD_END, add_article
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_categories, issue_snapshot
+from digest.compose.stories import group_stories
+from digest.compose.stories_eval import load_pairs, score_pairs
 from digest.config import Compose, load_config
-from digest.issues import issue_categories, issue_snapshot
 from digest.render import render_issue
 from digest.store.database import open_store
-from digest.stories import group_stories
-from digest.stories_eval import load_pairs, score_pairs
 
 PAIRS = Path(__file__).resolve().parent / "fixtures" / "story_pairs.jsonl"
 

@@ -19,11 +19,11 @@ from summary_support import MODEL_ID, canned_model, summary_workspace
 from test_render_support import PERIOD_END
 
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_snapshot
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.ingest.articles import add_article
-from digest.issues import issue_snapshot
 from digest.render import render_issue
 from digest.store.database import open_store
 from digest.summary import summarize_since

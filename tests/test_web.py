@@ -466,7 +466,7 @@ def _article(n: int, category: str, published: datetime) -> dict[str, Any]:
 @pytest.fixture
 def issues(site: Site) -> dict[str, int]:
     """Two daily issues composed from invented articles: one sent, one left as a draft."""
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     day1 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     day2 = day1 + timedelta(days=1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from digest.cli.common import App, pass_app
-from digest.issues import ISSUE_NAME_HELP
+from digest.compose.issues import ISSUE_NAME_HELP
 
 
 @click.group(name="archive")
@@ -54,7 +54,7 @@ def archive_test_link(app: App, issue: str) -> None:
       digest archive test-link daily/12
     """
     from digest.archive import issue_test_link
-    from digest.issues import get_issue
+    from digest.compose.issues import get_issue
     from subscribers.tokens import load_secret
 
     found = get_issue(app.db, issue)

@@ -19,15 +19,15 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
+from digest.compose.issues import issue_name
+from digest.compose.periods import format_date, format_datetime, period_start_for
+from digest.compose.stories import Story, group_stories
+from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
 from digest.ingest.images import load_image
-from digest.issues import issue_name
 from digest.localtime import next_fire_time
-from digest.periods import format_date, format_datetime, period_start_for
 from digest.store.database import from_iso, iso, transaction, utcnow
-from digest.stories import Story, group_stories
-from digest.subject import make_preheader, make_subject, preheader_titles
 from digest.summary import ArticleSummary, article_summaries, make_summaries
 from digest.summary.make import Progress
 

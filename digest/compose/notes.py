@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import get_issue, issue_name
 from digest.errors import DigestError
-from digest.issues import get_issue, issue_name
 from digest.store.database import transaction
 
 NOTE_MAX_CHARS = 1000

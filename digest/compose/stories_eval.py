@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.compose.stories import same_story, story_numbers, story_words
 from digest.errors import DigestError
-from digest.stories import same_story, story_numbers, story_words
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from digest.compose.periods import format_date
 from digest.config import Config, Edition
 from digest.errors import ConfigError
-from digest.periods import format_date
 from digest.store.database import from_iso
 
 PREHEADER_HEADLINES = 3

@@ -110,7 +110,7 @@ def recipients(
     Eligible subscribers whose categories intersect the issue's; ``due`` is set only for
     local-time editions.
     """
-    from digest.issues import issue_categories
+    from digest.compose.issues import issue_categories
     from digest.localtime import due_at
     from digest.render import variant_key
     from subscribers.store import eligible_subscribers
@@ -348,7 +348,7 @@ class Ledger:
 
     def scope(self) -> tuple[str, set[str]]:
         """The issue's edition and its categories (lower case), for :meth:`ineligible`."""
-        from digest.issues import issue_categories
+        from digest.compose.issues import issue_categories
 
         edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[0]
         return edition, {c.lower() for c in issue_categories(self.db, self.issue_id)}

@@ -118,8 +118,8 @@ def deliver_issue(
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
     """
+    from digest.compose.issues import get_issue
     from digest.delivery.trial import dry_run_report, test_send
-    from digest.issues import get_issue
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)
@@ -161,7 +161,7 @@ def _transport_for(
     configured transport follows the config (a corrected relay takes effect). Test sends
     and dry runs use the configured transport.
     """
-    from digest.issues import issue_name
+    from digest.compose.issues import issue_name
 
     configured = default_transport_url(config)
     recorded = issue.get("transport")
@@ -241,7 +241,7 @@ def _send(
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
 ) -> DeliveryReport:
-    from digest.issues import get_issue
+    from digest.compose.issues import get_issue
     from digest.render import stored_variant
     from subscribers.tokens import load_secret
 

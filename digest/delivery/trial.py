@@ -62,8 +62,8 @@ def test_send(
 ) -> DeliveryReport:
     """A "[TEST]" copy to each address in ``to``, with the variant it would get; nothing recorded."""
     from digest.archive import issue_test_link
+    from digest.compose.issues import issue_categories
     from digest.issue_context import web_url
-    from digest.issues import issue_categories
     from digest.render import render_issue, stored_variant, variant_key
     from subscribers.store import find_subscriber
     from subscribers.tokens import load_secret

@@ -13,8 +13,8 @@ from digest.archive import (
     issue_nav_html,
     with_nav,
 )
+from digest.compose.issues import get_issue
 from digest.errors import DigestError, NotFound
-from digest.issues import get_issue
 from digest.personalise import RECIPIENT_FIELDS, personalise
 from digest.render import current_variant
 from digest.store.database import MAX_ID
