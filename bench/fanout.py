@@ -114,7 +114,7 @@ def add_subscribers(db, count: int) -> None:
 
 def message_size(toml: Path) -> int:
     from digest.message import build_message
-    from digest.render import render_issue
+    from digest.render.variants import render_issue
 
     config = load_config(toml)
     db = open_store(config.db_path)
@@ -264,7 +264,7 @@ def dkim_cost(toml: Path, tmp: Path, repeats: int = 15) -> dict[str, float]:
     from cryptography.hazmat.primitives.asymmetric import padding, utils
 
     from digest.message import prepare_message
-    from digest.render import render_issue
+    from digest.render.variants import render_issue
 
     key = tmp / "dkim.private"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)

@@ -300,7 +300,7 @@ class PreparedMessage:
     signer: DkimSigner | None = None
     mailto: str | None = None
     _dates: _DateCache = field(default_factory=_DateCache)
-    _escape: Any = None  # personalise(text, values, html) of digest.render
+    _escape: Any = None  # personalise(text, values, html) of digest.render.variants
     _names: tuple[str, ...] = ()  # the recipient fields used
     _probe: str = ""  # their placeholders joined by NUL: filled in one call
     _body: list[bytes] = field(default_factory=list)  # segments, with empty slots between them
@@ -308,7 +308,7 @@ class PreparedMessage:
     _signing: PreparedSigner | None = None  # DKIM with the fixed head and body start done once
 
     def __post_init__(self) -> None:
-        from digest.personalise import placeholder_token
+        from digest.render.personalise import placeholder_token
 
         self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
         self._probe = "\0".join(placeholder_token(name) for name in self._names)
@@ -390,7 +390,7 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-    from digest.personalise import PLACEHOLDER_RE, personalise, placeholder_field
+    from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE

@@ -34,8 +34,8 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.message import dkim_signer, format_address
+from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
-from digest.templating import environment, template_dirs
 from subscribers.tokens import CONFIRM_TTL
 
 KINDS = ("confirm", "welcome", "already-subscribed")

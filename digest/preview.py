@@ -11,8 +11,8 @@ import sqlite_utils
 from digest.compose.issues import get_issue, issue_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.personalise import personalise, sample_fields
-from digest.render import RenderedVariant, current_variant, variant_key
+from digest.render.personalise import personalise, sample_fields
+from digest.render.variants import RenderedVariant, current_variant, variant_key
 
 FORMATS = ("html", "text", "eml")
 

@@ -32,7 +32,7 @@ from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
 from digest.localtime import latest_fire_time
 from digest.overdue import overdue_issues
-from digest.render_guard import collect_render_warnings
+from digest.render.guard import collect_render_warnings
 from digest.run_records import finish_run, start_run
 from digest.run_report import Built, RunReport, Sent
 from digest.store.database import PENDING_DELIVERY, iso

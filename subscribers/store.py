@@ -268,7 +268,7 @@ def eligible_subscribers(
     """Active subscribers who receive ``edition_key`` and follow at least one of the issue's categories.
 
     Editions NULL = all editions; categories NULL = all categories. Categories match
-    case-insensitively (ASCII, SQLite NOCASE), as :func:`digest.render.variant_key` matches
+    case-insensitively (ASCII, SQLite NOCASE), as :func:`digest.render.variants.variant_key` matches
     them: a reader of ``Technology`` gets an issue whose articles say ``technology``.
     Streams in id order.
     """

@@ -15,8 +15,8 @@ from smtp_server import DROP, Handler, SilentServer, SMTPServer
 import digest.delivery.send
 import digest.delivery.worker
 from digest.delivery import deliver_issue, delivery_counts, list_deliveries
-from digest.personalise import personalise
-from digest.render import stored_variant
+from digest.render.personalise import personalise
+from digest.render.variants import stored_variant
 from digest.store.database import open_store
 from digest.transports import TransportError
 from subscribers.links import subscriber_links

@@ -204,7 +204,7 @@ def test_an_untitled_undated_item_is_named_by_its_words_and_shown_undated(
     tmp_path: Path, workspace: Path
 ) -> None:
     from digest.compose.build import compose_issue
-    from digest.render import render_issue
+    from digest.render.variants import render_issue
 
     feed = tmp_path / "f.xml"
     feed.write_text(

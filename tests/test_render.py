@@ -15,9 +15,9 @@ import pytest
 from test_render_support import big_issue, fixture_issue, make_store
 
 from digest.errors import DigestError
-from digest.personalise import PLACEHOLDERS, RECIPIENT_FIELDS, personalise
-from digest.render import render_issue, stored_variant, variant_key
-from digest.templating import bundled_templates_dir
+from digest.render.personalise import PLACEHOLDERS, RECIPIENT_FIELDS, personalise
+from digest.render.templating import bundled_templates_dir
+from digest.render.variants import render_issue, stored_variant, variant_key
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REPO = Path(__file__).resolve().parent.parent

@@ -12,8 +12,8 @@ from test_render_support import PERIOD_END, add_article, make_store
 
 from digest.compose.build import compose_issue
 from digest.message import build_message
-from digest.render import render_issue
-from digest.size_budget import wire_size
+from digest.render.size_budget import wire_size
+from digest.render.variants import render_issue
 
 RECIPIENT = {
     "subscriber_id": 1,

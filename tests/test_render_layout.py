@@ -19,8 +19,8 @@ from digest.compose.build import compose_issue
 from digest.compose.issues import get_issue
 from digest.compose.subject import SUBJECT_MAX_CHARS
 from digest.ingest.sources import ingest_sources
-from digest.personalise import personalise, sample_fields
-from digest.render import render_issue, stored_variant
+from digest.render.personalise import personalise, sample_fields
+from digest.render.variants import render_issue, stored_variant
 
 SECTIONS = ["World", "Technology", "Science", "Culture", "Business", "Sport"]
 

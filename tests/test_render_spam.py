@@ -13,7 +13,7 @@ from mail_checks import spamassassin
 
 from digest.compose.notes import set_issue_note
 from digest.message import build_message
-from digest.render import render_issue
+from digest.render.variants import render_issue
 from subscribers.links import subscriber_links
 from subscribers.tokens import load_secret
 

@@ -13,7 +13,7 @@ from mail_checks import dkim_key
 
 from digest.config import Config
 from digest.message import build_message
-from digest.render import RenderedVariant
+from digest.render.variants import RenderedVariant
 from digest.signing import DkimSigner, dkim_signer, signed_header_list
 
 ISSUE = {"id": 7, "edition": "daily", "subject": "Daily #7"}

@@ -14,7 +14,7 @@ from digest.compose.issues import issue_categories, issue_snapshot
 from digest.compose.stories import group_stories
 from digest.compose.stories_eval import load_pairs, score_pairs
 from digest.config import Compose, load_config
-from digest.render import render_issue
+from digest.render.variants import render_issue
 from digest.store.database import open_store
 
 PAIRS = Path(__file__).resolve().parent / "fixtures" / "story_pairs.jsonl"
@@ -160,7 +160,7 @@ def test_a_threshold_out_of_range_is_named(tmp_path: Path, threshold: str) -> No
 
 
 def test_an_also_covered_source_cannot_smuggle_in_a_recipient_placeholder(tmp_path: Path) -> None:
-    from digest.personalise import PLACEHOLDERS
+    from digest.render.personalise import PLACEHOLDERS
 
     path = story_workspace(tmp_path / "ws")
     db = open_store(load_config(path).db_path)

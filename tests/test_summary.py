@@ -24,7 +24,7 @@ from digest.compose.issues import issue_snapshot
 from digest.config import load_config
 from digest.errors import ConfigError
 from digest.ingest.articles import add_article
-from digest.render import render_issue
+from digest.render.variants import render_issue
 from digest.store.database import open_store
 from digest.summary import summarize_since
 from digest.summary.text import check_answer

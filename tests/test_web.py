@@ -489,7 +489,7 @@ def issues(site: Site) -> dict[str, int]:
 def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
     site: Site, issues: dict[str, int]
 ) -> None:
-    from digest.personalise import PLACEHOLDERS
+    from digest.render.personalise import PLACEHOLDERS
 
     reply = http("GET", f"{site.url}/issues/{issues['sent']}")
     assert reply.status == 200
@@ -507,7 +507,7 @@ def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
 
 def test_viewing_an_issue_in_the_browser_stores_no_rendering(site: Site, issues: dict[str, int]) -> None:
     """A GET or HEAD must not freeze the variant a later send would use (nor write at all)."""
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
 
     def variants() -> list[tuple[Any, ...]]:
         return site.db.execute("SELECT issue_id, variant, html, text FROM issue_variants").fetchall()
@@ -609,7 +609,7 @@ def test_the_links_in_a_delivered_email_work(site: Site, issues: dict[str, int],
 
 def test_the_web_version_of_a_trimmed_issue_has_every_article(site: Site, issues: dict[str, int]) -> None:
     """A trimmed email says "N more articles in the web version": that page must show them."""
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
 
     site.config.render.max_html_bytes = 2_000  # the email keeps (almost) nothing
     assert stored_variant(site.db, site.config, issues["sent"], "*").trimmed > 0

@@ -34,7 +34,7 @@ def archive_build(app: App, outdir: Path) -> None:
     Example:
       digest archive build public/ && rsync -a public/ host:/var/www/digest/
     """
-    from digest.archive import build_static_archive
+    from digest.render.archive import build_static_archive
 
     counts = build_static_archive(app.db, app.config, outdir)
     click.echo(
@@ -53,8 +53,8 @@ def archive_test_link(app: App, issue: str) -> None:
     Example:
       digest archive test-link daily/12
     """
-    from digest.archive import issue_test_link
     from digest.compose.issues import get_issue
+    from digest.render.archive import issue_test_link
     from subscribers.tokens import load_secret
 
     found = get_issue(app.db, issue)

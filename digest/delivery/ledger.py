@@ -75,7 +75,7 @@ class Result:
 
 def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime) -> None:
     """Draft → sending, variants stored, one ledger row per eligible recipient: one transaction."""
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
 
     issue_id = int(issue["id"])
     stamp = iso(utcnow())
@@ -112,7 +112,7 @@ def recipients(
     """
     from digest.compose.issues import issue_categories
     from digest.localtime import due_at
-    from digest.render import variant_key
+    from digest.render.variants import variant_key
     from subscribers.store import eligible_subscribers
 
     categories = issue_categories(db, int(issue["id"]))

@@ -242,7 +242,7 @@ def _send(
     retry_failed: bool,
 ) -> DeliveryReport:
     from digest.compose.issues import get_issue
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
     from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])

@@ -61,10 +61,10 @@ def test_send(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], to: list[str], url: str
 ) -> DeliveryReport:
     """A "[TEST]" copy to each address in ``to``, with the variant it would get; nothing recorded."""
-    from digest.archive import issue_test_link
     from digest.compose.issues import issue_categories
-    from digest.issue_context import web_url
-    from digest.render import render_issue, stored_variant, variant_key
+    from digest.render.archive import issue_test_link
+    from digest.render.context import web_url
+    from digest.render.variants import render_issue, stored_variant, variant_key
     from subscribers.store import find_subscriber
     from subscribers.tokens import load_secret
 

@@ -56,8 +56,8 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 
 
 def _size_check(db, config: Config, issue_id: int, label: str) -> Check:
-    from digest.render import current_variant
-    from digest.size_budget import html_budget_size
+    from digest.render.size_budget import html_budget_size
+    from digest.render.variants import current_variant
 
     rendered = current_variant(db, config, issue_id, "*")
     size = html_budget_size(rendered.html)

@@ -14,7 +14,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import clean_text, safe_url
-from digest.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
+from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""

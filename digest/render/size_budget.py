@@ -9,7 +9,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from digest.personalise import PLACEHOLDER_RE
+from digest.render.personalise import PLACEHOLDER_RE
 
 # Each placeholder occurrence may grow by this much when filled (a signed URL, a long name);
 # the size budget reserves it so a personalised message still fits.

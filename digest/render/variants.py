@@ -1,11 +1,11 @@
 """Render an issue to email HTML and plain text, once per variant; freeze what is sent.
 
 :func:`render_issue` is the pipeline: the issue's template context
-(:mod:`digest.issue_context`) → Jinja2 fills ``email/issue.mjml.j2``
-(:mod:`digest.templating`) → mjml-python makes table HTML and premailer inlines the CSS
-(:mod:`digest.email_html`), articles cut to fit the size budget (:mod:`digest.size_budget`).
+(:mod:`digest.render.context`) → Jinja2 fills ``email/issue.mjml.j2``
+(:mod:`digest.render.templating`) → mjml-python makes table HTML and premailer inlines the CSS
+(:mod:`digest.render.email_html`), articles cut to fit the size budget (:mod:`digest.render.size_budget`).
 The text part comes from its own template, ``email/issue.txt.j2``. Per-recipient fields are
-placeholder tokens that survive all three stages; :func:`digest.personalise.personalise`
+placeholder tokens that survive all three stages; :func:`digest.render.personalise.personalise`
 fills them at send time, so an issue is rendered once per distinct category set (a
 *variant*), never once per recipient. :func:`stored_variant` freezes a variant's rendering.
 """
@@ -22,14 +22,14 @@ import sqlite_utils
 from digest.compose.issues import get_issue, issue_snapshot
 from digest.compose.subject import issue_subject, make_preheader, preheader_titles
 from digest.config import Config
-from digest.email_html import inline_css, mjml_to_html
 from digest.errors import DigestError
-from digest.issue_context import template_context
-from digest.personalise import PLACEHOLDERS
-from digest.render_guard import render_skipping_broken
-from digest.size_budget import html_budget_size, trim_order
+from digest.render.context import template_context
+from digest.render.email_html import inline_css, mjml_to_html
+from digest.render.guard import render_skipping_broken
+from digest.render.personalise import PLACEHOLDERS
+from digest.render.size_budget import html_budget_size, trim_order
+from digest.render.templating import render_template, template_dirs
 from digest.store.database import iso, transaction, utcnow
-from digest.templating import render_template, template_dirs
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
 TEXT_TEMPLATE = "email/issue.txt.j2"

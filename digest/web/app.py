@@ -40,9 +40,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.errors import NotFound
-from digest.render import RenderedVariant, render_issue
+from digest.render.templating import template_dirs
+from digest.render.variants import RenderedVariant, render_issue
 from digest.store.database import open_store
-from digest.templating import template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.model import available_zones
 from subscribers.store import get_subscriber

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite_utils
 from flask import Flask, Response, request, url_for
 
-from digest.archive import (
+from digest.compose.issues import get_issue
+from digest.errors import DigestError, NotFound
+from digest.render.archive import (
     Links,
     archive_page,
     check_issue_test_token,
@@ -13,10 +15,8 @@ from digest.archive import (
     issue_nav_html,
     with_nav,
 )
-from digest.compose.issues import get_issue
-from digest.errors import DigestError, NotFound
-from digest.personalise import RECIPIENT_FIELDS, personalise
-from digest.render import current_variant
+from digest.render.personalise import RECIPIENT_FIELDS, personalise
+from digest.render.variants import current_variant
 from digest.store.database import MAX_ID
 from digest.web.app import WebState, get_db, message, page, state
 
