@@ -113,7 +113,7 @@ def add_subscribers(db, count: int) -> None:
 
 
 def message_size(toml: Path) -> int:
-    from digest.message import build_message
+    from digest.mail.message import build_message
     from digest.render.variants import render_issue
 
     config = load_config(toml)
@@ -263,7 +263,7 @@ def dkim_cost(toml: Path, tmp: Path, repeats: int = 15) -> dict[str, float]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, utils
 
-    from digest.message import prepare_message
+    from digest.mail.message import prepare_message
     from digest.render.variants import render_issue
 
     key = tmp / "dkim.private"

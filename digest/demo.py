@@ -171,7 +171,7 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
     from digest.delivery import deliver_issue
     from digest.ingest.feeds import add_feed, find_feed
     from digest.ingest.sources import ingest_sources
-    from digest.preview import preview_issue
+    from digest.mail.preview import preview_issue
     from subscribers.store import add_subscriber, find_subscriber
 
     now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)

@@ -13,7 +13,7 @@
 - :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
   ``subscribers.pending_days`` are removed.
 
-Every message goes through :mod:`digest.outbox` (stored, then sent at once);
+Every message goes through :mod:`digest.mail.outbox` (stored, then sent at once);
 what the transport refuses is retried by ``digest run``.
 """
 
@@ -29,7 +29,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.ingest.categories import known_categories as list_known_categories
-from digest.outbox import OutboxReport, queue_message, send_outbox
+from digest.mail.outbox import OutboxReport, queue_message, send_outbox
 from digest.store.database import iso, transaction, utcnow
 from subscribers.links import subscriber_links
 from subscribers.model import normalize_email

@@ -15,7 +15,7 @@ from mail_checks import dkim_key, spamassassin
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import build_message, format_address, message_id, prepare_message
+from digest.mail.message import build_message, format_address, message_id, prepare_message
 from digest.render.personalise import PLACEHOLDERS, personalise
 from digest.render.variants import RenderedVariant, render_issue
 from subscribers.links import subscriber_links

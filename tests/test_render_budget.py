@@ -11,7 +11,7 @@ from pathlib import Path
 from test_render_support import PERIOD_END, add_article, make_store
 
 from digest.compose.build import compose_issue
-from digest.message import build_message
+from digest.mail.message import build_message
 from digest.render.size_budget import wire_size
 from digest.render.variants import render_issue
 

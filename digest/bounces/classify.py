@@ -32,7 +32,7 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 
-from digest.verp import verp_token_of
+from digest.mail.verp import verp_token_of
 
 KINDS = ("hard", "soft", "complaint", "unsubscribe", "other")
 

@@ -38,8 +38,8 @@ import sqlite_utils
 from digest.bounces.classify import KINDS, Finding, classify_message, message_key, parse_message
 from digest.bounces.sources import BounceSource, open_source
 from digest.config import Config
+from digest.mail.verp import VerpSigner, split_bounce_address
 from digest.store.database import iso, transaction, utcnow
-from digest.verp import VerpSigner, split_bounce_address
 
 _OUR_MESSAGE_ID = re.compile(r"<digest\.([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]+@[^>]+>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

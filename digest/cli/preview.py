@@ -11,7 +11,7 @@ import click
 
 from digest.cli.common import App, pass_app
 from digest.compose.issues import ISSUE_NAME_HELP, issue_name
-from digest.preview import FORMATS, preview_issue
+from digest.mail.preview import FORMATS, preview_issue
 
 _SUFFIX = {"html": ".html", "text": ".txt", "eml": ".eml"}
 

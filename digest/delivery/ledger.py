@@ -23,7 +23,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.delivery.journal import read_journals
 from digest.errors import DigestError
-from digest.message import message_id
+from digest.mail.message import message_id
 from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
 from digest.transports import Reply
 

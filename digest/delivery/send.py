@@ -36,7 +36,8 @@ from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
-from digest.message import dkim_signer, prepare_message
+from digest.mail.message import dkim_signer, prepare_message
+from digest.mail.verp import ReturnPath
 from digest.store.database import iso, transaction, utcnow
 from digest.transports import (
     TransportError,
@@ -44,7 +45,6 @@ from digest.transports import (
     parse_transport_url,
     transport_for_display,
 )
-from digest.verp import ReturnPath
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
 

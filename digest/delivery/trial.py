@@ -14,7 +14,7 @@ from digest.config import Config
 from digest.delivery.ledger import recipients
 from digest.delivery.send import DeliveryReport
 from digest.delivery.worker import Links
-from digest.message import PreparedMessage, prepare_message
+from digest.mail.message import PreparedMessage, prepare_message
 from digest.store.database import iso
 from digest.transports import ConnectionLost, Reply, open_transport
 

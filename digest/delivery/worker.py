@@ -31,11 +31,11 @@ from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger, Result, Row
 from digest.delivery.policy import REPEATS_TO_STOP, decide
 from digest.errors import DigestError
-from digest.message import PreparedMessage
+from digest.mail.message import PreparedMessage
+from digest.mail.verp import ReturnPath
 from digest.store.database import iso, open_store, utcnow
 from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
 from digest.transports import transport_for_display as display
-from digest.verp import ReturnPath
 
 __all__ = ["Connection", "Counters", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
 

@@ -82,7 +82,7 @@ def _domain(address: str) -> str:
 
 def check_dns(config: Config, *, resolver: str | None = None, timeout: float = 10.0) -> list[Check]:
     """SPF of the envelope domain, DKIM at ``selector._domainkey``, DMARC of the From domain."""
-    from digest.verp import split_bounce_address
+    from digest.mail.verp import split_bounce_address
 
     from_domain = _domain(config.publication.from_address)
     if not from_domain:

@@ -88,7 +88,7 @@ def _spam_check(db, config: Config, issue_id: int, label: str, timeout: float) -
             "spamassassin is not installed; score not checked",
             "apt-get install spamassassin",
         )
-    from digest.preview import preview_issue
+    from digest.mail.preview import preview_issue
 
     message = preview_issue(db, config, issue_id, fmt="eml").content
     with tempfile.TemporaryDirectory(prefix="digest-doctor-sa-") as home:

@@ -35,7 +35,7 @@ from typing import Any
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
+from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
 
 __all__ = [
     "OVERSIGNED",

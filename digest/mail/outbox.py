@@ -33,7 +33,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import dkim_signer, format_address
+from digest.mail.message import dkim_signer, format_address
 from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import CONFIRM_TTL
@@ -181,7 +181,7 @@ def return_path(config: Config) -> str:
     bounced confirmation reaches ``digest bounces process`` (which maps it by the report's
     Final-Recipient: these messages have no deliveries row for a VERP token to name), else
     the From address."""
-    from digest.verp import split_bounce_address
+    from digest.mail.verp import split_bounce_address
 
     bounce = split_bounce_address(config)
     if bounce is None:

@@ -92,6 +92,6 @@ def _content(
     if fmt == "text":
         return personalise(rendered.text, recipient, html=False).encode("utf-8")
     # The one message builder the send uses too, so the preview is what goes out.
-    from digest.message import build_message
+    from digest.mail.message import build_message
 
     return build_message(config, issue, rendered, recipient)

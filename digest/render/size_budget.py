@@ -37,7 +37,7 @@ def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def wire_size(text: str) -> int:
     """Bytes ``text`` takes as a quoted-printable MIME body with CRLF line ends, the way
-    :mod:`digest.message` sends each part (its soft breaks around placeholders aside)."""
+    :mod:`digest.mail.message` sends each part (its soft breaks around placeholders aside)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     size = 0
     for line in lines:
