@@ -31,10 +31,10 @@ import sqlite_utils
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
 from digest.localtime import latest_fire_time
-from digest.overdue import overdue_issues
 from digest.render.guard import collect_render_warnings
-from digest.run_records import finish_run, start_run
-from digest.run_report import Built, RunReport, Sent
+from digest.schedule.overdue import overdue_issues
+from digest.schedule.run_records import finish_run, start_run
+from digest.schedule.run_report import Built, RunReport, Sent
 from digest.store.database import PENDING_DELIVERY, iso
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from digest.run_report import RunReport
+from digest.schedule.run_report import RunReport
 from digest.store.database import iso, transaction, utcnow
 
 

@@ -42,7 +42,7 @@ class Sent:
 
 @dataclass
 class RunReport:
-    """Everything one :func:`digest.run.run_due` call did."""
+    """Everything one :func:`digest.schedule.run.run_due` call did."""
 
     at: str
     dry_run: bool = False

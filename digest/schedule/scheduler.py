@@ -3,7 +3,7 @@
 :func:`serve` is ``digest schedule run``: an APScheduler 3.x ``BlockingScheduler`` with one
 cron trigger per edition in the edition's zone (plus, when an edition delivers in local
 time, a quarter-hourly job in UTC that sends the rows whose hour has come: every zone's
-offset is a multiple of 15 minutes). Each job is one :func:`digest.run.run_due`. Missed
+offset is a multiple of 15 minutes). Each job is one :func:`digest.schedule.run.run_due`. Missed
 fire times coalesce into one run and are honoured within the catch-up window; at start it
 runs once, which catches up a time missed while it was down. One scheduler per database:
 an ``flock`` on a file beside the database, which the kernel releases when a process dies,
@@ -33,8 +33,8 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, next_fire_time
-from digest.run import catch_up_window, run_due
-from digest.run_report import RunReport
+from digest.schedule.run import catch_up_window, run_due
+from digest.schedule.run_report import RunReport
 from digest.store.database import iso, open_store, utcnow
 
 logger = logging.getLogger("digest.schedule")
