@@ -23,7 +23,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ import sqlite_utils
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
+from digest.delivery.report import DeliveryReport
+from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
 from digest.mail.message import dkim_signer, prepare_message
@@ -54,43 +55,6 @@ PROCESS_THRESHOLD = 1000
 
 class SendInProgress(DigestError):
     """Another process is sending this issue right now."""
-
-
-@dataclass
-class DeliveryReport:
-    """What a send did. Counts are for this run; ``queued`` is what is still waiting."""
-
-    issue_id: int
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    queued: int = 0
-    total: int = 0
-    requeued: int = 0  # failed rows put back by retry_failed
-    duration: float = 0.0
-    transport: str = ""
-    status: str = ""
-    dry_run: bool = False
-    test: bool = False
-    interrupted: bool = False
-    signal: int = 0  # the signal that interrupted the send (SIGINT 2, SIGTERM 15), 0 if none
-    warnings: list[str] = field(default_factory=list)
-    variants: dict[str, int] = field(default_factory=dict)
-    plan: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        """Messages handled per second in this run."""
-        done = self.sent + self.failed + self.deferred
-        return done / self.duration if self.duration > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line: sent, failed, deferred, skipped, duration, messages/s."""
-        return (
-            f"sent {self.sent}, failed {self.failed}, deferred {self.deferred}, skipped {self.skipped}"
-            f" in {self.duration:.1f}s ({self.rate:.0f} messages/s)"
-        )
 
 
 def deliver_issue(
@@ -119,7 +83,6 @@ def deliver_issue(
     DigestError) when the run had to stop; unsent rows stay queued.
     """
     from digest.compose.issues import get_issue
-    from digest.delivery.trial import dry_run_report, test_send
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)

@@ -12,7 +12,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.delivery.ledger import recipients
-from digest.delivery.send import DeliveryReport
+from digest.delivery.report import DeliveryReport
 from digest.delivery.worker import Links
 from digest.mail.message import PreparedMessage, prepare_message
 from digest.store.database import iso
