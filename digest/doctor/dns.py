@@ -15,7 +15,7 @@ import dns.exception
 import dns.resolver
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 
 

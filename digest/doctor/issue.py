@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 
 GMAIL_CLIP_BYTES = 102 * 1024

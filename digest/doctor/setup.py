@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from digest.config import SECRET_ENV, SMTP_PASSWORD_ENV, Config
 from digest.delivery.checks import check_public_base_url
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 
 _SENDS_MAIL = ("smtp", "smtps")

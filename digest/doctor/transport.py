@@ -9,7 +9,7 @@ from __future__ import annotations
 import ssl
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 
 
