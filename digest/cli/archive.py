@@ -34,7 +34,7 @@ def archive_build(app: App, outdir: Path) -> None:
     Example:
       digest archive build public/ && rsync -a public/ host:/var/www/digest/
     """
-    from digest.render.archive import build_static_archive
+    from digest.web.static import build_static_archive  # lazy: start-up
 
     counts = build_static_archive(app.db, app.config, outdir)
     click.echo(

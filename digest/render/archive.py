@@ -257,31 +257,3 @@ def issue_test_link(config: Config, secret: bytes, issue_id: int) -> str:
     """The web address of an issue's test view: ``<base_url>/issues/<id>/test/<token>``."""
     base = config.publication.base_url.rstrip("/")
     return f"{base}/issues/{issue_id}/test/{issue_test_token(secret, issue_id)}"
-
-
-def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path) -> dict[str, int]:
-    """:func:`build_archive` with the web app's own templates and issue pages (``digest archive build``)."""
-    import jinja2
-
-    from digest.web.app import WebState, stylesheet_text, web_template_dirs
-    from digest.web.archive import issue_html
-
-    folders = web_template_dirs(config)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in folders]),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    template = env.get_template("archive.html")
-    state = WebState(config=config, secret=b"")
-    return build_archive(
-        db,
-        config,
-        outdir,
-        render_page=lambda data, links: template.render(
-            publication=config.publication, archive=data, links=links
-        ),
-        render_issue=lambda issue_id: issue_html(db, state, issue_id),
-        stylesheet=stylesheet_text(config) or "",
-    )

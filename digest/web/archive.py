@@ -18,7 +18,7 @@ from digest.render.archive import (
 from digest.render.personalise import RECIPIENT_FIELDS, personalise
 from digest.render.variants import current_variant
 from digest.store.database import MAX_ID
-from digest.web.app import WebState, get_db, message, page, state
+from digest.web.common import WebState, get_db, message, page, state
 
 PUBLIC_STATUSES = ("sending", "sent")
 # An issue is email HTML: inline styles and a <style> block, remote images allowed, still no scripts.

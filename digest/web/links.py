@@ -14,7 +14,7 @@ from flask import Flask, Response, redirect, request, url_for
 from digest.errors import DigestError
 from digest.signup import welcome
 from digest.store.database import from_iso
-from digest.web.app import (
+from digest.web.common import (
     SOURCE,
     BadLink,
     WebState,
@@ -25,6 +25,7 @@ from digest.web.app import (
     state,
     subscriber_for,
 )
+from digest.web.signup import signup_choices
 from subscribers.store import confirm as confirm_subscriber
 from subscribers.store import resubscribe, set_preferences
 from subscribers.store import unsubscribe as unsubscribe_subscriber
@@ -245,8 +246,6 @@ def _preference_choices(
     The subscriber's own editions and categories are always offered too (e.g. a category set
     with the CLI that nothing has yet): a form that left them out would erase them on save.
     """
-    from digest.web.signup import signup_choices
-
     choices = signup_choices(state.config, db)
     editions, categories = choices["editions"], choices["categories"]
     known = {key.casefold() for key, _ in editions}

@@ -21,7 +21,7 @@ from flask import Flask, request
 from digest.config import Config
 from digest.errors import DigestError
 from digest.signup import TooManyRequests, request_signup
-from digest.web.app import get_db, message, page, state
+from digest.web.common import get_db, message, page, state
 
 log = logging.getLogger(__name__)
 
