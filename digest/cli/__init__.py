@@ -121,7 +121,7 @@ _COMMANDS = {
     "articles": "digest.cli.articles",
     "issues": "digest.cli.issues",
     "preview": "digest.cli.preview",
-    "subscribers": "subscribers.cli",
+    "subscribers": "digest.cli.subscribers",
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
     "bounces": "digest.cli.bounces",

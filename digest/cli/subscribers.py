@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from digest.cli.common import App, echo_json, is_terminal, json_option, pass_app
+from digest.cli.subscribers_status import STATUS_COMMANDS, echo_outbox
 from digest.errors import DigestError
-from subscribers.cli_status import STATUS_COMMANDS, echo_outbox
 from subscribers.model import STATUSES
 
 

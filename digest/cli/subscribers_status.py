@@ -1,6 +1,6 @@
 """`digest subscribers` commands that move one address through its life cycle: confirm,
 unsubscribe, resubscribe, bounce by hand, and remove (erase, keeping a suppression hash).
-Each parses, calls one function of :mod:`subscribers.store`, prints; `subscribers.cli`
+Each parses, calls one function of :mod:`subscribers.store`, prints; `digest.cli.subscribers`
 registers them on the group."""
 
 from __future__ import annotations
