@@ -32,6 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import sqlite_utils
 
@@ -40,6 +41,8 @@ from digest.bounces.sources import BounceSource, open_source
 from digest.config import Config
 from digest.mail.verp import VerpSigner, split_bounce_address
 from digest.store.database import iso, transaction, utcnow
+from subscribers.store import find_subscriber, get_subscriber, mark_bounced, record_event, unsubscribe
+from subscribers.tokens import InvalidToken, load_secret, verify_token
 
 _OUR_MESSAGE_ID = re.compile(r"<digest\.([0-9]{1,18})\.([0-9]{1,18})\.[0-9a-f]+@[^>]+>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -110,7 +113,6 @@ def process_bounces(
 def _process(
     db: sqlite_utils.Database, config: Config, mailbox: BounceSource, *, now: datetime | None
 ) -> BounceReport:
-    from subscribers.tokens import load_secret
 
     secret = load_secret(config)
     context = _Context(
@@ -169,7 +171,6 @@ def _unsubscribe_address(config: Config) -> str | None:
         return None
     if raw.lower().startswith("mailto:"):
         raw = raw[len("mailto:") :].split("?", 1)[0]
-    from urllib.parse import unquote
 
     return unquote(raw).strip().lower() or None
 
@@ -210,7 +211,6 @@ def _apply(ctx: _Context, finding: Finding, key: str, report: BounceReport) -> N
     )
     if kind == "other" or target.subscriber_id is None:
         return
-    from subscribers.store import get_subscriber, mark_bounced, record_event, unsubscribe
 
     detail: dict[str, Any] = {"issue": target.issue_id, "delivery": target.delivery_id, "report": key}
     if finding.status_code:
@@ -267,8 +267,6 @@ def _resolve(ctx: _Context, finding: Finding) -> _Target:
             if row is not None:
                 return _Target(row[1], row[0], row[2])
     if finding.recipient:
-        from subscribers.store import find_subscriber
-
         subscriber = find_subscriber(db, finding.recipient)
         if subscriber is None:
             return _Target()
@@ -284,8 +282,6 @@ def _resolve(ctx: _Context, finding: Finding) -> _Target:
 
 
 def _resolve_unsubscribe(ctx: _Context, finding: Finding) -> _Target:
-    from subscribers.store import find_subscriber
-    from subscribers.tokens import InvalidToken, verify_token
 
     if finding.unsubscribe_token:
         try:

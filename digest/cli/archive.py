@@ -53,9 +53,9 @@ def archive_test_link(app: App, issue: str) -> None:
     Example:
       digest archive test-link daily/12
     """
-    from digest.compose.issues import get_issue
-    from digest.render.archive import issue_test_link
-    from subscribers.tokens import load_secret
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.render.archive import issue_test_link  # lazy: start-up
+    from subscribers.tokens import load_secret  # lazy: start-up
 
     found = get_issue(app.db, issue)
     click.echo(issue_test_link(app.config, load_secret(app.config), int(found["id"])))

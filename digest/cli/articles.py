@@ -81,7 +81,7 @@ def articles_show(app: App, article_id: str, as_json: bool) -> None:
       digest articles show 42
       digest articles show 42 --json
     """
-    from digest.summary.stored import stored_summaries
+    from digest.summary.stored import stored_summaries  # lazy: start-up
 
     row = get_article(app.db, article_id)
     generated = stored_summaries(app.db, app.config, row["id"])

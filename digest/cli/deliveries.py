@@ -24,8 +24,8 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
       digest deliveries latest --status failed
       digest deliveries daily/12 --json
     """
-    from digest.compose.issues import get_issue
-    from digest.delivery import delivery_counts, list_deliveries
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.delivery import delivery_counts, list_deliveries  # lazy: start-up
 
     found = get_issue(app.db, issue)
     rows = list_deliveries(app.db, found["id"], status=status)

@@ -95,8 +95,8 @@ def send(
       digest send daily/12 --retry-failed
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
-    from digest.compose.issues import get_issue
-    from digest.delivery import deliver_issue
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.delivery import deliver_issue  # lazy: start-up
 
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")

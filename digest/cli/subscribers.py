@@ -21,7 +21,7 @@ def _known(app: App, allow_new_category: bool = False) -> dict[str, Any]:
     """Editions from the config and the known categories (config, feeds, articles): an
     unknown one is refused, a known one takes its spelling. With ``allow_new_category``
     any category is taken as typed."""
-    from digest.ingest.categories import known_categories
+    from digest.ingest.categories import known_categories  # lazy: start-up
 
     return {
         "known_editions": list(app.config.editions) or None,
@@ -40,8 +40,8 @@ def allow_new_category_option(f: Any) -> Any:
 
 
 def _links(app: App, subscriber: dict[str, Any]) -> dict[str, str]:
-    from subscribers.links import subscriber_links
-    from subscribers.tokens import load_secret
+    from subscribers.links import subscriber_links  # lazy: start-up
+    from subscribers.tokens import load_secret  # lazy: start-up
 
     return subscriber_links(app.config, load_secret(app.config), subscriber)
 
@@ -103,7 +103,7 @@ def subscribers_add(
       digest subscribers add alice@example.org --name Alice --edition daily
       digest subscribers add bob@example.org --category Science --pending
     """
-    from subscribers.store import add_subscriber
+    from subscribers.store import add_subscriber  # lazy: start-up
 
     subscriber = add_subscriber(
         app.db,
@@ -126,8 +126,8 @@ def subscribers_add(
 
 
 def _send_confirmations(app: App, subscriber_ids: list[int], *, to_stderr: bool = False) -> None:
-    from digest.signup import send_confirmations
-    from subscribers.tokens import load_secret
+    from digest.signup import send_confirmations  # lazy: start-up
+    from subscribers.tokens import load_secret  # lazy: start-up
 
     report = send_confirmations(app.db, app.config, load_secret(app.config), subscriber_ids)
     echo_outbox(report, "Confirmation emails", to_stderr=to_stderr)
@@ -149,7 +149,7 @@ def subscribers_list(
       digest subscribers list --status active --edition daily
       digest subscribers list --json | jq '.[].email'
     """
-    from subscribers.store import list_subscribers
+    from subscribers.store import list_subscribers  # lazy: start-up
 
     rows = list_subscribers(app.db, status=status, edition=edition, category=category)
     if as_json:
@@ -186,7 +186,7 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
     Example:
       digest subscribers show alice@example.org
     """
-    from subscribers.store import get_subscriber, subscriber_events
+    from subscribers.store import get_subscriber, subscriber_events  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     links = _links(app, subscriber)
@@ -233,7 +233,7 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     Example:
       digest subscribers stats
     """
-    from subscribers.store import STATS_GROUPS, subscriber_stats
+    from subscribers.store import STATS_GROUPS, subscriber_stats  # lazy: start-up
 
     stats = subscriber_stats(app.db)
     if as_json:
@@ -280,7 +280,7 @@ def subscribers_set(
       digest subscribers set alice@example.org --edition weekly --category Science
       digest subscribers set alice@example.org --all-categories --timezone Europe/Paris
     """
-    from subscribers.store import UNCHANGED, get_subscriber, set_preferences
+    from subscribers.store import UNCHANGED, get_subscriber, set_preferences  # lazy: start-up
 
     if editions and all_editions:
         raise click.UsageError("use --edition or --all-editions, not both")
@@ -346,7 +346,7 @@ def subscribers_import(
       digest subscribers import people.csv --dry-run
       digest subscribers import people.csv --skip-invalid
     """
-    from subscribers.importer import import_csv
+    from subscribers.importer import import_csv  # lazy: start-up
 
     show_bar = is_terminal() and not as_json
     kwargs: dict[str, Any] = {
@@ -355,7 +355,7 @@ def subscribers_import(
         "resubscribe": resubscribe,
         **_known(app, allow_new_category),
     }
-    from subscribers.store import next_subscriber_id
+    from subscribers.store import next_subscriber_id  # lazy: start-up
 
     first_new_id = next_subscriber_id(app.db)
     if show_bar:
@@ -407,8 +407,8 @@ def subscribers_export(app: App, fmt: str, output: Path | None, status: str | No
       digest subscribers export --output subscribers.csv
       digest subscribers export --format json > subscribers.json
     """
-    from subscribers.exporter import export_subscribers
-    from subscribers.store import count_subscribers
+    from subscribers.exporter import export_subscribers  # lazy: start-up
+    from subscribers.store import count_subscribers  # lazy: start-up
 
     if output is None:
         export_subscribers(app.db, sys.stdout, format=fmt, status=status)

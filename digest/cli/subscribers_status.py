@@ -34,7 +34,7 @@ def subscribers_unsubscribe(app: App, email: str) -> None:
     Example:
       digest subscribers unsubscribe alice@example.org
     """
-    from subscribers.store import get_subscriber, unsubscribe
+    from subscribers.store import get_subscriber, unsubscribe  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     if unsubscribe(app.db, subscriber["id"], source="cli"):
@@ -53,7 +53,7 @@ def subscribers_bounce(app: App, email: str) -> None:
     Example:
       digest subscribers bounce old-address@example.org
     """
-    from subscribers.store import get_subscriber, mark_bounced
+    from subscribers.store import get_subscriber, mark_bounced  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     if mark_bounced(app.db, subscriber["id"], detail={"by": "hand"}, source="cli"):
@@ -76,7 +76,7 @@ def subscribers_resubscribe(app: App, email: str) -> None:
     Example:
       digest subscribers resubscribe alice@example.org
     """
-    from subscribers.store import get_subscriber, resubscribe
+    from subscribers.store import get_subscriber, resubscribe  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     if resubscribe(app.db, subscriber["id"], source="cli"):
@@ -102,7 +102,7 @@ def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
       digest subscribers confirm bob@example.org
       digest subscribers confirm bob@example.org --no-email
     """
-    from subscribers.store import confirm, get_subscriber
+    from subscribers.store import confirm, get_subscriber  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     if confirm(app.db, subscriber["id"], source="cli"):
@@ -119,9 +119,9 @@ def subscribers_confirm(app: App, email: str, no_email: bool) -> None:
 
 
 def _send_welcome(app: App, subscriber_id: int) -> None:
-    from digest.signup import welcome
-    from subscribers.store import get_subscriber
-    from subscribers.tokens import load_secret
+    from digest.signup import welcome  # lazy: start-up
+    from subscribers.store import get_subscriber  # lazy: start-up
+    from subscribers.tokens import load_secret  # lazy: start-up
 
     try:
         report = welcome(app.db, app.config, load_secret(app.config), subscriber_id)
@@ -146,7 +146,7 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
     Example:
       digest subscribers remove alice@example.org --yes
     """
-    from subscribers.store import get_subscriber, remove_subscriber
+    from subscribers.store import get_subscriber, remove_subscriber  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     if not yes:

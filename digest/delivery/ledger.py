@@ -20,12 +20,16 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import issue_categories
 from digest.config import Config
 from digest.delivery.journal import read_journals
 from digest.errors import DigestError
+from digest.localtime import due_at
 from digest.mail.message import message_id
+from digest.render.variants import stored_variant, variant_key
 from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
 from digest.transports import Reply
+from subscribers.store import eligible_subscribers, mark_bounced
 
 __all__ = [
     "Ledger",
@@ -75,7 +79,6 @@ class Result:
 
 def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime) -> None:
     """Draft → sending, variants stored, one ledger row per eligible recipient: one transaction."""
-    from digest.render.variants import stored_variant
 
     issue_id = int(issue["id"])
     stamp = iso(utcnow())
@@ -110,10 +113,6 @@ def recipients(
     Eligible subscribers whose categories intersect the issue's; ``due`` is set only for
     local-time editions.
     """
-    from digest.compose.issues import issue_categories
-    from digest.localtime import due_at
-    from digest.render.variants import variant_key
-    from subscribers.store import eligible_subscribers
 
     categories = issue_categories(db, int(issue["id"]))
     edition = config.editions.get(issue["edition"])
@@ -277,8 +276,6 @@ class Ledger:
             ],
         )
         if r.bounced and r.row.subscriber_id is not None:
-            from subscribers.store import mark_bounced
-
             with contextlib.suppress(DigestError):
                 mark_bounced(
                     self.db, r.row.subscriber_id, detail={"issue": self.issue_id, "reply": error or ""}
@@ -348,7 +345,6 @@ class Ledger:
 
     def scope(self) -> tuple[str, set[str]]:
         """The issue's edition and its categories (lower case), for :meth:`ineligible`."""
-        from digest.compose.issues import issue_categories
 
         edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[0]
         return edition, {c.lower() for c in issue_categories(self.db, self.issue_id)}

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
+from digest.compose.issues import get_issue, issue_name
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
@@ -37,8 +38,10 @@ from digest.delivery.report import DeliveryReport
 from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
+from digest.lockfile import hold_lock
 from digest.mail.message import dkim_signer, prepare_message
 from digest.mail.verp import ReturnPath
+from digest.render.variants import stored_variant
 from digest.store.database import iso, transaction, utcnow
 from digest.transports import (
     TransportError,
@@ -46,6 +49,7 @@ from digest.transports import (
     parse_transport_url,
     transport_for_display,
 )
+from subscribers.tokens import load_secret
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
 
@@ -82,7 +86,6 @@ def deliver_issue(
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
     """
-    from digest.compose.issues import get_issue
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)
@@ -124,7 +127,6 @@ def _transport_for(
     configured transport follows the config (a corrected relay takes effect). Test sends
     and dry runs use the configured transport.
     """
-    from digest.compose.issues import issue_name
 
     configured = default_transport_url(config)
     recorded = issue.get("transport")
@@ -180,7 +182,6 @@ def _db_path(db: sqlite_utils.Database) -> Path:
 
 @contextlib.contextmanager
 def _issue_lock(db_path: Path, issue_id: int) -> Iterator[int]:
-    from digest.lockfile import hold_lock
 
     def busy(holder: str) -> SendInProgress:
         return SendInProgress(
@@ -204,9 +205,6 @@ def _send(
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
 ) -> DeliveryReport:
-    from digest.compose.issues import get_issue
-    from digest.render.variants import stored_variant
-    from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])
     if issue["status"] == "draft":

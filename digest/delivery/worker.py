@@ -36,6 +36,7 @@ from digest.mail.verp import ReturnPath
 from digest.store.database import iso, open_store, utcnow
 from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
 from digest.transports import transport_for_display as display
+from subscribers.tokens import TokenSigner
 
 __all__ = ["Connection", "Counters", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
 
@@ -462,7 +463,6 @@ class Links:
     """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run."""
 
     def __init__(self, config: Config, secret: bytes | str) -> None:
-        from subscribers.tokens import TokenSigner
 
         self.base = config.publication.base_url.rstrip("/")
         self.signer = TokenSigner(secret)

@@ -11,18 +11,18 @@ import ssl
 from digest.config import Config
 from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
+from digest.transports import (
+    LOOPBACK_HOSTS,
+    ConnectionLost,
+    SMTPTransport,
+    TransportError,
+    open_transport,
+    parse_transport_url,
+)
 
 
 def check_transport(config: Config, *, timeout: float = 10.0) -> Check:
     """Open a session with the transport's server as a send would, then QUIT before MAIL FROM."""
-    from digest.transports import (
-        LOOPBACK_HOSTS,
-        ConnectionLost,
-        SMTPTransport,
-        TransportError,
-        open_transport,
-        parse_transport_url,
-    )
 
     try:
         spec = parse_transport_url(config.delivery.transport)

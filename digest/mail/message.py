@@ -36,6 +36,7 @@ from typing import Any
 from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
+from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field, placeholder_token
 
 __all__ = [
     "OVERSIGNED",
@@ -308,7 +309,6 @@ class PreparedMessage:
     _signing: PreparedSigner | None = None  # DKIM with the fixed head and body start done once
 
     def __post_init__(self) -> None:
-        from digest.render.personalise import placeholder_token
 
         self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
         self._probe = "\0".join(placeholder_token(name) for name in self._names)
@@ -390,7 +390,6 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-    from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE

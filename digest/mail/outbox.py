@@ -34,8 +34,10 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message import dkim_signer, format_address
+from digest.mail.verp import split_bounce_address
 from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
+from digest.transports import ConnectionLost, TransportError, open_transport
 from subscribers.tokens import CONFIRM_TTL
 
 KINDS = ("confirm", "welcome", "already-subscribed")
@@ -135,7 +137,6 @@ def send_outbox(
     timeout: float | None = None,
 ) -> OutboxReport:
     """Send queued rows (only ``ids`` when given) through the configured transport."""
-    from digest.transports import ConnectionLost, TransportError, open_transport
 
     moment = now or utcnow()
     report = OutboxReport()
@@ -181,7 +182,6 @@ def return_path(config: Config) -> str:
     bounced confirmation reaches ``digest bounces process`` (which maps it by the report's
     Final-Recipient: these messages have no deliveries row for a VERP token to name), else
     the From address."""
-    from digest.mail.verp import split_bounce_address
 
     bounce = split_bounce_address(config)
     if bounce is None:

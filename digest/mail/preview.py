@@ -11,8 +11,12 @@ import sqlite_utils
 from digest.compose.issues import get_issue, issue_categories
 from digest.config import Config
 from digest.errors import DigestError
+from digest.mail.message import build_message
 from digest.render.personalise import personalise, sample_fields
 from digest.render.variants import RenderedVariant, current_variant, variant_key
+from subscribers.links import subscriber_links
+from subscribers.store import get_subscriber
+from subscribers.tokens import load_secret
 
 FORMATS = ("html", "text", "eml")
 
@@ -65,9 +69,6 @@ def preview_issue(
 
 
 def _subscriber(db: sqlite_utils.Database, config: Config, ref: str) -> dict[str, Any]:
-    from subscribers.links import subscriber_links
-    from subscribers.store import get_subscriber
-    from subscribers.tokens import load_secret
 
     sub = get_subscriber(db, ref)
     links = subscriber_links(config, load_secret(config), sub)
@@ -92,6 +93,4 @@ def _content(
     if fmt == "text":
         return personalise(rendered.text, recipient, html=False).encode("utf-8")
     # The one message builder the send uses too, so the preview is what goes out.
-    from digest.mail.message import build_message
-
     return build_message(config, issue, rendered, recipient)

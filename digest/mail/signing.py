@@ -87,8 +87,8 @@ class DkimSigner:
 
     def __post_init__(self) -> None:
         if self.algorithm == b"rsa-sha256" and self._rsa is None:
-            from cryptography.hazmat.primitives.asymmetric import rsa
-            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+            from cryptography.hazmat.primitives.asymmetric import rsa  # lazy: start-up
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key  # lazy: start-up
 
             try:
                 key = load_pem_private_key(self.key, password=None)
@@ -98,14 +98,14 @@ class DkimSigner:
                 raise DigestError("a PEM key for rsa-sha256 must be an RSA key")
             object.__setattr__(self, "_rsa", key)
         if self._rsa is not None and not self._scheme:
-            from cryptography.hazmat.primitives import hashes
-            from cryptography.hazmat.primitives.asymmetric import padding, utils
+            from cryptography.hazmat.primitives import hashes  # lazy: start-up
+            from cryptography.hazmat.primitives.asymmetric import padding, utils  # lazy: start-up
 
             object.__setattr__(self, "_scheme", (padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())))
 
     def sign(self, message: bytes) -> bytes:
         """Return ``message`` with its DKIM-Signature header in front."""
-        import dkim
+        import dkim  # lazy: start-up
 
         if self._rsa is None:
             headers, _ = dkim.rfc822_parse(message)
@@ -124,7 +124,7 @@ class DkimSigner:
 
     def _sign_rsa(self, message: bytes) -> bytes:
         """The DKIM-Signature header field as dkimpy's ``sign`` builds it, signed by OpenSSL."""
-        import dkim
+        import dkim  # lazy: start-up
 
         # dkimpy's parser splits the whole message into lines; only the head needs parsing.
         end = message.find(b"\r\n\r\n")
@@ -161,7 +161,7 @@ class DkimSigner:
         fixed (t= has ``stamp_length`` digits, bh= 44 characters, b= the key's size in base64)
         and none holds a space, so dkimpy's folding puts every other byte in the same place
         whatever their values: the fold is done once, here, on stand-ins."""
-        import dkim
+        import dkim  # lazy: start-up
 
         fields = [
             (b"v", b"1"),
@@ -198,7 +198,7 @@ class DkimSigner:
         a body alone when it ends in exactly one CRLF — that is checked on ``last``, not assumed.
         Ed25519 keys (signed by dkimpy) get None.
         """
-        import dkim
+        import dkim  # lazy: start-up
 
         if self._rsa is None or not head.endswith(b"\r\n\r\n"):
             return None
@@ -264,7 +264,7 @@ class _Template:
 
 @functools.cache
 def _relaxed_simple() -> Any:
-    from dkim.canonicalization import CanonicalizationPolicy
+    from dkim.canonicalization import CanonicalizationPolicy  # lazy: start-up
 
     return CanonicalizationPolicy.from_c_value(b"relaxed/simple")
 
@@ -338,7 +338,8 @@ def _load_signer(config: Config, path: Path) -> DkimSigner:
         # dkimpy takes an Ed25519 key as 32 raw bytes, base64-encoded; it signs with PyNaCl.
         algorithm = b"ed25519-sha256"
         try:
-            import nacl.signing  # noqa: F401  (a probe: is PyNaCl installed? dkimpy imports it itself)
+            # A probe: is PyNaCl installed? (dkimpy imports it itself.)
+            import nacl.signing  # noqa: F401  # lazy: start-up
         except ImportError:
             raise DigestError(
                 f"dkim.key_file {path}: not a PEM RSA key, and Ed25519 signing needs PyNaCl "

@@ -20,6 +20,7 @@ from email.utils import parseaddr
 
 from digest.config import Config
 from digest.errors import ConfigError
+from subscribers.tokens import TokenSigner, load_secret
 
 MAC_CHARS = 10
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -32,7 +33,6 @@ class VerpSigner:
     """Makes and checks VERP tokens with the HMAC key prepared once (cheap per message)."""
 
     def __init__(self, secret: bytes | str) -> None:
-        from subscribers.tokens import TokenSigner
 
         self._signer = TokenSigner(secret)  # the same keyed HMAC as the links' tokens, purpose "verp"
 
@@ -88,8 +88,6 @@ class ReturnPath:
         self._bounce = split_bounce_address(config)
         self._signer: VerpSigner | None = None
         if self._bounce is not None:
-            from subscribers.tokens import load_secret
-
             self._signer = VerpSigner(load_secret(config))
 
     def for_delivery(self, delivery_id: int) -> str:

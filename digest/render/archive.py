@@ -23,6 +23,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError
 from digest.store.database import from_iso, iso, utcnow
+from subscribers.tokens import TokenSigner
 
 PER_PAGE = 20
 FEED_ENTRIES = 50
@@ -243,7 +244,6 @@ TEST_PURPOSE = "issue-test"
 
 def issue_test_token(secret: bytes, issue_id: int) -> str:
     """A signed token that shows issue ``issue_id`` on the web even while it is a draft."""
-    from subscribers.tokens import TokenSigner
 
     return f"{issue_id}.{TokenSigner(secret).mac(TEST_PURPOSE, str(issue_id))}"
 

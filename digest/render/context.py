@@ -15,6 +15,7 @@ from digest.errors import DigestError
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import clean_text, safe_url
 from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
+from subscribers.model import attribute_key
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
@@ -142,7 +143,6 @@ class _AttributeFields:
         return self[name]
 
     def __getitem__(self, name: str) -> str:
-        from subscribers.model import attribute_key
 
         key = attribute_key(str(name))
         if not key:

@@ -28,13 +28,17 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.build import compose_issue
 from digest.config import Config, Edition, parse_duration
+from digest.delivery import SendInProgress, deliver_issue
 from digest.errors import DigestError
+from digest.ingest.sources import ingest_sources
 from digest.localtime import latest_fire_time
 from digest.render.guard import collect_render_warnings
 from digest.schedule.overdue import overdue_issues
 from digest.schedule.run_records import finish_run, start_run
 from digest.schedule.run_report import Built, RunReport, Sent
+from digest.signup import list_upkeep
 from digest.store.database import PENDING_DELIVERY, iso
 
 
@@ -111,8 +115,6 @@ def run_due(
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
         if not dry_run:
-            from digest.signup import list_upkeep
-
             report.notes.extend(list_upkeep(db, config, now=at))
         report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
     except BaseException as exc:
@@ -135,7 +137,6 @@ def _run(
     build: bool,
     stop: Callable[[], bool],
 ) -> None:
-    from digest.compose.build import compose_issue
 
     if not report.dry_run:
         _bounces(db, config, report, at)
@@ -207,7 +208,7 @@ def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: d
     if not source:
         return
     # Only now: the bounces package (classify, sources, imaplib, mailbox) is for runs that read one.
-    from digest.bounces import process_bounces
+    from digest.bounces import process_bounces  # lazy: start-up
 
     try:
         bounced = process_bounces(db, config, source, now=at)
@@ -220,7 +221,6 @@ def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: d
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:
-    from digest.ingest.sources import ingest_sources
 
     try:
         results = ingest_sources(db, config, None, skip_invalid=True, now=at)
@@ -238,7 +238,6 @@ def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: da
 def _deliver(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], at: datetime, *, dry_run: bool
 ) -> Sent:
-    from digest.delivery import SendInProgress, deliver_issue
 
     outcome = Sent(issue_id=issue["id"], edition=issue["edition"], number=issue["number"], dry_run=dry_run)
     try:

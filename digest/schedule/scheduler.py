@@ -33,6 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 from digest.config import Config, Edition
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, next_fire_time
+from digest.lockfile import hold_lock
 from digest.schedule.run import catch_up_window, run_due
 from digest.schedule.run_report import RunReport
 from digest.store.database import iso, open_store, utcnow
@@ -98,7 +99,6 @@ def lock_path(config: Config) -> Path:
 @contextlib.contextmanager
 def scheduler_lock(config: Config) -> Iterator[Path]:
     """Hold the one-scheduler-per-database lock; SchedulerBusy if another process has it."""
-    from digest.lockfile import hold_lock
 
     def busy(holder: str) -> SchedulerBusy:
         return SchedulerBusy(
