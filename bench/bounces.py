@@ -29,9 +29,9 @@ from bounce_support import dsn  # noqa: E402
 
 from digest.bounces import process_bounces  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.message import message_id  # noqa: E402
-from digest.store import open_store, transaction  # noqa: E402
-from digest.verp import ReturnPath, VerpSigner  # noqa: E402
+from digest.mail.message import message_id  # noqa: E402
+from digest.mail.verp import ReturnPath, VerpSigner  # noqa: E402
+from digest.store.database import open_store, transaction  # noqa: E402
 
 CONFIG = """
 [publication]

@@ -48,11 +48,11 @@ sys.path.insert(0, str(REPO))
 
 from click.testing import CliRunner  # noqa: E402 - after the path tweak
 
-from digest.articles import add_article  # noqa: E402
 from digest.cli import cli  # noqa: E402
-from digest.compose import compose_issue  # noqa: E402
+from digest.compose.build import compose_issue  # noqa: E402
 from digest.config import load_config  # noqa: E402
-from digest.store import iso, open_store, transaction, utcnow  # noqa: E402
+from digest.ingest.articles import add_article  # noqa: E402
+from digest.store.database import iso, open_store, transaction, utcnow  # noqa: E402
 
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
@@ -113,8 +113,8 @@ def add_subscribers(db, count: int) -> None:
 
 
 def message_size(toml: Path) -> int:
-    from digest.message import build_message
-    from digest.render import render_issue
+    from digest.mail.message import build_message
+    from digest.render.variants import render_issue
 
     config = load_config(toml)
     db = open_store(config.db_path)
@@ -263,8 +263,8 @@ def dkim_cost(toml: Path, tmp: Path, repeats: int = 15) -> dict[str, float]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, utils
 
-    from digest.message import prepare_message
-    from digest.render import render_issue
+    from digest.mail.message import prepare_message
+    from digest.render.variants import render_issue
 
     key = tmp / "dkim.private"
     subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)

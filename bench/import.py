@@ -73,7 +73,7 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
 def run_digest_import(db_path: Path, csv_path: Path, into: int) -> tuple[float, object]:
     """Import with digest's importer into a new database (with ``into`` subscribers already
     there); returns (seconds, report)."""
-    from digest.store import open_store
+    from digest.store.database import open_store
     from subscribers.importer import import_csv
 
     db = open_store(db_path)

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import feedparser
 
-from digest.articles import prepare_article
 from digest.config import load_config
-from digest.feed_entries import parse_feed
-from digest.fetch import fetch
-from digest.ingest import ingest_sources
-from digest.sanitize import sanitize_html
-from digest.store import open_store
+from digest.ingest.articles import prepare_article
+from digest.ingest.feed_entries import parse_feed
+from digest.ingest.fetch import fetch
+from digest.ingest.sanitize import sanitize_html
+from digest.ingest.sources import ingest_sources
+from digest.store.database import open_store
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

@@ -22,13 +22,15 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-from digest import email_html, issue_context, render, templating
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import get_issue, issue_snapshot
 from digest.config import load_config
-from digest.issues import get_issue, issue_snapshot
-from digest.personalise import personalise
-from digest.size_budget import wire_size
-from digest.store import iso, open_store
+from digest.render import context as issue_context
+from digest.render import email_html, templating
+from digest.render import variants as render
+from digest.render.personalise import personalise
+from digest.render.size_budget import wire_size
+from digest.store.database import iso, open_store
 
 CONFIG = """
 [publication]

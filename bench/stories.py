@@ -11,9 +11,9 @@ import random
 import time
 from pathlib import Path
 
+from digest.compose.stories import group_stories
+from digest.compose.stories_eval import load_pairs, score_pairs
 from digest.config import Compose
-from digest.stories import group_stories
-from digest.stories_eval import load_pairs, score_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -36,7 +36,7 @@ SUBSCRIBERS = 2000
 
 def _prepare(folder: Path) -> tuple[Path, list[str]]:
     from digest.config import load_config
-    from digest.store import open_store
+    from digest.store.database import open_store
     from subscribers.store import add_subscriber
     from subscribers.tokens import load_secret, make_token
 

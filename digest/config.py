@@ -279,7 +279,7 @@ _ENV_SHORTCUTS = {
     "DIGEST_TEMPLATES": ("render", "templates"),
 }
 
-# A span like 30m, 6h, 1d or 2w; digest.articles reads --since spans with it too.
+# A span like 30m, 6h, 1d or 2w; digest.when reads --since spans with it too.
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -535,9 +535,9 @@ def _check_edition(edition: Edition, source: str) -> None:
             "(five fields: minute hour day month weekday, e.g. '0 7 * * *')"
         )
     # The scheduler's own parser (APScheduler's CronTrigger), so the file is rejected at load,
-    # not at the first build or scheduled run. Imported here: digest.localtime imports this
-    # module, and importing the config should not pull in APScheduler.
-    from digest.localtime import cron_trigger
+    # not at the first build or scheduled run. Imported here: importing the config should not
+    # pull in APScheduler.
+    from digest.cron import cron_trigger  # lazy: start-up
 
     try:
         cron_trigger(edition.schedule, edition.zone)

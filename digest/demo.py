@@ -22,10 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from digest.atomic import create_new
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_categories
+from digest.compose.periods import scheduled_time
 from digest.config import CONFIG_NAME, load_config
+from digest.delivery import deliver_issue
 from digest.errors import DigestError
+from digest.ingest.feeds import add_feed, find_feed
+from digest.ingest.sources import ingest_sources
 from digest.init import init_workspace
-from digest.store import open_store, utcnow
+from digest.mail.preview import preview_issue
+from digest.store.database import open_store, utcnow
+from subscribers.store import add_subscriber, find_subscriber
 
 DEMO_MARKER = "# digest demo workspace"
 DEMO_FEED = "demo-feed.xml"
@@ -166,14 +174,6 @@ def _prepare_directory(directory: Path) -> bool:
 
 def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = None) -> DemoResult:
     """Set up (or refresh) the demo workspace in ``directory`` and send today's daily issue there."""
-    from digest.compose import compose_issue
-    from digest.delivery import deliver_issue
-    from digest.feeds import add_feed, find_feed
-    from digest.ingest import ingest_sources
-    from digest.issues import issue_categories
-    from digest.periods import scheduled_time
-    from digest.preview import preview_issue
-    from subscribers.store import add_subscriber, find_subscriber
 
     now = (now or utcnow()).astimezone(UTC).replace(microsecond=0)
     directory = Path(directory)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from digest.atomic import PRIVATE, create_new, write_atomic
 from digest.config import CONFIG_NAME, load_config
 from digest.errors import DigestError
-from digest.store import open_store
+from digest.store.database import open_store
 
 
 @dataclass

@@ -15,7 +15,7 @@
 - :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
   ``subscribers.pending_days`` are removed.
 
-Every message goes through :mod:`digest.outbox` (stored, then sent: at once by the
+Every message goes through :mod:`digest.mail.outbox` (stored, then sent: at once by the
 CLI, by a background sender after the answer in the web app); what the transport
 refuses is retried by ``digest run``.
 """
@@ -30,11 +30,11 @@ from datetime import datetime, timedelta
 
 import sqlite_utils
 
-from digest.categories import known_categories as list_known_categories
 from digest.config import Config
 from digest.errors import DigestError
-from digest.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
-from digest.store import iso, transaction, utcnow
+from digest.ingest.categories import known_categories as list_known_categories
+from digest.mail.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
+from digest.store.database import iso, transaction, utcnow
 from subscribers.links import subscriber_links
 from subscribers.model import canonical_address, normalize_email, normalize_labels, normalize_name
 from subscribers.store import (
@@ -79,7 +79,7 @@ def request_signup(
     ``editions``/``categories`` None or every offered one means all. The email (if
     any) is queued in the same transaction and, with ``send``, sent at once; without it
     the caller sends the returned row (the web app does, after answering).
-    ``known_categories`` is :func:`digest.categories.known_categories` when the caller
+    ``known_categories`` is :func:`digest.ingest.categories.known_categories` when the caller
     has it already (the web form does); None looks it up.
     """
     moment = now or utcnow()

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from digest.config import DURATION, parse_duration
 from digest.errors import ConfigError, DigestError
-from digest.store import utcnow
+from digest.store.database import utcnow
 
 _DATE_ONLY = re.compile(r"^\s*\d{4}-\d{2}-\d{2}\s*$")
 

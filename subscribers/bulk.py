@@ -7,7 +7,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from digest.store import transaction
+from digest.store.database import transaction
 from subscribers.store import resubscribe
 
 __all__ = ["bounced_by_issue", "resubscribe_bounced_by"]

@@ -7,7 +7,7 @@ case rule everywhere: Unicode case folding (:func:`fold`, ``str.casefold``), so 
 reader following ``économie`` gets an issue filed under ``Économie`` (SQLite's
 ``NOCASE`` folds only A-Z). The send's snapshot (:func:`subscribers.store.eligible_subscribers`),
 its claims and retries (:mod:`digest.delivery.ledger`) and the variant a reader gets
-(:func:`digest.render.variant_key`, ``casefold`` too) all use this rule.
+(:func:`digest.render.variants.variant_key`, ``casefold`` too) all use this rule.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from pathlib import Path
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
 from subscribers.importing.check import RowChecker
 from subscribers.importing.holdback import HoldBack
 from subscribers.importing.pipeline import ReadAhead, tuned_for_a_pipeline

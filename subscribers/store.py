@@ -16,7 +16,8 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.store import iso, transaction, utcnow
+from digest.store.database import iso, transaction, utcnow
+from subscribers.eligibility import FOLD_FUNCTION, eligibility_sql, fold, register_fold
 from subscribers.model import (
     SOURCES,
     STATUSES,
@@ -244,8 +245,6 @@ def list_subscribers(
         where.append("(editions IS NULL OR EXISTS (SELECT 1 FROM json_each(editions) WHERE value = ?))")
         params.append(edition)
     if category is not None:
-        from subscribers.eligibility import FOLD_FUNCTION, fold, register_fold
-
         register_fold(db)
         where.append(
             "(categories IS NULL OR EXISTS"
@@ -271,7 +270,6 @@ def eligible_subscribers(
     """Subscribers who get an issue of ``edition_key`` with ``issue_categories``: the rule of
     :mod:`subscribers.eligibility` (active, the edition, a category under Unicode case
     folding). Streams in id order."""
-    from subscribers.eligibility import eligibility_sql
 
     rule, params = eligibility_sql(db, edition_key, issue_categories)
     yield from _paged(db, f"id > ? AND {rule}", [0, *params])

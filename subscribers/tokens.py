@@ -26,7 +26,7 @@ from pathlib import Path
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.store import utcnow
+from digest.store.database import utcnow
 
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 CONFIRM_TTL = timedelta(days=7)

@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.message_ids import MessageIds
-from digest.store import open_store
-from digest.verp import VerpSigner
+from digest.mail.message_ids import MessageIds
+from digest.mail.verp import VerpSigner
+from digest.store.database import open_store
 from subscribers.store import add_subscriber
 from subscribers.tokens import make_token
 

@@ -10,11 +10,11 @@ from typing import Any
 import sqlite_utils
 from click.testing import CliRunner
 
-from digest.articles import add_article
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.config import Config, load_config
-from digest.store import open_store
+from digest.ingest.articles import add_article
+from digest.store.database import open_store
 from subscribers.store import add_subscriber
 
 PERIOD_END = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)

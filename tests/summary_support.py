@@ -13,7 +13,7 @@ import llm
 from test_render_support import CONFIG_TOML, add_fixture_articles
 
 from digest.config import load_config
-from digest.store import open_store
+from digest.store.database import open_store
 
 MODEL_ID = "digest-canned"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import feedparser
 from test_web import Site, http, issues, site  # noqa: F401  (fixtures)
 
-from digest.archive import PER_PAGE, issue_test_token
-from digest.store import iso
+from digest.render.archive import PER_PAGE, issue_test_token
+from digest.store.database import iso
 
 
 def _more_sent_issues(site: Site, count: int, start_number: int = 100) -> list[int]:
@@ -109,9 +109,9 @@ def test_a_trimmed_drafts_test_link_shows_its_latest_note(site: Site) -> None:
     must not keep an old rendering."""
     from test_web import _article
 
-    from digest.compose import compose_issue
-    from digest.notes import set_issue_note
-    from digest.render import render_issue
+    from digest.compose.build import compose_issue
+    from digest.compose.notes import set_issue_note
+    from digest.render.variants import render_issue
 
     end = datetime(2026, 3, 5, 6, 0, tzinfo=UTC)
     articles = [_article(300 + i, "World", end - timedelta(hours=i + 1)) for i in range(40)]

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from digest.articles import (
+from digest.config import load_config
+from digest.errors import DigestError, NotFound
+from digest.ingest.articles import (
     ArticleInput,
     add_article,
     canonical_url,
@@ -21,9 +23,7 @@ from digest.articles import (
     prepare_article,
     upsert_article,
 )
-from digest.config import load_config
-from digest.errors import DigestError, NotFound
-from digest.store import open_store, transaction
+from digest.store.database import open_store, transaction
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from test_schedule_support import Workspace, article_times, grow_feed, make_workspace, messages, utc
 
 from digest.cli import cli
-from digest.verp import VerpSigner
+from digest.mail.verp import VerpSigner
 from subscribers.store import add_subscriber
 from subscribers.tokens import verify_token
 

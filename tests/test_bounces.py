@@ -11,8 +11,8 @@ import pytest
 from bounce_support import EXPECTED, dsn, fill_maildir, fill_mbox, fixture_bytes, make_bounce_workspace
 
 from digest.config import load_config
-from digest.message_ids import MessageIds
-from digest.verp import ReturnPath, VerpSigner, verp_token_of
+from digest.mail.message_ids import MessageIds
+from digest.mail.verp import ReturnPath, VerpSigner, verp_token_of
 from subscribers.store import subscriber_events
 from subscribers.tokens import make_token
 

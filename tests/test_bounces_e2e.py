@@ -20,7 +20,7 @@ from smtp_server import SMTPServer, free_port
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, utc
 
 from digest.cli import cli
-from digest.verp import VerpSigner, verp_token_of
+from digest.mail.verp import VerpSigner, verp_token_of
 
 SECRET = b"test-secret-not-for-production"
 

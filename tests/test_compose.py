@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from test_render_support import PERIOD_END, add_article, fixture_issue, make_store
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import get_issue, issue_categories, issue_snapshot
+from digest.compose.periods import latest_scheduled_time, scheduled_time
+from digest.compose.subject import make_preheader
 from digest.config import Edition
 from digest.errors import ConfigError, NotFound
-from digest.issues import get_issue, issue_categories, issue_snapshot
-from digest.periods import latest_scheduled_time, scheduled_time
-from digest.subject import make_preheader
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -204,8 +204,8 @@ def test_two_processes_building_the_same_issue_make_one(store, tmp_path: Path) -
         import json, sys
         from datetime import datetime
         from digest.config import load_config
-        from digest.store import open_store
-        from digest.compose import compose_issue
+        from digest.store.database import open_store
+        from digest.compose.build import compose_issue
         config = load_config({str(tmp_path / "ws" / "digest.toml")!r})
         db = open_store(config.db_path)
         end = datetime.fromisoformat({PERIOD_END.isoformat()!r})

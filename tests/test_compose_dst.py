@@ -7,9 +7,9 @@ from pathlib import Path
 
 from test_render_support import add_article, make_store
 
-from digest.compose import compose_issue
-from digest.issues import issue_snapshot
-from digest.periods import scheduled_time
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_snapshot
+from digest.compose.periods import scheduled_time
 
 
 def test_every_article_lands_in_exactly_one_issue_across_autumn_and_spring_dst(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from smtp_server import DROP, Handler, SilentServer, SMTPServer
 import digest.delivery.send
 import digest.delivery.worker
 from digest.delivery import deliver_issue, delivery_counts, list_deliveries
-from digest.personalise import personalise
-from digest.render import stored_variant
-from digest.store import open_store
-from digest.transports import TransportError
+from digest.mail.transports import TransportError
+from digest.render.personalise import personalise
+from digest.render.variants import stored_variant
+from digest.store.database import open_store
 from subscribers.links import subscriber_links
 from subscribers.store import set_preferences, unsubscribe
 from subscribers.tokens import load_secret, verify_token

@@ -17,11 +17,11 @@ from delivery_fixtures import AFTER, Setup, make_setup
 from smtp_server import Handler, SMTPServer
 
 import digest.delivery.worker
-import digest.verp
+import digest.mail.verp
 from digest.cli import cli
 from digest.delivery import check_public_base_url, deliver_issue
 from digest.errors import DigestError
-from digest.transports import TransportError
+from digest.mail.transports import TransportError
 from subscribers.store import unsubscribe
 
 
@@ -48,7 +48,9 @@ def test_envelope_sender_comes_from_return_path_per_row(
 ) -> None:
     # A stand-in for #13's VERP addresses: the row id in the local part, so a wrong row shows.
     monkeypatch.setattr(
-        digest.verp.ReturnPath, "for_delivery", lambda self, delivery_id: f"bounces+{delivery_id}@example.org"
+        digest.mail.verp.ReturnPath,
+        "for_delivery",
+        lambda self, delivery_id: f"bounces+{delivery_id}@example.org",
     )
     with SMTPServer(Handler(pipelining=pipelining)) as server:
         report = send(setup, server, concurrency=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from digest.delivery.policy import decide, mailbox_problem, names_sender, reply_key
-from digest.transports import make_reply
+from digest.mail.transports import make_reply
 
 CASES = [
     # code, text, stage, tries → status, bounced, repeatable

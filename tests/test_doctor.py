@@ -411,7 +411,7 @@ def test_the_web_app_answers_at_healthz(tmp_path: Path) -> None:
     from werkzeug.serving import make_server
 
     from digest.doctor.web import check_web
-    from digest.store import open_store
+    from digest.store.database import open_store
     from digest.web import create_app
 
     folder = _workspace(tmp_path, transport="maildir:outbox")

@@ -11,12 +11,12 @@ from delivery_fixtures import AFTER, PERIOD_END
 from smtp_server import Handler, SMTPServer
 
 import digest.delivery.worker
-from digest.articles import add_article
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.config import load_config
 from digest.delivery import deliver_issue
-from digest.store import open_store
+from digest.ingest.articles import add_article
+from digest.store.database import open_store
 from subscribers.eligibility import eligibility_sql, fold, ineligible_reason
 from subscribers.store import add_subscriber, list_subscribers, set_preferences
 

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from digest.feeds import add_feed, find_feed, list_feeds, remove_feed
-from digest.store import open_store
+from digest.ingest.feeds import add_feed, find_feed, list_feeds, remove_feed
+from digest.store.database import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 
@@ -96,7 +96,7 @@ def test_a_feed_stored_with_an_upper_case_host_before_is_still_found(workspace: 
 
 
 def test_feeds_list_shows_the_fetch_error_without_repeating_the_url(run_cli, workspace: Path) -> None:
-    from digest.feeds import record_fetch
+    from digest.ingest.feeds import record_fetch
 
     run_cli("feeds", "add", "http://127.0.0.1:1/feed.xml")
     db = open_store(workspace / "digest.db")

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from digest.articles import get_article, unwrap_redirect
 from digest.cli import cli
 from digest.config import load_config
 from digest.errors import DigestError, NotFound
-from digest.ingest import ingest_sources
-from digest.store import MAX_ID, open_store
+from digest.ingest.articles import get_article, unwrap_redirect
+from digest.ingest.sources import ingest_sources
+from digest.store.database import MAX_ID, open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
@@ -203,8 +203,8 @@ def test_the_google_alerts_feed_links_to_the_articles(tmp_path: Path) -> None:
 def test_an_untitled_undated_item_is_named_by_its_words_and_shown_undated(
     tmp_path: Path, workspace: Path
 ) -> None:
-    from digest.compose import compose_issue
-    from digest.render import render_issue
+    from digest.compose.build import compose_issue
+    from digest.render.variants import render_issue
 
     feed = tmp_path / "f.xml"
     feed.write_text(

@@ -21,7 +21,7 @@ import pytest
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers import importer
 from subscribers.importer import import_csv
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers import importer
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_csv

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from digest.articles import list_articles
 from digest.config import load_config
-from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.ingest.articles import list_articles
+from digest.ingest.sources import ingest_sources
+from digest.store.database import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
@@ -159,7 +159,7 @@ def test_an_eleven_digit_date_is_not_a_unix_time_and_feedparsers_reading_is_kept
     """One Unix-time pattern for ingest and parse_date: 9-10 digits (seconds) or 12-13
     (milliseconds). An 11-digit value is neither, so feedparser's own date (20260105123 reads
     as 5 Jan 2026) is used rather than skipped; 10 digits are still seconds."""
-    from digest.articles import UNIX_TIME
+    from digest.ingest.articles import UNIX_TIME
 
     assert not UNIX_TIME.match("20260105123") and UNIX_TIME.match("1767609000")
     items = "".join(
@@ -179,7 +179,7 @@ def test_an_eleven_digit_date_is_not_a_unix_time_and_feedparsers_reading_is_kept
 
 
 def test_feed_category_wins_and_the_feed_learns_its_name(db, config, files) -> None:
-    from digest.feeds import add_feed, get_feed
+    from digest.ingest.feeds import add_feed, get_feed
 
     feed = add_feed(db, "harbour-gazette.rss", category="Local news")
     (result,) = ingest_sources(db, config, None, now=NOW)
@@ -368,7 +368,7 @@ def test_cli_ingest_stored_feeds(run_cli, files) -> None:
 
 
 def test_the_same_article_in_two_feeds_is_one_row(db, config, files) -> None:
-    from digest.feeds import add_feed
+    from digest.ingest.feeds import add_feed
 
     shutil.copy(files / "harbour-gazette.rss", files / "gazette-mirror.rss")
     add_feed(db, "harbour-gazette.rss", category="Harbour")

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.articles import prepare_article
 from digest.cli import cli
 from digest.config import load_config
 from digest.errors import DigestError
-from digest.feed_entries import parse_feed
-from digest.fetch import fetch
-from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.ingest.articles import prepare_article
+from digest.ingest.feed_entries import parse_feed
+from digest.ingest.fetch import fetch
+from digest.ingest.sources import ingest_sources
+from digest.store.database import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 

@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from digest.articles import list_articles
 from digest.config import load_config
-from digest.ingest import ingest_sources
-from digest.source_read import SourceResult
-from digest.store import open_store
+from digest.ingest.articles import list_articles
+from digest.ingest.source_read import SourceResult
+from digest.ingest.sources import ingest_sources
+from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 TIMEOUT = 1.0

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.config import load_config
-from digest.store import open_store, utcnow
+from digest.store.database import open_store, utcnow
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 

@@ -11,11 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from digest.articles import list_articles
 from digest.config import load_config
-from digest.feeds import add_feed, get_feed
-from digest.ingest import ingest_sources
-from digest.store import open_store
+from digest.ingest.articles import list_articles
+from digest.ingest.feeds import add_feed, get_feed
+from digest.ingest.sources import ingest_sources
+from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest.config import Config, Edition
+from digest.cron import cron_trigger
 from digest.errors import ConfigError
 from digest.localtime import (
-    cron_trigger,
     due_at,
     edition_trigger,
     fire_times,

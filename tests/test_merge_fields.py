@@ -10,9 +10,9 @@ from test_render_support import fixture_issue, write_config
 
 from digest.cli import cli
 from digest.config import load_config
-from digest.personalise import personalise
-from digest.store import open_store
-from digest.templating import bundled_templates_dir
+from digest.render.personalise import personalise
+from digest.render.templating import bundled_templates_dir
+from digest.store.database import open_store
 from subscribers.importer import import_csv
 
 
@@ -81,7 +81,7 @@ def test_personalise_reads_attributes_from_a_dict_or_json() -> None:
 
 def test_feed_text_cannot_forge_an_attribute_placeholder() -> None:
     """Untrusted text is defused before rendering, so it never becomes a live merge field."""
-    from digest.issue_context import defuse as _defuse
+    from digest.render.context import defuse as _defuse
 
     assert "__DIGEST_ATTR_COMPANY__" not in _defuse("__DIGEST_ATTR_COMPANY__")
 

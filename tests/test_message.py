@@ -15,9 +15,9 @@ from mail_checks import dkim_key, spamassassin
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.message import build_message, format_address, message_id, prepare_message
-from digest.personalise import PLACEHOLDERS, personalise
-from digest.render import RenderedVariant, render_issue
+from digest.mail.message import build_message, format_address, message_id, prepare_message
+from digest.render.personalise import PLACEHOLDERS, personalise
+from digest.render.variants import RenderedVariant, render_issue
 from subscribers.links import subscriber_links
 from subscribers.tokens import load_secret
 

@@ -10,9 +10,9 @@ from smtp_server import Handler, SMTPServer, free_port
 from web_process import messages_to
 
 from digest.config import load_config
-from digest.outbox import send_outbox
+from digest.mail.outbox import send_outbox
 from digest.signup import remove_stale_pending
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 from subscribers.store import add_subscriber, is_suppressed
 
 
@@ -82,7 +82,7 @@ def test_a_refused_confirmation_waits_in_the_outbox_and_digest_run_sends_it_once
 
 
 def test_a_4xx_is_retried_and_a_5xx_is_not(workspace: Path) -> None:
-    from digest.outbox import queue_message
+    from digest.mail.outbox import queue_message
 
     config = load_config(workspace / "digest.toml")
     db = _db(workspace)
@@ -230,24 +230,24 @@ def test_the_dkim_key_is_loaded_once_and_again_when_the_file_changes(tmp_path: P
 
     from mail_checks import dkim_key
 
-    import digest.outbox as outbox
+    import digest.mail.outbox as outbox
     from digest.config import Config
 
     key, _ = dkim_key(tmp_path)
     config = Config()
     config.publication.from_address = "Harbour <news@harbour.example>"
     config.dkim.domain, config.dkim.selector, config.dkim.key_file = "harbour.example", "s2026", str(key)
-    import digest.signing
+    import digest.mail.signing
 
     loads: list[str] = []
-    load = digest.signing._load_signer
+    load = digest.mail.signing._load_signer
 
     def counting(c, path):
         loads.append(c.dkim.key_file)
         return load(c, path)
 
-    monkeypatch.setattr(digest.signing, "_load_signer", counting)
-    monkeypatch.setattr(digest.signing, "_LOADED", {})
+    monkeypatch.setattr(digest.mail.signing, "_load_signer", counting)
+    monkeypatch.setattr(digest.mail.signing, "_LOADED", {})
     recipient = {"email": "dora@example.org"}
     context = {"confirm_url": "https://harbour.example/confirm/x"}
     first = outbox.build_transactional(
@@ -270,7 +270,7 @@ def test_the_dkim_key_is_loaded_once_and_again_when_the_file_changes(tmp_path: P
 
 
 def test_the_transactional_html_is_escaped_and_the_text_is_not(workspace: Path) -> None:
-    from digest.outbox import render_transactional
+    from digest.mail.outbox import render_transactional
 
     config = load_config(workspace / "digest.toml")
     context = {"name": "Al <b>&</b>", "email": "al@example.org", "confirm_url": "https://x.example/c?a=1&b=2"}
@@ -280,7 +280,7 @@ def test_the_transactional_html_is_escaped_and_the_text_is_not(workspace: Path) 
 
 
 def test_web_signup_with_the_known_categories_passed_in_is_the_same(workspace: Path) -> None:
-    from digest.categories import known_categories
+    from digest.ingest.categories import known_categories
     from digest.signup import request_signup
     from subscribers.store import find_subscriber, remove_subscriber
     from subscribers.tokens import load_secret
@@ -373,7 +373,7 @@ def test_an_issue_reaches_readers_with_long_non_ascii_names(tmp_path: Path) -> N
 
 
 def test_sent_outbox_rows_are_deleted_after_the_keep_time(run_cli, workspace: Path) -> None:
-    from digest.outbox import OUTBOX_KEEP
+    from digest.mail.outbox import OUTBOX_KEEP
 
     db = _db(workspace)
     now = datetime(2026, 3, 1, tzinfo=UTC)

@@ -14,8 +14,8 @@ from mail_checks import spamassassin
 from test_render_support import fixture_issue, make_store, write_config
 
 from digest.cli import cli
-from digest.personalise import PLACEHOLDERS
-from digest.store import open_store
+from digest.render.personalise import PLACEHOLDERS
+from digest.store.database import open_store
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ import pytest
 from test_render_support import big_issue, fixture_issue, make_store
 
 from digest.errors import DigestError
-from digest.personalise import PLACEHOLDERS, RECIPIENT_FIELDS, personalise
-from digest.render import render_issue, stored_variant, variant_key
-from digest.templating import bundled_templates_dir
+from digest.render.personalise import PLACEHOLDERS, RECIPIENT_FIELDS, personalise
+from digest.render.templating import bundled_templates_dir
+from digest.render.variants import render_issue, stored_variant, variant_key
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 REPO = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_placeholder_like_text_in_articles_is_not_filled(store) -> None:
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(db, title=f"Leak {PLACEHOLDERS['email']}", category="World", published_at=PERIOD_END)
     add_article(db, title="Normal", category="World", published_at=PERIOD_END.replace(hour=5), summary="fine")
@@ -188,7 +188,7 @@ def test_no_case_or_filter_turns_untrusted_text_into_a_placeholder(store, spelli
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(
         db,
@@ -281,7 +281,7 @@ def test_stored_variant_trimmed_is_not_read_from_article_text(store) -> None:
     config, db = store
     from test_render_support import PERIOD_END, add_article
 
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     add_article(
         db,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from test_render_support import PERIOD_END, add_article, make_store
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.errors import DigestError
-from digest.message import build_message
-from digest.render import render_issue
-from digest.size_budget import html_budget_size, wire_size
+from digest.mail.message import build_message
+from digest.render.size_budget import html_budget_size, wire_size
+from digest.render.variants import render_issue
 
 RECIPIENT = {
     "subscriber_id": 1,

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_render_support import big_issue, fixture_issue, make_store
 
-from digest.personalise import personalise, sample_fields
-from digest.render import render_issue
+from digest.render.personalise import personalise, sample_fields
+from digest.render.variants import render_issue
 
 CHECKER = Path(__file__).resolve().parent / "caniemail"
 CLIENTS = ["gmail.*", "outlook.windows", "outlook.ios", "apple-mail.*"]

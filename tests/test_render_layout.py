@@ -15,12 +15,12 @@ from test_render import _check_golden
 from test_render_support import PERIOD_END, add_article, big_issue, enrich, fixture_issue, make_store
 
 from digest.cli import cli
-from digest.compose import compose_issue
-from digest.ingest import ingest_sources
-from digest.issues import get_issue
-from digest.personalise import personalise, sample_fields
-from digest.render import render_issue, stored_variant
-from digest.subject import SUBJECT_MAX_CHARS
+from digest.compose.build import compose_issue
+from digest.compose.issues import get_issue
+from digest.compose.subject import SUBJECT_MAX_CHARS
+from digest.ingest.sources import ingest_sources
+from digest.render.personalise import personalise, sample_fields
+from digest.render.variants import render_issue, stored_variant
 
 SECTIONS = ["World", "Technology", "Science", "Culture", "Business", "Sport"]
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from test_render_support import big_issue, enrich, fixture_issue, make_store
 
-from digest.personalise import personalise
-from digest.render import render_issue
+from digest.render.personalise import personalise
+from digest.render.variants import render_issue
 
 CHROMIUM = Path("/usr/bin/chromium")
 MIN_FONT_PX = 14.0

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_render_support import fixture_issue, make_store
 
-from digest.personalise import personalise
-from digest.render import render_issue
+from digest.render.personalise import personalise
+from digest.render.variants import render_issue
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -11,9 +11,9 @@ import pytest
 from delivery_fixtures import make_setup
 from mail_checks import spamassassin
 
-from digest.message import build_message
-from digest.notes import set_issue_note
-from digest.render import render_issue
+from digest.compose.notes import set_issue_note
+from digest.mail.message import build_message
+from digest.render.variants import render_issue
 from subscribers.links import subscriber_links
 from subscribers.tokens import load_secret
 

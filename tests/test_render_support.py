@@ -12,10 +12,10 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.notes import set_issue_note
 from digest.config import Config, load_config
-from digest.notes import set_issue_note
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 
 # The fixture issue's period ends here: 07:00 in Berlin on 23 Jan 2026.
 PERIOD_END = datetime(2026, 1, 23, 6, 0, tzinfo=UTC)

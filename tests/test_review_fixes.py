@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from digest.cli import cli
-from digest.store import open_store
+from digest.store.database import open_store
 
 
 def _run(workspace: Path, *args: str):

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, messages, utc
 
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
 from digest.errors import DigestError
-from digest.render_guard import render_skipping_broken
-from digest.store import iso
+from digest.render.guard import render_skipping_broken
+from digest.store.database import iso
 
 
 def invoke(ws, *args: str):
@@ -125,7 +125,7 @@ def test_a_failure_that_is_no_articles_fault_is_raised() -> None:
 
 
 def test_an_article_that_breaks_mjml_is_left_out_and_the_run_names_it(tmp_path: Path) -> None:
-    from digest.templating import bundled_templates_dir
+    from digest.render.templating import bundled_templates_dir
 
     partial = bundled_templates_dir() / "email" / "_entry.mjml.j2"
     marker = "{% macro entry(article) %}\n"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from digest.sanitize import (
+from digest.ingest.sanitize import (
     html_to_text,
     reading_minutes,
     resolve_url,

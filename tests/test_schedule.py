@@ -25,8 +25,8 @@ from test_schedule_support import (
 
 from digest.errors import DigestError
 from digest.localtime import fire_times
-from digest.run import run_due
-from digest.schedule import local_delivery_trigger, next_fire_times, scheduler_lock, serve
+from digest.schedule.run import run_due
+from digest.schedule.scheduler import local_delivery_trigger, next_fire_times, scheduler_lock, serve
 
 READERS = {
     "almaty@example.org": "Asia/Almaty",

@@ -16,8 +16,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from digest.config import Config, load_config
-from digest.feeds import add_feed
-from digest.store import open_store
+from digest.ingest.feeds import add_feed
+from digest.store.database import open_store
 from subscribers.store import add_subscriber
 
 DIGEST = str(Path(sys.executable).with_name("digest"))

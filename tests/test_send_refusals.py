@@ -17,7 +17,7 @@ from smtp_server import Handler, SMTPServer, free_port
 import digest.delivery.worker
 from digest.cli import cli
 from digest.delivery import deliver_issue
-from digest.transports import TransportError
+from digest.mail.transports import TransportError
 
 READERS = 12
 

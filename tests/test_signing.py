@@ -12,9 +12,9 @@ import pytest
 from mail_checks import dkim_key
 
 from digest.config import Config
-from digest.message import build_message
-from digest.render import RenderedVariant
-from digest.signing import DkimSigner, dkim_signer, signed_header_list
+from digest.mail.message import build_message
+from digest.mail.signing import DkimSigner, dkim_signer, signed_header_list
+from digest.render.variants import RenderedVariant
 
 ISSUE = {"id": 7, "edition": "daily", "subject": "Daily #7"}
 WHO = {
@@ -157,7 +157,7 @@ def unsigned_part(message: bytes) -> bytes:
 
 
 def test_each_fill_is_signed_without_dkimpy_and_exactly_as_dkimpy_signs_it(signed) -> None:
-    from digest.message import prepare_message
+    from digest.mail.message import prepare_message
 
     c, dns = signed
     prepared = prepare_message(c, ISSUE, PERSONAL)
@@ -179,7 +179,7 @@ def test_each_fill_is_signed_without_dkimpy_and_exactly_as_dkimpy_signs_it(signe
 def test_a_body_not_ending_in_one_crlf_falls_back_to_dkimpy_canonicalisation(signed) -> None:
     import dataclasses
 
-    from digest.message import prepare_message
+    from digest.mail.message import prepare_message
 
     c, dns = signed
     prepared = prepare_message(c, ISSUE, PERSONAL)
@@ -207,7 +207,7 @@ def test_a_body_not_ending_in_one_crlf_falls_back_to_dkimpy_canonicalisation(sig
 def test_relaxed_value_is_dkimpys_relaxed_canonicalisation(value: bytes) -> None:
     from dkim.canonicalization import Relaxed
 
-    from digest.signing import relaxed_value
+    from digest.mail.signing import relaxed_value
 
     ((_, expected),) = Relaxed.canonicalize_headers([(b"X", value)])
     assert relaxed_value(value) + b"\r\n" == expected

@@ -18,7 +18,7 @@ from test_web import _article
 from web_process import link_in, make_workspace, messages_to, start_web
 
 from digest.config import load_config
-from digest.store import open_store
+from digest.store.database import open_store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
@@ -37,7 +37,7 @@ def _status(db_path: Path) -> str | None:
 
 def _deliver_an_issue(config_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Compose an issue from invented articles and deliver it to the maildir, as `digest send` would."""
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
     from digest.delivery import deliver_issue
 
     monkeypatch.setenv("DIGEST_BASE_URL", base_url)

@@ -19,7 +19,7 @@ import sqlite_utils
 from test_web import http
 from web_process import WebProcess, link_in, make_workspace, messages_to, start_web
 
-from digest.store import iso, open_store, utcnow
+from digest.store.database import iso, open_store, utcnow
 from subscribers.store import add_subscriber, is_suppressed, remove_subscriber, unsubscribe
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import DigestError
-from digest.store import BUSY_TIMEOUT_MS, MIGRATIONS, applied_migrations, open_store, transaction
+from digest.store.database import BUSY_TIMEOUT_MS, MIGRATIONS, applied_migrations, open_store, transaction
 
 
 def test_new_database_has_every_migration_and_pragmas(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_older_database_upgrades_in_place_keeping_rows(tmp_path: Path) -> None:
     # A database made by a version that only knew the first migration.
     import sqlite_utils
 
-    from digest.store import m001_feeds_and_articles
+    from digest.store.database import m001_feeds_and_articles
 
     old = sqlite_utils.Database(conn)
     m001_feeds_and_articles(old)
@@ -75,7 +75,7 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
 def test_m008_rebuilds_subscribers_keeping_ids_and_every_reference(tmp_path: Path) -> None:
     import sqlite_utils
 
-    from digest.store import MIGRATIONS as ALL
+    from digest.store.database import MIGRATIONS as ALL
 
     path = tmp_path / "m007.db"
     conn = sqlite3.connect(path)
@@ -179,7 +179,7 @@ def test_m008_ignores_a_reference_that_was_dangling_before(tmp_path: Path) -> No
 
 
 def test_a_table_rebuild_refuses_to_run_inside_a_transaction(tmp_path: Path) -> None:
-    from digest.store import migrate_store
+    from digest.store.database import migrate_store
 
     db = open_store(tmp_path / "d.db")
     db.execute("DELETE FROM _migrations WHERE name = 'm008_subscriber_email_index'")
@@ -230,9 +230,9 @@ def test_a_writer_starts_soon_after_another_lets_go(tmp_path: Path) -> None:
 
 
 def test_a_writer_still_gives_up_after_the_busy_timeout(tmp_path: Path, monkeypatch) -> None:
-    import digest.store
+    import digest.store.database
 
-    monkeypatch.setattr(digest.store, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(digest.store.database, "BUSY_TIMEOUT_MS", 200)
     path = tmp_path / "d.db"
     db = open_store(path)
     taken = threading.Event()

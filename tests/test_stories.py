@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from test_render_support import CONFIG_TOML, PERIOD_END, add_article
 
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_categories, issue_snapshot
+from digest.compose.stories import group_stories
+from digest.compose.stories_eval import load_pairs, score_pairs
 from digest.config import Compose, load_config
-from digest.issues import issue_categories, issue_snapshot
-from digest.render import render_issue
-from digest.store import open_store
-from digest.stories import group_stories
-from digest.stories_eval import load_pairs, score_pairs
+from digest.render.variants import render_issue
+from digest.store.database import open_store
 
 PAIRS = Path(__file__).resolve().parent / "fixtures" / "story_pairs.jsonl"
 
@@ -160,7 +160,7 @@ def test_a_threshold_out_of_range_is_named(tmp_path: Path, threshold: str) -> No
 
 
 def test_an_also_covered_source_cannot_smuggle_in_a_recipient_placeholder(tmp_path: Path) -> None:
-    from digest.personalise import PLACEHOLDERS
+    from digest.render.personalise import PLACEHOLDERS
 
     path = story_workspace(tmp_path / "ws")
     db = open_store(load_config(path).db_path)

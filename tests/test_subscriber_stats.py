@@ -11,7 +11,7 @@ from bounce_support import fill_maildir, fixture_bytes, make_bounce_workspace
 
 from digest.config import load_config
 from digest.signup import request_signup
-from digest.store import utcnow
+from digest.store.database import utcnow
 from subscribers.tokens import load_secret
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.store import open_store
+from digest.store.database import open_store
 from subscribers.model import email_hash, normalize_email
 from subscribers.store import (
     add_subscriber,
@@ -300,7 +300,7 @@ def test_eligible_subscribers(workspace: Path) -> None:
 
 def test_eligible_subscribers_match_categories_case_insensitively(workspace: Path) -> None:
     """As variant_key does: a Technology reader gets an issue whose articles say technology."""
-    from digest.render import variant_key
+    from digest.render.variants import variant_key
 
     db = open_store(workspace / "digest.db")
     tech = add_subscriber(db, "tech@example.org", categories=["Technology"])

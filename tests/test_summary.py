@@ -20,14 +20,14 @@ from click.testing import CliRunner
 from summary_support import MODEL_ID, canned_model, summary_workspace
 from test_render_support import PERIOD_END
 
-from digest.articles import add_article
 from digest.cli import cli
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import issue_snapshot
 from digest.config import load_config
 from digest.errors import ConfigError
-from digest.issues import issue_snapshot
-from digest.render import render_issue
-from digest.store import open_store
+from digest.ingest.articles import add_article
+from digest.render.variants import render_issue
+from digest.store.database import open_store
 from digest.summary import summarize_since
 from digest.summary.text import check_answer
 

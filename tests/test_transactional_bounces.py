@@ -10,7 +10,7 @@ import pytest
 from bounce_support import dsn, fill_maildir, make_bounce_workspace
 from smtp_server import Handler, SMTPServer
 
-from digest.store import iso
+from digest.store.database import iso
 
 
 def test_a_bounced_confirmation_marks_the_pending_reader_bounced(

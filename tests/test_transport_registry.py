@@ -19,11 +19,11 @@ from digest.config import load_config
 from digest.doctor.setup import check_base_url
 from digest.doctor.transport import check_transport
 from digest.errors import DigestError
-from digest.transports import Capabilities, open_transport, parse_transport_url
-from digest.transports.files import MaildirTransport, MboxTransport
-from digest.transports.memory import MemoryTransport, clear_outboxes, outbox
-from digest.transports.registry import TRANSPORTS, transport_class
-from digest.transports.smtp import SMTPTransport
+from digest.mail.transports import Capabilities, open_transport, parse_transport_url
+from digest.mail.transports.files import MaildirTransport, MboxTransport
+from digest.mail.transports.memory import MemoryTransport, clear_outboxes, outbox
+from digest.mail.transports.registry import TRANSPORTS, transport_class
+from digest.mail.transports.smtp import SMTPTransport
 
 
 class RelayAPI(MemoryTransport):

@@ -21,7 +21,7 @@ from smtp_server import Handler, SMTPServer, free_port
 from digest.config import Config
 from digest.delivery import deliver_issue
 from digest.errors import DigestError
-from digest.transports import (
+from digest.mail.transports import (
     ConnectionLost,
     SMTPTransport,
     TransportError,

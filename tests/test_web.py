@@ -20,7 +20,7 @@ import sqlite_utils
 from werkzeug.serving import make_server
 
 from digest.config import Config, load_config
-from digest.store import iso, open_store
+from digest.store.database import iso, open_store
 from digest.web import create_app, redact_path
 from subscribers.store import add_subscriber, remove_subscriber
 from subscribers.tokens import load_secret, make_token
@@ -466,7 +466,7 @@ def _article(n: int, category: str, published: datetime) -> dict[str, Any]:
 @pytest.fixture
 def issues(site: Site) -> dict[str, int]:
     """Two daily issues composed from invented articles: one sent, one left as a draft."""
-    from digest.compose import compose_issue
+    from digest.compose.build import compose_issue
 
     day1 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
     day2 = day1 + timedelta(days=1)
@@ -489,7 +489,7 @@ def issues(site: Site) -> dict[str, int]:
 def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
     site: Site, issues: dict[str, int]
 ) -> None:
-    from digest.personalise import PLACEHOLDERS
+    from digest.render.personalise import PLACEHOLDERS
 
     reply = http("GET", f"{site.url}/issues/{issues['sent']}")
     assert reply.status == 200
@@ -507,7 +507,7 @@ def test_view_in_browser_shows_a_sent_issue_with_no_placeholders_left(
 
 def test_viewing_an_issue_in_the_browser_stores_no_rendering(site: Site, issues: dict[str, int]) -> None:
     """A GET or HEAD must not freeze the variant a later send would use (nor write at all)."""
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
 
     def variants() -> list[tuple[Any, ...]]:
         return site.db.execute("SELECT issue_id, variant, html, text FROM issue_variants").fetchall()
@@ -609,7 +609,7 @@ def test_the_links_in_a_delivered_email_work(site: Site, issues: dict[str, int],
 
 def test_the_web_version_of_a_trimmed_issue_has_every_article(site: Site, issues: dict[str, int]) -> None:
     """A trimmed email says "N more articles in the web version": that page must show them."""
-    from digest.render import stored_variant
+    from digest.render.variants import stored_variant
 
     site.config.render.max_html_bytes = 14_000  # the email keeps one or two of them
     assert stored_variant(site.db, site.config, issues["sent"], "*").trimmed > 0

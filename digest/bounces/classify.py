@@ -27,6 +27,7 @@ import email
 import email.message
 import email.parser
 import email.policy
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from digest.bounces.limits import (
     scan_depth,
     tree_depth,
 )
-from digest.verp import verp_token_of
+from digest.mail.verp import verp_token_of
 
 KINDS = ("hard", "soft", "complaint", "unsubscribe", "other")
 
@@ -111,7 +112,6 @@ def message_key(msg: email.message.Message, data: bytes) -> str:
     mid = _clean_id(msg.get("Message-ID"))
     if mid:
         return mid
-    import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -225,7 +225,7 @@ def _dsn_kind(action: str, status: str | None) -> tuple[str, str]:
 
 
 def _flufl_findings(msg: email.message.Message, token: str | None) -> list[Finding]:
-    from flufl.bounce import all_failures
+    from flufl.bounce import all_failures  # lazy: start-up
 
     # flufl.bounce logs each detector that chokes on odd input with its traceback; spam in a
     # bounce mailbox is normal, so that must not reach a cron log as a traceback.

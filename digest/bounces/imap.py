@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from digest.bounces.sources import (
+from digest.bounces.limits import (
     IMAP_DEADLINE,
     IMAP_MAX_LINE,
     IMAP_PASSWORD_ENV,

@@ -19,6 +19,15 @@ import re
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # a real bounce quotes at most a few hundred KB
 MAX_DEPTH = 20  # a DSN quoting a multipart/alternative original is 3 deep
 
+# Reading a mailbox: its folders, the IMAP session's limits, how much of one message is read.
+IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
+PROCESSED = "processed"
+REJECTED = "rejected"
+IMAP_TIMEOUT = 30.0  # one socket operation
+IMAP_DEADLINE = 60.0  # one whole pass, unless [bounces] deadline says otherwise
+IMAP_MAX_LINE = 1_000_000  # bytes of one response line (a SEARCH of 100,000 UIDs is 700 KB)
+READ_LIMIT = MAX_MESSAGE_BYTES + 1  # bytes read of one message: one more than may be parsed
+
 # What the parser takes for a header line (email.feedparser.headerRE), and a continuation.
 _HEADER = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
 _CONTENT_TYPE = re.compile(rb"^content-type[ \t]*:", re.IGNORECASE)

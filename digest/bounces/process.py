@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import sqlite_utils
 
@@ -48,10 +49,14 @@ from digest.bounces.classify import (
 from digest.bounces.limits import RefusedMessage
 from digest.bounces.resolve import Resolver, Target
 from digest.bounces.sources import BounceSource, open_source
+from digest.bounces.unsubscribe_requests import request_confirmation
 from digest.config import Config
 from digest.errors import DigestError
-from digest.store import iso, transaction, utcnow
-from digest.verp import split_bounce_address
+from digest.mail.outbox import send_outbox
+from digest.mail.verp import split_bounce_address
+from digest.store.database import iso, transaction, utcnow
+from subscribers.store import get_subscriber, mark_bounced, record_event, unsubscribe
+from subscribers.tokens import load_secret
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EVENT = {  # finding kind → (consent event kind, event source)
@@ -143,7 +148,6 @@ def _send_confirmations(
     db: sqlite_utils.Database, config: Config, report: BounceReport, now: datetime | None
 ) -> None:
     """Send the queued "confirm your unsubscribe" mails now; what fails waits for ``digest run``."""
-    from digest.outbox import send_outbox
 
     try:
         sent = send_outbox(db, config, ids=report.confirmations, now=now)
@@ -157,7 +161,6 @@ def _send_confirmations(
 def _process(
     db: sqlite_utils.Database, config: Config, mailbox: BounceSource, *, now: datetime | None
 ) -> BounceReport:
-    from subscribers.tokens import load_secret
 
     secret = load_secret(config)
     context = _Context(
@@ -256,7 +259,6 @@ def _unsubscribe_address(config: Config) -> str | None:
         return None
     if raw.lower().startswith("mailto:"):
         raw = raw[len("mailto:") :].split("?", 1)[0]
-    from urllib.parse import unquote
 
     return unquote(raw).strip().lower() or None
 
@@ -284,7 +286,6 @@ def _apply_unsubscribe(ctx: _Context, finding: Finding, key: str, report: Bounce
     subscriber_id = ctx.resolver.unsubscribe_token(finding)
     if subscriber_id is not None:
         return _apply(ctx, finding, Target(subscriber_id), key, report)
-    from digest.bounces.unsubscribe_requests import request_confirmation
 
     reason, subscriber_id, queued = request_confirmation(
         ctx.db, ctx.config, ctx.secret, finding.sender, now=ctx.at
@@ -328,7 +329,6 @@ def _apply(ctx: _Context, finding: Finding, target: Target, key: str, report: Bo
 
 def _act(ctx: _Context, finding: Finding, kind: str, target: Target, key: str, report: BounceReport) -> None:
     """The consent event and status change for a finding about a known subscriber."""
-    from subscribers.store import get_subscriber, mark_bounced, record_event, unsubscribe
 
     db = ctx.db
     assert target.subscriber_id is not None

@@ -7,7 +7,7 @@ it is about, checked against the workspace secret:
 1. the VERP token of the address it was sent to (``bounces+TOKEN@…``); an altered
    token is refused and nothing else is tried;
 2. the quoted original's Message-ID: an issue's carries our MAC for issue ×
-   subscriber (:mod:`digest.message_ids`) and must also be the one the ledger
+   subscriber (:mod:`digest.mail.message_ids`) and must also be the one the ledger
    recorded; a transactional message's is random and looked up in the ``outbox``.
 
 A failed recipient's address alone proves nothing (anyone can write a report naming
@@ -27,8 +27,10 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from digest.bounces.classify import Finding
-from digest.message_ids import MessageIds
-from digest.verp import VerpSigner
+from digest.mail.message_ids import MessageIds
+from digest.mail.verp import VerpSigner
+from subscribers.store import find_subscriber
+from subscribers.tokens import InvalidToken, verify_token
 
 SEVERITY = ("complaint", "hard", "soft", "other")  # the finding a report acts by: the first kind present
 MAX_ADDRESSES = 10_000  # distinct addresses of one report looked up on the list
@@ -82,7 +84,6 @@ class Resolver:
 
     def unsubscribe_token(self, finding: Finding) -> int | None:
         """The subscriber named by the mailed request's valid unsubscribe token, if it has one."""
-        from subscribers.tokens import InvalidToken, verify_token
 
         if not finding.unsubscribe_token:
             return None
@@ -123,7 +124,6 @@ class Resolver:
 
     def _named(self, findings: list[Finding]) -> set[int]:
         """The subscribers whose addresses the report names (failed recipients, complainers)."""
-        from subscribers.store import find_subscriber
 
         addresses: dict[str, None] = {}
         for finding in findings:

@@ -34,16 +34,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from digest.bounces.limits import MAX_MESSAGE_BYTES
+from digest.bounces.imap import ImapSource
+from digest.bounces.limits import (
+    IMAP_DEADLINE,
+    PROCESSED,
+    READ_LIMIT,
+    REJECTED,
+)
 from digest.errors import DigestError
-
-IMAP_PASSWORD_ENV = "DIGEST_IMAP_PASSWORD"
-PROCESSED = "processed"
-REJECTED = "rejected"
-IMAP_TIMEOUT = 30.0  # one socket operation
-IMAP_DEADLINE = 60.0  # one whole pass, unless [bounces] deadline says otherwise
-IMAP_MAX_LINE = 1_000_000  # bytes of one response line (a SEARCH of 100,000 UIDs is 700 KB)
-READ_LIMIT = MAX_MESSAGE_BYTES + 1  # bytes read of one message: one more than may be parsed
 
 
 class BounceSource(Protocol):
@@ -77,8 +75,6 @@ def open_source(text: str, *, base_dir: Path | None = None, deadline: float = IM
     if text.startswith("mbox:"):
         return MboxSource(_path(text, "mbox:", base_dir), text)
     if text.startswith(("imaps://", "imap://")):
-        from digest.bounces.imap import ImapSource
-
         return ImapSource(text, deadline=deadline)
     raise DigestError(
         f"bounce source {text!r} is not maildir:PATH, mbox:PATH, imaps://user@host/FOLDER "

@@ -15,7 +15,10 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from digest.config import Config
-from digest.store import iso
+from digest.mail.outbox import queue_message
+from digest.store.database import iso
+from subscribers.links import subscriber_links
+from subscribers.store import find_subscriber
 
 KIND = "unsubscribe-confirm"
 CONFIRM_EVERY = timedelta(days=1)
@@ -29,9 +32,6 @@ def request_confirmation(
     Returns (what happened, for the ``bounces`` row's reason; the subscriber id or None;
     the outbox row id, or None when nothing was queued). Call inside the report's transaction.
     """
-    from digest.outbox import queue_message
-    from subscribers.links import subscriber_links
-    from subscribers.store import find_subscriber
 
     subscriber = find_subscriber(db, sender) if sender else None
     if subscriber is None:

@@ -15,7 +15,7 @@ import click
 from digest import __version__
 from digest.cli.common import App
 from digest.errors import DigestError
-from digest.store import MAX_ID
+from digest.store.database import MAX_ID
 
 
 class DigestGroup(click.Group):
@@ -41,7 +41,7 @@ class DigestGroup(click.Group):
         """Like click's, but a mistyped command name gets the nearest one suggested."""
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            import difflib  # only for a mistyped name: not on every start-up
+            import difflib  # lazy: start-up; only for a mistyped name: not on every start-up
 
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1, cutoff=0.6)
             hint = f" Did you mean '{close[0]}'?" if close else ""
@@ -122,7 +122,7 @@ _COMMANDS = {
     "articles": "digest.cli.articles",
     "issues": "digest.cli.issues",
     "preview": "digest.cli.preview",
-    "subscribers": "subscribers.cli",
+    "subscribers": "digest.cli.subscribers",
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
     "bounces": "digest.cli.bounces",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from digest.cli.common import App, pass_app
-from digest.issues import ISSUE_NAME_HELP
+from digest.compose.issues import ISSUE_NAME_HELP
 
 
 @click.group(name="archive")
@@ -34,7 +34,7 @@ def archive_build(app: App, outdir: Path) -> None:
     Example:
       digest archive build public/ && rsync -a public/ host:/var/www/digest/
     """
-    from digest.archive import build_static_archive
+    from digest.web.static import build_static_archive  # lazy: start-up
 
     counts = build_static_archive(app.db, app.config, outdir)
     click.echo(
@@ -53,9 +53,9 @@ def archive_test_link(app: App, issue: str) -> None:
     Example:
       digest archive test-link daily/12
     """
-    from digest.archive import issue_test_link
-    from digest.issues import get_issue
-    from subscribers.tokens import load_secret
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.render.archive import issue_test_link  # lazy: start-up
+    from subscribers.tokens import load_secret  # lazy: start-up
 
     found = get_issue(app.db, issue)
     click.echo(issue_test_link(app.config, load_secret(app.config), int(found["id"])))

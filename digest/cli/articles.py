@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from digest.articles import add_article, get_article, list_articles, published_local
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
+from digest.ingest.articles import add_article, get_article, list_articles, published_local
 from digest.when import parse_when
 
 
@@ -82,7 +82,7 @@ def articles_show(app: App, article_id: str, as_json: bool) -> None:
       digest articles show 42
       digest articles show 42 --json
     """
-    from digest.summary.stored import stored_summaries
+    from digest.summary.stored import stored_summaries  # lazy: start-up
 
     row = get_article(app.db, article_id)
     generated = stored_summaries(app.db, app.config, row["id"])

@@ -48,7 +48,7 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
       digest bounces process maildir:/var/mail/bounces
       DIGEST_IMAP_PASSWORD=… digest bounces process imaps://bounces@mail.example.org/INBOX
     """
-    from digest.bounces import process_bounces
+    from digest.bounces import process_bounces  # lazy: start-up
 
     if source and source.startswith(("maildir:", "mbox:")):
         # A path typed on the command line is relative to where it was typed; the one in
@@ -72,7 +72,7 @@ def bounces_process(app: App, source: str | None, as_json: bool) -> None:
 
 def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     """``--since``: a duration back from now (``7d``, ``12h``) or an ISO date/time (UTC unless given)."""
-    from digest.articles import parse_when
+    from digest.ingest.articles import parse_when  # lazy: start-up
 
     cleaned = text.strip()
     if cleaned.endswith("z"):  # 2026-11-01T05:00z: UTC, as with Z
@@ -103,7 +103,7 @@ def bounces_list(app: App, since_text: str | None, limit: int | None, held: bool
       digest bounces list --held
       digest bounces list --json | jq '.[] | select(.kind == "hard")'
     """
-    from digest.bounces import list_bounces, list_held
+    from digest.bounces import list_bounces, list_held  # lazy: start-up
 
     since = parse_since(since_text) if since_text else None
     if held:

@@ -14,7 +14,7 @@ import click
 import sqlite_utils
 
 from digest.config import Config
-from digest.store import open_store
+from digest.store.database import open_store
 from digest.workspace_trust import load_workspace
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
-from digest.issues import ISSUE_NAME_HELP, issue_name
-from digest.store import DELIVERY_STATUSES
+from digest.compose.issues import ISSUE_NAME_HELP, issue_name
+from digest.store.database import DELIVERY_STATUSES
 
 
 @click.command(name="deliveries", epilog=ISSUE_NAME_HELP)
@@ -24,8 +24,8 @@ def deliveries(app: App, issue: str, status: str | None, as_json: bool) -> None:
       digest deliveries latest --status failed
       digest deliveries daily/12 --json
     """
-    from digest.delivery import delivery_counts, list_deliveries
-    from digest.issues import get_issue
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.delivery import delivery_counts, list_deliveries  # lazy: start-up
 
     found = get_issue(app.db, issue)
     rows = list_deliveries(app.db, found["id"], status=status)

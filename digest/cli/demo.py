@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from digest.compose import plural
+from digest.compose.build import plural
+from digest.compose.issues import issue_name
 from digest.demo import run_demo
-from digest.issues import issue_name
 
 
 def _shown(path: Path) -> str:

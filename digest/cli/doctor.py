@@ -29,7 +29,7 @@ def doctor(app: App, as_json: bool, resolver: str | None, timeout: float) -> Non
       digest doctor
       digest doctor --resolver 1.1.1.1 --json
     """
-    from digest.doctor import failed, run_doctor
+    from digest.doctor import failed, run_doctor  # lazy: start-up
 
     checks = run_doctor(lambda: app.config, resolver=resolver, timeout=timeout, debug=app.debug)
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
-from digest.feeds import add_feed, list_feeds, remove_feed
+from digest.ingest.feeds import add_feed, list_feeds, remove_feed
 
 
 @click.group(name="feeds")

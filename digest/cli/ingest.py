@@ -7,8 +7,8 @@ import logging
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
-from digest.ingest import ingest_sources
-from digest.source_read import SourceResult
+from digest.ingest.source_read import SourceResult
+from digest.ingest.sources import ingest_sources
 
 
 def format_result(result: SourceResult) -> str:

@@ -9,13 +9,13 @@ import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
 from digest.cli.summaries import echo_warnings, summary_progress
-from digest.compose import compose_issue
+from digest.compose.build import compose_issue
+from digest.compose.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot, list_issues
+from digest.compose.notes import set_issue_note
+from digest.compose.periods import latest_scheduled_time, scheduled_time
 from digest.errors import DigestError
-from digest.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot, list_issues
-from digest.notes import set_issue_note
-from digest.periods import latest_scheduled_time, scheduled_time
-from digest.sanitize import one_line
-from digest.store import from_iso, utcnow
+from digest.ingest.sanitize import one_line
+from digest.store.database import from_iso, utcnow
 
 
 @click.group(name="issues")

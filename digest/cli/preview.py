@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from digest.cli.common import App, pass_app
-from digest.issues import ISSUE_NAME_HELP, issue_name
-from digest.preview import FORMATS, preview_issue
+from digest.compose.issues import ISSUE_NAME_HELP, issue_name
+from digest.mail.preview import FORMATS, preview_issue
 
 _SUFFIX = {"html": ".html", "text": ".txt", "eml": ".eml"}
 

@@ -8,8 +8,8 @@ import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
 from digest.errors import DigestError
-from digest.run import run_due
-from digest.store import from_iso, utcnow
+from digest.schedule.run import run_due
+from digest.store.database import from_iso, utcnow
 
 EARLIEST_AT = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_AT = datetime(9999, 1, 1, tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from digest.cli.common import App, echo_json, json_option, pass_app
-from digest.schedule import next_fire_times, serve
+from digest.schedule.scheduler import next_fire_times, serve
 
 
 @click.group(name="schedule")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
-from digest.issues import ISSUE_NAME_HELP, issue_name
+from digest.compose.issues import ISSUE_NAME_HELP, issue_name
 
 
 class _Progress:
@@ -95,8 +95,8 @@ def send(
       digest send daily/12 --retry-failed
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
-    from digest.delivery import deliver_issue
-    from digest.issues import get_issue
+    from digest.compose.issues import get_issue  # lazy: start-up
+    from digest.delivery import deliver_issue  # lazy: start-up
 
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterable
 
 import click
 
-from digest.articles import parse_when
 from digest.cli.common import App, pass_app
 from digest.config import Config
+from digest.ingest.articles import parse_when
 from digest.summary import summarize_since
 
 

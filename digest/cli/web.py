@@ -46,7 +46,7 @@ def web_serve(app: App, host: str, port: int, workers: int, threads: int, timeou
     Example:
       digest web serve --host 127.0.0.1 --port 8080 --workers 4
     """
-    from digest.web.server import ServeOptions, listen, serve
+    from digest.web.server import ServeOptions, listen, serve  # lazy: start-up
 
     options = ServeOptions(workers=workers, threads=threads, timeout=timeout)
     sock = listen(host, port)
@@ -78,6 +78,6 @@ def web_embed(app: App) -> None:
     Example:
       digest web embed > signup-form.html
     """
-    from digest.web.signup import embed_form
+    from digest.web.signup import embed_form  # lazy: start-up
 
     click.echo(embed_form(app.config))

@@ -9,6 +9,7 @@ Parts, each with one job:
 - :mod:`~digest.delivery.worker` — one connection's loop: claim, send, record;
 - :mod:`~digest.delivery.engine` — threads and processes of workers, signals, progress;
 - :mod:`~digest.delivery.trial` — dry runs and ``--to`` test sends;
+- :mod:`~digest.delivery.report` — :class:`DeliveryReport`, what a send, dry run or test send did;
 - :mod:`~digest.delivery.checks` — can the readers' links work (:func:`check_public_base_url`).
 """
 
@@ -17,7 +18,8 @@ from __future__ import annotations
 from digest.delivery.checks import check_public_base_url
 from digest.delivery.ledger import delivery_counts, list_deliveries, requeue_failed
 from digest.delivery.messages import recipient_links
-from digest.delivery.send import DeliveryReport, SendInProgress, deliver_issue
+from digest.delivery.report import DeliveryReport
+from digest.delivery.send import SendInProgress, deliver_issue
 
 __all__ = [
     "DeliveryReport",

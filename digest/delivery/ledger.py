@@ -20,12 +20,18 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import issue_categories
 from digest.config import Config
 from digest.delivery.journal import read_journals
 from digest.errors import DigestError
-from digest.message_ids import MessageIds, message_ids
-from digest.store import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
-from digest.transports import Reply
+from digest.localtime import due_at
+from digest.mail.message_ids import MessageIds, message_ids
+from digest.mail.transports import Reply
+from digest.render.variants import stored_variant, variant_key
+from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
+from subscribers.eligibility import eligibility_sql, ineligible_reason
+from subscribers.model import decode_labels
+from subscribers.store import eligible_subscribers, mark_bounced
 
 __all__ = [
     "Ledger",
@@ -76,7 +82,6 @@ class Result:
 
 def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now: datetime) -> None:
     """Draft → sending, variants stored, one ledger row per eligible recipient: one transaction."""
-    from digest.render import stored_variant
 
     issue_id = int(issue["id"])
     stamp = iso(utcnow())
@@ -111,10 +116,6 @@ def recipients(
     Eligible subscribers whose categories intersect the issue's; ``due`` is set only for
     local-time editions.
     """
-    from digest.issues import issue_categories
-    from digest.localtime import due_at
-    from digest.render import variant_key
-    from subscribers.store import eligible_subscribers
 
     categories = issue_categories(db, int(issue["id"]))
     edition = config.editions.get(issue["edition"])
@@ -299,15 +300,12 @@ class Ledger:
             ],
         )
         if r.bounced and r.row.subscriber_id is not None:
-            from subscribers.store import mark_bounced
-
             with contextlib.suppress(DigestError):
                 mark_bounced(
                     self.db, r.row.subscriber_id, detail={"issue": self.issue_id, "reply": error or ""}
                 )
 
     def _claim(self, limit: int, stamp: str) -> tuple[list[Row], int]:
-        from subscribers.eligibility import eligibility_sql
 
         edition, categories = self.scope()
         rule, params = eligibility_sql(self.db, edition, categories, alias="s")
@@ -361,8 +359,6 @@ class Ledger:
         no longer receives the issue's edition or follows none of its categories
         (:func:`subscribers.eligibility.ineligible_reason`). Checked at every claim and again
         for a retry, which comes back after a backoff."""
-        from subscribers.eligibility import ineligible_reason
-        from subscribers.model import decode_labels
 
         found = None
         if row.subscriber_id is not None:
@@ -380,8 +376,6 @@ class Ledger:
     def scope(self) -> tuple[str, list[str]]:
         """The issue's edition and its categories (read once: a frozen issue keeps them)."""
         if self._scope is None:
-            from digest.issues import issue_categories
-
             edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[
                 0
             ]

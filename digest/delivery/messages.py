@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from digest.config import Config
 from digest.delivery.ledger import Row
+from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from digest.delivery.worker import Run
@@ -70,7 +71,6 @@ class Links:
     """:func:`recipient_links` for the hot path: the HMAC key is prepared once per run."""
 
     def __init__(self, config: Config, secret: bytes | str) -> None:
-        from subscribers.tokens import TokenSigner
 
         self.base = config.publication.base_url.rstrip("/")
         self.signer = TokenSigner(secret)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from digest.transports import Reply
+from digest.mail.transports import Reply
 
 __all__ = [
     "REPEATS_TO_STOP",

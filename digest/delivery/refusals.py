@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from digest.delivery.ledger import Result, Row
 from digest.delivery.policy import REPEATS_TO_STOP, Outcome, names_recipient, reply_key
-from digest.transports import Reply, TransportError
-from digest.transports import transport_for_display as display
+from digest.mail.transports import Reply, TransportError
+from digest.mail.transports import transport_for_display as display
 
 if TYPE_CHECKING:
     from digest.delivery.worker import Run

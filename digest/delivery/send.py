@@ -13,7 +13,7 @@ A real send of an issue:
 5. marks the issue ``sent`` when no row is pending.
 
 A run-level fault (the relay refuses the sender, the session or the message)
-raises :class:`~digest.transports.TransportError` with the unsent rows still
+raises :class:`~digest.mail.transports.TransportError` with the unsent rows still
 queued. ``--to`` test sends and dry runs live in :mod:`digest.delivery.trial`.
 """
 
@@ -23,7 +23,6 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,22 +30,28 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
+from digest.compose.issues import get_issue, issue_name
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
+from digest.delivery.report import DeliveryReport
+from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
 from digest.errors import DigestError
-from digest.message import dkim_signer, prepare_message
-from digest.store import iso, transaction, utcnow
-from digest.transports import (
+from digest.lockfile import hold_lock
+from digest.mail.message import dkim_signer, prepare_message
+from digest.mail.transports import (
     TransportError,
     capabilities,
     default_transport_url,
     parse_transport_url,
     transport_for_display,
 )
-from digest.transports.registry import destination
-from digest.verp import ReturnPath
+from digest.mail.transports.registry import destination
+from digest.mail.verp import ReturnPath
+from digest.render.variants import stored_variant
+from digest.store.database import iso, transaction, utcnow
+from subscribers.tokens import load_secret
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
 
@@ -56,43 +61,6 @@ PROCESS_THRESHOLD = 1000
 
 class SendInProgress(DigestError):
     """Another process is sending this issue right now."""
-
-
-@dataclass
-class DeliveryReport:
-    """What a send did. Counts are for this run; ``queued`` is what is still waiting."""
-
-    issue_id: int
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    queued: int = 0
-    total: int = 0
-    requeued: int = 0  # failed rows put back by retry_failed
-    duration: float = 0.0
-    transport: str = ""
-    status: str = ""
-    dry_run: bool = False
-    test: bool = False
-    interrupted: bool = False
-    signal: int = 0  # the signal that interrupted the send (SIGINT 2, SIGTERM 15), 0 if none
-    warnings: list[str] = field(default_factory=list)
-    variants: dict[str, int] = field(default_factory=dict)
-    plan: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        """Messages handled per second in this run."""
-        done = self.sent + self.failed + self.deferred
-        return done / self.duration if self.duration > 0 else 0.0
-
-    def summary(self) -> str:
-        """One line: sent, failed, deferred, skipped, duration, messages/s."""
-        return (
-            f"sent {self.sent}, failed {self.failed}, deferred {self.deferred}, skipped {self.skipped}"
-            f" in {self.duration:.1f}s ({self.rate:.0f} messages/s)"
-        )
 
 
 def deliver_issue(
@@ -120,8 +88,6 @@ def deliver_issue(
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
     """
-    from digest.delivery.trial import dry_run_report, test_send
-    from digest.issues import get_issue
 
     started = time.monotonic()
     issue = get_issue(db, issue_id)
@@ -163,7 +129,6 @@ def _transport_for(
     configured transport follows the config (a corrected relay takes effect). Test sends
     and dry runs use the configured transport.
     """
-    from digest.issues import issue_name
 
     configured = default_transport_url(config)
     recorded = issue.get("transport")
@@ -217,7 +182,6 @@ def _db_path(db: sqlite_utils.Database) -> Path:
 
 @contextlib.contextmanager
 def _issue_lock(db_path: Path, issue_id: int) -> Iterator[int]:
-    from digest.lockfile import hold_lock
 
     def busy(holder: str) -> SendInProgress:
         return SendInProgress(
@@ -241,9 +205,6 @@ def _send(
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
 ) -> DeliveryReport:
-    from digest.issues import get_issue
-    from digest.render import stored_variant
-    from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])
     if issue["status"] == "draft":

@@ -10,13 +10,19 @@ from typing import Any
 
 import sqlite_utils
 
+from digest.compose.issues import issue_categories
 from digest.config import Config
 from digest.delivery.ledger import recipients
 from digest.delivery.messages import Links
-from digest.delivery.send import DeliveryReport
-from digest.message import PreparedMessage, prepare_message
-from digest.store import iso
-from digest.transports import ConnectionLost, Reply, open_transport
+from digest.delivery.report import DeliveryReport
+from digest.mail.message import PreparedMessage, prepare_message
+from digest.mail.transports import ConnectionLost, Reply, open_transport
+from digest.render.archive import issue_test_link
+from digest.render.context import web_url
+from digest.render.variants import render_issue, stored_variant, variant_key
+from digest.store.database import iso
+from subscribers.store import find_subscriber
+from subscribers.tokens import load_secret
 
 __all__ = ["dry_run_report", "test_send"]
 
@@ -61,12 +67,6 @@ def test_send(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], to: list[str], url: str
 ) -> DeliveryReport:
     """A "[TEST]" copy to each address in ``to``, with the variant it would get; nothing recorded."""
-    from digest.archive import issue_test_link
-    from digest.issue_context import web_url
-    from digest.issues import issue_categories
-    from digest.render import render_issue, stored_variant, variant_key
-    from subscribers.store import find_subscriber
-    from subscribers.tokens import load_secret
 
     issue_id = int(issue["id"])
     report = DeliveryReport(issue_id=issue_id, test=True, status=issue["status"])

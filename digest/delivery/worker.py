@@ -34,11 +34,11 @@ from digest.delivery.messages import Links, Messages, recipient_links
 from digest.delivery.policy import decide
 from digest.delivery.refusals import RefusalWindow
 from digest.errors import DigestError
-from digest.message import PreparedMessage
-from digest.store import iso, open_store, utcnow
-from digest.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
-from digest.transports import transport_for_display as display
-from digest.verp import ReturnPath
+from digest.mail.message import PreparedMessage
+from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
+from digest.mail.transports import transport_for_display as display
+from digest.mail.verp import ReturnPath
+from digest.store.database import iso, open_store, utcnow
 
 __all__ = ["Connection", "Counters", "Links", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
 

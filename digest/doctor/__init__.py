@@ -1,40 +1,19 @@
 """`digest doctor`: check a workspace before the first real send, one line per check.
 
 Each check is one function in a module of this package (setup, transport, dns, issue,
-web) that takes plain values and returns a :class:`Check`; :func:`run_doctor` is the one
-entry point and decides the order. Nothing here sends a message or changes a row.
+web) that takes plain values and returns a :class:`~digest.doctor.check.Check` (defined in
+``check``, with ``OK``/``WARN``/``FAIL``); :func:`run_doctor` is the one entry point and
+decides the order. Nothing here sends a message or changes a row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from digest.config import Config
+from digest.doctor import dns, issue, setup, transport, web
+from digest.doctor.check import FAIL, OK, Check
 from digest.errors import DigestError, NoWorkspace
-
-OK, WARN, FAIL = "ok", "warn", "fail"
-SYMBOLS = {OK: "✔", WARN: "⚠", FAIL: "✘"}
-
-
-@dataclass
-class Check:
-    """One finding: what was checked, how it went, and how to fix it."""
-
-    name: str
-    status: str  # ok / warn / fail
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for ``--json``."""
-        return asdict(self)
-
-    def line(self) -> str:
-        """``✔ name: detail`` (with ``; fix: …`` when there is one)."""
-        fix = f"; fix: {self.fix}" if self.fix and self.status != OK else ""
-        return f"{SYMBOLS[self.status]} {self.name}: {self.detail}{fix}"
 
 
 def run_doctor(
@@ -49,8 +28,6 @@ def run_doctor(
     ``resolver`` is a DNS server (``HOST[:PORT]``) to ask instead of the system's.
     A configuration that does not load is the only finding then.
     """
-    from digest.doctor import dns, issue, setup, transport, web
-
     try:
         config = load()
     except NoWorkspace:

@@ -15,8 +15,9 @@ import dns.exception
 import dns.resolver
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
+from digest.mail.verp import split_bounce_address
 
 
 class _Unreachable(Exception):
@@ -82,7 +83,6 @@ def _domain(address: str) -> str:
 
 def check_dns(config: Config, *, resolver: str | None = None, timeout: float = 10.0) -> list[Check]:
     """SPF of the envelope domain, DKIM at ``selector._domainkey``, DMARC of the From domain."""
-    from digest.verp import split_bounce_address
 
     from_domain = _domain(config.publication.from_address)
     if not from_domain:
@@ -182,7 +182,7 @@ def check_dkim(resolver: dns.resolver.Resolver, config: Config) -> tuple[Check, 
 
 def _public_key(path) -> tuple[int, int]:
     """(modulus, exponent) of the RSA private key in ``path``."""
-    import dkim.crypto
+    import dkim.crypto  # lazy: start-up
 
     try:
         data = path.read_bytes()
@@ -196,7 +196,7 @@ def _public_key(path) -> tuple[int, int]:
 
 
 def _parse_public(der: bytes) -> tuple[int, int]:
-    import dkim.crypto
+    import dkim.crypto  # lazy: start-up
 
     try:
         key = dkim.crypto.parse_public_key(der)

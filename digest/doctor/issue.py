@@ -9,8 +9,12 @@ import subprocess
 import tempfile
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
+from digest.mail.preview import preview_issue
+from digest.render.size_budget import html_budget_size
+from digest.render.variants import current_variant
+from digest.store.database import open_store
 
 GMAIL_CLIP_BYTES = 102 * 1024
 """Gmail shows "[Message clipped]" past about this much HTML."""
@@ -29,7 +33,6 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
                 "issue_size", WARN, "no database yet, so no issue to measure", "digest issues build EDITION"
             )
         ]
-    from digest.store import open_store
 
     db = open_store(config.db_path)
     try:
@@ -56,8 +59,6 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 
 
 def _size_check(db, config: Config, issue_id: int, label: str) -> Check:
-    from digest.render import current_variant
-    from digest.size_budget import html_budget_size
 
     rendered = current_variant(db, config, issue_id, "*")
     size = html_budget_size(rendered.html)
@@ -88,7 +89,6 @@ def _spam_check(db, config: Config, issue_id: int, label: str, timeout: float) -
             "spamassassin is not installed; score not checked",
             "apt-get install spamassassin",
         )
-    from digest.preview import preview_issue
 
     message = preview_issue(db, config, issue_id, fmt="eml").content
     with tempfile.TemporaryDirectory(prefix="digest-doctor-sa-") as home:

@@ -10,9 +10,10 @@ from urllib.parse import urlsplit
 
 from digest.config import SECRET_ENV, SMTP_PASSWORD_ENV, Config
 from digest.delivery.checks import check_public_base_url
-from digest.doctor import FAIL, OK, WARN, Check
+from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
-from digest.transports.registry import capabilities
+from digest.mail.transports.registry import capabilities
+from subscribers.tokens import KEY_FILE, load_secret
 
 
 def sends_mail(config: Config) -> bool:
@@ -57,7 +58,6 @@ def check_base_url(config: Config) -> Check:
 
 def check_secrets(config: Config) -> Check:
     """Secrets come only from the environment: the config file holds none of their values."""
-    from subscribers.tokens import KEY_FILE, load_secret
 
     path = Path(config.source)
     text = ""
@@ -94,7 +94,6 @@ def check_secrets(config: Config) -> Check:
 
 def check_file_modes(config: Config) -> Check:
     """The database (subscriber addresses) and the keys are readable by their owner only."""
-    from subscribers.tokens import KEY_FILE
 
     files = [("database", config.db_path)]
     if not config.secret:

@@ -9,9 +9,9 @@ mail leaves the machine.
 from __future__ import annotations
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, Check
+from digest.doctor.check import FAIL, OK, Check
 from digest.errors import DigestError
-from digest.transports.registry import capabilities, parse_transport_url
+from digest.mail.transports.registry import capabilities, parse_transport_url
 
 
 def check_transport(config: Config, *, timeout: float = 10.0) -> Check:

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 from digest.config import Config
-from digest.doctor import FAIL, OK, Check
+from digest.doctor.check import FAIL, OK, Check
 
 
 def check_web(config: Config, *, timeout: float = 10.0) -> Check:

@@ -10,8 +10,8 @@ from typing import Any
 import sqlite_utils
 
 from digest.config import Config
-from digest.sanitize import one_line
-from digest.store import iso, transaction, utcnow
+from digest.ingest.sanitize import one_line
+from digest.store.database import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
 from digest.summary.pool import GIVE_UP_AFTER, GaveUp, TimedOut, run_all
 from digest.summary.text import check_answer, feed_summary, lead_summary, prompt_hash, render_prompt

@@ -19,7 +19,7 @@ def load_model(model_id: str) -> Any:
     Raises ConfigError when ``llm`` is not installed, the model is unknown, or it needs a
     key that is not set: those are the configuration's faults, not one article's."""
     try:
-        import llm
+        import llm  # lazy: start-up
     except ImportError:
         raise ConfigError(
             f'summary.engine = "llm" needs the llm library, which is not installed; run: {INSTALL_HINT}'

@@ -8,7 +8,7 @@ from string import Template
 from typing import Any
 
 from digest.config import Summary
-from digest.sanitize import one_line, plain_text, summarize_text, summary_chars
+from digest.ingest.sanitize import one_line, plain_text, summarize_text, summary_chars
 
 # A model's answer is untrusted input. Prose is wanted; any of these means it is not prose.
 _MARKUP = re.compile(
@@ -68,7 +68,7 @@ def prompt_hash(prompt: str) -> str:
 def check_answer(answer: str | None, max_words: int) -> tuple[str | None, str]:
     """``(text, "")`` for a usable answer, else ``(None, why)``.
 
-    Unusable: empty, over twice ``max_words`` words or :func:`~digest.sanitize.summary_chars`
+    Unusable: empty, over twice ``max_words`` words or :func:`~digest.ingest.sanitize.summary_chars`
     of that (one endless "word"), or markup of any kind (HTML, Markdown, JSON). An answer
     over its limit is refused, never cut. The text kept is plain, on one line, without
     control or bidi override characters, links, or a "Read more:" left by a link; templates

@@ -26,109 +26,28 @@ Design notes:
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
-from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from flask import Flask, Response, current_app, g, redirect, render_template, request, url_for
+from flask import Flask, Response, g, redirect, request, url_for
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
-from digest.errors import NotFound
-from digest.render import RenderedVariant, render_issue
-from digest.store import open_store
-from digest.templating import template_dirs
+from digest.store.database import open_store
+from digest.web import archive, links, signup
+from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
-from digest.web.mailer import OutboxSender
-from subscribers.model import available_zones
-from subscribers.store import get_subscriber
-from subscribers.tokens import InvalidToken, load_secret, verify_token
+from subscribers.tokens import load_secret
 
 log = logging.getLogger(__name__)
 
-SOURCE = "web"
 MAX_REQUEST_BYTES = 64 * 1024
-UNLIMITED_BYTES = 1 << 40
-FULL_RENDERINGS_KEPT = 16
 
 # Pages are self-contained: one stylesheet from this origin, no scripts, no frames.
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-def web_template_dirs(config: Config) -> list[Path]:
-    """Folders searched for web templates, first match wins: ``web/`` inside the configured
-    override folder (``[render] templates``), then the bundled ``templates/web`` (inside the
-    package when installed from a wheel, else the top-level folder of the source tree)."""
-    return [d / "web" for d in template_dirs(config) if (d / "web").is_dir()]
-
-
-# The areas of the IANA tz database's geographic zone names (Area/Location).
-GEOGRAPHIC_AREAS = frozenset(
-    {
-        "Africa",
-        "America",
-        "Antarctica",
-        "Arctic",
-        "Asia",
-        "Atlantic",
-        "Australia",
-        "Europe",
-        "Indian",
-        "Pacific",
-    }
-)
-
-
-@dataclass
-class WebState:
-    """What every request needs: the configuration, the signing secret, the background sender of
-    transactional mail, a small rendering cache."""
-
-    config: Config
-    secret: bytes
-    outbox: OutboxSender = field(default_factory=OutboxSender)
-    _full: OrderedDict[int, RenderedVariant] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def base_url(self) -> str:
-        """The public address, without a trailing slash."""
-        return self.config.publication.base_url.rstrip("/")
-
-    def full_rendering(
-        self, db: sqlite_utils.Database, issue_id: int, *, published: bool = True
-    ) -> RenderedVariant:
-        """The untrimmed all-categories rendering of an issue; a few of the published ones are
-        kept in memory (a published issue never changes; a draft's note still can)."""
-        with self._lock:
-            if published and issue_id in self._full:
-                self._full.move_to_end(issue_id)
-                return self._full[issue_id]
-        unlimited = replace(self.config, render=replace(self.config.render, max_html_bytes=UNLIMITED_BYTES))
-        rendered = render_issue(db, unlimited, issue_id, "*")
-        if not published:
-            return rendered
-        with self._lock:
-            self._full[issue_id] = rendered
-            while len(self._full) > FULL_RENDERINGS_KEPT:
-                self._full.popitem(last=False)
-        return rendered
-
-    @cached_property
-    def timezones(self) -> list[str]:
-        """The zones a reader can pick, sorted (read once: it scans tzdata): the IANA
-        ``Area/Location`` zones of the geographic areas, plus UTC. Links kept for old
-        names (``US/Eastern``, ``Japan``), POSIX-style rules (``EST5EDT``), ``Etc/*``
-        and tzdata's leftovers (``Factory``, ``localtime``, ``posixrules``) are left out."""
-        return [zone for zone in available_zones() if zone == "UTC" or zone.split("/")[0] in GEOGRAPHIC_AREAS]
 
 
 def create_app(config: Config) -> Flask:
@@ -171,17 +90,6 @@ def create_app(config: Config) -> Flask:
 # ---------------------------------------------------------------- plumbing
 
 
-def state() -> WebState:
-    return current_app.extensions["digest"]
-
-
-def get_db() -> sqlite_utils.Database:
-    """This request's database connection (opened on first use)."""
-    if "db" not in g:
-        g.db = open_store(state().config.db_path, migrate=False)
-    return g.db
-
-
 def _close_db(_exc: BaseException | None) -> None:
     db = g.pop("db", None)
     if db is not None:
@@ -216,14 +124,6 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return render_template(template, **context), status
-
-
-def message(title: str, text: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return page("message.html", status, title=title, text=text, **context)
-
-
 def _http_error(exc: HTTPException) -> Response | tuple[str, int]:
     code = exc.code or 500
     if code == 404:
@@ -246,41 +146,10 @@ def _unexpected_error(exc: Exception) -> tuple[str, int]:
     )
 
 
-def bad_link(purpose: str, reason: str) -> tuple[str, int]:
-    hints = {
-        "confirm": "Confirmation links expire after a week: sign up again to get a new one.",
-        "unsubscribe": "Use the unsubscribe link from a recent email, unchanged.",
-        "preferences": "Use the preferences link from a recent email, unchanged.",
-    }
-    return message("This link does not work", f"{reason[:1].upper()}{reason[1:]}. {hints[purpose]}", 400)
-
-
-class BadLink(Exception):
-    """A token that does not verify (``removed`` False), or names a subscriber since removed."""
-
-    def __init__(self, reason: str, *, removed: bool = False) -> None:
-        super().__init__(reason)
-        self.removed = removed
-
-
-def subscriber_for(token: str, purpose: str) -> dict[str, Any]:
-    """The subscriber a token names; raises :class:`BadLink` with a reason a reader can act on."""
-    try:
-        subscriber_id = verify_token(state().secret, token, purpose)
-    except InvalidToken as exc:
-        raise BadLink(str(exc).rstrip(".")) from None
-    try:
-        return get_subscriber(get_db(), subscriber_id)
-    except NotFound:
-        raise BadLink("this address is no longer on the list", removed=True) from None
-
-
 # ---------------------------------------------------------------- routes
 
 
 def _routes(app: Flask) -> None:
-    from digest.web import archive, links, signup
-
     app.add_url_rule("/", "index", lambda: redirect(url_for("archive")))
     app.add_url_rule("/healthz", "healthz", healthz)
     app.add_url_rule("/style.css", "stylesheet", stylesheet)
@@ -293,15 +162,6 @@ def healthz() -> Response:
     """Liveness and database check for a load balancer or monitor."""
     get_db().execute("SELECT 1").fetchone()
     return Response("ok\n", mimetype="text/plain")
-
-
-def stylesheet_text(config: Config) -> str | None:
-    """The first ``style.css`` in the web template folders (None when there is none)."""
-    for folder in web_template_dirs(config):
-        path = folder / "style.css"
-        if path.is_file():
-            return path.read_text("utf-8")
-    return None
 
 
 def stylesheet() -> Response:

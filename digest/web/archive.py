@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite_utils
 from flask import Flask, Response, request, url_for
 
-from digest.archive import (
+from digest.compose.issues import get_issue
+from digest.errors import DigestError, NotFound
+from digest.render.archive import (
     Links,
     archive_page,
     check_issue_test_token,
@@ -13,12 +15,10 @@ from digest.archive import (
     issue_nav_html,
     with_nav,
 )
-from digest.errors import DigestError, NotFound
-from digest.issues import get_issue
-from digest.personalise import RECIPIENT_FIELDS, personalise
-from digest.render import NothingFits, current_variant
-from digest.store import MAX_ID
-from digest.web.app import WebState, get_db, message, page, state
+from digest.render.personalise import RECIPIENT_FIELDS, personalise
+from digest.render.variants import NothingFits, current_variant
+from digest.store.database import MAX_ID
+from digest.web.common import WebState, get_db, message, page, state
 
 PUBLIC_STATUSES = ("sending", "sent")
 # An issue is email HTML: inline styles and a <style> block, remote images allowed, still no scripts.

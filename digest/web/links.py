@@ -13,8 +13,8 @@ from flask import Flask, Response, redirect, request, url_for
 
 from digest.errors import DigestError
 from digest.signup import queue_welcome
-from digest.store import from_iso
-from digest.web.app import (
+from digest.store.database import from_iso
+from digest.web.common import (
     SOURCE,
     BadLink,
     WebState,
@@ -25,6 +25,7 @@ from digest.web.app import (
     state,
     subscriber_for,
 )
+from digest.web.signup import signup_choices
 from subscribers.store import confirm as confirm_subscriber
 from subscribers.store import resubscribe, set_preferences
 from subscribers.store import unsubscribe as unsubscribe_subscriber
@@ -243,13 +244,11 @@ def _preference_choices(
     state: WebState, db: sqlite_utils.Database, subscriber: dict[str, Any]
 ) -> dict[str, Any]:
     """Editions (key, title) from the config; every category an issue can carry (the config's,
-    then those feeds and articles have: :func:`digest.categories.known_categories`).
+    then those feeds and articles have: :func:`digest.ingest.categories.known_categories`).
 
     The subscriber's own editions and categories are always offered too (e.g. a category set
     with the CLI that nothing has yet): a form that left them out would erase them on save.
     """
-    from digest.web.signup import signup_choices
-
     choices = signup_choices(state.config, db)
     editions, categories = choices["editions"], choices["categories"]
     known = {key.casefold() for key, _ in editions}

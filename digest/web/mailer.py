@@ -4,7 +4,7 @@ A request only stores the message (an ``outbox`` row, in its own transaction) an
 the row id to :class:`OutboxSender`; one thread per worker process sends the rows it is
 given, through the configured transport with its timeouts. A relay that is slow or says
 nothing holds that thread, never a request. Each row is claimed in one UPDATE before it
-leaves (:func:`digest.outbox.send_outbox`), so the thread and ``digest run`` never both
+leaves (:func:`digest.mail.outbox.send_outbox`), so the thread and ``digest run`` never both
 send it; a row the thread could not send (the relay down, the worker stopped) stays in
 the outbox for ``digest run``.
 """
@@ -17,8 +17,8 @@ import queue
 import threading
 
 from digest.config import Config
-from digest.outbox import send_outbox
-from digest.store import open_store
+from digest.mail.outbox import send_outbox
+from digest.store.database import open_store
 
 log = logging.getLogger(__name__)
 

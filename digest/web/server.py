@@ -44,6 +44,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.web.app import create_app
 from digest.web.logs import RedactingFilter
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
@@ -146,8 +147,6 @@ class _Application(BaseApplication):
         # Each worker builds its own app after the fork: nothing from the master's SQLite use
         # crosses a fork (with a shared, preloaded app, reads slowed to a crawl after writes).
         if self._app is None or self._app_pid != os.getpid():
-            from digest.web.app import create_app
-
             self._app = create_app(self._config)
             self._app_pid = os.getpid()
         return self._app
@@ -218,7 +217,7 @@ def serve(
     except BaseException:
         sock.close()  # only before gunicorn has it: afterwards it closes the descriptor itself
         raise
-    from gunicorn.arbiter import Arbiter
+    from gunicorn.arbiter import Arbiter  # lazy: start-up
 
     master = os.getpid()
     try:

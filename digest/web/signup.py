@@ -25,8 +25,9 @@ from flask import Flask, request
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.ingest.categories import known_categories
 from digest.signup import TooManyRequests, count_signup_post, request_signup
-from digest.web.app import WebState, get_db, message, page, state
+from digest.web.common import WebState, get_db, message, page, state
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ def signup_choices(config: Config, db: sqlite_utils.Database) -> dict[str, Any]:
     """The editions (key, title) and every category an issue can carry (the config's and the
     ones feeds and articles have, as the CLI knows them): a reader who unticks one box must
     not lose categories the form never showed."""
-    from digest.categories import known_categories
 
     return {
         "editions": [(key, edition.title or key) for key, edition in config.editions.items()],

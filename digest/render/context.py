@@ -1,0 +1,183 @@
+"""The template context of an issue: what ``issue.mjml.j2`` and ``issue.txt.j2`` see.
+
+:func:`template_context` builds it from the issue, its snapshot and the articles to show.
+Every untrusted value passes :func:`defuse` first, so feed text can never become a live
+per-recipient placeholder.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from digest.config import Config
+from digest.errors import DigestError
+from digest.ingest.images import checked_image
+from digest.ingest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
+from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
+from subscribers.model import attribute_key
+
+IMAGE_WIDTH = 544
+"""Lead images are shown at most this wide (the 600 px column less its padding)."""
+
+
+_DOUBLE_UNDERSCORE_RE = re.compile(r"_(?=_)")
+
+
+def defuse(value: Any, *, url: bool = False) -> Any:
+    """Untrusted text must never contain a live placeholder (a feed title that says
+    ``__DIGEST_EMAIL__`` would otherwise be filled with the reader's address).
+
+    Every placeholder starts and ends with ``__``, so every run of two underscores is broken
+    (and a leading or trailing underscore fenced off from neighbouring template text): no
+    filter a template applies afterwards (``upper``, ``title``, ``wrap`` …) and no spelling
+    of the token in any case can rebuild one. Text gets an invisible WORD JOINER; a URL gets
+    ``%5F``, the same address to any server, so links keep working."""
+    if isinstance(value, list):  # a snapshot's list of links, e.g. an article's also_covered
+        return [
+            {k: defuse(v, url=k == "url") for k, v in d.items()} if isinstance(d, dict) else d for d in value
+        ]
+    if not isinstance(value, str):
+        return value
+    # Content must never make an issue unrenderable: no control character reaches MJML.
+    value = safe_url(value) if url else clean_text(value)
+    if "_" not in value:
+        return value
+    if url:
+        return value.replace("__", "_%5F")
+    value = _DOUBLE_UNDERSCORE_RE.sub("_\u2060", value)
+    if value.startswith("_"):
+        value = "\u2060" + value
+    if value.endswith("_"):
+        value += "\u2060"
+    return value
+
+
+def summary_limit(config: Config) -> int:
+    """The most characters an article's summary shows in an issue: room for the longest the
+    feed (``ingest.summary_words``) or a model (twice ``summary.max_words``) may give."""
+    return summary_chars(max(config.ingest.summary_words, 2 * config.summary.max_words))
+
+
+def _shown_text(article: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The title and summary as shown: the summary at most ``limit`` characters (a snapshot
+    made before summaries were cut by characters may hold 200,000), no word wider than the
+    column."""
+    shown = dict(article)
+    for key in ("title", "summary"):
+        value = shown.get(key)
+        if isinstance(value, str):
+            shown[key] = break_long_words(cut_chars(value, limit) if key == "summary" else value)
+    return shown
+
+
+def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any]:
+    """One snapshot article for the templates: untrusted text defused, title and summary
+    bounded (:func:`_shown_text`); the optional fields (author, undated, summary_label,
+    also_covered, image) always present."""
+    article = _shown_text(article, limit)
+    out = {k: defuse(v, url=k == "url") for k, v in article.items() if k not in ("also_covered", "image")}
+    out.setdefault("author", "")
+    out.setdefault("undated", False)
+    out.setdefault("summary_label", "")
+    out["also_covered"] = [
+        {"source": defuse(str(c.get("source") or "")), "url": defuse(str(c.get("url") or ""), url=True)}
+        for c in article.get("also_covered") or []
+        if isinstance(c, dict) and c.get("url")
+    ]
+    out["image"] = _image(article.get("image"), article.get("title", "")) if images else None
+    return out
+
+
+def _image(image: Any, title: str) -> dict[str, Any] | None:
+    """A lead image fit to show: an https/http URL with a sane size (never a 1×1 tracker),
+    scaled to the content width; alt text from the title."""
+    checked = checked_image(image) if isinstance(image, dict) else None
+    if checked is None:
+        return None  # unknown or tiny: a tracking pixel, or a layout jump when it loads
+    url, width, height = checked["url"], checked["width"], checked["height"]
+    shown_width = min(width, IMAGE_WIDTH)
+    return {
+        "url": defuse(url, url=True),
+        "width": shown_width,
+        "height": round(height * shown_width / width),
+        "alt": defuse(str(image.get("alt") or title)),
+    }
+
+
+def template_context(
+    config: Config,
+    issue: dict[str, Any],
+    snapshot: dict[str, Any],
+    sections: list[dict[str, Any]],
+    keep: set[int],
+) -> dict[str, Any]:
+    """The context for rendering ``sections`` of the issue, showing the articles whose id is in
+    ``keep`` (the rest are counted as "N more in the web version")."""
+    categories = []
+    images, limit = config.render.images, summary_limit(config)
+    for section in sections:
+        articles = section["articles"]
+        shown = [_article(a, images, limit) for a in articles if a["id"] in keep]
+        categories.append(
+            {
+                "name": defuse(section["name"]),
+                "count": len(articles),
+                "articles": shown,
+                "more": len(articles) - len(shown),
+            }
+        )
+    pub = config.publication
+    return {
+        "language": pub.language or "en",
+        "subject": defuse(issue["subject"]),
+        "preheader": defuse(issue["preheader"]),
+        "publication": {
+            "name": defuse(pub.name),
+            "postal_address": defuse(pub.postal_address),
+            "base_url": pub.base_url,
+        },
+        "edition": {
+            "key": snapshot.get("edition", issue["edition"]),
+            "title": defuse(snapshot["edition_title"]),
+        },
+        "issue": {"id": issue["id"], "number": issue["number"], "date": snapshot["date"]},
+        "note": [
+            defuse(" ".join(para.split()))
+            for para in str(issue.get("note") or "").split("\n\n")
+            if para.strip()
+        ],
+        "web_url": web_url(config, issue["id"]),
+        "categories": categories,
+        "total": sum(c["count"] for c in categories),
+        "shown": sum(len(c["articles"]) for c in categories),
+        "p": PLACEHOLDERS,
+        "subscriber": _SubscriberFields(),
+    }
+
+
+class _AttributeFields:
+    """``subscriber.attributes.KEY`` (or ``["Column Name"]``) in a template: KEY's placeholder."""
+
+    def __getattr__(self, name: str) -> str:
+        return self[name]
+
+    def __getitem__(self, name: str) -> str:
+
+        key = attribute_key(str(name))
+        if not key:
+            raise DigestError(f"template: {name!r} is not an attribute name; use letters, digits and _")
+        return placeholder_token(ATTRIBUTE_PREFIX + key)
+
+
+class _SubscriberFields:
+    """The ``subscriber`` a template sees: placeholders filled per recipient at send time."""
+
+    name = PLACEHOLDERS["name"]
+    email = PLACEHOLDERS["email"]
+    attributes = _AttributeFields()
+
+
+def web_url(config: Config, issue_id: int) -> str:
+    """The issue's "view in browser" address."""
+    return f"{config.publication.base_url.rstrip('/')}/issues/{issue_id}"

@@ -1,0 +1,53 @@
+"""Nobody forgets: the issues that should have gone out and have not.
+
+``digest run`` calls :func:`overdue_issues` after its own work and reports every line it
+returns, exiting non-zero while there are any: a draft whose scheduled time is past the
+catch-up window (no run will build or send it by itself any more), and an issue past that
+window with ledger rows still unsent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlite_utils
+
+from digest.store.database import PENDING_DELIVERY, iso
+
+
+def overdue_issues(
+    db: sqlite_utils.Database, editions: list[str], *, before: datetime, at: datetime
+) -> list[str]:
+    """One line per issue of ``editions`` whose period ended before ``before`` and that is
+    still a draft, or still has ledger rows to send that were due by ``at``; each line says
+    how to send it."""
+    if not editions:
+        return []
+    marks = ", ".join("?" for _ in editions)
+    lines = []
+    drafts = db.execute(
+        f"SELECT id, edition, number, period_end FROM issues WHERE status = 'draft' AND edition IN ({marks})"
+        " AND period_end < ? ORDER BY period_end, id",
+        [*editions, iso(before)],
+    ).fetchall()
+    for _id, edition, number, period_end in drafts:
+        lines.append(
+            f"{edition}/{number} was due {period_end.replace('+00:00', 'Z')} and is still a draft; "
+            f"send it with `digest send {edition}/{number}`"
+        )
+    states = ", ".join("?" for _ in PENDING_DELIVERY)
+    unsent = db.execute(
+        f"SELECT i.id, i.edition, i.number, i.period_end, COUNT(*) FROM issues i"
+        f" JOIN deliveries d ON d.issue_id = i.id"
+        f" WHERE i.edition IN ({marks}) AND i.period_end < ? AND d.status IN ({states})"
+        " AND (d.due_at IS NULL OR d.due_at <= ?)"
+        " GROUP BY i.id ORDER BY i.period_end, i.id",
+        [*editions, iso(before), *PENDING_DELIVERY, iso(at)],
+    ).fetchall()
+    for _id, edition, number, period_end, count in unsent:
+        lines.append(
+            f"{edition}/{number} (due {period_end.replace('+00:00', 'Z')}) has {count} "
+            f"undelivered message{'s' if count != 1 else ''}; see `digest deliveries {edition}/{number}`, "
+            f"send them with `digest send {edition}/{number}`"
+        )
+    return lines

@@ -1,0 +1,258 @@
+"""The long-running scheduler (``digest schedule run``) and the listing of next fire times.
+
+:func:`serve` is ``digest schedule run``: an APScheduler 3.x ``BlockingScheduler`` with one
+cron trigger per edition in the edition's zone (plus, when an edition delivers in local
+time, a quarter-hourly job in UTC that sends the rows whose hour has come: every zone's
+offset is a multiple of 15 minutes). Each job is one :func:`digest.schedule.run.run_due`. Missed
+fire times coalesce into one run and are honoured within the catch-up window; at start it
+runs once, which catches up a time missed while it was down. One scheduler per database:
+an ``flock`` on a file beside the database, which the kernel releases when a process dies,
+so a killed scheduler never leaves it stuck. SIGTERM and SIGINT let the run in flight
+finish and be recorded, then the process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from threading import TIMEOUT_MAX
+from typing import Any
+
+import sqlite_utils
+from apscheduler.executors.debug import DebugExecutor
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from digest.config import Config, Edition
+from digest.errors import DigestError
+from digest.localtime import edition_trigger, next_fire_time
+from digest.lockfile import hold_lock
+from digest.schedule.run import catch_up_window, run_due
+from digest.schedule.run_report import RunReport
+from digest.store.database import iso, open_store, utcnow
+
+logger = logging.getLogger("digest.schedule")
+
+
+# --- listing ---------------------------------------------------------------------------------
+
+
+def next_fire_times(
+    config: Config, *, now: datetime | None = None, count: int = 3, edition: str | None = None
+) -> list[dict[str, Any]]:
+    """For each edition, its next ``count`` scheduled times in its zone and in UTC."""
+    now = (now or utcnow()).astimezone(UTC)
+    editions = [config.edition(edition)] if edition else list(config.editions.values())
+    out = []
+    for ed in editions:
+        times = []
+        cursor = now
+        for _ in range(count):
+            cursor = next_fire_time(ed, cursor)
+            local = cursor.astimezone(ed.zone)
+            times.append(
+                {
+                    "local": local.isoformat(),
+                    "local_text": _local_text(local),
+                    "utc": iso(cursor),
+                }
+            )
+        out.append(
+            {
+                "edition": ed.key,
+                "title": ed.title,
+                "schedule": ed.schedule,
+                "timezone": ed.timezone,
+                "delivery": ed.delivery,
+                "send_at": ed.send_at if ed.delivery == "local" else None,
+                "next": times,
+            }
+        )
+    return out
+
+
+def _local_text(local: datetime) -> str:
+    seconds = ":%S" if local.second else ""
+    return local.strftime(f"%a %Y-%m-%d %H:%M{seconds} %Z")
+
+
+# --- the long-running scheduler -------------------------------------------------------------
+
+
+class SchedulerBusy(DigestError):
+    """Another ``digest schedule run`` holds the lock for this database."""
+
+
+def lock_path(config: Config) -> Path:
+    """The lock file that keeps one scheduler per database."""
+    db_path = config.db_path
+    return db_path.with_name(db_path.name + ".scheduler.lock")
+
+
+@contextlib.contextmanager
+def scheduler_lock(config: Config) -> Iterator[Path]:
+    """Hold the one-scheduler-per-database lock; SchedulerBusy if another process has it."""
+
+    def busy(holder: str) -> SchedulerBusy:
+        return SchedulerBusy(
+            f"a scheduler is already running for {config.db_path} (pid {holder}); "
+            "stop it first (kill -TERM that pid) — only one `digest schedule run` per database"
+        )
+
+    # The file is removed when the scheduler stops.
+    path = lock_path(config)
+    with hold_lock(path, busy, mode=0o644):
+        yield path
+
+
+def local_delivery_trigger(editions: list[Edition]) -> CronTrigger | None:
+    """A UTC trigger at every quarter hour a local-time edition's send_at can fall on, or None."""
+    minutes: set[int] = set()
+    for ed in editions:
+        if ed.delivery == "local":
+            base = int(ed.send_at.split(":")[1])
+            minutes.update((base + 15 * k) % 60 for k in range(4))
+    if not minutes:
+        return None
+    return CronTrigger(second=0, minute=",".join(str(m) for m in sorted(minutes)), timezone=UTC)
+
+
+class _StoppableScheduler(BlockingScheduler):
+    """A BlockingScheduler whose loop notices a stop request from a signal handler.
+
+    Signal handlers only set a flag (taking the scheduler's locks inside a handler
+    could deadlock); the loop wakes at least once a second to look at it.
+    """
+
+    def __init__(self, should_stop: Callable[[], bool], **options: Any) -> None:
+        super().__init__(**options)
+        self.should_stop = should_stop
+
+    def _main_loop(self) -> None:
+        wait_seconds = TIMEOUT_MAX
+        while self.state != STATE_STOPPED and not self.should_stop():
+            self._event.wait(min(wait_seconds if wait_seconds is not None else TIMEOUT_MAX, 1.0))
+            self._event.clear()
+            if self.should_stop():
+                break
+            wait_seconds = self._process_jobs()
+
+
+@dataclass
+class ServeResult:
+    """How a scheduler process ended."""
+
+    runs: int
+    stopped_by: str | None
+
+
+def serve(
+    config: Config,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    on_run: Callable[[RunReport], None] | None = None,
+    on_ready: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> ServeResult:
+    """Run the scheduler until SIGTERM/SIGINT; returns how it ended.
+
+    Each run logs its summary line on the ``digest.schedule`` logger and is
+    passed to ``on_run``; ``on_ready`` gets each edition's next fire time once
+    the jobs are scheduled. ``clock`` is when runs act (tests inject it).
+    """
+    catch_up = catch_up_window(config)
+    editions = list(config.editions.values())
+    if not editions:
+        config.edition(None)
+    for ed in editions:
+        edition_trigger(ed)  # validate every cron before taking the lock
+    state: dict[str, Any] = {"runs": 0, "stopped_by": None, "stop": False}
+
+    def stopping() -> bool:
+        return bool(state["stop"])
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        state["stopped_by"] = signal.Signals(signum).name
+        state["stop"] = True
+
+    # Handlers first: from the moment the lock names this pid, SIGTERM means a clean stop.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with scheduler_lock(config):
+            db = open_store(config.db_path)
+            try:
+                _serve(config, db, catch_up, editions, state, stopping, clock, on_run, on_ready)
+            finally:
+                db.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return ServeResult(runs=state["runs"], stopped_by=state["stopped_by"])
+
+
+def _serve(
+    config: Config,
+    db: sqlite_utils.Database,
+    catch_up: timedelta,
+    editions: list[Edition],
+    state: dict[str, Any],
+    stopping: Callable[[], bool],
+    clock: Callable[[], datetime],
+    on_run: Callable[[RunReport], None] | None,
+    on_ready: Callable[[list[dict[str, Any]]], None] | None,
+) -> None:
+    scheduler = _StoppableScheduler(
+        stopping,
+        timezone=UTC,
+        executors={"default": DebugExecutor()},  # runs in the main thread, where signals land
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": max(1, int(catch_up.total_seconds())),
+        },
+    )
+
+    def job(edition_key: str | None, build: bool = True) -> None:
+        if stopping():
+            return
+        try:
+            report = run_due(db, config, at=clock(), edition=edition_key, build=build, stop=stopping)
+        except DigestError as exc:
+            logger.error("run failed: %s", exc)
+        except Exception:  # a bug in one run is logged with its traceback; the scheduler lives on
+            logger.exception("run failed unexpectedly")
+        else:
+            state["runs"] += 1
+            logger.info("%s", report.summary())
+            for line in report.overdue:
+                logger.warning("overdue: %s", line)
+            if on_run is not None:
+                on_run(report)
+            if report.interrupted:
+                # The send engine caught the signal itself, finished what was in flight and
+                # left the rest queued: stop as the signal asked.
+                state["stopped_by"] = state["stopped_by"] or "SIGTERM or SIGINT during a send"
+                state["stop"] = True
+
+    logger.info("scheduler started (pid %d, lock %s)", os.getpid(), lock_path(config))
+    try:
+        # Catch up a scheduled time missed while no scheduler ran (within the window).
+        job(None)
+        for ed in editions:
+            scheduler.add_job(job, edition_trigger(ed), args=[ed.key], id=f"edition:{ed.key}", name=ed.key)
+        local = local_delivery_trigger(editions)
+        if local is not None:
+            scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
+        if on_ready is not None:
+            on_ready(next_fire_times(config, now=clock(), count=1))
+        if not stopping():
+            scheduler.start()
+    finally:
+        if scheduler.state != STATE_STOPPED:
+            scheduler.shutdown(wait=True)
