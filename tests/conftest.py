@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import digest.delivery.worker
 from digest.cli import cli
 
 
@@ -40,3 +42,31 @@ def run_cli(workspace: Path):
         return runner.invoke(cli, ["--config", str(workspace / "digest.toml"), *args], input=input)
 
     return invoke
+
+
+class FakeClock:
+    """The send engine's back-off clock without the seconds: each wait is recorded and moves
+    virtual time on at once (see :class:`digest.delivery.worker.Clock`)."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self.time
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        with self._lock:
+            self.waits.append(seconds)
+            self.time += seconds
+        return stop.is_set()
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Every send in the test backs off on a :class:`FakeClock`; its ``waits`` show the delays."""
+    clock = FakeClock()
+    monkeypatch.setattr(digest.delivery.worker, "CLOCK", clock)
+    return clock

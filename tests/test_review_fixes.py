@@ -149,7 +149,9 @@ def test_empty_build_hint_names_a_date_that_builds(workspace: Path) -> None:
         assert "Built issue" in built, hint
 
 
-def test_run_does_not_silently_finish_an_smtp_send_through_the_maildir(workspace: Path, monkeypatch) -> None:
+def test_run_does_not_silently_finish_an_smtp_send_through_the_maildir(
+    workspace: Path, monkeypatch, fake_clock
+) -> None:
     monkeypatch.setenv("DIGEST_DELIVERY_TIMEOUT", "2")
     _set(workspace, 'base_url = "http://localhost:8080"', 'base_url = "https://news.example.org"')
     _issue_with_a_reader(workspace)
@@ -161,6 +163,8 @@ def test_run_does_not_silently_finish_an_smtp_send_through_the_maildir(workspace
     )
     assert not delivered, "the resume went to the local maildir"
     assert result.exit_code == 1 and "smtp://127.0.0.1:1" in result.output, result.output
+    # The real back-off ran on the fake clock: 2 s, 4 s, 8 s, then gave up (retries = 3), twice.
+    assert fake_clock.waits == [2.0, 4.0, 8.0] * 2, fake_clock.waits
     # The config's own transport still works for an issue whose send used it.
     db = open_store(workspace / "digest.db")
     assert db.execute("SELECT transport FROM issues WHERE id = 1").fetchone()[0] == "smtp://127.0.0.1:1"
