@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import new_workspace
 
 from digest.cli import cli
 from digest.store import open_store
-from subscribers.store import add_subscriber
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 
@@ -74,12 +74,8 @@ class BounceWorkspace:
 
 
 def make_bounce_workspace(root: Path, extra_config: str = "") -> BounceWorkspace:
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "digest.toml").write_text(CONFIG + extra_config, encoding="utf-8")
-    db = open_store(root / "digest.db")
-    for address, _kind, _status in EXPECTED.values():
-        add_subscriber(db, address, status="active")
-    db.close()
+    readers = [{"email": address, "status": "active"} for address, _kind, _status in EXPECTED.values()]
+    new_workspace(root, config=CONFIG + extra_config, subscribers=readers)
     return BounceWorkspace(root)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
+from conftest import new_workspace
 from dnslib import QTYPE, RR, TXT
 from dnslib.server import BaseResolver, DNSServer
 from smtp_server import Handler, _authenticator, free_port
@@ -113,18 +114,15 @@ def _good_zone(zone: _Zone, dkim_record: str) -> None:
 
 
 def _workspace(tmp_path: Path, *, transport: str, key: Path | None = None, base_url: str = "") -> Path:
-    folder = tmp_path / "ws"
-    folder.mkdir(exist_ok=True)
     dkim = f'[dkim]\ndomain = "{FROM_DOMAIN}"\nselector = "digest"\nkey_file = "{key}"\n' if key else ""
-    (folder / "digest.toml").write_text(
+    config = (
         "[publication]\n"
         f'from = "Good News <letters@{FROM_DOMAIN}>"\n'
         f'base_url = "{base_url or "https://" + FROM_DOMAIN}"\n'
         "[delivery]\n"
-        f'transport = "{transport}"\n' + dkim + "[editions.daily]\n",
-        encoding="utf-8",
+        f'transport = "{transport}"\n' + dkim + "[editions.daily]\n"
     )
-    return folder
+    return new_workspace(tmp_path / "ws", config=config, db=False).path
 
 
 def _doctor(folder: Path, *args: str) -> tuple[int, dict[str, dict]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import new_workspace
 from werkzeug.serving import make_server
 
 from digest.articles import get_article, unwrap_redirect
@@ -30,9 +31,7 @@ HUGE = str(2**63)
 
 def _workspace(folder: Path) -> Path:
     """An empty digest.toml: the CLI runs only inside a workspace."""
-    config = folder / "digest.toml"
-    config.touch()
-    return config
+    return new_workspace(folder, config="", db=False).config_file
 
 
 def test_a_database_from_a_newer_digest_is_refused_and_left_alone(tmp_path: Path) -> None:
