@@ -144,6 +144,12 @@ def run_cli(workspace: Path):
     return invoke
 
 
+@pytest.fixture
+def edit_config(workspace: Path) -> Callable[[str, str], None]:
+    """Replace text in the workspace's digest.toml, as a hand edit would."""
+    return Workspace(workspace).edit_config
+
+
 class FakeClock:
     """The send engine's back-off clock without the seconds: each wait is recorded and moves
     virtual time on at once (see :class:`digest.delivery.worker.Clock`)."""

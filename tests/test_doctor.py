@@ -480,3 +480,13 @@ def test_a_resolver_port_that_is_not_a_number(tmp_path: Path) -> None:
     folder = _workspace(tmp_path, transport="maildir:outbox")
     _code, checks = _doctor(folder, "--resolver", "127.0.0.1:dns")
     assert checks["dns"]["status"] == "fail" and "the port must be a number" in checks["dns"]["detail"]
+
+
+def test_doctor_with_a_bounce_address_does_not_crash(run_cli, edit_config) -> None:
+    edit_config(
+        '# unsubscribe_mailto = "unsubscribe@example.org"',
+        'bounce_address = "bounces@example.org"',
+    )
+    result = run_cli("doctor", "--timeout", "1")
+    assert "spf" in result.output, result.output
+    assert not isinstance(result.exception, ValueError), result.exception
