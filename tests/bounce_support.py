@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import new_workspace
 
 from digest.cli import cli
 from digest.mail.message_ids import MessageIds
 from digest.mail.verp import VerpSigner
 from digest.store.database import open_store
-from subscribers.store import add_subscriber
 from subscribers.tokens import make_token
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -84,8 +84,8 @@ class BounceWorkspace:
 def make_bounce_workspace(root: Path, extra_config: str = "") -> BounceWorkspace:
     """The fixture readers (ids 1, 2... in EXPECTED's order), each sent issue 1 (delivery row
     ids 1, 2... in the same order), which is what :func:`fixture_bytes` reports about."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "digest.toml").write_text(CONFIG + extra_config, encoding="utf-8")
+    readers = [{"email": address, "status": "active"} for address, _kind, _status in EXPECTED.values()]
+    new_workspace(root, config=CONFIG + extra_config, subscribers=readers)
     ids = MessageIds(SECRET, "news.example.org")
     db = open_store(root / "digest.db")
     stamp = "2026-11-03T06:00:00+00:00"
@@ -95,13 +95,13 @@ def make_bounce_workspace(root: Path, extra_config: str = "") -> BounceWorkspace
         ["2026-10-01T00:00:00+00:00", "2026-10-02T00:00:00+00:00", stamp],
     ).lastrowid
     for n, (address, _kind, _status) in enumerate(EXPECTED.values(), start=1):
-        subscriber = add_subscriber(db, address, status="active")
+        (subscriber_id,) = db.execute("SELECT id FROM subscribers WHERE email = ?", [address]).fetchone()
         delivery = db.execute(
             "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at, message_id)"
             " VALUES (?, ?, ?, 'sent', ?, ?, ?)",
-            [issue, subscriber["id"], address, stamp, stamp, ids.make(issue, subscriber["id"])],
+            [issue, subscriber_id, address, stamp, stamp, ids.make(issue, subscriber_id)],
         ).lastrowid
-        assert subscriber["id"] == delivery == n, "fixture_bytes() relies on these ids"
+        assert subscriber_id == delivery == n, "fixture_bytes() relies on these ids"
     db.close()
     return BounceWorkspace(root)
 

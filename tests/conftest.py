@@ -1,14 +1,28 @@
-"""Shared fixtures: every test runs in its own temp workspace, never the user's files."""
+"""Shared fixtures: every test runs in its own temp workspace, never the user's files.
+
+:func:`new_workspace` is the one way a test builds a workspace (the helpers in the
+``*_support``/``*_fixtures`` modules call it); :class:`FakeClock` lets a send back off
+without the real seconds."""
 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from click.testing import CliRunner
+import sqlite_utils
+from click.testing import CliRunner, Result
 
+import digest.delivery.worker
 from digest.cli import cli
+from digest.config import Config, load_config
+from digest.ingest.articles import add_article
+from digest.store.database import open_store
+from subscribers.store import add_subscriber
 
 
 @pytest.fixture(autouse=True)
@@ -22,13 +36,101 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@dataclass
+class Workspace:
+    """A workspace on disk: its folder, its ``digest.toml``, and what the factory added."""
+
+    path: Path
+    subscribers: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def config_file(self) -> Path:
+        """The workspace's ``digest.toml``."""
+        return self.path / "digest.toml"
+
+    @property
+    def config(self) -> Config:
+        """The config as it reads now (loaded afresh each time)."""
+        return load_config(self.config_file)
+
+    @property
+    def db_path(self) -> Path:
+        """The database beside ``digest.toml`` (where every test config keeps it)."""
+        return self.path / "digest.db"
+
+    def db(self) -> sqlite_utils.Database:
+        """A new connection to the workspace's database (created and migrated if need be)."""
+        return open_store(self.db_path)
+
+    def run_cli(self, *args: str, input: str | None = None, **kwargs: Any) -> Result:
+        """``digest --config <this workspace> ARGS`` through click's CliRunner."""
+        return CliRunner().invoke(cli, ["--config", str(self.config_file), *args], input=input, **kwargs)
+
+    def edit_config(self, old: str, new: str) -> None:
+        """Replace ``old`` with ``new`` in ``digest.toml`` (as a hand edit would)."""
+        text = self.config_file.read_text(encoding="utf-8")
+        self.config_file.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def new_workspace(
+    path: Path,
+    *,
+    config: str | None = None,
+    replace: dict[str, str] | None = None,
+    append: str = "",
+    db: bool = True,
+    subscribers: Iterable[str | dict[str, Any]] = (),
+    articles: Iterable[dict[str, Any]] = (),
+) -> Workspace:
+    """The one workspace factory of the tests.
+
+    ``config`` None runs ``digest init`` (the shipped sample config and its database);
+    a string is written as ``digest.toml`` ("" gives every default). ``replace`` edits that
+    text (each old string must be there) and ``append`` adds TOML at its end. With ``db``
+    the database is created and migrated; ``subscribers`` (emails, or keyword arguments of
+    :func:`subscribers.store.add_subscriber`) and ``articles`` (keyword arguments of
+    :func:`digest.ingest.articles.add_article`) are added to it."""
+    if config is None:
+        result = CliRunner().invoke(cli, ["init", str(path)])
+        assert result.exit_code == 0, result.output
+    else:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "digest.toml").write_text(config, encoding="utf-8")
+    ws = Workspace(path)
+    if replace or append:
+        text = ws.config_file.read_text(encoding="utf-8")
+        for old, new in (replace or {}).items():
+            assert old in text, f"{old!r} is not in {ws.config_file}"
+            text = text.replace(old, new)
+        ws.config_file.write_text(text + append, encoding="utf-8")
+    if not db:
+        return ws
+    store = ws.db()
+    for sub in subscribers:
+        kwargs = {"email": sub} if isinstance(sub, str) else sub
+        ws.subscribers.append(add_subscriber(store, **kwargs))
+    articles = list(articles)
+    loaded = ws.config if articles else None  # a test may give a config that does not load
+    for article in articles:
+        add_article(store, loaded, **article)
+    store.close()
+    return ws
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Callable[..., Workspace]:
+    """:func:`new_workspace` in ``tmp_path / name`` (name "ws" unless given)."""
+
+    def make(name: str = "ws", **kwargs: Any) -> Workspace:
+        return new_workspace(tmp_path / name, **kwargs)
+
+    return make
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A fresh workspace made by `digest init`: digest.toml + digest.db in tmp_path/ws."""
-    ws = tmp_path / "ws"
-    result = CliRunner().invoke(cli, ["init", str(ws)])
-    assert result.exit_code == 0, result.output
-    return ws
+    return new_workspace(tmp_path / "ws", db=False).path
 
 
 @pytest.fixture
@@ -40,3 +142,37 @@ def run_cli(workspace: Path):
         return runner.invoke(cli, ["--config", str(workspace / "digest.toml"), *args], input=input)
 
     return invoke
+
+
+@pytest.fixture
+def edit_config(workspace: Path) -> Callable[[str, str], None]:
+    """Replace text in the workspace's digest.toml, as a hand edit would."""
+    return Workspace(workspace).edit_config
+
+
+class FakeClock:
+    """The send engine's back-off clock without the seconds: each wait is recorded and moves
+    virtual time on at once (see :class:`digest.delivery.worker.Clock`)."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            return self.time
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        with self._lock:
+            self.waits.append(seconds)
+            self.time += seconds
+        return stop.is_set()
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Every send in the test backs off on a :class:`FakeClock`; its ``waits`` show the delays."""
+    clock = FakeClock()
+    monkeypatch.setattr(digest.delivery.worker, "CLOCK", clock)
+    return clock

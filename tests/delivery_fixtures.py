@@ -8,14 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
-from click.testing import CliRunner
+from conftest import new_workspace
 
-from digest.cli import cli
 from digest.compose.build import compose_issue
-from digest.config import Config, load_config
-from digest.ingest.articles import add_article
-from digest.store.database import open_store
-from subscribers.store import add_subscriber
+from digest.config import Config
 
 PERIOD_END = datetime(2026, 3, 10, 6, 0, tzinfo=UTC)
 AFTER = PERIOD_END + timedelta(hours=1)
@@ -57,40 +53,33 @@ def make_setup(
     zones: list[str | None] | None = None,
 ) -> Setup:
     """`digest init` a workspace, add articles and subscribers, compose the daily issue."""
-    result = CliRunner().invoke(cli, ["init", str(path)])
-    assert result.exit_code == 0, result.output
-    toml = path / "digest.toml"
-    text = toml.read_text().replace(
-        'base_url = "http://localhost:8080"', 'base_url = "https://news.example.org"'
-    )
+    replace = {'base_url = "http://localhost:8080"': 'base_url = "https://news.example.org"'}
     if local:
-        text = text.replace('delivery = "edition"', 'delivery = "local"')
-    toml.write_text(text)
-    config = load_config(toml)
+        replace['delivery = "edition"'] = 'delivery = "local"'
+    articles = [
+        {
+            "title": f"Story {i}: harbour cranes & the café <opening>",
+            "url": f"https://news.example.com/story/{i}",
+            "category": CATEGORIES[i % len(CATEGORIES)],
+            "summary": f"<p>Something happened at the harbour, part {i}. Résumé follows.</p>",
+            "published": PERIOD_END - timedelta(hours=i + 1),
+            "now": PERIOD_END,
+        }
+        for i in range(9)
+    ]
+    readers = [
+        {
+            "email": f"reader{i}@example.net",
+            "name": NAMES[i % len(NAMES)],
+            "categories": None if i % 3 else ["Science"],
+            "timezone": (zones[i % len(zones)] if zones else None),
+        }
+        for i in range(subscribers)
+    ]
+    ws = new_workspace(path, replace=replace, articles=articles, subscribers=readers)
+    config = ws.config
     config.delivery.timeout = 5.0
-    db = open_store(config.db_path)
-    for i in range(9):
-        add_article(
-            db,
-            config,
-            title=f"Story {i}: harbour cranes & the café <opening>",
-            url=f"https://news.example.com/story/{i}",
-            category=CATEGORIES[i % len(CATEGORIES)],
-            summary=f"<p>Something happened at the harbour, part {i}. Résumé follows.</p>",
-            published=PERIOD_END - timedelta(hours=i + 1),
-            now=PERIOD_END,
-        )
+    db = ws.db()
     issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue
     assert issue is not None
-    subs = []
-    for i in range(subscribers):
-        subs.append(
-            add_subscriber(
-                db,
-                f"reader{i}@example.net",
-                name=NAMES[i % len(NAMES)],
-                categories=None if i % 3 else ["Science"],
-                timezone=(zones[i % len(zones)] if zones else None),
-            )
-        )
-    return Setup(path, config, db, issue, subs)
+    return Setup(path, config, db, issue, ws.subscribers)

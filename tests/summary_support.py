@@ -10,10 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import llm
+from conftest import new_workspace
 from test_render_support import CONFIG_TOML, add_fixture_articles
-
-from digest.config import load_config
-from digest.store.database import open_store
 
 MODEL_ID = "digest-canned"
 
@@ -82,10 +80,8 @@ def canned_model() -> Iterator[CannedModel]:
 
 def summary_workspace(folder: Path, summary_toml: str, *, extra: str = "") -> Path:
     """A workspace (config + database) with the fixture articles and ``[summary]`` settings."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "digest.toml"
-    config_path.write_text(CONFIG_TOML + "\n[summary]\n" + summary_toml + "\n" + extra, encoding="utf-8")
-    db = open_store(load_config(config_path).db_path)
+    ws = new_workspace(folder, config=CONFIG_TOML + "\n[summary]\n" + summary_toml + "\n" + extra)
+    db = ws.db()
     add_fixture_articles(db)
     db.conn.close()
-    return config_path
+    return ws.config_file

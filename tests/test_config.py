@@ -93,3 +93,23 @@ def test_durations() -> None:
     assert parse_duration("2w").days == 14
     with pytest.raises(ConfigError):
         parse_duration("6 hours")
+
+
+def test_an_environment_override_is_checked_like_the_file(monkeypatch, run_cli, edit_config) -> None:
+    """`DIGEST_*` values meet the same checks as the file's, and numbers have floors."""
+    monkeypatch.setenv("DIGEST_SUMMARY_ENGINE", "bogus")
+    result = run_cli("issues", "list")
+    assert result.exit_code == 1 and "'summary.engine' = 'bogus' must be" in result.output, result.output
+    monkeypatch.delenv("DIGEST_SUMMARY_ENGINE")
+    for var, value, said in [
+        ("DIGEST_DELIVERY_CONCURRENCY", "-3", "'delivery.concurrency' = -3 must be at least 1"),
+        ("DIGEST_INGEST_TIMEOUT", "0", "'ingest.timeout' = 0.0 must be more than 0"),
+        ("DIGEST_RENDER_MAX_HTML_BYTES", "10", "'render.max_html_bytes' = 10 must be at least 10000"),
+    ]:
+        monkeypatch.setenv(var, value)
+        refused = run_cli("issues", "list")
+        assert refused.exit_code == 1 and said in refused.output, refused.output
+        monkeypatch.delenv(var)
+    edit_config("\nrate = 0\n", "\nrate = -5\n")
+    from_file = run_cli("issues", "list")
+    assert from_file.exit_code == 1 and "'delivery.rate' = -5" in from_file.output, from_file.output

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
+from conftest import new_workspace
 from dnslib import QTYPE, RR, TXT
 from dnslib.server import BaseResolver, DNSServer
 from smtp_server import Handler, _authenticator, free_port
@@ -113,18 +114,15 @@ def _good_zone(zone: _Zone, dkim_record: str) -> None:
 
 
 def _workspace(tmp_path: Path, *, transport: str, key: Path | None = None, base_url: str = "") -> Path:
-    folder = tmp_path / "ws"
-    folder.mkdir(exist_ok=True)
     dkim = f'[dkim]\ndomain = "{FROM_DOMAIN}"\nselector = "digest"\nkey_file = "{key}"\n' if key else ""
-    (folder / "digest.toml").write_text(
+    config = (
         "[publication]\n"
         f'from = "Good News <letters@{FROM_DOMAIN}>"\n'
         f'base_url = "{base_url or "https://" + FROM_DOMAIN}"\n'
         "[delivery]\n"
-        f'transport = "{transport}"\n' + dkim + "[editions.daily]\n",
-        encoding="utf-8",
+        f'transport = "{transport}"\n' + dkim + "[editions.daily]\n"
     )
-    return folder
+    return new_workspace(tmp_path / "ws", config=config, db=False).path
 
 
 def _doctor(folder: Path, *args: str) -> tuple[int, dict[str, dict]]:
@@ -482,3 +480,13 @@ def test_a_resolver_port_that_is_not_a_number(tmp_path: Path) -> None:
     folder = _workspace(tmp_path, transport="maildir:outbox")
     _code, checks = _doctor(folder, "--resolver", "127.0.0.1:dns")
     assert checks["dns"]["status"] == "fail" and "the port must be a number" in checks["dns"]["detail"]
+
+
+def test_doctor_with_a_bounce_address_does_not_crash(run_cli, edit_config) -> None:
+    edit_config(
+        '# unsubscribe_mailto = "unsubscribe@example.org"',
+        'bounce_address = "bounces@example.org"',
+    )
+    result = run_cli("doctor", "--timeout", "1")
+    assert "spf" in result.output, result.output
+    assert not isinstance(result.exception, ValueError), result.exception

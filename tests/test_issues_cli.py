@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -168,3 +169,25 @@ def test_show_latest_and_by_id(ws: Path) -> None:
 def test_list_without_issues(ws: Path) -> None:
     result = run(ws, "issues", "list")
     assert result.exit_code == 0 and "No issues yet" in result.output
+
+
+def test_empty_build_hint_names_a_date_that_builds(run_cli) -> None:
+    added = run_cli(
+        "articles",
+        "add",
+        "--title",
+        "Old",
+        "--url",
+        "https://example.org/o",
+        "--category",
+        "World",
+        "--published",
+        "1900-01-01T10:00Z",
+    )
+    assert added.exit_code == 0
+    hint = run_cli("issues", "build", "daily").output
+    assert "1 article stored" in hint, hint
+    suggested = re.search(r"--date (\d{4}-\d\d-\d\d)", hint)
+    if suggested:  # a hint may name a date only if that date's issue carries the article
+        built = run_cli("issues", "build", "daily", "--date", suggested.group(1)).output
+        assert "Built issue" in built, hint

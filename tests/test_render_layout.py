@@ -237,3 +237,24 @@ def test_golden_rich_issue(store) -> None:
     rendered = render_issue(db, config, issue["id"])
     _check_golden("issue-rich.html", rendered.html)
     _check_golden("issue-rich.txt", rendered.text)
+
+
+def test_issue_aria_label_carries_the_subject_as_text(workspace: Path, run_cli) -> None:
+    added = run_cli(
+        "articles",
+        "add",
+        "--title",
+        "Cafe\u0301 owners \U0001f469\u200d\U0001f4bb win",
+        "--url",
+        "https://example.org/c",
+        "--category",
+        "World",
+        "--published",
+        "2026-01-22T10:00Z",
+    )
+    assert added.exit_code == 0
+    assert run_cli("issues", "build", "daily", "--date", "2026-01-23").exit_code == 0
+    out = workspace / "p.html"
+    assert run_cli("preview", "daily/1", "-o", str(out)).exit_code == 0
+    label = re.search(r'aria-label="([^"]*)"', out.read_text(encoding="utf-8")).group(1)
+    assert "\\u{" not in label, label

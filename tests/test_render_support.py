@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+from conftest import new_workspace
 
 from digest.compose.build import compose_issue
 from digest.compose.notes import set_issue_note
@@ -117,10 +118,7 @@ FIXTURE_ARTICLES: list[dict[str, Any]] = [
 
 def write_config(folder: Path) -> Path:
     """A digest.toml for the tests (with a database beside it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "digest.toml"
-    path.write_text(CONFIG_TOML, encoding="utf-8")
-    return path
+    return new_workspace(folder, config=CONFIG_TOML, db=False).config_file
 
 
 def make_store(folder: Path) -> tuple[Config, sqlite_utils.Database]:

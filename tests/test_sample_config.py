@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import new_workspace
 
-from digest.config import Bounces, Subscribers, Web, load_config
+from digest.config import Bounces, Subscribers, Web
 from digest.init import sample_config
 
 SETTING = re.compile(r"^# ?(\[[a-z_.]+\]|[a-z_]+ = .*)$")
@@ -43,9 +44,7 @@ def uncomment_key(text: str, section: str, key: str) -> str:
 
 
 def load(folder: Path, text: str):
-    folder.mkdir()
-    (folder / "digest.toml").write_text(text, encoding="utf-8")
-    return load_config(folder / "digest.toml")
+    return new_workspace(folder, config=text, db=False).config
 
 
 def test_the_sample_loads_with_the_list_sections_at_their_defaults(tmp_path: Path) -> None:

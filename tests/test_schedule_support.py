@@ -15,6 +15,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from conftest import new_workspace
+
 from digest.config import Config, load_config
 from digest.ingest.feeds import add_feed
 from digest.store.database import open_store
@@ -82,7 +84,6 @@ def make_workspace(
     catch_up: str = "6h",
 ) -> Workspace:
     """A workspace with a daily edition (and optionally a weekly one) delivering into a maildir."""
-    root.mkdir(parents=True, exist_ok=True)
     text = f"""
 [publication]
 name = "Schedule Test"
@@ -101,8 +102,7 @@ catch_up = "{catch_up}"
     text += DAILY.format(schedule=schedule, timezone=timezone, delivery=delivery)
     if weekly:
         text += WEEKLY
-    config_path = root / "digest.toml"
-    config_path.write_text(text, encoding="utf-8")
+    config_path = new_workspace(root, config=text).config_file
     feed_path = root / "feed.xml"
     write_feed(feed_path, [])
     db = open_store(root / "digest.db")

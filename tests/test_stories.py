@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import new_workspace
 from test_render_support import CONFIG_TOML, PERIOD_END, add_article
 
 from digest.compose.build import compose_issue
@@ -80,9 +81,9 @@ SUMMARY = "The council signed off 240 million for the tidal barrier, which will 
 
 
 def story_workspace(folder: Path, compose_toml: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "digest.toml"
-    path.write_text(CONFIG_TOML + ("\n[compose]\n" + compose_toml if compose_toml else ""), encoding="utf-8")
+    path = new_workspace(
+        folder, config=CONFIG_TOML + ("\n[compose]\n" + compose_toml if compose_toml else ""), db=False
+    ).config_file
     db = open_store(load_config(path).db_path)
     for title, source, minutes, url in STORY:
         add_article(

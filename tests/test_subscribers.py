@@ -361,3 +361,16 @@ def test_the_canonical_address_folds_provider_spellings_for_rate_limits_only() -
     assert canonical_address("me-too@example.org") == "me-too@example.org"
     assert canonical_address("Ann+list@Example.org") == "ann@example.org"
     assert canonical_address("+tag@example.org") == "+tag@example.org"
+
+
+def test_an_address_no_relay_can_take_is_refused_when_added(workspace: Path, run_cli) -> None:
+    """A non-ASCII local part needs SMTPUTF8, which the send engine does not speak: refused at
+    the door (as the web sign-up does), not failed on every issue for ever."""
+    added = run_cli("subscribers", "add", "jürgen@example.org")
+    assert added.exit_code == 1 and "before the @-sign" in added.output, added.output
+    people = workspace / "people.csv"
+    people.write_text("email\njürgen@example.org\nok@example.org\n", encoding="utf-8")
+    imported = run_cli("subscribers", "import", str(people))
+    assert imported.exit_code == 1 and "line 2" in imported.output, imported.output
+    idn = run_cli("subscribers", "add", "jurgen@exämple.org")
+    assert idn.exit_code == 0 and "jurgen@xn--exmple-cua.org" in idn.output, idn.output

@@ -17,7 +17,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from click.testing import CliRunner
+from conftest import new_workspace
 
 SECRET = "test-secret-not-for-production"
 
@@ -33,11 +33,7 @@ def free_port() -> int:
 
 def make_workspace(folder: Path) -> Path:
     """`digest init` into ``folder``; returns the config path."""
-    from digest.cli import cli
-
-    result = CliRunner().invoke(cli, ["init", str(folder)])
-    assert result.exit_code == 0, result.output
-    return folder / "digest.toml"
+    return new_workspace(folder, db=False).config_file
 
 
 @dataclass

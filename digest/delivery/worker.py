@@ -97,6 +97,24 @@ class RateLimiter:
             stop.wait(slot - now)
 
 
+class Clock:
+    """The time the back-off waits on: :meth:`now` and :meth:`wait`. Tests put a fake one in
+    :data:`CLOCK` that records each wait and moves virtual time on, so the real back-off runs
+    (its delays, its tries, giving up) without the real seconds."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        return time.monotonic()
+
+    def wait(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait ``seconds`` or until ``stop`` is set; True when it is."""
+        return stop.wait(seconds)
+
+
+CLOCK = Clock()
+"""The clock a :class:`Run` takes unless it is given one."""
+
+
 @dataclass
 class Run:
     """What every connection worker of one send shares (copied into worker processes by fork)."""
@@ -125,6 +143,7 @@ class Run:
     running: int = 0  # connection workers in their loop (this process)
     parked: int = 0  # ...of which waiting at their end for the run to prove the relay
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
+    clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
 
 
 class Stopped(Exception):
@@ -180,7 +199,7 @@ class Connection:
                     raise TransportError(
                         f"cannot deliver through {display(self.run.url)}: {exc} ({self.failures} attempts)"
                     ) from None
-                self.run.stop.wait(RETRY_BACKOFF_SECONDS * 2 ** (self.failures - 1))
+                self.run.clock.wait(self.run.stop, RETRY_BACKOFF_SECONDS * 2 ** (self.failures - 1))
 
     def close(self) -> None:
         """Close the connection (QUIT, best effort)."""
@@ -306,7 +325,7 @@ class Worker:
         while not self.run.stop.is_set():
             if self.announced is not None and self.batch and self.batch[0].id == self.announced:
                 return self.batch.popleft()  # its envelope is already on the wire
-            now = time.monotonic()
+            now = self.run.clock.now()
             if self.retry and self.retry[0][0] <= now:
                 row = heapq.heappop(self.retry)[2]
                 why = self.ledger.ineligible(row)
@@ -328,7 +347,7 @@ class Worker:
                 continue  # every row of that claim had left the list: claim again
             if not self.retry:
                 return None
-            self.run.stop.wait(max(0.0, self.retry[0][0] - time.monotonic()))
+            self.run.clock.wait(self.run.stop, max(0.0, self.retry[0][0] - self.run.clock.now()))
         return None
 
     # -- sending
@@ -418,4 +437,4 @@ class Worker:
             self.record(Result(row, "deferred", reply=reply, error=None if reply else str(why)))
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
-        heapq.heappush(self.retry, (time.monotonic() + delay, next(self.seq), row))
+        heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))

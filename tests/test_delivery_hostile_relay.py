@@ -62,7 +62,7 @@ def test_envelope_sender_comes_from_return_path_per_row(
         assert got.mail_from == f"bounces+{rows[rcpt]['id']}@example.org"
 
 
-# ---------------------------------------------------------------- defect 1: skipped rows
+# ---------------------------------------------------------------- rows skipped after the freeze
 
 
 def freeze_with_relay_down(setup: Setup) -> None:
@@ -110,7 +110,7 @@ def test_rows_skipped_after_the_freeze_never_end_a_send(
     assert report.status == "sent"
 
 
-# ---------------------------------------------------------------- defect 2: message-level refusals
+# ---------------------------------------------------------------- refusals of the message or session
 
 
 def queued_only(setup: Setup) -> None:
@@ -190,7 +190,7 @@ def test_retry_failed_requeues_only_failures_not_about_the_mailbox(setup: Setup,
     assert "requeued 1" in result.output
 
 
-# ---------------------------------------------------------------- defect 5: base_url
+# ---------------------------------------------------------------- the public base URL
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_maildir_and_test_sends_only_warn_about_the_base_url(setup: Setup, tmp_p
     assert check_public_base_url(setup.config) is None
 
 
-# ---------------------------------------------------------------- defect 4: exit status
+# ---------------------------------------------------------------- exit status
 
 
 def start_send(setup: Setup, url: str) -> subprocess.Popen:
@@ -255,7 +255,7 @@ def test_a_send_stopped_by_the_relay_exits_non_zero(setup: Setup) -> None:
 SEND = [sys.executable, "-m", "digest", "--config"]
 
 
-# ---------------------------------------------------------------- defect 3: SIGKILL duplicates
+# ---------------------------------------------------------------- duplicates after a SIGKILL
 
 
 @pytest.mark.parametrize("kill_after", [7, 23])
