@@ -52,6 +52,7 @@ from subscribers.importing.profiles import Profiles
 from subscribers.importing.read import COLUMNS, guard_cell, open_csv
 from subscribers.importing.report import ImportReport, invalid_message
 from subscribers.importing.write import Batch, Writer, pack
+from subscribers.store import count_subscribers
 
 __all__ = ["CHUNK", "COLUMNS", "ImportReport", "guard_cell", "import_csv"]
 
@@ -133,9 +134,7 @@ def _bulk_load(db: sqlite_utils.Database, bulk: bool | None, expected_rows: int)
     no smaller than the list (a small file never counts the list)."""
     if bulk is not None:
         return bulk
-    return expected_rows >= _BULK_MIN_ROWS and expected_rows >= int(
-        db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-    )
+    return expected_rows >= _BULK_MIN_ROWS and expected_rows >= count_subscribers(db)
 
 
 def _batches(

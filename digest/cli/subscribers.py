@@ -231,7 +231,7 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     Example:
       digest subscribers stats
     """
-    from subscribers.store import STATS_GROUPS, subscriber_stats  # lazy: start-up
+    from subscribers.stats import STATS_GROUPS, subscriber_stats  # lazy: start-up
 
     stats = subscriber_stats(app.db)
     if as_json:

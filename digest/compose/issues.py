@@ -1,7 +1,9 @@
-"""Stored issues: how they are named (``daily/3``, ``latest``) and read back.
+"""Stored issues: the owner of the ``issues`` and ``issue_articles`` tables.
 
 :func:`get_issue` finds the issue a name stands for (see :data:`ISSUE_NAME_HELP`);
 :func:`issue_snapshot`, :func:`issue_categories` and :func:`list_issues` read what was stored.
+Every other module reads and writes issues through the named functions below (building,
+freezing, sending, the archive); none writes their SQL itself.
 """
 
 from __future__ import annotations
@@ -111,3 +113,209 @@ def list_issues(db: sqlite_utils.Database, edition: str | None = None) -> list[d
         sql += " WHERE i.edition = ?"
         params.append(edition)
     return list(db.query(sql + " ORDER BY i.period_end DESC, i.id DESC", params))
+
+
+# ---------------------------------------------------------------- reads and writes others ask for
+
+CARRIED_BY_EDITION_SQL = (
+    "SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id WHERE i.edition = ?"
+)
+"""The ids of the articles an issue of the edition (the parameter) carried, as a subquery."""
+
+
+def issue_by_id(db: sqlite_utils.Database, issue_id: int) -> dict[str, Any]:
+    """The full issue row with this id (sqlite-utils' ``NotFoundError`` when there is none)."""
+    return dict(db["issues"].get(issue_id))
+
+
+def issue_status(db: sqlite_utils.Database, issue_id: int) -> str:
+    """The issue's status: draft, sending or sent."""
+    return db.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
+
+
+def issue_edition(db: sqlite_utils.Database, issue_id: int) -> str:
+    """The key of the issue's edition."""
+    return db.execute("SELECT edition FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
+
+
+def mark_issue_sending(db: sqlite_utils.Database, issue_id: int, frozen_at: str) -> None:
+    """Draft → sending: the issue is frozen at ``frozen_at``."""
+    db.execute("UPDATE issues SET status = 'sending', frozen_at = ? WHERE id = ?", [frozen_at, issue_id])
+
+
+def reopen_sent_issue(db: sqlite_utils.Database, issue_id: int) -> None:
+    """A ``sent`` issue with rows to send again is ``sending`` again (any other status stays)."""
+    db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
+
+
+def mark_issue_sent(db: sqlite_utils.Database, issue_id: int, at: str) -> None:
+    """The issue is ``sent``; ``sent_at`` keeps the first time it was."""
+    db.execute(
+        "UPDATE issues SET status = 'sent', sent_at = coalesce(sent_at, ?) WHERE id = ?", [at, issue_id]
+    )
+
+
+def set_issue_transport(db: sqlite_utils.Database, issue_id: int, transport: str | None) -> None:
+    """Remember the transport URL (None: the configured one) the issue's resumes use."""
+    db.execute("UPDATE issues SET transport = ? WHERE id = ?", [transport, issue_id])
+
+
+def set_issue_note_text(db: sqlite_utils.Database, issue_id: int, note: str) -> None:
+    """Store the (checked) editor's note of the issue."""
+    db.execute("UPDATE issues SET note = ? WHERE id = ?", [note, issue_id])
+
+
+def issue_for_period(db: sqlite_utils.Database, edition: str, period_start: str) -> dict[str, Any] | None:
+    """The issue of ``edition`` whose period starts at ``period_start`` (ISO), or None."""
+    rows = list(
+        db.query("SELECT * FROM issues WHERE edition = ? AND period_start = ?", [edition, period_start])
+    )
+    return rows[0] if rows else None
+
+
+def issue_ending(db: sqlite_utils.Database, edition: str, period_end: str) -> dict[str, Any] | None:
+    """The first issue of ``edition`` whose period ends at ``period_end`` (ISO), or None."""
+    rows = list(
+        db.query(
+            "SELECT * FROM issues WHERE edition = ? AND period_end = ? ORDER BY id LIMIT 1",
+            [edition, period_end],
+        )
+    )
+    return rows[0] if rows else None
+
+
+def next_issue_number(db: sqlite_utils.Database, edition: str) -> int:
+    """The number the edition's next issue gets."""
+    return db.execute(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition]
+    ).fetchone()[0]
+
+
+def insert_issue(db: sqlite_utils.Database, values: list[Any]) -> int:
+    """Store a new draft: (edition, number, period_start, period_end, subject, preheader,
+    snapshot, created_at); returns its id."""
+    cursor = db.execute(
+        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, snapshot,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
+        values,
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def insert_issue_articles(db: sqlite_utils.Database, rows: list[tuple[int, int, str, int]]) -> None:
+    """Place articles in an issue: (issue_id, article_id, category, position) rows."""
+    db.conn.executemany(
+        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)", rows
+    )
+
+
+def issue_article_count(db: sqlite_utils.Database, issue_id: int) -> int:
+    """How many articles the issue carries."""
+    return db.execute("SELECT COUNT(*) FROM issue_articles WHERE issue_id = ?", [issue_id]).fetchone()[0]
+
+
+def newest_issue(db: sqlite_utils.Database) -> tuple[int, str, int] | None:
+    """(id, edition, number) of the most recently stored issue, or None."""
+    return db.execute("SELECT id, edition, number FROM issues ORDER BY id DESC LIMIT 1").fetchone()
+
+
+def sending_issues(db: sqlite_utils.Database, editions: list[str]) -> list[dict[str, Any]]:
+    """The issues of ``editions`` being sent, by period end."""
+    marks = ", ".join("?" for _ in editions)
+    return list(
+        db.query(
+            f"SELECT * FROM issues WHERE edition IN ({marks}) AND status = 'sending' ORDER BY period_end, id",
+            editions,
+        )
+    )
+
+
+def overdue_drafts(db: sqlite_utils.Database, editions: list[str], before: str) -> list[tuple]:
+    """(id, edition, number, period_end) of the drafts of ``editions`` whose period ended
+    before ``before``."""
+    marks = ", ".join("?" for _ in editions)
+    return db.execute(
+        f"SELECT id, edition, number, period_end FROM issues WHERE status = 'draft' AND edition IN ({marks})"
+        " AND period_end < ? ORDER BY period_end, id",
+        [*editions, before],
+    ).fetchall()
+
+
+def issues_ended_before(
+    db: sqlite_utils.Database, ids: list[int], editions: list[str], before: str
+) -> list[tuple[int, str, int, str]]:
+    """(id, edition, number, period_end) of those of ``ids`` that are of ``editions`` and whose period
+    ended before ``before``, by period end."""
+    found: list[tuple[int, str, int, str]] = []
+    marks = ", ".join("?" for _ in editions)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found += db.execute(
+            f"SELECT id, edition, number, period_end FROM issues WHERE id IN ({', '.join('?' * len(chunk))})"
+            f" AND edition IN ({marks}) AND period_end < ?",
+            [*chunk, *editions, before],
+        ).fetchall()
+    return sorted(found, key=lambda row: (row[3], row[0]))
+
+
+# ---------------------------------------------------------------- the archive: sent issues
+
+SENT_ORDER = "ORDER BY coalesce(sent_at, period_end) DESC, id DESC"
+
+
+def count_sent_issues(db: sqlite_utils.Database) -> int:
+    """How many issues were sent."""
+    return db.execute("SELECT count(*) FROM issues WHERE status = 'sent'").fetchone()[0]
+
+
+def sent_issues_page(db: sqlite_utils.Database, limit: int, offset: int = 0) -> list[tuple]:
+    """(id, edition, number, subject, period_end, sent_at) of sent issues, newest first."""
+    return db.execute(
+        "SELECT id, edition, number, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
+        f" {SENT_ORDER} LIMIT ? OFFSET ?",
+        [limit, offset],
+    ).fetchall()
+
+
+def sent_issue_ids(db: sqlite_utils.Database) -> list[int]:
+    """The ids of every sent issue, in id order."""
+    return [r[0] for r in db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY id")]
+
+
+def latest_sent_issue_id(db: sqlite_utils.Database) -> int | None:
+    """The id of the issue sent last, or None."""
+    row = db.execute(
+        "SELECT id FROM issues WHERE status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1"
+    ).fetchone()
+    return row[0] if row else None
+
+
+def sent_neighbours(db: sqlite_utils.Database, issue_id: int) -> dict[str, int | None]:
+    """The previous and next sent issue of the same edition (by number), or None."""
+    row = db.execute("SELECT edition, number FROM issues WHERE id = ?", [issue_id]).fetchone()
+    if row is None:
+        return {"previous": None, "next": None}
+    edition, number = row
+    previous = db.execute(
+        "SELECT id FROM issues WHERE edition = ? AND number < ? AND status = 'sent'"
+        " ORDER BY number DESC LIMIT 1",
+        [edition, number],
+    ).fetchone()
+    following = db.execute(
+        "SELECT id FROM issues WHERE edition = ? AND number > ? AND status = 'sent' ORDER BY number LIMIT 1",
+        [edition, number],
+    ).fetchone()
+    return {"previous": previous[0] if previous else None, "next": following[0] if following else None}
+
+
+def category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
+    """``(category, article count)`` of each issue, in the issue's order: one query for all."""
+    counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
+    marks = ", ".join("?" * len(issue_ids))
+    for issue_id, category, count in db.execute(
+        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
+        " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
+        issue_ids,
+    ):
+        counts[issue_id].append((category, count))
+    return counts

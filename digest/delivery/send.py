@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
-from digest.compose.issues import get_issue, issue_name
+from digest.compose.issues import get_issue, issue_name, set_issue_transport
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
@@ -146,7 +146,7 @@ def _record_transport(db: sqlite_utils.Database, config: Config, issue_id: int, 
     through the configured transport records none (a corrected config then takes effect)."""
     chosen = None if _same_transport(config, url, default_transport_url(config)) else _without_password(url)
     with transaction(db):
-        db.execute("UPDATE issues SET transport = ? WHERE id = ?", [chosen, issue_id])
+        set_issue_transport(db, issue_id, chosen)
 
 
 def _same_transport(config: Config, a: str, b: str) -> bool:
@@ -217,26 +217,15 @@ def _send(
         report.requeued = ledger.requeue_failed(db, issue_id)
     issue = get_issue(db, issue_id)
     now_iso = iso(now)
-    to_send = db.execute(
-        "SELECT count(*) FROM deliveries"
-        " WHERE issue_id = ? AND status = 'queued' AND (due_at IS NULL OR due_at <= ?)",
-        [issue_id, now_iso],
-    ).fetchone()[0]
-    report.variants = dict(
-        db.execute(
-            "SELECT variant, count(*) FROM deliveries WHERE issue_id = ? GROUP BY variant ORDER BY variant",
-            [issue_id],
-        ).fetchall()
-    )
+    to_send = ledger.due_count(db, issue_id, now_iso)
+    report.variants = ledger.variant_counts(db, issue_id)
     if to_send:
         signer = dkim_signer(config)
         prepared = {
             variant: prepare_message(
                 config, issue, stored_variant(db, config, issue_id, variant), signer=signer
             )
-            for (variant,) in db.execute(
-                "SELECT DISTINCT variant FROM deliveries WHERE issue_id = ? AND status = 'queued'", [issue_id]
-            ).fetchall()
+            for variant in ledger.queued_variants(db, issue_id)
         }
         run = Run(
             db_path=db_path,

@@ -29,10 +29,11 @@ from typing import Any
 
 from digest.config import Config
 from digest.delivery.journal import Journal, journal_path
-from digest.delivery.ledger import Ledger, Result, Row
+from digest.delivery.ledger import Ledger
 from digest.delivery.messages import Links, Messages, recipient_links
 from digest.delivery.policy import decide
 from digest.delivery.refusals import RefusalWindow
+from digest.delivery.rows import Result, Row
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
 from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
