@@ -13,7 +13,7 @@ from bounce_support import EXPECTED, dsn, fill_maildir, fill_mbox, fixture_bytes
 from digest.config import load_config
 from digest.mail.message_ids import MessageIds
 from digest.mail.verp import ReturnPath, VerpSigner, verp_token_of
-from subscribers.store import subscriber_events
+from subscribers.events import subscriber_events
 from subscribers.tokens import make_token
 
 SECRET = b"test-secret-not-for-production"

@@ -19,8 +19,10 @@ import sqlite_utils
 from test_web import http
 from web_process import WebProcess, link_in, make_workspace, messages_to, start_web
 
+from digest.delivery.ledger import forget_reader
 from digest.store.database import iso, open_store, utcnow
-from subscribers.store import add_subscriber, is_suppressed, remove_subscriber, unsubscribe
+from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
+from subscribers.suppressions import is_suppressed
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_known_and_unknown_addresses_get_identical_responses(served: WebProcess,
     left = add_subscriber(db, "known-left@example.org", source="cli")
     unsubscribe(db, left["id"], source="cli")
     add_subscriber(db, "known-removed@example.org", source="cli")
-    remove_subscriber(db, "known-removed@example.org")
+    remove_subscriber(db, "known-removed@example.org", forget_deliveries=forget_reader)
     addresses = [
         "brand-new@example.org",
         "known-active@example.org",
@@ -142,7 +144,7 @@ def test_an_address_that_left_can_come_back_through_the_form(served: WebProcess,
 
 def test_a_removed_address_stays_suppressed_until_it_confirms(served: WebProcess, db) -> None:
     add_subscriber(db, "erased@example.org", source="cli")
-    remove_subscriber(db, "erased@example.org")
+    remove_subscriber(db, "erased@example.org", forget_deliveries=forget_reader)
     assert signup(served, "erased@example.org").status == 200
     # Anyone can type an address into the form: the request alone lifts nothing.
     assert status_of(db, "erased@example.org") == "pending"

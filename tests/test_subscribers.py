@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from digest.delivery.ledger import forget_reader
 from digest.store.database import open_store
+from subscribers.events import subscriber_events
 from subscribers.model import email_hash, normalize_email
 from subscribers.store import (
     add_subscriber,
@@ -18,7 +20,6 @@ from subscribers.store import (
     get_subscriber,
     mark_bounced,
     set_preferences,
-    subscriber_events,
     unsubscribe,
 )
 from subscribers.tokens import verify_token
@@ -262,7 +263,7 @@ def test_removed_id_is_never_reused(workspace: Path) -> None:
     db = open_store(workspace / "digest.db")
     first = add_subscriber(db, "one@example.org")
     last = add_subscriber(db, "two@example.org")
-    remove_subscriber(db, last["id"])
+    remove_subscriber(db, last["id"], forget_deliveries=forget_reader)
     newcomer = add_subscriber(db, "three@example.org")
     assert newcomer["id"] > last["id"] > first["id"]
 

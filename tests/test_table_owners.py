@@ -62,7 +62,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "a note is refused once a variant is stored; render sits above compose, so compose "
         "cannot call render.variants (read-only existence check)"
     ),
-    ("subscribers/store.py", "bounces"): "`subscribers stats` counts the bounce reports (read-only)",
+    ("subscribers/stats.py", "bounces"): (
+        "`subscribers stats` counts the bounce reports (read-only; bounces sits above subscribers)"
+    ),
     # The bulk import (bench/import.py, a million rows) writes the list set-wise: one
     # INSERT … SELECT over a chunk's JSON with temp tables, its consent events in one statement,
     # the subscribers' indexes dropped and rebuilt around it. Row-wise store calls would undo that.

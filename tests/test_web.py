@@ -20,6 +20,7 @@ import sqlite_utils
 from werkzeug.serving import make_server
 
 from digest.config import Config, load_config
+from digest.delivery.ledger import forget_reader
 from digest.store.database import iso, open_store
 from digest.web import create_app, redact_path
 from subscribers.store import add_subscriber, remove_subscriber
@@ -200,7 +201,7 @@ def test_altered_token_gets_a_friendly_400_and_changes_nothing(site: Site, purpo
 def test_unsubscribe_link_of_a_removed_subscriber_answers_200_and_changes_nothing(site: Site) -> None:
     ada = _id(site, "ada@example.org")
     url = site.link("unsubscribe", ada)
-    remove_subscriber(site.db, ada, source="cli")
+    remove_subscriber(site.db, ada, forget_deliveries=forget_reader, source="cli")
     count = site.db["events"].count
     reply = http("POST", url, b"List-Unsubscribe=One-Click")
     assert reply.status == 200 and "not on the list" in reply.body

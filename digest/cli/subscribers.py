@@ -184,7 +184,8 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
     Example:
       digest subscribers show alice@example.org
     """
-    from subscribers.store import get_subscriber, subscriber_events  # lazy: start-up
+    from subscribers.events import subscriber_events  # lazy: start-up
+    from subscribers.store import get_subscriber  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     links = _links(app, subscriber)
@@ -353,7 +354,7 @@ def subscribers_import(
         "resubscribe": resubscribe,
         **_known(app, allow_new_category),
     }
-    from subscribers.store import next_subscriber_id  # lazy: start-up
+    from subscribers.store import next_subscriber_id, pending_ids_from  # lazy: start-up
 
     first_new_id = next_subscriber_id(app.db)
     if show_bar:
@@ -364,12 +365,7 @@ def subscribers_import(
         report = import_csv(app.db, file, **kwargs)
     if send_confirmations and not dry_run:
         # Ids only grow, so the rows this import added are those from first_new_id on.
-        new_pending = [
-            r[0]
-            for r in app.db.execute(
-                "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id", [first_new_id]
-            )
-        ]
+        new_pending = pending_ids_from(app.db, first_new_id)
         _send_confirmations(app, new_pending, to_stderr=as_json)
     if as_json:
         echo_json(report.as_dict())

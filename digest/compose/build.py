@@ -19,12 +19,26 @@ from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from digest.compose.issues import issue_name
+from digest.compose.issues import (
+    CARRIED_BY_EDITION_SQL,
+    insert_issue,
+    insert_issue_articles,
+    issue_by_id,
+    issue_for_period,
+    issue_name,
+    next_issue_number,
+)
 from digest.compose.periods import format_date, format_datetime, period_start_for
 from digest.compose.stories import Story, group_stories
 from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
+from digest.ingest.articles import (
+    article_totals,
+    candidate_articles,
+    count_published_between,
+    uncarried_published_at,
+)
 from digest.ingest.images import load_image
 from digest.localtime import next_fire_time
 from digest.store.database import from_iso, iso, transaction, utcnow
@@ -127,7 +141,7 @@ def explain_empty_period(
     would carry the latest article before the window that no issue has yet (the usual
     case after ingesting an archive), or when the next issue with newer articles is due.
     """
-    total, newest = db.execute("SELECT COUNT(*), MAX(published_at) FROM articles").fetchone()
+    total, newest = article_totals(db)
     if not total:
         return "There are no articles yet: run `digest ingest` (or `digest articles add`) first."
     zone = edition.zone
@@ -136,20 +150,12 @@ def explain_empty_period(
         return f"{format_datetime(at.astimezone(zone))} ({edition.timezone})"
 
     said = f"{plural(total, 'article')} stored, the newest published {shown(from_iso(newest))}."
-    in_window = db.execute(
-        "SELECT COUNT(*) FROM articles WHERE published_at >= ? AND published_at < ?",
-        [iso(period_start), iso(period_end)],
-    ).fetchone()[0]
+    in_window = count_published_between(db, period_start, period_end)
     if in_window:
         said += f" The {plural(in_window, 'article')} in the window went out in earlier {edition.key} issues."
-    uncarried = """
-        SELECT {agg}(published_at) FROM articles
-        WHERE published_at {op} ?
-          AND id NOT IN (SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
-                         WHERE i.edition = ?)
-    """
-    before = db.execute(uncarried.format(agg="MAX", op="<"), [iso(period_start), edition.key]).fetchone()[0]
-    after = db.execute(uncarried.format(agg="MIN", op=">="), [iso(period_end), edition.key]).fetchone()[0]
+    carried = (CARRIED_BY_EDITION_SQL, [edition.key])
+    before = uncarried_published_at(db, carried, before=period_start)
+    after = uncarried_published_at(db, carried, since=period_end)
     try:
         fire_before = next_fire_time(edition, from_iso(before)) if before is not None else None
         # Only a date whose window really holds that article (a 1900 date never does: the
@@ -203,28 +209,13 @@ def _make_summaries(
 
 
 def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: datetime) -> dict | None:
-    rows = list(
-        db.query("SELECT * FROM issues WHERE edition = ? AND period_start = ?", [edition, iso(period_start)])
-    )
-    return rows[0] if rows else None
+    return issue_for_period(db, edition, iso(period_start))
 
 
 def _candidate_articles(
     db: sqlite_utils.Database, edition: str, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            """
-            SELECT * FROM articles
-            WHERE published_at >= ? AND published_at < ?
-              AND id NOT IN (
-                SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
-                WHERE i.edition = ?)
-            ORDER BY published_at DESC, id DESC
-            """,
-            [iso(start), iso(end), edition],
-        )
-    )
+    return candidate_articles(db, start, end, (CARRIED_BY_EDITION_SQL, [edition]))
 
 
 def order_categories(names: list[str], configured: list[str]) -> list[str]:
@@ -253,8 +244,7 @@ def _insert_issue(
         )
         cards.setdefault(article["category"], []).append(card)
     categories = order_categories(list(by_category), edition.categories)
-    row = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition.key])
-    number = row.fetchone()[0]
+    number = next_issue_number(db, edition.key)
     local_end = period_end.astimezone(edition.zone)
     ordered = [a for c in categories for a in by_category[c]]
     titles = [a["title"] for a in ordered]
@@ -272,9 +262,8 @@ def _insert_issue(
         "categories": [{"name": c, "articles": cards[c]} for c in categories],
     }
     now = iso(utcnow())
-    cursor = db.execute(
-        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, snapshot,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
+    issue_id = insert_issue(
+        db,
         [
             edition.key,
             number,
@@ -286,17 +275,14 @@ def _insert_issue(
             now,
         ],
     )
-    issue_id = cursor.lastrowid
     # Articles merged into another's card are carried too (after the cards, under the
     # card's category), so no later issue of the edition shows them again.
     lead_category = {s.lead["id"]: s.lead["category"] for s in stories}
     merged = [(o, lead_category[s.lead["id"]]) for s in stories for o in s.others]
     rows = [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)]
     rows += [(issue_id, o["id"], cat, pos) for pos, (o, cat) in enumerate(merged, len(ordered) + 1)]
-    db.conn.executemany(
-        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)", rows
-    )
-    return dict(db["issues"].get(issue_id))
+    insert_issue_articles(db, rows)
+    return issue_by_id(db, issue_id)
 
 
 def _snapshot_article(

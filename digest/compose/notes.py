@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose.issues import get_issue, issue_name
+from digest.compose.issues import get_issue, issue_by_id, issue_name, set_issue_note_text
 from digest.errors import DigestError
 from digest.store.database import transaction
 
@@ -34,5 +34,5 @@ def set_issue_note(db: sqlite_utils.Database, ref: str | int, text: str) -> dict
                 f"issue {issue_name(issue)} is {issue['status']}: "
                 "sending has started, so its note can no longer change"
             )
-        db.execute("UPDATE issues SET note = ? WHERE id = ?", [note, issue["id"]])
-    return dict(db["issues"].get(issue["id"]))
+        set_issue_note_text(db, issue["id"], note)
+    return issue_by_id(db, issue["id"])

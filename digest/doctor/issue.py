@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 
+from digest.compose.issues import newest_issue
 from digest.config import Config
 from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
@@ -36,7 +37,7 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 
     db = open_store(config.db_path)
     try:
-        row = db.execute("SELECT id, edition, number FROM issues ORDER BY id DESC LIMIT 1").fetchone()
+        row = newest_issue(db)
         if row is None:
             return [
                 Check(

@@ -240,3 +240,20 @@ def _finish(db: sqlite_utils.Database, row_id: int, status: str, error: str | No
 
 def _domain(email: str) -> str:
     return email.rpartition("@")[2].lower() or "localhost"
+
+
+def outbox_subscriber(db: sqlite_utils.Database, message_id: str) -> int | None:
+    """The subscriber a transactional message with this Message-ID went to, or None."""
+    row = db.execute(
+        "SELECT subscriber_id FROM outbox WHERE message_id = ? AND subscriber_id IS NOT NULL", [message_id]
+    ).fetchone()
+    return row[0] if row is not None else None
+
+
+def queued_since(db: sqlite_utils.Database, email: str, kind: str, since: datetime) -> bool:
+    """Whether a ``kind`` message to ``email`` was queued after ``since``."""
+    row = db.execute(
+        "SELECT 1 FROM outbox WHERE email = ? AND kind = ? AND created_at > ? LIMIT 1",
+        [email, kind, iso(since)],
+    ).fetchone()
+    return row is not None

@@ -29,8 +29,10 @@ from typing import Any
 import sqlite_utils
 
 from digest.compose.build import compose_issue
+from digest.compose.issues import issue_ending, sending_issues
 from digest.config import Config, Edition, parse_duration
 from digest.delivery import SendInProgress, deliver_issue
+from digest.delivery.ledger import due_or_done, forget_reader
 from digest.errors import DigestError
 from digest.ingest.sources import ingest_sources
 from digest.localtime import latest_fire_time
@@ -39,7 +41,7 @@ from digest.schedule.overdue import overdue_issues
 from digest.schedule.run_records import finish_run, start_run
 from digest.schedule.run_report import Built, RunReport, Sent
 from digest.signup import list_upkeep
-from digest.store.database import PENDING_DELIVERY, iso
+from digest.store.database import iso
 
 
 def catch_up_window(config: Config) -> timedelta:
@@ -56,30 +58,14 @@ def due_time(edition: Edition, at: datetime, catch_up: timedelta) -> datetime | 
 
 
 def _issue_ending(db: sqlite_utils.Database, edition: str, period_end: datetime) -> dict[str, Any] | None:
-    rows = list(
-        db.query(
-            "SELECT * FROM issues WHERE edition = ? AND period_end = ? ORDER BY id LIMIT 1",
-            [edition, iso(period_end)],
-        )
-    )
-    return rows[0] if rows else None
+    return issue_ending(db, edition, iso(period_end))
 
 
 def _issues_with_due_rows(
     db: sqlite_utils.Database, editions: list[str], at: datetime
 ) -> list[dict[str, Any]]:
     """Issues of ``editions`` being sent that have ledger rows due by ``at`` (or to finish off)."""
-    marks = ", ".join("?" for _ in editions)
-    states = ", ".join("?" for _ in PENDING_DELIVERY)
-    sql = f"""
-        SELECT * FROM issues i
-        WHERE i.edition IN ({marks}) AND i.status = 'sending'
-          AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND d.status IN ({states})
-                       AND (d.due_at IS NULL OR d.due_at <= ?))
-               OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND d.status IN ({states})))
-        ORDER BY i.period_end, i.id
-    """
-    return list(db.query(sql, [*editions, *PENDING_DELIVERY, iso(at), *PENDING_DELIVERY]))
+    return [issue for issue in sending_issues(db, editions) if due_or_done(db, issue["id"], iso(at))]
 
 
 def run_due(
@@ -115,7 +101,7 @@ def run_due(
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
         if not dry_run:
-            report.notes.extend(list_upkeep(db, config, now=at))
+            report.notes.extend(list_upkeep(db, config, forget_deliveries=forget_reader, now=at))
         report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__

@@ -10,14 +10,12 @@ from typing import Any
 import sqlite_utils
 
 from digest.config import Config
+from digest.ingest.articles import article_ids_published_since, articles_by_ids
 from digest.ingest.sanitize import one_line
-from digest.store.database import iso, transaction, utcnow
 from digest.summary.model import ask, load_model
 from digest.summary.pool import GIVE_UP_AFTER, GaveUp, TimedOut, run_all
+from digest.summary.stored import ENGINE, save_summary, stored_text
 from digest.summary.text import check_answer, feed_summary, lead_summary, prompt_hash, render_prompt
-
-ENGINE = "llm"
-"""The ``summaries.engine`` of model-made rows (the free engines store nothing)."""
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as model calls finish."""
@@ -67,10 +65,10 @@ def make_summaries(
     if settings.engine != ENGINE:
         return report
     jobs: list[_Job] = []
-    for article in _articles(db, article_ids):
+    for article in articles_by_ids(db, article_ids):
         prompt = render_prompt(settings, article)
         key = prompt_hash(prompt)
-        if not force and _stored(db, article["id"], settings.model, key) is not None:
+        if not force and stored_text(db, article["id"], settings.model, key) is not None:
             report.reused += 1
         else:
             jobs.append(_Job(article, prompt, key))
@@ -97,7 +95,7 @@ def make_summaries(
             if why:
                 report.warnings.append(_warning(job.article, why))
         else:
-            _save(db, job.article["id"], settings.model, job.key, text)
+            save_summary(db, job.article["id"], settings.model, job.key, text)
             report.made += 1
         if progress:
             progress(done, len(jobs))
@@ -119,10 +117,8 @@ def summarize_since(
 ) -> SummaryReport:
     """:func:`make_summaries` for every article published at or after ``since``
     (``digest articles summarize``)."""
-    rows = db.execute(
-        "SELECT id FROM articles WHERE published_at >= ? ORDER BY published_at DESC, id DESC", [iso(since)]
-    ).fetchall()
-    return make_summaries(db, config, [r[0] for r in rows], force=force, progress=progress)
+    ids = article_ids_published_since(db, since)
+    return make_summaries(db, config, ids, force=force, progress=progress)
 
 
 def article_summaries(
@@ -139,42 +135,12 @@ def article_summaries(
             continue
         if settings.engine == ENGINE:
             key = prompt_hash(render_prompt(settings, article))
-            stored = _stored(db, article["id"], settings.model, key)
+            stored = stored_text(db, article["id"], settings.model, key)
             if stored is not None:
                 shown[article["id"]] = ArticleSummary(stored, generated=True)
                 continue
         shown[article["id"]] = ArticleSummary(feed_summary(article))
     return shown
-
-
-def _articles(db: sqlite_utils.Database, ids: Iterable[int]) -> list[dict[str, Any]]:
-    wanted = list(dict.fromkeys(ids))
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows += db.query(f"SELECT * FROM articles WHERE id IN ({marks})", chunk)
-    order = {article_id: n for n, article_id in enumerate(wanted)}
-    return sorted(rows, key=lambda r: order[r["id"]])
-
-
-def _stored(db: sqlite_utils.Database, article_id: int, model: str, key: str) -> str | None:
-    row = db.execute(
-        "SELECT text FROM summaries WHERE article_id = ? AND engine = ? AND model = ? AND prompt_hash = ?",
-        [article_id, ENGINE, model, key],
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _save(db: sqlite_utils.Database, article_id: int, model: str, key: str, text: str) -> None:
-    with transaction(db):
-        db.execute(
-            "INSERT INTO summaries (article_id, engine, model, prompt_hash, text, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (article_id, engine, model, prompt_hash)"
-            " DO UPDATE SET text = excluded.text, created_at = excluded.created_at",
-            [article_id, ENGINE, model, key, text, iso(utcnow())],
-        )
 
 
 def _failure(error: BaseException, timeout: float) -> str:

@@ -1,7 +1,9 @@
-"""The generated summaries stored for one article, for ``digest articles show``.
+"""The generated summaries: the owner of the ``summaries`` table.
 
-Entry point: :func:`stored_summaries`. Each row says whether the current ``[summary]``
-settings (model and prompt as sent) would show it in a new issue; it never calls a model.
+:func:`stored_text` and :func:`save_summary` are what :mod:`digest.summary.make` reads and
+writes; :func:`stored_summaries` lists an article's for ``digest articles show``. Each row says
+whether the current ``[summary]`` settings (model and prompt as sent) would show it in a new
+issue; nothing here calls a model.
 """
 
 from __future__ import annotations
@@ -12,8 +14,33 @@ from typing import Any
 import sqlite_utils
 
 from digest.config import Config
-from digest.summary.make import ENGINE
+from digest.ingest.articles import articles_by_ids
+from digest.store.database import iso, transaction, utcnow
 from digest.summary.text import prompt_hash, render_prompt
+
+ENGINE = "llm"
+"""The ``summaries.engine`` of model-made rows (the free engines store nothing)."""
+
+
+def stored_text(db: sqlite_utils.Database, article_id: int, model: str, key: str) -> str | None:
+    """The summary ``model`` wrote for the article from the prompt hashed as ``key``, or None."""
+    row = db.execute(
+        "SELECT text FROM summaries WHERE article_id = ? AND engine = ? AND model = ? AND prompt_hash = ?",
+        [article_id, ENGINE, model, key],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def save_summary(db: sqlite_utils.Database, article_id: int, model: str, key: str, text: str) -> None:
+    """Store (or replace) what ``model`` wrote for the article from the prompt hashed as ``key``."""
+    with transaction(db):
+        db.execute(
+            "INSERT INTO summaries (article_id, engine, model, prompt_hash, text, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (article_id, engine, model, prompt_hash)"
+            " DO UPDATE SET text = excluded.text, created_at = excluded.created_at",
+            [article_id, ENGINE, model, key, text, iso(utcnow())],
+        )
 
 
 @dataclass
@@ -37,8 +64,7 @@ def stored_summaries(db: sqlite_utils.Database, config: Config, article_id: int)
     settings = config.summary
     current_key = ""
     if settings.engine == ENGINE and settings.model.strip():
-        article = next(iter(db.query("SELECT * FROM articles WHERE id = ?", [article_id])), None)
-        if article is not None:
+        for article in articles_by_ids(db, [article_id]):
             current_key = prompt_hash(render_prompt(settings, article))
     rows = db.execute(
         "SELECT model, prompt_hash, text, created_at FROM summaries WHERE article_id = ? AND engine = ?"
