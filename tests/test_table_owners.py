@@ -4,7 +4,9 @@ Every module of ``digest/`` and ``subscribers/`` is read as source. A string lit
 SQL (SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, REPLACE, WITH) names the tables it
 reads or writes after FROM, JOIN, INTO, UPDATE or TABLE; sqlite-utils reaches a table with
 ``db["name"]`` or ``db.table("name")``. Each such touch must be in the table's owner
-(:data:`OWNERS`), in the schema's own modules, or in :data:`EXCEPTIONS`, each with its reason.
+(:data:`OWNERS`), in the schema's own modules, or in :data:`EXCEPTIONS`, each with its reason;
+and only those modules run SQL at all (``.execute(``, ``.executemany(``, ``.executescript(``,
+``.query(``, ``.table(``), so the store has one seam.
 Where an owner needs a rule another owner keeps (who is eligible, which articles an edition
 carried), that owner hands it over as a SQL fragment from its own module, so the rule's text
 still lives in one place.
@@ -50,9 +52,9 @@ SCHEMA = {"digest/store/database.py", "digest/store/migrations.py"}
 
 EXCEPTIONS: dict[tuple[str, str], str] = {
     ("digest/delivery/ledger.py", "subscribers"): (
-        "the claim joins the reader for speed (one query per batch) with the eligibility "
-        "predicate from subscribers.eligibility; requeue_failed takes the active readers from "
-        "subscribers.store.ACTIVE_IDS_SQL; `deliveries` listings show the reader's name (read-only)"
+        "the claim joins the reader for speed (one query per batch), with the eligibility "
+        "predicate from subscribers.eligibility; `digest deliveries` shows the reader's name "
+        "(read-only join)"
     ),
     ("digest/bounces/process.py", "subscribers"): "`bounces list` shows the address (read-only report join)",
     ("digest/bounces/process.py", "issues"): "`bounces list` shows the issue's name (read-only report join)",
@@ -156,6 +158,39 @@ def test_every_table_is_touched_only_by_its_owner() -> None:
     assert found == []
 
 
+SQL_CALLS = ("execute", "executemany", "executescript", "query", "table", "create_table")
+"""What runs SQL on a sqlite-utils database or its ``conn``."""
+
+
+def sql_calls(source: str) -> list[int]:
+    """The lines where ``source`` runs SQL on a database (``db.execute(…)``, ``db.conn.executemany(…)``)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in SQL_CALLS
+        ):
+            target = node.func.value
+            if isinstance(target, ast.Attribute) and target.attr == "conn":
+                target = target.value
+            if _is_db(target):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_only_owners_run_sql() -> None:
+    """Even SQL that names no table (a PRAGMA, ``SELECT 1``) runs in an owner or the store."""
+    allowed = set(OWNERS.values()) | SCHEMA | {path for path, _table in EXCEPTIONS}
+    found = [
+        f"{path}:{line} runs SQL; only table owners and digest/store/ do"
+        for path, file in python_files().items()
+        if path not in allowed
+        for line in sql_calls(file.read_text())
+    ]
+    assert found == []
+
+
 def test_every_table_of_the_schema_has_exactly_one_owner(tmp_path: Path) -> None:
     db = open_store(tmp_path / "digest.db")
     names = {
@@ -189,6 +224,10 @@ def test_a_stray_query_in_the_web_app_is_caught(source: str) -> None:
     assert strays("digest/web/archive.py", source) == [
         "digest/web/archive.py:2 touches `issues`, which digest/compose/issues.py owns: call a function there"
     ]
+
+
+def test_a_stray_pragma_in_the_web_app_is_caught() -> None:
+    assert sql_calls('def up(db):\n    db.conn.execute("PRAGMA quick_check")\n') == [2]
 
 
 def test_prose_and_docstrings_are_not_sql() -> None:

@@ -50,7 +50,7 @@ from digest.mail.transports import (
 from digest.mail.transports.registry import destination
 from digest.mail.verp import ReturnPath
 from digest.render.variants import stored_variant
-from digest.store.database import iso, transaction, utcnow
+from digest.store.database import database_file, iso, transaction, utcnow
 from subscribers.tokens import load_secret
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
@@ -174,10 +174,10 @@ def _without_password(url: str) -> str:
 
 
 def _db_path(db: sqlite_utils.Database) -> Path:
-    row = db.execute("PRAGMA database_list").fetchone()
-    if not row or not row[2]:
+    path = database_file(db)
+    if path is None:
         raise DigestError("sending needs a database file (not an in-memory database)")
-    return Path(row[2])
+    return path
 
 
 @contextlib.contextmanager

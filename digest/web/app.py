@@ -33,7 +33,7 @@ from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
-from digest.store.database import open_store
+from digest.store.database import open_store, ping
 from digest.web import archive, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
@@ -160,7 +160,7 @@ def _routes(app: Flask) -> None:
 
 def healthz() -> Response:
     """Liveness and database check for a load balancer or monitor."""
-    get_db().execute("SELECT 1").fetchone()
+    ping(get_db())
     return Response("ok\n", mimetype="text/plain")
 
 
