@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("web", "schedule", "doctor", "demo"),
+    # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
+    # (its per-client limit) and the outbox, so it sits between the two.
+    ("editors",),
     ("delivery", "bounces", "signup", "init"),
     ("mail",),
     ("render",),

