@@ -47,6 +47,7 @@ SIGNIN_ADDRESS_LIMIT = (timedelta(minutes=15), 3)
 SIGNIN_CLIENT_LIMIT = (timedelta(hours=1), 10)
 """(window, most sign-in requests from one client, an IPv6 client by its /64, in it)."""
 _CLOCK_SKEW = timedelta(minutes=2)
+_COLUMNS = "SELECT id, email, added_at, last_signin_at FROM editors"
 _SIGNIN = re.compile(r"([1-9][0-9]{0,17})\.([1-9][0-9]{0,11})\.([0-9a-f]{32})\.([A-Za-z0-9_-]{43})")
 _SESSION = re.compile(r"([1-9][0-9]{0,17})\.([1-9][0-9]{0,11})\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")
 
@@ -74,7 +75,7 @@ def add_editor(db: sqlite_utils.Database, email: str, *, now: datetime | None = 
 
 def list_editors(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     """Every editor, by address."""
-    return list(db.query("SELECT id, email, added_at, last_signin_at FROM editors ORDER BY email"))
+    return list(db.query(f"{_COLUMNS} ORDER BY email"))
 
 
 def get_editor(db: sqlite_utils.Database, email: str) -> dict[str, Any]:
@@ -95,12 +96,12 @@ def remove_editor(db: sqlite_utils.Database, email: str) -> dict[str, Any]:
 
 
 def _find(db: sqlite_utils.Database, address: str) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT id, email, added_at, last_signin_at FROM editors WHERE email = ?", [address]))
+    rows = list(db.query(f"{_COLUMNS} WHERE email = ?", [address]))
     return rows[0] if rows else None
 
 
 def _by_id(db: sqlite_utils.Database, editor_id: int) -> dict[str, Any] | None:
-    rows = list(db.query("SELECT id, email, added_at, last_signin_at FROM editors WHERE id = ?", [editor_id]))
+    rows = list(db.query(f"{_COLUMNS} WHERE id = ?", [editor_id]))
     return rows[0] if rows else None
 
 
@@ -136,7 +137,9 @@ def signin_link(
 
 def safe_next(path: str) -> bool:
     """True for a desk path to go to after signing in (never another site)."""
-    return bool(re.fullmatch(r"/desk(/[A-Za-z0-9_./-]*)?", path or "")) and "//" not in path and ".." not in path
+    if not re.fullmatch(r"/desk(/[A-Za-z0-9_./-]*)?", path or ""):
+        return False
+    return "//" not in path and ".." not in path
 
 
 def request_signin(

@@ -44,7 +44,7 @@ def _link(ws, web, **kw) -> str:
 
 
 def test_signs_in_with_the_mailed_link_and_the_cookie_is_locked_down(served) -> None:
-    ws, web = served
+    _, web = served
     asked = call(f"{web.url}/desk/signin", "POST", {"email": EDITOR})
     assert asked.status == 200 and "Check your inbox" in asked.body
     link = _wait_for_link(web)
@@ -207,4 +207,3 @@ def _wait_for_link(web) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-

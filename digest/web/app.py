@@ -4,7 +4,8 @@ Routes, by area: :mod:`digest.web.links` (``/confirm``, ``/unsubscribe`` with RF
 one-click, ``/preferences``), :mod:`digest.web.signup` (``/subscribe``), and
 :mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``); here
 ``/healthz`` and ``/style.css``; :mod:`digest.web.desk` the editors' desk under ``/desk``
-(signed-in editors only: its own session cookie and CSRF tokens). :mod:`digest.web.server` runs it under gunicorn.
+(signed-in editors only: its own session cookie and CSRF tokens).
+:mod:`digest.web.server` runs it under gunicorn.
 
 Design notes:
 

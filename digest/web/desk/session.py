@@ -49,7 +49,8 @@ def csrf() -> str:
 def check_form() -> dict[str, Any]:
     """A desk POST's editor, after its CSRF token and origin are checked (404 / 403 otherwise)."""
     found = require_editor()
-    if not same_origin() or not csrf_ok(state().secret, request.cookies.get(COOKIE, ""), request.form.get("csrf")):
+    cookie = request.cookies.get(COOKIE, "")
+    if not same_origin() or not csrf_ok(state().secret, cookie, request.form.get("csrf")):
         abort(403)
     return found
 
