@@ -126,7 +126,7 @@ def _category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[in
     counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
     marks = ", ".join("?" * len(issue_ids))
     for issue_id, category, count in db.execute(
-        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
+        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks}) AND dropped = 0"
         " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
         issue_ids,
     ):
