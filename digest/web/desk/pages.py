@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
 
-from digest.compose.issues import get_issue, issue_snapshot, list_issues
+from digest.compose.issues import get_issue, issue_rows, issue_snapshot, list_issues
 from digest.errors import NotFound
+from digest.ingest.article_edits import articles_by_id
 from digest.store.database import MAX_ID
 from digest.web.archive import issue_html
 from digest.web.common import get_db, page, state
@@ -91,11 +92,30 @@ def review_token_ok(edition: str, number: int, token: str) -> bool:
 
 
 def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's stories as the page lists them."""
+    """The issue's stories as the page lists them: the cards in the email's order (the lead
+    marked), then the dropped ones (which the snapshot leaves out), with the editor's values."""
     snapshot = issue_snapshot(row)
-    return [
-        {**a, "dropped": False, "lead": False} for c in snapshot.get("categories", []) for a in c["articles"]
+    cards = [
+        {**a, "dropped": False, "lead": bool(a.get("lead"))}
+        for c in snapshot.get("categories", [])
+        for a in c["articles"]
     ]
+    db = get_db()
+    dropped_ids = [r["article_id"] for r in issue_rows(db, row["id"]) if r["dropped"] and not r["card_of"]]
+    found = articles_by_id(db, dropped_ids)
+    dropped = [
+        {
+            "id": i,
+            "title": found[i]["title"],
+            "summary": found[i].get("summary_text") or "",
+            "category": found[i]["category"],
+            "dropped": True,
+            "lead": False,
+        }
+        for i in dropped_ids
+        if i in found
+    ]
+    return cards + dropped
 
 
 def email(edition: str, number: int) -> Response:
