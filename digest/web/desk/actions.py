@@ -15,6 +15,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, redirect, request
 
+from digest.compose import editing
+from digest.compose.issues import issue_snapshot
+from digest.delivery.trial import test_send
 from digest.errors import DigestError
 from digest.web.common import get_db, state
 from digest.web.desk.pages import find_issue
@@ -69,9 +72,109 @@ def article_id() -> int:
     return int(text)
 
 
-def _web() -> tuple[Any, Any]:
-    web = state()
-    return get_db(), web.config
+def _ref(row: dict[str, Any]) -> str:
+    return f"{row['edition']}/{row['number']}"
 
 
-ACTIONS: dict[str, Action] = {}
+def _drop(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.drop_stories(*_db(), _ref(row), [article_id()], who["email"], version=version).message
+
+
+def _restore(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.restore_stories(*_db(), _ref(row), [article_id()], who["email"], version=version).message
+
+
+def _lead(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.set_lead(*_db(), _ref(row), article_id(), who["email"], version=version).message
+
+
+def _step(offset: int) -> Action:
+    """**Up** (-1) or **Down** (+1): one place within the story's section."""
+
+    def move(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+        story = article_id()
+        place = _place_in_section(row, story)
+        return editing.move_story(*_db(), _ref(row), story, place + offset, who["email"], version=version).message
+
+    return move
+
+
+def _place_in_section(row: dict[str, Any], story: int) -> int:
+    """The story's 1-based place in its section, as the page showed it."""
+    for section in issue_snapshot(row).get("categories", []):
+        ids = [a["id"] for a in section["articles"]]
+        if story in ids:
+            return ids.index(story) + 1
+    raise DigestError(f"article {story} is not a story of {_ref(row)}; reload the page")
+
+
+def _edit(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    """**Edit**: the story's title, summary and category (only the fields that changed)."""
+    story = article_id()
+    if int(row["version"]) != version:
+        raise DigestError(STALE)
+    shown = editing.article_view(get_db(), story)
+    values = {name: field(name) for name in ("title", "summary", "category") if name in request.form}
+    changed = {k: v for k, v in values.items() if v.strip() != str(shown.get(k) or "").strip()}
+    if not changed:
+        return "nothing changed"
+    editing.edit_article(*_db(), story, changed, who["email"])
+    return f"article {story}: {', '.join(changed)} changed"
+
+
+def _fields(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    """The subject, preheader and editor's note: each one that changed, in turn."""
+    done = []
+    subject, preheader, note = field("subject").strip(), field("preheader").strip(), field("note").strip()
+    if subject != (row["subject"] or "") or preheader != (row["preheader"] or ""):
+        if subject:
+            result = editing.set_subject(
+                *_db(), _ref(row), who["email"], subject=subject, preheader=preheader, version=version
+            )
+        else:
+            result = editing.set_subject(*_db(), _ref(row), who["email"], reset=True, version=version)
+        done.append(result.message)
+        version = int(result.issue["version"])
+    if note != (row.get("note") or ""):
+        done.append(editing.set_note(*_db(), _ref(row), note, who["email"], version=version).message)
+    return "; ".join(done) or "nothing changed"
+
+
+def _approve(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.approve_issue(*_db(), _ref(row), who["email"], version=version).message
+
+
+def _unapprove(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.unapprove_issue(*_db(), _ref(row), who["email"], version=version).message
+
+
+def _discard(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    return editing.discard_issue(*_db(), _ref(row), who["email"], version=version).message
+
+
+def _test(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    """**Send me a test**: the "[TEST]" copy `digest send --to` sends, to the signed-in editor."""
+    db, config = _db()
+    report = test_send(db, config, row, [who["email"]], config.delivery.transport)
+    if report.failed:
+        raise DigestError(f"the test to {who['email']} was refused: {report.plan[0]['reply']}")
+    return f"a test of {_ref(row)} went to {who['email']}"
+
+
+def _db() -> tuple[Any, Any]:
+    return get_db(), state().config
+
+
+ACTIONS: dict[str, Action] = {
+    "drop": _drop,
+    "restore": _restore,
+    "up": _step(-1),
+    "down": _step(+1),
+    "lead": _lead,
+    "edit": _edit,
+    "fields": _fields,
+    "approve": _approve,
+    "unapprove": _unapprove,
+    "discard": _discard,
+    "test": _test,
+}
