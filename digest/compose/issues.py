@@ -136,6 +136,15 @@ ISSUE_FIELDS = (
 """The columns an edit may set with :func:`update_issue` (each call bumps ``version``)."""
 
 
+class EditRefused(DigestError):
+    """An editor's change that does not fit the issue as it is (already in, not in, past the
+    end, sending, sent...)."""
+
+
+class StaleIssue(EditRefused):
+    """The issue changed since the form that asked for this edit was loaded."""
+
+
 def issue_by_id(db: sqlite_utils.Database, issue_id: int) -> dict[str, Any] | None:
     """The issue row with id ``issue_id``, or None."""
     rows = list(db.query("SELECT * FROM issues WHERE id = ?", [issue_id]))
@@ -248,3 +257,15 @@ def insert_issue(
         [edition, number, iso(period_start), iso(period_end), iso(now), iso(now)],
     )
     return int(cursor.lastrowid or 0)
+
+
+def drafts_carrying(db: sqlite_utils.Database, article_id: int) -> list[dict[str, Any]]:
+    """The drafts (sending not started) that carry ``article_id`` in any role."""
+    return list(
+        db.query(
+            "SELECT i.* FROM issues i JOIN issue_articles ia ON ia.issue_id = i.id"
+            " WHERE ia.article_id = ? AND i.status = 'draft'"
+            " AND NOT EXISTS (SELECT 1 FROM issue_variants v WHERE v.issue_id = i.id) ORDER BY i.id",
+            [article_id],
+        )
+    )
