@@ -58,9 +58,9 @@ def call(url: str, method: str = "GET", form: dict[str, str] | None = None, **kw
         conn.close()
 
 
-def desk_workspace(path: Path, *, articles: int = 4, append: str = ""):
+def desk_workspace(path: Path, *, articles: int = 4, append: str = "", subscribers: tuple[str, ...] = ()):
     """`digest init` plus an editor (``EDITOR``) and ``articles`` invented stories in one category,
-    all within the last day (the daily edition's window)."""
+    1 to N hours old (newest first: story 1), and the ``subscribers`` given."""
     end = datetime.now(UTC).replace(microsecond=0)
     stories = [
         {
@@ -68,15 +68,34 @@ def desk_workspace(path: Path, *, articles: int = 4, append: str = ""):
             "title": f"Desk story {n}",
             "source": "Example Wire",
             "category": "World",
-            "published": end - timedelta(hours=n + 1),
+            "published": end - timedelta(hours=n),
             "summary": f"The feed's summary of story {n}.",
         }
         for n in range(1, articles + 1)
     ]
-    ws = new_workspace(path, append=append, articles=stories)
+    ws = new_workspace(
+        path,
+        append=append,
+        articles=stories,
+        subscribers=subscribers,
+    )
     result = ws.run_cli("editors", "add", EDITOR)
     assert result.exit_code == 0, result.output
     return ws
+
+
+def build_draft(ws) -> dict:
+    """Compose daily/1 for the day up to now (the stories' window), as a draft."""
+    from digest.compose.build import compose_issue
+
+    db = ws.db()
+    try:
+        end = datetime.now(UTC).replace(microsecond=0)
+        issue = compose_issue(db, ws.config, "daily", period_end=end).issue
+    finally:
+        db.close()
+    assert issue is not None and issue["number"] == 1
+    return issue
 
 
 def mailed_signin_link(maildir: Path, address: str = EDITOR) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from desk_support import EDITOR, call, desk_workspace, mailed_signin_link, sign_in
+from desk_support import EDITOR, build_draft, call, desk_workspace, mailed_signin_link, sign_in
 from web_process import SECRET, start_web
 
 from digest.editors import signin_link
@@ -25,8 +25,7 @@ from subscribers.tokens import make_token
 def served(tmp_path_factory: pytest.TempPathFactory):
     """One workspace (an editor, four stories, a draft) served for the whole module."""
     ws = desk_workspace(tmp_path_factory.mktemp("desk") / "ws", append="")
-    result = ws.run_cli("issues", "build", "daily")
-    assert result.exit_code == 0, result.output
+    build_draft(ws)
     web = start_web(ws.config_file)
     yield ws, web
     web.stop()

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from conftest import new_workspace
+from web_process import SECRET
 
 from digest.editors import InvalidSignin, redeem_signin
 from digest.store.database import open_store
-from web_process import SECRET
 
 
 def _emails(ws) -> list[str]:

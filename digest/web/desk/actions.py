@@ -94,7 +94,9 @@ def _step(offset: int) -> Action:
     def move(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
         story = article_id()
         place = _place_in_section(row, story)
-        return editing.move_story(*_db(), _ref(row), story, place + offset, who["email"], version=version).message
+        return editing.move_story(
+            *_db(), _ref(row), story, place + offset, who["email"], version=version
+        ).message
 
     return move
 
@@ -115,7 +117,8 @@ def _edit(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
         raise DigestError(STALE)
     shown = editing.article_view(get_db(), story)
     values = {name: field(name) for name in ("title", "summary", "category") if name in request.form}
-    changed = {k: v for k, v in values.items() if v.strip() != str(shown.get(k) or "").strip()}
+    columns = {"title": "title", "summary": "summary_text", "category": "category"}
+    changed = {k: v for k, v in values.items() if v.strip() != str(shown.get(columns[k]) or "").strip()}
     if not changed:
         return "nothing changed"
     editing.edit_article(*_db(), story, changed, who["email"])

@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, request
 
-from digest.compose.issues import get_issue, issue_rows, issue_snapshot, list_issues
+from digest.compose.editing import dropped_stories, issue_state, issues_with_states
+from digest.compose.issues import get_issue, issue_snapshot
 from digest.errors import NotFound
-from digest.ingest.article_edits import articles_by_id
 from digest.store.database import MAX_ID
 from digest.web.archive import issue_html
 from digest.web.common import get_db, page, state
@@ -41,8 +41,8 @@ def register(desk: Blueprint) -> None:
 def home() -> tuple[str, int]:
     """The drafts and upcoming issues with their state, then the last sent ones."""
     who = require_editor()
-    rows = list_issues(get_db())
-    open_rows = [r for r in rows if r["status"] != "sent"]
+    rows = issues_with_states(get_db(), state().config)
+    open_rows = [r for r in rows if r["status"] in ("draft", "sending")]
     sent = [r for r in rows if r["status"] == "sent"][:RECENT_SENT]
     return page("desk/home.html", title="The desk", editor=who, csrf=csrf(), open_issues=open_rows, sent=sent)
 
@@ -69,7 +69,7 @@ def issue_page(edition: str, number: int) -> Response | tuple[str, int]:
         csrf=csrf(),
         issue=row,
         stories=issue_stories(row),
-        state_name=row["status"],
+        state_name=issue_state(state().config, row),
         approved=bool(row.get("approved_at")),
         note=row.get("note") or "",
         error=request.args.get("error", "")[:300],
@@ -100,20 +100,8 @@ def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:
         for c in snapshot.get("categories", [])
         for a in c["articles"]
     ]
-    db = get_db()
-    dropped_ids = [r["article_id"] for r in issue_rows(db, row["id"]) if r["dropped"] and not r["card_of"]]
-    found = articles_by_id(db, dropped_ids)
     dropped = [
-        {
-            "id": i,
-            "title": found[i]["title"],
-            "summary": found[i].get("summary_text") or "",
-            "category": found[i]["category"],
-            "dropped": True,
-            "lead": False,
-        }
-        for i in dropped_ids
-        if i in found
+        {**a, "summary": "", "dropped": True, "lead": False} for a in dropped_stories(get_db(), row["id"])
     ]
     return cards + dropped
 
