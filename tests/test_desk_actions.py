@@ -67,7 +67,7 @@ def _order(ws) -> list[str]:
 
 
 def test_drop_restore_move_lead_edit_and_fields(desk) -> None:
-    ws, web, session = desk
+    ws, _web, session = desk
     ids = _ids(ws)
     assert _order(ws) == ["Desk story 1", "Desk story 2", "Desk story 3", "Desk story 4"]
 
@@ -116,7 +116,7 @@ def test_drop_restore_move_lead_edit_and_fields(desk) -> None:
 
 
 def test_a_stale_form_is_refused_and_changes_nothing(desk) -> None:
-    ws, web, session = desk
+    ws, _web, session = desk
     ids = _ids(ws)
     loaded = str(_issue(ws)["version"])
     _post(session, ws, "drop", article=str(ids["Desk story 1"]))  # another editor, meanwhile
@@ -133,7 +133,7 @@ def test_a_stale_form_is_refused_and_changes_nothing(desk) -> None:
 
 
 def test_approve_unapprove_test_and_discard(desk) -> None:
-    ws, web, session = desk
+    ws, _web, session = desk
     _post(session, ws, "approve")
     assert _issue(ws)["approved_at"]
     assert "Unapprove" in session.get("/desk/issues/daily/1").body
