@@ -269,3 +269,26 @@ def drafts_carrying(db: sqlite_utils.Database, article_id: int) -> list[dict[str
             [article_id],
         )
     )
+
+
+def mark_review_mailed(db: sqlite_utils.Database, issue_id: int, at: str) -> None:
+    """Record that the review links went out (no version bump: the issue did not change)."""
+    db.execute("UPDATE issues SET review_mailed_at = ? WHERE id = ?", [at, issue_id])
+
+
+def drafts_due(db: sqlite_utils.Database, edition: str, at: str) -> list[dict[str, Any]]:
+    """The drafts of ``edition`` whose scheduled time (period end) is at or before ``at``, oldest first."""
+    return list(
+        db.query(
+            "SELECT * FROM issues WHERE edition = ? AND status = 'draft' AND period_end <= ? ORDER BY period_end, id",
+            [edition, at],
+        )
+    )
+
+
+def story_count(db: sqlite_utils.Database, issue_id: int) -> int:
+    """How many cards the issue shows (dropped and merged articles not counted)."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ? AND dropped = 0 AND card_of IS NULL", [issue_id]
+    ).fetchone()
+    return int(row[0])

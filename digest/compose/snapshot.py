@@ -54,7 +54,7 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     rows = issue_rows(db, issue_id)
     articles = articles_by_id(db, [r["article_id"] for r in rows])
     rows = [r for r in rows if r["article_id"] in articles]
-    live = [r for r in rows if not r["dropped"]]
+    live = [r for r in rows if not r["dropped"] and not articles[r["article_id"]]["hidden_at"]]
     cards = [articles[r["article_id"]] for r in live if r["card_of"] is None]
     card_ids = {a["id"] for a in cards}
     merged: dict[int, list[dict[str, Any]]] = {}
