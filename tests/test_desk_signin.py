@@ -8,14 +8,16 @@ reused links, altered cookies, a form without its CSRF token, a reader's unsubsc
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from desk_support import EDITOR, build_draft, call, desk_workspace, mailed_signin_link, sign_in
-from web_process import SECRET, start_web
+from web_process import SECRET, messages_to, start_web
 
+from digest.compose.review_links import make_review_token
 from digest.editors import signin_link
 from digest.store.database import utcnow
 from subscribers.tokens import make_token
@@ -25,6 +27,9 @@ from subscribers.tokens import make_token
 def served(tmp_path_factory: pytest.TempPathFactory):
     """One workspace (an editor, four stories, a draft) served for the whole module."""
     ws = desk_workspace(tmp_path_factory.mktemp("desk") / "ws", append="")
+    ws.edit_config(
+        'base_url = "http://localhost:8080"', f'base_url = "http://localhost:8080"\neditors = ["{EDITOR}"]'
+    )
     build_draft(ws)
     web = start_web(ws.config_file)
     yield ws, web
@@ -67,9 +72,44 @@ def test_a_stranger_asking_gets_the_same_page_and_no_mail(served) -> None:
     _, web = served
     asked = call(f"{web.url}/desk/signin", "POST", {"email": "stranger@example.org"})
     assert asked.status == 200 and "Check your inbox" in asked.body
-    from web_process import messages_to
-
     assert messages_to(web.maildir(), "stranger@example.org") == []
+
+
+def test_the_review_link_leads_to_sign_in_and_back_to_the_issue(served) -> None:
+    ws, web = served
+    review = make_review_token(SECRET.encode(), _issue_id(ws), EDITOR)
+    answer = call(f"{web.url}/desk/issues/daily/1?review={review}")
+    assert answer.status == 303
+    target = urlsplit(answer.headers["location"])
+    assert target.path == "/desk/signin"
+    assert parse_qs(target.query) == {"next": ["/desk/issues/daily/1"], "email": [EDITOR]}
+    form = call(web.url + answer.headers["location"])
+    assert form.status == 200 and f'value="{EDITOR}"' in form.body
+
+    before = len(_signin_messages(web))
+    asked = call(f"{web.url}/desk/signin", "POST", {"email": EDITOR, "next": "/desk/issues/daily/1"})
+    assert asked.status == 200
+    link = _poll(lambda: _signin_messages(web)[before:] and mailed_signin_link(web.maildir()))
+    used = call(link, "POST", {"next": "/desk/issues/daily/1"})
+    assert used.status == 303 and used.headers["location"] == "/desk/issues/daily/1"
+    page = call(f"{web.url}/desk/issues/daily/1", cookie=f"digest_desk={used.cookie('digest_desk')}")
+    assert page.status == 200 and "Desk story 1" in page.body
+
+
+def test_a_review_link_for_another_issue_or_expired_is_a_404(served) -> None:
+    ws, web = served
+    other = make_review_token(SECRET.encode(), _issue_id(ws) + 1, EDITOR)
+    old = make_review_token(SECRET.encode(), _issue_id(ws), EDITOR, now=utcnow() - timedelta(days=8))
+    stranger = make_review_token(SECRET.encode(), _issue_id(ws), "someone@example.org")
+    for token in (other, old, stranger, "1.2.3"):
+        assert call(f"{web.url}/desk/issues/daily/1?review={token}").status == 404, token
+
+
+def test_a_next_address_off_the_desk_is_ignored(served) -> None:
+    ws, web = served
+    for wanted in ("https://evil.example/", "//evil.example/desk", "/desk/../archive", "/archive"):
+        used = call(_link(ws, web), "POST", {"next": wanted})
+        assert used.status == 303 and used.headers["location"] == "/desk", wanted
 
 
 def test_a_reused_link_is_refused(served) -> None:
@@ -193,6 +233,32 @@ def test_the_cookie_is_secure_when_the_public_address_is_https(tmp_path: Path) -
         assert answer.status == 303 and "Secure" in answer.cookies[0]
     finally:
         web.stop()
+
+
+def _issue_id(ws) -> int:
+    db = ws.db()
+    try:
+        return db.execute("SELECT id FROM issues WHERE edition = 'daily' AND number = 1").fetchone()[0]
+    finally:
+        db.close()
+
+
+def _signin_messages(web) -> list:
+    return [m for m in messages_to(web.maildir(), EDITOR) if "Sign in" in str(m["Subject"])]
+
+
+def _poll(read, seconds: float = 10):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            found = read()
+        except AssertionError:
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("nothing arrived in time")
+        time.sleep(0.1)
 
 
 def _wait_for_link(web) -> str:

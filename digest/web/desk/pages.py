@@ -10,16 +10,19 @@ to the sign-in form, which comes back to the page.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, redirect, request
 
 from digest.compose.editing import dropped_stories, issue_state, issues_with_states
 from digest.compose.issues import get_issue, issue_snapshot
+from digest.compose.review_links import verify_review_token
 from digest.errors import NotFound
 from digest.store.database import MAX_ID
 from digest.web.archive import issue_html
 from digest.web.common import get_db, page, state
 from digest.web.desk.session import csrf, editor, require_editor
+from subscribers.tokens import InvalidToken
 
 RECENT_SENT = 10
 # The email in the page's frame: its own inline styles, remote images, no script, no forms;
@@ -80,15 +83,30 @@ def issue_page(edition: str, number: int) -> Response | tuple[str, int]:
 
 
 def _signin_for_review(edition: str, number: int) -> Response:
-    token = request.args.get("review", "")
-    if not token or not review_token_ok(edition, number, token):
+    """The review link without a session: the sign-in form (the address filled in), which
+    comes back here; anything but a valid review token for this issue is a 404."""
+    address = review_address(edition, number, request.args.get("review", ""))
+    if address is None:
         abort(404)
-    return redirect(f"/desk/signin?next=/desk/issues/{edition}/{number}", code=303)
+    query = urlencode({"next": f"/desk/issues/{edition}/{number}", "email": address})
+    return redirect(f"/desk/signin?{query}", code=303)
 
 
-def review_token_ok(edition: str, number: int, token: str) -> bool:
-    """True when ``token`` is the review link's token for this issue."""
-    return False
+def review_address(edition: str, number: int, token: str) -> str | None:
+    """The editor a review token names, when it is valid, for this issue, and the address is
+    still one of ``[publication] editors``; else None."""
+    if not token:
+        return None
+    try:
+        issue_id, address = verify_review_token(state().secret, token)
+    except InvalidToken:
+        return None
+    try:
+        row = get_issue(get_db(), f"{edition}/{number}")
+    except NotFound:
+        return None
+    editors = {e.strip().lower() for e in state().config.publication.editors}
+    return address if row["id"] == issue_id and address.lower() in editors else None
 
 
 def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:

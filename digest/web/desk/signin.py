@@ -34,7 +34,7 @@ def _next() -> str:
 def signin() -> tuple[str, int]:
     """GET: the form. POST: mail a link if the address is an editor's; the same page either way."""
     if request.method != "POST":
-        return page("desk/signin.html", next=_next())
+        return page("desk/signin.html", next=_next(), email=(request.args.get("email") or "")[:MAX_EMAIL])
     web = state()
     email = (request.form.get("email") or "").strip()[:MAX_EMAIL]
     try:
