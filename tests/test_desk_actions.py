@@ -3,6 +3,7 @@ the same function the CLI calls, and a form loaded before the last change is ref
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -164,3 +165,41 @@ def test_actions_need_the_csrf_token(desk) -> None:
     assert len(_order(ws)) == 4
     stranger = call(f"{web.url}/desk/issues/daily/1/drop", "POST", {"version": version, "article": "1"})
     assert stranger.status == 404
+
+
+def test_regenerate_summary_asks_the_model_again(tmp_path: Path) -> None:
+    """With llm-echo (a real llm plugin, no network) the summary is the prompt's "raw" text: a
+    prompt changed after the draft was built shows once **Regenerate summary** is pressed (the
+    draft is then rebuilt, so the other stories get the new prompt's summaries too)."""
+    pytest.importorskip("llm_echo")
+    home = {"LLM_USER_PATH": str(tmp_path / "llm-home")}
+    ws = desk_workspace(tmp_path / "ws")
+    first = """engine = "llm"\nmodel = "echo"\nprompt = '{"raw": "First take: $title."}'"""
+    ws.edit_config('engine = "feed"', first)
+    os.environ.update(home)
+    try:
+        build_draft(ws)
+    finally:
+        del os.environ["LLM_USER_PATH"]
+    ws.edit_config("First take", "Second take")
+    web = start_web(ws.config_file, extra_env=home)
+    try:
+        db = ws.db()
+        link = signin_link(db, ws.config, SECRET.encode(), EDITOR)
+        db.close()
+        session = sign_in(web.url, web.url + urlsplit(link).path)
+        page = session.get("/desk/issues/daily/1")
+        assert "First take: Desk story 1." in page.body and "Regenerate summary" in page.body
+        _, said = _post(session, ws, "regenerate", article=str(_ids(ws)["Desk story 1"]))
+        assert "a new summary from echo" in said["done"][0], said
+        page = session.get("/desk/issues/daily/1")
+        assert "Second take: Desk story 1." in page.body and "First take: Desk story 1." not in page.body
+    finally:
+        web.stop()
+
+
+def test_no_regenerate_button_without_llm(desk) -> None:
+    ws, _, session = desk
+    assert "Regenerate summary" not in session.get("/desk/issues/daily/1").body
+    _, said = _post(session, ws, "regenerate", article=str(_ids(ws)["Desk story 1"]))
+    assert "summary.engine" in said["error"][0]

@@ -19,6 +19,7 @@ from digest.compose import editing
 from digest.compose.issues import issue_snapshot
 from digest.delivery.trial import test_send
 from digest.errors import DigestError
+from digest.summary import make_summaries
 from digest.web.common import get_db, state
 from digest.web.desk.pages import find_issue
 from digest.web.desk.session import check_form
@@ -143,6 +144,23 @@ def _fields(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
     return "; ".join(done) or "nothing changed"
 
 
+def _regenerate(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
+    """**Regenerate summary** (engine ``llm``): ask the model again for this story (as
+    ``digest articles summarize --force`` does), then rebuild the draft, which keeps every
+    editor's choice, so the new summary shows. An editor's own summary still wins."""
+    db, config = _db()
+    if config.summary.engine != "llm":
+        raise DigestError('summaries are regenerated only with summary.engine = "llm"')
+    story = article_id()
+    if int(row["version"]) != version:
+        raise DigestError(STALE)
+    report = make_summaries(db, config, [story], force=True)
+    if not report.made:
+        raise DigestError(report.warnings[0] if report.warnings else "the model gave no usable summary")
+    editing.rebuild_issue(db, config, _ref(row), who["email"], version=version)
+    return f"article {story}: a new summary from {config.summary.model}"
+
+
 def _approve(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
     return editing.approve_issue(*_db(), _ref(row), who["email"], version=version).message
 
@@ -176,6 +194,7 @@ ACTIONS: dict[str, Action] = {
     "lead": _lead,
     "edit": _edit,
     "fields": _fields,
+    "regenerate": _regenerate,
     "approve": _approve,
     "unapprove": _unapprove,
     "discard": _discard,
