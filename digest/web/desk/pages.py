@@ -110,8 +110,8 @@ def review_address(edition: str, number: int, token: str) -> str | None:
 
 
 def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's stories as the page lists them: the cards in the email's order (the lead
-    marked), then the dropped ones (which the snapshot leaves out), with the editor's values."""
+    """The issue's stories as the page lists them: the lead, then the cards in the email's
+    order, then the dropped ones (which the snapshot leaves out), with the editor's values."""
     snapshot = issue_snapshot(row)
     cards = [
         {**a, "dropped": False, "lead": bool(a.get("lead"))}
@@ -121,6 +121,7 @@ def issue_stories(row: dict[str, Any]) -> list[dict[str, Any]]:
     dropped = [
         {**a, "summary": "", "dropped": True, "lead": False} for a in dropped_stories(get_db(), row["id"])
     ]
+    cards.sort(key=lambda card: not card["lead"])  # stable: the rest keep their order
     return cards + dropped
 
 
