@@ -19,6 +19,7 @@ from digest.compose import editing
 from digest.compose.issues import issue_snapshot
 from digest.delivery.trial import test_send
 from digest.errors import DigestError
+from digest.store.database import MAX_ID
 from digest.summary import make_summaries
 from digest.web.common import get_db, state
 from digest.web.desk.pages import find_issue
@@ -33,7 +34,8 @@ Action = Callable[[dict[str, Any], dict[str, Any], int], str]
 
 def register(desk: Blueprint) -> None:
     """Add the issue actions to the desk's blueprint."""
-    desk.add_url_rule("/issues/<edition>/<int:number>/<action>", "act", act, methods=["POST"])
+    rule = f"/issues/<edition>/<int(max={MAX_ID}):number>/<action>"
+    desk.add_url_rule(rule, "act", act, methods=["POST"])
 
 
 def act(edition: str, number: int, action: str) -> Response:

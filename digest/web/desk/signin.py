@@ -9,6 +9,8 @@ who is an editor; the link leaves after the answer (:mod:`digest.web.mailer`).
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response, redirect, request
 
 from digest.editors import InvalidSignin, TooManySignins, redeem_signin, request_signin, safe_next
@@ -17,6 +19,8 @@ from digest.web.desk.session import check_form, end_session, start_session
 from digest.web.signup import client_address
 
 MAX_EMAIL = 320
+ANSWER_FLOOR = 0.05
+"""Seconds a sign-in request takes at least (a stranger's request does the least work)."""
 
 
 def register(desk: Blueprint) -> None:
@@ -32,9 +36,18 @@ def _next() -> str:
 
 
 def signin() -> tuple[str, int]:
-    """GET: the form. POST: mail a link if the address is an editor's; the same page either way."""
+    """GET: the form. POST: mail a link if the address is an editor's; the same page either way,
+    answered no sooner than :data:`ANSWER_FLOOR`, so its time does not tell an editor either."""
     if request.method != "POST":
         return page("desk/signin.html", next=_next(), email=(request.args.get("email") or "")[:MAX_EMAIL])
+    started = time.monotonic()
+    try:
+        return _ask_for_link()
+    finally:
+        time.sleep(max(0.0, started + ANSWER_FLOOR - time.monotonic()))
+
+
+def _ask_for_link() -> tuple[str, int]:
     web = state()
     email = (request.form.get("email") or "").strip()[:MAX_EMAIL]
     try:
