@@ -88,7 +88,10 @@ def test_held_until_approved_then_sent(ws: Workspace) -> None:
     for at in ("2026-01-23T07:00Z", "2026-01-23T07:20Z", "2026-01-23T20:00Z"):  # also past the catch-up
         held = _run(ws, at)
         assert held.exit_code == 1, held.output
-        assert "daily/1 waits for approval (review: https://news.harbour.example/desk/issues/daily/1)" in held.output
+        assert (
+            "daily/1 waits for approval (review: https://news.harbour.example/desk/issues/daily/1)"
+            in held.output
+        )
         assert "Overdue" not in held.output
     assert not _mail_to(READERS) and len(_mail_to(EDITORS)) == 2  # reviews mailed once
 
@@ -98,7 +101,10 @@ def test_held_until_approved_then_sent(ws: Workspace) -> None:
     assert sent.exit_code == 0 and "daily/1: sent 2" in sent.output, sent.output
     assert sorted(m.recipient for m in _mail_to(READERS)) == READERS
     assert json.loads(ws.run_cli("issues", "list", "--json").output)[0]["state"] == "sent"
-    actions = [c["action"] for c in json.loads(ws.run_cli("issues", "history", "daily/1", "--json").output)["changes"]]
+    actions = [
+        c["action"]
+        for c in json.loads(ws.run_cli("issues", "history", "daily/1", "--json").output)["changes"]
+    ]
     assert actions == ["approve"]
 
 
