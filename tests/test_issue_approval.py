@@ -95,11 +95,15 @@ def test_held_until_approved_then_sent(ws: Workspace) -> None:
         assert "Overdue" not in held.output
     assert not _mail_to(READERS) and len(_mail_to(EDITORS)) == 2  # reviews mailed once
 
+    refused = ws.run_cli("send", "daily/1")  # by hand: not without approval either
+    assert refused.exit_code == 1 and "daily/1 waits for approval" in refused.output
+    assert ws.run_cli("send", "daily/1", "--to", "ann@harbour.example").exit_code == 0  # a test copy is fine
     assert "Approved daily/1" in ws.run_cli("issues", "approve", "daily/1").output
     assert json.loads(ws.run_cli("issues", "list", "--json").output)[0]["state"] == "approved"
     sent = _run(ws, "2026-01-23T20:05Z")
     assert sent.exit_code == 0 and "daily/1: sent 2" in sent.output, sent.output
     assert sorted(m.recipient for m in _mail_to(READERS)) == READERS
+    assert len(_mail_to(EDITORS)) == 3  # the two reviews and ann's test copy
     assert json.loads(ws.run_cli("issues", "list", "--json").output)[0]["state"] == "sent"
     actions = [
         c["action"]

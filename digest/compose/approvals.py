@@ -3,6 +3,8 @@ scheduled run may send it). Re-exported by :mod:`digest.compose.editing`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlite_utils
 
 from digest.compose.edit_guard import EditResult, editing_draft
@@ -58,3 +60,14 @@ def unapprove_issue(
         update_issue(db, issue["id"], approved_at=None, approved_by=None)
         record_change(db, editor, "unapprove", issue=issue)
         return EditResult(dict(issue_by_id(db, issue["id"]) or {}), f"Unapproved {issue_name(issue)}")
+
+
+def require_approval(config: Config, issue: dict[str, Any]) -> None:
+    """Refuse to start sending a draft of an edition that requires approval and has none
+    (`digest send`; a test copy or a dry run needs none)."""
+    edition = config.editions.get(issue["edition"])
+    if edition is None or edition.approval != "required" or issue["status"] != "draft":
+        return
+    if not issue.get("approved_at"):
+        name = issue_name(issue)
+        raise EditRefused(f"{name} waits for approval; `digest issues approve {name}` first")
