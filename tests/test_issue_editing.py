@@ -86,7 +86,9 @@ def _refused(ws: Workspace, *args: str) -> str:
     return result.output
 
 
-def test_a_dropped_story_leaves_the_email_text_and_web_version_and_is_listed_as_dropped(ws: Workspace) -> None:
+def test_a_dropped_story_leaves_the_email_text_and_web_version_and_is_listed_as_dropped(
+    ws: Workspace,
+) -> None:
     assert _ids(_show(ws)) == {"World": [3, 2, 1], "Science": [5, 4]}
     assert "daily/1: dropped 2" in _ok(ws, "issues", "drop", "daily/1", "2")
     shown = _show(ws)
@@ -188,9 +190,11 @@ def test_discard_frees_the_number_and_is_not_latest_or_overdue(ws: Workspace) ->
 
 
 def test_discard_moves_later_drafts_down(ws: Workspace) -> None:
-    ws.db().execute("INSERT INTO articles (guid, url, title, category, published_at, created_at, updated_at)"
-                    " VALUES ('g9', 'https://harbour.example/9', 'Day two', 'World',"
-                    " '2026-01-23T09:00:00+00:00', 'x', 'x')")
+    ws.db().execute(
+        "INSERT INTO articles (guid, url, title, category, published_at, created_at, updated_at)"
+        " VALUES ('g9', 'https://harbour.example/9', 'Day two', 'World',"
+        " '2026-01-23T09:00:00+00:00', 'x', 'x')"
+    )
     _ok(ws, "issues", "build", "daily", "--date", "2026-01-24")
     _ok(ws, "issues", "discard", "daily/1")
     shown = _show(ws, "daily/1")
@@ -237,13 +241,29 @@ def test_history_records_what_when_and_who(ws: Workspace) -> None:
 
 
 def test_article_edits_win_survive_a_reingest_and_show_both(ws: Workspace) -> None:
-    out = _ok(ws, "articles", "edit", "2", "--title", "The editor's title", "--category", "Science",
-              "--summary", "Said better.", "--byline", "A. Writer")
+    out = _ok(
+        ws,
+        "articles",
+        "edit",
+        "2",
+        "--title",
+        "The editor's title",
+        "--category",
+        "Science",
+        "--summary",
+        "Said better.",
+        "--byline",
+        "A. Writer",
+    )
     assert "daily/1 remade with it" in out
     shown = _show(ws)
     card = next(a for c in shown["categories"] for a in c["articles"] if a["id"] == 2)
     assert (card["title"], card["category"], card["summary"], card["author"]) == (
-        "The editor's title", "Science", "Said better.", "A. Writer")
+        "The editor's title",
+        "Science",
+        "Said better.",
+        "A. Writer",
+    )
     # a re-ingest rewrites the feed's values, never the editor's
     from digest.ingest.articles import add_article
 
@@ -255,7 +275,10 @@ def test_article_edits_win_survive_a_reingest_and_show_both(ws: Workspace) -> No
     assert data["feed"]["summary"] == "The feed changed its summary."
     assert data["editor"]["summary"] == "Said better." and data["editor"]["hidden"] is False
     _ok(ws, "issues", "rebuild", "daily/1")
-    assert next(a for c in _show(ws)["categories"] for a in c["articles"] if a["id"] == 2)["summary"] == "Said better."
+    assert (
+        next(a for c in _show(ws)["categories"] for a in c["articles"] if a["id"] == 2)["summary"]
+        == "Said better."
+    )
     _ok(ws, "articles", "edit", "2", "--title", "")
     assert json.loads(_ok(ws, "articles", "show", "2", "--json"))["title"] == "Story 2 about the harbour"
 
@@ -271,9 +294,11 @@ def test_hide_keeps_an_article_out_of_every_issue(ws: Workspace) -> None:
 def test_build_ahead_makes_the_next_scheduled_issue(ws: Workspace) -> None:
     refused = ws.run_cli("issues", "build", "daily", "--date", "2099-01-01")
     assert refused.exit_code == 1 and "--ahead" in refused.output
-    ws.db().execute("INSERT INTO articles (guid, url, title, category, published_at, created_at, updated_at)"
-                    " VALUES ('now', 'https://harbour.example/now', 'Fresh', 'World',"
-                    " strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-1 minutes'), 'x', 'x')")
+    ws.db().execute(
+        "INSERT INTO articles (guid, url, title, category, published_at, created_at, updated_at)"
+        " VALUES ('now', 'https://harbour.example/now', 'Fresh', 'World',"
+        " strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-1 minutes'), 'x', 'x')"
+    )
     out = _ok(ws, "issues", "build", "daily", "--ahead")
     assert "Built issue daily/2 with 1 article" in out
     assert json.loads(_ok(ws, "issues", "list", "--json"))[0]["state"] == "draft"

@@ -171,7 +171,12 @@ articles.add_command(articles_summarize)
 @click.option("--byline", help="The author shown.")
 @pass_app
 def articles_edit(
-    app: App, article_id: int, title: str | None, summary: str | None, category: str | None, byline: str | None
+    app: App,
+    article_id: int,
+    title: str | None,
+    summary: str | None,
+    category: str | None,
+    byline: str | None,
 ) -> None:
     """Set an editor's title, summary, category or byline for article ID.
 

@@ -81,7 +81,9 @@ def issues_lead(app: App, issue: str, article: int | None, clear: bool) -> None:
     """
     if clear == (article is not None):
         raise click.UsageError("give an ARTICLE id or --none")
-    click.echo(editing.set_lead(app.db, app.config, issue, None if clear else article, local_editor()).message)
+    click.echo(
+        editing.set_lead(app.db, app.config, issue, None if clear else article, local_editor()).message
+    )
 
 
 @click.command(name="move", epilog=ISSUE_NAME_HELP)
@@ -151,6 +153,7 @@ def issues_discard(app: App, issue: str) -> None:
 
 def _simple(name: str, call: Callable[..., editing.EditResult], doc: str) -> click.Command:
     example = f"\n\n\b\nExample:\n  digest issues {name} daily/3"
+
     @click.command(name=name, epilog=ISSUE_NAME_HELP, help=doc + example)
     @click.argument("issue")
     @pass_app

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
-from digest.cli.summaries import echo_warnings, summary_progress
 from digest.cli.issue_edits import EDIT_COMMANDS, local_editor
+from digest.cli.summaries import echo_warnings, summary_progress
 from digest.compose.build import ComposeResult, compose_issue
 from digest.compose.editing import build_ahead, dropped_stories, issue_state, issues_with_states, set_note
 from digest.compose.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot
@@ -157,7 +157,9 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
         for article in category["articles"]:
             source = f" — {article['source']}" if article.get("source") else ""
             lead = "LEAD " if article.get("lead") else ""
-            click.echo(f"  - [{article['id']}] {lead}{article['title']}{source} ({article['published_local']})")
+            click.echo(
+                f"  - [{article['id']}] {lead}{article['title']}{source} ({article['published_local']})"
+            )
             click.echo(f"    {article['url']}")
             for line in _card_lines(article):
                 click.echo(f"    {line}")

@@ -54,7 +54,9 @@ def article_view(db: sqlite_utils.Database, article_id: int | str) -> dict[str, 
     return shown
 
 
-def _remake_drafts(db: sqlite_utils.Database, config: Config, article_id: int, editor: str, action: str) -> list[str]:
+def _remake_drafts(
+    db: sqlite_utils.Database, config: Config, article_id: int, editor: str, action: str
+) -> list[str]:
     """Remake every draft carrying the article (an approval is withdrawn); their names."""
     names = []
     for issue in drafts_carrying(db, article_id):
@@ -68,7 +70,11 @@ def _remake_drafts(db: sqlite_utils.Database, config: Config, article_id: int, e
 
 
 def edit_article(
-    db: sqlite_utils.Database, config: Config, article_id: int | str, values: dict[str, str | None], editor: str
+    db: sqlite_utils.Database,
+    config: Config,
+    article_id: int | str,
+    values: dict[str, str | None],
+    editor: str,
 ) -> dict[str, Any]:
     """Store the editor's ``title``, ``summary``, ``category`` or ``byline`` beside the feed's
     ("" goes back to the feed's); they win in every issue built after and survive a
@@ -84,12 +90,16 @@ def edit_article(
     return {**article_view(db, key), "issues": names}
 
 
-def hide_article(db: sqlite_utils.Database, config: Config, article_id: int | str, editor: str) -> dict[str, Any]:
+def hide_article(
+    db: sqlite_utils.Database, config: Config, article_id: int | str, editor: str
+) -> dict[str, Any]:
     """Keep the article out of every issue (drafts carrying it are remade without it)."""
     return _set_hidden(db, config, article_id, editor, hide=True)
 
 
-def unhide_article(db: sqlite_utils.Database, config: Config, article_id: int | str, editor: str) -> dict[str, Any]:
+def unhide_article(
+    db: sqlite_utils.Database, config: Config, article_id: int | str, editor: str
+) -> dict[str, Any]:
     """Undo :func:`hide_article`."""
     return _set_hidden(db, config, article_id, editor, hide=False)
 
@@ -109,7 +119,12 @@ def _set_hidden(
 
 
 def build_ahead(
-    db: sqlite_utils.Database, config: Config, edition: str | None, editor: str, *, now: datetime | None = None
+    db: sqlite_utils.Database,
+    config: Config,
+    edition: str | None,
+    editor: str,
+    *,
+    now: datetime | None = None,
 ) -> ComposeResult:
     """Build the edition's next scheduled issue now, as a draft to preview and edit; when its
     time comes, ``digest run`` selects its stories again (unless it is locked) and sends it."""
@@ -135,7 +150,9 @@ def issue_state(config: Config, issue: dict[str, Any]) -> str:
     return "draft"
 
 
-def issues_with_states(db: sqlite_utils.Database, config: Config, edition: str | None = None) -> list[dict[str, Any]]:
+def issues_with_states(
+    db: sqlite_utils.Database, config: Config, edition: str | None = None
+) -> list[dict[str, Any]]:
     """Every issue (newest period first) with its ``state``, the discarded ones included
     (``status`` and ``state`` "discarded", ``subject`` as it was, ``articles`` 0)."""
     rows = [{**r, "state": issue_state(config, r)} for r in list_issues(db, edition)]
@@ -162,7 +179,9 @@ def dropped_stories(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, 
     ids = [r["article_id"] for r in issue_rows(db, issue_id) if r["dropped"]]
     articles = articles_by_id(db, ids)
     return [
-        {k: articles[i][k] for k in ("id", "title", "url", "source", "category")} for i in ids if i in articles
+        {k: articles[i][k] for k in ("id", "title", "url", "source", "category")}
+        for i in ids
+        if i in articles
     ]
 
 

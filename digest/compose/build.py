@@ -10,7 +10,6 @@ it up, so two processes building the same issue at once still make one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -252,5 +251,3 @@ def _insert_issue(
     issue_id = insert_issue(db, edition.key, period_start, period_end, now=utcnow())
     insert_issue_rows(db, issue_id, story_rows(stories))
     return refresh_issue(db, config, issue_id)
-
-

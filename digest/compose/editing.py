@@ -20,10 +20,12 @@ Issue edits (each returns an :class:`EditResult`: the issue row after it, one-li
 - ``move_story(db, config, ref, article_id, to, editor, *, version=None)``: 1-based place in its section
 - ``set_subject(db, config, ref, editor, *, subject=None, preheader=None, reset=False, version=None)``
 - ``set_note(db, config, ref, text, editor, *, version=None)``
-- ``rebuild_issue(db, config, ref, editor, *, version=None)``: message "+2 stories, −1 no longer in the window"
+- ``rebuild_issue(db, config, ref, editor, *, version=None)``: "+2 stories, −1 no longer in the window"
 - ``discard_issue(db, config, ref, editor, *, version=None)``: a draft goes; its number is free again
 - ``lock_issue`` / ``unlock_issue(db, config, ref, editor, *, version=None)``: freeze the selection
 - ``approve_issue`` / ``unapprove_issue(db, config, ref, editor, *, version=None)``
+  (these four in :mod:`digest.compose.approvals`; the shared transaction and checks in
+  :mod:`digest.compose.edit_guard`)
 
 Articles and reading (in :mod:`digest.compose.article_desk`, re-exported here):
 
@@ -39,13 +41,11 @@ Articles and reading (in :mod:`digest.compose.article_desk`, re-exported here):
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import sqlite_utils
 
+from digest.compose.approvals import approve_issue, lock_issue, unapprove_issue, unlock_issue
 from digest.compose.article_desk import (
     STATES,
     article_view,
@@ -58,20 +58,18 @@ from digest.compose.article_desk import (
     issues_with_states,
     unhide_article,
 )
+from digest.compose.edit_guard import EditResult, content_changed, editing_draft
 from digest.compose.history import record_change
 from digest.compose.issues import (
     EditRefused,
     StaleIssue,
     carried_elsewhere,
     delete_draft,
-    get_issue,
     insert_issue_rows,
-    issue_by_id,
     issue_name,
     issue_rows,
     later_drafts,
     number_taken,
-    send_started,
     update_issue,
     update_issue_row,
 )
@@ -81,7 +79,7 @@ from digest.compose.snapshot import refresh_issue
 from digest.config import Config
 from digest.ingest.article_edits import article_row, with_editor_values
 from digest.ingest.sanitize import one_line
-from digest.store.database import iso, transaction, utcnow
+from digest.store.database import iso, utcnow
 
 __all__ = [
     "STATES",
@@ -116,49 +114,6 @@ SUBJECT_MAX_CHARS = 200
 PREHEADER_MAX_CHARS = 200
 
 
-@dataclass
-class EditResult:
-    """What an edit did: the issue row after it and a one-line message for the editor."""
-
-    issue: dict[str, Any]
-    message: str
-
-
-@contextlib.contextmanager
-def _editing(db: sqlite_utils.Database, ref: str | int, version: int | None) -> Iterator[dict[str, Any]]:
-    """One transaction around an edit of draft ``ref``: refused when sending started or
-    when ``version`` is not the issue's."""
-    with transaction(db):
-        issue = get_issue(db, ref)
-        if send_started(db, issue):
-            raise EditRefused(
-                f"issue {issue_name(issue)} is {issue['status']}: sending has started, so it can no longer change"
-            )
-        if version is not None and int(version) != int(issue["version"]):
-            raise StaleIssue("this issue changed; reload")
-        yield issue
-
-
-def _changed(
-    db: sqlite_utils.Database,
-    config: Config,
-    issue: dict[str, Any],
-    editor: str,
-    action: str,
-    message: str,
-    *,
-    article_id: int | None = None,
-    detail: str = "",
-) -> EditResult:
-    """Record a content change, withdraw an approval it invalidates, remake the snapshot."""
-    record_change(db, editor, action, issue=issue, article_id=article_id, detail=detail)
-    if issue.get("approved_at"):
-        update_issue(db, issue["id"], approved_at=None, approved_by=None)
-        record_change(db, editor, "unapprove", issue=issue, detail=f"withdrawn by the change: {action}")
-        message += "; its approval is withdrawn (approve it again)"
-    return EditResult(refresh_issue(db, config, issue["id"]), message)
-
-
 def _rows(db: sqlite_utils.Database, issue: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {r["article_id"]: r for r in issue_rows(db, issue["id"])}
 
@@ -191,7 +146,7 @@ def drop_stories(
     """Drop stories from the draft: they leave the email, its text part and the web version
     (``issues show`` still lists them as dropped, and a rebuild never brings them back)."""
     ids = _ids(article_ids)
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         rows = _rows(db, issue)
         for article_id in ids:
             row = rows.get(article_id)
@@ -202,7 +157,9 @@ def drop_stories(
         for article_id in ids:
             update_issue_row(db, issue["id"], article_id, dropped=1)
         message = f"{issue_name(issue)}: dropped {_titles(ids)}"
-        return _changed(db, config, issue, editor, "drop", message, article_id=ids[0], detail=_titles(ids))
+        return content_changed(
+            db, config, issue, editor, "drop", message, article_id=ids[0], detail=_titles(ids)
+        )
 
 
 def restore_stories(
@@ -216,7 +173,7 @@ def restore_stories(
 ) -> EditResult:
     """Put dropped stories back at their place."""
     ids = _ids(article_ids)
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         rows = _rows(db, issue)
         for article_id in ids:
             row = rows.get(article_id)
@@ -227,7 +184,9 @@ def restore_stories(
         for article_id in ids:
             update_issue_row(db, issue["id"], article_id, dropped=0)
         message = f"{issue_name(issue)}: restored {_titles(ids)}"
-        return _changed(db, config, issue, editor, "restore", message, article_id=ids[0], detail=_titles(ids))
+        return content_changed(
+            db, config, issue, editor, "restore", message, article_id=ids[0], detail=_titles(ids)
+        )
 
 
 def add_stories(
@@ -242,7 +201,7 @@ def add_stories(
     """Put stored articles into the draft, even from outside its window: each goes last in its
     section (``move_story`` places it) and stays through a rebuild."""
     ids = _ids(article_ids)
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         rows = _rows(db, issue)
         articles = []
         for article_id in ids:
@@ -253,7 +212,9 @@ def add_stories(
                 state = "dropped from" if row["dropped"] else "already in"
                 raise EditRefused(f"article {article_id} is {state} {issue_name(issue)}{hint}")
             if article.get("hidden_at"):
-                raise EditRefused(f"article {article_id} is hidden; `digest articles unhide {article_id}` first")
+                raise EditRefused(
+                    f"article {article_id} is hidden; `digest articles unhide {article_id}` first"
+                )
             other = carried_elsewhere(db, issue["edition"], issue["id"], article_id)
             if other:
                 raise EditRefused(f"article {article_id} is already in {other}")
@@ -268,7 +229,9 @@ def add_stories(
             ],
         )
         message = f"{issue_name(issue)}: added {_titles(ids)}"
-        return _changed(db, config, issue, editor, "add", message, article_id=ids[0], detail=_titles(ids))
+        return content_changed(
+            db, config, issue, editor, "add", message, article_id=ids[0], detail=_titles(ids)
+        )
 
 
 def _not_in(db: sqlite_utils.Database, issue: dict[str, Any], article_id: int) -> NoReturn:
@@ -300,18 +263,20 @@ def set_lead(
     version: int | None = None,
 ) -> EditResult:
     """Make a story the lead (shown first, above the sections), or clear the lead (None)."""
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         if article_id is None:
             if issue["lead_article_id"] is None:
                 raise EditRefused(f"{issue_name(issue)} has no lead story")
             update_issue(db, issue["id"], lead_article_id=None)
-            return _changed(db, config, issue, editor, "lead", f"{issue_name(issue)}: no lead story", detail="none")
+            return content_changed(
+                db, config, issue, editor, "lead", f"{issue_name(issue)}: no lead story", detail="none"
+            )
         _live_card(db, issue, article_id)
         if issue["lead_article_id"] == int(article_id):
             raise EditRefused(f"article {article_id} is already the lead of {issue_name(issue)}")
         update_issue(db, issue["id"], lead_article_id=int(article_id))
         message = f"{issue_name(issue)}: article {article_id} is the lead story"
-        return _changed(db, config, issue, editor, "lead", message, article_id=int(article_id))
+        return content_changed(db, config, issue, editor, "lead", message, article_id=int(article_id))
 
 
 def move_story(
@@ -325,13 +290,11 @@ def move_story(
     version: int | None = None,
 ) -> EditResult:
     """Move a story to place ``to`` (1 = first) within its section."""
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         row = _live_card(db, issue, article_id)
         rows = issue_rows(db, issue["id"])
         section = [
-            r
-            for r in rows
-            if r["category"] == row["category"] and not r["dropped"] and r["card_of"] is None
+            r for r in rows if r["category"] == row["category"] and not r["dropped"] and r["card_of"] is None
         ]
         if not 1 <= int(to) <= len(section):
             raise EditRefused(
@@ -344,8 +307,12 @@ def move_story(
         for position, r in zip(places, order, strict=True):
             if r["position"] != position:
                 update_issue_row(db, issue["id"], r["article_id"], position=position)
-        message = f"{issue_name(issue)}: article {article_id} is now {to} of {len(section)} in {row['category']}"
-        return _changed(db, config, issue, editor, "move", message, article_id=int(article_id), detail=f"to {to}")
+        message = (
+            f"{issue_name(issue)}: article {article_id} is now {to} of {len(section)} in {row['category']}"
+        )
+        return content_changed(
+            db, config, issue, editor, "move", message, article_id=int(article_id), detail=f"to {to}"
+        )
 
 
 def set_subject(
@@ -372,13 +339,15 @@ def set_subject(
         fields["preheader_set"] = _header_text(preheader, "preheader", PREHEADER_MAX_CHARS, empty_ok=True)
     if not fields:
         raise EditRefused("give a subject, --preheader, or --reset")
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         update_issue(db, issue["id"], **fields)
         what = "subject and preheader are the template's" if reset else "subject set"
         if not reset and subject is None:
             what = "preheader set"
         detail = "; ".join(f"{k.removesuffix('_set')}: {v}" for k, v in fields.items() if v is not None)
-        return _changed(db, config, issue, editor, "subject", f"{issue_name(issue)}: {what}", detail=detail or "reset")
+        return content_changed(
+            db, config, issue, editor, "subject", f"{issue_name(issue)}: {what}", detail=detail or "reset"
+        )
 
 
 def _header_text(value: str, what: str, limit: int, *, empty_ok: bool) -> str:
@@ -392,14 +361,22 @@ def _header_text(value: str, what: str, limit: int, *, empty_ok: bool) -> str:
 
 
 def set_note(
-    db: sqlite_utils.Database, config: Config, ref: str | int, text: str, editor: str, *, version: int | None = None
+    db: sqlite_utils.Database,
+    config: Config,
+    ref: str | int,
+    text: str,
+    editor: str,
+    *,
+    version: int | None = None,
 ) -> EditResult:
     """Set (or, with empty ``text``, clear) the editor's note at the top of the draft."""
     note = clean_note(text)
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         update_issue(db, issue["id"], note=note)
-        message = f"{issue_name(issue)}: " + (f"note set ({len(note)} characters)" if note else "note removed")
-        return _changed(db, config, issue, editor, "note", message, detail=note[:80])
+        message = f"{issue_name(issue)}: " + (
+            f"note set ({len(note)} characters)" if note else "note removed"
+        )
+        return content_changed(db, config, issue, editor, "note", message, detail=note[:80])
 
 
 def rebuild_issue(
@@ -407,13 +384,15 @@ def rebuild_issue(
 ) -> EditResult:
     """Select the draft's stories from its window again, keeping every editor's choice
     (drops, adds, lead, order, subject, note); refused while it is locked."""
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         if issue["locked_at"]:
-            raise EditRefused(f"{issue_name(issue)} is locked; `digest issues unlock {issue_name(issue)}` first")
+            raise EditRefused(
+                f"{issue_name(issue)} is locked; `digest issues unlock {issue_name(issue)}` first"
+            )
         change = reselect(db, config, issue)
         update_issue(db, issue["id"], built_at=iso(utcnow()))
         message = f"Rebuilt {issue_name(issue)}: {change.summary()}"
-        return _changed(db, config, issue, editor, "rebuild", message, detail=change.summary())
+        return content_changed(db, config, issue, editor, "rebuild", message, detail=change.summary())
 
 
 def discard_issue(
@@ -422,7 +401,7 @@ def discard_issue(
     """Throw a draft away: it is no longer listed as due, overdue or ``latest``, a scheduled
     run builds no new one for its period, and its number goes to the next issue of the
     edition (later drafts move down one). Returns the row as it was."""
-    with _editing(db, ref, version) as issue:
+    with editing_draft(db, ref, version) as issue:
         record_change(db, editor, "discard", issue=issue, detail=issue["subject"])
         delete_draft(db, issue["id"])
         number = issue["number"]
@@ -430,54 +409,8 @@ def discard_issue(
             if number_taken(db, issue["edition"], later["number"] - 1):
                 break
             update_issue(db, later["id"], number=later["number"] - 1)
-            record_change(db, editor, "renumber", issue=later, detail=f"now {later['edition']}/{later['number'] - 1}")
+            record_change(
+                db, editor, "renumber", issue=later, detail=f"now {later['edition']}/{later['number'] - 1}"
+            )
             refresh_issue(db, config, later["id"])
         return EditResult(issue, f"Discarded {issue_name(issue)}; its number goes to the next issue")
-
-
-def lock_issue(
-    db: sqlite_utils.Database, config: Config, ref: str | int, editor: str, *, version: int | None = None
-) -> EditResult:
-    """Freeze the draft's selection: no rebuild, not even the scheduled one at send time."""
-    with _editing(db, ref, version) as issue:
-        if issue["locked_at"]:
-            raise EditRefused(f"{issue_name(issue)} is already locked")
-        update_issue(db, issue["id"], locked_at=iso(utcnow()))
-        record_change(db, editor, "lock", issue=issue)
-        return EditResult(dict(issue_by_id(db, issue["id"]) or {}), f"Locked {issue_name(issue)}")
-
-
-def unlock_issue(
-    db: sqlite_utils.Database, config: Config, ref: str | int, editor: str, *, version: int | None = None
-) -> EditResult:
-    """Let the draft's selection be made again (``rebuild``, the scheduled run)."""
-    with _editing(db, ref, version) as issue:
-        if not issue["locked_at"]:
-            raise EditRefused(f"{issue_name(issue)} is not locked")
-        update_issue(db, issue["id"], locked_at=None)
-        record_change(db, editor, "unlock", issue=issue)
-        return EditResult(dict(issue_by_id(db, issue["id"]) or {}), f"Unlocked {issue_name(issue)}")
-
-
-def approve_issue(
-    db: sqlite_utils.Database, config: Config, ref: str | int, editor: str, *, version: int | None = None
-) -> EditResult:
-    """Approve the draft as it is: the scheduled run may send it."""
-    with _editing(db, ref, version) as issue:
-        if issue["approved_at"]:
-            raise EditRefused(f"{issue_name(issue)} is already approved (by {issue['approved_by']})")
-        update_issue(db, issue["id"], approved_at=iso(utcnow()), approved_by=editor)
-        record_change(db, editor, "approve", issue=issue)
-        return EditResult(dict(issue_by_id(db, issue["id"]) or {}), f"Approved {issue_name(issue)}")
-
-
-def unapprove_issue(
-    db: sqlite_utils.Database, config: Config, ref: str | int, editor: str, *, version: int | None = None
-) -> EditResult:
-    """Take an approval back before sending starts."""
-    with _editing(db, ref, version) as issue:
-        if not issue["approved_at"]:
-            raise EditRefused(f"{issue_name(issue)} is not approved")
-        update_issue(db, issue["id"], approved_at=None, approved_by=None)
-        record_change(db, editor, "unapprove", issue=issue)
-        return EditResult(dict(issue_by_id(db, issue["id"]) or {}), f"Unapproved {issue_name(issue)}")

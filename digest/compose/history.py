@@ -47,7 +47,8 @@ def issue_changes(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, An
     """The changes to one issue (by its id), oldest first."""
     return list(
         db.query(
-            "SELECT at, editor, action, article_id, detail FROM editor_changes WHERE issue_id = ? ORDER BY id",
+            "SELECT at, editor, action, article_id, detail FROM editor_changes"
+            " WHERE issue_id = ? ORDER BY id",
             [issue_id],
         )
     )

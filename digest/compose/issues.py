@@ -188,7 +188,14 @@ def insert_issue_rows(db: sqlite_utils.Database, issue_id: int, rows: list[dict[
         "INSERT INTO issue_articles (issue_id, article_id, category, position, added, card_of)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         [
-            (issue_id, r["article_id"], r["category"], r["position"], int(r.get("added", 0)), r.get("card_of"))
+            (
+                issue_id,
+                r["article_id"],
+                r["category"],
+                r["position"],
+                int(r.get("added", 0)),
+                r.get("card_of"),
+            )
             for r in rows
         ],
     )
@@ -209,7 +216,8 @@ def update_issue_row(db: sqlite_utils.Database, issue_id: int, article_id: int, 
 def delete_issue_rows(db: sqlite_utils.Database, issue_id: int, article_ids: list[int]) -> None:
     """Take articles out of the issue's rows altogether (they no longer count as carried)."""
     db.conn.executemany(
-        "DELETE FROM issue_articles WHERE issue_id = ? AND article_id = ?", [(issue_id, a) for a in article_ids]
+        "DELETE FROM issue_articles WHERE issue_id = ? AND article_id = ?",
+        [(issue_id, a) for a in article_ids],
     )
 
 
@@ -250,10 +258,12 @@ def insert_issue(
     """A new draft of ``edition`` for the period, numbered after the edition's last issue (a
     discarded draft's number is free again); its snapshot is made by
     :func:`digest.compose.snapshot.refresh_issue`. Returns its id."""
-    number = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition]).fetchone()[0]
+    number = db.execute(
+        "SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition]
+    ).fetchone()[0]
     cursor = db.execute(
-        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, created_at,"
-        " built_at) VALUES (?, ?, ?, ?, '', '', 'draft', ?, ?)",
+        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status,"
+        " created_at, built_at) VALUES (?, ?, ?, ?, '', '', 'draft', ?, ?)",
         [edition, number, iso(period_start), iso(period_end), iso(now), iso(now)],
     )
     return int(cursor.lastrowid or 0)
@@ -280,7 +290,8 @@ def drafts_due(db: sqlite_utils.Database, edition: str, at: str) -> list[dict[st
     """The drafts of ``edition`` whose scheduled time (period end) is at or before ``at``, oldest first."""
     return list(
         db.query(
-            "SELECT * FROM issues WHERE edition = ? AND status = 'draft' AND period_end <= ? ORDER BY period_end, id",
+            "SELECT * FROM issues WHERE edition = ? AND status = 'draft' AND period_end <= ?"
+            " ORDER BY period_end, id",
             [edition, at],
         )
     )
@@ -289,6 +300,7 @@ def drafts_due(db: sqlite_utils.Database, edition: str, at: str) -> list[dict[st
 def story_count(db: sqlite_utils.Database, issue_id: int) -> int:
     """How many cards the issue shows (dropped and merged articles not counted)."""
     row = db.execute(
-        "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ? AND dropped = 0 AND card_of IS NULL", [issue_id]
+        "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ? AND dropped = 0 AND card_of IS NULL",
+        [issue_id],
     ).fetchone()
     return int(row[0])

@@ -63,9 +63,7 @@ def reselect(db: sqlite_utils.Database, config: Config, issue: dict[str, Any]) -
     new_cards = [s.lead for s in stories if s.lead["id"] not in present]
     new_merged = [(o, s.lead) for s in stories for o in s.others if o["id"] not in present]
     _place(db, issue["id"], [r for r in rows if r not in gone], new_cards, new_merged)
-    return Reselection(
-        added=len(new_cards), removed=sum(1 for r in gone if r["card_of"] is None)
-    )
+    return Reselection(added=len(new_cards), removed=sum(1 for r in gone if r["card_of"] is None))
 
 
 def _place(
@@ -79,7 +77,8 @@ def _place(
     card of it when none is older) and the merged ones last; renumber every row."""
     known = articles_by_id(db, [r["article_id"] for r in kept])
     order: list[dict[str, Any]] = [
-        {**r, "new": False, "published_at": known.get(r["article_id"], {}).get("published_at", "")} for r in kept
+        {**r, "new": False, "published_at": known.get(r["article_id"], {}).get("published_at", "")}
+        for r in kept
     ]
     for card in new_cards:  # newest first
         entry = {
@@ -90,11 +89,17 @@ def _place(
             "published_at": card["published_at"],
         }
         same = [n for n, r in enumerate(order) if r["card_of"] is None and r["category"] == card["category"]]
-        older = [n for n in same if (order[n]["published_at"], order[n]["article_id"]) < (card["published_at"], card["id"])]
+        older = [
+            n
+            for n in same
+            if (order[n]["published_at"], order[n]["article_id"]) < (card["published_at"], card["id"])
+        ]
         at = older[0] if older else (same[-1] + 1 if same else len(order))
         order.insert(at, entry)
     for other, lead in new_merged:
-        order.append({"article_id": other["id"], "category": lead["category"], "card_of": lead["id"], "new": True})
+        order.append(
+            {"article_id": other["id"], "category": lead["category"], "card_of": lead["id"], "new": True}
+        )
     fresh = []
     for position, row in enumerate(order, 1):
         if row["new"]:

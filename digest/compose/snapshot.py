@@ -73,7 +73,9 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
         section = []
         for article in by_category[category]:
             shown = summaries.get(article["id"]) or ArticleSummary(article["summary_text"])
-            card = snapshot_article(article, edition, shown, config.summary.label, merged.get(article["id"], []))
+            card = snapshot_article(
+                article, edition, shown, config.summary.label, merged.get(article["id"], [])
+            )
             if article["id"] == lead_id:
                 card["lead"] = True
             section.append(card)
@@ -102,15 +104,23 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
 
 
 def _subject_and_preheader(
-    config: Config, edition: Edition, issue: dict[str, Any], ordered: list[dict[str, Any]], lead_id: int | None
+    config: Config,
+    edition: Edition,
+    issue: dict[str, Any],
+    ordered: list[dict[str, Any]],
+    lead_id: int | None,
 ) -> tuple[str, str]:
     """The editor's subject and preheader where set, else the edition's pattern around the
     top story (the lead when there is one) and the next headlines."""
-    titles = [a["title"] for a in ordered if a["id"] == lead_id] + [a["title"] for a in ordered if a["id"] != lead_id]
+    titles = [a["title"] for a in ordered if a["id"] == lead_id] + [
+        a["title"] for a in ordered if a["id"] != lead_id
+    ]
     subject = issue["subject_set"]
     if subject is None:
         local_end = from_iso(issue["period_end"]).astimezone(edition.zone)
-        subject = make_subject(config, edition, issue["number"], local_end, headline=titles[0] if titles else "")
+        subject = make_subject(
+            config, edition, issue["number"], local_end, headline=titles[0] if titles else ""
+        )
     preheader = issue["preheader_set"]
     if preheader is None:
         preheader = make_preheader(preheader_titles(config, edition, titles))

@@ -117,4 +117,3 @@ def set_hidden(db: sqlite_utils.Database, article_id: int, hidden_at: str | None
 def require_article(db: sqlite_utils.Database, article_id: int | str) -> int:
     """``article_id`` as an int when such an article exists; raises NotFound otherwise."""
     return int(get_article(db, article_id)["id"])
-

@@ -59,7 +59,9 @@ def prepare_reviews(
             continue
         issue = result.issue
         if result.created and issue is not None:
-            report.built.append(Built(edition.key, iso(upcoming), issue["id"], issue["number"], True, result.message))
+            report.built.append(
+                Built(edition.key, iso(upcoming), issue["id"], issue["number"], True, result.message)
+            )
         if issue is not None:
             mail_review(db, config, report, issue, at)
 
@@ -91,7 +93,9 @@ def mail_review(
             }
             queue_message(db, config, "review", {"email": address}, context, now=at)
         mark_review_mailed(db, issue["id"], iso(at))
-    report.notes.append(f"{name}: review link mailed to {len(editors)} editor{'s' if len(editors) != 1 else ''}")
+    report.notes.append(
+        f"{name}: review link mailed to {len(editors)} editor{'s' if len(editors) != 1 else ''}"
+    )
 
 
 def held_drafts(
@@ -117,7 +121,12 @@ def may_send(
     """Whether the due ``issue`` may be sent now (see the module docstring); says why not."""
     edition = config.editions.get(issue["edition"])
     fresh = issue_by_id(db, issue["id"]) or issue
-    if edition is None or edition.approval != "required" or fresh["status"] != "draft" or fresh["approved_at"]:
+    if (
+        edition is None
+        or edition.approval != "required"
+        or fresh["status"] != "draft"
+        or fresh["approved_at"]
+    ):
         return True
     mail_review(db, config, report, fresh, at)
     name = issue_name(fresh)

@@ -29,13 +29,13 @@ from typing import Any
 import sqlite_utils
 
 from digest.compose.build import compose_issue
+from digest.compose.history import period_discarded
 from digest.config import Config, Edition, parse_duration
 from digest.delivery import SendInProgress, deliver_issue
 from digest.errors import DigestError
 from digest.ingest.sources import ingest_sources
 from digest.localtime import latest_fire_time
 from digest.render.guard import collect_render_warnings
-from digest.compose.history import period_discarded
 from digest.schedule.approval import held_drafts, may_send, prepare_reviews, refresh_early_build
 from digest.schedule.overdue import overdue_issues
 from digest.schedule.run_records import finish_run, start_run
@@ -129,6 +129,28 @@ def run_due(
     return report
 
 
+def _plan(
+    db: sqlite_utils.Database, report: RunReport, editions: list[Edition], at: datetime, catch_up: timedelta
+) -> tuple[list[tuple[Edition, datetime]], dict[int, dict[str, Any]]]:
+    """What to build (edition, scheduled time) and what to send (issues by id): each edition's
+    due time without an issue (unless one was discarded for it), its issue not yet sent, and
+    the drafts held for approval."""
+    to_build: list[tuple[Edition, datetime]] = []
+    to_send = {issue["id"]: issue for issue in held_drafts(db, editions, at, catch_up)}
+    for ed in editions:
+        scheduled = due_time(ed, at, catch_up)
+        if scheduled is None:
+            continue
+        issue = _issue_ending(db, ed.key, scheduled)
+        if issue is None and period_discarded(db, ed.key, iso(scheduled)):
+            report.notes.append(f"{ed.key}: the issue for {iso(scheduled)} was discarded; none is built")
+        elif issue is None:
+            to_build.append((ed, scheduled))
+        elif issue["status"] != "sent":
+            to_send[issue["id"]] = issue
+    return to_build, to_send
+
+
 def _run(
     db: sqlite_utils.Database,
     config: Config,
@@ -148,20 +170,7 @@ def _run(
     to_build: list[tuple[Edition, datetime]] = []
     to_send: dict[int, dict[str, Any]] = {}
     if build:
-        for issue in held_drafts(db, editions, at, catch_up):
-            to_send[issue["id"]] = issue
-        for ed in editions:
-            scheduled = due_time(ed, at, catch_up)
-            if scheduled is None:
-                continue
-            issue = _issue_ending(db, ed.key, scheduled)
-            if issue is None and period_discarded(db, ed.key, iso(scheduled)):
-                report.notes.append(f"{ed.key}: the issue for {iso(scheduled)} was discarded; none is built")
-            elif issue is None:
-                to_build.append((ed, scheduled))
-            elif issue["status"] != "sent":
-                to_send[issue["id"]] = issue
-
+        to_build, to_send = _plan(db, report, editions, at, catch_up)
     if to_build and not report.dry_run:
         _ingest(db, config, report, at)
     for ed, scheduled in to_build:

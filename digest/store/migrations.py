@@ -204,22 +204,7 @@ def m018_editor_desk(db: sqlite_utils.Database) -> None:
     ``outbox.kind`` gains ``review`` (the review link mailed to editors) and ``signin`` (the
     desk's sign-in link): the table is rebuilt from its own schema as in m017.
     """
-    for column in (
-        "version INTEGER NOT NULL DEFAULT 0",
-        "subject_set TEXT",
-        "preheader_set TEXT",
-        "lead_article_id INTEGER",
-        "locked_at TEXT",
-        "approved_at TEXT",
-        "approved_by TEXT",
-        "review_mailed_at TEXT",
-        "built_at TEXT",
-    ):
-        db.execute(f"ALTER TABLE issues ADD COLUMN {column}")
-    for column in ("dropped INTEGER NOT NULL DEFAULT 0", "added INTEGER NOT NULL DEFAULT 0", "card_of INTEGER"):
-        db.execute(f"ALTER TABLE issue_articles ADD COLUMN {column}")
-    for column in ("editor_title", "editor_summary", "editor_category", "editor_byline", "hidden_at"):
-        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+    _editor_columns(db)
     db.executescript(
         """
         CREATE TABLE editor_changes (
@@ -246,6 +231,30 @@ def m018_editor_desk(db: sqlite_utils.Database) -> None:
         " 'signin'))",
         "m018",
     )
+
+
+def _editor_columns(db: sqlite_utils.Database) -> None:
+    """m018's new columns on issues, issue_articles and articles."""
+    for column in (
+        "version INTEGER NOT NULL DEFAULT 0",
+        "subject_set TEXT",
+        "preheader_set TEXT",
+        "lead_article_id INTEGER",
+        "locked_at TEXT",
+        "approved_at TEXT",
+        "approved_by TEXT",
+        "review_mailed_at TEXT",
+        "built_at TEXT",
+    ):
+        db.execute(f"ALTER TABLE issues ADD COLUMN {column}")
+    for column in (
+        "dropped INTEGER NOT NULL DEFAULT 0",
+        "added INTEGER NOT NULL DEFAULT 0",
+        "card_of INTEGER",
+    ):
+        db.execute(f"ALTER TABLE issue_articles ADD COLUMN {column}")
+    for column in ("editor_title", "editor_summary", "editor_category", "editor_byline", "hidden_at"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
 
 
 def _mark_merged_rows(db: sqlite_utils.Database) -> None:
@@ -286,7 +295,9 @@ def _outbox_kinds(db: sqlite_utils.Database, old: str, new: str, name: str) -> N
     ]
     columns = ", ".join(f'"{c}"' for c in db["outbox"].columns_dict)
     # A renamed table's stored SQL names it quoted ("outbox"): either spelling is replaced.
-    create = re.sub(r'^CREATE TABLE\s+"?outbox"?', f"CREATE TABLE outbox_{name}", sql.replace(old, new), count=1)
+    create = re.sub(
+        r'^CREATE TABLE\s+"?outbox"?', f"CREATE TABLE outbox_{name}", sql.replace(old, new), count=1
+    )
     db.execute(create)
     db.execute(f"INSERT INTO outbox_{name} ({columns}) SELECT {columns} FROM outbox")
     db.execute("DROP TABLE outbox")
