@@ -33,6 +33,7 @@ def _story_ids(ws) -> dict[str, int]:
 def test_an_editor_shapes_and_approves_an_issue_that_readers_then_get(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     ws = desk_workspace(tmp_path / "ws", subscribers=READERS)
+    ws.edit_config("[editions.daily]\n", '[editions.daily]\napproval = "required"\n')
     build_draft(ws)
     ids = _story_ids(ws)
     web = start_web(ws.config_file)
@@ -50,6 +51,7 @@ def test_an_editor_shapes_and_approves_an_issue_that_readers_then_get(tmp_path: 
             page.get_by_role("button", name="Sign in").click()
             assert page.get_by_role("heading", name="The desk").is_visible()
 
+            assert page.get_by_text("awaiting approval").is_visible()
             page.get_by_role("link", name="daily/1").click()
             page.get_by_role("button", name="Drop: Desk story 2").click()
             assert page.get_by_role("status").inner_text().startswith("daily/1: dropped")
@@ -64,7 +66,7 @@ def test_an_editor_shapes_and_approves_an_issue_that_readers_then_get(tmp_path: 
     finally:
         web.stop()
 
-    sent = ws.run_cli("send", "daily/1")
+    sent = ws.run_cli("send", "daily/1")  # refused without the approval given at the desk
     assert sent.exit_code == 0, sent.output
     for reader in READERS:
         [message] = messages_to(ws.path / "outbox", reader)
