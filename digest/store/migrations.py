@@ -305,6 +305,7 @@ def _outbox_kinds(db: sqlite_utils.Database, old: str, new: str, name: str) -> N
     for index in indexes:
         db.execute(index)
 
+
 def m019_editors(db: sqlite_utils.Database) -> None:
     """The desk's editors and their sign-in links (owner: :mod:`digest.editors`).
 
