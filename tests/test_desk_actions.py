@@ -203,3 +203,16 @@ def test_no_regenerate_button_without_llm(desk) -> None:
     assert "Regenerate summary" not in session.get("/desk/issues/daily/1").body
     _, said = _post(session, ws, "regenerate", article=str(_ids(ws)["Desk story 1"]))
     assert "summary.engine" in said["error"][0]
+
+
+def test_the_page_frames_the_email_under_a_strict_policy(desk) -> None:
+    _, _, session = desk
+    page = session.get("/desk/issues/daily/1?scheme=dark")
+    policy = page.headers["content-security-policy"]
+    assert "frame-src 'self'" in policy and "script-src" not in policy and "<script" not in page.body
+    assert 'class="frames scheme-dark"' in page.body and page.body.count("<iframe") == 2
+    email = session.get("/desk/issues/daily/1/email")
+    assert email.status == 200 and "Desk story 1" in email.body
+    framed = email.headers["content-security-policy"]
+    assert "default-src 'none'" in framed and "frame-ancestors 'self'" in framed and "sandbox" in framed
+    assert email.headers["x-frame-options"] == "SAMEORIGIN" and email.headers["cache-control"] == "no-store"
