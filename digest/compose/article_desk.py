@@ -37,6 +37,7 @@ from digest.ingest.article_edits import (
 from digest.ingest.articles import get_article
 from digest.localtime import next_fire_time
 from digest.store.database import iso, transaction, utcnow
+from digest.summary import make_summaries
 
 STATES = ("draft", "awaiting approval", "approved", "sending", "sent", "discarded")
 
@@ -88,6 +89,23 @@ def edit_article(
         record_change(db, editor, "edit", article_id=key, detail=detail)
         names = _remake_drafts(db, config, key, editor, "article edit")
     return {**article_view(db, key), "issues": names}
+
+
+def regenerate_summary(
+    db: sqlite_utils.Database, config: Config, article_id: int | str, editor: str
+) -> dict[str, Any]:
+    """Ask the model again for the article's summary (``[summary] engine = "llm"`` only; the
+    editor's own summary, if any, gives way to it); drafts carrying it are remade. Returns
+    :func:`article_view` plus ``issues`` and ``warnings`` (the model's answer was unusable)."""
+    if config.summary.engine != "llm":
+        raise EditRefused('summaries are not made by a model here; set [summary] engine = "llm"')
+    key = int(article_row(db, article_id)["id"])
+    report = make_summaries(db, config, [key], force=True)  # seconds: outside the transaction
+    with transaction(db):
+        store_editor_values(db, key, {"summary": None})
+        record_change(db, editor, "regenerate summary", article_id=key)
+        names = _remake_drafts(db, config, key, editor, "summary regenerated")
+    return {**article_view(db, key), "issues": names, "warnings": report.warnings}
 
 
 def hide_article(

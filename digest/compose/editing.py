@@ -32,6 +32,7 @@ Articles and reading (in :mod:`digest.compose.article_desk`, re-exported here):
 - ``edit_article(db, config, article_id, values, editor) -> dict``: values of title/summary/
   category/byline ("" resets one); drafts carrying it are remade
 - ``hide_article`` / ``unhide_article(db, config, article_id, editor) -> dict``
+- ``regenerate_summary(db, config, article_id, editor) -> dict``: ``[summary] engine = "llm"`` only
 - ``article_view(db, article_id) -> dict``: shown values, ``feed`` and ``editor`` sides
 - ``build_ahead(db, config, edition, editor, *, now=None) -> ComposeResult``
 - ``issue_state(config, issue) -> str``: draft, awaiting approval, approved, sending, sent
@@ -56,6 +57,7 @@ from digest.compose.article_desk import (
     issue_history,
     issue_state,
     issues_with_states,
+    regenerate_summary,
     unhide_article,
 )
 from digest.compose.edit_guard import EditResult, content_changed, editing_draft
@@ -65,6 +67,7 @@ from digest.compose.issues import (
     StaleIssue,
     carried_elsewhere,
     delete_draft,
+    get_issue,
     insert_issue_rows,
     issue_name,
     issue_rows,
@@ -74,7 +77,7 @@ from digest.compose.issues import (
     update_issue_row,
 )
 from digest.compose.notes import clean_note
-from digest.compose.rebuild import reselect
+from digest.compose.rebuild import reselect, summarize_window
 from digest.compose.snapshot import refresh_issue
 from digest.config import Config
 from digest.ingest.article_edits import article_row, with_editor_values
@@ -101,6 +104,7 @@ __all__ = [
     "lock_issue",
     "move_story",
     "rebuild_issue",
+    "regenerate_summary",
     "restore_stories",
     "set_lead",
     "set_note",
@@ -384,6 +388,7 @@ def rebuild_issue(
 ) -> EditResult:
     """Select the draft's stories from its window again, keeping every editor's choice
     (drops, adds, lead, order, subject, note); refused while it is locked."""
+    warnings = summarize_window(db, config, get_issue(db, ref))
     with editing_draft(db, ref, version) as issue:
         if issue["locked_at"]:
             raise EditRefused(
@@ -391,7 +396,7 @@ def rebuild_issue(
             )
         change = reselect(db, config, issue)
         update_issue(db, issue["id"], built_at=iso(utcnow()))
-        message = f"Rebuilt {issue_name(issue)}: {change.summary()}"
+        message = f"Rebuilt {issue_name(issue)}: {change.summary()}" + "".join(f"; {w}" for w in warnings)
         return content_changed(db, config, issue, editor, "rebuild", message, detail=change.summary())
 
 

@@ -18,8 +18,10 @@ import sqlite_utils
 from digest.compose.build import candidate_articles, choose_stories
 from digest.compose.issues import delete_issue_rows, insert_issue_rows, issue_rows, update_issue_row
 from digest.config import Config
+from digest.errors import DigestError
 from digest.ingest.article_edits import articles_by_id
 from digest.store.database import from_iso
+from digest.summary import make_summaries
 
 
 @dataclass
@@ -64,6 +66,22 @@ def reselect(db: sqlite_utils.Database, config: Config, issue: dict[str, Any]) -
     new_merged = [(o, s.lead) for s in stories for o in s.others if o["id"] not in present]
     _place(db, issue["id"], [r for r in rows if r not in gone], new_cards, new_merged)
     return Reselection(added=len(new_cards), removed=sum(1 for r in gone if r["card_of"] is None))
+
+
+def summarize_window(db: sqlite_utils.Database, config: Config, issue: dict[str, Any]) -> list[str]:
+    """With ``[summary] engine = "llm"``, make the summaries a rebuild of ``issue`` will show
+    (before its transaction: a model takes seconds); a model that cannot be used at all
+    leaves every new card its feed summary. Returns the warnings."""
+    if config.summary.engine != "llm":
+        return []
+    edition = config.edition(issue["edition"])
+    start, end = from_iso(issue["period_start"]), from_iso(issue["period_end"])
+    candidates = candidate_articles(db, edition.key, start, end, own_issue=issue["id"])
+    leads = [s.lead["id"] for s in choose_stories(config, edition, candidates)]
+    try:
+        return make_summaries(db, config, leads).warnings
+    except DigestError as exc:
+        return [f"summaries: {exc}; new stories keep their feed summary"]
 
 
 def _place(
