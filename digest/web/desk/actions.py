@@ -20,7 +20,6 @@ from digest.compose.issues import issue_snapshot
 from digest.delivery.trial import test_send
 from digest.errors import DigestError
 from digest.store.database import MAX_ID
-from digest.summary import make_summaries
 from digest.web.common import get_db, state
 from digest.web.desk.pages import find_issue
 from digest.web.desk.session import check_form
@@ -147,20 +146,15 @@ def _fields(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
 
 
 def _regenerate(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
-    """**Regenerate summary** (engine ``llm``): ask the model again for this story (as
-    ``digest articles summarize --force`` does), then rebuild the draft, which keeps every
-    editor's choice, so the new summary shows. An editor's own summary still wins."""
-    db, config = _db()
-    if config.summary.engine != "llm":
-        raise DigestError('summaries are regenerated only with summary.engine = "llm"')
+    """**Regenerate summary** (engine ``llm``): the model is asked again for this story; the
+    drafts carrying it are remade (an editor's own summary gives way to the model's)."""
     story = article_id()
     if int(row["version"]) != version:
         raise DigestError(STALE)
-    report = make_summaries(db, config, [story], force=True)
-    if not report.made:
-        raise DigestError(report.warnings[0] if report.warnings else "the model gave no usable summary")
-    editing.rebuild_issue(db, config, _ref(row), who["email"], version=version)
-    return f"article {story}: a new summary from {config.summary.model}"
+    done = editing.regenerate_summary(*_db(), story, who["email"])
+    if done.get("warnings"):
+        raise DigestError(done["warnings"][0])
+    return f"article {story}: a new summary from {state().config.summary.model}"
 
 
 def _approve(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
