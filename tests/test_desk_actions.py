@@ -105,9 +105,14 @@ def test_drop_restore_move_lead_edit_and_fields(desk) -> None:
     ).fetchone() == ("The editor's own words.", None)
     db.close()
 
-    _post(session, ws, "fields", subject="A subject by hand", preheader="", note="Hello readers")
+    preheader = _issue(ws)["preheader"]
+    _post(session, ws, "fields", subject="A subject by hand", preheader=preheader, note="Hello readers")
     issue = _issue(ws)
     assert issue["subject"] == "A subject by hand" and issue["note"] == "Hello readers"
+    assert issue["subject_set"] == "A subject by hand" and issue["preheader_set"] is None  # left alone
+    _post(session, ws, "fields", subject="", preheader=preheader, note="Hello readers")
+    issue = _issue(ws)
+    assert issue["subject_set"] is None and issue["subject"].startswith("Daily Briefing #1")
 
     db = ws.db()
     actions = [r[0] for r in db.execute("SELECT action FROM editor_changes ORDER BY id")]

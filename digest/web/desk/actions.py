@@ -128,16 +128,17 @@ def _edit(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
 
 
 def _fields(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
-    """The subject, preheader and editor's note: each one that changed, in turn."""
+    """The subject, preheader and editor's note: each one that changed, in turn (an emptied
+    subject goes back to the template's subject and preheader)."""
     done = []
     subject, preheader, note = field("subject").strip(), field("preheader").strip(), field("note").strip()
-    if subject != (row["subject"] or "") or preheader != (row["preheader"] or ""):
-        if subject:
-            result = editing.set_subject(
-                *_db(), _ref(row), who["email"], subject=subject, preheader=preheader, version=version
-            )
-        else:
-            result = editing.set_subject(*_db(), _ref(row), who["email"], reset=True, version=version)
+    changed: dict[str, Any] = {}
+    if subject != (row["subject"] or ""):
+        changed = {"reset": True} if not subject else {"subject": subject}
+    if preheader != (row["preheader"] or "") and "reset" not in changed:
+        changed["preheader"] = preheader
+    if changed:
+        result = editing.set_subject(*_db(), _ref(row), who["email"], version=version, **changed)
         done.append(result.message)
         version = int(result.issue["version"])
     if note != (row.get("note") or ""):
