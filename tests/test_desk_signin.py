@@ -18,7 +18,7 @@ from desk_support import EDITOR, build_draft, call, desk_workspace, mailed_signi
 from web_process import SECRET, messages_to, start_web
 
 from digest.compose.review_links import make_review_token
-from digest.editors import signin_link
+from digest.editors import session_cookie, signin_link
 from digest.store.database import utcnow
 from subscribers.tokens import make_token
 
@@ -181,6 +181,16 @@ def test_an_altered_cookie_is_refused(served) -> None:
     ):
         assert call(f"{web.url}/desk", cookie=f"digest_desk={forged}").status == 404, forged
     assert session.get("/desk").status == 200
+
+
+def test_a_session_ends_after_twelve_hours(served) -> None:
+    ws, web = served
+    editor_id = sign_in(web.url, _link(ws, web)).cookie.split(".")[0]
+    now = utcnow()
+    fresh = session_cookie(SECRET.encode(), int(editor_id), now=now - timedelta(hours=11, minutes=59))
+    stale = session_cookie(SECRET.encode(), int(editor_id), now=now - timedelta(hours=12, minutes=1))
+    assert call(f"{web.url}/desk", cookie=f"digest_desk={fresh}").status == 200
+    assert call(f"{web.url}/desk", cookie=f"digest_desk={stale}").status == 404
 
 
 def test_a_form_without_this_sessions_csrf_token_is_refused(served) -> None:
