@@ -41,6 +41,7 @@ class Publication:
     postal_address: str = ""
     timezone: str = "UTC"
     language: str = "en"
+    editors: list[str] = field(default_factory=list)  # who gets the review links (approval)
 
 
 @dataclass
@@ -185,6 +186,9 @@ class Edition:
     delivery: str = "edition"
     send_at: str = "07:00"
     subject: str = ""
+    approval: str = "none"  # "required": only an approved issue is sent
+    review_before: str = "2h"  # how long before the send time the draft is built for review
+    on_timeout: str = "hold"  # "send": unapproved at send time, it goes out as built
 
     @property
     def categories(self) -> list[str]:
@@ -427,6 +431,9 @@ def _validate(config: Config, source: str) -> None:
     where = f"{source} (or its DIGEST_* override)"
     _check_zone(config.publication.timezone, "publication.timezone", where)
     _check_summary_and_compose(config, where)
+    for address in config.publication.editors:
+        if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", address):
+            raise ConfigError(f"{where}: 'publication.editors' has {address!r}; give plain addresses")
     for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
         section, _, key = dotted.partition(".")
         value = getattr(getattr(config, section), key)
@@ -552,6 +559,18 @@ def _check_edition(edition: Edition, source: str) -> None:
         raise ConfigError(f"{source}: '{where}.send_at' must be HH:MM (24-hour), like \"07:00\"")
     if edition.max_articles < 1:
         raise ConfigError(f"{source}: '{where}.max_articles' must be at least 1")
+    _check_approval(edition, where, source)
+
+
+def _check_approval(edition: Edition, where: str, source: str) -> None:
+    if edition.approval not in ("none", "required"):
+        raise ConfigError(f'{source}: \'{where}.approval\' must be "none" or "required"')
+    if edition.on_timeout not in ("hold", "send"):
+        raise ConfigError(f'{source}: \'{where}.on_timeout\' must be "hold" or "send"')
+    try:
+        parse_duration(edition.review_before)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: '{where}.review_before': {exc}") from None
 
 
 def _apply_environment(config: Config, environ: Mapping[str, str]) -> None:

@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("web", "schedule", "doctor", "demo"),
+    # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
+    # (its per-client limit) and the outbox, so it sits above them.
+    ("editors",),
     # bounces reads what delivery recorded (a report names a ledger row; it notes a later bounce
     # there through digest.delivery.ledger, the table's owner), so it sits just above it.
     ("bounces",),

@@ -129,6 +129,7 @@ _COMMANDS = {
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",
+    "editors": "digest.cli.editors",
     "archive": "digest.cli.archive",
     "demo": "digest.cli.demo",
     "doctor": "digest.cli.doctor",

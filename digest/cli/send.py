@@ -86,7 +86,8 @@ def send(
     run it again (with --retry-failed to also requeue rows that failed for a
     reason other than the mailbox). --to sends a "[TEST]" copy to those
     addresses only and records nothing. A real SMTP send needs an https,
-    public publication.base_url.
+    public publication.base_url. A draft of an edition with approval =
+    "required" is sent only once approved (`digest issues approve`).
 
     \b
     Example:
@@ -95,12 +96,15 @@ def send(
       digest send daily/12 --retry-failed
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
+    from digest.compose.approvals import require_approval  # lazy: start-up
     from digest.compose.issues import get_issue  # lazy: start-up
     from digest.delivery import deliver_issue  # lazy: start-up
 
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
+    if not to and not dry_run:
+        require_approval(app.config, found)
     bar = _Progress() if is_terminal() and not to and not dry_run else None
     try:
         report = deliver_issue(

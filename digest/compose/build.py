@@ -10,42 +10,38 @@ it up, so two processes building the same issue at once still make one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from digest.compose.issues import (
     CARRIED_BY_EDITION_SQL,
     insert_issue,
-    insert_issue_articles,
-    issue_by_id,
+    insert_issue_rows,
     issue_for_period,
     issue_name,
-    next_issue_number,
 )
-from digest.compose.periods import format_date, format_datetime, period_start_for
+from digest.compose.periods import format_datetime, period_start_for
+from digest.compose.snapshot import refresh_issue
 from digest.compose.stories import Story, group_stories
-from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
+from digest.ingest.article_edits import with_editor_values
 from digest.ingest.articles import (
     article_totals,
-    candidate_articles,
     count_published_between,
     uncarried_published_at,
 )
-from digest.ingest.images import load_image
+from digest.ingest.articles import (
+    candidate_articles as candidate_articles_stored,
+)
 from digest.localtime import next_fire_time
 from digest.store.database import from_iso, iso, transaction, utcnow
-from digest.summary import ArticleSummary, article_summaries, make_summaries
+from digest.summary import make_summaries
 from digest.summary.make import Progress
-
-SNAPSHOT_VERSION = 1
 
 
 @dataclass
@@ -105,7 +101,7 @@ def compose_issue(
                 return ComposeResult(
                     existing, False, f"Issue {issue_name(existing)} already exists ({where})"
                 )
-            articles = _candidate_articles(db, edition.key, period_start, period_end)
+            articles = candidate_articles(db, edition.key, period_start, period_end)
             if not articles:
                 why = explain_empty_period(db, edition, period_start, period_end)
                 return ComposeResult(
@@ -203,7 +199,7 @@ def _make_summaries(
     # would get a card, and are stored; the snapshot then reads what is stored.
     if config.summary.engine != "llm" or _issue_for_period(db, edition.key, period_start) is not None:
         return []
-    articles = _candidate_articles(db, edition.key, period_start, period_end)
+    articles = candidate_articles(db, edition.key, period_start, period_end)
     leads = [story.lead["id"] for story in choose_stories(config, edition, articles)]
     return make_summaries(db, config, leads, progress=progress).warnings
 
@@ -212,17 +208,29 @@ def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: dat
     return issue_for_period(db, edition, iso(period_start))
 
 
-def _candidate_articles(
-    db: sqlite_utils.Database, edition: str, start: datetime, end: datetime
+def candidate_articles(
+    db: sqlite_utils.Database, edition: str, start: datetime, end: datetime, *, own_issue: int = 0
 ) -> list[dict[str, Any]]:
-    return candidate_articles(db, start, end, (CARRIED_BY_EDITION_SQL, [edition]))
+    """The articles published in ``[start, end)`` that no issue of ``edition`` (other than
+    ``own_issue``, the one being rebuilt) carries and no editor hid, newest first, with the
+    editor's values winning over the feed's."""
+    carried = (f"{CARRIED_BY_EDITION_SQL} AND ia.issue_id != ?", [edition, own_issue])
+    return [with_editor_values(row) for row in candidate_articles_stored(db, start, end, carried)]
 
 
-def order_categories(names: list[str], configured: list[str]) -> list[str]:
-    """The edition's configured categories first (in its order), then the rest alphabetically."""
-    rank = {c.casefold(): i for i, c in enumerate(configured)}
-    present = list(dict.fromkeys(names))
-    return sorted(present, key=lambda c: (rank.get(c.casefold(), len(rank)), c.casefold(), c))
+def story_rows(stories: list[Story], start: int = 1) -> list[dict[str, Any]]:
+    """The ``issue_articles`` rows of ``stories``: one per card in order from ``start``, then
+    each article merged into a card (``card_of``), so no later issue of the edition shows it."""
+    rows = [
+        {"article_id": s.lead["id"], "category": s.lead["category"], "position": n}
+        for n, s in enumerate(stories, start)
+    ]
+    others = [(o, s.lead) for s in stories for o in s.others]
+    rows += [
+        {"article_id": o["id"], "category": lead["category"], "position": n, "card_of": lead["id"]}
+        for n, (o, lead) in enumerate(others, start + len(stories))
+    ]
+    return rows
 
 
 def _insert_issue(
@@ -233,88 +241,6 @@ def _insert_issue(
     period_end: datetime,
     stories: list[Story],
 ) -> dict[str, Any]:
-    summaries = article_summaries(db, config, [s.lead for s in stories])
-    by_category: dict[str, list[dict[str, Any]]] = {}
-    cards: dict[str, list[dict[str, Any]]] = {}
-    for story in stories:  # already newest first
-        article = story.lead
-        by_category.setdefault(article["category"], []).append(article)
-        card = _snapshot_article(
-            article, edition, summaries[article["id"]], config.summary.label, story.others
-        )
-        cards.setdefault(article["category"], []).append(card)
-    categories = order_categories(list(by_category), edition.categories)
-    number = next_issue_number(db, edition.key)
-    local_end = period_end.astimezone(edition.zone)
-    ordered = [a for c in categories for a in by_category[c]]
-    titles = [a["title"] for a in ordered]
-    subject = make_subject(config, edition, number, local_end, headline=titles[0])
-    preheader = make_preheader(preheader_titles(config, edition, titles))
-    snapshot = {
-        "version": SNAPSHOT_VERSION,
-        "edition": edition.key,
-        "edition_title": edition.title,
-        "number": number,
-        "date": format_date(local_end),
-        "timezone": edition.timezone,
-        "period_start": iso(period_start),
-        "period_end": iso(period_end),
-        "categories": [{"name": c, "articles": cards[c]} for c in categories],
-    }
-    now = iso(utcnow())
-    issue_id = insert_issue(
-        db,
-        [
-            edition.key,
-            number,
-            iso(period_start),
-            iso(period_end),
-            subject,
-            preheader,
-            json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")),
-            now,
-        ],
-    )
-    # Articles merged into another's card are carried too (after the cards, under the
-    # card's category), so no later issue of the edition shows them again.
-    lead_category = {s.lead["id"]: s.lead["category"] for s in stories}
-    merged = [(o, lead_category[s.lead["id"]]) for s in stories for o in s.others]
-    rows = [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)]
-    rows += [(issue_id, o["id"], cat, pos) for pos, (o, cat) in enumerate(merged, len(ordered) + 1)]
-    insert_issue_articles(db, rows)
-    return issue_by_id(db, issue_id)
-
-
-def _snapshot_article(
-    article: dict[str, Any],
-    edition: Edition,
-    summary: ArticleSummary,
-    label: str,
-    others: list[dict[str, Any]],
-) -> dict[str, Any]:
-    published = from_iso(article["published_at"])
-    return {
-        "id": article["id"],
-        "title": article["title"],
-        "url": article["url"],
-        "source": article["source"] or "",
-        "author": article["author"] or "",
-        "category": article["category"],
-        "published_at": article["published_at"],
-        "published_local": format_datetime(published.astimezone(edition.zone)),
-        # The source gave no date (published_at is the fetch time): templates say "undated".
-        "undated": bool(article["date_estimated"]),
-        "summary": summary.text,
-        "summary_label": label if summary.generated and summary.text else "",
-        "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
-        "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
-        **({"image": image} if (image := load_image(article.get("image"))) else {}),
-    }
-
-
-def _source_name(article: dict[str, Any]) -> str:
-    """What "Also covered by" calls an article's outlet: its source, else its site's host."""
-    if article.get("source"):
-        return article["source"]
-    host = urlsplit(article.get("url") or "").hostname or ""
-    return host.removeprefix("www.") or article.get("url") or ""
+    issue_id = insert_issue(db, edition.key, period_start, period_end, now=utcnow())
+    insert_issue_rows(db, issue_id, story_rows(stories))
+    return refresh_issue(db, config, issue_id)

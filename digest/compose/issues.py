@@ -9,12 +9,13 @@ freezing, sending, the archive); none writes their SQL itself.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.store.database import MAX_ID
+from digest.store.database import MAX_ID, iso
 
 ISSUE_NAME_HELP = (
     "An issue is named EDITION/NUMBER as listings show it (daily/3), `latest` (the most "
@@ -94,7 +95,8 @@ def issue_snapshot(issue: dict[str, Any]) -> dict[str, Any]:
 def issue_categories(db: sqlite_utils.Database, issue_id: int) -> list[str]:
     """The categories present in the issue, in the issue's order."""
     rows = db.execute(
-        "SELECT category FROM issue_articles WHERE issue_id = ? GROUP BY category ORDER BY MIN(position)",
+        "SELECT category FROM issue_articles WHERE issue_id = ? AND dropped = 0"
+        " GROUP BY category ORDER BY MIN(position)",
         [issue_id],
     ).fetchall()
     return [r[0] for r in rows]
@@ -104,8 +106,9 @@ def list_issues(db: sqlite_utils.Database, edition: str | None = None) -> list[d
     """Issues, newest first, with their article counts (no snapshot)."""
     sql = (
         "SELECT i.id, i.edition, i.number, i.period_start, i.period_end, i.subject, i.preheader, i.status,"
-        " i.created_at, i.sent_at,"
-        " (SELECT COUNT(*) FROM issue_articles ia WHERE ia.issue_id = i.id) AS articles"
+        " i.created_at, i.sent_at, i.version, i.locked_at, i.approved_at, i.approved_by, i.review_mailed_at,"
+        " i.lead_article_id, i.subject_set, i.preheader_set, i.built_at,"
+        " (SELECT COUNT(*) FROM issue_articles ia WHERE ia.issue_id = i.id AND ia.dropped = 0) AS articles"
         " FROM issues i"
     )
     params: list[Any] = []
@@ -121,11 +124,6 @@ CARRIED_BY_EDITION_SQL = (
     "SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id WHERE i.edition = ?"
 )
 """The ids of the articles an issue of the edition (the parameter) carried, as a subquery."""
-
-
-def issue_by_id(db: sqlite_utils.Database, issue_id: int) -> dict[str, Any]:
-    """The full issue row with this id (sqlite-utils' ``NotFoundError`` when there is none)."""
-    return dict(db["issues"].get(issue_id))
 
 
 def issue_status(db: sqlite_utils.Database, issue_id: int) -> str:
@@ -184,29 +182,157 @@ def issue_ending(db: sqlite_utils.Database, edition: str, period_end: str) -> di
     return rows[0] if rows else None
 
 
-def next_issue_number(db: sqlite_utils.Database, edition: str) -> int:
-    """The number the edition's next issue gets."""
-    return db.execute(
+# ---------------------------------------------------------------- an issue's rows, for editing
+
+ISSUE_FIELDS = (
+    "subject",
+    "preheader",
+    "snapshot",
+    "note",
+    "number",
+    "subject_set",
+    "preheader_set",
+    "lead_article_id",
+    "locked_at",
+    "approved_at",
+    "approved_by",
+    "review_mailed_at",
+    "built_at",
+)
+"""The columns an edit may set with :func:`update_issue` (each call bumps ``version``)."""
+
+
+class EditRefused(DigestError):
+    """An editor's change that does not fit the issue as it is (already in, not in, past the
+    end, sending, sent...)."""
+
+
+class StaleIssue(EditRefused):
+    """The issue changed since the form that asked for this edit was loaded."""
+
+
+def issue_by_id(db: sqlite_utils.Database, issue_id: int) -> dict[str, Any] | None:
+    """The issue row with id ``issue_id``, or None."""
+    rows = list(db.query("SELECT * FROM issues WHERE id = ?", [issue_id]))
+    return rows[0] if rows else None
+
+
+def send_started(db: sqlite_utils.Database, issue: dict[str, Any]) -> bool:
+    """Whether sending the issue has started (its status, or variants already stored)."""
+    if issue["status"] != "draft":
+        return True
+    row = db.execute("SELECT 1 FROM issue_variants WHERE issue_id = ? LIMIT 1", [issue["id"]]).fetchone()
+    return row is not None
+
+
+def update_issue(db: sqlite_utils.Database, issue_id: int, **fields: Any) -> None:
+    """Set ``fields`` (names from :data:`ISSUE_FIELDS`) on a draft and bump its ``version``."""
+    unknown = set(fields) - set(ISSUE_FIELDS)
+    if unknown:
+        raise ValueError(f"not an editable issue column: {', '.join(sorted(unknown))}")
+    sets = "".join(f"{name} = ?, " for name in fields)
+    db.execute(
+        f"UPDATE issues SET {sets}version = version + 1 WHERE id = ? AND status = 'draft'",
+        [*fields.values(), issue_id],
+    )
+
+
+def issue_rows(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]:
+    """The issue's ``issue_articles`` rows in position order (dropped and merged ones included)."""
+    return list(
+        db.query(
+            "SELECT article_id, category, position, dropped, added, card_of FROM issue_articles"
+            " WHERE issue_id = ? ORDER BY position, article_id",
+            [issue_id],
+        )
+    )
+
+
+def insert_issue_rows(db: sqlite_utils.Database, issue_id: int, rows: list[dict[str, Any]]) -> None:
+    """Add rows (``article_id``, ``category``, ``position``, optional ``added``, ``card_of``)."""
+    db.conn.executemany(
+        "INSERT INTO issue_articles (issue_id, article_id, category, position, added, card_of)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                issue_id,
+                r["article_id"],
+                r["category"],
+                r["position"],
+                int(r.get("added", 0)),
+                r.get("card_of"),
+            )
+            for r in rows
+        ],
+    )
+
+
+def update_issue_row(db: sqlite_utils.Database, issue_id: int, article_id: int, **fields: Any) -> None:
+    """Set ``category``, ``position``, ``dropped``, ``added`` or ``card_of`` on one row."""
+    unknown = set(fields) - {"category", "position", "dropped", "added", "card_of"}
+    if unknown:
+        raise ValueError(f"not an issue_articles column: {', '.join(sorted(unknown))}")
+    sets = ", ".join(f"{name} = ?" for name in fields)
+    db.execute(
+        f"UPDATE issue_articles SET {sets} WHERE issue_id = ? AND article_id = ?",
+        [*fields.values(), issue_id, article_id],
+    )
+
+
+def delete_issue_rows(db: sqlite_utils.Database, issue_id: int, article_ids: list[int]) -> None:
+    """Take articles out of the issue's rows altogether (they no longer count as carried)."""
+    db.conn.executemany(
+        "DELETE FROM issue_articles WHERE issue_id = ? AND article_id = ?",
+        [(issue_id, a) for a in article_ids],
+    )
+
+
+def carried_elsewhere(db: sqlite_utils.Database, edition: str, issue_id: int, article_id: int) -> str | None:
+    """The name of another issue of ``edition`` that carries ``article_id`` (not dropped), or None."""
+    row = db.execute(
+        "SELECT i.edition, i.number FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id"
+        " WHERE i.edition = ? AND ia.article_id = ? AND ia.issue_id != ? AND ia.dropped = 0 LIMIT 1",
+        [edition, article_id, issue_id],
+    ).fetchone()
+    return f"{row[0]}/{row[1]}" if row else None
+
+
+def delete_draft(db: sqlite_utils.Database, issue_id: int) -> None:
+    """Remove a draft that never started sending (its rows and any stored variant go with it)."""
+    db.execute("DELETE FROM issues WHERE id = ? AND status = 'draft'", [issue_id])
+
+
+def later_drafts(db: sqlite_utils.Database, edition: str, number: int) -> list[dict[str, Any]]:
+    """The drafts of ``edition`` numbered after ``number``, lowest first."""
+    return list(
+        db.query(
+            "SELECT * FROM issues WHERE edition = ? AND number > ? AND status = 'draft' ORDER BY number",
+            [edition, number],
+        )
+    )
+
+
+def number_taken(db: sqlite_utils.Database, edition: str, number: int) -> bool:
+    """Whether an issue of ``edition`` has ``number``."""
+    row = db.execute("SELECT 1 FROM issues WHERE edition = ? AND number = ?", [edition, number]).fetchone()
+    return row is not None
+
+
+def insert_issue(
+    db: sqlite_utils.Database, edition: str, period_start: datetime, period_end: datetime, *, now: datetime
+) -> int:
+    """A new draft of ``edition`` for the period, numbered after the edition's last issue (a
+    discarded draft's number is free again); its snapshot is made by
+    :func:`digest.compose.snapshot.refresh_issue`. Returns its id."""
+    number = db.execute(
         "SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition]
     ).fetchone()[0]
-
-
-def insert_issue(db: sqlite_utils.Database, values: list[Any]) -> int:
-    """Store a new draft: (edition, number, period_start, period_end, subject, preheader,
-    snapshot, created_at); returns its id."""
     cursor = db.execute(
-        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, snapshot,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
-        values,
+        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status,"
+        " created_at, built_at) VALUES (?, ?, ?, ?, '', '', 'draft', ?, ?)",
+        [edition, number, iso(period_start), iso(period_end), iso(now), iso(now)],
     )
     return int(cursor.lastrowid or 0)
-
-
-def insert_issue_articles(db: sqlite_utils.Database, rows: list[tuple[int, int, str, int]]) -> None:
-    """Place articles in an issue: (issue_id, article_id, category, position) rows."""
-    db.conn.executemany(
-        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)", rows
-    )
 
 
 def issue_article_count(db: sqlite_utils.Database, issue_id: int) -> int:
@@ -226,6 +352,18 @@ def sending_issues(db: sqlite_utils.Database, editions: list[str]) -> list[dict[
         db.query(
             f"SELECT * FROM issues WHERE edition IN ({marks}) AND status = 'sending' ORDER BY period_end, id",
             editions,
+        )
+    )
+
+
+def drafts_carrying(db: sqlite_utils.Database, article_id: int) -> list[dict[str, Any]]:
+    """The drafts (sending not started) that carry ``article_id`` in any role."""
+    return list(
+        db.query(
+            "SELECT i.* FROM issues i JOIN issue_articles ia ON ia.issue_id = i.id"
+            " WHERE ia.article_id = ? AND i.status = 'draft'"
+            " AND NOT EXISTS (SELECT 1 FROM issue_variants v WHERE v.issue_id = i.id) ORDER BY i.id",
+            [article_id],
         )
     )
 
@@ -313,9 +451,34 @@ def category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[int
     counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
     marks = ", ".join("?" * len(issue_ids))
     for issue_id, category, count in db.execute(
-        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
+        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks}) AND dropped = 0"
         " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
         issue_ids,
     ):
         counts[issue_id].append((category, count))
     return counts
+
+
+def mark_review_mailed(db: sqlite_utils.Database, issue_id: int, at: str) -> None:
+    """Record that the review links went out (no version bump: the issue did not change)."""
+    db.execute("UPDATE issues SET review_mailed_at = ? WHERE id = ?", [at, issue_id])
+
+
+def drafts_due(db: sqlite_utils.Database, edition: str, at: str) -> list[dict[str, Any]]:
+    """The drafts of ``edition`` whose scheduled time (period end) is at or before ``at``, oldest first."""
+    return list(
+        db.query(
+            "SELECT * FROM issues WHERE edition = ? AND status = 'draft' AND period_end <= ?"
+            " ORDER BY period_end, id",
+            [edition, at],
+        )
+    )
+
+
+def story_count(db: sqlite_utils.Database, issue_id: int) -> int:
+    """How many cards the issue shows (dropped and merged articles not counted)."""
+    row = db.execute(
+        "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ? AND dropped = 0 AND card_of IS NULL",
+        [issue_id],
+    ).fetchone()
+    return int(row[0])

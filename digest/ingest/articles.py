@@ -444,11 +444,12 @@ def uncarried_published_at(
 def candidate_articles(
     db: sqlite_utils.Database, start: datetime, end: datetime, carried: Carried
 ) -> list[dict[str, Any]]:
-    """Full rows of the articles published in ``[start, end)`` and not among ``carried``, newest first."""
+    """Full rows of the articles published in ``[start, end)``, not among ``carried`` and not
+    hidden by an editor, newest first."""
     sql, params = carried
     return list(
         db.query(
-            "SELECT * FROM articles WHERE published_at >= ? AND published_at < ?"
+            "SELECT * FROM articles WHERE published_at >= ? AND published_at < ? AND hidden_at IS NULL"
             f" AND id NOT IN ({sql}) ORDER BY published_at DESC, id DESC",
             [iso(start), iso(end), *params],
         )

@@ -43,7 +43,7 @@ from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import CONFIRM_TTL
 
-KINDS = ("confirm", "welcome", "already-subscribed", "unsubscribe-confirm")
+KINDS = ("confirm", "welcome", "already-subscribed", "unsubscribe-confirm", "review", "signin")
 STALE_SENDING = timedelta(minutes=15)
 OUTBOX_KEEP = timedelta(days=30)
 """How long a sent or failed row (the whole signed message) is kept; ``digest run`` deletes older ones."""

@@ -99,11 +99,15 @@ def _subject_and_preheader(
     config: Config, issue: dict[str, Any], sections: list[dict[str, Any]], variant: str
 ) -> tuple[str, str]:
     """The variant's subject (its own top story as ``{headline}``) and preheader (its next
-    headlines); the issue's stored ones for the whole issue."""
+    headlines); the issue's stored ones for the whole issue, and wherever an editor wrote them."""
     if variant == "*":
         return issue["subject"], issue["preheader"]
     titles = [a["title"] for s in sections for a in s["articles"]]
-    subject = issue_subject(config, issue, titles[0] if titles else "")
+    subject = issue["subject"] if issue.get("subject_set") is not None else None
+    if subject is None:
+        subject = issue_subject(config, issue, titles[0] if titles else "")
+    if issue.get("preheader_set") is not None:
+        return subject, issue["preheader"]
     edition = config.editions.get(issue["edition"])
     return subject, make_preheader(preheader_titles(config, edition, titles))
 

@@ -8,6 +8,7 @@ window with ledger rows still unsent.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlite_utils
@@ -18,16 +19,23 @@ from digest.store.database import iso
 
 
 def overdue_issues(
-    db: sqlite_utils.Database, editions: list[str], *, before: datetime, at: datetime
+    db: sqlite_utils.Database,
+    editions: list[str],
+    *,
+    before: datetime,
+    at: datetime,
+    skip: Collection[int] = (),
 ) -> list[str]:
     """One line per issue of ``editions`` whose period ended before ``before`` and that is
     still a draft, or still has ledger rows to send that were due by ``at``; each line says
-    how to send it."""
+    how to send it. Drafts in ``skip`` (held for approval: the run said so already) are left out."""
     if not editions:
         return []
     lines = []
     drafts = overdue_drafts(db, editions, iso(before))
     for _id, edition, number, period_end in drafts:
+        if _id in skip:
+            continue
         lines.append(
             f"{edition}/{number} was due {period_end.replace('+00:00', 'Z')} and is still a draft; "
             f"send it with `digest send {edition}/{number}`"

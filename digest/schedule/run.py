@@ -29,6 +29,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.compose.build import compose_issue
+from digest.compose.history import period_discarded
 from digest.compose.issues import issue_ending, sending_issues
 from digest.config import Config, Edition, parse_duration
 from digest.delivery import SendInProgress, deliver_issue
@@ -37,6 +38,7 @@ from digest.errors import DigestError
 from digest.ingest.sources import ingest_sources
 from digest.localtime import latest_fire_time
 from digest.render.guard import collect_render_warnings
+from digest.schedule.approval import held_drafts, may_send, prepare_reviews, refresh_early_build
 from digest.schedule.overdue import overdue_issues
 from digest.schedule.run_records import finish_run, start_run
 from digest.schedule.run_report import Built, RunReport, Sent
@@ -102,7 +104,8 @@ def run_due(
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
         if not dry_run:
             report.notes.extend(list_upkeep(db, config, forget_deliveries=forget_reader, now=at))
-        report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
+        overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at, skip=set(report.held))
+        report.overdue = overdue
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
         raise
@@ -110,6 +113,28 @@ def run_due(
         if report.run_id is not None:
             finish_run(db, report.run_id, report)
     return report
+
+
+def _plan(
+    db: sqlite_utils.Database, report: RunReport, editions: list[Edition], at: datetime, catch_up: timedelta
+) -> tuple[list[tuple[Edition, datetime]], dict[int, dict[str, Any]]]:
+    """What to build (edition, scheduled time) and what to send (issues by id): each edition's
+    due time without an issue (unless one was discarded for it), its issue not yet sent, and
+    the drafts held for approval."""
+    to_build: list[tuple[Edition, datetime]] = []
+    to_send = {issue["id"]: issue for issue in held_drafts(db, editions, at, catch_up)}
+    for ed in editions:
+        scheduled = due_time(ed, at, catch_up)
+        if scheduled is None:
+            continue
+        issue = _issue_ending(db, ed.key, scheduled)
+        if issue is None and period_discarded(db, ed.key, iso(scheduled)):
+            report.notes.append(f"{ed.key}: the issue for {iso(scheduled)} was discarded; none is built")
+        elif issue is None:
+            to_build.append((ed, scheduled))
+        elif issue["status"] != "sent":
+            to_send[issue["id"]] = issue
+    return to_build, to_send
 
 
 def _run(
@@ -126,19 +151,12 @@ def _run(
 
     if not report.dry_run:
         _bounces(db, config, report, at)
+        if build:
+            prepare_reviews(db, config, report, editions, at)
     to_build: list[tuple[Edition, datetime]] = []
     to_send: dict[int, dict[str, Any]] = {}
     if build:
-        for ed in editions:
-            scheduled = due_time(ed, at, catch_up)
-            if scheduled is None:
-                continue
-            issue = _issue_ending(db, ed.key, scheduled)
-            if issue is None:
-                to_build.append((ed, scheduled))
-            elif issue["status"] != "sent":
-                to_send[issue["id"]] = issue
-
+        to_build, to_send = _plan(db, report, editions, at, catch_up)
     if to_build and not report.dry_run:
         _ingest(db, config, report, at)
     for ed, scheduled in to_build:
@@ -181,6 +199,11 @@ def _run(
         if stop():
             report.notes.append("stopping: the rest is left for the next run")
             return
+        if not report.dry_run:
+            if not may_send(db, config, report, issue, at):
+                report.held.append(issue["id"])
+                continue
+            issue = refresh_early_build(db, config, report, issue)
         sent = _deliver(db, config, issue, at, dry_run=report.dry_run)
         report.deliveries.append(sent)
         if sent.error:
