@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.brand import check_brand
 from digest.errors import ConfigError, NoWorkspace
 
 CONFIG_NAME = "digest.toml"
@@ -87,6 +88,15 @@ class Render:
     max_html_bytes: int = 100_000
     subject: str = "{title} #{number}: {headline}"
     images: bool = False  # lead images from feeds: off by default (they load from the feed's server)
+    # The brand (digest.brand checks these at load): a logo file in the workspace, the accent colour
+    # (light mode; dark mode's is derived unless given), a line under the logo, a font stack's name.
+    logo: str = ""
+    accent_color: str = "#1d4ed8"
+    accent_color_dark: str = ""
+    masthead: str = ""
+    font: str = "sans"
+    greeting: str = "Hello, {first_name}!"  # per reader at send time; {first_name} or {name}
+    greeting_anonymous: str = "Hello!"  # for a reader without a name
 
 
 @dataclass
@@ -427,6 +437,17 @@ def _validate(config: Config, source: str) -> None:
     where = f"{source} (or its DIGEST_* override)"
     _check_zone(config.publication.timezone, "publication.timezone", where)
     _check_summary_and_compose(config, where)
+    r = config.render
+    check_brand(
+        where=where,
+        base_dir=config.base_dir,
+        logo=r.logo,
+        accent_color=r.accent_color,
+        accent_color_dark=r.accent_color_dark,
+        font=r.font,
+        greeting=r.greeting,
+        greeting_anonymous=r.greeting_anonymous,
+    )
     for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
         section, _, key = dotted.partition(".")
         value = getattr(getattr(config, section), key)
