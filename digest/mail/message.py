@@ -38,7 +38,13 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message_ids import message_ids
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
-from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field, placeholder_token
+from digest.render.personalise import (
+    PLACEHOLDER_RE,
+    config_greeting,
+    personalise,
+    placeholder_field,
+    placeholder_token,
+)
 
 __all__ = [
     "OVERSIGNED",
@@ -357,6 +363,7 @@ class PreparedMessage:
             self.head,
         ]
         fields = {name: str(recipient.get(name) or "") for name in self._names}
+        fields.setdefault("name", str(recipient.get("name") or ""))  # the greeting reads it
         fields["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
@@ -403,6 +410,7 @@ def prepare_message(
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE
+    greeting = config_greeting(config)
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:
@@ -459,7 +467,7 @@ def prepare_message(
         test=test,
         signer=signer if signer is not None else dkim_signer(config),
         mailto=_mailto(config),
-        _escape=lambda text, values, html: personalise(text, values, html=html),
+        _escape=lambda text, values, html: personalise(text, values, html=html, greeting_pair=greeting),
     )
 
 
