@@ -50,7 +50,8 @@ def measure_images(
         if tried < MAX_MEASURED and left > 0.05:
             tried += 1
             try:
-                size = image_size(fetch_head(item.image["url"], limit=limit, timeout=left, user_agent=user_agent))
+                head = fetch_head(item.image["url"], limit=limit, timeout=left, user_agent=user_agent)
+                size = image_size(head)
             except FetchError:
                 size = None
         image = checked_image({**item.image, "width": size[0], "height": size[1]}) if size else None

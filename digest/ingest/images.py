@@ -39,7 +39,8 @@ def entry_image(entry: Any) -> dict[str, Any] | None:
         if image is not None:
             return image
     for item in candidates:
-        if _size(item) == (0, 0) and checked_image({**item, "width": IMAGE_MIN_SIDE, "height": IMAGE_MIN_SIDE}):
+        stand_in = {**item, "width": IMAGE_MIN_SIDE, "height": IMAGE_MIN_SIDE}  # the URL checks only
+        if _size(item) == (0, 0) and checked_image(stand_in):
             return unsized_image(str(item.get("url")).strip())
     return None
 

@@ -88,9 +88,10 @@ def _subscriber(db: sqlite_utils.Database, config: Config, ref: str) -> dict[str
 def _content(
     config: Config, issue: dict[str, Any], rendered: RenderedVariant, recipient: dict[str, Any], fmt: str
 ) -> bytes:
+    greeting = config_greeting(config)
     if fmt == "html":
-        return personalise(rendered.html, recipient, html=True, greeting_pair=config_greeting(config)).encode()
+        return personalise(rendered.html, recipient, html=True, greeting_pair=greeting).encode("utf-8")
     if fmt == "text":
-        return personalise(rendered.text, recipient, html=False, greeting_pair=config_greeting(config)).encode()
+        return personalise(rendered.text, recipient, html=False, greeting_pair=greeting).encode("utf-8")
     # The one message builder the send uses too, so the preview is what goes out.
     return build_message(config, issue, rendered, recipient)

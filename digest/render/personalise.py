@@ -135,6 +135,8 @@ def personalise(
                 value = greeting(name, attributes, greeting_pair)
             else:
                 value = first_name(name, attributes)
+        else:
+            value = str(fields.get(field) or "")
         if not value and field == "name":
             value = NAME_FALLBACK
         value = _CONTROL_RE.sub(" ", value).strip() if value else value
