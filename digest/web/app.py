@@ -34,7 +34,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.store.database import open_store
-from digest.web import archive, links, signup
+from digest.web import archive, assets, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
@@ -156,6 +156,7 @@ def _routes(app: Flask) -> None:
     links.register(app)
     signup.register(app)
     archive.register(app)
+    assets.register(app)
 
 
 def healthz() -> Response:
