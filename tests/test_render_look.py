@@ -69,7 +69,8 @@ LOOK_JS = """
 
 def _branded_workspace(folder: Path):
     """The render tests' workspace with BRAND in [render] and a 360×80 PNG logo."""
-    ws = new_workspace(folder / "ws", config=CONFIG_TOML.replace("[render]\n", "[render]\n" + BRAND), db=False)
+    config = CONFIG_TOML.replace("[render]\n", "[render]\n" + BRAND)
+    ws = new_workspace(folder / "ws", config=config, db=False)
     (ws.path / "brand").mkdir()
     (ws.path / "brand" / "logo.png").write_bytes(png_bytes(360, 80, (157, 23, 77)))
     return ws
