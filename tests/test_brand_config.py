@@ -73,3 +73,18 @@ def test_a_logo_is_read_for_its_real_size_and_a_bad_one_is_refused(tmp_path: Pat
 def test_other_brand_mistakes_are_one_line_each(tmp_path: Path, render: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_workspace(tmp_path, render).config_file)
+
+
+def test_the_sample_configs_brand_lines_load_once_uncommented(tmp_path: Path) -> None:
+    from test_sample_config import uncomment_key
+
+    from digest.init import sample_config
+
+    text = sample_config()
+    for key in ("logo", "masthead", "accent_color", "font", "greeting", "greeting_anonymous"):
+        text = uncomment_key(text, "render", key)
+    ws = new_workspace(tmp_path / "ws", config=text, db=False)
+    (ws.path / "logo.png").write_bytes(png_bytes(120, 40))
+    render = ws.config.render
+    assert (render.greeting, render.greeting_anonymous) == ("Good morning, {first_name}!", "Good morning!")
+    assert render.logo == "logo.png" and render.font == "sans"
