@@ -213,3 +213,24 @@ def test_a_stored_byline_with_an_address_is_a_name_when_rendered(tmp_path: Path)
     rendered = render_issue(db, config, issue["id"])
     for part in (rendered.html, rendered.text):
         assert "By Old Hand" in part and "old@riverside" not in part
+
+
+@pytest.mark.parametrize("kind", ["welcome", "already-subscribed", "unsubscribe-confirm"])
+def test_every_transactional_mail_fits_a_phone_in_dark_mode(
+    browser,  # noqa: F811 - the fixture
+    tmp_path: Path,
+    kind: str,
+) -> None:
+    from digest.mail.outbox import render_transactional
+
+    config = _branded_workspace(tmp_path).config
+    token = "1.1796551437.S_gjDOUwmm2RZ-PsvUhopKncdenlzHbSnCoMgQZrLJk"
+    links = {
+        f"{name}_url": f"https://news.harbour-gazette.example/{name}/{token}"
+        for name in ("confirm", "unsubscribe", "preferences", "archive", "latest")
+    }
+    context = {"name": "Ada", "email": "a.very.long.address.indeed@example.org", **links}
+    _subject, _text, html = render_transactional(config, kind, context)
+    measured = measure(browser, html, "dark")
+    found = [p for p in problems(measured) if "tall" not in p]
+    assert not found, "\n".join(found)

@@ -198,6 +198,7 @@ class _SubscriberFields:
     """The ``subscriber`` a template sees: placeholders filled per recipient at send time."""
 
     name = PLACEHOLDERS["name"]
+    first_name = PLACEHOLDERS["first_name"]
     email = PLACEHOLDERS["email"]
     attributes = _AttributeFields()
 
