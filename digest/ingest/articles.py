@@ -295,10 +295,9 @@ def prepare_article(
         lead = one_line(summary_text or content_text)
         title = summarize_text(lead, TITLE_WORDS)[:TITLE_MAX].strip() or "(untitled)"
     full_text = content_text if len(content_text) > len(summary_text) else summary_text
-    body_known = bool(content_text)  # the article's text, not only a summary of it
-    if summary_text and (len(summary_text.split()) > words or len(summary_text) > summary_chars(words)):
+    long_description = len(summary_text.split()) > words or len(summary_text) > summary_chars(words)
+    if summary_text and long_description:
         # A feed that puts the whole article (or one endless "word") in its description: keep the lead only.
-        body_known = True
         summary_text = summarize_text(summary_text, words)
         summary = text_to_html(summary_text)
     elif not summary_text and content_text:
@@ -318,8 +317,7 @@ def prepare_article(
         "date_estimated": 0 if published else 1,
         "summary": summary,
         "summary_text": summary_text,
-        # Only from the article's own text: a 40-word summary says nothing of its length (0 = unknown).
-        "reading_minutes": reading_minutes(full_text) if body_known else 0,
+        "reading_minutes": reading_minutes(full_text) if content_text or long_description else 0,
         "feed_id": feed_id,
         "body_text": full_text[:BODY_TEXT_MAX],  # what the lead and llm summaries read
     }

@@ -38,13 +38,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message_ids import message_ids
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
-from digest.render.personalise import (
-    PLACEHOLDER_RE,
-    config_greeting,
-    personalise,
-    placeholder_field,
-    placeholder_token,
-)
+from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field, placeholder_token
 
 __all__ = [
     "OVERSIGNED",
@@ -410,7 +404,7 @@ def prepare_message(
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE
-    greeting = config_greeting(config)
+    greeting = (config.render.greeting, config.render.greeting_anonymous)  # filled per reader
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:
