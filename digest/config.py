@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.brand import check_brand
 from digest.errors import ConfigError, NoWorkspace
 
 CONFIG_NAME = "digest.toml"
@@ -88,6 +89,15 @@ class Render:
     max_html_bytes: int = 100_000
     subject: str = "{title} #{number}: {headline}"
     images: bool = False  # lead images from feeds: off by default (they load from the feed's server)
+    # The brand (digest.brand checks these at load): a logo file in the workspace, the accent colour
+    # (light mode; dark mode's is derived unless given), a line under the logo, a font stack's name.
+    logo: str = ""
+    accent_color: str = "#1d4ed8"
+    accent_color_dark: str = ""
+    masthead: str = ""
+    font: str = "sans"
+    greeting: str = "Hello, {first_name}!"  # per reader at send time; {first_name} or {name}
+    greeting_anonymous: str = "Hello!"  # for a reader without a name
 
 
 @dataclass
@@ -434,6 +444,17 @@ def _validate(config: Config, source: str) -> None:
     for address in config.publication.editors:
         if not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", address):
             raise ConfigError(f"{where}: 'publication.editors' has {address!r}; give plain addresses")
+    r = config.render
+    check_brand(
+        where=where,
+        base_dir=config.base_dir,
+        logo=r.logo,
+        accent_color=r.accent_color,
+        accent_color_dark=r.accent_color_dark,
+        font=r.font,
+        greeting=r.greeting,
+        greeting_anonymous=r.greeting_anonymous,
+    )
     for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
         section, _, key = dotted.partition(".")
         value = getattr(getattr(config, section), key)

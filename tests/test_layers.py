@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("store",),
     ("workspace_trust",),
     ("config",),
+    ("brand",),  # the [render] brand's checks (contrast, logo, greeting) that config runs at load
     ("cron",),
     ("lockfile",),
     ("atomic",),

@@ -107,7 +107,7 @@ def test_one_long_word_in_a_stored_summary_is_cut_and_every_story_stays(tmp_path
     config, db, issue = _six_stories(tmp_path, "x" * 200_000)
     rendered = render_issue(db, config, issue["id"])
     assert rendered.trimmed == 0  # was 6: "here are 0 of 6 stories"
-    assert "here are 6 stories." in rendered.text
+    assert "Here are 6 stories." in rendered.text
     assert all(f"Story {i} about" in rendered.html for i in range(6))
     assert html_budget_size(rendered.html) <= config.render.max_html_bytes
     assert "x" * 41 not in rendered.html and "x" * 41 not in rendered.text.replace("\n", "")
@@ -131,7 +131,7 @@ def test_a_story_too_big_with_its_extras_is_shown_without_them(tmp_path: Path) -
     covered = [{"source": f"Outlet {n}", "url": f"https://outlet{n}.example/{'p' * 40}"} for n in range(2000)]
     issue = _replace_story(db, issue, newest, also_covered=covered)
     rendered = render_issue(db, config, issue["id"])
-    assert rendered.trimmed == 0 and "here are 6 stories." in rendered.text
+    assert rendered.trimmed == 0 and "Here are 6 stories." in rendered.text
     assert "Story 0 about" in rendered.html and "Outlet 1" not in rendered.html
     assert html_budget_size(rendered.html) <= config.render.max_html_bytes
 
@@ -142,7 +142,7 @@ def test_a_story_too_big_to_fit_alone_goes_to_the_web_version_and_the_others_sta
     issue = _replace_story(db, issue, newest, title="Huge story " + "endless " * 30_000)
     rendered = render_issue(db, config, issue["id"])
     assert rendered.trimmed == 1  # was 6: "here are 0 of 6 stories"
-    assert "here are 5 of 6 stories" in rendered.text
+    assert "Here are 5 of 6 stories" in rendered.text
     assert "Huge story" not in rendered.html
     assert all(f"Story {i} about" in rendered.html for i in range(1, 6))
     assert html_budget_size(rendered.html) <= config.render.max_html_bytes

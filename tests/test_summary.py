@@ -237,7 +237,7 @@ def test_an_endless_or_hostile_answer_never_reaches_the_issue(tmp_path: Path) ->
     assert "Tidal barrier" in warning and "200000 characters, over 1440" in warning
     assert shown["Q&A: <why> ferries keep running late"]["summary"] == "Ferries ran late again."
     rendered = render_issue(db, config, result.issue["id"])
-    assert rendered.trimmed == 0 and "here are 5 stories." in rendered.text
+    assert rendered.trimmed == 0 and "Here are 5 stories." in rendered.text
     for part in (rendered.html, rendered.text):
         assert "evil.example" not in part and "\u202e" not in part and "xxxxxxxxxx" not in part
 

@@ -176,7 +176,7 @@ def snapshot_article(
         "undated": bool(article["date_estimated"]),
         "summary": summary.text,
         "summary_label": label if summary.generated and summary.text else "",
-        "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+        "reading_minutes": int(article["reading_minutes"] or 0),  # 0: unknown (a summary alone)
         "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }

@@ -23,6 +23,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError, NotFound
+from digest.ingest.bylines import byline
 from digest.ingest.images import image_json
 from digest.ingest.sanitize import (
     clean_text,
@@ -200,7 +201,8 @@ def prepare_article(
         lead = one_line(summary_text or content_text)
         title = summarize_text(lead, TITLE_WORDS)[:TITLE_MAX].strip() or "(untitled)"
     full_text = content_text if len(content_text) > len(summary_text) else summary_text
-    if summary_text and (len(summary_text.split()) > words or len(summary_text) > summary_chars(words)):
+    long_description = len(summary_text.split()) > words or len(summary_text) > summary_chars(words)
+    if summary_text and long_description:
         # A feed that puts the whole article (or one endless "word") in its description: keep the lead only.
         summary_text = summarize_text(summary_text, words)
         summary = text_to_html(summary_text)
@@ -215,13 +217,13 @@ def prepare_article(
         "url": url,
         "title": title,
         "source": one_line(clean_text(item.source))[:NAME_MAX] or None,
-        "author": one_line(clean_text(item.author))[:NAME_MAX] or None,
+        "author": byline(one_line(clean_text(item.author)))[:NAME_MAX] or None,  # a name, never an address
         "category": clean_category(item.category) or config.ingest.default_category,
         "published_at": iso(published or now),
         "date_estimated": 0 if published else 1,
         "summary": summary,
         "summary_text": summary_text,
-        "reading_minutes": reading_minutes(full_text),
+        "reading_minutes": reading_minutes(full_text) if content_text or long_description else 0,
         "feed_id": feed_id,
         "body_text": full_text[:BODY_TEXT_MAX],  # what the lead and llm summaries read
     }

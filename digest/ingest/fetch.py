@@ -96,6 +96,39 @@ def _read_file(source: str, max_bytes: int) -> Fetched:
     return Fetched(source=source, url=str(path.resolve()), content=content, status=0)
 
 
+def fetch_head(url: str, *, limit: int, timeout: float, user_agent: str = "digest") -> bytes:
+    """The first ``limit`` bytes of an http(s) resource, within ``timeout`` seconds in all
+    (connect, redirects and reads: the same watchdog as :func:`fetch`). Asks for a byte range;
+    a server that sends the whole file is cut off after ``limit`` bytes. Raises FetchError."""
+    if not is_http(url):
+        raise FetchError(f"{url}: not an http(s) URL")
+    headers = {"User-Agent": user_agent, "Range": f"bytes=0-{limit - 1}", "Accept-Encoding": "identity"}
+    request = urllib.request.Request(url, headers=headers)
+    watchdog = _Watchdog(timeout)
+    opener = urllib.request.build_opener(
+        _WebOnlyRedirects(), _DeadlineHTTPHandler(watchdog), _DeadlineHTTPSHandler(watchdog)
+    )
+    with watchdog:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                parts: list[bytes] = []
+                size = 0
+                while size < limit and time.monotonic() < watchdog.deadline:
+                    chunk = response.read1(min(CHUNK, limit - size))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    size += len(chunk)
+                return b"".join(parts)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if watchdog.expired:
+                raise _timed_out(url, timeout) from None
+            raise FetchError(f"{url}: unreachable ({exc})") from None
+
+
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects only to http(s): urllib would otherwise follow one to ftp://."""
 

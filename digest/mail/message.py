@@ -357,6 +357,7 @@ class PreparedMessage:
             self.head,
         ]
         fields = {name: str(recipient.get(name) or "") for name in self._names}
+        fields.setdefault("name", str(recipient.get("name") or ""))  # the greeting reads it
         fields["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
         encoded: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
@@ -403,6 +404,7 @@ def prepare_message(
 
     sender_name, sender = _parse_from(config)
     tokens = PLACEHOLDER_RE
+    greeting = (config.render.greeting, config.render.greeting_anonymous)  # filled per reader
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:
@@ -459,7 +461,7 @@ def prepare_message(
         test=test,
         signer=signer if signer is not None else dkim_signer(config),
         mailto=_mailto(config),
-        _escape=lambda text, values, html: personalise(text, values, html=html),
+        _escape=lambda text, values, html: personalise(text, values, html=html, greeting_pair=greeting),
     )
 
 

@@ -39,6 +39,7 @@ from digest.errors import DigestError
 from digest.mail.message import dkim_signer, header_address
 from digest.mail.transports import ConnectionLost, TransportError, open_transport
 from digest.mail.verp import split_bounce_address
+from digest.render.context import brand_context
 from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import CONFIRM_TTL
@@ -73,7 +74,7 @@ def render_transactional(config: Config, kind: str, context: dict[str, Any]) -> 
     if kind not in KINDS:
         raise ValueError(f"unknown transactional kind {kind!r}")
     env = environment(tuple(template_dirs(config)))
-    values = {"publication": config.publication, **context}
+    values = {"publication": config.publication, "brand": brand_context(config), **context}
     try:
         module = env.get_template(f"email/{kind}.txt.j2").make_module(values)
         subject = " ".join(str(getattr(module, "subject", "") or config.publication.name).split())

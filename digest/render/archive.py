@@ -20,7 +20,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
-from digest.atomic import write_atomic
+from digest.atomic import write_atomic, write_atomic_bytes
+from digest.brand import read_logo
 from digest.compose.issues import (
     category_counts,
     count_sent_issues,
@@ -154,8 +155,10 @@ def build_archive(
     """Write the archive as static files into ``outdir``; returns counts of what was written.
 
     Layout: ``index.html`` (page 1), ``page-N.html``, ``issues/<id>.html``, ``feed.atom``,
-    ``style.css``. Links between them are relative, so the folder works under any path;
-    the feed's links are absolute (``publication.base_url``), as feed readers need.
+    ``style.css``, and ``assets/logo.<ext>`` when ``[render] logo`` is set (the address every
+    email loads it from, under ``publication.base_url``). Links between them are relative, so
+    the folder works under any path; the feed's links are absolute (``publication.base_url``),
+    as feed readers need.
     """
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "issues").mkdir(exist_ok=True)
@@ -188,6 +191,10 @@ def build_archive(
     feed = feed_xml(db, config, absolute)
     _write(outdir / "feed.atom", feed)
     _write(outdir / "style.css", stylesheet)
+    if config.render.logo:
+        logo = read_logo(config.path(config.render.logo))
+        (outdir / "assets").mkdir(exist_ok=True)
+        _write_bytes(outdir / logo.url_path.lstrip("/"), logo.path.read_bytes())
     return {"pages": pages, "issues": len(ids)}
 
 
@@ -196,6 +203,13 @@ def _write(path: Path, text: str) -> None:
     temporary name, so a link planted in OUTDIR is never followed (digest.atomic)."""
     try:
         write_atomic(path, text)
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    try:
+        write_atomic_bytes(path, data)
     except OSError as exc:
         raise DigestError(f"{path}: cannot write ({exc.strerror})") from None
 

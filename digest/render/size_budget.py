@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
+from digest.render.lead import pick_lead
 from digest.render.personalise import PLACEHOLDER_RE
 
 # Each placeholder occurrence may grow by this much when filled (a signed URL, a long name);
@@ -17,8 +18,9 @@ PLACEHOLDER_ALLOWANCE = 200
 
 
 def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The articles in the order an over-budget issue keeps them: first the newest article
-    of every section (in the issue's section order), then all the others newest first.
+    """The articles in the order an over-budget issue keeps them: the lead story
+    (:func:`~digest.render.lead.pick_lead`), then the newest article of every other section
+    (in the issue's section order), then all the others newest first.
 
     Keeping the first N of this list never leaves a shown section empty; only when N is
     smaller than the number of sections do whole sections go, the issue's last ones first.
@@ -27,7 +29,13 @@ def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
     def newest(article: dict[str, Any]) -> tuple[str, int]:
         return (article["published_at"], article["id"])
 
-    leads = [max(s["articles"], key=newest) for s in sections if s["articles"]]
+    lead = pick_lead(sections)
+    leads = [lead] if lead is not None else []
+    leads += [
+        max(s["articles"], key=newest)
+        for s in sections
+        if s["articles"] and (lead is None or all(a["id"] != lead["id"] for a in s["articles"]))
+    ]
     lead_ids = {a["id"] for a in leads}
     rest = sorted(
         (a for s in sections for a in s["articles"] if a["id"] not in lead_ids), key=newest, reverse=True

@@ -37,7 +37,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.store.database import open_store, ping
-from digest.web import archive, desk, links, signup
+from digest.web import archive, assets, desk, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
@@ -160,6 +160,7 @@ def _routes(app: Flask) -> None:
     signup.register(app)
     archive.register(app)
     desk.register(app)
+    assets.register(app)
 
 
 def healthz() -> Response:

@@ -138,9 +138,12 @@ _HEADER_ALIASES = {
     "full name": "name",
     "first name": "first name",
     "firstname": "first name",
+    "fname": "first name",  # Mailchimp's merge tag
     "given name": "first name",
+    "forename": "first name",
     "last name": "last name",
     "lastname": "last name",
+    "lname": "last name",
     "surname": "last name",
     "family name": "last name",
     "time zone": "timezone",
@@ -186,10 +189,17 @@ def read_header(reader: Any, label: str) -> Header:
     ignored: list[str] = []
     keys: dict[str, str] = {}
     for position, (cell, name) in enumerate(zip(first, canonical, strict=True)):
-        if name in COLUMNS or (name_parts is not None and name in parts):
+        if name_parts is not None and name in parts:
+            columns.append(name)
+            if name == "first name":  # joined into the name, and kept for the greeting's {first_name}
+                keys["first_name"] = cell
+                attributes.append((position, "first_name"))
+            continue
+        if name in COLUMNS:
             columns.append(name)
             continue
-        key = attribute_key(cell)
+        # Any tool's spelling of a first or last name is the same attribute (first_name, last_name).
+        key = name.replace(" ", "_") if name in parts else attribute_key(cell)
         if not key:
             columns.append("")
             ignored.append(cell)
