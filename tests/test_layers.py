@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("when",),
     ("store",),
     ("workspace_trust",),
+    ("config_reference",),  # lists the config's keys for `digest config reference`: reads config only
     ("config",),
     ("cron",),
     ("lockfile",),

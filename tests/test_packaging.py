@@ -62,7 +62,7 @@ def test_wheel_contains_templates_samples_and_both_packages(built_wheel: Path) -
 def test_the_sdist_carries_the_package_folder_with_its_samples() -> None:
     sdist = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]
     included = sdist["targets"]["sdist"]["include"]
-    assert "digest" in included and "templates" in included
+    assert "digest" in included and "templates" in included and "docs" in included
     assert all((REPO / "digest" / "data" / "examples" / name).is_file() for name in EXAMPLE_FILES)
 
 
