@@ -4,9 +4,14 @@ applies changed aliases to the articles already stored (a feed's own --category 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import sqlite_utils
 from conftest import Workspace, new_workspace
+
+from digest.ingest.articles import recategorize_articles
+from digest.store.database import MIGRATIONS, open_store
 
 ALIASES = '\n[ingest.category_aliases]\n"politics" = "World"\n'
 
@@ -84,3 +89,40 @@ def test_recategorize_takes_no_source(tmp_path: Path) -> None:
     ws = new_workspace(tmp_path / "ws")
     result = ws.run_cli("ingest", "--recategorize", "feed.xml")
     assert result.exit_code == 2 and "--recategorize fetches nothing" in result.output
+
+
+def test_articles_stored_before_m018_take_their_category_as_the_sources(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute(
+        "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT)"
+    )
+    old = sqlite_utils.Database(conn)
+    for migration in MIGRATIONS:
+        if migration.__name__ == "m018_source_categories":
+            continue
+        migration(old)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
+    conn.execute("INSERT INTO feeds (id, url, category, created_at) VALUES (1, '/f1', 'Culture', 'x')")
+    conn.execute("INSERT INTO feeds (id, url, category, created_at) VALUES (2, '/f2', NULL, 'x')")
+    for n, (category, feed_id) in enumerate([("tech", 1), ("tech", 2), ("tech", None)], 1):
+        conn.execute(
+            "INSERT INTO articles (guid, url, title, category, published_at, feed_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, '2026-01-22T10:00:00Z', ?, 'x', 'x')",
+            [f"g{n}", f"https://example.org/{n}", f"Story {n}", category, feed_id],
+        )
+    conn.close()
+    ws = new_workspace(
+        tmp_path / "ws", append='\n[ingest.category_aliases]\n"tech" = "Technology"\n', db=False
+    )
+    db = open_store(path)
+    try:
+        rows = db.execute("SELECT title, source_category FROM articles ORDER BY id").fetchall()
+        assert rows == [("Story 1", None), ("Story 2", "tech"), ("Story 3", "tech")]
+        assert recategorize_articles(db, ws.config) == 2
+        after = db.execute("SELECT category FROM articles ORDER BY id").fetchall()
+        # a --category feed's article is left as stored
+        assert after == [("tech",), ("Technology",), ("Technology",)]
+    finally:
+        db.close()
