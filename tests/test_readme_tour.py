@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def test_the_readme_tour_runs_as_written_in_an_empty_folder_offline(
     assert (ws / "subscribers-backup.csv").is_file()
     bounced = next(out for cmd, out in outputs.items() if cmd.startswith("digest bounces process"))
     assert "unverified" in bounced
+    with sqlite3.connect(ws / "digest.db") as db:  # the sample bounce changed nobody
+        (status,) = db.execute("SELECT status FROM subscribers WHERE email = 'linus@example.org'").fetchone()
+    assert status == "active"
     assert sorted(p.name for p in ws.iterdir() if p.suffix == ".lock") == []
 
 
