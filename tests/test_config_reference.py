@@ -54,8 +54,9 @@ def test_the_reference_lists_exactly_the_keys_the_loader_accepts(tmp_path: Path)
 
 def test_every_key_has_a_meaning_and_every_meaning_a_key() -> None:
     keys = config_keys()
-    assert [k.dotted for k in keys if not k.meaning.strip()] == []
-    assert set(MEANINGS) == {k.dotted for k in keys}
+    missing = [k.dotted for k in keys if not k.meaning.strip()]
+    assert missing == [], f"add what these keys mean to digest.config_reference.MEANINGS: {missing}"
+    assert set(MEANINGS) == {k.dotted for k in keys}, "MEANINGS names a key the config does not have"
 
 
 def test_every_default_shown_loads_as_that_key(tmp_path: Path) -> None:
@@ -87,7 +88,9 @@ def test_the_reference_prints_without_a_workspace(tmp_path: Path, monkeypatch: p
 def test_the_linked_reference_page_is_the_generated_one() -> None:
     # docs/configuration.md is `digest config reference --format markdown`; regenerate it so.
     page = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert page == reference_markdown(config_keys())
+    assert page == reference_markdown(config_keys()), (
+        "docs/configuration.md is stale: digest config reference --format markdown > docs/configuration.md"
+    )
     assert "(docs/configuration.md)" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
