@@ -285,6 +285,9 @@ _SECTIONS: dict[str, type] = {
 }
 # File spelling → attribute, where TOML's natural name is a Python keyword.
 _KEY_ALIASES = {"from": "from_address"}
+# Read by digest.config_reference, which lists every key from these tables.
+CONFIG_SECTIONS = _SECTIONS
+FILE_SPELLINGS = {attribute: spelling for spelling, attribute in _KEY_ALIASES.items()}
 # Short environment names users expect, besides DIGEST_<SECTION>_<KEY>.
 _ENV_SHORTCUTS = {
     "DIGEST_DB": ("storage", "db"),
@@ -292,6 +295,7 @@ _ENV_SHORTCUTS = {
     "DIGEST_BASE_URL": ("publication", "base_url"),
     "DIGEST_TEMPLATES": ("render", "templates"),
 }
+ENV_SHORTCUTS = _ENV_SHORTCUTS  # read by digest.config_reference too
 
 # A span like 30m, 6h, 1d or 2w; digest.when reads --since spans with it too.
 DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

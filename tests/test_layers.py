@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("when",),
     ("store",),
     ("workspace_trust",),
+    ("config_reference",),  # lists the config's keys for `digest config reference`: reads config only
     ("config",),
     ("brand",),  # the [render] brand's checks (contrast, logo, greeting) that config runs at load
     ("cron",),

@@ -251,7 +251,7 @@ def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, mo
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         'Error: summary.engine = "llm" needs the llm library, which is not installed; '
-        "run: pip install 'digest[llm]'"
+        "run: pip install 'digest-newsletter[llm]'"
     ]
     db = open_store(load_config(path).db_path)
     assert db["issues"].count == 0

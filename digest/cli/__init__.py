@@ -117,6 +117,7 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug:
 # premailer and MJML at start-up.
 _COMMANDS = {
     "init": "digest.cli.init",
+    "config": "digest.cli.config",
     "feeds": "digest.cli.feeds",
     "ingest": "digest.cli.ingest",
     "articles": "digest.cli.articles",

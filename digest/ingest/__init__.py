@@ -16,6 +16,7 @@ ingest step of ``digest run``); ``feeds`` manages the stored sources.
 - ``feeds`` — the ``feeds`` table: the stored sources.
 - ``articles`` — the ``articles`` table: identity, normalisation, the one writer.
 - ``categories`` — the categories a workspace knows (what a subscriber may follow).
+- ``category_names`` — a category as stored: cleaned, mapped through the aliases, spelled as configured.
 
 Imports only the kernel. This module defines nothing.
 """

@@ -24,6 +24,10 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError, NotFound
 from digest.ingest.bylines import byline
+from digest.ingest.category_names import CATEGORY_MAX as CATEGORY_MAX  # its old home: callers import it here
+from digest.ingest.category_names import clean_category as clean_category
+from digest.ingest.category_names import configured_spelling as configured_spelling
+from digest.ingest.category_names import map_category as map_category
 from digest.ingest.images import image_json
 from digest.ingest.sanitize import (
     clean_text,
@@ -42,7 +46,6 @@ from digest.store.database import MAX_ID, from_iso, iso, transaction, utcnow
 from digest.when import parse_when as parse_when  # its old home: callers import it from here too
 
 TITLE_MAX = 300
-CATEGORY_MAX = 60
 NAME_MAX = 200
 URL_MAX = 2000
 BODY_TEXT_MAX = 20_000
@@ -79,40 +82,6 @@ def identity(
         return canonical_url(url)
     basis = f"{one_line(title).lower()}\n{iso(published) if published else ''}"
     return "sha256:" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
-
-
-def clean_category(value: str | None) -> str:
-    """A category name as stored: one line without control characters, trimmed, at most
-    60 characters."""
-    return one_line(clean_text(value))[:CATEGORY_MAX].strip()
-
-
-def map_category(value: str | None, config: Config) -> str:
-    """Map an item category through ``ingest.category_aliases`` (case-insensitive keys);
-    an empty one becomes ``ingest.default_category``. A name matching a configured category
-    case-insensitively takes the configured spelling (:func:`configured_spelling`)."""
-    name = clean_category(value)
-    if not name:
-        return config.ingest.default_category
-    aliases = {k.strip().lower(): v for k, v in config.ingest.category_aliases.items()}
-    name = clean_category(aliases.get(name.lower(), name)) or config.ingest.default_category
-    return configured_spelling(name, config)
-
-
-def configured_spelling(name: str, config: Config) -> str:
-    """``name`` spelled as the configured category it matches case-insensitively (any
-    edition's ``categories``, an alias target, or the default category), else unchanged.
-
-    Subscribers store the config's spelling; a feed's ``technology`` must not become a
-    category of its own that a ``Technology`` reader never matches."""
-    folded = name.casefold()
-    candidates = [c for edition in config.editions.values() for c in edition.categories]
-    candidates += [*config.ingest.category_aliases.values(), config.ingest.default_category]
-    for candidate in candidates:
-        candidate = clean_category(candidate)
-        if candidate and candidate.casefold() == folded:
-            return candidate
-    return name
 
 
 def parse_date(value: Any) -> datetime:
@@ -166,6 +135,7 @@ class ArticleInput:
     summary_html: str | None = None  # the source's own summary (HTML or text)
     content_html: str | None = None  # the full text, when the source has it
     category: str | None = None  # already decided (feed category or mapped item category)
+    source_category: str | None = None  # the item's own, before the aliases; None: not mapped
     source: str | None = None
     author: str | None = None
     published: datetime | None = None  # the item's own date, aware
@@ -219,6 +189,7 @@ def prepare_article(
         "source": one_line(clean_text(item.source))[:NAME_MAX] or None,
         "author": byline(one_line(clean_text(item.author)))[:NAME_MAX] or None,  # a name, never an address
         "category": clean_category(item.category) or config.ingest.default_category,
+        "source_category": None if item.source_category is None else clean_category(item.source_category),
         "published_at": iso(published or now),
         "date_estimated": 0 if published else 1,
         "summary": summary,
@@ -383,6 +354,7 @@ def add_article(
         url=url,
         summary_html=summary,
         category=map_category(category, config) if category else None,
+        source_category=category or "",
         source=source,
         published=when,
     )
@@ -481,3 +453,31 @@ def articles_by_ids(db: sqlite_utils.Database, ids: Iterable[int]) -> list[dict[
 def article_categories(db: sqlite_utils.Database) -> list[str]:
     """Every category an article has (each once)."""
     return [r[0] for r in db.execute("SELECT DISTINCT category FROM articles")]
+
+
+def recategorize_articles(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> int:
+    """Map every stored article's source category through today's ``[ingest.category_aliases]``
+    again, in one transaction; return how many articles changed category.
+
+    Only articles whose category came through the aliases are touched (``source_category``
+    set): a feed's own ``--category`` stays."""
+    now_text = iso(now or utcnow())
+    names = (*_HASHED, "published_at", "date_estimated")
+    columns = ", ".join(names)
+    changed = 0
+    with transaction(db):
+        rows = db.execute(
+            f"SELECT id, source_category, {columns} FROM articles WHERE source_category IS NOT NULL"
+        ).fetchall()
+        for art_id, source_category, *hashed in rows:
+            row = dict(zip(names, hashed, strict=True))
+            category = map_category(source_category, config)
+            if category == row["category"]:
+                continue
+            row["category"] = category
+            db.execute(
+                "UPDATE articles SET category = ?, content_hash = ?, updated_at = ? WHERE id = ?",
+                [category, content_hash(row), now_text, art_id],
+            )
+            changed += 1
+    return changed

@@ -105,6 +105,7 @@ def parse_feed(
                 summary_html=summary.get("value") if summary else None,
                 content_html=content.get("value") if content else None,
                 category=feed_category or map_category(_first_category(entry), config),
+                source_category=None if feed_category else (_first_category(entry) or ""),
                 source=source_name,
                 author=entry.get("author"),
                 published=entry_date(entry),

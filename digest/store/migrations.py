@@ -338,6 +338,23 @@ def m019_editors(db: sqlite_utils.Database) -> None:
     )
 
 
+def m020_source_categories(db: sqlite_utils.Database) -> None:
+    """``articles.source_category``: the category as the source gave it, before
+    ``[ingest.category_aliases]`` mapped it ("" when it gave none), so ``digest ingest
+    --recategorize`` can apply changed aliases to stored articles. NULL when the category
+    did not come through the aliases (a feed added with ``--category``). Articles stored
+    before this migration take their stored category as the source's: a new alias applies
+    to them, one that already changed them cannot be undone."""
+    db.executescript(
+        """
+        ALTER TABLE articles ADD COLUMN source_category TEXT;
+        UPDATE articles SET source_category = category
+         WHERE feed_id IS NULL
+            OR feed_id NOT IN (SELECT id FROM feeds WHERE category IS NOT NULL AND category != '');
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -350,4 +367,5 @@ LATER_MIGRATIONS = [
     m017_forged_reports,
     m018_editor_desk,
     m019_editors,
+    m020_source_categories,
 ]

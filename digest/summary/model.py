@@ -1,6 +1,6 @@
 """The ``llm`` library behind one small seam: find the configured model, ask it one prompt.
 
-``llm`` is an optional dependency (``pip install 'digest[llm]'``); it is imported only when
+``llm`` is an optional dependency (``pip install 'digest-newsletter[llm]'``); it is imported only when
 ``engine = "llm"`` is used, and its absence is a one-line error saying what to install.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from digest.errors import ConfigError
 
-INSTALL_HINT = "pip install 'digest[llm]'"
+INSTALL_HINT = "pip install 'digest-newsletter[llm]'"
 
 
 def load_model(model_id: str) -> Any:
