@@ -50,8 +50,12 @@ def open_csv(path: Path, label: str) -> Iterator[CsvSource]:
         reader: Any = csv.reader(text)
         try:
             header = read_header(reader, label)
+            width = len(header.columns) - header.derived
             if header.name_parts is not None:
-                reader = JoinedNames(reader, header.name_parts, len(header.columns) - 1)
+                reader = JoinedNames(reader, header.name_parts, width)
+                width += 1
+            if header.status_parts:
+                reader = JoinedStatus(reader, [p for p, _kind in header.status_parts], width)
             yield CsvSource(header, reader, counter)
         except UnicodeDecodeError as exc:
             # The text is decoded in blocks ahead of the rows, so the reader's line number
@@ -147,6 +151,32 @@ _HEADER_ALIASES = {
 }
 _HEADER_SPACES = re.compile(r"[\s_-]+")
 
+# Columns other tools keep a subscriber's status in (spelled as _HEADER_ALIASES keys are), and
+# how their values read (see subscribers.importing.statuses). A file may have several (listmonk:
+# ``status`` and ``subscription_status``): the most restrictive non-empty value wins.
+_STATUS_COLUMNS = {
+    "status": "status",  # digest's own, listmonk's, Mailchimp's API exports
+    "subscription status": "status",  # listmonk, per list
+    "subscriber type": "status",  # Buttondown
+    "subscribed to emails": "subscribed",  # Ghost: true/false
+    "subscribed": "subscribed",
+    "email disabled": "disabled",  # Substack: true when the reader turned email off
+}
+_BUTTONDOWN_MARKERS = ("creation date", "secondary id")  # then a "type" column is its status
+# Mailchimp's unsubscribed and cleaned exports have no status column: the file itself is the status.
+_FILE_STATUS_COLUMNS = {"unsub time": "unsubscribed", "clean time": "bounced"}
+# Consent columns (opt-in and confirmation time and IP): the consent log, not attributes.
+_CONSENT_COLUMNS = {
+    "optin time": "optin_time",
+    "opt in time": "optin_time",
+    "optin ip": "optin_ip",
+    "opt in ip": "optin_ip",
+    "confirm time": "confirm_time",
+    "confirmed time": "confirm_time",
+    "confirm ip": "confirm_ip",
+    "confirmed ip": "confirm_ip",
+}
+
 
 class Header(NamedTuple):
     """The first line, read: canonical column names by position, and what else it holds."""
@@ -155,6 +185,15 @@ class Header(NamedTuple):
     attributes: list[tuple[int, str]]  # (position, key) of the columns kept as attributes
     name_parts: tuple[int | None, int | None] | None  # first/last name positions, joined into "name"
     ignored: list[str]  # columns neither known nor usable as attributes
+    status_parts: tuple[tuple[int, str], ...] = ()  # other tools' status columns joined into "status"
+    file_status: str | None = None  # the status every row has (Mailchimp's unsubscribed/cleaned exports)
+    consent: tuple[tuple[int, str], ...] = ()  # (position, key) of the consent columns
+    status_names: tuple[str, ...] = ()  # the file's status columns as spelled there (for messages)
+
+    @property
+    def derived(self) -> int:
+        """Cells appended to each row after the file's own (a joined name, a joined status)."""
+        return (self.name_parts is not None) + bool(self.status_parts)
 
 
 def read_header(reader: Any, label: str) -> Header:
@@ -181,13 +220,32 @@ def read_header(reader: Any, label: str) -> Header:
     name_parts = None
     if "name" not in canonical and any(p in canonical for p in parts):
         name_parts = tuple(canonical.index(p) if p in canonical else None for p in parts)
+    status_kinds = dict(_STATUS_COLUMNS)
+    if any(marker in canonical for marker in _BUTTONDOWN_MARKERS):
+        status_kinds["type"] = "status"
+    status_parts = tuple((p, status_kinds[c]) for p, c in enumerate(canonical) if c in status_kinds)
+    status_names = tuple(first[p].strip() for p, _kind in status_parts)
+    if len(status_parts) == 1 and canonical[status_parts[0][0]] == "status":
+        status_parts = ()  # one column named status: read in place, no joined cell
+    file_status = next((s for c, s in _FILE_STATUS_COLUMNS.items() if c in canonical), None)
+    if "clean time" in canonical:
+        file_status = "bounced"  # cleaned outranks unsubscribed
+    status_positions = {p for p, _kind in status_parts}
     columns: list[str] = []
     attributes: list[tuple[int, str]] = []
+    consent: list[tuple[int, str]] = []
     ignored: list[str] = []
     keys: dict[str, str] = {}
     for position, (cell, name) in enumerate(zip(first, canonical, strict=True)):
+        if position in status_positions:
+            columns.append(f"status:{name}")
+            continue
         if name in COLUMNS or (name_parts is not None and name in parts):
             columns.append(name)
+            continue
+        if name in _CONSENT_COLUMNS and _CONSENT_COLUMNS[name] not in {k for _p, k in consent}:
+            columns.append(f"consent:{_CONSENT_COLUMNS[name]}")
+            consent.append((position, _CONSENT_COLUMNS[name]))
             continue
         key = attribute_key(cell)
         if not key:
@@ -203,7 +261,11 @@ def read_header(reader: Any, label: str) -> Header:
         attributes.append((position, key))
     if name_parts is not None:
         columns.append("name")  # made by JoinedNames at the end of every row
-    return Header(columns, attributes, name_parts, ignored)
+    if status_parts:
+        columns.append("status")  # made by JoinedStatus at the end of every row
+    return Header(
+        columns, attributes, name_parts, ignored, status_parts, file_status, tuple(consent), status_names
+    )
 
 
 class JoinedNames:
@@ -230,6 +292,34 @@ class JoinedNames:
         if len(row) == self.width:
             row.append(" ".join(part for p in self.parts if (part := row[p].strip())))
         return row
+
+
+class JoinedStatus:
+    """Rows with the cells of other tools' status columns joined by STATUS_SEPARATOR into one
+    status cell at the end (read by subscribers.importing.statuses; few distinct values, so
+    it is parsed once per combination). A row with the wrong number of fields is passed on."""
+
+    def __init__(self, reader: Any, positions: list[int], width: int) -> None:
+        self.reader = reader
+        self.positions = positions
+        self.width = width
+
+    @property
+    def line_num(self) -> int:
+        """The reader's line number (a quoted cell may span lines)."""
+        return self.reader.line_num
+
+    def __iter__(self) -> JoinedStatus:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self.reader)
+        if len(row) == self.width:
+            row.append(STATUS_SEPARATOR.join(row[p] for p in self.positions))
+        return row
+
+
+STATUS_SEPARATOR = "\x1f"
 
 
 def guard_cell(cell: str) -> str:
