@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.delivery.guard import SendGuard
 from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger, Result, Row
 from digest.delivery.messages import Links, Messages, recipient_links
@@ -144,6 +145,7 @@ class Run:
     parked: int = 0  # ...of which waiting at their end for the run to prove the relay
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
     clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
+    guard: SendGuard | None = None  # pauses the send when complaints or hard bounces pass the line
 
 
 class Stopped(Exception):
@@ -336,6 +338,8 @@ class Worker:
                 continue
             if self.batch:
                 return self.batch.popleft()
+            if self.paused():
+                return None
             # One row first; then as many as take about CLAIM_SECONDS to send.
             size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
             claimed, skipped = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
@@ -349,6 +353,23 @@ class Worker:
                 return None
             self.run.clock.wait(self.run.stop, max(0.0, self.retry[0][0] - self.run.clock.now()))
         return None
+
+    def paused(self) -> bool:
+        """Before a claim: whether the send guards pause the send (see digest.delivery.guard).
+        Then the run stops with the reason, and every unsent row goes back to the queue."""
+        guard = self.run.guard
+        counters = self.run.counters
+        if guard is None or not guard.due(counters.sent + counters.failed):
+            return False
+        self.flush()  # this connection's results count too
+        why = guard.check(self.ledger.db, self.run.issue_id)
+        if why is None:
+            return False
+        with counters.lock:
+            if why not in self.run.fatal:
+                self.run.fatal.append(why)
+        self.run.stop.set()
+        return True
 
     # -- sending
 
