@@ -99,14 +99,7 @@ def import_csv(
         report.ignored_columns = header.ignored
         report.attribute_columns = [key for _position, key in header.attributes]
         report.consent_columns = [key for _position, key in header.consent]
-        profiles = Profiles(
-            tuple(header.columns.index(k) if k in header.columns else None for k in COLUMNS[2:]),
-            known_editions=list(known_editions) if known_editions is not None else None,
-            known_categories=list(known_categories) if known_categories is not None else None,
-            status_kinds=tuple(kind for _p, kind in header.status_parts) or ("status",),
-            status_names=header.status_names,
-            default_status=_file_status(header, status, report.file),
-        )
+        profiles = _profiles(header, report.file, status, known_editions, known_categories)
         checker = RowChecker(header, report, profiles)
         writer = Writer(
             db, report, header, resubscribe=resubscribe, at=iso(now or utcnow()), chunk_size=chunk_size
@@ -136,6 +129,24 @@ def import_csv(
     return report
 
 
+def _profiles(
+    header: Header,
+    label: str,
+    status: str | None,
+    known_editions: Iterable[str] | None,
+    known_categories: Iterable[str] | None,
+) -> Profiles:
+    """The parse caches and profile numbering for a file with ``header``."""
+    return Profiles(
+        tuple(header.columns.index(k) if k in header.columns else None for k in COLUMNS[2:]),
+        known_editions=list(known_editions) if known_editions is not None else None,
+        known_categories=list(known_categories) if known_categories is not None else None,
+        status_kinds=tuple(kind for _p, kind in header.status_parts) or ("status",),
+        status_names=header.status_names,
+        default_status=_file_status(header, status, label),
+    )
+
+
 def _file_status(header: Header, status: str | None, label: str) -> str | None:
     """Every row's status when the file has no status column: ``status`` (--status), or the one
     Mailchimp's unsubscribed/cleaned export implies; None otherwise (rows are then active)."""
@@ -143,7 +154,8 @@ def _file_status(header: Header, status: str | None, label: str) -> str | None:
         return header.file_status
     status = normalize_status(status)
     if header.status_names or header.file_status:
-        given = ", ".join(header.status_names) or f"it is Mailchimp's {header.file_status} export"
+        export = "cleaned" if header.file_status == "bounced" else header.file_status
+        given = ", ".join(header.status_names) or f"it is Mailchimp's {export} export"
         raise DigestError(
             f"{label}: the file says each row's status ({given}); --status is only for a file without one"
         )

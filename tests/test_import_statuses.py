@@ -154,9 +154,11 @@ def test_status_option_for_a_file_without_one(run_cli, workspace: Path) -> None:
 def test_status_option_is_refused_for_a_file_that_says_the_status(run_cli, workspace: Path) -> None:
     shutil.copy(EXPORTS / "mailchimp_unsubscribed_members_export.csv", "unsub.csv")
     shutil.copy(EXPORTS / "listmonk_subscribers.csv", "listmonk.csv")
+    shutil.copy(EXPORTS / "mailchimp_cleaned_members_export.csv", "cleaned.csv")
     for name, said in (
         ("unsub.csv", "Mailchimp's unsubscribed export"),
         ("listmonk.csv", "status, subscription_status"),
+        ("cleaned.csv", "Mailchimp's cleaned export"),
     ):
         result = run_cli("subscribers", "import", name, "--status", "active")
         assert result.exit_code == 1

@@ -90,10 +90,9 @@ def send(
     When the relay refuses the message, the sender or the session, the send
     stops with every unsent row queued and exits 1; after fixing the cause,
     run it again (with --retry-failed to also requeue rows that failed for a
-    reason other than the mailbox). When an issue's hard bounces pass
-    [bounces] bounce_rate (5 % of the readers tried) or its complaints
-    complaint_rate (0.3 % of those delivered), the send pauses the same way;
-    --resume sends on past that guard, on purpose. --to sends a "[TEST]" copy to those
+    reason other than the mailbox). Too many hard bounces or complaints
+    ([bounces] bounce_rate, complaint_rate) pause it the same way; --resume
+    sends on past that guard. --to sends a "[TEST]" copy to those
     addresses only and records nothing. A real SMTP send needs an https,
     public publication.base_url.
 

@@ -390,7 +390,12 @@ def subscribers_import(
     if as_json:
         echo_json(report.as_dict())
         return
-    verb = "Dry run, nothing written:" if dry_run else "Imported"
+    _echo_import(report)
+
+
+def _echo_import(report: Any) -> None:
+    """What an import did (an ImportReport), for a person."""
+    verb = "Dry run, nothing written:" if report.dry_run else "Imported"
     click.echo(
         f"{verb} {report.file}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.duplicates} duplicate in file, "

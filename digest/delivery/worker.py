@@ -338,7 +338,7 @@ class Worker:
                 continue
             if self.batch:
                 return self.batch.popleft()
-            if self.paused():
+            if _guard_pauses(self):
                 return None
             # One row first; then as many as take about CLAIM_SECONDS to send.
             size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
@@ -353,23 +353,6 @@ class Worker:
                 return None
             self.run.clock.wait(self.run.stop, max(0.0, self.retry[0][0] - self.run.clock.now()))
         return None
-
-    def paused(self) -> bool:
-        """Before a claim: whether the send guards pause the send (see digest.delivery.guard).
-        Then the run stops with the reason, and every unsent row goes back to the queue."""
-        guard = self.run.guard
-        counters = self.run.counters
-        if guard is None or not guard.due(counters.sent + counters.failed):
-            return False
-        self.flush()  # this connection's results count too
-        why = guard.check(self.ledger.db, self.run.issue_id)
-        if why is None:
-            return False
-        with counters.lock:
-            if why not in self.run.fatal:
-                self.run.fatal.append(why)
-        self.run.stop.set()
-        return True
 
     # -- sending
 
@@ -459,3 +442,21 @@ class Worker:
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
+
+
+def _guard_pauses(worker: Worker) -> bool:
+    """Before a claim: whether the send guards pause the send (see digest.delivery.guard).
+    Then the run stops with the reason, and every unsent row goes back to the queue."""
+    run = worker.run
+    guard, counters = run.guard, run.counters
+    if guard is None or not guard.due(counters.sent + counters.failed):
+        return False
+    worker.flush()  # this connection's results count too
+    why = guard.check(worker.ledger.db, run.issue_id)
+    if why is None:
+        return False
+    with counters.lock:
+        if why not in run.fatal:
+            run.fatal.append(why)
+    run.stop.set()
+    return True

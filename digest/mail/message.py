@@ -91,10 +91,7 @@ def encode_header_text(text: str) -> str:
 
 def format_address(name: str, email: str) -> str:
     """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address.
-
-    An international address (a UTF-8 local part, RFC 6531) is written as it is, in UTF-8
-    (RFC 6532): such a message goes only through a relay that offers SMTPUTF8.
-    """
+    An international address (RFC 6531) is written in UTF-8 (RFC 6532), for SMTPUTF8."""
     email = str(email).strip()
     if not _EMAIL.fullmatch(email) or len(email.encode()) > 254:
         raise DigestError(f"cannot address a message to {email!r}: not an email address")
@@ -115,9 +112,7 @@ def header_address(name: str, email: str) -> Address:
     the message's policy to encode and fold. (:func:`format_address` folds a long non-ASCII name
     itself, with CRLF, which ``EmailMessage`` refuses in a header value.)"""
     format_address("", email)  # raises DigestError on a bad address
-    local, _, domain = str(email).strip().rpartition("@")
-    # By parts: parsing an international addr_spec is refused (the message then needs the
-    # SMTPUTF8 policy, see digest.mail.outbox).
+    local, _, domain = str(email).strip().rpartition("@")  # by parts: an international one parses
     return Address(display_name=_clean(name or "", limit=120), username=local, domain=domain)
 
 

@@ -124,21 +124,11 @@ class RowChecker:
             except InvalidValue:
                 return None
             profiles = list(map(by_cells.__getitem__, cells))
-        if self.consent:
-            try:
-                extras = list(map(self._attributes_of, rows))
-                consents = list(map(self._consent_of, rows))
-            except InvalidValue:
-                return None
-            parsed = list(zip(emails, names, profiles, extras, consents, strict=False))
-        elif self.attributes:
-            try:
-                extras = list(map(self._attributes_of, rows))
-            except InvalidValue:
-                return None
-            parsed = list(zip(emails, names, profiles, extras, strict=False))  # names may be repeat('')
-        else:
-            parsed = list(zip(emails, names, profiles, strict=False))
+        try:
+            extras = self._extras(rows)
+        except InvalidValue:
+            return None
+        parsed = list(zip(emails, names, profiles, *extras, strict=False))  # names may be repeat('')
         self.report.rows += n
         if len(set(emails)) != n:
             parsed = self._dedupe(parsed)
@@ -181,11 +171,7 @@ class RowChecker:
                         self.profiles.default_status if p_st is None else cell("status", row[p_st]),
                     )
                 )
-                extra: tuple[str, ...] = ()
-                if self.consent:
-                    extra = (self._attributes_of(row), self._consent_of(row))
-                elif self.attributes:
-                    extra = (self._attributes_of(row),)
+                extra = tuple(column[0] for column in self._extras([row]))
             except InvalidValue as exc:
                 report.invalid += 1
                 if len(report.invalid_rows) < MAX_REPORTED:
@@ -193,6 +179,16 @@ class RowChecker:
                 continue
             parsed.append((email, name, profile, *extra))
         return self._dedupe(parsed)
+
+    def _extras(self, rows: list[list[str]]) -> list[list[str]]:
+        """The columns a checked row carries after (email, name, profile): its attributes JSON
+        when the file has attribute or consent columns, then its consent JSON when it has
+        consent columns; raises InvalidValue."""
+        if self.consent:
+            return [list(map(self._attributes_of, rows)), list(map(self._consent_of, rows))]
+        if self.attributes:
+            return [list(map(self._attributes_of, rows))]
+        return []
 
     def _consent_of(self, row: list[str]) -> str:
         """A row's consent cells (opt-in/confirm time and IP) as a JSON object; raises InvalidValue."""

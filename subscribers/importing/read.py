@@ -164,7 +164,7 @@ _STATUS_COLUMNS = {
 }
 _BUTTONDOWN_MARKERS = ("creation date", "secondary id")  # then a "type" column is its status
 # Mailchimp's unsubscribed and cleaned exports have no status column: the file itself is the status.
-_FILE_STATUS_COLUMNS = {"unsub time": "unsubscribed", "clean time": "bounced"}
+_FILE_STATUS_COLUMNS = {"unsub time": "unsubscribed", "clean time": "bounced"}  # the last found wins
 # Consent columns (opt-in and confirmation time and IP): the consent log, not attributes.
 _CONSENT_COLUMNS = {
     "optin time": "optin_time",
@@ -205,14 +205,7 @@ def read_header(reader: Any, label: str) -> Header:
     spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
     canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
     if "email" not in canonical:
-        found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
-        hint = ""
-        if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
-            hint = " (separate columns with commas)"
-        raise DigestError(
-            f"{label}: no 'email' column in the first line (found {found}){hint}; "
-            f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
-        )
+        raise _no_email_column(label, first)
     duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
     if duplicated:
         raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
@@ -220,16 +213,7 @@ def read_header(reader: Any, label: str) -> Header:
     name_parts = None
     if "name" not in canonical and any(p in canonical for p in parts):
         name_parts = tuple(canonical.index(p) if p in canonical else None for p in parts)
-    status_kinds = dict(_STATUS_COLUMNS)
-    if any(marker in canonical for marker in _BUTTONDOWN_MARKERS):
-        status_kinds["type"] = "status"
-    status_parts = tuple((p, status_kinds[c]) for p, c in enumerate(canonical) if c in status_kinds)
-    status_names = tuple(first[p].strip() for p, _kind in status_parts)
-    if len(status_parts) == 1 and canonical[status_parts[0][0]] == "status":
-        status_parts = ()  # one column named status: read in place, no joined cell
-    file_status = next((s for c, s in _FILE_STATUS_COLUMNS.items() if c in canonical), None)
-    if "clean time" in canonical:
-        file_status = "bounced"  # cleaned outranks unsubscribed
+    status_parts, status_names, file_status = _status_columns(first, canonical)
     status_positions = {p for p, _kind in status_parts}
     columns: list[str] = []
     attributes: list[tuple[int, str]] = []
@@ -266,6 +250,35 @@ def read_header(reader: Any, label: str) -> Header:
     return Header(
         columns, attributes, name_parts, ignored, status_parts, file_status, tuple(consent), status_names
     )
+
+
+def _no_email_column(label: str, first: list[str]) -> DigestError:
+    """The error for a first line without an email column, saying what it has instead."""
+    found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
+    hint = ""
+    if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
+        hint = " (separate columns with commas)"
+    return DigestError(
+        f"{label}: no 'email' column in the first line (found {found}){hint}; "
+        f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
+    )
+
+
+def _status_columns(
+    first: list[str], canonical: list[str]
+) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...], str | None]:
+    """The first line's status columns: (position, kind) of those joined into one status cell
+    (none for a lone ``status`` column, read in place), their names as the file spells them,
+    and the status the file itself implies (Mailchimp's unsubscribed or cleaned export)."""
+    kinds = dict(_STATUS_COLUMNS)
+    if any(marker in canonical for marker in _BUTTONDOWN_MARKERS):
+        kinds["type"] = "status"
+    parts = tuple((p, kinds[c]) for p, c in enumerate(canonical) if c in kinds)
+    names = tuple(first[p].strip() for p, _kind in parts)
+    if len(parts) == 1 and canonical[parts[0][0]] == "status":
+        parts = ()
+    implied = [status for column, status in _FILE_STATUS_COLUMNS.items() if column in canonical]
+    return parts, names, implied[-1] if implied else None  # cleaned (bounced) outranks unsubscribed
 
 
 class JoinedNames:

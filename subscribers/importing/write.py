@@ -220,12 +220,7 @@ class Writer:
             ).fetchall()
             ignored = [chunk[x] for (x,) in missing]
         if inserted:
-            if self.consent:
-                db.execute(
-                    _EVENTS_CONSENT_SQL, [self.active_detail, self.detail, self.at, base - 1, payload_text]
-                )
-            else:
-                db.execute(_EVENTS_SQL, [self.active_detail, self.detail, self.at, base - 1])
+            self._subscribe_events(base, payload_text)
             if lifted:
                 # As add_subscriber records it: this consent overrode a suppression.
                 marks = ",".join("?" * len(lifted))
@@ -242,6 +237,15 @@ class Writer:
                 self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
         if ignored:
             self._known_rows(ignored, lifted)
+
+    def _subscribe_events(self, base: int, payload_text: str) -> None:
+        """The consent events of the rows a chunk added (ids from ``base``), with their consent
+        cells when the file has consent columns."""
+        params = [self.active_detail, self.detail, self.at, base - 1]
+        if self.consent:
+            self.db.execute(_EVENTS_CONSENT_SQL, [*params, payload_text])
+        else:
+            self.db.execute(_EVENTS_SQL, params)
 
     def _known_rows(self, rows: list[tuple], lifted: set[str]) -> None:
         """Rows whose address is already stored: an update of a known subscriber, or a duplicate."""
