@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import sqlite3
 import unicodedata
 from email import message_from_string, policy
 from pathlib import Path
@@ -143,3 +144,28 @@ def test_maildir_and_mbox_take_them_as_they_are(mixed: Setup, kind: str) -> None
         found.add(to_address(box.get_bytes(key)))
     assert set(INTERNATIONAL_READERS) <= found
     assert len(found) == ASCII_READERS + len(INTERNATIONAL_READERS)
+
+
+@pytest.mark.parametrize("smtputf8", [True, False])
+def test_a_confirmation_to_an_international_address(
+    run_cli, edit_config, workspace: Path, smtputf8: bool
+) -> None:
+    """Transactional mail (the outbox) goes the same way: with SMTPUTF8 it arrives, addressed in
+    UTF-8; without, that one message fails with the reason and the ASCII one still goes."""
+    with SMTPServer(Handler(), smtputf8=smtputf8) as server:
+        edit_config('transport = "maildir:outbox"', f'transport = "{server.url}"')
+        for address in ("ñoñó@example.tld", "plain@example.org"):
+            assert run_cli("subscribers", "add", address, "--pending").exit_code == 0
+    got = server.handler.per_recipient()
+    assert got["plain@example.org"] == 1
+    with sqlite3.connect(workspace / "digest.db") as conn:
+        status, error = conn.execute(
+            "SELECT status, last_error FROM outbox WHERE email = 'ñoñó@example.tld'"
+        ).fetchone()
+    if smtputf8:
+        assert (status, got["ñoñó@example.tld"]) == ("sent", 1)
+        [received] = [r for r in server.handler.received if r.rcpt_tos == ["ñoñó@example.tld"]]
+        assert to_address(received.data) == "ñoñó@example.tld"
+    else:
+        assert status == "failed" and "relay does not accept international addresses" in error
+        assert "ñoñó@example.tld" not in got
