@@ -57,6 +57,12 @@ class SendGuard:
         b = config.bounces
         return cls(b.complaint_rate, b.bounce_rate, b.min_sample, reports)
 
+    def before_the_send(self, db: sqlite_utils.Database, issue_id: int) -> str | None:
+        """The first check, before any connection claims a row (a send paused before stays
+        paused, with nothing sent); the next ones come as rows are recorded (:meth:`due`)."""
+        self.due(0)
+        return self.check(db, issue_id)
+
     def due(self, recorded: int) -> bool:
         """Whether to check now, with ``recorded`` rows recorded by this process so far."""
         now = time.monotonic()

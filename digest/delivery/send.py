@@ -237,6 +237,9 @@ def _send(
             [issue_id],
         ).fetchall()
     )
+    why = guard.before_the_send(db, issue_id) if guard is not None and to_send else None
+    if why is not None:
+        raise TransportError(f"{why} (nothing was sent; unsent rows stay queued)")
     if to_send:
         signer = dkim_signer(config)
         prepared = {
