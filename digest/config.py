@@ -164,6 +164,11 @@ class Bounces:
     hard_limit: int = 1  # hard bounces that mark a subscriber bounced
     soft_limit: int = 3  # soft bounces on that many different issues, no delivery in between
     deadline: float = 60.0  # seconds one read of an IMAP source may take in all, connect to logout
+    # Per-send guards (percent): a send pauses when an issue's complaints pass complaint_rate of
+    # its delivered rows, or its hard bounces bounce_rate of the rows tried, once min_sample tried.
+    complaint_rate: float = 0.3  # Gmail's line
+    bounce_rate: float = 5.0
+    min_sample: int = 100
 
 
 @dataclass
@@ -434,6 +439,9 @@ _NUMBER_FLOORS: dict[str, tuple[float, bool]] = {
     "bounces.hard_limit": (1, True),
     "bounces.soft_limit": (1, True),
     "bounces.deadline": (0, False),
+    "bounces.complaint_rate": (0, False),
+    "bounces.bounce_rate": (0, False),
+    "bounces.min_sample": (1, True),
     "subscribers.pending_days": (1, True),
     "web.signup_posts_per_hour": (1, True),
 }

@@ -32,9 +32,9 @@ def sample_config() -> str:
 
 SAMPLE_BASE_URL = "http://localhost:8080"
 
-EXAMPLE_FILES = ("feed.xml", "articles.jsonl", "people.csv", "bounces.mbox")
+EXAMPLE_FILES = ("feed.xml", "articles.jsonl", "people.csv", "cleaned_members_export.csv", "bounces.mbox")
 """The sample files ``digest init --example`` writes (shipped in ``digest/data/examples/``): a
-feed file, an article file, a subscriber import and a bounce report."""
+feed file, an article file, a subscriber import, a Mailchimp cleaned export and a bounce report."""
 
 
 def write_examples(directory: Path) -> tuple[list[Path], list[Path]]:

@@ -194,7 +194,7 @@ def test_header_injection_is_impossible() -> None:
 @pytest.mark.parametrize("char", ["\x00", "\x01", "\x08", "\x1b", "\x7f"])
 def test_an_address_with_a_control_character_is_refused(char: str) -> None:
     email = f"ada{char}lovelace@example.net"
-    with pytest.raises(DigestError, match="not a plain ASCII email address"):
+    with pytest.raises(DigestError, match="not an email address"):
         build_message(config(), ISSUE, variant("x", "x"), recipient(email=email))
     prepared = prepare_message(config(), ISSUE, variant("x", "x"))
     with pytest.raises(DigestError):

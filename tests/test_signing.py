@@ -147,6 +147,7 @@ READERS = [
         "subscriber_id": 3,
     },
     {**WHO, "email": "x@example.net", "name": "Tab\tand  spaces ", "subscriber_id": 4},
+    {**WHO, "email": "ñoñó@xn--exmple-cua.org", "name": "Ñandú", "subscriber_id": 5},  # RFC 6532 To:
 ]
 
 

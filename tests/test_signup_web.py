@@ -414,3 +414,17 @@ def test_a_relay_that_never_greets_does_not_hold_the_signup(tmp_path: Path, monk
             assert run.exit_code == 0, run.output
     assert server.handler.count_for("patient@example.org") == 1
     assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_an_international_address_signs_up_and_gets_its_confirmation(served: WebProcess, db) -> None:
+    # RFC 6531: a UTF-8 local part at an internationalised domain, typed decomposed (NFD).
+    typed = "n\u0303on\u0303o\u0301@exämple.org"
+    stored = "ñoñó@xn--exmple-cua.org"
+    assert signup(served, typed, name="Ñandú").status == 200
+    assert status_of(db, stored) == "pending"
+    wait_until_sent(db)
+    [confirmation] = messages_to(served.maildir(), stored)  # the maildir takes it as it is
+    assert "/confirm/" in link_in(confirmation, "confirm")
+    # The To: header carries the address in UTF-8 (RFC 6532), not as an encoded word.
+    raw = [f.read_bytes() for f in (served.maildir() / "new").iterdir()]
+    assert sum(f"Ñandú <{stored}>".encode() in data for data in raw) == 1

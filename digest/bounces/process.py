@@ -388,6 +388,18 @@ def _scrub(text: str, address: str | None) -> str:
     return text
 
 
+def issue_reports(db: sqlite_utils.Database, issue_id: int) -> tuple[int, int]:
+    """(hard bounces, complaints) reported for ``issue_id``, each reader (delivery) once: what
+    the send guards count besides the refusals of the send itself."""
+    hard, complaints = db.execute(
+        "SELECT count(DISTINCT coalesce(delivery_id, -subscriber_id)) FILTER (WHERE kind = 'hard'),"
+        " count(DISTINCT coalesce(delivery_id, -subscriber_id)) FILTER (WHERE kind = 'complaint')"
+        " FROM bounces WHERE issue_id = ? AND kind IN ('hard', 'complaint')",
+        [issue_id],
+    ).fetchone()
+    return hard, complaints
+
+
 def list_bounces(
     db: sqlite_utils.Database, *, since: datetime | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ __all__ = [
     "finish",
     "forget_reader",
     "freeze",
+    "guard_counts",
     "list_deliveries",
     "note_later_bounce",
     "pending_due_counts",
@@ -351,6 +352,19 @@ def done_count(db: sqlite_utils.Database, issue_id: int) -> int:
         " WHERE issue_id = ? AND status IN ('sent', 'failed', 'skipped', 'deferred')",
         [issue_id],
     ).fetchone()[0]
+
+
+def guard_counts(db: sqlite_utils.Database, issue_id: int) -> tuple[int, int, int]:
+    """For the send guards: the issue's rows sent, failed, and failed for a bad mailbox (5.1.x
+    but the sender's 5.1.7/5.1.8: the hard bounces the relay gave during the send)."""
+    sent, failed, hard = db.execute(
+        "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),"
+        " count(*) FILTER (WHERE status = 'failed' AND enhanced_code LIKE '5.1.%'"
+        " AND enhanced_code NOT IN ('5.1.7', '5.1.8'))"
+        " FROM deliveries WHERE issue_id = ? AND status IN ('sent', 'failed')",
+        [issue_id],
+    ).fetchone()
+    return sent, failed, hard
 
 
 def delivery_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:

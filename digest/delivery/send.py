@@ -34,6 +34,7 @@ from digest.compose.issues import get_issue, issue_name, set_issue_transport
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
+from digest.delivery.guard import Reports, SendGuard
 from digest.delivery.report import DeliveryReport
 from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
@@ -76,6 +77,8 @@ def deliver_issue(
     rate: float | None = None,
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resume: bool = False,
+    reports: Reports | None = None,
 ) -> DeliveryReport:
     """Send (or resume sending) issue ``issue_id`` to everyone in its ledger.
 
@@ -84,6 +87,10 @@ def deliver_issue(
     ``retry_failed``: first requeue failed rows whose failure was not about the mailbox.
     ``now``: the moment local-time delivery compares ``due_at`` with (default: now).
     ``progress(done, total)`` is called from the calling thread as the send goes.
+    The send guards (:mod:`digest.delivery.guard`) pause a send whose hard bounces or
+    complaints pass ``[bounces]``'s lines, reading the issue's bounce reports with ``reports``
+    (:func:`digest.bounces.process.issue_reports`; None: only the send's own refusals);
+    ``resume`` sends on past them, on purpose.
     Raises SendInProgress when another process is sending this issue, DigestError when
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
@@ -108,7 +115,8 @@ def deliver_issue(
     else:
         with _issue_lock(_db_path(db), int(issue["id"])):
             _record_transport(db, config, int(issue["id"]), url)
-            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
+            guard = None if resume else SendGuard.from_config(config, reports)
+            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed, guard)
     if resumed:
         report.warnings.append(resumed)
     if problem:
@@ -204,6 +212,7 @@ def _send(
     rate: float | None,
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
+    guard: SendGuard | None,
 ) -> DeliveryReport:
 
     issue_id = int(issue["id"])
@@ -219,6 +228,9 @@ def _send(
     now_iso = iso(now)
     to_send = ledger.due_count(db, issue_id, now_iso)
     report.variants = ledger.variant_counts(db, issue_id)
+    why = guard.before_the_send(db, issue_id) if guard is not None and to_send else None
+    if why is not None:
+        raise TransportError(f"{why} (nothing was sent; unsent rows stay queued)")
     if to_send:
         signer = dkim_signer(config)
         prepared = {
@@ -238,6 +250,7 @@ def _send(
             return_path=ReturnPath(config),
             retries=max(0, config.delivery.retries),
             max_per_connection=max(1, config.delivery.max_per_connection),
+            guard=guard,
         )
         connections = max(1, concurrency or config.delivery.concurrency)
         can = capabilities(url)

@@ -57,7 +57,8 @@ __all__ = [
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")  # printable ASCII, no space, quote, < or >
-_EMAIL = re.compile(r"[^\s\x00-\x1f\x7f<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")  # no controls (NUL, ESC, DEL)
+# A local part may be UTF-8 (RFC 6531), the domain is IDNA; no controls (NUL, ESC, DEL, C1).
+_EMAIL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")
 _MAX_HEADER_TEXT = 900
 
 
@@ -89,10 +90,11 @@ def encode_header_text(text: str) -> str:
 
 
 def format_address(name: str, email: str) -> str:
-    """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address."""
+    """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address.
+    An international address (RFC 6531) is written in UTF-8 (RFC 6532), for SMTPUTF8."""
     email = str(email).strip()
-    if not _EMAIL.fullmatch(email) or not email.isascii() or len(email) > 254:
-        raise DigestError(f"cannot address a message to {email!r}: not a plain ASCII email address")
+    if not _EMAIL.fullmatch(email) or len(email.encode()) > 254:
+        raise DigestError(f"cannot address a message to {email!r}: not an email address")
     name = _clean(name or "", limit=120)
     if not name:
         return email
@@ -110,7 +112,8 @@ def header_address(name: str, email: str) -> Address:
     the message's policy to encode and fold. (:func:`format_address` folds a long non-ASCII name
     itself, with CRLF, which ``EmailMessage`` refuses in a header value.)"""
     format_address("", email)  # raises DigestError on a bad address
-    return Address(display_name=_clean(name or "", limit=120), addr_spec=str(email).strip())
+    local, _, domain = str(email).strip().rpartition("@")  # by parts: an international one parses
+    return Address(display_name=_clean(name or "", limit=120), username=local, domain=domain)
 
 
 def _parse_from(config: Config) -> tuple[str, str]:

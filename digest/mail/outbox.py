@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
@@ -96,7 +96,8 @@ def build_transactional(
         config, kind, {"name": recipient.get("name") or "", "email": recipient["email"], **context}
     )
     from_name, from_email = parseaddr(config.publication.from_address)
-    msg = EmailMessage(policy=SMTP)
+    # An international address is written in UTF-8 (RFC 6532), and the message sent with SMTPUTF8.
+    msg = EmailMessage(policy=SMTP if str(recipient["email"]).isascii() else SMTPUTF8)
     msg["From"] = header_address(from_name or config.publication.name, from_email)
     msg["To"] = header_address(recipient.get("name") or "", recipient["email"])
     if config.publication.reply_to:

@@ -248,9 +248,12 @@ def _deliver(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], at: datetime, *, dry_run: bool
 ) -> Sent:
 
+    # The send guards read the issue's bounce reports (see digest.delivery.guard).
+    from digest.bounces.process import issue_reports  # lazy: start-up
+
     outcome = Sent(issue_id=issue["id"], edition=issue["edition"], number=issue["number"], dry_run=dry_run)
     try:
-        result = deliver_issue(db, config, issue["id"], dry_run=dry_run, now=at)
+        result = deliver_issue(db, config, issue["id"], dry_run=dry_run, now=at, reports=issue_reports)
     except SendInProgress as exc:
         outcome.busy = True
         outcome.note = str(exc)

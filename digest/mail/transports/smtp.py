@@ -33,7 +33,16 @@ from digest.mail.transports.base import (
 )
 from digest.mail.transports.smtp_session import LOOPBACK_HOSTS, SMTPSession
 
-__all__ = ["SMTPTransport", "check_smtp", "parse_smtp_url"]
+__all__ = ["NO_SMTPUTF8", "SMTPTransport", "check_smtp", "parse_smtp_url"]
+
+NO_SMTPUTF8 = Reply(
+    code=553,
+    text="5.6.7 relay does not accept international addresses (it does not offer SMTPUTF8)",
+    enhanced="5.6.7",
+    stage="rcpt",
+)
+"""The answer for an international address through a relay without SMTPUTF8 (RFC 6531's
+5.6.7 at RCPT), made here without asking: the reader fails alone, nothing goes on the wire."""
 
 
 def parse_smtp_url(scheme: str, url: str, shown: str) -> TransportSpec:
@@ -135,6 +144,11 @@ class SMTPTransport(TransportBase, SMTPSession):
         limit = self.extensions.get("SIZE", "")
         return int(limit) if limit.isdigit() and int(limit) > 0 else self.capabilities.size_limit
 
+    def carries(self, sender: str, recipient: str) -> bool:
+        """Whether this connection can carry the envelope: plain ASCII, or the relay offers
+        SMTPUTF8 (RFC 6531) for an international address. Known once connected."""
+        return (sender + recipient).isascii() or "SMTPUTF8" in self.extensions
+
     def _envelope(self, sender: str, recipient: str) -> bytes:
         params = b" SMTPUTF8" if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii() else b""
         return b"MAIL FROM:<%s>%s\r\nRCPT TO:<%s>\r\nDATA\r\n" % (sender.encode(), params, recipient.encode())
@@ -164,6 +178,8 @@ class SMTPTransport(TransportBase, SMTPSession):
             pending = None
         if self.sock is None:
             self.connect()
+        if not self.carries(sender, recipient):
+            return NO_SMTPUTF8  # never sent: this reader fails alone, the run goes on
         pipelining = "PIPELINING" in self.extensions
         if pending is None:
             if pipelining:
@@ -178,7 +194,7 @@ class SMTPTransport(TransportBase, SMTPSession):
             if code >= 300 or stage == "data":
                 self._abandon(replies[2][0] == 354)
                 return make_reply(code, lines, stage)
-        announce = next_envelope is not None and pipelining
+        announce = next_envelope is not None and pipelining and self.carries(*next_envelope)
         reply = self._send_content(message, dot_safe, self._envelope(*next_envelope) if announce else b"")
         if announce:
             self._pending = next_envelope
