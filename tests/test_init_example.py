@@ -16,7 +16,13 @@ SAMPLES = Path(__file__).resolve().parent.parent / "digest" / "data" / "examples
 def test_init_example_writes_the_sample_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "ws"), "--example"])
     assert result.exit_code == 0, result.output
-    assert sorted(EXAMPLE_FILES) == ["articles.jsonl", "bounces.mbox", "feed.xml", "people.csv"]
+    assert sorted(EXAMPLE_FILES) == [
+        "articles.jsonl",
+        "bounces.mbox",
+        "cleaned_members_export.csv",
+        "feed.xml",
+        "people.csv",
+    ]
     for name in EXAMPLE_FILES:
         assert (tmp_path / "ws" / name).read_bytes() == (SAMPLES / name).read_bytes()
         assert f"Wrote sample {tmp_path / 'ws' / name}" in result.output
