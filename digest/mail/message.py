@@ -132,8 +132,8 @@ def _domain(email: str) -> str:
 
 
 def message_id(config: Config, issue_id: int, subscriber_id: int | None) -> str:
-    """The deterministic, signed Message-ID for issue × subscriber (:mod:`digest.mail.message_ids`);
-    a random one for test sends."""
+    """A new signed Message-ID for issue × subscriber (:mod:`digest.mail.message_ids`: unique, the
+    ledger keeps it for the row); a random unsigned one for test sends."""
     _, sender = _parse_from(config)
     if subscriber_id is None:
         return f"<test.{issue_id}.{secrets.token_hex(8)}@{_domain(sender)}>"
