@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from digest.dkim_keys import refuse_weak_key
 from digest.errors import ConfigError, NoWorkspace
 
 CONFIG_NAME = "digest.toml"
@@ -427,6 +428,8 @@ def _validate(config: Config, source: str) -> None:
     where = f"{source} (or its DIGEST_* override)"
     _check_zone(config.publication.timezone, "publication.timezone", where)
     _check_summary_and_compose(config, where)
+    if config.dkim.enabled:  # a key too small to be accepted anywhere: refused before any send
+        refuse_weak_key(config.path(config.dkim.key_file), f"{where}: dkim.key_file")
     for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
         section, _, key = dotted.partition(".")
         value = getattr(getattr(config, section), key)

@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("store",),
     ("workspace_trust",),
     ("config",),
+    ("dkim_keys",),  # a DKIM key's size: config refuses a weak key at load, so below it
     ("cron",),
     ("lockfile",),
     ("atomic",),

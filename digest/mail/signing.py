@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.dkim_keys import MIN_BITS, too_small
 from digest.errors import DigestError
 
 __all__ = [
@@ -119,6 +120,8 @@ class DkimSigner:
                 raise DigestError(f"not a usable PEM private key ({exc})") from None
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise DigestError("a PEM key for rsa-sha256 must be an RSA key")
+            if key.key_size < MIN_BITS:
+                raise DigestError(too_small(key.key_size, "the key"))
             object.__setattr__(self, "_rsa", key)
         if self._rsa is not None and not self._scheme:
             from cryptography.hazmat.primitives import hashes  # lazy: start-up
