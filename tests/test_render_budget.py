@@ -1,5 +1,6 @@
 """The clipping budget: Gmail clips at ~102 KB of the message as sent, so the HTML part is
-measured as it goes on the wire (quoted-printable), not as decoded text."""
+measured as it goes on the wire (quoted-printable or base64, the shorter), with the longest
+values a reader can fill in, not as decoded text."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ _GREEK = [
 
 
 def _html_part_on_the_wire(message: bytes) -> bytes:
-    """The HTML part's body bytes exactly as sent (still quoted-printable)."""
+    """The HTML part's body bytes exactly as sent (still encoded)."""
     start = message.index(b"Content-Type: text/html")
     body = message.index(b"\r\n\r\n", start) + 4
     end = message.index(b"\r\n--=_digest_", body)
