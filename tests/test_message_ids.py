@@ -62,3 +62,13 @@ def test_a_row_keeps_its_message_id_and_a_report_quoting_it_finds_its_reader(tmp
         setup.db.execute("UPDATE issues SET status = 'sending'")
     again = _send(setup, "again")
     assert sorted(again) == sorted(sent)
+
+
+def test_a_message_id_made_before_the_random_part_still_names_its_reader() -> None:
+    from subscribers.tokens import TokenSigner
+
+    secret = os.environ["DIGEST_SECRET"].encode()
+    mac = TokenSigner(secret).digest("message-id", "7.42")[:16].hex()  # MAC over ISSUE.SUBSCRIBER
+    ids = MessageIds(secret, "news.example.org")
+    assert ids.verify(f"<digest.7.42.{mac}@news.example.org>") == (7, 42)
+    assert ids.verify(f"<digest.7.43.{mac}@news.example.org>") is None

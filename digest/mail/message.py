@@ -39,7 +39,7 @@ from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_sig
 from digest.render.personalise import personalise, placeholder_field, placeholder_token
 from digest.render.wire import (
     BASE64,
-    base64_lines,
+    Base64Part,
     encode_qp,
     encode_value,
     link_room,
@@ -259,8 +259,8 @@ class PreparedMessage:
     segments: list[bytes]  # body split at the placeholders
     fields: list[tuple[str, bool]]  # (recipient field, html?) between the segments; ("#N", html):
     # the whole base64 part N of ``encoded_parts``
-    encoded_parts: list[tuple[list[bytes], list[tuple[str, bool]]]] = field(default_factory=list)
-    # each base64 part's raw UTF-8 literals and the (field, html?) between them
+    encoded_parts: list[tuple[Base64Part, list[tuple[str, bool]]]] = field(default_factory=list)
+    # each base64 part, and the (field, html?) between its literals
     test: bool = False
     signer: DkimSigner | None = None
     mailto: str | None = None
@@ -330,11 +330,8 @@ class PreparedMessage:
                         if text not in done:
                             done[text] = encode_value(text)
                         encoded[name, html] = done[text]
-        for n, (literals, keys) in enumerate(self.encoded_parts):
-            joined = [b""] * (2 * len(literals) - 1)
-            joined[::2] = literals
-            joined[1::2] = [raw[key] for key in keys]
-            encoded[f"#{n}", False] = base64_lines(b"".join(joined))
+        for n, (part, keys) in enumerate(self.encoded_parts):
+            encoded[f"#{n}", False] = part.fill([raw[key] for key in keys])
         body = self._body.copy()  # segments with a slot between each two
         for slot, key in self._slots:
             body[slot] = encoded[key]
@@ -419,13 +416,13 @@ def prepare_message(
 
 def _body(
     boundary: bytes, rendered: Any, url_chars: int
-) -> tuple[list[bytes], list[tuple[str, bool]], list[tuple[list[bytes], list[tuple[str, bool]]]]]:
+) -> tuple[list[bytes], list[tuple[str, bool]], list[tuple[Base64Part, list[tuple[str, bool]]]]]:
     """The multipart body: its literal segments, the slot keys between them (a recipient's
     value, or ``#N``, base64 part N whole) and the base64 parts' raw pieces. Each part goes in
     the shorter transfer encoding for its longest fill (:func:`digest.render.wire.shorter_encoding`,
     the one the size budget counts)."""
     pieces: list[bytes | tuple[str, bool]] = [b"This is a multi-part message in MIME format.\r\n\r\n"]
-    encoded_parts: list[tuple[list[bytes], list[tuple[str, bool]]]] = []
+    encoded_parts: list[tuple[Base64Part, list[tuple[str, bool]]]] = []
     for kind, text, html in (("plain", str(rendered.text), False), ("html", str(rendered.html), True)):
         encoding, _ = shorter_encoding(text, html=html, url_chars=url_chars)
         pieces.append(
@@ -434,7 +431,7 @@ def _body(
         )
         if encoding == BASE64:
             literals, tokens = raw_literals(text)
-            encoded_parts.append((literals, [(placeholder_field(t), html) for t in tokens]))
+            encoded_parts.append((Base64Part(literals), [(placeholder_field(t), html) for t in tokens]))
             pieces.append((f"#{len(encoded_parts) - 1}", False))
             continue
         segments, tokens = encode_qp(text)
