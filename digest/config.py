@@ -19,6 +19,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from digest.brand import check_brand
+from digest.dkim_keys import refuse_weak_key
 from digest.errors import ConfigError, NoWorkspace
 
 CONFIG_NAME = "digest.toml"
@@ -467,6 +468,8 @@ def _validate(config: Config, source: str) -> None:
         greeting=r.greeting,
         greeting_anonymous=r.greeting_anonymous,
     )
+    if config.dkim.enabled:  # a key too small to be accepted anywhere: refused before any send
+        refuse_weak_key(config.path(config.dkim.key_file), f"{where}: dkim.key_file")
     for dotted, (floor, inclusive) in _NUMBER_FLOORS.items():
         section, _, key = dotted.partition(".")
         value = getattr(getattr(config, section), key)

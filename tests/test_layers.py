@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config_reference",),  # lists the config's keys for `digest config reference`: reads config only
     ("config",),
     ("brand",),  # the [render] brand's checks (contrast, logo, greeting) that config runs at load
+    ("dkim_keys",),  # a DKIM key's size: config refuses a weak key at load, so below it
     ("cron",),
     ("lockfile",),
     ("atomic",),

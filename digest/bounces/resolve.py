@@ -6,9 +6,10 @@ it is about, checked against the workspace secret:
 
 1. the VERP token of the address it was sent to (``bounces+TOKEN@…``); an altered
    token is refused and nothing else is tried;
-2. the quoted original's Message-ID: an issue's carries our MAC for issue ×
-   subscriber (:mod:`digest.mail.message_ids`) and must also be the one the ledger
-   recorded; a transactional message's is random and looked up in the ``outbox``.
+2. the quoted original's Message-ID: an issue's carries our MAC over issue ×
+   subscriber × its random part (:mod:`digest.mail.message_ids`) and must also be
+   the one the ledger recorded for that row; a transactional message's is random and
+   looked up in the ``outbox``.
 
 A failed recipient's address alone proves nothing (anyone can write a report naming
 any address): it acts on nobody. Addresses still count towards the readers a report

@@ -15,6 +15,7 @@ from digest.errors import DigestError
 from digest.mail.preview import preview_issue
 from digest.render.size_budget import html_budget_size
 from digest.render.variants import current_variant
+from digest.render.wire import link_room
 from digest.store.database import open_store
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -62,7 +63,7 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 def _size_check(db, config: Config, issue_id: int, label: str) -> Check:
 
     rendered = current_variant(db, config, issue_id, "*")
-    size = html_budget_size(rendered.html)
+    size = html_budget_size(rendered.html, url_chars=link_room(config.publication.base_url))
     shown = (
         f"issue {label}: {size / 1000:.1f} KB of HTML (budget {config.render.max_html_bytes / 1000:.0f} KB"
     )

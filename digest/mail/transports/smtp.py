@@ -33,7 +33,7 @@ from digest.mail.transports.base import (
 )
 from digest.mail.transports.smtp_session import LOOPBACK_HOSTS, SMTPSession
 
-__all__ = ["NO_SMTPUTF8", "SMTPTransport", "check_smtp", "parse_smtp_url"]
+__all__ = ["NO_SMTPUTF8", "SMTPTransport", "check_smtp", "helo_name", "parse_smtp_url"]
 
 NO_SMTPUTF8 = Reply(
     code=553,
@@ -111,7 +111,8 @@ def check_smtp(spec: TransportSpec, config: Config, timeout: float) -> Probe:
     return Probe("ok", f"{spec.describe()}: {done} (no message sent)")
 
 
-def _helo_name(config: Config) -> str:
+def helo_name(config: Config) -> str:
+    """The EHLO name digest gives: the From address's domain (else this host's FQDN)."""
     _, _, domain = config.publication.from_address.rpartition("@")
     domain = domain.strip(" >").lower()
     return domain if re.fullmatch(r"[a-z0-9.-]+", domain or "-") else socket.getfqdn()
@@ -136,7 +137,7 @@ class SMTPTransport(TransportBase, SMTPSession):
             user=spec.user or config.delivery.smtp_user,
             password=config.smtp_password,
             timeout=timeout if timeout is not None else config.delivery.timeout,
-            local_hostname=_helo_name(config),
+            local_hostname=helo_name(config),
         )
 
     def message_limit(self) -> int | None:
