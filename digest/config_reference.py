@@ -45,6 +45,14 @@ MEANINGS: dict[str, str] = {
     "editions.NAME.on_timeout": (
         '"hold": an unapproved issue waits (every run says so, exit 1); "send": it goes as built.'
     ),
+    "bounces.complaint_rate": (
+        "Per-send guard: the send pauses when complaints pass this percent of the readers delivered "
+        "(0.3, Gmail's line); `digest send ISSUE --resume` sends on."
+    ),
+    "bounces.bounce_rate": (
+        "Per-send guard: the send pauses when hard bounces pass this percent of the readers tried (5)."
+    ),
+    "bounces.min_sample": "Readers tried before either per-send guard judges (a small list never pauses).",
     "publication.name": (
         "The publication's name: in every email's header and footer, the web pages and the feed."
     ),
