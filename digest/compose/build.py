@@ -248,9 +248,7 @@ def _insert_issue(
     for story in stories:  # already newest first
         article = story.lead
         by_category.setdefault(article["category"], []).append(article)
-        card = _snapshot_article(
-            article, edition, summaries[article["id"]], config.summary.label, story.others
-        )
+        card = _snapshot_article(article, edition, summaries[article["id"]], story.others)
         cards.setdefault(article["category"], []).append(card)
     categories = order_categories(list(by_category), edition.categories)
     row = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition.key])
@@ -303,7 +301,6 @@ def _snapshot_article(
     article: dict[str, Any],
     edition: Edition,
     summary: ArticleSummary,
-    label: str,
     others: list[dict[str, Any]],
 ) -> dict[str, Any]:
     published = from_iso(article["published_at"])
@@ -319,8 +316,10 @@ def _snapshot_article(
         # The source gave no date (published_at is the fetch time): templates say "undated".
         "undated": bool(article["date_estimated"]),
         "summary": summary.text,
-        "summary_label": label if summary.generated and summary.text else "",
-        "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
+        "summary_label": summary.label if summary.text else "",
+        # Checked against its source: the web version links the label to the article.
+        "summary_checked": summary.checked and bool(summary.text),
+        "reading_minutes": max(1, int(summary.reading_minutes or article["reading_minutes"] or 1)),
         "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }

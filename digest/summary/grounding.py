@@ -102,7 +102,7 @@ _QUOTED = re.compile(
     r'"([^"\n]{2,}?)"|“([^”\n]{2,}?)”|«([^»\n]{2,}?)»|„([^“”\n]{2,}?)[“”]|‘([^’\n]{2,}?)’(?!\w)'
 )
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
-_SENTENCE_END = re.compile(r"[.!?…;\u037e]\s+|\n+")
+_SENTENCE_END = re.compile(r"[.!?…;:\u037e]\s+|\n+")
 _POSSESSIVE = re.compile(r"['’]s$")
 # Capitalised words that name nobody: a pronoun and titles put before names.
 _NOT_NAMES = {"i", "mr", "mrs", "ms", "dr", "st", "prof", "sir"}
