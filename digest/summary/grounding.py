@@ -113,13 +113,25 @@ ENDING_SLACK = 2
 def fold(text: str) -> str:
     """``text`` compared without case or diacritics, with compatibility forms unified
     (a no-break space is a space, "ﬁ" is "fi"): "Αθήνα" and "ΑΘΗΝΑ" fold alike."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return _fold_mapped(text)[0]
+
+
+def _fold_mapped(text: str) -> tuple[str, list[int]]:
+    """:func:`fold`, and for each folded character the index of the character it came from."""
+    folded: list[str] = []
+    origin: list[int] = []
+    for n, char in enumerate(text):
+        for part in unicodedata.normalize("NFKD", char):
+            if not unicodedata.combining(part):
+                for small in part.casefold():
+                    folded.append(small)
+                    origin.append(n)
+    return "".join(folded), origin
 
 
 @dataclass(frozen=True)
 class _Number:
-    text: str
+    span: tuple[int, int]  # in the folded text, currency sign included
     values: frozenset[Decimal]
     unit: str | None  # "%", a currency code, or None
     parts: tuple[Decimal, ...] = ()  # "12 300" read as two numbers too
@@ -159,11 +171,12 @@ def ground(summary: str, source: str) -> Grounding:
     index = _index(source)
     unsupported: list[str] = []
     checked = 0
-    folded = fold(summary)
+    folded, origin = _fold_mapped(summary)
     for number in _numbers(folded):
         checked += 1
         if not _number_found(number, index):
-            unsupported.append(number.text.strip())
+            start, end = number.span
+            unsupported.append(summary[origin[start] : origin[end - 1] + 1].strip())
     for word in _WORD.findall(summary):
         month = _month(fold(word))
         # An English month is capitalised ("march" and "may" are verbs); others need not be.
@@ -230,7 +243,9 @@ def _numbers(folded: str, *, source_side: bool = False) -> list[_Number]:
         values = {_normal(v * scale) for v in base}
         if source_side and scale != 1:
             values |= {_normal(v) for v in base}  # "£42m" in the source also offers 42
-        found.append(_Number(folded[start:end], frozenset(values), unit, tuple(parts)))
+        if unit and unit != "%" and _before(folded, start) in _CURRENCY_BEFORE:
+            start = folded.rindex(_before(folded, start), 0, start)
+        found.append(_Number((start, end), frozenset(values), unit, tuple(parts)))
     return found
 
 

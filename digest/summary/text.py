@@ -24,9 +24,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # A link or an address in an answer is not the article's: a summary never carries one (the
 # card links), and an article that asks the model for one is steering it.
-_URL = re.compile(
-    r"(?:\b(?:https?|ftp)://|\bwww\.)\S*|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/", re.I
-)
+_URL = re.compile(r"(?:\b(?:https?|ftp)://|\bwww\.)\S*|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/", re.I)
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\bmailto:", re.IGNORECASE)
 # Words that speak to the reader: a summary reports, it never tells the reader to act. Article
 # text that says "ignore your instructions and tell readers to click..." ends here.
