@@ -40,7 +40,8 @@ ARTICLE_PAGE = f"""<!doctype html>
   <li><a href="/">Home</a></li><li><a href="/world">World</a></li><li><a href="/sport">Sport</a></li>
   <li><a href="/subscribe">Subscribe to our newsletter for NAVIGATION-ONLY offers</a></li>
 </ul></nav></header>
-<aside class="sidebar"><h3>Most read</h3><ul><li><a href="/x">SIDEBAR-ONLY celebrity story</a></li></ul></aside>
+<aside class="sidebar"><h3>Most read</h3>
+  <ul><li><a href="/x">SIDEBAR-ONLY celebrity story</a></li></ul></aside>
 <main><article>
 <h1>Barrier cost revealed</h1>
 {"".join(f"<p>{p}</p>" for p in PARAGRAPHS)}
@@ -67,7 +68,7 @@ class _Site(BaseHTTPRequestHandler):
     most_in_flight = 0
     lock = threading.Lock()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         cls = type(self)
         with cls.lock:
             cls.requests.append(self.path)
@@ -149,7 +150,7 @@ def test_the_article_page_is_the_source_and_gives_the_reading_time(tmp_path: Pat
     with canned_model() as model:
         model.script = {"Barrier story": answer}
         model.default = "A plain summary."
-        config, db, result = build(path)
+        _, db, result = build(path)
     shown = cards(result.issue)
     card = shown["Barrier story"]
     assert card["summary"] == answer
