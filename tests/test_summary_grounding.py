@@ -306,3 +306,15 @@ def test_a_summary_stored_before_the_check_is_checked_when_next_used(tmp_path: P
     assert cards(result.issue)["Barrier budget approved"]["summary_label"] == ""
     row = db.execute("SELECT grounding FROM summaries WHERE text LIKE '%£42m%'").fetchone()
     assert row[0] == "unsupported"
+
+
+def test_an_unknown_verify_model_is_a_one_line_error(tmp_path: Path) -> None:
+    path = summary_workspace(tmp_path / "ws", canned_toml(verify_model="no-such-verifier"))
+    with canned_model() as model:
+        model.script = {TIDAL: ENGINEERS}
+        result = run(path, "issues", "build", "daily", "--date", "2026-01-23")
+    assert result.exit_code == 1 and model.calls == []  # refused before any summary is paid for
+    assert result.output.strip().splitlines() == [
+        "Error: summary.verify_model = 'no-such-verifier' is not a model llm knows; see `llm models`, "
+        "or install the plugin that provides it (`llm install PLUGIN`)"
+    ]

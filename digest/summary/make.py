@@ -109,9 +109,15 @@ def make_summaries(
         if stored.grounding is None or (settings.verify_model and stored.grounding == "checked"):
             job.answer, job.stored = stored.text, True  # stored before the check, or before verify_model
             again.append(job)
+    # Load the verifier first: a bad verify_model fails before any summary is paid for.
+    verifier = (
+        load_model(settings.verify_model, "summary.verify_model")
+        if settings.verify_model and (jobs or again)
+        else None
+    )
     answered = _ask_model(config, jobs, report, progress) if jobs else []
     if answered or again:
-        _check_and_save(db, config, answered + again, report)
+        _check_and_save(db, config, answered + again, report, verifier)
     return report
 
 
@@ -155,10 +161,10 @@ def _ask_model(
 
 
 def _check_and_save(
-    db: sqlite_utils.Database, config: Config, jobs: list[_Job], report: SummaryReport
+    db: sqlite_utils.Database, config: Config, jobs: list[_Job], report: SummaryReport, verifier: Any
 ) -> None:
-    """Ground each answer in its source, ask the verify model about those that pass (when one
-    is set), and store every answer with its outcome."""
+    """Ground each answer in its source, ask ``verifier`` (the verify model, or None) about
+    those that pass, and store every answer with its outcome."""
     settings = config.summary
     outcome: dict[int, ModelSummary] = {}
     for n, job in enumerate(jobs):
@@ -172,8 +178,7 @@ def _check_and_save(
                 _warning(job.article, f"its {_against(job.source)} does not support: {words}")
             )
     passed = [n for n, summary in outcome.items() if summary.grounding == "checked"]
-    if settings.verify_model and passed:
-        verifier = load_model(settings.verify_model, "summary.verify_model")
+    if verifier is not None and passed:
         items = [(n, grounding_text(jobs[n].article, jobs[n].source), jobs[n].answer) for n in passed]
         refused = verify_summaries(
             verifier, items, concurrency=settings.concurrency, timeout=settings.timeout
