@@ -53,6 +53,14 @@ MEANINGS: dict[str, str] = {
         "Per-send guard: the send pauses when hard bounces pass this percent of the readers tried (5)."
     ),
     "bounces.min_sample": "Readers tried before either per-send guard judges (a small list never pauses).",
+    "summary.verify_model": (
+        "A second llm model asked, sentence by sentence, whether a summary is supported by its source; "
+        "a summary with one unsupported sentence is not used. Empty: the lexical check alone decides."
+    ),
+    "summary.fetch_article": (
+        "Fetch each article's page (ingest's limits, robots.txt, one request per site) and summarise its "
+        "main text instead of the feed's (engine llm only); it also gives the real reading time."
+    ),
     "publication.name": (
         "The publication's name: in every email's header and footer, the web pages and the feed."
     ),

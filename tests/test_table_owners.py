@@ -43,6 +43,7 @@ OWNERS: dict[str, str] = {
     "bounce_messages": "digest/bounces/process.py",
     "held_reports": "digest/bounces/process.py",
     "runs": "digest/schedule/run_records.py",
+    "article_pages": "digest/ingest/pages.py",  # an article's web page text ([summary] fetch_article)
     "editor_changes": "digest/compose/history.py",  # every editor's change to an issue or article
     "editors": "digest/editors.py",
     "editor_signins": "digest/editors.py",  # single-use marks of the desk's sign-in links

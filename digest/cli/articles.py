@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
@@ -10,6 +12,9 @@ from digest.compose.editing import article_view, edit_article, hide_article, unh
 from digest.ingest.article_edits import EDITABLE
 from digest.ingest.articles import add_article, list_articles, published_local
 from digest.when import parse_when
+
+if TYPE_CHECKING:
+    from digest.summary.stored import StoredSummary
 
 
 @click.group(name="articles")
@@ -78,7 +83,8 @@ def articles_show(app: App, article_id: str, as_json: bool) -> None:
     """Show one article, with the summaries a model made of it (`digest articles summarize`).
 
     A generated summary is marked with its label and model, and says when it was made for
-    other [summary] settings (another model or prompt), so new issues no longer show it.
+    other [summary] settings (another model or prompt), so new issues no longer show it, or
+    when its source does not support it (naming the words or sentences at fault).
 
     \b
     Example:
@@ -109,15 +115,28 @@ def articles_show(app: App, article_id: str, as_json: bool) -> None:
     if row["editor"]["hidden"]:
         click.echo("Hidden:    kept out of every issue (`digest articles unhide`)")
     for summary in generated:
-        note = "" if summary.current else "; made for other settings, not shown in new issues"
         click.echo("")
-        click.echo(f"{summary.label} (model {summary.model}{note}):")
+        click.echo(f"{summary.label} ({_summary_note(summary)}):")
         click.echo(summary.text)
     if row["summary_text"]:
         click.echo("")
         if generated:
             click.echo("From the feed:")
         click.echo(row["summary_text"])
+
+
+def _summary_note(summary: StoredSummary) -> str:
+    """Who made a stored summary, and why a new issue would not show it."""
+    if summary.editor:
+        return "pinned by an editor; shown in new issues"
+    note = f"model {summary.model}"
+    if not summary.current:
+        return note + "; made for other settings, not shown in new issues"
+    if summary.grounding in ("unsupported", "refuted"):
+        return note + "; not used, not supported by its source: " + "; ".join(summary.unsupported)
+    if summary.grounding is None:
+        return note + "; not checked yet, checked when next used"
+    return note
 
 
 @articles.command(name="add")
@@ -158,7 +177,7 @@ def articles_add(
 
 
 # `digest articles summarize` lives with the summaries (digest/cli/summaries.py).
-from digest.cli.summaries import articles_summarize  # noqa: E402 - registered after the group exists
+from digest.cli.summaries import articles_summarize, articles_summary  # noqa: E402 - after the group exists
 
 articles.add_command(articles_summarize)
 
@@ -227,3 +246,6 @@ def articles_unhide(app: App, article_id: int) -> None:
 
 def _remade(names: list[str]) -> str:
     return f"; remade {', '.join(names)}" if names else ""
+
+
+articles.add_command(articles_summary)

@@ -175,8 +175,11 @@ def snapshot_article(
         # The source gave no date (published_at is the fetch time): templates say "undated".
         "undated": bool(article["date_estimated"]),
         "summary": summary.text,
-        "summary_label": label if summary.generated and summary.text else "",
-        "reading_minutes": int(article["reading_minutes"] or 0),  # 0: unknown (a summary alone)
+        "summary_label": (summary.label or (label if summary.generated else "")) if summary.text else "",
+        # Checked against its source: the web version links the label to the article.
+        "summary_checked": summary.checked and bool(summary.text),
+        # From the article's page when fetched, else the feed's full text; 0: unknown (a summary alone).
+        "reading_minutes": int(summary.reading_minutes or article["reading_minutes"] or 0),
         "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }

@@ -355,6 +355,35 @@ def m020_source_categories(db: sqlite_utils.Database) -> None:
     )
 
 
+def m021_grounding(db: sqlite_utils.Database) -> None:
+    """Grounded summaries and the editor's own (issue #25).
+
+    ``summaries`` gains what the grounding check found: ``grounding`` is NULL for a summary
+    stored before the check existed (checked when next used), ``checked`` (every number,
+    name and quote found in its source), ``verified`` (and ``[summary] verify_model`` agreed),
+    ``unsupported`` or ``refuted`` (not used); ``unsupported`` lists the words or sentences at
+    fault (JSON), ``source`` says what it was checked against (``feed`` or ``article``). An
+    editor's summary is a row with ``engine = 'editor'`` (empty model and prompt hash).
+    ``article_pages``: the main text of an article's web page (``[summary] fetch_article``),
+    or why it could not be had; one row per article, written once.
+    """
+    db.executescript(
+        """
+        ALTER TABLE summaries ADD COLUMN grounding TEXT;
+        ALTER TABLE summaries ADD COLUMN unsupported TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'feed';
+        CREATE TABLE article_pages (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,                 -- the page's final URL after redirects
+            text TEXT NOT NULL DEFAULT '',     -- its main text, plain, bounded; '' when not had
+            words INTEGER NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT '',    -- why there is no text (robots.txt, too big, ...)
+            fetched_at TEXT NOT NULL           -- UTC ISO-8601
+        );
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -368,4 +397,5 @@ LATER_MIGRATIONS = [
     m018_editor_desk,
     m019_editors,
     m020_source_categories,
+    m021_grounding,
 ]

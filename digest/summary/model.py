@@ -13,8 +13,9 @@ from digest.errors import ConfigError
 INSTALL_HINT = "pip install 'digest-newsletter[llm]'"
 
 
-def load_model(model_id: str) -> Any:
-    """The ``llm`` model named ``model_id`` (an id or alias), ready to prompt.
+def load_model(model_id: str, setting: str = "summary.model") -> Any:
+    """The ``llm`` model named ``model_id`` (an id or alias), ready to prompt; ``setting``
+    names the configuration key it came from, for the messages.
 
     Raises ConfigError when ``llm`` is not installed, the model is unknown, or it needs a
     key that is not set: those are the configuration's faults, not one article's."""
@@ -28,13 +29,13 @@ def load_model(model_id: str) -> Any:
         model = llm.get_model(model_id)
     except llm.UnknownModelError:
         raise ConfigError(
-            f"summary.model = {model_id!r} is not a model llm knows; see `llm models`, "
+            f"{setting} = {model_id!r} is not a model llm knows; see `llm models`, "
             "or install the plugin that provides it (`llm install PLUGIN`)"
         ) from None
     try:
         model.get_key()
     except llm.errors.NeedsKeyException as exc:
-        raise ConfigError(f"summary.model = {model_id!r}: {exc}") from None
+        raise ConfigError(f"{setting} = {model_id!r}: {exc}") from None
     return model
 
 
