@@ -123,7 +123,9 @@ def _subject_and_preheader(
         )
     preheader = issue["preheader_set"]
     if preheader is None:
-        preheader = make_preheader(preheader_titles(config, edition, titles))
+        # The headlines after the subject's own; all of them under an editor's subject.
+        shown = titles if issue["subject_set"] is not None else preheader_titles(config, edition, titles)
+        preheader = make_preheader(shown)
     return subject, preheader
 
 
