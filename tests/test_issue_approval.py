@@ -110,6 +110,11 @@ def test_held_until_approved_then_sent(ws: Workspace) -> None:
         for c in json.loads(ws.run_cli("issues", "history", "daily/1", "--json").output)["changes"]
     ]
     assert actions == ["approve"]
+    # a sent issue stays as it went out: an article edit changes only issues built after
+    before = ws.run_cli("issues", "show", "daily/1", "--json").output
+    edited = ws.run_cli("articles", "edit", "1", "--title", "Renamed later")
+    assert edited.exit_code == 0 and "remade" not in edited.output
+    assert ws.run_cli("issues", "show", "daily/1", "--json").output == before
 
 
 def test_an_edit_after_approval_withdraws_it(ws: Workspace) -> None:
