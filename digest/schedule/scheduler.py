@@ -200,6 +200,15 @@ def serve(
     return ServeResult(runs=state["runs"], stopped_by=state["stopped_by"])
 
 
+def _add_review_jobs(scheduler: BlockingScheduler, job: Callable[..., None], editions: list[Edition]) -> None:
+    """Review links go out ``review_before`` the send time, and an issue approved late is sent:
+    a run every :data:`REVIEW_EVERY` for each edition that waits for an editor."""
+    for ed in editions:
+        if ed.approval == "required":
+            trigger = IntervalTrigger(seconds=int(REVIEW_EVERY.total_seconds()), timezone=UTC)
+            scheduler.add_job(job, trigger, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
+
+
 def _serve(
     config: Config,
     db: sqlite_utils.Database,
@@ -253,12 +262,7 @@ def _serve(
         local = local_delivery_trigger(editions)
         if local is not None:
             scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
-        for ed in editions:
-            if ed.approval == "required":
-                # Review links go out review_before the send time, and an issue approved late is
-                # sent: a run every REVIEW_EVERY for the editions that wait for an editor.
-                trigger = IntervalTrigger(seconds=int(REVIEW_EVERY.total_seconds()), timezone=UTC)
-                scheduler.add_job(job, trigger, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
+        _add_review_jobs(scheduler, job, editions)
         if on_ready is not None:
             on_ready(next_fire_times(config, now=clock(), count=1))
         if not stopping():
