@@ -203,13 +203,23 @@ def dropped_stories(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, 
     ]
 
 
+def _discarded(db: sqlite_utils.Database, text: str) -> dict[str, Any] | None:
+    """The discard record a name (``daily/3``) or an id stands for."""
+    if text.isascii() and text.isdigit() and len(text) < 19:
+        return discarded_issue(db, int(text))
+    edition, _, number = text.partition("/")
+    if number.isascii() and number.isdigit() and len(number) < 19:
+        return discarded_issue(db, edition=edition.strip(), number=int(number))
+    return None
+
+
 def issue_history(db: sqlite_utils.Database, ref: str | int) -> dict[str, Any]:
     """The issue (``name``, ``id``) and its ``changes`` (at, editor, action, article_id, detail),
     oldest first; a discarded issue is found by its id."""
     try:
         issue = get_issue(db, ref)
     except NotFound:
-        gone = discarded_issue(db, int(ref)) if str(ref).strip().isdigit() else None
+        gone = _discarded(db, str(ref).strip())
         if gone is None:
             raise
         issue = gone
