@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import Workspace
 
 from digest.compose.review_links import verify_review_token
 from digest.mail.transports.memory import clear_outboxes, outbox
+from digest.schedule.scheduler import review_trigger
 from subscribers.tokens import InvalidToken, TokenSigner, load_secret
 
 EDITORS = ["ann@harbour.example", "bob@harbour.example"]
@@ -156,8 +158,6 @@ def test_the_review_link_is_signed_for_review_only(ws: Workspace) -> None:
         with pytest.raises(InvalidToken):
             verify_review_token(secret, forged)
     with pytest.raises(InvalidToken, match="expired"):
-        from datetime import UTC, datetime
-
         verify_review_token(secret, token, now=datetime(2099, 1, 1, tzinfo=UTC))
     reader_token = TokenSigner(secret).token(1, "unsubscribe")  # a reader's link is no review link
     with pytest.raises(InvalidToken):
@@ -170,3 +170,13 @@ def test_a_discarded_review_draft_is_not_built_again(ws: Workspace) -> None:
     later = _run(ws, "2026-01-23T07:05Z")
     assert later.exit_code == 0 and "was discarded" in later.output, later.output
     assert not _mail_to(READERS)
+
+
+def test_the_scheduler_runs_an_edition_that_waits_for_approval_every_quarter_hour(ws: Workspace) -> None:
+    config = ws.config
+    trigger = review_trigger(config.edition("daily"))
+    assert trigger is not None
+    first = trigger.get_next_fire_time(None, datetime(2026, 1, 23, 5, 0, tzinfo=UTC))
+    assert trigger.get_next_fire_time(first, first) - first == timedelta(minutes=15)
+    config.editions["daily"].approval = "none"
+    assert review_trigger(config.edition("daily")) is None
