@@ -180,3 +180,21 @@ def test_the_scheduler_runs_an_edition_that_waits_for_approval_every_quarter_hou
     assert trigger.get_next_fire_time(first, first) - first == timedelta(minutes=15)
     config.editions["daily"].approval = "none"
     assert review_trigger(config.edition("daily")) is None
+
+
+def test_the_review_draft_is_built_after_an_ingest(ws: Workspace) -> None:
+    feed = ws.path / "feed.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Port</title><link>https://port.example/</link>'
+        "<item><title>Ferry timetable changes on Monday</title><link>https://port.example/ferry</link>"
+        "<guid>ferry-1</guid><pubDate>Fri, 23 Jan 2026 04:00:00 +0000</pubDate></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    added = ws.run_cli("feeds", "add", str(feed), "--category", "World")
+    assert added.exit_code == 0, added.output
+    review = _run(ws, "2026-01-23T05:15Z")
+    assert review.exit_code == 0 and "ingested 1 new" in review.output, review.output
+    shown = json.loads(ws.run_cli("issues", "show", "daily/1", "--json").output)
+    titles = [a["title"] for c in shown["categories"] for a in c["articles"]]
+    assert "Ferry timetable changes on Monday" in titles

@@ -304,3 +304,14 @@ def story_count(db: sqlite_utils.Database, issue_id: int) -> int:
         [issue_id],
     ).fetchone()
     return int(row[0])
+
+
+def issue_ending(db: sqlite_utils.Database, edition: str, period_end: str) -> dict[str, Any] | None:
+    """The issue of ``edition`` whose period ends at ``period_end`` (ISO), if any."""
+    rows = list(
+        db.query(
+            "SELECT * FROM issues WHERE edition = ? AND period_end = ? ORDER BY id LIMIT 1",
+            [edition, period_end],
+        )
+    )
+    return rows[0] if rows else None
