@@ -21,6 +21,7 @@ from digest.compose.issues import (
     list_issues,
     update_issue,
 )
+from digest.compose.memory import held_back
 from digest.compose.snapshot import refresh_issue
 from digest.config import Config
 from digest.errors import NotFound
@@ -193,8 +194,9 @@ def issues_with_states(
 
 
 def dropped_stories(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]:
-    """The stories dropped from the issue (id, title, url, source, category), in their places."""
-    ids = [r["article_id"] for r in issue_rows(db, issue_id) if r["dropped"]]
+    """The stories an editor dropped from the issue (id, title, url, source, category), in
+    their places (not those held back as already sent: see ``held_back_stories``)."""
+    ids = [r["article_id"] for r in issue_rows(db, issue_id) if r["dropped"] and not held_back(r)]
     articles = articles_by_id(db, ids)
     return [
         {k: articles[i][k] for k in ("id", "title", "url", "source", "category")}

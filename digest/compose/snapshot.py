@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from digest.compose.issues import issue_by_id, issue_rows, update_issue, update_issue_row
+from digest.compose.memory import Repeat, outlet
 from digest.compose.periods import format_date, format_datetime
 from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
@@ -56,6 +56,7 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     rows = [r for r in rows if r["article_id"] in articles]
     live = [r for r in rows if not r["dropped"] and not articles[r["article_id"]]["hidden_at"]]
     cards = [articles[r["article_id"]] for r in live if r["card_of"] is None]
+    repeats = {r["article_id"]: Repeat.from_note(r.get("repeat")) for r in live if r["card_of"] is None}
     card_ids = {a["id"] for a in cards}
     merged: dict[int, list[dict[str, Any]]] = {}
     for r in live:
@@ -78,6 +79,9 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
             )
             if article["id"] == lead_id:
                 card["lead"] = True
+            repeat = repeats.get(article["id"])
+            if repeat is not None and repeat.has_news:
+                card["news"] = repeat.news()  # the templates say "Update:" and what is new
             section.append(card)
         sections.append({"name": category, "articles": section})
     subject, preheader = _subject_and_preheader(config, edition, issue, ordered, lead_id)
@@ -179,14 +183,6 @@ def snapshot_article(
         "summary": summary.text,
         "summary_label": label if summary.generated and summary.text else "",
         "reading_minutes": max(1, int(article["reading_minutes"] or 1)),
-        "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
+        "also_covered": [{"source": outlet(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }
-
-
-def _source_name(article: dict[str, Any]) -> str:
-    """What "Also covered by" calls an article's outlet: its source, else its site's host."""
-    if article.get("source"):
-        return article["source"]
-    host = urlsplit(article.get("url") or "").hostname or ""
-    return host.removeprefix("www.") or article.get("url") or ""

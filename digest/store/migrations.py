@@ -306,6 +306,13 @@ def _outbox_kinds(db: sqlite_utils.Database, old: str, new: str, name: str) -> N
         db.execute(index)
 
 
+def m019_story_memory(db: sqlite_utils.Database) -> None:
+    """Stories remembered across issues (issue #25): ``issue_articles.repeat`` is NULL for a
+    story no earlier issue of the edition sent; else JSON saying which issue sent it, whether
+    it was held back (the row is also ``dropped``) or shown as an update, and what is new."""
+    db.execute("ALTER TABLE issue_articles ADD COLUMN repeat TEXT")
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -317,4 +324,5 @@ LATER_MIGRATIONS = [
     m016_signup_mails,
     m017_forged_reports,
     m018_editor_desk,
+    m019_story_memory,
 ]
