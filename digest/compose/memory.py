@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import sqlite_utils
 
 from digest.compose.issues import issue_name, issue_rows, issue_snapshot, sent_issues
-from digest.compose.stories import Story, same_story, story_numbers, story_words
+from digest.compose.stories import Story, StoryText, article_text, same_story, story_numbers, story_text
 from digest.ingest.article_edits import articles_by_id
 from digest.store.database import iso
 
@@ -54,7 +54,7 @@ class SentStory:
 
     issue: str  # daily/2
     title: str
-    texts: tuple[tuple[str, frozenset[str]], ...]  # (words, numbers) of the card and its merged articles
+    texts: tuple[StoryText, ...]  # of the card and of the articles merged into it
     outlets: frozenset[str]  # casefolded: the card's source and its "Also covered by"
     numbers: frozenset[str]  # in the card's title and summary
     words: frozenset[str]  # casefolded words of the card's title and summary
@@ -148,8 +148,7 @@ def sent_stories(
 
 def _sent_story(name: str, card: dict[str, Any], others: list[dict[str, Any]]) -> SentStory:
     title, summary = card.get("title") or "", card.get("summary") or ""
-    texts = [(story_words(title, summary), story_numbers(title, summary))]
-    texts += [_text(o) for o in others]
+    texts = [story_text(title, summary, card.get("category")), *(article_text(o) for o in others)]
     outlets = {(card.get("source") or "").casefold()}
     outlets |= {(c.get("source") or "").casefold() for c in card.get("also_covered") or []}
     return SentStory(
@@ -173,8 +172,8 @@ def recall(
         return repeats
     for story in stories:
         members = [story.lead, *story.others]
-        texts = [_text(a) for a in members]
-        matches = [s for s in sent if any(same_story(*t, *o, threshold) for t in texts for o in s.texts)]
+        texts = [article_text(a) for a in members]
+        matches = [s for s in sent if any(same_story(t, o, threshold) for t in texts for o in s.texts)]
         if not matches:
             continue
         outlets = frozenset().union(*(m.outlets for m in matches))
@@ -187,11 +186,6 @@ def recall(
         repeat.held = mode == "drop" or not repeat.has_news
         repeats[story.lead["id"]] = repeat
     return repeats
-
-
-def _text(article: dict[str, Any]) -> tuple[str, frozenset[str]]:
-    title, summary = article.get("title") or "", article.get("summary_text") or ""
-    return story_words(title, summary), story_numbers(title, summary)
 
 
 def _new_facts(members: list[dict[str, Any]], numbers: frozenset[str], words: frozenset[str]) -> list[str]:
