@@ -4,7 +4,7 @@ Two articles are the same story when they share a canonical URL, or when their t
 summaries are similar enough: rapidfuzz's token-set ratio over their words, with case,
 punctuation, thousands separators, a short list of function words and common suffixes taken
 out, at or above ``[compose] merge_threshold``, unless their numbers say otherwise (none in
-common; or each headline with a number or month the other never mentions) or they are of
+common; or each headline with a number, month or weekday the other never mentions) or they are of
 different categories without strong evidence (:func:`same_story`). The rule and its default
 threshold were tuned on the tuning half of ``tests/fixtures/story_pairs.jsonl`` and are
 measured on its held-out half (``python bench/stories.py``).
@@ -29,8 +29,9 @@ _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3})")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _YEAR = re.compile(r"(?:19|20)\d\d")
-_MONTH = re.compile(
-    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b"
+_DATE_WORD = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december"
+    r"|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b"
 )
 _STOPWORD_TEXT = (
     "a an the of to in on for by at as and or with from after over under is are was were be "
@@ -79,7 +80,7 @@ def story_numbers(title: str, summary: str = "") -> frozenset[str]:
 
 def _dates_and_numbers(text: str) -> frozenset[str]:
     text = _THOUSANDS.sub("", text.lower())
-    return frozenset(_NUMBER.findall(text)) | frozenset(_MONTH.findall(text))
+    return frozenset(_NUMBER.findall(text)) | frozenset(_DATE_WORD.findall(text))
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,8 @@ class StoryText:
 
     words: str
     numbers: frozenset[str]
-    title_marks: frozenset[str]  # numbers and month names in the title
-    marks: frozenset[str]  # numbers and month names anywhere
+    title_marks: frozenset[str]  # numbers, month and weekday names in the title
+    marks: frozenset[str]  # numbers, month and weekday names anywhere
     category: str = ""
 
 
@@ -109,8 +110,8 @@ def same_story(a: StoryText, b: StoryText, threshold: float) -> bool:
     ``threshold`` similar (rapidfuzz's token-set ratio), unless
 
     - both mention numbers and none in common ("rises to 3.4%" and "falls to 2.1%");
-    - each headline has a number or month the other article never mentions (template
-      headlines: "Premier League table after matchweek 12" and "… 13");
+    - each headline has a number, month or weekday the other article never mentions
+      (template headlines: "Premier League table after matchweek 12" and "… 13");
     and the threshold is :data:`SHARED_FIGURE_BONUS` lower when they share a figure; and
     unless
 
