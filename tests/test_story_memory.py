@@ -185,3 +185,13 @@ def test_a_bad_repeat_stories_value_is_one_line(ws: Workspace) -> None:
     assert result.exit_code == 1
     assert '\'compose.repeat_stories\' = \'sometimes\' must be "drop", "update" or "allow"' in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_period_with_only_repeats_builds_no_issue(make_workspace) -> None:
+    clear_outboxes()
+    ws = make_workspace(config=CONFIG, articles=ARTICLES[:4], subscribers=READERS)
+    assert ws.run_cli("run", "--at", "2026-01-23T07:05Z").exit_code == 0
+    built = ws.run_cli("issues", "build", "daily", "--date", "2026-01-24")
+    assert built.exit_code == 0, built.output
+    assert "no issue built: 1 story held back as already sent" in built.output
+    assert [i["number"] for i in json.loads(ws.run_cli("issues", "list", "--json").output)] == [1]

@@ -95,6 +95,10 @@ def compose_issue(
                     None, False, f"No new articles for {where}; no issue built. {why}", warnings
                 )
             picked = pick_stories(db, config, edition, articles, period_start, period_end)
+            if not picked.shown:
+                held = plural(len(picked.held), "story")
+                message = f"No new stories for {where}; no issue built: {held} held back as already sent"
+                return ComposeResult(None, False, f"{message} ([compose] repeat_stories).", warnings)
             issue = _insert_issue(db, config, edition, period_start, period_end, picked)
             stories = picked.shown
             message = f"Built issue {issue_name(issue)} with {plural(len(stories), 'article')}"
