@@ -6,6 +6,7 @@ why, and an editor who adds a held-back story back wins."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -93,10 +94,13 @@ def _cards(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {a["url"]: a for c in shown["categories"] for a in c["articles"]}
 
 
-def _text_part(issue_subject: str) -> str:
+def _parts(issue_subject: str) -> tuple[str, str]:
+    """The text and HTML parts of the issue as the first reader received it."""
     mine = [m for m in outbox("memory") if m.recipient == READERS[0]]
     [message] = [m for m in mine if m.parsed()["Subject"] == issue_subject]
-    return message.parsed().get_body(("plain",)).get_content().replace("\r\n", "\n")
+    parsed = message.parsed()
+    text, html = (parsed.get_body((kind,)).get_content().replace("\r\n", "\n") for kind in ("plain", "html"))
+    return text, html
 
 
 def test_three_days_repeat_held_update_marked_new_story_kept(ws: Workspace) -> None:
@@ -115,9 +119,11 @@ def test_three_days_repeat_held_update_marked_new_story_kept(ws: Workspace) -> N
     assert "nothing new: no new outlet, number or name" in held["reason"]
     assert day2["dropped"] == []  # held back is not an editor's drop
 
-    text = _text_part(ws.db()["issues"].get(day2["id"])["subject"])
+    text, html = _parts(ws.db()["issues"].get(day2["id"])["subject"])
     assert f"Update: {FERRY}" in text and "Now also reported by Channel Post." in text
-    assert DREDGING not in text
+    assert DREDGING not in text and "Dredging" not in text
+    assert re.search(r"Update: <a [^>]*>Ferry strike called off", html), html
+    assert "Now also reported by Channel Post.</p>" in html and "dredging" not in html
 
     listing = ws.run_cli("issues", "show", "daily/2")
     assert "Held back as already sent (1;" in listing.output

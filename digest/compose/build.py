@@ -100,20 +100,24 @@ def compose_issue(
                 message = f"No new stories for {where}; no issue built: {held} held back as already sent"
                 return ComposeResult(None, False, f"{message} ([compose] repeat_stories).", warnings)
             issue = _insert_issue(db, config, edition, period_start, period_end, picked)
-            stories = picked.shown
-            message = f"Built issue {issue_name(issue)} with {plural(len(stories), 'article')}"
-            merged = sum(len(s.others) for s in stories)
-            if merged:
-                message += f" ({merged} more merged into the same stories' cards)"
-            if picked.held:
-                message += f"; {plural(len(picked.held), 'story')} held back as already sent"
-            return ComposeResult(issue, True, message, warnings, summary_error)
+            return ComposeResult(issue, True, _built(issue, picked), warnings, summary_error)
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)
         if existing is None:
             raise
         return ComposeResult(existing, False, f"Issue {issue_name(existing)} already exists ({where})")
+
+
+def _built(issue: dict[str, Any], picked: Picked) -> str:
+    """``Built issue daily/3 with 5 articles (2 more merged …); 1 story held back …``."""
+    message = f"Built issue {issue_name(issue)} with {plural(len(picked.shown), 'article')}"
+    merged = sum(len(s.others) for s in picked.shown)
+    if merged:
+        message += f" ({merged} more merged into the same stories' cards)"
+    if picked.held:
+        message += f"; {plural(len(picked.held), 'story')} held back as already sent"
+    return message
 
 
 def plural(count: int, noun: str) -> str:

@@ -56,7 +56,6 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     rows = [r for r in rows if r["article_id"] in articles]
     live = [r for r in rows if not r["dropped"] and not articles[r["article_id"]]["hidden_at"]]
     cards = [articles[r["article_id"]] for r in live if r["card_of"] is None]
-    repeats = {r["article_id"]: Repeat.from_note(r.get("repeat")) for r in live if r["card_of"] is None}
     card_ids = {a["id"] for a in cards}
     merged: dict[int, list[dict[str, Any]]] = {}
     for r in live:
@@ -79,11 +78,9 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
             )
             if article["id"] == lead_id:
                 card["lead"] = True
-            repeat = repeats.get(article["id"])
-            if repeat is not None and repeat.has_news:
-                card["news"] = repeat.news()  # the templates say "Update:" and what is new
             section.append(card)
         sections.append({"name": category, "articles": section})
+    _mark_news(sections, live)
     subject, preheader = _subject_and_preheader(config, edition, issue, ordered, lead_id)
     snapshot = {
         "version": SNAPSHOT_VERSION,
@@ -105,6 +102,17 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     text = json.dumps(snapshot, ensure_ascii=False, separators=(",", ":"))
     update_issue(db, issue_id, snapshot=text, subject=subject, preheader=preheader)
     return dict(issue_by_id(db, issue_id) or {})
+
+
+def _mark_news(sections: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """Give each card that repeats a story sent before, with news, its ``news`` (the
+    templates then say "Update:" and what is new)."""
+    repeats = {r["article_id"]: Repeat.from_note(r.get("repeat")) for r in rows if r["card_of"] is None}
+    for section in sections:
+        for card in section["articles"]:
+            repeat = repeats.get(card["id"])
+            if repeat is not None and repeat.has_news:
+                card["news"] = repeat.news()
 
 
 def _subject_and_preheader(
