@@ -134,6 +134,7 @@ DEFAULT_SUMMARY_PROMPT = (
 filled in (``string.Template``: write ``$$`` for a dollar sign)."""
 
 SUMMARY_ENGINES = ("feed", "lead", "llm")
+REPEAT_STORIES = ("drop", "update", "allow")
 
 
 @dataclass
@@ -158,8 +159,9 @@ class Compose:
     """How an issue is put together: one card per story when several sources carry it."""
 
     merge_stories: bool = True
-    merge_threshold: float = 0.68
+    merge_threshold: float = 0.66
     preferred_sources: list[str] = field(default_factory=list)
+    repeat_stories: str = "update"  # a story an earlier issue sent: "drop", "update" or "allow"
 
 
 @dataclass
@@ -512,7 +514,12 @@ def _check_summary_and_compose(config: Config, source: str) -> None:
     if summary.timeout <= 0:
         raise ConfigError(f"{source}: 'summary.timeout' must be more than 0 seconds")
     if not 0 < config.compose.merge_threshold <= 1:
-        raise ConfigError(f"{source}: 'compose.merge_threshold' must be above 0 and at most 1, like 0.68")
+        raise ConfigError(f"{source}: 'compose.merge_threshold' must be above 0 and at most 1, like 0.66")
+    if config.compose.repeat_stories not in REPEAT_STORIES:
+        raise ConfigError(
+            f"{source}: 'compose.repeat_stories' = {config.compose.repeat_stories!r} must be "
+            '"drop", "update" or "allow"'
+        )
 
 
 def _fill(obj: Any, values: dict[str, Any], where: str, source: str) -> Any:

@@ -61,6 +61,10 @@ MEANINGS: dict[str, str] = {
         "Fetch each article's page (ingest's limits, robots.txt, one request per site) and summarise its "
         "main text instead of the feed's (engine llm only); it also gives the real reading time."
     ),
+    "compose.repeat_stories": (
+        '"update": a story an earlier issue of the edition sent (14 days) comes back only with news, '
+        'marked "Update:"; "drop": never; "allow": no memory.'
+    ),
     "publication.name": (
         "The publication's name: in every email's header and footer, the web pages and the feed."
     ),

@@ -73,6 +73,10 @@ schedule = "0 8 * * mon"
 timezone = "Europe/Berlin"
 window = "7d"
 order = ["World", "Technology", "Science", "Culture"]
+
+[compose]
+# The demo replays the same invented stories every day: do not hold them back as sent before.
+repeat_stories = "allow"
 """
 
 # Invented readers: different category choices and time zones.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import Workspace
 
 from digest.compose.review_links import verify_review_token
 from digest.mail.transports.memory import clear_outboxes, outbox
+from digest.schedule.scheduler import review_trigger
 from subscribers.tokens import InvalidToken, TokenSigner, load_secret
 
 EDITORS = ["ann@harbour.example", "bob@harbour.example"]
@@ -110,6 +112,11 @@ def test_held_until_approved_then_sent(ws: Workspace) -> None:
         for c in json.loads(ws.run_cli("issues", "history", "daily/1", "--json").output)["changes"]
     ]
     assert actions == ["approve"]
+    # a sent issue stays as it went out: an article edit changes only issues built after
+    before = ws.run_cli("issues", "show", "daily/1", "--json").output
+    edited = ws.run_cli("articles", "edit", "1", "--title", "Renamed later")
+    assert edited.exit_code == 0 and "remade" not in edited.output
+    assert ws.run_cli("issues", "show", "daily/1", "--json").output == before
 
 
 def test_an_edit_after_approval_withdraws_it(ws: Workspace) -> None:
@@ -151,8 +158,6 @@ def test_the_review_link_is_signed_for_review_only(ws: Workspace) -> None:
         with pytest.raises(InvalidToken):
             verify_review_token(secret, forged)
     with pytest.raises(InvalidToken, match="expired"):
-        from datetime import UTC, datetime
-
         verify_review_token(secret, token, now=datetime(2099, 1, 1, tzinfo=UTC))
     reader_token = TokenSigner(secret).token(1, "unsubscribe")  # a reader's link is no review link
     with pytest.raises(InvalidToken):
@@ -165,3 +170,31 @@ def test_a_discarded_review_draft_is_not_built_again(ws: Workspace) -> None:
     later = _run(ws, "2026-01-23T07:05Z")
     assert later.exit_code == 0 and "was discarded" in later.output, later.output
     assert not _mail_to(READERS)
+
+
+def test_the_scheduler_runs_an_edition_that_waits_for_approval_every_quarter_hour(ws: Workspace) -> None:
+    config = ws.config
+    trigger = review_trigger(config.edition("daily"))
+    assert trigger is not None
+    first = trigger.get_next_fire_time(None, datetime(2026, 1, 23, 5, 0, tzinfo=UTC))
+    assert trigger.get_next_fire_time(first, first) - first == timedelta(minutes=15)
+    config.editions["daily"].approval = "none"
+    assert review_trigger(config.edition("daily")) is None
+
+
+def test_the_review_draft_is_built_after_an_ingest(ws: Workspace) -> None:
+    feed = ws.path / "feed.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Port</title><link>https://port.example/</link>'
+        "<item><title>Ferry timetable changes on Monday</title><link>https://port.example/ferry</link>"
+        "<guid>ferry-1</guid><pubDate>Fri, 23 Jan 2026 04:00:00 +0000</pubDate></item>"
+        "</channel></rss>",
+        encoding="utf-8",
+    )
+    added = ws.run_cli("feeds", "add", str(feed), "--category", "World")
+    assert added.exit_code == 0, added.output
+    review = _run(ws, "2026-01-23T05:15Z")
+    assert review.exit_code == 0 and "ingested 1 new" in review.output, review.output
+    shown = json.loads(ws.run_cli("issues", "show", "daily/1", "--json").output)
+    titles = [a["title"] for c in shown["categories"] for a in c["articles"]]
+    assert "Ferry timetable changes on Monday" in titles

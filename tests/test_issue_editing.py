@@ -187,6 +187,8 @@ def test_discard_frees_the_number_and_is_not_latest_or_overdue(ws: Workspace) ->
     assert run.exit_code == 0 and "was discarded; none is built" in run.output, run.output
     late = ws.run_cli("run", "--at", "2026-01-24T20:00Z")
     assert "Overdue" not in late.output
+    gone = json.loads(_ok(ws, "issues", "history", "daily/1", "--json"))
+    assert gone["id"] == listed[0]["id"] and gone["changes"][-1]["action"] == "discard"
     rebuilt = _ok(ws, "issues", "build", "daily", "--date", "2026-01-23")
     assert "Built issue daily/1" in rebuilt  # the number is free again
     history = json.loads(_ok(ws, "issues", "history", str(listed[0]["id"]), "--json"))

@@ -13,6 +13,7 @@ from digest.cli.summaries import echo_warnings, summary_progress
 from digest.compose.build import ComposeResult, compose_issue
 from digest.compose.editing import build_ahead, dropped_stories, issue_state, issues_with_states, set_note
 from digest.compose.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot
+from digest.compose.memory import held_back_stories
 from digest.compose.periods import latest_scheduled_time, scheduled_time
 from digest.errors import DigestError
 from digest.ingest.sanitize import one_line
@@ -141,10 +142,13 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
     row = get_issue(app.db, issue)
     snapshot = issue_snapshot(row)
     dropped = dropped_stories(app.db, row["id"])
+    held = held_back_stories(app.db, row["id"])
     state = issue_state(app.config, row)
     if as_json:
         categories = snapshot.get("categories", [])
-        echo_json({**_summary(row), "state": state, "categories": categories, "dropped": dropped})
+        echo_json(
+            {**_summary(row), "state": state, "categories": categories, "dropped": dropped, "held_back": held}
+        )
         return
     click.echo(f"Issue {issue_name(row)}: {row['subject']}")
     click.echo(f"  edition {row['edition']}, number {row['number']} (id {row['id']}), state {state}")
@@ -157,6 +161,7 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
         for article in category["articles"]:
             source = f" — {article['source']}" if article.get("source") else ""
             lead = "LEAD " if article.get("lead") else ""
+            lead += "Update: " if article.get("news") else ""
             click.echo(
                 f"  - [{article['id']}] {lead}{article['title']}{source} ({article['published_local']})"
             )
@@ -167,6 +172,11 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
         click.echo(f"\nDropped ({len(dropped)})")
         for article in dropped:
             click.echo(f"  - [{article['id']}] dropped: {article['title']}")
+    if held:
+        click.echo(f"\nHeld back as already sent ({len(held)}; `digest issues add ISSUE ID` puts one back)")
+        for article in held:
+            click.echo(f"  - [{article['id']}] {article['title']}")
+            click.echo(f"    {article['reason']}")
 
 
 def _card_lines(article: dict[str, Any]) -> list[str]:
@@ -176,6 +186,8 @@ def _card_lines(article: dict[str, Any]) -> list[str]:
     if summary:
         label = article.get("summary_label") or ""
         lines.append(f"{label}: {summary}" if label else summary)
+    if article.get("news"):
+        lines.append(f"{article['news']}.")
     others = article.get("also_covered") or []
     if others:
         lines.append("Also covered by: " + ", ".join(f"{o['source']} <{o['url']}>" for o in others))

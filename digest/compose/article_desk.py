@@ -21,6 +21,7 @@ from digest.compose.issues import (
     list_issues,
     update_issue,
 )
+from digest.compose.memory import held_back
 from digest.compose.snapshot import refresh_issue
 from digest.config import Config
 from digest.errors import NotFound
@@ -193,8 +194,9 @@ def issues_with_states(
 
 
 def dropped_stories(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]:
-    """The stories dropped from the issue (id, title, url, source, category), in their places."""
-    ids = [r["article_id"] for r in issue_rows(db, issue_id) if r["dropped"]]
+    """The stories an editor dropped from the issue (id, title, url, source, category), in
+    their places (not those held back as already sent: see ``held_back_stories``)."""
+    ids = [r["article_id"] for r in issue_rows(db, issue_id) if r["dropped"] and not held_back(r)]
     articles = articles_by_id(db, ids)
     return [
         {k: articles[i][k] for k in ("id", "title", "url", "source", "category")}
@@ -203,13 +205,23 @@ def dropped_stories(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, 
     ]
 
 
+def _discarded(db: sqlite_utils.Database, text: str) -> dict[str, Any] | None:
+    """The discard record a name (``daily/3``) or an id stands for."""
+    if text.isascii() and text.isdigit() and len(text) < 19:
+        return discarded_issue(db, int(text))
+    edition, _, number = text.partition("/")
+    if number.isascii() and number.isdigit() and len(number) < 19:
+        return discarded_issue(db, edition=edition.strip(), number=int(number))
+    return None
+
+
 def issue_history(db: sqlite_utils.Database, ref: str | int) -> dict[str, Any]:
     """The issue (``name``, ``id``) and its ``changes`` (at, editor, action, article_id, detail),
     oldest first; a discarded issue is found by its id."""
     try:
         issue = get_issue(db, ref)
     except NotFound:
-        gone = discarded_issue(db, int(ref)) if str(ref).strip().isdigit() else None
+        gone = _discarded(db, str(ref).strip())
         if gone is None:
             raise
         issue = gone

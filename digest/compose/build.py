@@ -24,6 +24,7 @@ from digest.compose.issues import (
     issue_for_period,
     issue_name,
 )
+from digest.compose.memory import Repeat, recall, sent_stories
 from digest.compose.periods import format_datetime, period_start_for
 from digest.compose.snapshot import refresh_issue
 from digest.compose.stories import Story, group_stories
@@ -107,19 +108,30 @@ def compose_issue(
                 return ComposeResult(
                     None, False, f"No new articles for {where}; no issue built. {why}", warnings
                 )
-            stories = choose_stories(config, edition, articles)
-            issue = _insert_issue(db, config, edition, period_start, period_end, stories)
-            message = f"Built issue {issue_name(issue)} with {plural(len(stories), 'article')}"
-            merged = sum(len(s.others) for s in stories)
-            if merged:
-                message += f" ({merged} more merged into the same stories' cards)"
-            return ComposeResult(issue, True, message, warnings, summary_error)
+            picked = pick_stories(db, config, edition, articles, period_start, period_end)
+            if not picked.shown:
+                held = plural(len(picked.held), "story")
+                message = f"No new stories for {where}; no issue built: {held} held back as already sent"
+                return ComposeResult(None, False, f"{message} ([compose] repeat_stories).", warnings)
+            issue = _insert_issue(db, config, edition, period_start, period_end, picked)
+            return ComposeResult(issue, True, _built(issue, picked), warnings, summary_error)
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)
         if existing is None:
             raise
         return ComposeResult(existing, False, f"Issue {issue_name(existing)} already exists ({where})")
+
+
+def _built(issue: dict[str, Any], picked: Picked) -> str:
+    """``Built issue daily/3 with 5 articles (2 more merged …); 1 story held back …``."""
+    message = f"Built issue {issue_name(issue)} with {plural(len(picked.shown), 'article')}"
+    merged = sum(len(s.others) for s in picked.shown)
+    if merged:
+        message += f" ({merged} more merged into the same stories' cards)"
+    if picked.held:
+        message += f"; {plural(len(picked.held), 'story')} held back as already sent"
+    return message
 
 
 def plural(count: int, noun: str) -> str:
@@ -174,17 +186,58 @@ def explain_empty_period(
     return f"{said} Ingest newer articles, or wait for the next scheduled time."
 
 
-def choose_stories(config: Config, edition: Edition, articles: list[dict[str, Any]]) -> list[Story]:
+def choose_stories(
+    config: Config, edition: Edition, articles: list[dict[str, Any]], *, capped: bool = True
+) -> list[Story]:
     """The cards of an issue from its candidate articles (newest first): one per story when
-    ``[compose] merge_stories`` is on, at most ``max_articles`` of them."""
+    ``[compose] merge_stories`` is on, at most ``max_articles`` of them (all when not
+    ``capped``)."""
+    cap = edition.max_articles if capped else None
     if not config.compose.merge_stories:
-        return [Story(a) for a in articles[: edition.max_articles]]
+        return [Story(a) for a in articles[:cap]]
     return group_stories(
         articles,
         threshold=config.compose.merge_threshold,
         preferred_sources=config.compose.preferred_sources,
-        max_stories=edition.max_articles,
+        max_stories=cap,
     )
+
+
+@dataclass
+class Picked:
+    """An issue's stories: the cards ``shown`` (at most ``max_articles``), the stories
+    ``held`` back as already sent, and each repeat's :class:`Repeat` by its lead's id."""
+
+    shown: list[Story]
+    held: list[Story]
+    repeats: dict[int, Repeat]
+
+
+def pick_stories(
+    db: sqlite_utils.Database,
+    config: Config,
+    edition: Edition,
+    articles: list[dict[str, Any]],
+    period_start: datetime,
+    period_end: datetime,
+) -> Picked:
+    """The stories of an issue from its candidate articles: :func:`choose_stories`, then
+    ``[compose] repeat_stories`` applied against what the edition's issues already sent
+    (:mod:`digest.compose.memory`). A held-back story takes no card's place."""
+    mode = config.compose.repeat_stories
+    if mode == "allow":
+        return Picked(choose_stories(config, edition, articles), [], {})
+    stories = choose_stories(config, edition, articles, capped=False)
+    sent = sent_stories(db, edition.key, period_start, period_end)
+    repeats = recall(stories, sent, threshold=config.compose.merge_threshold, mode=mode)
+    shown: list[Story] = []
+    held: list[Story] = []
+    for story in stories:
+        if len(shown) >= edition.max_articles:
+            break
+        repeat = repeats.get(story.lead["id"])
+        (held if repeat is not None and repeat.held else shown).append(story)
+    return Picked(shown, held, repeats)
 
 
 def _make_summaries(
@@ -200,7 +253,8 @@ def _make_summaries(
     if config.summary.engine != "llm" or _issue_for_period(db, edition.key, period_start) is not None:
         return []
     articles = candidate_articles(db, edition.key, period_start, period_end)
-    leads = [story.lead["id"] for story in choose_stories(config, edition, articles)]
+    picked = pick_stories(db, config, edition, articles, period_start, period_end)
+    leads = [story.lead["id"] for story in picked.shown]
     return make_summaries(db, config, leads, progress=progress).warnings
 
 
@@ -218,17 +272,35 @@ def candidate_articles(
     return [with_editor_values(row) for row in candidate_articles_stored(db, start, end, carried)]
 
 
-def story_rows(stories: list[Story], start: int = 1) -> list[dict[str, Any]]:
+def story_rows(stories: list[Story], start: int = 1, picked: Picked | None = None) -> list[dict[str, Any]]:
     """The ``issue_articles`` rows of ``stories``: one per card in order from ``start``, then
-    each article merged into a card (``card_of``), so no later issue of the edition shows it."""
+    each article merged into a card (``card_of``), so no later issue of the edition shows it.
+    With ``picked``, its held-back stories follow the cards as dropped rows, and every
+    repeat's row carries its note (``repeat``)."""
+    held = picked.held if picked else []
+    repeats = picked.repeats if picked else {}
+    cards = [*stories, *held]
+    dropped = {s.lead["id"] for s in held}
     rows = [
-        {"article_id": s.lead["id"], "category": s.lead["category"], "position": n}
-        for n, s in enumerate(stories, start)
+        {
+            "article_id": s.lead["id"],
+            "category": s.lead["category"],
+            "position": n,
+            "dropped": s.lead["id"] in dropped,
+            "repeat": repeats[s.lead["id"]].note() if s.lead["id"] in repeats else None,
+        }
+        for n, s in enumerate(cards, start)
     ]
-    others = [(o, s.lead) for s in stories for o in s.others]
+    others = [(o, s.lead) for s in cards for o in s.others]
     rows += [
-        {"article_id": o["id"], "category": lead["category"], "position": n, "card_of": lead["id"]}
-        for n, (o, lead) in enumerate(others, start + len(stories))
+        {
+            "article_id": o["id"],
+            "category": lead["category"],
+            "position": n,
+            "card_of": lead["id"],
+            "dropped": lead["id"] in dropped,
+        }
+        for n, (o, lead) in enumerate(others, start + len(cards))
     ]
     return rows
 
@@ -239,8 +311,8 @@ def _insert_issue(
     edition: Edition,
     period_start: datetime,
     period_end: datetime,
-    stories: list[Story],
+    picked: Picked,
 ) -> dict[str, Any]:
     issue_id = insert_issue(db, edition.key, period_start, period_end, now=utcnow())
-    insert_issue_rows(db, issue_id, story_rows(stories))
+    insert_issue_rows(db, issue_id, story_rows(picked.shown, picked=picked))
     return refresh_issue(db, config, issue_id)

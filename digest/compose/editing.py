@@ -76,6 +76,7 @@ from digest.compose.issues import (
     update_issue,
     update_issue_row,
 )
+from digest.compose.memory import held_back
 from digest.compose.notes import clean_note
 from digest.compose.rebuild import reselect, summarize_window
 from digest.compose.snapshot import refresh_issue
@@ -203,7 +204,8 @@ def add_stories(
     version: int | None = None,
 ) -> EditResult:
     """Put stored articles into the draft, even from outside its window: each goes last in its
-    section (``move_story`` places it) and stays through a rebuild."""
+    section (``move_story`` places it) and stays through a rebuild. A story the issue held
+    back as already sent goes back in at its place."""
     ids = _ids(article_ids)
     with editing_draft(db, ref, version) as issue:
         rows = _rows(db, issue)
@@ -211,6 +213,8 @@ def add_stories(
         for article_id in ids:
             article = with_editor_values(article_row(db, article_id))
             row = rows.get(article_id)
+            if row is not None and held_back(row):
+                continue  # held back as already sent: the editor's add puts it back
             if row is not None:
                 hint = "; restore it" if row["dropped"] else ""
                 state = "dropped from" if row["dropped"] else "already in"
@@ -223,6 +227,11 @@ def add_stories(
             if other:
                 raise EditRefused(f"article {article_id} is already in {other}")
             articles.append(article)
+        for article_id in ids:
+            if (row := rows.get(article_id)) is not None and held_back(row):
+                update_issue_row(db, issue["id"], article_id, dropped=0, added=1)  # stays in a rebuild
+                for merged in (r for r in rows.values() if r["card_of"] == article_id):
+                    update_issue_row(db, issue["id"], merged["article_id"], dropped=0)
         last = max((r["position"] for r in rows.values()), default=0)
         insert_issue_rows(
             db,

@@ -79,13 +79,21 @@ def discarded_issues(db: sqlite_utils.Database, edition: str | None = None) -> l
     return list(db.query(sql + " ORDER BY id DESC", params))
 
 
-def discarded_issue(db: sqlite_utils.Database, issue_id: int) -> dict[str, Any] | None:
-    """The discard record of the issue that had id ``issue_id``, if it was discarded."""
+def discarded_issue(
+    db: sqlite_utils.Database, issue_id: int | None = None, *, edition: str = "", number: int = 0
+) -> dict[str, Any] | None:
+    """The discard record of the issue that had id ``issue_id`` (or, without one, the latest
+    discarded ``edition``/``number``), if there is one."""
+    where, params = (
+        ("issue_id = ?", [issue_id])
+        if issue_id is not None
+        else ("edition = ? AND number = ?", [edition, number])
+    )
     rows = list(
         db.query(
             "SELECT issue_id AS id, edition, number, period_end, at, editor, detail FROM editor_changes"
-            " WHERE action = 'discard' AND issue_id = ? ORDER BY id DESC LIMIT 1",
-            [issue_id],
+            f" WHERE action = 'discard' AND {where} ORDER BY id DESC LIMIT 1",
+            params,
         )
     )
     return rows[0] if rows else None

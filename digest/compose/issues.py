@@ -241,7 +241,7 @@ def issue_rows(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]
     """The issue's ``issue_articles`` rows in position order (dropped and merged ones included)."""
     return list(
         db.query(
-            "SELECT article_id, category, position, dropped, added, card_of FROM issue_articles"
+            "SELECT article_id, category, position, dropped, added, card_of, repeat FROM issue_articles"
             " WHERE issue_id = ? ORDER BY position, article_id",
             [issue_id],
         )
@@ -249,10 +249,11 @@ def issue_rows(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, Any]]
 
 
 def insert_issue_rows(db: sqlite_utils.Database, issue_id: int, rows: list[dict[str, Any]]) -> None:
-    """Add rows (``article_id``, ``category``, ``position``, optional ``added``, ``card_of``)."""
+    """Add rows (``article_id``, ``category``, ``position``, optional ``added``, ``card_of``,
+    ``dropped``, ``repeat``)."""
     db.conn.executemany(
-        "INSERT INTO issue_articles (issue_id, article_id, category, position, added, card_of)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO issue_articles (issue_id, article_id, category, position, added, card_of, dropped,"
+        " repeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 issue_id,
@@ -261,6 +262,8 @@ def insert_issue_rows(db: sqlite_utils.Database, issue_id: int, rows: list[dict[
                 r["position"],
                 int(r.get("added", 0)),
                 r.get("card_of"),
+                int(r.get("dropped", 0)),
+                r.get("repeat"),
             )
             for r in rows
         ],
@@ -268,8 +271,8 @@ def insert_issue_rows(db: sqlite_utils.Database, issue_id: int, rows: list[dict[
 
 
 def update_issue_row(db: sqlite_utils.Database, issue_id: int, article_id: int, **fields: Any) -> None:
-    """Set ``category``, ``position``, ``dropped``, ``added`` or ``card_of`` on one row."""
-    unknown = set(fields) - {"category", "position", "dropped", "added", "card_of"}
+    """Set ``category``, ``position``, ``dropped``, ``added``, ``card_of`` or ``repeat`` on one row."""
+    unknown = set(fields) - {"category", "position", "dropped", "added", "card_of", "repeat"}
     if unknown:
         raise ValueError(f"not an issue_articles column: {', '.join(sorted(unknown))}")
     sets = ", ".join(f"{name} = ?" for name in fields)
@@ -482,3 +485,16 @@ def story_count(db: sqlite_utils.Database, issue_id: int) -> int:
         [issue_id],
     ).fetchone()
     return int(row[0])
+
+
+def sent_issues(db: sqlite_utils.Database, edition: str, since: str, until: str) -> list[dict[str, Any]]:
+    """The issues of ``edition`` whose sending started (``sending`` or ``sent``) and whose
+    period ended in ``[since, until]`` (ISO), newest first, with their snapshots."""
+    return list(
+        db.query(
+            "SELECT id, edition, number, period_end, snapshot FROM issues"
+            " WHERE edition = ? AND status != 'draft' AND period_end >= ? AND period_end <= ?"
+            " ORDER BY period_end DESC, id DESC",
+            [edition, since, until],
+        )
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose.build import candidate_articles, choose_stories
+from digest.compose.build import Picked, candidate_articles, pick_stories, story_rows
 from digest.compose.issues import delete_issue_rows, insert_issue_rows, issue_rows, update_issue_row
 from digest.config import Config
 from digest.errors import DigestError
@@ -52,7 +52,9 @@ def reselect(db: sqlite_utils.Database, config: Config, issue: dict[str, Any]) -
     candidates = candidate_articles(
         db, edition.key, from_iso(issue["period_start"]), from_iso(issue["period_end"]), own_issue=issue["id"]
     )
-    stories = choose_stories(config, edition, [a for a in candidates if a["id"] not in dropped])
+    start, end = from_iso(issue["period_start"]), from_iso(issue["period_end"])
+    picked = pick_stories(db, config, edition, [a for a in candidates if a["id"] not in dropped], start, end)
+    stories = picked.shown
     role: dict[int, int | None] = {s.lead["id"]: None for s in stories}
     role.update({o["id"]: s.lead["id"] for s in stories for o in s.others})
     present = {r["article_id"]: r for r in rows}
@@ -65,6 +67,7 @@ def reselect(db: sqlite_utils.Database, config: Config, issue: dict[str, Any]) -
     new_cards = [s.lead for s in stories if s.lead["id"] not in present]
     new_merged = [(o, s.lead) for s in stories for o in s.others if o["id"] not in present]
     _place(db, issue["id"], [r for r in rows if r not in gone], new_cards, new_merged)
+    _remember(db, issue["id"], picked, set(present))
     return Reselection(added=len(new_cards), removed=sum(1 for r in gone if r["card_of"] is None))
 
 
@@ -77,11 +80,25 @@ def summarize_window(db: sqlite_utils.Database, config: Config, issue: dict[str,
     edition = config.edition(issue["edition"])
     start, end = from_iso(issue["period_start"]), from_iso(issue["period_end"])
     candidates = candidate_articles(db, edition.key, start, end, own_issue=issue["id"])
-    leads = [s.lead["id"] for s in choose_stories(config, edition, candidates)]
+    leads = [s.lead["id"] for s in pick_stories(db, config, edition, candidates, start, end).shown]
     try:
         return make_summaries(db, config, leads).warnings
     except DigestError as exc:
         return [f"summaries: {exc}; new stories keep their feed summary"]
+
+
+def _remember(db: sqlite_utils.Database, issue_id: int, picked: Picked, present: set[int]) -> None:
+    """Note the repeats among the cards new to the issue, and add the stories new to it that
+    are held back as already sent (dropped rows after the others, as at a first build)."""
+    for story in picked.shown:
+        repeat = picked.repeats.get(story.lead["id"])
+        if repeat is not None and story.lead["id"] not in present:
+            update_issue_row(db, issue_id, story.lead["id"], repeat=repeat.note())
+    held = [s for s in picked.held if s.lead["id"] not in present]
+    if held:
+        last = max((r["position"] for r in issue_rows(db, issue_id)), default=0)
+        rows = story_rows([], last + 1, Picked([], held, picked.repeats))
+        insert_issue_rows(db, issue_id, rows)
 
 
 def _place(

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
 from digest.compose.issues import issue_by_id, issue_rows, update_issue, update_issue_row
+from digest.compose.memory import Repeat, outlet
 from digest.compose.periods import format_date, format_datetime
 from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
@@ -80,6 +80,7 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
                 card["lead"] = True
             section.append(card)
         sections.append({"name": category, "articles": section})
+    _mark_news(sections, live)
     subject, preheader = _subject_and_preheader(config, edition, issue, ordered, lead_id)
     snapshot = {
         "version": SNAPSHOT_VERSION,
@@ -103,6 +104,17 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     return dict(issue_by_id(db, issue_id) or {})
 
 
+def _mark_news(sections: list[dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    """Give each card that repeats a story sent before, with news, its ``news`` (the
+    templates then say "Update:" and what is new)."""
+    repeats = {r["article_id"]: Repeat.from_note(r.get("repeat")) for r in rows if r["card_of"] is None}
+    for section in sections:
+        for card in section["articles"]:
+            repeat = repeats.get(card["id"])
+            if repeat is not None and repeat.has_news:
+                card["news"] = repeat.news()
+
+
 def _subject_and_preheader(
     config: Config,
     edition: Edition,
@@ -123,7 +135,9 @@ def _subject_and_preheader(
         )
     preheader = issue["preheader_set"]
     if preheader is None:
-        preheader = make_preheader(preheader_titles(config, edition, titles))
+        # The headlines after the subject's own; all of them under an editor's subject.
+        shown = titles if issue["subject_set"] is not None else preheader_titles(config, edition, titles)
+        preheader = make_preheader(shown)
     return subject, preheader
 
 
@@ -180,14 +194,6 @@ def snapshot_article(
         "summary_checked": summary.checked and bool(summary.text),
         # From the article's page when fetched, else the feed's full text; 0: unknown (a summary alone).
         "reading_minutes": int(summary.reading_minutes or article["reading_minutes"] or 0),
-        "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
+        "also_covered": [{"source": outlet(o), "url": o["url"]} for o in others],
         **({"image": image} if (image := load_image(article.get("image"))) else {}),
     }
-
-
-def _source_name(article: dict[str, Any]) -> str:
-    """What "Also covered by" calls an article's outlet: its source, else its site's host."""
-    if article.get("source"):
-        return article["source"]
-    host = urlsplit(article.get("url") or "").hostname or ""
-    return host.removeprefix("www.") or article.get("url") or ""

@@ -88,6 +88,7 @@ def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any
     out.setdefault("undated", False)
     out.setdefault("summary_label", "")
     out.setdefault("summary_checked", False)
+    out.setdefault("news", "")  # a story sent before, with news: "Now also reported by …"
     out["also_covered"] = [
         {"source": defuse(str(c.get("source") or "")), "url": defuse(str(c.get("url") or ""), url=True)}
         for c in article.get("also_covered") or []

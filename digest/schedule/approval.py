@@ -18,6 +18,7 @@ built ahead of its time again from its window before it is sent (unless it is lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,14 @@ import sqlite_utils
 from digest.compose.build import compose_issue
 from digest.compose.editing import rebuild_issue
 from digest.compose.history import period_discarded
-from digest.compose.issues import drafts_due, issue_by_id, issue_name, mark_review_mailed, story_count
+from digest.compose.issues import (
+    drafts_due,
+    issue_by_id,
+    issue_ending,
+    issue_name,
+    mark_review_mailed,
+    story_count,
+)
 from digest.compose.review_links import desk_url, review_url
 from digest.config import Config, Edition, parse_duration
 from digest.errors import DigestError
@@ -41,9 +49,17 @@ RUN_EDITOR = "digest run"
 
 
 def prepare_reviews(
-    db: sqlite_utils.Database, config: Config, report: RunReport, editions: list[Edition], at: datetime
+    db: sqlite_utils.Database,
+    config: Config,
+    report: RunReport,
+    editions: list[Edition],
+    at: datetime,
+    *,
+    ingest: Callable[[], None],
 ) -> None:
-    """Build and mail for review each approval edition's next issue once its review time came."""
+    """Build and mail for review each approval edition's next issue once its review time
+    came; ``ingest()`` is called first (once) when a draft is still to be built."""
+    ingested = False
     for edition in editions:
         if edition.approval != "required":
             continue
@@ -53,6 +69,9 @@ def prepare_reviews(
                 continue
             if period_discarded(db, edition.key, iso(upcoming)):
                 continue
+            if not ingested and not issue_ending(db, edition.key, iso(upcoming)):
+                ingest()
+                ingested = True
             result = compose_issue(db, config, edition.key, period_end=upcoming, summaries_required=False)
         except DigestError as exc:
             report.errors.append(f"{edition.key}: could not build the issue for review: {exc}")

@@ -152,12 +152,12 @@ def _run(
     if not report.dry_run:
         _bounces(db, config, report, at)
         if build:
-            prepare_reviews(db, config, report, editions, at)
+            prepare_reviews(db, config, report, editions, at, ingest=lambda: _ingest(db, config, report, at))
     to_build: list[tuple[Edition, datetime]] = []
     to_send: dict[int, dict[str, Any]] = {}
     if build:
         to_build, to_send = _plan(db, report, editions, at, catch_up)
-    if to_build and not report.dry_run:
+    if to_build and not report.dry_run and not report.ingested_sources:
         _ingest(db, config, report, at)
     for ed, scheduled in to_build:
         if stop():

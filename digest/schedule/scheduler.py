@@ -200,6 +200,15 @@ def serve(
     return ServeResult(runs=state["runs"], stopped_by=state["stopped_by"])
 
 
+def review_trigger(edition: Edition) -> IntervalTrigger | None:
+    """For an edition that waits for an editor, a run every :data:`REVIEW_EVERY`: its review
+    links go out ``review_before`` the send time and an issue approved late is sent. None for
+    an edition without approval (its cron is enough)."""
+    if edition.approval != "required":
+        return None
+    return IntervalTrigger(seconds=int(REVIEW_EVERY.total_seconds()), timezone=UTC)
+
+
 def _serve(
     config: Config,
     db: sqlite_utils.Database,
@@ -254,11 +263,8 @@ def _serve(
         if local is not None:
             scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
         for ed in editions:
-            if ed.approval == "required":
-                # Review links go out review_before the send time, and an issue approved late is
-                # sent: a run every REVIEW_EVERY for the editions that wait for an editor.
-                trigger = IntervalTrigger(seconds=int(REVIEW_EVERY.total_seconds()), timezone=UTC)
-                scheduler.add_job(job, trigger, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
+            if (review := review_trigger(ed)) is not None:
+                scheduler.add_job(job, review, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
         if on_ready is not None:
             on_ready(next_fire_times(config, now=clock(), count=1))
         if not stopping():

@@ -384,6 +384,13 @@ def m021_grounding(db: sqlite_utils.Database) -> None:
     )
 
 
+def m022_story_memory(db: sqlite_utils.Database) -> None:
+    """Stories remembered across issues (issue #25): ``issue_articles.repeat`` is NULL for a
+    story no earlier issue of the edition sent; else JSON saying which issue sent it, whether
+    it was held back (the row is also ``dropped``) or shown as an update, and what is new."""
+    db.execute("ALTER TABLE issue_articles ADD COLUMN repeat TEXT")
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -398,4 +405,5 @@ LATER_MIGRATIONS = [
     m019_editors,
     m020_source_categories,
     m021_grounding,
+    m022_story_memory,
 ]
