@@ -142,7 +142,7 @@ class Run:
     refused: list[str] = field(default_factory=list)  # repeated refusals (reply_key) that stopped it
     proven: bool = False  # the relay has accepted a message in this run (this process)
     unproven: dict[str, int] = field(default_factory=dict)  # bad-mailbox refusals held before that
-    running: int = 0  # connection workers in their loop (this process)
+    running: int = 0  # connection workers started and not yet done (this process; counted at start)
     parked: int = 0  # ...of which waiting at their end for the run to prove the relay
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
     clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
@@ -257,8 +257,6 @@ class Worker:
         self.refusals = RefusalWindow(run, self.record)  # failures held back until it is clear whose
         self.aborted = False  # this worker's loop ended with an exception (the run stops)
         self.from_address = parseaddr(run.config.publication.from_address)[1]
-        with run.counters.lock:
-            run.running += 1
         self.last_flush = time.monotonic()
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
