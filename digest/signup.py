@@ -99,20 +99,8 @@ def request_signup(
     with transaction(db):
         if _address_limited(db, address_key, moment):
             return None
-        subscriber = find_subscriber(db, normal)
+        subscriber = _find_or_add_pending(db, config, normal, fields, known_categories, moment)
         detail = {"form_version": config.web.form_version, "asked_at": iso(moment)}
-        if subscriber is None:
-            subscriber = add_subscriber(
-                db,
-                normal,
-                **fields,
-                status="pending",
-                source="web",
-                resubscribe=True,  # only read for a suppressed address: it becomes pending
-                known_editions=list(config.editions) or None,
-                known_categories=known_categories or None,
-                now=moment,
-            )
         record_event(
             db, subscriber["id"], "signup", "web", {**detail, "status": subscriber["status"]}, now=moment
         )
@@ -123,6 +111,31 @@ def request_signup(
     if send:
         send_outbox(db, config, ids=[row], now=moment)
     return row
+
+
+def _find_or_add_pending(
+    db: sqlite_utils.Database,
+    config: Config,
+    normal: str,
+    fields: dict,
+    known_categories: list[str],
+    moment: datetime,
+) -> dict:
+    """The subscriber with this address, or a new pending one (a suppressed address too)."""
+    subscriber = find_subscriber(db, normal)
+    if subscriber is None:
+        subscriber = add_subscriber(
+            db,
+            normal,
+            **fields,
+            status="pending",
+            source="web",
+            resubscribe=True,  # only read for a suppressed address: it becomes pending
+            known_editions=list(config.editions) or None,
+            known_categories=known_categories or None,
+            now=moment,
+        )
+    return subscriber
 
 
 def _checked_fields(
