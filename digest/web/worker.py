@@ -1,0 +1,169 @@
+"""The gunicorn worker ``digest web serve`` runs: request heads are read in the poller.
+
+gunicorn's stock ``gthread`` worker gives a connection to a thread as soon as
+its first bytes arrive; the thread then blocks until the whole request head is
+in. 2,000 clients that each send half a request line therefore hold every
+thread until the request timeout, and a normal request waits behind them.
+
+:class:`HeadFirstWorker` keeps each connection (new or kept alive) in the
+poller and reads its request head there, without blocking, into a buffer.
+Only when the blank line that ends the head has arrived does the connection go
+to a thread, with the buffered bytes handed to gunicorn's parser as if just
+read. A head must be complete within the header deadline from the moment the
+connection is accepted (or, kept alive, sends its next first byte); a client
+that sends nothing, or trickles, is closed at that deadline by the poller. A
+head larger than :data:`MAX_HEAD_BYTES` is answered 431 and closed.
+
+The request body is still read by the thread, bounded by the socket timeout
+(the request timeout) set on every accepted socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import itertools
+import selectors
+import socket
+import struct
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import http
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+MAX_HEAD_BYTES = 64 * 1024  # gunicorn's own limits (request line, 50 fields) fit well inside
+HEADER_SECONDS = 10.0  # the header deadline, at most; never longer than the request timeout
+_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+class _Head:
+    """The part of a request head read so far, and when it must be complete."""
+
+    __slots__ = ("buffer", "deadline", "done")
+
+    def __init__(self, deadline: float) -> None:
+        self.buffer = bytearray()
+        self.deadline = deadline
+        self.done = False
+
+
+class HeadFirstWorker(ThreadWorker):
+    """The ``gthread`` worker, except that a thread gets a connection only with a whole request head."""
+
+    request_timeout: float = 30.0  # set by serve() in the master; forked workers inherit it
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._heads: dict[int, tuple[TConn, _Head]] = {}
+        self._deadlines: list[tuple[float, int, TConn]] = []
+        self._order = itertools.count()
+
+    @property
+    def header_seconds(self) -> float:
+        """How long a request head may take to arrive (the request timeout, at most 10 s)."""
+        return min(HEADER_SECONDS, self.request_timeout)
+
+    def accept(self, listener: socket.socket) -> None:
+        """Accept one connection and read its request head in the poller."""
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        _limit_stalls(client, self.request_timeout)
+        conn = TConn(self.cfg, client, address, listener.getsockname())  # non-blocking
+        self._read_head(conn)
+
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        """A kept-alive connection sends again: read its next head in the poller too."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        conn.sock.setblocking(False)
+        self._read_head(conn)
+
+    def _read_head(self, conn: TConn) -> None:
+        head = _Head(time.monotonic() + self.header_seconds)
+        self._heads[id(conn)] = (conn, head)
+        heapq.heappush(self._deadlines, (head.deadline, next(self._order), conn))
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn, head))
+
+    def _on_head_bytes(self, conn: TConn, head: _Head, _sock: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client hung up before finishing its request
+            self._drop(conn, head)
+            return
+        head.buffer += data
+        if b"\r\n\r\n" in head.buffer or b"\n\n" in head.buffer:
+            self._finish_head(conn, head)
+        elif len(head.buffer) > MAX_HEAD_BYTES:
+            with contextlib.suppress(OSError):
+                conn.sock.send(_TOO_LARGE)
+            self._drop(conn, head)
+
+    def _finish_head(self, conn: TConn, head: _Head) -> None:
+        self._forget(conn, head)
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
+        conn.parser.unreader.unread(bytes(head.buffer))
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def _forget(self, conn: TConn, head: _Head) -> None:
+        head.done = True
+        self._heads.pop(id(conn), None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+
+    def _drop(self, conn: TConn, head: _Head) -> None:
+        self._forget(conn, head)
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        """Close connections whose request head is past its deadline (and gunicorn's own pending ones)."""
+        super().murder_pending()
+        now = time.monotonic()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, conn = heapq.heappop(self._deadlines)
+            conn_head = self._heads.get(id(conn))
+            if conn_head is None or conn_head[1].done:
+                continue
+            if conn_head[1].buffer:
+                self.log.info("closed a connection that stalled mid-request")
+            self._drop(*conn_head)
+        if not self.alive:  # stopping: a connection that has sent nothing yet is not waited for
+            for conn, head in list(self._heads.values()):
+                if not head.buffer:
+                    self._drop(conn, head)
+
+    def run(self) -> None:
+        """gunicorn's loop; on the way out, connections still sending a head are closed."""
+        try:
+            super().run()
+        finally:
+            for conn, head in list(self._heads.values()):
+                head.done = True
+                conn.close()
+            self._heads.clear()
+            self._deadlines.clear()
+
+
+def _limit_stalls(sock: socket.socket, seconds: float) -> None:
+    """A kernel receive/send timeout: a thread reading a stalled body gets an error, not a hang.
+
+    (The worker switches the socket to blocking mode, which clears Python's own timeout.)
+    """
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
