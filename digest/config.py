@@ -156,6 +156,14 @@ class Bounces:
 
 
 @dataclass
+class Dmarc:
+    """Where DMARC aggregate reports arrive, and which sending addresses are ours."""
+
+    source: str = ""  # maildir:PATH, mbox:PATH, imaps://user@host/FOLDER (as [bounces] source)
+    our_ips: list[str] = field(default_factory=list)  # CIDRs of our relays; others are flagged
+
+
+@dataclass
 class Subscribers:
     """The list's housekeeping: pending sign-ups that never confirm are removed after ``pending_days``."""
 
@@ -216,6 +224,7 @@ class Config:
     summary: Summary = field(default_factory=Summary)
     compose: Compose = field(default_factory=Compose)
     bounces: Bounces = field(default_factory=Bounces)
+    dmarc: Dmarc = field(default_factory=Dmarc)
     subscribers: Subscribers = field(default_factory=Subscribers)
     web: Web = field(default_factory=Web)
     editions: dict[str, Edition] = field(default_factory=dict)
@@ -266,6 +275,7 @@ _SECTIONS: dict[str, type] = {
     "summary": Summary,
     "compose": Compose,
     "bounces": Bounces,
+    "dmarc": Dmarc,
     "subscribers": Subscribers,
     "web": Web,
 }

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("web", "schedule", "doctor", "demo"),
+    # dmarc reads mailboxes through bounces' sources and limits, and doctor shows its figures.
+    ("dmarc",),
     ("delivery", "bounces", "signup", "init"),
     ("mail",),
     ("render",),

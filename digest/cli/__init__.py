@@ -126,6 +126,7 @@ _COMMANDS = {
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
     "bounces": "digest.cli.bounces",
+    "dmarc": "digest.cli.dmarc",
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",

@@ -185,6 +185,51 @@ def m017_forged_reports(db: sqlite_utils.Database) -> None:
         db.execute(index)
 
 
+def m018_dmarc(db: sqlite_utils.Database) -> None:
+    """DMARC aggregate reports (owner: digest/dmarc/store.py).
+
+    ``dmarc_reports``: one row per report (reporting organisation and its report id, unique:
+    the same report mailed twice is stored once), the period it covers (UTC ISO);
+    ``dmarc_records``: its rows, messages from one source IP with DMARC's DKIM and SPF
+    alignment results; ``dmarc_messages``: every mailbox message read, by Message-ID (or a
+    hash of its bytes), so an mbox is read once and a failed move never counts twice.
+    """
+    db.execute(
+        """CREATE TABLE dmarc_reports (
+            id INTEGER PRIMARY KEY,
+            org TEXT NOT NULL,
+            report_id TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            begin_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            message_key TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            UNIQUE (org, report_id)
+        )"""
+    )
+    db.execute("CREATE INDEX dmarc_reports_end ON dmarc_reports (end_at)")
+    db.execute(
+        """CREATE TABLE dmarc_records (
+            report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,
+            source_ip TEXT NOT NULL,
+            messages INTEGER NOT NULL,
+            dkim_aligned INTEGER NOT NULL,
+            spf_aligned INTEGER NOT NULL,
+            disposition TEXT NOT NULL,
+            header_from TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX dmarc_records_report ON dmarc_records (report)")
+    db.execute(
+        """CREATE TABLE dmarc_messages (
+            message_key TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            processed_at TEXT NOT NULL
+        )"""
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -195,4 +240,5 @@ LATER_MIGRATIONS = [
     m015_ingest_guards,
     m016_signup_mails,
     m017_forged_reports,
+    m018_dmarc,
 ]
