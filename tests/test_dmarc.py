@@ -9,9 +9,11 @@ import mailbox
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
 from conftest import Workspace, new_workspace
 from dmarc_fixtures import BOMB_XML, OUR_IP, SPOOFER_IP, aggregate_xml, record, report_mail
 
+from digest.cli import cli
 from digest.config import load_config
 from digest.doctor.dmarc import check_dmarc
 
@@ -179,3 +181,17 @@ def test_doctor_shows_the_last_weeks_pass_rates_when_there_are_reports(tmp_path:
     assert len(checks) == 1, lines
     assert "DKIM 86%" in checks[0].detail and "SPF 43%" in checks[0].detail, lines
     assert SPOOFER_IP in checks[0].detail and checks[0].status == "warn", lines
+
+
+def test_digest_run_reads_the_dmarc_mailbox_and_a_hostile_report_does_not_stop_it(tmp_path: Path) -> None:
+    from test_schedule_support import make_workspace
+
+    ws = make_workspace(tmp_path / "ws")
+    box = _maildir(tmp_path / "dmarc", [*_hostile()[:1], *_good_reports(time.time())])
+    text = ws.config_path.read_text(encoding="utf-8")
+    ws.config_path.write_text(f'{text}\n[dmarc]\nsource = "maildir:{box}"\n', encoding="utf-8")
+    run = CliRunner().invoke(cli, ["--config", str(ws.config_path), "run", "--at", "2026-11-02T07:05:00Z"])
+    assert run.exit_code == 0, run.output
+    assert "4 messages, 3 reports stored; 1 rejected" in run.output
+    assert len(list((box / ".processed" / "new").iterdir())) == 3
+    assert len(list((box / ".rejected" / "new").iterdir())) == 1

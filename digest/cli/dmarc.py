@@ -34,6 +34,8 @@ def dmarc_process(app: App, source: str | None, as_json: bool) -> None:
     zipped attachments. Read messages move to `processed`; one that is not a readable
     aggregate report (malformed, an XML bomb, over 10 MB, nested over 20 MIME levels)
     moves to `rejected` with one line saying why. A report mailed twice is stored once.
+    An IMAP pass ends at [bounces] deadline (default 60 s). `digest run` reads
+    [dmarc] source after its sends.
 
     \b
     Example:
