@@ -93,3 +93,24 @@ def test_kept_alive_connections_and_oversized_heads(tmp_path: Path) -> None:
     assert replies.count(b"HTTP/1.1 200") == 3, replies
     assert huge.startswith(b"HTTP/1.1 431"), huge[:100]
     assert "Traceback" not in log
+
+
+def test_a_partial_request_pipelined_behind_a_whole_one_holds_no_thread(tmp_path: Path) -> None:
+    web = start_web(make_workspace(tmp_path / "ws"), threads=2)
+    port = int(web.url.rsplit(":", 1)[1])
+    held: list[socket.socket] = []
+    try:
+        for _ in range(4):  # twice the threads: each answers the first request, then waits for the second
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHo")
+            held.append(sock)
+        time.sleep(0.5)
+        started = time.monotonic()
+        reply = _get(port)
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in held:
+            sock.close()
+        web.stop()
+    assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+    assert elapsed < 1.0, f"answered in {elapsed:.2f} s behind 4 pipelined partial requests"

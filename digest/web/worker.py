@@ -28,6 +28,7 @@ import selectors
 import socket
 import struct
 import time
+from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
@@ -58,7 +59,7 @@ class HeadFirstWorker(ThreadWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._heads: dict[int, tuple[TConn, _Head]] = {}
-        self._deadlines: list[tuple[float, int, TConn]] = []
+        self._deadlines: list[tuple[float, int, TConn, _Head]] = []
         self._order = itertools.count()
 
     @property
@@ -86,10 +87,29 @@ class HeadFirstWorker(ThreadWorker):
         conn.sock.setblocking(False)
         self._read_head(conn)
 
-    def _read_head(self, conn: TConn) -> None:
+    def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
+        """After a kept-alive response: bytes the client pipelined behind it (read ahead by the
+        parser) start the next head in the poller too, instead of in a thread that would wait
+        for the rest of it."""
+        if self.alive and not fs.cancelled() and fs.exception() is None and fs.result() is True:
+            pending = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+            if pending and not conn.is_http2:
+                conn.sock.setblocking(False)
+                self._read_head(conn, pending)
+                return
+            if pending:
+                conn.parser.unreader.unread(pending)
+        super().finish_request(conn, fs)
+
+    def _read_head(self, conn: TConn, pending: bytes = b"") -> None:
         head = _Head(time.monotonic() + self.header_seconds)
         self._heads[id(conn)] = (conn, head)
-        heapq.heappush(self._deadlines, (head.deadline, next(self._order), conn))
+        heapq.heappush(self._deadlines, (head.deadline, next(self._order), conn, head))
+        if pending:
+            head.buffer += pending
+            if _complete(head.buffer):
+                self._finish_head(conn, head)
+                return
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn, head))
 
     def _on_head_bytes(self, conn: TConn, head: _Head, _sock: socket.socket) -> None:
@@ -103,7 +123,7 @@ class HeadFirstWorker(ThreadWorker):
             self._drop(conn, head)
             return
         head.buffer += data
-        if b"\r\n\r\n" in head.buffer or b"\n\n" in head.buffer:
+        if _complete(head.buffer):
             self._finish_head(conn, head)
         elif len(head.buffer) > MAX_HEAD_BYTES:
             with contextlib.suppress(OSError):
@@ -134,13 +154,12 @@ class HeadFirstWorker(ThreadWorker):
         super().murder_pending()
         now = time.monotonic()
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, _, conn = heapq.heappop(self._deadlines)
-            conn_head = self._heads.get(id(conn))
-            if conn_head is None or conn_head[1].done:
+            _, _, conn, head = heapq.heappop(self._deadlines)
+            if head.done:  # handed to a thread, or closed, before its deadline
                 continue
-            if conn_head[1].buffer:
+            if head.buffer:
                 self.log.info("closed a connection that stalled mid-request")
-            self._drop(*conn_head)
+            self._drop(conn, head)
         if not self.alive:  # stopping: a connection that has sent nothing yet is not waited for
             for conn, head in list(self._heads.values()):
                 if not head.buffer:
@@ -156,6 +175,11 @@ class HeadFirstWorker(ThreadWorker):
                 conn.close()
             self._heads.clear()
             self._deadlines.clear()
+
+
+def _complete(buffer: bytearray) -> bool:
+    """Whether ``buffer`` holds a whole request head (the blank line after the headers)."""
+    return b"\r\n\r\n" in buffer or b"\n\n" in buffer
 
 
 def _limit_stalls(sock: socket.socket, seconds: float) -> None:
