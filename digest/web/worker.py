@@ -78,14 +78,12 @@ class HeadFirstWorker(ThreadWorker):
         self.nr_conns += 1
         _limit_stalls(client, self.request_timeout)
         conn = TConn(self.cfg, client, address, listener.getsockname())  # non-blocking
-        self._read_head(conn)
+        self._read_head(conn, registered=False)
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
         """A kept-alive connection sends again: read its next head in the poller too."""
-        self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        conn.sock.setblocking(False)
-        self._read_head(conn)
+        self._read_head(conn, registered=True)
 
     def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
         """After a kept-alive response: bytes the client pipelined behind it (read ahead by the
@@ -95,22 +93,28 @@ class HeadFirstWorker(ThreadWorker):
             pending = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
             if pending and not conn.is_http2:
                 conn.sock.setblocking(False)
-                self._read_head(conn, pending)
+                self._read_head(conn, registered=False, pending=pending)
                 return
             if pending:
                 conn.parser.unreader.unread(pending)
         super().finish_request(conn, fs)
 
-    def _read_head(self, conn: TConn, pending: bytes = b"") -> None:
+    def _read_head(self, conn: TConn, *, registered: bool, pending: bytes = b"") -> None:
+        """Start reading a head (``pending``: bytes of it already read); what has arrived is read
+        at once, so a request that came whole costs no extra turn of the poller."""
         head = _Head(time.monotonic() + self.header_seconds)
         self._heads[id(conn)] = (conn, head)
         heapq.heappush(self._deadlines, (head.deadline, next(self._order), conn, head))
-        if pending:
-            head.buffer += pending
-            if _complete(head.buffer):
-                self._finish_head(conn, head)
-                return
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head_bytes, conn, head))
+        callback = partial(self._on_head_bytes, conn, head)
+        if registered:  # a kept-alive connection: still in the poller, under its old callback
+            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+        else:
+            self.poller.register(conn.sock, selectors.EVENT_READ, callback)
+        head.buffer += pending
+        if _complete(head.buffer):
+            self._finish_head(conn, head)
+        else:
+            self._on_head_bytes(conn, head, conn.sock)
 
     def _on_head_bytes(self, conn: TConn, head: _Head, _sock: socket.socket) -> None:
         try:
