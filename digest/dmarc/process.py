@@ -100,7 +100,12 @@ def _handle(db: sqlite_utils.Database, data: bytes, key: str, run: DmarcRun) -> 
     except RefusedMessage as refused:
         run.rejected.append(f"{_subject(data)}: {refused.reason}")
         return "rejected"
-    if store_report(db, report, key, utcnow()):
+    try:
+        stored = store_report(db, report, key, utcnow())  # one transaction: all of it or nothing
+    except (KeyError, TypeError, ValueError) as exc:
+        run.rejected.append(f"{_subject(data)}: unreadable report (field {exc})")
+        return "rejected"
+    if stored:
         run.stored += 1
         return "stored"
     run.duplicates += 1

@@ -12,6 +12,7 @@
    hour has come, deferred rows, a send interrupted earlier). The send engine
    refuses a concurrent send of the same issue with ``SendInProgress``: that
    means another process is on it, which is fine.
+   Then ``[dmarc] source`` is read, when set (reports only: nothing waits on it).
 3. Record the run in the ``runs`` table and return a :class:`RunReport`
    whose :meth:`~RunReport.summary` is the one line a run logs.
 
