@@ -100,9 +100,22 @@ class HeadFirstWorker(ThreadWorker):
         super().finish_request(conn, fs)
 
     def _read_head(self, conn: TConn, *, registered: bool, pending: bytes = b"") -> None:
-        """Start reading a head (``pending``: bytes of it already read); what has arrived is read
-        at once, so a request that came whole costs no extra turn of the poller."""
+        """Start reading a head (``pending``: bytes of it already read). What has arrived is read
+        at once: a request that came whole goes to a thread without waiting in the poller."""
         head = _Head(time.monotonic() + self.header_seconds)
+        head.buffer += pending
+        if not _complete(head.buffer) and not self._receive(conn, head):
+            if registered:
+                self.poller.unregister(conn.sock)
+            self.nr_conns -= 1
+            conn.close()
+            return
+        if _complete(head.buffer) or len(head.buffer) > MAX_HEAD_BYTES:
+            if registered:
+                self.poller.unregister(conn.sock)
+            self._head_read(conn, head)
+            return
+        # Not all here yet: wait in the poller, until the deadline at most.
         self._heads[id(conn)] = (conn, head)
         heapq.heappush(self._deadlines, (head.deadline, next(self._order), conn, head))
         callback = partial(self._on_head_bytes, conn, head)
@@ -110,32 +123,34 @@ class HeadFirstWorker(ThreadWorker):
             self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
         else:
             self.poller.register(conn.sock, selectors.EVENT_READ, callback)
-        head.buffer += pending
-        if _complete(head.buffer):
-            self._finish_head(conn, head)
-        else:
-            self._on_head_bytes(conn, head, conn.sock)
 
-    def _on_head_bytes(self, conn: TConn, head: _Head, _sock: socket.socket) -> None:
+    def _receive(self, conn: TConn, head: _Head) -> bool:
+        """Add what the socket holds to ``head``; False when the client has hung up."""
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError:
-            data = b""
-        if not data:  # the client hung up before finishing its request
-            self._drop(conn, head)
-            return
+            return False
         head.buffer += data
-        if _complete(head.buffer):
-            self._finish_head(conn, head)
-        elif len(head.buffer) > MAX_HEAD_BYTES:
+        return bool(data)
+
+    def _on_head_bytes(self, conn: TConn, head: _Head, _sock: socket.socket) -> None:
+        if not self._receive(conn, head):  # the client hung up before finishing its request
+            self._drop(conn, head)
+        elif _complete(head.buffer) or len(head.buffer) > MAX_HEAD_BYTES:
+            self._forget(conn, head)
+            self._head_read(conn, head)
+
+    def _head_read(self, conn: TConn, head: _Head) -> None:
+        """The head is whole (to a thread) or too large (431); ``conn`` is out of the poller."""
+        head.done = True
+        if not _complete(head.buffer):
             with contextlib.suppress(OSError):
                 conn.sock.send(_TOO_LARGE)
-            self._drop(conn, head)
-
-    def _finish_head(self, conn: TConn, head: _Head) -> None:
-        self._forget(conn, head)
+            self.nr_conns -= 1
+            conn.close()
+            return
         if conn.parser is None:
             conn.parser = http.get_parser(self.cfg, conn.sock, conn.client)
         conn.parser.unreader.unread(bytes(head.buffer))
