@@ -146,6 +146,14 @@ MEANINGS: dict[str, str] = {
     "bounces.hard_limit": "Hard bounces that mark a subscriber bounced.",
     "bounces.soft_limit": "Soft bounces, on that many different issues with no delivery between, that do.",
     "bounces.deadline": "Seconds one read of an IMAP mailbox may take in all.",
+    "dmarc.source": (
+        "The mailbox DMARC aggregate reports (rua) arrive in, read by `digest dmarc process` and "
+        "`digest run`: maildir:PATH, mbox:PATH or imaps://user@host/FOLDER, as [bounces] source."
+    ),
+    "dmarc.our_ips": (
+        "Our relays' addresses as CIDRs; `digest dmarc report` and doctor flag any other IP "
+        "that sends as the domain."
+    ),
     "subscribers.pending_days": "Days a sign-up may stay unconfirmed before `digest run` removes it.",
     "web.signup_posts_per_hour": "Sign-up POSTs one client address may make per hour (then 429).",
     "web.form_version": "Recorded with each sign-up's consent; bump it when the form's wording changes.",

@@ -48,6 +48,9 @@ OWNERS: dict[str, str] = {
     "editors": "digest/editors.py",
     "editor_signins": "digest/editors.py",  # single-use marks of the desk's sign-in links
     "editor_signin_requests": "digest/editors.py",  # the sign-in form's rate limits
+    "dmarc_reports": "digest/dmarc/store.py",  # DMARC aggregate reports, one row each
+    "dmarc_records": "digest/dmarc/store.py",  # their rows: messages per source IP and alignment
+    "dmarc_messages": "digest/dmarc/store.py",  # mailbox messages already read
     "_migrations": "digest/store/database.py",
 }
 """Table → the one module that holds its SQL."""
