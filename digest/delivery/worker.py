@@ -31,8 +31,9 @@ from digest.config import Config
 from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger, Result, Row
 from digest.delivery.messages import Links, Messages, recipient_links
-from digest.delivery.policy import decide
+from digest.delivery.policy import closing_reply, decide, throttling
 from digest.delivery.refusals import RefusalWindow
+from digest.delivery.throttle import Pace, throttle_delay
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
 from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
@@ -79,24 +80,6 @@ class Counters:
         return {"sent": self.sent, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
 
 
-class RateLimiter:
-    """Evenly spaced sends: at most ``rate`` per second across the threads sharing it."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next = time.monotonic()
-        self.lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> None:
-        """Block until this thread's slot (or until the run stops)."""
-        with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.next)
-            self.next = slot + self.interval
-        if slot > now:
-            stop.wait(slot - now)
-
-
 class Clock:
     """The time the back-off waits on: :meth:`now` and :meth:`wait`. Tests put a fake one in
     :data:`CLOCK` that records each wait and moves virtual time on, so the real back-off runs
@@ -132,7 +115,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[str] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    limiter: RateLimiter | None = None
+    limiter: Pace | None = None  # this process's pace (rate, connections), set by the engine
     live: set[Any] = field(default_factory=set)  # open transports, to cut short on a fatal error
     lost_limit: int = LOST_IN_A_ROW
     lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
@@ -299,7 +282,7 @@ class Worker:
             self.flush()
             self.journal.discard()  # all its entries are committed now
             waiting = [row for _, _, row in self.retry]
-            if self.run.fatal:  # another connection stopped the run (and maybe cut this one): queued
+            if self.run.fatal or self.aborted:  # the run stopped (here or elsewhere): queued
                 self.batch.extend(waiting)
                 waiting = []
             self.ledger.release(list(self.batch), waiting)
@@ -371,8 +354,15 @@ class Worker:
             return
         transport = self.connection.ready()
         self.connection.check_size(len(message))
-        if self.run.limiter is not None:
-            self.run.limiter.wait(self.run.stop)
+        if self.run.limiter is None:
+            self.run.limiter = Pace(0.0, 1, self.run.clock)
+        self.run.limiter.acquire(self.run.stop)
+        try:
+            self._transact(row, message, transport)
+        finally:
+            self.run.limiter.release()
+
+    def _transact(self, row: Row, message: bytes, transport: Any) -> None:
         row.tries += 1
         options: dict[str, Any] = {"dot_safe": True}
         if row.id == self.announced:
@@ -389,7 +379,13 @@ class Worker:
         try:
             reply = transport.send(message, sender, row.email, **options)
         except ConnectionLost as exc:
-            # Dropped or 421: it may or may not have arrived; it goes again, same Message-ID.
+            closing = closing_reply(str(exc))
+            if closing is not None and throttling(closing):
+                self.connection.close()  # the relay answered (421): not a lost connection
+                self.connection.answered()
+                self.throttled(row, closing)
+                return
+            # Dropped: it may or may not have arrived; it goes again, same Message-ID.
             self.connection.lost(exc)
             self.later(row, str(exc), immediate=row.tries == 1)
             return
@@ -400,8 +396,17 @@ class Worker:
         """Record what ``reply`` means for ``row``; stop the run when it is the run's fault."""
         senders = (sender, self.from_address)
         outcome = decide(
-            reply, tries=row.tries, retries=self.run.retries, senders=senders, recipient=row.email
+            reply,
+            tries=row.tries - row.throttles,
+            retries=self.run.retries,
+            senders=senders,
+            recipient=row.email,
         )
+        if outcome.status == "throttled":
+            self.throttled(row, reply)
+            return
+        if self.run.limiter is not None:
+            self.run.limiter.clean_reply()
         if outcome.status == "stop":
             # Not this reader's fault: loop() puts the row back, and it stays queued.
             what = f"the sender <{sender}>" if outcome.why == "the sender" else outcome.why
@@ -437,4 +442,23 @@ class Worker:
             self.record(Result(row, "deferred", reply=reply, error=None if reply else str(why)))
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
+        heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
+
+    def throttled(self, row: Row, reply: Reply) -> None:
+        """The relay said "too fast": slow the process's pace and send ``row`` again later
+        (without using a try); TransportError once the run has been throttled for longer
+        than ``delivery.throttle_patience`` (the unsent rows stay queued)."""
+        pace = self.run.limiter
+        assert pace is not None  # set before any send
+        pace.throttled()
+        row.throttles += 1
+        patience = self.run.config.delivery.throttle_patience
+        waited = pace.throttled_for()
+        if waited >= patience:
+            raise TransportError(
+                f"{display(self.run.url)} kept throttling the send for {waited:.0f}s"
+                f" (delivery.throttle_patience is {patience:g}s; last: {reply.describe()});"
+                " run `digest send` again later"
+            )
+        delay = min(throttle_delay(row.throttles), patience - waited)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))

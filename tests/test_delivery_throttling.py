@@ -1,0 +1,147 @@
+"""A relay that says "too fast" (421, 451 4.7.x, 454): the send slows down, retries those
+readers later in the run and ends only when everyone is delivered — or, when the relay
+never stops throttling, after ``delivery.throttle_patience`` with the rest queued, exit 1,
+the issue not "sent". Against a real aiosmtpd relay, through the CLI."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from delivery_fixtures import Setup, make_setup
+from smtp_server import Handler, Received, SMTPServer
+
+from digest.cli import cli
+from digest.delivery.policy import Outcome, closing_reply, decide, throttling
+from digest.delivery.throttle import Pace
+from digest.mail.transports import Reply
+
+READERS = 400
+THROTTLE = "451 4.7.1 throttling: too many messages, slow down"
+
+
+class ThrottlingRelay(Handler):
+    """Answers :data:`THROTTLE` to ``share`` of the messages for ``seconds`` from ``after``
+    seconds after the first message (``seconds`` None: for ever); records when each message
+    arrived."""
+
+    def __init__(self, share: float, seconds: float | None, after: float = 0.0) -> None:
+        super().__init__(data_policy=self._policy)
+        self.share = share
+        self.seconds = seconds
+        self.after = after
+        self.random = random.Random(24)
+        self.started: float | None = None
+        self.accepted_at: list[float] = []
+        self.throttled_at: list[float] = []
+        self.on_message = self._arrived
+        self.clock_lock = threading.Lock()
+
+    def _policy(self, address: str, attempt: int) -> str | None:
+        now = time.monotonic()
+        with self.clock_lock:
+            if self.started is None:
+                self.started = now
+            since = now - self.started - self.after
+            throttling = since >= 0 and (self.seconds is None or since < self.seconds)
+            if throttling and self.random.random() < self.share:
+                self.throttled_at.append(now - self.started)
+                return THROTTLE
+        return None
+
+    def _arrived(self, item: Received) -> None:
+        assert self.started is not None
+        self.accepted_at.append(time.monotonic() - self.started)
+
+    def per_window(self, width: float = 0.5) -> list[int]:
+        """Messages accepted in each ``width``-second window from the first message."""
+        counts = Counter(int(t / width) for t in self.accepted_at)
+        return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else []
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return make_setup(tmp_path / "ws", subscribers=READERS)
+
+
+def send(setup: Setup, url: str, *extra: str):
+    return CliRunner().invoke(
+        cli,
+        ["--config", str(setup.config_file), "send", "1", "--transport", url, "--concurrency", "4", *extra],
+    )
+
+
+def test_throttled_send_slows_down_delivers_everyone_and_recovers(setup: Setup) -> None:
+    relay = ThrottlingRelay(share=0.3, seconds=1.5, after=1.0)
+    with SMTPServer(relay) as server:
+        result = send(setup, server.url, "--rate", "100")
+    assert result.exit_code == 0, result.output
+    assert "issue sent" in result.output
+    # Every reader delivered exactly once; nobody failed, deferred or left queued.
+    per_reader = relay.per_recipient()
+    assert len(per_reader) == READERS and set(per_reader.values()) == {1}
+    assert {r["status"] for r in setup.rows().values()} == {"sent"}
+    assert len(relay.throttled_at) > 10
+    windows = relay.per_window()
+    print(f"\nthrottled {len(relay.throttled_at)} times; accepted per 0.5 s: {windows}")
+    # The pace fell while the relay throttled and came back once it stopped.
+    first = min(windows[:2])  # before the relay throttles: the configured 100/s
+    low = min(windows[2:6])
+    after = max(windows[7:-1])
+    assert low <= first / 2, windows
+    assert after >= 2 * low and after >= 0.8 * first, windows
+
+
+def test_relay_that_never_stops_throttling_ends_after_patience_with_readers_queued(setup: Setup) -> None:
+    text = setup.config_file.read_text(encoding="utf-8")
+    setup.config_file.write_text(text.replace("[delivery]", "[delivery]\nthrottle_patience = 3"), "utf-8")
+    relay = ThrottlingRelay(share=1.0, seconds=None)
+    started = time.monotonic()
+    with SMTPServer(relay) as server:
+        result = send(setup, server.url)
+    took = time.monotonic() - started
+    assert result.exit_code == 1, result.output
+    assert "kept throttling the send" in result.output and "Traceback" not in result.output
+    assert relay.received == []
+    statuses = Counter(r["status"] for r in setup.rows().values())
+    assert statuses == {"queued": READERS}, statuses
+    issue = setup.db.execute("SELECT status FROM issues WHERE id = ?", [setup.issue["id"]]).fetchone()[0]
+    assert issue != "sent"
+    assert took < 20
+
+
+def test_throttle_replies_are_told_from_other_temporary_ones() -> None:
+    def outcome(code: int, text: str) -> Outcome:
+        reply = Reply(code, text, text.split()[0] if text[:1].isdigit() else None)
+        return decide(reply, tries=1, retries=3)
+
+    assert outcome(451, "4.7.1 throttling").status == "throttled"
+    assert outcome(454, "4.7.0 Temporary authentication failure").status == "throttled"
+    assert outcome(450, "4.2.1 The user you are trying to contact is receiving mail too fast").status == (
+        "throttled"
+    )
+    assert outcome(451, "4.7.1 Greylisted, try again in 5 minutes").status == "retry"
+    assert outcome(451, "4.3.0 try again later").status == "retry"
+    assert throttling(Reply(421, "4.7.0 Too many connections"))
+    lost = closing_reply("127.0.0.1:25 is closing the connection: 421 4.7.0 slow down")
+    assert lost is not None and lost.code == 421 and lost.enhanced == "4.7.0"
+    assert closing_reply("connection reset by peer") is None
+
+
+def test_pace_halves_on_throttle_and_grows_back_on_clean_replies(fake_clock) -> None:
+    pace = Pace(40.0, 4, fake_clock)
+    pace.throttled()
+    assert pace.rate == 20.0 and pace.allowed == 2
+    pace.throttled()  # a reply to a message already in flight: the same cut
+    assert pace.rate == 20.0
+    fake_clock.time += 2
+    pace.throttled()
+    assert pace.rate == 10.0 and pace.allowed == 1
+    for _ in range(10 * 6):
+        pace.clean_reply()
+    assert pace.rate == 40.0 and pace.allowed == 4
