@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # each take a layer of their own, in the order they build on each other.
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
-    ("web", "schedule", "doctor", "demo"),
+    ("web", "schedule", "doctor", "demo", "verify"),  # verify: the ledger (delivery) + bounces
     ("delivery", "bounces", "signup", "init"),
     ("mail",),
     ("render",),
