@@ -5,7 +5,9 @@ the issue not "sent". Against a real aiosmtpd relay, through the CLI."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -64,6 +66,53 @@ class ThrottlingRelay(Handler):
         return [counts.get(i, 0) for i in range(max(counts) + 1)] if counts else []
 
 
+class TooManyConnections:
+    """A front door to ``port``: its first ``refuse`` connections are greeted with "421 4.7.0
+    too many connections" and closed; later ones are passed through to the relay."""
+
+    def __init__(self, port: int, refuse: int) -> None:
+        self.port = port
+        self.refuse = refuse
+        self.turned_away = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.url = f"smtp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            if self.turned_away < self.refuse:
+                self.turned_away += 1
+                client.sendall(b"421 4.7.0 too many connections from your address, slow down\r\n")
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    def __enter__(self) -> TooManyConnections:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
 @pytest.fixture
 def setup(tmp_path: Path) -> Setup:
     return make_setup(tmp_path / "ws", subscribers=READERS)
@@ -113,6 +162,19 @@ def test_relay_that_never_stops_throttling_ends_after_patience_with_readers_queu
     issue = setup.db.execute("SELECT status FROM issues WHERE id = ?", [setup.issue["id"]]).fetchone()[0]
     assert issue != "sent"
     assert took < 20
+
+
+def test_relay_turning_connections_away_with_421_slows_down_and_delivers_everyone(
+    tmp_path: Path, fake_clock
+) -> None:
+    small = make_setup(tmp_path / "small", subscribers=12)
+    with SMTPServer() as server, TooManyConnections(server.port, refuse=20) as door:
+        result = send(small, door.url)
+    assert result.exit_code == 0, result.output
+    # Far more than delivery.retries (3) attempts per connection, none counted as a failure.
+    assert door.turned_away == 20
+    assert server.handler.per_recipient() == {s["email"]: 1 for s in small.subscribers}
+    assert {r["status"] for r in small.rows().values()} == {"sent"}
 
 
 def test_throttle_replies_are_told_from_other_temporary_ones() -> None:

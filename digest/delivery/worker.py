@@ -41,7 +41,17 @@ from digest.mail.transports import transport_for_display as display
 from digest.mail.verp import ReturnPath
 from digest.store.database import iso, open_store, utcnow
 
-__all__ = ["Connection", "Counters", "Links", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
+__all__ = [
+    "Connection",
+    "Counters",
+    "Links",
+    "Messages",
+    "Run",
+    "Stopped",
+    "Worker",
+    "recipient_links",
+    "throttle_pause",
+]
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -143,6 +153,7 @@ class Connection:
         self.run = run
         self.transport: Any = None
         self.failures = 0  # connection attempts that failed since the last answered send
+        self.throttles = 0  # connection attempts the relay turned away as too many, since then
 
     def ready(self) -> Any:
         """The open transport: connected now if there is none or it has carried its share."""
@@ -177,6 +188,11 @@ class Connection:
                 return
             except ConnectionLost as exc:
                 self.transport = None
+                closing = closing_reply(str(exc))
+                if closing is not None and throttling(closing):  # "421 too many connections"
+                    self.throttles += 1
+                    self.run.clock.wait(self.run.stop, throttle_pause(self.run, closing, self.throttles))
+                    continue
                 self.failures += 1
                 if self.failures > self.run.retries:
                     raise TransportError(
@@ -205,6 +221,7 @@ class Connection:
     def answered(self) -> None:
         """A send got a reply: the counts of failures in a row start again."""
         self.failures = 0
+        self.throttles = 0
         self.run.lost_in_a_row = 0
 
     def lost(self, exc: ConnectionLost) -> None:
@@ -448,17 +465,24 @@ class Worker:
         """The relay said "too fast": slow the process's pace and send ``row`` again later
         (without using a try); TransportError once the run has been throttled for longer
         than ``delivery.throttle_patience`` (the unsent rows stay queued)."""
-        pace = self.run.limiter
-        assert pace is not None  # set before any send
-        pace.throttled()
         row.throttles += 1
-        patience = self.run.config.delivery.throttle_patience
-        waited = pace.throttled_for()
-        if waited >= patience:
-            raise TransportError(
-                f"{display(self.run.url)} kept throttling the send for {waited:.0f}s"
-                f" (delivery.throttle_patience is {patience:g}s; last: {reply.describe()});"
-                " run `digest send` again later"
-            )
-        delay = min(throttle_delay(row.throttles), patience - waited)
+        delay = throttle_pause(self.run, reply, row.throttles)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
+
+
+def throttle_pause(run: Run, reply: Reply, throttles: int) -> float:
+    """The relay throttled a message or a connection (the ``throttles``-th time in a row for
+    it): cut the process's pace and return how long to wait before trying it again;
+    TransportError once the run has been throttled for ``delivery.throttle_patience``."""
+    if run.limiter is None:
+        run.limiter = Pace(0.0, 1, run.clock)
+    run.limiter.throttled()
+    patience = run.config.delivery.throttle_patience
+    waited = run.limiter.throttled_for()
+    if waited >= patience:
+        raise TransportError(
+            f"{display(run.url)} kept throttling the send for {waited:.0f}s"
+            f" (delivery.throttle_patience is {patience:g}s; last: {reply.describe()});"
+            " run `digest send` again later"
+        )
+    return min(throttle_delay(throttles), patience - waited)
