@@ -60,7 +60,7 @@ class Delivery:
     max_per_connection: int = 1000
     timeout: float = 30.0
     retries: int = 3
-    throttle_patience: float = 900.0  # seconds a send goes on while the relay keeps throttling
+    throttle_patience: float = 900.0  # seconds a send goes on throttled without recovering its pace
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""

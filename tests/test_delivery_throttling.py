@@ -130,7 +130,7 @@ def test_throttled_send_slows_down_delivers_everyone_and_recovers(setup: Setup) 
     with SMTPServer(relay) as server:
         result = send(setup, server.url, "--rate", "100")
     assert result.exit_code == 0, result.output
-    assert "issue sent" in result.output
+    assert "issue sent" in result.output and "the relay throttled" in result.output
     # Every reader delivered exactly once; nobody failed, deferred or left queued.
     per_reader = relay.per_recipient()
     assert len(per_reader) == READERS and set(per_reader.values()) == {1}
@@ -139,11 +139,11 @@ def test_throttled_send_slows_down_delivers_everyone_and_recovers(setup: Setup) 
     windows = relay.per_window()
     print(f"\nthrottled {len(relay.throttled_at)} times; accepted per 0.5 s: {windows}")
     # The pace fell while the relay throttled and came back once it stopped.
-    first = min(windows[:2])  # before the relay throttles: the configured 100/s
+    first = max(windows[:2])  # before the relay throttles: the configured 100/s
     low = min(windows[2:6])
     after = max(windows[7:-1])
     assert low <= first / 2, windows
-    assert after >= 2 * low and after >= 0.8 * first, windows
+    assert after >= 2 * low and after >= 0.6 * first, windows
 
 
 def test_relay_that_never_stops_throttling_ends_after_patience_with_readers_queued(setup: Setup) -> None:
@@ -204,6 +204,8 @@ def test_pace_halves_on_throttle_and_grows_back_on_clean_replies(fake_clock) -> 
     fake_clock.time += 2
     pace.throttled()
     assert pace.rate == 10.0 and pace.allowed == 1
+    assert pace.throttled_for() == 2
     for _ in range(10 * 6):
         pace.clean_reply()
     assert pace.rate == 40.0 and pace.allowed == 4
+    assert pace.throttled_for() == 0  # recovered: the patience starts again with the next episode

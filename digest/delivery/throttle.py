@@ -17,7 +17,9 @@ pace is cut (AIMD, as TCP does it):
   back at that pace, the limit is lifted (or is the configured ``delivery.rate`` again).
 
 The pace waits on the run's clock (:class:`digest.delivery.worker.Clock`), so a test's fake
-clock drives it too. :attr:`Pace.changes` keeps (time, rate) for each change.
+clock drives it too. :attr:`Pace.changes` keeps (time, rate) for each change. An *episode*
+of throttling runs from the first cut until the pace is all the way back;
+``delivery.throttle_patience`` bounds how long one may last.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class Pace:
         self.before = 0.0  # the pace before the first cut of this episode (0: not throttled)
         self.step = 0.0
         self.last_cut: float | None = None
-        self.first_throttle: float | None = None  # when the run was first throttled
+        self.first_throttle: float | None = None  # when this episode of throttling began
         self.throttles = 0
         self.answered_at: deque[float] = deque()
         self.changes: list[tuple[float, float]] = []
@@ -120,6 +122,8 @@ class Pace:
                 self.rate += self.step
                 if self.rate >= self.before:
                     self.rate, self.allowed, self.before = self.ceiling, self.connections, 0.0
+            if not self.before and self.allowed == self.connections:
+                self.first_throttle = None  # recovered: a later throttle starts its own episode
             self.changes.append((now, self.rate))
             self.cond.notify_all()
 
@@ -148,6 +152,7 @@ class Pace:
             self.changes.append((now, self.rate))
 
     def throttled_for(self) -> float:
-        """Seconds since the run was first throttled (0: never)."""
+        """Seconds since this episode of throttling began (0: not throttled now): an episode
+        ends only when the pace has grown all the way back."""
         with self.cond:
             return 0.0 if self.first_throttle is None else self.clock.now() - self.first_throttle

@@ -78,6 +78,7 @@ class Counters:
     failed: int = 0
     deferred: int = 0
     skipped: int = 0
+    throttled: int = 0  # replies (and greetings) that said "too fast"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, status: str, n: int = 1) -> None:
@@ -87,7 +88,13 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         """The counts by status."""
-        return {"sent": self.sent, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "throttled": self.throttled,
+        }
 
 
 class Clock:
@@ -477,6 +484,7 @@ def throttle_pause(run: Run, reply: Reply, throttles: int) -> float:
     if run.limiter is None:
         run.limiter = Pace(0.0, 1, run.clock)
     run.limiter.throttled()
+    run.counters.add("throttled")
     patience = run.config.delivery.throttle_patience
     waited = run.limiter.throttled_for()
     if waited >= patience:
