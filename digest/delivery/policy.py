@@ -16,6 +16,10 @@ to an :class:`Outcome`. It tells *whose* fault a refusal is (see DESIGN.md,
   back for :data:`REPEATS_TO_STOP` different recipients in a row (then it was
   about the message or the sender after all, and those rows are requeued).
 
+A reply that says the send is too fast (:func:`throttling`: a 421, 451/454 4.7.x, or
+words to that effect) is nobody's fault: ``throttled``, the row goes again later in the
+run and the send slows down (:mod:`digest.delivery.throttle`).
+
 An enhanced status code decides before the basic code: ``552 5.2.2`` is a full
 mailbox, not a message over the size limit. :func:`reply_key` is what "the same
 reply" means: the enhanced code when there is one (``550 5.7.1`` and ``554 5.7.1``

@@ -1,16 +1,16 @@
 """One connection's loop: claim rows, send each, record the outcome — until done or told to stop.
 
-:class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection,
-opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
-ledger connection. It asks :func:`digest.delivery.policy.decide` what
-each reply means (holding back, in a :class:`~digest.delivery.refusals.RefusalWindow`,
-refusals that may be the send's rather than the reader's), journals every 250 before the next message
-(:mod:`digest.delivery.journal`), and commits results in batches. Its
-:class:`Messages` makes each row's message; in a signed send the process's
-signing pool makes the claimed rows' messages while the connection waits for
-the relay. A row whose
-reader left after the freeze is skipped and the worker claims again: only an
-empty claim ends it.
+:class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection, opened
+with backoff, reopened after a loss, its EHLO SIZE respected) and one ledger connection.
+It asks :func:`digest.delivery.policy.decide` what each reply means (holding back, in a
+:class:`~digest.delivery.refusals.RefusalWindow`, refusals that may be the send's rather
+than the reader's), sends at the process's :class:`~digest.delivery.throttle.Pace`
+(slowed by the relay's throttle replies, whose rows wait in the retry heap), journals
+every 250 before the next message (:mod:`digest.delivery.journal`), and commits results
+in batches. Its :class:`Messages` makes each row's message; in a signed send the
+process's signing pool makes the claimed rows' messages while the connection waits for
+the relay. A row whose reader left after the freeze is skipped and the worker claims
+again: only an empty claim ends it.
 """
 
 from __future__ import annotations
