@@ -26,7 +26,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from digest.mail.transports import Reply, TransportError
+from digest.mail.transports import transport_for_display as display
+
+if TYPE_CHECKING:
+    from digest.delivery.worker import Run
 
 __all__ = [
     "CUT_HOLD_SECONDS",
@@ -36,6 +42,7 @@ __all__ = [
     "THROTTLE_RETRY_SECONDS",
     "Pace",
     "throttle_delay",
+    "throttle_pause",
 ]
 
 CUT_HOLD_SECONDS = 1.0
@@ -156,3 +163,22 @@ class Pace:
         ends only when the pace has grown all the way back."""
         with self.cond:
             return 0.0 if self.first_throttle is None else self.clock.now() - self.first_throttle
+
+
+def throttle_pause(run: Run, reply: Reply, throttles: int) -> float:
+    """The relay throttled a message or a connection (the ``throttles``-th time in a row for
+    it): cut the process's pace and return how long to wait before trying it again;
+    TransportError once the run has been throttled for ``delivery.throttle_patience``."""
+    if run.limiter is None:
+        run.limiter = Pace(0.0, 1, run.clock)
+    run.limiter.throttled()
+    run.counters.add("throttled")
+    patience = run.config.delivery.throttle_patience
+    waited = run.limiter.throttled_for()
+    if waited >= patience:
+        raise TransportError(
+            f"{display(run.url)} kept throttling the send for {waited:.0f}s"
+            f" (delivery.throttle_patience is {patience:g}s; last: {reply.describe()});"
+            " run `digest send` again later"
+        )
+    return min(throttle_delay(throttles), patience - waited)

@@ -33,7 +33,7 @@ from digest.delivery.ledger import Ledger, Result, Row
 from digest.delivery.messages import Links, Messages, recipient_links
 from digest.delivery.policy import closing_reply, decide, throttling
 from digest.delivery.refusals import RefusalWindow
-from digest.delivery.throttle import Pace, throttle_delay
+from digest.delivery.throttle import Pace, throttle_pause
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
 from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
@@ -50,7 +50,6 @@ __all__ = [
     "Stopped",
     "Worker",
     "recipient_links",
-    "throttle_pause",
 ]
 
 RETRY_BACKOFF_SECONDS = 2.0
@@ -475,22 +474,3 @@ class Worker:
         row.throttles += 1
         delay = throttle_pause(self.run, reply, row.throttles)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
-
-
-def throttle_pause(run: Run, reply: Reply, throttles: int) -> float:
-    """The relay throttled a message or a connection (the ``throttles``-th time in a row for
-    it): cut the process's pace and return how long to wait before trying it again;
-    TransportError once the run has been throttled for ``delivery.throttle_patience``."""
-    if run.limiter is None:
-        run.limiter = Pace(0.0, 1, run.clock)
-    run.limiter.throttled()
-    run.counters.add("throttled")
-    patience = run.config.delivery.throttle_patience
-    waited = run.limiter.throttled_for()
-    if waited >= patience:
-        raise TransportError(
-            f"{display(run.url)} kept throttling the send for {waited:.0f}s"
-            f" (delivery.throttle_patience is {patience:g}s; last: {reply.describe()});"
-            " run `digest send` again later"
-        )
-    return min(throttle_delay(throttles), patience - waited)
