@@ -63,6 +63,7 @@ class Delivery:
     max_per_connection: int = 1000
     timeout: float = 30.0
     retries: int = 3
+    throttle_patience: float = 900.0  # seconds a send goes on throttled without recovering its pace
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
@@ -449,6 +450,7 @@ _NUMBER_FLOORS: dict[str, tuple[float, bool]] = {
     "delivery.max_per_connection": (1, True),
     "delivery.timeout": (0, False),
     "delivery.retries": (0, True),
+    "delivery.throttle_patience": (0, False),
     "ingest.summary_words": (1, True),
     "ingest.timeout": (0, False),
     "ingest.max_bytes": (1, True),

@@ -87,6 +87,10 @@ MEANINGS: dict[str, str] = {
     "delivery.max_per_connection": "Messages sent over one SMTP connection before it is renewed.",
     "delivery.timeout": "Seconds to wait for the relay's answer to one command.",
     "delivery.retries": "Times a temporary refusal (4xx) of one reader is retried within a send.",
+    "delivery.throttle_patience": (
+        "Seconds a send goes on while the relay throttles it (421, 451 4.7.x) and its pace has not"
+        " grown back; then it stops with the unsent rows queued."
+    ),
     "delivery.smtp_user": "The SMTP login when the transport URL names no user.",
     "delivery.unsubscribe_mailto": (
         "A List-Unsubscribe mailto address besides the link; `digest bounces process` reads what arrives "

@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # each take a layer of their own, in the order they build on each other.
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
-    ("web", "schedule", "doctor", "demo"),
+    # verify reconciles the ledger (delivery) with the relay's log and records bounces
+    ("web", "schedule", "doctor", "demo", "verify"),
     # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
     # (its per-client limit) and the outbox, so it sits above them.
     ("editors",),

@@ -146,6 +146,52 @@ def process_bounces(
     return report
 
 
+@dataclass(frozen=True)
+class RelayBounce:
+    """A bounce the operator's own relay logged for one of our delivery rows (its Message-ID
+    and recipient matched): recorded like a DSN by :func:`record_relay_bounces`."""
+
+    key: str  # names the log entry, so reading the log again records nothing twice
+    subscriber_id: int
+    delivery_id: int
+    issue_id: int
+    status_code: str  # the DSN status (5.x.x: hard; else soft)
+    reason: str
+    recipient: str
+
+
+def record_relay_bounces(
+    db: sqlite_utils.Database,
+    config: Config,
+    bounces: list[RelayBounce],
+    source: str,
+    *,
+    now: datetime | None = None,
+) -> BounceReport:
+    """Record relay-logged bounces like DSNs, in one transaction: a ``bounces`` row, the consent
+    event and the same thresholds (``hard_limit``, ``soft_limit``) as :func:`process_bounces`.
+    One whose ``key`` was recorded before is counted in ``already`` and left alone."""
+    secret = load_secret(config)
+    ctx = _Context(db, config, secret, Resolver(db, secret), None, None, now or utcnow())
+    report = BounceReport(source=source)
+    with transaction(db):
+        for bounce in bounces:
+            report.messages += 1
+            if db.execute("SELECT 1 FROM bounce_messages WHERE message_key = ?", [bounce.key]).fetchone():
+                report.already += 1
+                continue
+            kind = "hard" if bounce.status_code.startswith("5") else "soft"
+            finding = Finding(kind, bounce.reason, bounce.status_code or None, recipient=bounce.recipient)
+            target = Target(bounce.subscriber_id, bounce.delivery_id, bounce.issue_id)
+            outcome = _apply(ctx, finding, target, bounce.key, report)
+            db.execute(
+                "INSERT INTO bounce_messages (message_key, source, outcome, processed_at)"
+                " VALUES (?, ?, ?, ?)",
+                [bounce.key, source, outcome, iso(ctx.at)],
+            )
+    return report
+
+
 def _send_confirmations(
     db: sqlite_utils.Database, config: Config, report: BounceReport, now: datetime | None
 ) -> None:

@@ -126,6 +126,7 @@ _COMMANDS = {
     "subscribers": "digest.cli.subscribers",
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
+    "verify": "digest.cli.verify",
     "bounces": "digest.cli.bounces",
     "dmarc": "digest.cli.dmarc",
     "run": "digest.cli.run",
