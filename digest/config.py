@@ -87,6 +87,7 @@ class Render:
     max_html_bytes: int = 100_000
     subject: str = "{title} #{number}: {headline}"
     images: bool = False  # lead images from feeds: off by default (they load from the feed's server)
+    count_clicks: bool = False  # story links go through the web app's /r/ (counts, no reader identity)
 
 
 @dataclass
@@ -169,6 +170,7 @@ class Web:
 
     signup_posts_per_hour: int = 20
     form_version: str = "1"
+    click_hold_seconds: int = 60  # a click waits this long for its client's canary hit before it counts
 
 
 @dataclass

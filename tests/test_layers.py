@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("web", "schedule", "doctor", "demo"),
+    # stats reads the ledgers of delivery and bounces (and the list, the issues) through their
+    # owners, and the web app counts clicks with it and shows its charts: between the two.
+    ("stats",),
     ("delivery", "bounces", "signup", "init"),
     ("mail",),
     ("render",),

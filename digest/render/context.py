@@ -14,8 +14,10 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
+from digest.render.click_links import CANARY, click_url
 from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 from subscribers.model import attribute_key
+from subscribers.tokens import load_secret
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
@@ -128,6 +130,7 @@ def template_context(
             }
         )
     pub = config.publication
+    canary = _count_clicks(config, issue["id"], categories) if config.render.count_clicks else ""
     return {
         "language": pub.language or "en",
         "subject": defuse(issue["subject"]),
@@ -151,9 +154,20 @@ def template_context(
         "categories": categories,
         "total": sum(c["count"] for c in categories),
         "shown": sum(len(c["articles"]) for c in categories),
+        "canary_url": canary,
         "p": PLACEHOLDERS,
         "subscriber": _SubscriberFields(),
     }
+
+
+def _count_clicks(config: Config, issue_id: int, categories: list[dict[str, Any]]) -> str:
+    """Point every shown story link at its counted ``/r/`` link (the same for every reader);
+    return the issue's hidden canary link."""
+    secret, base = load_secret(config), config.publication.base_url
+    for category in categories:
+        for article in category["articles"]:
+            article["url"] = click_url(base, secret, issue_id, article["id"])
+    return click_url(base, secret, issue_id, CANARY)
 
 
 class _AttributeFields:

@@ -185,6 +185,31 @@ def m017_forged_reports(db: sqlite_utils.Database) -> None:
         db.execute(index)
 
 
+def m018_clicks(db: sqlite_utils.Database) -> None:
+    """Counted story clicks (``[render] count_clicks``), owned by :mod:`digest.stats.clicks`.
+
+    ``link_clicks``: one row per issue × link, counts only (no address, no agent, no time
+    of a click). ``click_scanners``: keyed hashes of clients that followed an issue's
+    canary, under a key that lives only in the web server's memory, each kept until its
+    ``until`` passes (minutes), so a scanner's held clicks are left out.
+    """
+    db.executescript(
+        """
+        CREATE TABLE link_clicks (
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            link TEXT NOT NULL,                -- an article id, or 'c' (the canary)
+            clicks INTEGER NOT NULL DEFAULT 0, -- counted: people, as far as we can tell
+            scanner INTEGER NOT NULL DEFAULT 0, -- left out: canary clients, early scanners, HEAD
+            PRIMARY KEY (issue_id, link)
+        ) WITHOUT ROWID;
+        CREATE TABLE click_scanners (
+            client TEXT PRIMARY KEY,           -- HMAC under an in-memory key; meaningless later
+            until TEXT NOT NULL                -- UTC ISO-8601; forgotten after this
+        ) WITHOUT ROWID;
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -195,4 +220,5 @@ LATER_MIGRATIONS = [
     m015_ingest_guards,
     m016_signup_mails,
     m017_forged_reports,
+    m018_clicks,
 ]

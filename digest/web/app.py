@@ -2,7 +2,8 @@
 
 Routes, by area: :mod:`digest.web.links` (``/confirm``, ``/unsubscribe`` with RFC 8058
 one-click, ``/preferences``), :mod:`digest.web.signup` (``/subscribe``), and
-:mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``); here
+:mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``),
+:mod:`digest.web.clicks` (``/r/<issue>/<link>``, counted story links); here
 ``/healthz`` and ``/style.css``. :mod:`digest.web.server` runs it under gunicorn.
 
 Design notes:
@@ -34,7 +35,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.store.database import open_store
-from digest.web import archive, links, signup
+from digest.web import archive, clicks, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
@@ -156,6 +157,7 @@ def _routes(app: Flask) -> None:
     links.register(app)
     signup.register(app)
     archive.register(app)
+    clicks.register(app)
 
 
 def healthz() -> Response:
