@@ -30,7 +30,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A workspace with count_clicks on, its web app running, and one issue delivered."""
     ws = make_workspace(tmp_path / "ws")
     ws.config_path.write_text(
-        ws.config_path.read_text("utf-8") + f"\n[render]\ncount_clicks = true\n\n[web]\nclick_hold_seconds = {HOLD}\n",
+        ws.config_path.read_text("utf-8")
+        + f"\n[render]\ncount_clicks = true\n\n[web]\nclick_hold_seconds = {HOLD}\n",
         "utf-8",
     )
     add_readers(ws, dict.fromkeys(READERS))
@@ -69,7 +70,9 @@ def _canary(msg: EmailMessage) -> str:
     return next(link for link in _links(msg) if re.search(r"/r/\d+/c\.", link))
 
 
-def _request(web: WebProcess, url: str, *, method: str = "GET", agent: str = BROWSER) -> http.client.HTTPResponse:
+def _request(
+    web: WebProcess, url: str, *, method: str = "GET", agent: str = BROWSER
+) -> http.client.HTTPResponse:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     conn.request(method, parts.path, headers={"User-Agent": agent})
