@@ -125,6 +125,7 @@ _COMMANDS = {
     "subscribers": "digest.cli.subscribers",
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
+    "stats": "digest.cli.stats",
     "bounces": "digest.cli.bounces",
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",

@@ -191,7 +191,8 @@ def m018_clicks(db: sqlite_utils.Database) -> None:
     ``link_clicks``: one row per issue × link, counts only (no address, no agent, no time
     of a click). ``click_scanners``: keyed hashes of clients that followed an issue's
     canary, under a key that lives only in the web server's memory, each kept until its
-    ``until`` passes (minutes), so a scanner's held clicks are left out.
+    ``until`` passes (minutes), so a scanner's held clicks are left out. Two indexes let
+    ``digest stats`` count an issue's reports and a window's events without a scan.
     """
     db.executescript(
         """
@@ -206,6 +207,8 @@ def m018_clicks(db: sqlite_utils.Database) -> None:
             client TEXT PRIMARY KEY,           -- HMAC under an in-memory key; meaningless later
             until TEXT NOT NULL                -- UTC ISO-8601; forgotten after this
         ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS events_kind_at ON events(kind, at);
+        CREATE INDEX IF NOT EXISTS bounces_issue ON bounces(issue_id, kind);
         """
     )
 
