@@ -38,7 +38,8 @@ def fill(db, issue_id: int, *, readers: int, sent: int, failed: int, deferred: i
     )
     db.execute(
         "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at)"
-        " SELECT ?, id, email, CASE WHEN id <= ? THEN 'sent' WHEN id <= ? THEN 'failed' ELSE 'deferred' END, ?, ?"
+        " SELECT ?, id, email,"
+        " CASE WHEN id <= ? THEN 'sent' WHEN id <= ? THEN 'failed' ELSE 'deferred' END, ?, ?"
         " FROM subscribers ORDER BY id LIMIT ?",
         [issue_id, sent, sent + failed, _iso(SENT), _iso(SENT), sent + failed + deferred],
     )
@@ -46,7 +47,8 @@ def fill(db, issue_id: int, *, readers: int, sent: int, failed: int, deferred: i
 
 def report(db, issue_id: int, kind: str, subscriber_id: int, at: datetime) -> None:
     db.execute(
-        "INSERT INTO bounces (subscriber_id, issue_id, kind, source_message_id, received_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO bounces (subscriber_id, issue_id, kind, source_message_id, received_at)"
+        " VALUES (?, ?, ?, ?, ?)",
         [subscriber_id, issue_id, kind, f"<{kind}-{subscriber_id}@x>", _iso(at)],
     )
 
@@ -89,7 +91,8 @@ def known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for sid in (1801, 1802):
         event(db, sid, "confirm", NOW - timedelta(days=1))
     db.execute(
-        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ? WHERE id IN (11, 12, 13, 14, 15, 16)",
+        "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = ?"
+        " WHERE id IN (11, 12, 13, 14, 15, 16)",
         [_iso(SENT + timedelta(days=1))],
     )
     db.execute(
@@ -99,7 +102,8 @@ def known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     snapshot = json.loads(db.execute("SELECT snapshot FROM issues WHERE id = 1").fetchone()[0])
     stories = [a["id"] for section in snapshot["categories"] for a in section["articles"]]
     db.execute(
-        "INSERT INTO link_clicks (issue_id, link, clicks, scanner) VALUES (1, ?, 12, 3), (1, ?, 4, 0), (1, 'c', 0, 2)",
+        "INSERT INTO link_clicks (issue_id, link, clicks, scanner)"
+        " VALUES (1, ?, 12, 3), (1, ?, 4, 0), (1, 'c', 0, 2)",
         [str(stories[0]), str(stories[1])],
     )
     db.conn.close()

@@ -13,7 +13,7 @@ from typing import Any
 from digest.stats.figures import GMAIL_LIMIT, GMAIL_WARN
 from digest.stats.report import percent
 
-WIDTH, HEIGHT, PAD = 640, 220, 36
+WIDTH, HEIGHT, PAD = 640, 220, 56
 STYLE = """
 body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
 background:#f4f5f7;color:#1f2937}
@@ -66,7 +66,7 @@ def _section(title: str, body: str) -> str:
 def _svg(body: str, height: int = HEIGHT, label: str = "") -> str:
     return (
         f'<svg viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(label)}" '
-        f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="12">{body}</svg>'
+        f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="17">{body}</svg>'
     )
 
 
@@ -122,17 +122,17 @@ def _rates_chart(issues: list[dict[str, Any]]) -> str:
     if not issues:
         return "<p>No issue sent in this period.</p>"
     shown = issues[:12]
-    row, label_w = 30, 150
+    row, label_w = 34, 150
     height = 40 + row * len(shown)
     scale = (WIDTH - label_w - 16) / (GMAIL_LIMIT * 1.5)
     body = ""
     for line, colour in ((GMAIL_WARN, "#b45309"), (GMAIL_LIMIT, "#b91c1c")):
         x = label_w + min(line, GMAIL_LIMIT * 1.5) * scale
         dash = f'stroke="{colour}" stroke-dasharray="4 3"'
-        body += f'<line x1="{x:.1f}" y1="16" x2="{x:.1f}" y2="{height - 8}" {dash}/>'
-        body += f'<text x="{x:.1f}" y="12" text-anchor="middle" fill="{colour}">{percent(line)}</text>'
+        body += f'<line x1="{x:.1f}" y1="20" x2="{x:.1f}" y2="{height - 8}" {dash}/>'
+        body += f'<text x="{x:.1f}" y="16" text-anchor="middle" fill="{colour}">{percent(line)}</text>'
     for i, f in enumerate(shown):
-        y = 24 + i * row
+        y = 28 + i * row
         body += f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{escape(f["issue"])}</text>'
         for offset, rate, colour in ((0, f["complaint_rate"], "#7c3aed"), (12, f["bounce_rate"], "#0891b2")):
             w = max(1.0, min(rate, GMAIL_LIMIT * 1.5) * scale)
@@ -145,18 +145,19 @@ def _rates_chart(issues: list[dict[str, Any]]) -> str:
 
 
 def _clicks_chart(clicks: list[dict[str, Any]]) -> str:
-    row, label_w = 28, 260
-    height = 12 + row * len(clicks)
+    """One bar per story, its title above it (long titles cut), the shown count beside it."""
+    row = 50
+    height = 8 + row * len(clicks)
     top = max([c["clicks"] for c in clicks if isinstance(c["clicks"], int)] + [5])
     body = ""
     for i, c in enumerate(clicks):
-        y = 8 + i * row
-        title = c["story"] if len(c["story"]) <= 38 else c["story"][:37] + "…"
+        y = 4 + i * row
+        title = c["story"] if len(c["story"]) <= 60 else c["story"][:59] + "…"
         value = c["clicks"]
-        w = (WIDTH - label_w - 50) * (value if isinstance(value, int) else 0) / top
-        body += f'<text x="{label_w - 6}" y="{y + 14}" text-anchor="end">{escape(title)}</text>'
-        body += f'<rect x="{label_w}" y="{y + 2}" width="{max(w, 1):.1f}" height="16" fill="#2563eb"/>'
-        body += f'<text x="{label_w + max(w, 1) + 6:.1f}" y="{y + 14}">{escape(str(value))}</text>'
+        w = max(2.0, (WIDTH - 70) * (value if isinstance(value, int) else 0) / top)
+        body += f'<text x="0" y="{y + 16}">{escape(title)}</text>'
+        body += f'<rect x="0" y="{y + 24}" width="{w:.1f}" height="16" fill="#2563eb"/>'
+        body += f'<text x="{w + 6:.1f}" y="{y + 38}">{escape(str(value))}</text>'
     return _svg(body, height, "clicks per story")
 
 
