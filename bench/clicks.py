@@ -116,9 +116,8 @@ def main() -> None:
             web.stop()
         print(f"{len(stories)} story links, {len(unsubscribes)} unsubscribe links; {args.workers} workers")
         for name, figures in results.items():
-            print(
-                f"{name:<20} {sum(figures) / len(figures):8.0f} requests/s  (rounds: {figures[0]:.0f}, {figures[1]:.0f})"
-            )
+            mean = sum(figures) / len(figures)
+            print(f"{name:<20} {mean:8.0f} requests/s  (rounds: {figures[0]:.0f}, {figures[1]:.0f})")
         redirect, page = (sum(results[n]) / 2 for n in paths)
         print(f"redirect / unsubscribe page: {redirect / page:.2f}× (goal ≥ 0.9×)")
 

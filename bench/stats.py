@@ -43,7 +43,8 @@ def build(folder: Path, readers: int, issues: int) -> Path:
         [readers, long_ago, long_ago, long_ago],
     )
     conn.execute(
-        "INSERT INTO events (subscriber_id, kind, source, at) SELECT id, 'subscribe', 'web', created_at FROM subscribers"
+        "INSERT INTO events (subscriber_id, kind, source, at)"
+        " SELECT id, 'subscribe', 'web', created_at FROM subscribers"
     )
     stories = [{"id": k, "title": f"Story {k}", "url": f"https://example.org/{k}"} for k in range(1, 9)]
     snapshot = json.dumps({"categories": [{"name": "News", "articles": stories}]})
@@ -66,12 +67,14 @@ def build(folder: Path, readers: int, issues: int) -> Path:
         )
         conn.execute(
             "INSERT INTO deliveries (issue_id, subscriber_id, email, status, updated_at, sent_at)"
-            " SELECT ?, id, email, CASE WHEN id % 500 = 0 THEN 'failed' ELSE 'sent' END, ?, ? FROM subscribers",
+            " SELECT ?, id, email, CASE WHEN id % 500 = 0 THEN 'failed' ELSE 'sent' END, ?, ?"
+            " FROM subscribers",
             [n, iso(sent), iso(sent)],
         )
         conn.execute(
             "INSERT INTO bounces (subscriber_id, issue_id, kind, source_message_id, received_at)"
-            " SELECT id, ?, CASE WHEN id % 2000 = 0 THEN 'complaint' WHEN id % 400 = 0 THEN 'hard' ELSE 'soft' END,"
+            " SELECT id, ?,"
+            " CASE WHEN id % 2000 = 0 THEN 'complaint' WHEN id % 400 = 0 THEN 'hard' ELSE 'soft' END,"
             " 'b' || ? || '-' || id, ? FROM subscribers WHERE id % 200 = ?",
             [n, n, iso(sent + timedelta(hours=1)), n % 200],
         )
