@@ -41,6 +41,16 @@ def test_the_page_is_self_contained(stats_page: Path) -> None:
     assert ">12<" in clicks and "&lt;5" in clicks and ">4<" not in clicks  # the 4 never shows
 
 
+def test_an_unwritable_page_path_is_one_line(known, tmp_path: Path) -> None:  # noqa: F811
+    ws, _ = known
+    out = tmp_path / "missing" / "stats.html"
+    result = CliRunner().invoke(cli, ["--config", str(ws.config_path), "stats", "--html", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: {out}: cannot write the page (No such file or directory); pick a writable path"
+    ]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 @pytest.mark.parametrize("width", [375, 1280])
 def test_the_page_shows_its_charts_in_chromium(stats_page: Path, tmp_path: Path, width: int) -> None:

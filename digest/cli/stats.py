@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from digest.atomic import write_atomic
 from digest.cli.common import App, echo_json, json_option, pass_app
 from digest.compose.issues import ISSUE_NAME_HELP
+from digest.errors import DigestError
 
 
 @click.command(name="stats", epilog=ISSUE_NAME_HELP)
@@ -46,7 +48,12 @@ def stats(
             for i in figures.recent_issues(app.db, days, now)
         ]
         text = page.stats_page(app.config.publication.name, issues, figures.list_figures(app.db, days, now))
-        html_file.write_text(text, encoding="utf-8")
+        try:
+            write_atomic(html_file, text)
+        except OSError as exc:
+            raise DigestError(
+                f"{html_file}: cannot write the page ({exc.strerror}); pick a writable path"
+            ) from None
         click.echo(f"Wrote {html_file} ({len(issues)} issues, {days} days).")
         return
     if of_list:
