@@ -179,3 +179,15 @@ def test_no_link_but_unsubscribe_and_preferences_carries_a_reader_token(served) 
                 assert re.search(r"/(unsubscribe|preferences)/", link), link
             checked += 1
     assert checked > 3 * 10
+
+
+def test_a_scanner_agent_long_after_delivery_is_counted(served) -> None:
+    ws, web = served
+    db = open_store(ws.root / "digest.db")
+    db.execute(
+        "UPDATE issues SET frozen_at = '2026-01-01T07:00:00+00:00', sent_at = '2026-01-01T07:05:00+00:00'"
+    )
+    db.conn.close()
+    story = _story_links(_message(ws))[0]
+    assert _request(web, story, agent="Mozilla/5.0 (compatible; Barracuda Sentinel (EE))").status == 302
+    assert _counts(ws) == {_link_name(story): (1, 0)}
