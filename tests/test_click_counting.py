@@ -26,12 +26,14 @@ HOLD = 1  # [web] click_hold_seconds in these workspaces
 
 
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A workspace with count_clicks on, its web app running, and one issue delivered."""
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """A workspace with count_clicks on, its web app running, and one issue delivered
+    (the hold is HOLD seconds, or the test's parameter)."""
+    hold = getattr(request, "param", HOLD)
     ws = make_workspace(tmp_path / "ws")
     ws.config_path.write_text(
         ws.config_path.read_text("utf-8")
-        + f"\n[render]\ncount_clicks = true\n\n[web]\nclick_hold_seconds = {HOLD}\n",
+        + f"\n[render]\ncount_clicks = true\n\n[web]\nclick_hold_seconds = {hold}\n",
         "utf-8",
     )
     add_readers(ws, dict.fromkeys(READERS))
@@ -191,3 +193,12 @@ def test_a_scanner_agent_long_after_delivery_is_counted(served) -> None:
     story = _story_links(_message(ws))[0]
     assert _request(web, story, agent="Mozilla/5.0 (compatible; Barracuda Sentinel (EE))").status == 302
     assert _counts(ws) == {_link_name(story): (1, 0)}
+
+
+@pytest.mark.parametrize("served", [600], indirect=True)
+def test_clicks_still_held_when_the_server_stops_are_counted(served) -> None:
+    ws, web = served
+    story = _story_links(_message(ws))[0]
+    assert _request(web, story).status == 302
+    web.stop()  # SIGTERM long before the 600 s hold is over
+    assert _counts(ws, settle=0) == {_link_name(story): (1, 0)}
