@@ -48,6 +48,20 @@ def write_atomic(path: str | os.PathLike[str], text: str, *, mode: int = 0o666) 
         handle.write(text)
 
 
+def write_atomic_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o666) -> None:
+    """Replace ``path`` with ``data`` as a whole, the way :func:`atomic_output` writes text."""
+    target = Path(path)
+    fd, tmp = _create_temporary(target, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def create_new(path: str | os.PathLike[str], text: str, *, mode: int = PRIVATE) -> None:
     """Create ``path`` holding ``text`` (UTF-8); :class:`FileExistsError` when anything is
     there already, a dangling symbolic link included (it is not followed)."""

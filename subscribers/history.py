@@ -1,7 +1,8 @@
-"""The list's history in counts: events per day, the list's size over time, sources, choices.
+"""The list in counts for ``digest stats --list``: its size over time, sources, choices.
 
-A sibling of :mod:`subscribers.store` (which is past 500 lines): it reads ``subscribers`` and
-``events`` for ``digest stats --list`` and gives back counts only, never an address.
+A read-only sibling of :mod:`subscribers.store` (the owner of ``subscribers``, at its
+500-line limit): counts only, never an address. The events per day are
+:mod:`subscribers.events`' (:func:`~subscribers.events.events_per_day`).
 """
 
 from __future__ import annotations
@@ -10,29 +11,6 @@ import json
 from collections import Counter
 
 import sqlite_utils
-
-
-def events_per_day(
-    db: sqlite_utils.Database, kinds: tuple[str, ...], since: str
-) -> dict[str, dict[str, int]]:
-    """Day (``YYYY-MM-DD``, UTC) → kind → how many events of ``kinds`` happened at or after ``since``."""
-    marks = ", ".join("?" * len(kinds))
-    days: dict[str, dict[str, int]] = {}
-    for day, kind, count in db.execute(
-        f"SELECT substr(at, 1, 10), kind, count(*) FROM events WHERE kind IN ({marks}) AND at >= ?"
-        " GROUP BY 1, 2",
-        [*kinds, since],
-    ):
-        days.setdefault(day, {})[kind] = count
-    return days
-
-
-def count_events(db: sqlite_utils.Database, kinds: tuple[str, ...], since: str, until: str) -> int:
-    """How many events of ``kinds`` happened in ``[since, until)``."""
-    marks = ", ".join("?" * len(kinds))
-    return db.execute(
-        f"SELECT count(*) FROM events WHERE kind IN ({marks}) AND at >= ? AND at < ?", [*kinds, since, until]
-    ).fetchone()[0]
 
 
 def list_size_changes(db: sqlite_utils.Database) -> tuple[dict[str, int], dict[str, int]]:

@@ -94,12 +94,26 @@ def test_other_tools_headers_are_understood(workspace: Path, tmp_path: Path) -> 
             "cy@example.org,Cy,,\n",
         ),
     )
-    assert report.added == 3 and report.attribute_columns == ["member_rating"]
+    # The first name is joined into the name and kept for the greeting's {first_name} too.
+    assert report.added == 3 and report.attribute_columns == ["first_name", "member_rating"]
     names = dict(db.execute("SELECT email, name FROM subscribers").fetchall())
     assert names == {"ada@example.org": "Ada Lovelace", "bob@example.org": "Smith", "cy@example.org": "Cy"}
     report = import_csv(db, _csv(tmp_path, "E-mail,first_name\ndee@example.org,Dee\n"))
     assert report.added == 1
     assert db.execute("SELECT name FROM subscribers WHERE email = 'dee@example.org'").fetchone()[0] == "Dee"
+
+
+def test_mailchimps_fname_becomes_the_first_name_the_greeting_uses(workspace: Path, tmp_path: Path) -> None:
+    db = open_store(workspace / "digest.db")
+    mailchimp = "EMAIL,FNAME,LNAME\nada@example.org,Ada,Lovelace\nbob@example.org,,Smith\n"
+    import_csv(db, _csv(tmp_path, mailchimp))
+    found = db.execute("SELECT email, name, attributes FROM subscribers")
+    rows = {e: (n, json.loads(a or "{}")) for e, n, a in found}
+    assert rows["ada@example.org"] == ("Ada Lovelace", {"first_name": "Ada"})
+    assert rows["bob@example.org"] == ("Smith", {})
+    import_csv(db, _csv(tmp_path, "email,name,Given Name\ncy@example.org,Dr Cy Twombly,Cy\n"))
+    (attributes,) = db.execute("SELECT attributes FROM subscribers WHERE email = 'cy@example.org'").fetchone()
+    assert json.loads(attributes) == {"first_name": "Cy"}
 
 
 def test_first_and_last_name_are_attributes_when_there_is_a_name_column(
@@ -175,7 +189,7 @@ def test_the_cli_says_which_columns_became_attributes_and_show_lists_them(
     result = run_cli("subscribers", "import", str(path))
     assert result.exit_code == 0, result.output
     assert "1 added" in result.output
-    assert "Kept as attributes: company" in result.output
+    assert "Kept as attributes: first_name, company" in result.output
     assert "Ignored columns: ???" in result.output
     shown = run_cli("subscribers", "show", "ada@example.org")
     assert "name:            Ada Lovelace" in shown.output

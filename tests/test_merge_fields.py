@@ -27,7 +27,7 @@ def _workspace(tmp_path: Path) -> Path:
     for name in ("_header.mjml.j2", "issue.txt.j2"):
         source = (bundled_templates_dir() / "email" / name).read_text(encoding="utf-8")
         marked = source.replace(
-            "Hi {{ p.name }},", "Hi {{ subscriber.name }} of {{ subscriber.attributes.company }}"
+            "{{ p.greeting }}", "Hi {{ subscriber.name }} of {{ subscriber.attributes.company }} here", -1
         )
         assert marked != source
         (override / name).write_text(
@@ -68,7 +68,7 @@ def test_a_missing_attribute_is_empty(tmp_path: Path) -> None:
     text = _preview(folder, "--subscriber", "bob@example.org", "--format", "text")
     assert "Hi Bob of  () here" in text
     sample = _preview(folder, "--format", "text")
-    assert "Hi Reader of  () here" in sample and "__DIGEST_" not in sample
+    assert "Hi Alex Example of  () here" in sample and "__DIGEST_" not in sample
 
 
 def test_personalise_reads_attributes_from_a_dict_or_json() -> None:

@@ -35,7 +35,7 @@ def test_preview_html_to_stdout_fills_sample_values(ws: Path) -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.startswith("<!doctype html>")
-    assert "Hi Reader," in out
+    assert "Hello, Alex! Here are 5 stories." in out and "Reader" not in out
     assert 'href="https://news.harbour-gazette.example/unsubscribe/preview"' in out
     assert not any(token in out for token in PLACEHOLDERS.values())
 
@@ -74,7 +74,7 @@ def test_preview_as_a_subscriber_uses_their_categories_name_and_links(ws: Path) 
     result = run(ws, "preview", "--subscriber", "grace@example.org")
     assert result.exit_code == 0, result.output
     html = result.output
-    assert "Hi Grace &lt;b&gt;Hopper&lt;/b&gt;," in html
+    assert "Hello, Grace! Here are 2 stories." in html  # the first word of the name
     assert "Tidal barrier" in html and "Seagrass" not in html
     assert re.search(r'href="https://news\.harbour-gazette\.example/unsubscribe/[A-Za-z0-9_.-]+"', html)
     assert "/unsubscribe/preview" not in html

@@ -15,7 +15,7 @@ import pytest
 from test_render_support import big_issue, fixture_issue, make_store
 
 from digest.errors import DigestError
-from digest.render.personalise import PLACEHOLDERS, RECIPIENT_FIELDS, personalise
+from digest.render.personalise import PLACEHOLDERS, personalise
 from digest.render.templating import bundled_templates_dir
 from digest.render.variants import render_issue, stored_variant, variant_key
 
@@ -87,11 +87,12 @@ def test_entries_and_header_and_footer_carry_what_the_reader_needs(store) -> Non
         assert "23 Jan 2026, 06:10" in part  # published 05:10 UTC, shown in Berlin time
         assert "Harbour Gazette Ltd, 4 Quay Lane" in part
         assert web in part
-        for field in RECIPIENT_FIELDS:
+        for field in ("greeting", "email", "unsubscribe_url", "preferences_url"):
             assert PLACEHOLDERS[field] in part
-    assert (
-        "Read more" in html and "Read more: https://news.harbour-gazette.example/2026/01/22/story-1" in text
-    )
+        assert PLACEHOLDERS["name"] not in part  # the greeting says the name: never "Hi Reader"
+    # The headline is the story's one link in HTML; the text part keeps one link per story.
+    assert "Read more" not in html
+    assert "Read more: https://news.harbour-gazette.example/2026/01/22/story-1" in text
     # Table of contents with counts, as plain text: no in-message anchors.
     assert re.search(r"World(&nbsp;|\xa0)\(2\)", html) and 'href="#' not in html
     assert "- World (2)" in text and "- Arts (1)" in text

@@ -41,8 +41,8 @@ def test_a_trimmed_issue_leaves_no_section_empty_and_every_count_matches(store) 
     shown = 146 - rendered.trimmed
     html = personalise(rendered.html, sample_fields(config), html=True)
     assert 0 < shown < 146 and html.count("<h3") == shown
-    assert f"here are {shown} of 146 stories; " in html and "all 146 in the web version" in html
-    assert f"here are {shown} of 146 stories; all 146 in the web version:" in rendered.text
+    assert f"Here are {shown} of 146 stories; " in html and "all 146 in the web version" in html
+    assert f"Here are {shown} of 146 stories; all 146 in the web version:" in rendered.text
     headings = _sections_shown(html)
     assert len(headings) == len(SECTIONS)  # none empty, none dropped
     total_shown = 0
@@ -69,8 +69,10 @@ def test_below_one_story_per_section_whole_sections_go_last_first(store) -> None
     shown = 60 - rendered.trimmed
     assert 2 <= shown < len(SECTIONS), shown
     headings = [h.split(" · ")[0] for h in _sections_shown(rendered.html)]
-    # The issue's section order is kept and the last ones are the ones left out.
-    assert headings == SECTIONS[:shown]
+    # The issue's section order is kept and the last ones are the ones left out; the first
+    # section's story is the lead, above the sections (a section of the lead alone has no heading).
+    assert "Top story · World" in rendered.html
+    assert headings == SECTIONS[1:shown]
     for name in SECTIONS[shown:]:
         assert re.search(
             rf"{name}(&nbsp;|\xa0)\(0(&nbsp;|\xa0)of(&nbsp;|\xa0)10, web(&nbsp;|\xa0)only\)", rendered.html
@@ -191,7 +193,8 @@ def test_lead_images_are_captured_at_ingest_and_shown_only_when_enabled(store, t
     html = render_issue(db, config, issue["id"]).html
     (img,) = re.findall(r"<img [^>]*>", html)
     assert 'src="https://photos.example/dawn.jpg"' in img
-    assert 'width="544"' in img and 'height="363"' in img and 'alt="Barrier at dawn"' in img
+    # The headline stands beside it: the picture's alt is its own caption or empty, never the headline.
+    assert 'width="544"' in img and 'height="363"' in img and 'alt=""' in img
 
 
 def run(config_path: Path, *args: str):

@@ -236,3 +236,20 @@ def enrich(db: sqlite_utils.Database, issue: dict[str, Any], *, image: bool = Fa
         db, issue["id"], "A word from the editor: the festival starts on Friday.\n\nSee you there."
     )
     return dict(db["issues"].get(issue["id"]))
+
+
+def png_bytes(width: int, height: int, rgb: tuple[int, int, int] = (29, 78, 216)) -> bytes:
+    """A real PNG file of one colour (made here: no image library needed to write one)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + bytes(rgb) * width
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(row * height))
+        + chunk(b"IEND", b"")
+    )

@@ -236,7 +236,7 @@ def test_one_long_word_in_a_feed_description_never_empties_the_issue(tmp_path: P
     (message,) = _full_messages(ws.outbox)
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert "here are 6 stories." in text, text[:400]
+    assert "Here are 6 stories." in text, text[:400]
     assert sorted(set(re.findall(r"https://feed.example.org/story-\d", text))) == [
         f"https://feed.example.org/story-{i}" for i in range(6)
     ]

@@ -128,7 +128,7 @@ def test_an_article_that_breaks_mjml_is_left_out_and_the_run_names_it(tmp_path: 
     from digest.render.templating import bundled_templates_dir
 
     partial = bundled_templates_dir() / "email" / "_entry.mjml.j2"
-    marker = "{% macro entry(article) %}\n"
+    marker = "{% macro entry(article, lead=false) %}\n"
     source = partial.read_text(encoding="utf-8") if partial.is_file() else ""
     if marker not in source:
         pytest.skip("the entry partial changed shape; nothing to inject into")

@@ -28,7 +28,12 @@ CHUNK = 64 * 1024
 
 
 class FetchError(DigestError):
-    """A source could not be read (unreachable, HTTP error, too big, too slow, missing file)."""
+    """A source could not be read (unreachable, HTTP error, too big, too slow, missing file).
+    ``status`` is the HTTP status of an error reply, else None."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -94,6 +99,39 @@ def _read_file(source: str, max_bytes: int) -> Fetched:
     if len(content) > max_bytes:
         raise _too_big(source, max_bytes)
     return Fetched(source=source, url=str(path.resolve()), content=content, status=0)
+
+
+def fetch_head(url: str, *, limit: int, timeout: float, user_agent: str = "digest") -> bytes:
+    """The first ``limit`` bytes of an http(s) resource, within ``timeout`` seconds in all
+    (connect, redirects and reads: the same watchdog as :func:`fetch`). Asks for a byte range;
+    a server that sends the whole file is cut off after ``limit`` bytes. Raises FetchError."""
+    if not is_http(url):
+        raise FetchError(f"{url}: not an http(s) URL")
+    headers = {"User-Agent": user_agent, "Range": f"bytes=0-{limit - 1}", "Accept-Encoding": "identity"}
+    request = urllib.request.Request(url, headers=headers)
+    watchdog = _Watchdog(timeout)
+    opener = urllib.request.build_opener(
+        _WebOnlyRedirects(), _DeadlineHTTPHandler(watchdog), _DeadlineHTTPSHandler(watchdog)
+    )
+    with watchdog:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                parts: list[bytes] = []
+                size = 0
+                while size < limit and time.monotonic() < watchdog.deadline:
+                    chunk = response.read1(min(CHUNK, limit - size))
+                    if not chunk:
+                        break
+                    parts.append(chunk)
+                    size += len(chunk)
+                return b"".join(parts)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if watchdog.expired:
+                raise _timed_out(url, timeout) from None
+            raise FetchError(f"{url}: unreachable ({exc})") from None
 
 
 class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -169,7 +207,7 @@ def _open_and_read(
                 etag=exc.headers.get("ETag") or etag,
                 modified=exc.headers.get("Last-Modified") or modified,
             )
-        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}", status=exc.code) from None
     except urllib.error.URLError as exc:
         raise FetchError(f"{url}: unreachable ({_reason(exc.reason, timeout)})") from None
     except TimeoutError:

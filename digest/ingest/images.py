@@ -2,8 +2,10 @@
 
 A feed names its pictures in ``media:content``, ``media:thumbnail`` or an image enclosure.
 Only an http(s) picture with a known size is worth keeping: the email gives every image
-width and height attributes (no layout jump as it loads), and a picture of unknown or tiny
-size may be a tracking pixel. Shown only with ``render.images = true``.
+width and height attributes (no layout jump as it loads), and a picture of tiny size may be
+a tracking pixel. A picture the feed states no size for is kept as a *candidate*
+(:func:`unsized_image`) that :mod:`digest.ingest.image_sizes` measures from its first bytes.
+Shown only with ``render.images = true``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,22 @@ def entry_image(entry: Any) -> dict[str, Any] | None:
         image = checked_image(item)
         if image is not None:
             return image
+    for item in candidates:
+        stand_in = {**item, "width": IMAGE_MIN_SIDE, "height": IMAGE_MIN_SIDE}  # the URL checks only
+        if _size(item) == (0, 0) and checked_image(stand_in):
+            return unsized_image(str(item.get("url")).strip())
     return None
+
+
+def unsized_image(url: str) -> dict[str, Any]:
+    """A picture whose size the feed does not state: ``{url, width: 0, height: 0}``, to be
+    measured at ingest (:func:`digest.ingest.image_sizes.measure_images`) or dropped."""
+    return {"url": url, "width": 0, "height": 0}
+
+
+def is_unsized(image: dict[str, Any] | None) -> bool:
+    """True for an :func:`unsized_image` candidate."""
+    return bool(image) and _size(image) == (0, 0)
 
 
 def _size(item: Any) -> tuple[int, int]:

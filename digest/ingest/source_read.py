@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,8 @@ from digest.ingest.articles import ArticleInput, prepare_article
 from digest.ingest.feed_entries import XML_BOMS, parse_feed
 from digest.ingest.feeds import normalize_source
 from digest.ingest.fetch import Fetched, fetch
+from digest.ingest.image_sizes import measure_images
+from digest.ingest.images import is_unsized
 
 # An article's summary or body past this many characters is cut before sanitising.
 FIELD_MAX_CHARS = 200_000
@@ -69,6 +72,7 @@ def read_source(
     """Fetch, parse and normalise one source (no database access: runs in a worker)."""
     if not source.strip():
         raise DigestError("empty source name; give a feed URL, a feed file or an article file")
+    started = time.monotonic()
     fetched = fetch(
         source,
         timeout=config.ingest.timeout,
@@ -105,6 +109,7 @@ def read_source(
                 f"{source}: skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without a link"
             )
         feed_id = feed["id"] if feed else None
+        _size_images(config, linked, started)
         _cap_fields(source, linked, result.warnings)
         rows = [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in linked]
     else:
@@ -129,6 +134,23 @@ def read_source(
         _cap_fields(source, items, result.warnings)
         rows = [prepare_article(config, item, now=now, scope=scope) for item in items]
     return ParsedSource(fetched, rows, feed_name)
+
+
+def _size_images(config: Config, items: list[ArticleInput], started: float) -> None:
+    """Pictures the feed gives no size for: measured from their first bytes within what is
+    left of the source's ``ingest.timeout`` when ``render.images`` is on (nothing is fetched
+    from image servers otherwise), else dropped."""
+    if config.render.images:
+        measure_images(
+            items,
+            deadline=started + config.ingest.timeout,
+            max_bytes=config.ingest.max_bytes,
+            user_agent=config.ingest.user_agent,
+        )
+        return
+    for item in items:
+        if is_unsized(item.image):
+            item.image = None
 
 
 def _cap_fields(source: str, items: list[ArticleInput], warnings: list[str]) -> None:

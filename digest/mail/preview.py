@@ -12,7 +12,7 @@ from digest.compose.issues import get_issue, issue_categories
 from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message import build_message
-from digest.render.personalise import personalise, sample_fields
+from digest.render.personalise import config_greeting, personalise, sample_fields
 from digest.render.variants import RenderedVariant, current_variant, variant_key
 from subscribers.links import subscriber_links
 from subscribers.store import get_subscriber
@@ -88,9 +88,10 @@ def _subscriber(db: sqlite_utils.Database, config: Config, ref: str) -> dict[str
 def _content(
     config: Config, issue: dict[str, Any], rendered: RenderedVariant, recipient: dict[str, Any], fmt: str
 ) -> bytes:
+    greeting = config_greeting(config)
     if fmt == "html":
-        return personalise(rendered.html, recipient, html=True).encode("utf-8")
+        return personalise(rendered.html, recipient, html=True, greeting_pair=greeting).encode("utf-8")
     if fmt == "text":
-        return personalise(rendered.text, recipient, html=False).encode("utf-8")
+        return personalise(rendered.text, recipient, html=False, greeting_pair=greeting).encode("utf-8")
     # The one message builder the send uses too, so the preview is what goes out.
     return build_message(config, issue, rendered, recipient)

@@ -20,7 +20,15 @@ from xml.sax.saxutils import escape, quoteattr
 
 import sqlite_utils
 
-from digest.atomic import write_atomic
+from digest.atomic import write_atomic, write_atomic_bytes
+from digest.brand import read_logo
+from digest.compose.issues import (
+    category_counts,
+    count_sent_issues,
+    sent_issue_ids,
+    sent_issues_page,
+    sent_neighbours,
+)
 from digest.config import Config
 from digest.errors import DigestError
 from digest.store.database import from_iso, iso, utcnow
@@ -42,7 +50,7 @@ class Links:
 
 def page_count(db: sqlite_utils.Database) -> int:
     """How many archive pages there are (at least one, which may be empty)."""
-    total = db.execute("SELECT count(*) FROM issues WHERE status = 'sent'").fetchone()[0]
+    total = count_sent_issues(db)
     return max(1, math.ceil(total / PER_PAGE))
 
 
@@ -51,11 +59,7 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     pages = page_count(db)
     if page < 1 or page > pages:
         raise DigestError(f"archive page {page} does not exist; there are {pages}")
-    rows = db.execute(
-        "SELECT id, edition, number, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
-        " ORDER BY coalesce(sent_at, period_end) DESC, id DESC LIMIT ? OFFSET ?",
-        [PER_PAGE, (page - 1) * PER_PAGE],
-    ).fetchall()
+    rows = sent_issues_page(db, PER_PAGE, (page - 1) * PER_PAGE)
     groups: dict[str, dict[str, Any]] = {}
     for key, edition in config.editions.items():
         groups[key] = {"key": key, "title": edition.title or key, "issues": []}
@@ -76,27 +80,9 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     }
 
 
-def issue_neighbours(db: sqlite_utils.Database, issue_id: int) -> dict[str, int | None]:
-    """The previous and next sent issue of the same edition (by number), or None."""
-    row = db.execute("SELECT edition, number FROM issues WHERE id = ?", [issue_id]).fetchone()
-    if row is None:
-        return {"previous": None, "next": None}
-    edition, number = row
-    previous = db.execute(
-        "SELECT id FROM issues WHERE edition = ? AND number < ? AND status = 'sent'"
-        " ORDER BY number DESC LIMIT 1",
-        [edition, number],
-    ).fetchone()
-    following = db.execute(
-        "SELECT id FROM issues WHERE edition = ? AND number > ? AND status = 'sent' ORDER BY number LIMIT 1",
-        [edition, number],
-    ).fetchone()
-    return {"previous": previous[0] if previous else None, "next": following[0] if following else None}
-
-
 def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links) -> str:
     """A small bar (archive, previous, next) to put at the top of an issue's web page."""
-    near = issue_neighbours(db, issue_id)
+    near = sent_neighbours(db, issue_id)
     style = "color:#1a5fb4;margin-right:16px;"
     parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">Archive</a>']
     if near["previous"]:
@@ -121,29 +107,12 @@ def with_nav(html: str, nav: str) -> str:
     return html[: end + 1] + nav + html[end + 1 :]
 
 
-def _category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
-    """``(category, article count)`` of each issue, in the issue's order: one query for all."""
-    counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
-    marks = ", ".join("?" * len(issue_ids))
-    for issue_id, category, count in db.execute(
-        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
-        " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
-        issue_ids,
-    ):
-        counts[issue_id].append((category, count))
-    return counts
-
-
 def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
     """An Atom feed (RFC 4287) of the latest sent issues; ``links`` must give absolute URLs
     (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``)."""
-    rows = db.execute(
-        "SELECT id, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
-        " ORDER BY coalesce(sent_at, period_end) DESC, id DESC LIMIT ?",
-        [FEED_ENTRIES],
-    ).fetchall()
+    rows = [(i, subject, end, sent) for i, _e, _n, subject, end, sent in sent_issues_page(db, FEED_ENTRIES)]
     self_url, archive_url = links.feed(), links.archive(1)
-    categories_of = _category_counts(db, [row[0] for row in rows])
+    categories_of = category_counts(db, [row[0] for row in rows])
     updated = (rows[0][3] or rows[0][2]) if rows else iso(utcnow())
     publication = config.publication
     out = [
@@ -186,8 +155,10 @@ def build_archive(
     """Write the archive as static files into ``outdir``; returns counts of what was written.
 
     Layout: ``index.html`` (page 1), ``page-N.html``, ``issues/<id>.html``, ``feed.atom``,
-    ``style.css``. Links between them are relative, so the folder works under any path;
-    the feed's links are absolute (``publication.base_url``), as feed readers need.
+    ``style.css``, and ``assets/logo.<ext>`` when ``[render] logo`` is set (the address every
+    email loads it from, under ``publication.base_url``). Links between them are relative, so
+    the folder works under any path; the feed's links are absolute (``publication.base_url``),
+    as feed readers need.
     """
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "issues").mkdir(exist_ok=True)
@@ -207,7 +178,7 @@ def build_archive(
     pages = page_count(db)
     for n in range(1, pages + 1):
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
-    ids = [r[0] for r in db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY id")]
+    ids = sent_issue_ids(db)
     for issue_id in ids:
         html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested))
         _write(outdir / "issues" / f"{issue_id}.html", html)
@@ -220,6 +191,10 @@ def build_archive(
     feed = feed_xml(db, config, absolute)
     _write(outdir / "feed.atom", feed)
     _write(outdir / "style.css", stylesheet)
+    if config.render.logo:
+        logo = read_logo(config.path(config.render.logo))
+        (outdir / "assets").mkdir(exist_ok=True)
+        _write_bytes(outdir / logo.url_path.lstrip("/"), logo.path.read_bytes())
     return {"pages": pages, "issues": len(ids)}
 
 
@@ -228,6 +203,13 @@ def _write(path: Path, text: str) -> None:
     temporary name, so a link planted in OUTDIR is never followed (digest.atomic)."""
     try:
         write_atomic(path, text)
+    except OSError as exc:
+        raise DigestError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    try:
+        write_atomic_bytes(path, data)
     except OSError as exc:
         raise DigestError(f"{path}: cannot write ({exc.strerror})") from None
 

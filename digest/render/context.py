@@ -7,14 +7,19 @@ per-recipient placeholder.
 
 from __future__ import annotations
 
+import functools
 import re
+from pathlib import Path
 from typing import Any
 
+from digest.brand import Logo, accent_colors, font_stack, read_logo
 from digest.config import Config
 from digest.errors import DigestError
+from digest.ingest.bylines import byline
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
 from digest.render.click_links import CANARY, click_url
+from digest.render.lead import pick_lead
 from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 from subscribers.model import attribute_key
 from subscribers.tokens import load_secret
@@ -79,21 +84,34 @@ def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any
     also_covered, image) always present."""
     article = _shown_text(article, limit)
     out = {k: defuse(v, url=k == "url") for k, v in article.items() if k not in ("also_covered", "image")}
-    out.setdefault("author", "")
+    # A name, never an address, also for articles stored before ingest cleaned bylines.
+    out["author"] = defuse(byline(str(article.get("author") or "")))
+    out["reading_minutes"] = _minutes(article.get("reading_minutes"))
     out.setdefault("undated", False)
     out.setdefault("summary_label", "")
+    out.setdefault("summary_checked", False)
+    out.setdefault("news", "")  # a story sent before, with news: "Now also reported by …"
     out["also_covered"] = [
         {"source": defuse(str(c.get("source") or "")), "url": defuse(str(c.get("url") or ""), url=True)}
         for c in article.get("also_covered") or []
         if isinstance(c, dict) and c.get("url")
     ]
-    out["image"] = _image(article.get("image"), article.get("title", "")) if images else None
+    out["image"] = _image(article.get("image")) if images else None
     return out
 
 
-def _image(image: Any, title: str) -> dict[str, Any] | None:
+def _minutes(value: Any) -> int:
+    """Reading minutes as shown: 0 (not shown) when unknown."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _image(image: Any) -> dict[str, Any] | None:
     """A lead image fit to show: an https/http URL with a sane size (never a 1×1 tracker),
-    scaled to the content width; alt text from the title."""
+    scaled to the content width; alt text the image's own (a caption), else empty: never
+    the headline, which stands right beside it."""
     checked = checked_image(image) if isinstance(image, dict) else None
     if checked is None:
         return None  # unknown or tiny: a tracking pixel, or a layout jump when it loads
@@ -103,7 +121,7 @@ def _image(image: Any, title: str) -> dict[str, Any] | None:
         "url": defuse(url, url=True),
         "width": shown_width,
         "height": round(height * shown_width / width),
-        "alt": defuse(str(image.get("alt") or title)),
+        "alt": defuse(str(image.get("alt") or "")),
     }
 
 
@@ -118,21 +136,29 @@ def template_context(
     ``keep`` (the rest are counted as "N more in the web version")."""
     categories = []
     images, limit = config.render.images, summary_limit(config)
+    chosen = pick_lead(sections)
+    lead_id = chosen["id"] if chosen is not None and chosen["id"] in keep else None
+    lead = None
     for section in sections:
         articles = section["articles"]
-        shown = [_article(a, images, limit) for a in articles if a["id"] in keep]
+        kept = [a for a in articles if a["id"] in keep]
+        if any(a["id"] == lead_id for a in kept):
+            lead = {**_article(chosen, images, 2 * limit), "category": defuse(section["name"])}
         categories.append(
             {
                 "name": defuse(section["name"]),
                 "count": len(articles),
-                "articles": shown,
-                "more": len(articles) - len(shown),
+                "articles": [_article(a, images, limit) for a in kept if a["id"] != lead_id],
+                "shown": len(kept),  # the lead counted in its own section
+                "more": len(articles) - len(kept),
             }
         )
     pub = config.publication
-    canary = _count_clicks(config, issue["id"], categories) if config.render.count_clicks else ""
+    canary = _count_clicks(config, issue["id"], categories, lead) if config.render.count_clicks else ""
     return {
         "language": pub.language or "en",
+        "brand": brand_context(config),
+        "lead": lead,
         "subject": defuse(issue["subject"]),
         "preheader": defuse(issue["preheader"]),
         "publication": {
@@ -153,20 +179,22 @@ def template_context(
         "web_url": web_url(config, issue["id"]),
         "categories": categories,
         "total": sum(c["count"] for c in categories),
-        "shown": sum(len(c["articles"]) for c in categories),
+        "shown": sum(c["shown"] for c in categories),
         "canary_url": canary,
         "p": PLACEHOLDERS,
         "subscriber": _SubscriberFields(),
     }
 
 
-def _count_clicks(config: Config, issue_id: int, categories: list[dict[str, Any]]) -> str:
-    """Point every shown story link at its counted ``/r/`` link (the same for every reader);
-    return the issue's hidden canary link."""
+def _count_clicks(
+    config: Config, issue_id: int, categories: list[dict[str, Any]], lead: dict[str, Any] | None
+) -> str:
+    """Point every shown story link (the lead's too) at its counted ``/r/`` link, the same
+    for every reader; return the issue's hidden canary link."""
     secret, base = load_secret(config), config.publication.base_url
-    for category in categories:
-        for article in category["articles"]:
-            article["url"] = click_url(base, secret, issue_id, article["id"])
+    stories = [article for category in categories for article in category["articles"]]
+    for article in [*stories, *([lead] if lead else [])]:
+        article["url"] = click_url(base, secret, issue_id, article["id"])
     return click_url(base, secret, issue_id, CANARY)
 
 
@@ -188,8 +216,43 @@ class _SubscriberFields:
     """The ``subscriber`` a template sees: placeholders filled per recipient at send time."""
 
     name = PLACEHOLDERS["name"]
+    first_name = PLACEHOLDERS["first_name"]
     email = PLACEHOLDERS["email"]
     attributes = _AttributeFields()
+
+
+def brand_context(config: Config) -> dict[str, Any]:
+    """The brand every email template sees as ``brand``: ``accent`` and ``accent_dark``
+    (``#rrggbb``), ``font`` (a CSS font stack), ``masthead`` (a line under the logo) and
+    ``logo`` (``{url, width, height}`` as shown, or None)."""
+    r = config.render
+    accent, accent_dark = accent_colors(r.accent_color, r.accent_color_dark)
+    logo = None
+    if r.logo:
+        found = _logo(config.path(r.logo))
+        base = config.publication.base_url.rstrip("/")
+        logo = {"url": base + found.url_path, "width": found.shown_width, "height": found.shown_height}
+    return {
+        "accent": accent,
+        "accent_dark": accent_dark,
+        "font": font_stack(r.font),
+        "masthead": defuse(r.masthead),
+        "logo": logo,
+    }
+
+
+def _logo(path: Path) -> Logo:
+    """The logo read (cached while the file is unchanged: a render must not re-read it)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return read_logo(path)  # raises the clear error
+    return _cached_logo(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_logo(path: Path, _mtime: int, _size: int) -> Logo:
+    return read_logo(path)
 
 
 def web_url(config: Config, issue_id: int) -> str:

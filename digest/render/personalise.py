@@ -17,12 +17,24 @@ from typing import Any
 from digest.config import Config
 
 RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
-PLACEHOLDERS: dict[str, str] = {field: f"__DIGEST_{field.upper()}__" for field in RECIPIENT_FIELDS}
+DERIVED_FIELDS = ("greeting", "first_name")
+"""Fields made from the recipient's name and attributes when filled (:func:`first_name`,
+:func:`greeting`), never passed in."""
+PLACEHOLDERS: dict[str, str] = {
+    field: f"__DIGEST_{field.upper()}__" for field in (*RECIPIENT_FIELDS, *DERIVED_FIELDS)
+}
 """Field → token. ASCII letters, digits and underscores only: they pass MJML, premailer,
 URL attributes and quoted-printable untouched."""
 
+DEFAULT_GREETING = ("Hello, {first_name}!", "Hello!")
+"""``(greeting, greeting_anonymous)`` when the caller names none (the ``[render]`` defaults)."""
+
 NAME_FALLBACK = "Reader"
 """Shown where a recipient has no name."""
+
+DISPLAY_MAX = 64
+"""Characters of a name or attribute shown in an issue; a longer one is cut and ends in "…".
+The size budget counts on it (:mod:`digest.render.wire`)."""
 
 ATTRIBUTE_PREFIX = "attribute:"
 """A per-recipient field named ``attribute:KEY`` is the subscriber attribute KEY (a merge field
@@ -57,6 +69,7 @@ def placeholder_token(field: str) -> str:
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+_UNCUT = frozenset(("email", "unsubscribe_url", "preferences_url"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -72,13 +85,43 @@ def _split(rendered: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(literals), tuple(fields)
 
 
-def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
+def first_name(name: str, attributes: Mapping[str, Any]) -> str:
+    """A reader's first name: the ``first_name`` attribute (imports fill it from "First Name",
+    Mailchimp's FNAME and the like), else the first word of their name, else ''."""
+    given = _CONTROL_RE.sub(" ", str(attributes.get("first_name") or "")).strip()
+    if given:
+        return given
+    words = _CONTROL_RE.sub(" ", name).split()
+    return words[0] if words and "@" not in words[0] else ""
+
+
+def greeting(name: str, attributes: Mapping[str, Any], pair: tuple[str, str] = DEFAULT_GREETING) -> str:
+    """The greeting for one reader: ``pair[0]`` with ``{first_name}`` / ``{name}`` filled when
+    the reader has a first name, else ``pair[1]`` (``[render] greeting`` and
+    ``greeting_anonymous``, checked at config load to use only those fields)."""
+    given = first_name(name, attributes)
+    if not given:
+        return pair[1].format()
+    return pair[0].format(first_name=given, name=" ".join(_CONTROL_RE.sub(" ", name).split()) or given)
+
+
+def _attributes(fields: Mapping[str, Any]) -> dict[str, Any]:
+    raw = fields.get("attributes") or {}
+    return json.loads(raw) if isinstance(raw, str) else dict(raw)
+
+
+def personalise(
+    rendered: str, fields: Mapping[str, Any], *, html: bool, greeting_pair: tuple[str, str] = DEFAULT_GREETING
+) -> str:
     """Fill the placeholders in ``rendered`` with one recipient's ``fields`` in one pass.
 
     Values are escaped for HTML when ``html`` is true; control characters (line breaks)
     become spaces in both modes. A missing or empty ``name`` reads :data:`NAME_FALLBACK`;
-    other missing fields become empty. A subscriber attribute (``attribute:KEY``) comes from
+    other missing fields become empty. A name or attribute longer than :data:`DISPLAY_MAX`
+    characters is cut (addresses and links never are). A subscriber attribute (``attribute:KEY``) comes from
     ``fields["attributes"]`` (a dict, or its JSON text), empty when the subscriber has none.
+    ``greeting`` and ``first_name`` are made from the name and attributes (:func:`greeting`,
+    with ``greeting_pair``: the config's ``[render] greeting`` and ``greeting_anonymous``).
     """
     literals, names = _split(rendered)
     if not names:
@@ -88,14 +131,23 @@ def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
     for field in dict.fromkeys(names):  # only the fields this part uses (once per recipient)
         if field.startswith(ATTRIBUTE_PREFIX):
             if attributes is None:
-                raw = fields.get("attributes") or {}
-                attributes = json.loads(raw) if isinstance(raw, str) else raw
+                attributes = _attributes(fields)
             value = str(attributes.get(field[len(ATTRIBUTE_PREFIX) :]) or "")
+        elif field in DERIVED_FIELDS:
+            if attributes is None:
+                attributes = _attributes(fields)
+            name = str(fields.get("name") or "")
+            if field == "greeting":
+                value = greeting(name, attributes, greeting_pair)
+            else:
+                value = first_name(name, attributes)
         else:
             value = str(fields.get(field) or "")
         if not value and field == "name":
             value = NAME_FALLBACK
         value = _CONTROL_RE.sub(" ", value).strip() if value else value
+        if len(value) > DISPLAY_MAX and field not in _UNCUT:
+            value = value[: DISPLAY_MAX - 1].rstrip() + "…"
         values[field] = html_lib.escape(value, quote=True) if html else value
     parts = [literals[0]]
     for name, literal in zip(names, literals[1:], strict=True):
@@ -104,11 +156,16 @@ def personalise(rendered: str, fields: Mapping[str, str], *, html: bool) -> str:
     return "".join(parts)
 
 
+def config_greeting(config: Config) -> tuple[str, str]:
+    """The config's ``(greeting, greeting_anonymous)``, for :func:`personalise`."""
+    return config.render.greeting, config.render.greeting_anonymous
+
+
 def sample_fields(config: Config) -> dict[str, str]:
     """Stand-in recipient values for previews."""
     base = config.publication.base_url.rstrip("/")
     return {
-        "name": NAME_FALLBACK,
+        "name": "Alex Example",
         "email": "reader@example.org",
         "unsubscribe_url": f"{base}/unsubscribe/preview",
         "preferences_url": f"{base}/preferences/preview",

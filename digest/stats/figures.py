@@ -18,13 +18,8 @@ from digest.compose.issues import get_issue, issue_name, issue_snapshot, list_is
 from digest.delivery.ledger import delivery_counts
 from digest.stats.clicks import issue_clicks
 from digest.store.database import from_iso, iso
-from subscribers.history import (
-    choice_counts,
-    count_events,
-    events_per_day,
-    list_size_changes,
-    source_counts,
-)
+from subscribers.events import count_events, events_per_day
+from subscribers.history import choice_counts, list_size_changes, source_counts
 
 GMAIL_WARN = 0.001
 """Gmail's line for complaints (0.1 %): stay under it."""

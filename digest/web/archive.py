@@ -15,7 +15,7 @@ from digest.render.archive import (
     issue_nav_html,
     with_nav,
 )
-from digest.render.personalise import RECIPIENT_FIELDS, personalise
+from digest.render.personalise import RECIPIENT_FIELDS, config_greeting, personalise
 from digest.render.variants import NothingFits, current_variant
 from digest.store.database import MAX_ID
 from digest.web.common import WebState, get_db, message, page, state
@@ -139,4 +139,5 @@ def issue_html(db: sqlite_utils.Database, state: WebState, issue_id: int, *, pub
     if rendered.trimmed:
         rendered = state.full_rendering(db, issue_id, published=published)
     fields = neutral_fields(state.base_url)
-    return personalise(rendered.html, {f: fields.get(f, "") for f in RECIPIENT_FIELDS}, html=True)
+    values = {f: fields.get(f, "") for f in RECIPIENT_FIELDS}
+    return personalise(rendered.html, values, html=True, greeting_pair=config_greeting(state.config))
