@@ -29,8 +29,9 @@ td:first-child,th:first-child{text-align:left}
 """
 
 
-def stats_page(title: str, issues: list[dict[str, Any]], figures: dict[str, Any]) -> str:
-    """The whole page: the list's size and movements, each issue's rates and clicks."""
+def stats_page(title: str, issues: list[dict[str, Any]], figures: dict[str, Any], *, back: str = "") -> str:
+    """The whole page: the list's size and movements, each issue's rates and clicks (with a
+    link to ``back`` above them when given: the desk's home)."""
     days = figures["days"]
     parts = [
         _section("List size", _line_chart([(d["day"], d["size"]) for d in days])),
@@ -55,8 +56,12 @@ def stats_page(title: str, issues: list[dict[str, Any]], figures: dict[str, Any]
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)} — stats</title><style>{STYLE}</style></head>"
-        f"<body><main><h1>{escape(title)} — stats</h1>{''.join(parts)}</main></body></html>\n"
+        f"<body><main>{_back(back)}<h1>{escape(title)} — stats</h1>{''.join(parts)}</main></body></html>\n"
     )
+
+
+def _back(url: str) -> str:
+    return f'<p><a href="{escape(url)}">← The desk</a></p>' if url else ""
 
 
 def _section(title: str, body: str) -> str:
