@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlite_utils
+
 from digest.stats.clicks import CountKey, add_counts, forget_scanners, mark_scanner, scanner_clients
 from digest.store.database import iso, open_store
 
@@ -84,10 +86,10 @@ class ClickCounter:
             self._scanned[key] = self._scanned.get(key, 0) + 1
         self._start()
 
-    def canary(self, db: object, issue_id: int, link: str, client: str) -> None:
+    def canary(self, db: sqlite_utils.Database, issue_id: int, link: str, client: str) -> None:
         """A client followed the hidden canary: mark it for a hold's length on either side."""
         until = datetime.fromtimestamp(self.clock() + 2 * self.hold + 1, UTC)
-        mark_scanner(db, client, iso(until))  # type: ignore[arg-type]
+        mark_scanner(db, client, iso(until))
         self.scanned(issue_id, link)
 
     def flush(self, *, everything: bool = False) -> None:
