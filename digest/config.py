@@ -100,6 +100,7 @@ class Render:
     font: str = "sans"
     greeting: str = "Hello, {first_name}!"  # per reader at send time; {first_name} or {name}
     greeting_anonymous: str = "Hello!"  # for a reader without a name
+    count_clicks: bool = False  # story links go through the web app's /r/ (counts, no reader identity)
 
 
 @dataclass
@@ -202,6 +203,7 @@ class Web:
 
     signup_posts_per_hour: int = 20
     form_version: str = "1"
+    click_hold_seconds: int = 60  # a click waits this long for its client's canary hit before it counts
 
 
 @dataclass

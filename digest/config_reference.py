@@ -124,6 +124,10 @@ MEANINGS: dict[str, str] = {
     "render.images": (
         "Show each article's lead image (it loads from the feed's server when a reader opens it)."
     ),
+    "render.count_clicks": (
+        "Story links go through the web app's signed /r/ links, the same for every reader: clicks "
+        "are counted per story for `digest stats`, never per reader."
+    ),
     "schedule.catch_up": "How old a missed scheduled run may be and still be made up (30m, 6h, 1d…).",
     "dkim.domain": "The d= domain of the DKIM signature; signing needs domain, selector and key_file.",
     "dkim.selector": "The s= selector: the key's DNS record is at SELECTOR._domainkey.DOMAIN.",
@@ -161,6 +165,9 @@ MEANINGS: dict[str, str] = {
     "subscribers.pending_days": "Days a sign-up may stay unconfirmed before `digest run` removes it.",
     "web.signup_posts_per_hour": "Sign-up POSTs one client address may make per hour (then 429).",
     "web.form_version": "Recorded with each sign-up's consent; bump it when the form's wording changes.",
+    "web.click_hold_seconds": (
+        "How long a counted click waits in the server's memory for its client's canary hit (a scanner)."
+    ),
     f"{EDITION_SECTION}.title": "The edition's title; empty: its NAME, capitalised.",
     f"{EDITION_SECTION}.schedule": 'When an issue is due, cron in the edition\'s zone: "0 7 * * *".',
     f"{EDITION_SECTION}.timezone": "The edition's IANA time zone; empty: publication.timezone.",

@@ -23,6 +23,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     # verify reconciles the ledger (delivery) with the relay's log and records bounces
     ("web", "schedule", "doctor", "demo", "verify"),
+    # stats reads the ledgers of delivery and bounces (and the list, the issues) through their
+    # owners, and the web app counts clicks with it and shows its charts: between the two.
+    ("stats",),
     # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
     # (its per-client limit) and the outbox, so it sits above them.
     ("editors",),

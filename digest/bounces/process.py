@@ -486,3 +486,27 @@ def list_held(
     for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
         row["report"] = _CONTROL.sub("?", row["report"])
     return rows
+
+
+def issue_report_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
+    """Reports that matched a reader of the issue, per kind (hard, soft, complaint, unsubscribe)."""
+    counts = dict.fromkeys(("hard", "soft", "complaint", "unsubscribe"), 0)
+    for kind, count in db.execute(
+        "SELECT kind, count(*) FROM bounces WHERE issue_id = ? AND subscriber_id IS NOT NULL GROUP BY kind",
+        [issue_id],
+    ):
+        if kind in counts:
+            counts[kind] = count
+    return counts
+
+
+def reports_per_day(db: sqlite_utils.Database, since: str) -> dict[str, dict[str, int]]:
+    """Day (UTC) → kind → reports received that day that matched a reader, since ``since``."""
+    days: dict[str, dict[str, int]] = {}
+    for day, kind, count in db.execute(
+        "SELECT substr(received_at, 1, 10), kind, count(*) FROM bounces"
+        " WHERE received_at >= ? AND subscriber_id IS NOT NULL GROUP BY 1, 2",
+        [since],
+    ):
+        days.setdefault(day, {})[kind] = count
+    return days

@@ -127,6 +127,7 @@ _COMMANDS = {
     "send": "digest.cli.send",
     "deliveries": "digest.cli.deliveries",
     "verify": "digest.cli.verify",
+    "stats": "digest.cli.stats",
     "bounces": "digest.cli.bounces",
     "dmarc": "digest.cli.dmarc",
     "run": "digest.cli.run",

@@ -18,9 +18,11 @@ from digest.errors import DigestError
 from digest.ingest.bylines import byline
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
+from digest.render.click_links import CANARY, click_url
 from digest.render.lead import pick_lead
 from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
 from subscribers.model import attribute_key
+from subscribers.tokens import load_secret
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
@@ -152,6 +154,7 @@ def template_context(
             }
         )
     pub = config.publication
+    canary = _count_clicks(config, issue["id"], categories, lead) if config.render.count_clicks else ""
     return {
         "language": pub.language or "en",
         "brand": brand_context(config),
@@ -177,9 +180,22 @@ def template_context(
         "categories": categories,
         "total": sum(c["count"] for c in categories),
         "shown": sum(c["shown"] for c in categories),
+        "canary_url": canary,
         "p": PLACEHOLDERS,
         "subscriber": _SubscriberFields(),
     }
+
+
+def _count_clicks(
+    config: Config, issue_id: int, categories: list[dict[str, Any]], lead: dict[str, Any] | None
+) -> str:
+    """Point every shown story link (the lead's too) at its counted ``/r/`` link, the same
+    for every reader; return the issue's hidden canary link."""
+    secret, base = load_secret(config), config.publication.base_url
+    stories = [article for category in categories for article in category["articles"]]
+    for article in [*stories, *([lead] if lead else [])]:
+        article["url"] = click_url(base, secret, issue_id, article["id"])
+    return click_url(base, secret, issue_id, CANARY)
 
 
 class _AttributeFields:

@@ -436,6 +436,34 @@ def m023_dmarc(db: sqlite_utils.Database) -> None:
     )
 
 
+def m024_clicks(db: sqlite_utils.Database) -> None:
+    """Counted story clicks (``[render] count_clicks``), owned by :mod:`digest.stats.clicks`.
+
+    ``link_clicks``: one row per issue × link, counts only (no address, no agent, no time
+    of a click). ``click_scanners``: keyed hashes of clients that followed an issue's
+    canary, under a key that lives only in the web server's memory, each kept until its
+    ``until`` passes (minutes), so a scanner's held clicks are left out. Two indexes let
+    ``digest stats`` count an issue's reports and a window's events without a scan.
+    """
+    db.executescript(
+        """
+        CREATE TABLE link_clicks (
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            link TEXT NOT NULL,                -- an article id, or 'c' (the canary)
+            clicks INTEGER NOT NULL DEFAULT 0, -- counted: people, as far as we can tell
+            scanner INTEGER NOT NULL DEFAULT 0, -- left out: canary clients, early scanners, HEAD
+            PRIMARY KEY (issue_id, link)
+        ) WITHOUT ROWID;
+        CREATE TABLE click_scanners (
+            client TEXT PRIMARY KEY,           -- HMAC under an in-memory key; meaningless later
+            until TEXT NOT NULL                -- UTC ISO-8601; forgotten after this
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS events_kind_at ON events(kind, at);
+        CREATE INDEX IF NOT EXISTS bounces_issue ON bounces(issue_id, kind);
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -452,4 +480,5 @@ LATER_MIGRATIONS = [
     m021_grounding,
     m022_story_memory,
     m023_dmarc,
+    m024_clicks,
 ]

@@ -4,7 +4,8 @@ Routes, by area: :mod:`digest.web.links` (``/confirm``, ``/unsubscribe`` with RF
 one-click, ``/preferences``), :mod:`digest.web.signup` (``/subscribe``), and
 :mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``); here
 ``/healthz`` and ``/style.css``; :mod:`digest.web.desk` the editors' desk under ``/desk``
-(signed-in editors only: its own session cookie and CSRF tokens).
+(signed-in editors only: its own session cookie and CSRF tokens);
+:mod:`digest.web.clicks` (``/r/<issue>/<link>``, counted story links).
 :mod:`digest.web.server` runs it under gunicorn.
 
 Design notes:
@@ -37,7 +38,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.store.database import open_store, ping
-from digest.web import archive, assets, desk, links, signup
+from digest.web import archive, assets, clicks, desk, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
@@ -161,6 +162,7 @@ def _routes(app: Flask) -> None:
     archive.register(app)
     desk.register(app)
     assets.register(app)
+    clicks.register(app)
 
 
 def healthz() -> Response:
