@@ -38,7 +38,13 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message_ids import message_ids
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
-from digest.render.personalise import PLACEHOLDER_RE, personalise, placeholder_field, placeholder_token
+from digest.render.personalise import (
+    PLACEHOLDER_RE,
+    config_greeting,
+    personalise,
+    placeholder_field,
+    placeholder_token,
+)
 
 __all__ = [
     "OVERSIGNED",
@@ -401,10 +407,8 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-
     sender_name, sender = _parse_from(config)
-    tokens = PLACEHOLDER_RE
-    greeting = (config.render.greeting, config.render.greeting_anonymous)  # filled per reader
+    greeting = config_greeting(config)  # filled per reader, in the publication's language
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:
@@ -437,8 +441,8 @@ def prepare_message(
         if len(line) > 990:
             raise DigestError(f"header line too long ({len(line)} octets): {line[:60]!r}…")
 
-    text_segments, text_names = _encode_body(str(rendered.text), tokens)
-    html_segments, html_names = _encode_body(str(rendered.html), tokens)
+    text_segments, text_names = _encode_body(str(rendered.text), PLACEHOLDER_RE)
+    html_segments, html_names = _encode_body(str(rendered.html), PLACEHOLDER_RE)
     part_head = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
     opening = b"This is a multi-part message in MIME format.\r\n\r\n--" + boundary.encode() + b"\r\n"
     middle = b"--" + boundary.encode() + b"\r\n" + part_head.format("html").encode()
@@ -450,7 +454,6 @@ def prepare_message(
     fields = [(placeholder_field(t), False) for t in text_names] + [
         (placeholder_field(t), True) for t in html_names
     ]
-
     return PreparedMessage(
         issue_id=int(issue["id"]),
         variant=str(rendered.variant),

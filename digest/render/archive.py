@@ -24,6 +24,7 @@ from digest.atomic import write_atomic, write_atomic_bytes
 from digest.brand import read_logo
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import format_date
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import TokenSigner
 
@@ -68,6 +69,7 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
                 "number": number,
                 "subject": subject,
                 "date": _local_date(config, edition_key, sent_at or period_end),
+                "day": _local_day(config, edition_key, sent_at or period_end),
             }
         )
     return {
@@ -250,6 +252,13 @@ def _local_date(config: Config, edition_key: str, when: str) -> str:
     edition = config.editions.get(edition_key)
     zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
     return from_iso(when).astimezone(zone).date().isoformat()
+
+
+def _local_day(config: Config, edition_key: str, when: str) -> str:
+    """The issue's day as a reader reads it, in the publication's language."""
+    edition = config.editions.get(edition_key)
+    zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
+    return format_date(from_iso(when).astimezone(zone), config.publication.language)
 
 
 def _atom_time(text: str) -> str:

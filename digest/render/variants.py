@@ -140,7 +140,7 @@ def render_issue(
             f" (render.max_html_bytes = {config.render.max_html_bytes}); not sent. "
             "Raise render.max_html_bytes, or look at the articles named above"
         )
-    text = render_template(draft.dirs, TEXT_TEMPLATE, draft.context(set(kept)))
+    text = draft.render(TEXT_TEMPLATE, set(kept))
     # An override template may forget it; an email must never go out without it.
     for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
         if PLACEHOLDERS["unsubscribe_url"] not in part:
@@ -186,7 +186,17 @@ class _Draft:
 
     def html(self, ids: set[int]) -> str:
         """The inlined HTML part showing the articles in ``ids``."""
-        return inline_css(mjml_to_html(render_template(self.dirs, HTML_TEMPLATE, self.context(ids))))
+        return inline_css(mjml_to_html(self.render(HTML_TEMPLATE, ids)))
+
+    def render(self, template: str, ids: set[int]) -> str:
+        """``template`` filled with the context showing ``ids``, in the publication's language."""
+        return render_template(
+            self.dirs,
+            template,
+            self.context(ids),
+            language=self.config.publication.language,
+            workspace=self.config.base_dir,
+        )
 
     def name(self, article_id: int) -> str:
         """How a warning names an article: its id and the start of its title."""

@@ -63,8 +63,9 @@ def confirm(token: str) -> tuple[str, int]:
         return message(
             "This link no longer applies",
             "This address is no longer subscribed, so there is nothing to confirm. "
-            f"Sign up again at {url_for('subscribe')} if you would like to receive the digest.",
+            "Sign up again at {url} if you would like to receive the digest.",
             409,
+            url=url_for("subscribe"),
         )
     if request.method != "POST":
         return page("confirm.html", subscriber=subscriber)
@@ -75,7 +76,9 @@ def confirm(token: str) -> tuple[str, int]:
         changed = confirm_subscriber(db, subscriber["id"], source=SOURCE)
     if changed:
         _welcome(subscriber["id"])
-    return message("Subscription confirmed", f"Thank you! {subscriber['email']} will receive the next issue.")
+    return message(
+        "Subscription confirmed", "Thank you! {email} will receive the next issue.", email=subscriber["email"]
+    )
 
 
 def _issued_after_leaving(token: str, subscriber: dict[str, Any]) -> bool:
