@@ -22,7 +22,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_time as _babel_time
 from babel.dates import get_datetime_format
-from babel.messages.pofile import read_po
+from babel.messages.pofile import PoFileError, read_po
 from babel.support import Translations
 
 from digest.errors import DigestError
@@ -89,7 +89,7 @@ def _read(path: Path) -> Translations:
     try:
         with path.open("rb") as handle:
             catalog = read_po(handle, abort_invalid=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, PoFileError) as exc:
         raise DigestError(f"{path}: not a readable .po catalogue ({exc}); fix or remove it") from None
     out = Translations()
     for message in catalog:

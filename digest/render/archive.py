@@ -24,7 +24,7 @@ from digest.atomic import write_atomic, write_atomic_bytes
 from digest.brand import read_logo
 from digest.config import Config
 from digest.errors import DigestError
-from digest.i18n import format_date
+from digest.i18n import direction, format_date, translations
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import TokenSigner
 
@@ -97,19 +97,27 @@ def issue_neighbours(db: sqlite_utils.Database, issue_id: int) -> dict[str, int 
     return {"previous": previous[0] if previous else None, "next": following[0] if following else None}
 
 
-def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links) -> str:
-    """A small bar (archive, previous, next) to put at the top of an issue's web page."""
+def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links, config: Config) -> str:
+    """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
+    publication's language (arrows pointing the way the language reads)."""
     near = issue_neighbours(db, issue_id)
-    style = "color:#1a5fb4;margin-right:16px;"
-    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">Archive</a>']
+    language = config.publication.language
+    words = translations(language, config.base_dir)
+    back, ahead = ("→", "←") if direction(language) == "rtl" else ("←", "→")
+    side = "left" if direction(language) == "rtl" else "right"
+    style = f"color:#1a5fb4;margin-{side}:16px;"
+    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">{escape(words.gettext("Archive"))}</a>']
     if near["previous"]:
+        href = quoteattr(links.issue(near["previous"]))
         parts.append(
-            f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev" style="{style}">← Previous</a>'
+            f'<a href={href} rel="prev" style="{style}">{back} {escape(words.gettext("Previous"))}</a>'
         )
     if near["next"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next" style="{style}">Next →</a>')
+        href = quoteattr(links.issue(near["next"]))
+        parts.append(f'<a href={href} rel="next" style="{style}">{escape(words.gettext("Next"))} {ahead}</a>')
     return (
-        '<nav aria-label="Issues" style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
+        f'<nav aria-label={quoteattr(words.gettext("Issues"))} dir="{direction(language)}" '
+        'style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
         'padding:10px 16px;background:#ffffff;border-bottom:1px solid #dddddd;">' + "".join(parts) + "</nav>"
     )
 
@@ -214,7 +222,7 @@ def build_archive(
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
     ids = [r[0] for r in db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY id")]
     for issue_id in ids:
-        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested))
+        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested, config))
         _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",
