@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.messages.pofile import read_po
 from conftest import new_workspace
+from jinja2.ext import babel_extract
 from test_render_phone import browser  # noqa: F401 - a fixture
 from test_render_support import PERIOD_END, add_article
 from werkzeug.serving import make_server
@@ -253,6 +254,9 @@ def web_pages(folder: Path, language: str) -> dict[str, str]:
             pages[name] = _get(base + path)[1]
         pages["confirmed"] = _get(base + paths["confirm"], data=b"")[1]
         pages["signed up"] = _get(base + "/subscribe", data=b"email=new%40zorblat.example")[1]
+        pages["bad address"] = _get(base + "/subscribe", data=b"email=not-an-address")[1]
+        wrong = b"edition=nope&category=nope&timezone=Mars%2FBase"
+        pages["preferences refused"] = _get(base + paths["preferences"], data=wrong)[1]
         pages["unsubscribed"] = _get(base + paths["unsubscribe"], data=b"")[1]
     finally:
         next(served, None)
@@ -265,6 +269,20 @@ def test_the_web_pages_have_no_english_label_left(tmp_path: Path, language: str)
     for name, html in pages.items():
         assert leftovers(visible(html), language) == [], f"{language}: English left on the {name} page"
         assert f'dir="{direction(language)}"' in html, f"{language}: the {name} page has no dir"
+
+
+def test_every_label_in_the_templates_and_code_is_in_the_catalogue() -> None:
+    """A new label must reach the catalogues (else every language would show it in English)."""
+    root = Path(__file__).resolve().parent.parent
+    used = set()
+    for path in [*(root / "templates").rglob("*.j2"), *(root / "templates" / "web").glob("*.html")]:
+        with path.open("rb") as handle:
+            options = {"trim_blocks": "true", "lstrip_blocks": "true"}
+            used |= {m[2] for m in babel_extract(handle, ("_", "gettext"), [], options) if m[2]}
+    for path in (root / "digest").rglob("*.py"):
+        used |= set(re.findall(r'(?:translate|gettext)\(\s*"([^"]+)"\s*\)', path.read_text("utf-8")))
+    missing = sorted(used - set(english_labels()))
+    assert missing == [], "labels missing from digest/locale/en/LC_MESSAGES/digest.po (and the others)"
 
 
 def test_a_workspace_po_file_overrides_any_string_and_the_rest_stays_translated(tmp_path: Path) -> None:

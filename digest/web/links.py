@@ -24,6 +24,7 @@ from digest.web.common import (
     page,
     state,
     subscriber_for,
+    translate,
 )
 from digest.web.signup import signup_choices
 from subscribers.store import confirm as confirm_subscriber
@@ -202,17 +203,19 @@ def parse_preferences(
     if editions:
         unknown = [e for e in chosen_editions if e not in editions]
         if unknown:
-            errors["editions"] = "Unknown edition: " + ", ".join(unknown[:3])
+            errors["editions"] = translate("Unknown edition: {names}").format(names=", ".join(unknown[:3]))
         elif not chosen_editions:
-            errors["editions"] = "Choose at least one edition, or unsubscribe instead."
+            errors["editions"] = translate("Choose at least one edition, or unsubscribe instead.")
     if categories:
         unknown = [c for c in chosen_categories if c not in categories]
         if unknown:
-            errors["categories"] = "Unknown category: " + ", ".join(unknown[:3])
+            errors["categories"] = translate("Unknown category: {names}").format(names=", ".join(unknown[:3]))
         elif not chosen_categories:
-            errors["categories"] = "Choose at least one category."
+            errors["categories"] = translate("Choose at least one category.")
     if zone and zone not in timezones:
-        errors["timezone"] = f"{zone[:60]!r} is not a time zone; pick one from the list (e.g. Europe/Berlin)."
+        errors["timezone"] = translate(
+            "{zone} is not a time zone; pick one from the list (e.g. Europe/Berlin)."
+        ).format(zone=repr(zone[:60]))
     if errors:
         raise PreferencesError(errors)
     return {
