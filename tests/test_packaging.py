@@ -37,6 +37,9 @@ def test_wheel_contains_templates_and_both_packages(wheel: Path) -> None:
         assert f"digest/{rel}" in names, f"{rel} missing from the wheel"
     assert "digest/data/digest.toml" in names
     assert any(n.startswith("subscribers/") for n in names)
+    # The languages' catalogues, read from .po at first use: nothing to compile after install.
+    for lang in ("en", "de", "ar", "ja"):
+        assert f"digest/locale/{lang}/LC_MESSAGES/digest.po" in names, f"the {lang} catalogue is missing"
 
 
 def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
@@ -57,6 +60,8 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
         "p = pathlib.Path(digest.__file__).parent; "
         "assert str(p).startswith(sys.argv[1]), p; "
         "assert (p / 'templates').is_dir(), 'templates not installed'; "
+        "from digest.i18n import translations; "
+        "assert translations('de').gettext('Read more') == 'Weiterlesen'; "
         "print(p)"
     )
     result = subprocess.run(
