@@ -19,7 +19,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date as _babel_date
+from babel.dates import format_skeleton as _babel_skeleton
 from babel.dates import format_time as _babel_time
 from babel.dates import get_datetime_format
 from babel.messages.pofile import PoFileError, read_po
@@ -125,10 +125,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 
 
 def format_date(value: date | datetime, language: str = "en") -> str:
-    """A day in the language's medium style: ``23 Jan 2026``, ``23.01.2026``, ``2026年1月23日``."""
+    """A day with its month named, the language's way: ``23 Jan 2026``, ``23. Jan. 2026``,
+    ``23 يناير 2026``, ``2026年1月23日`` (a named month reads the same in either direction;
+    an all-digit date does not)."""
     if (language or "en").lower() == "en":  # the house style, also in September ("Sept" in en_GB)
         return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
-    return _babel_date(value, "medium", locale=locale(language))
+    return _babel_skeleton("yMMMd", value, locale=locale(language))
 
 
 def format_datetime(value: datetime, language: str = "en") -> str:
@@ -137,6 +139,4 @@ def format_datetime(value: datetime, language: str = "en") -> str:
         return f"{format_date(value)}, {value:%H:%M}"
     where = locale(language)
     pattern = get_datetime_format("medium", locale=where).replace("'", "")
-    return pattern.format(
-        _babel_time(value, "short", locale=where), _babel_date(value, "medium", locale=where)
-    )
+    return pattern.format(_babel_time(value, "short", locale=where), format_date(value, language))
