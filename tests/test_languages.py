@@ -5,6 +5,7 @@ are laid out right to left; a workspace's labels/<lang>.po overrides any string.
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import urllib.error
 import urllib.request
@@ -18,7 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from babel.messages.pofile import read_po
 from conftest import new_workspace
+from delivery_fixtures import make_setup
 from jinja2.ext import babel_extract
+from mail_checks import spamassassin
 from test_render_phone import browser  # noqa: F401 - a fixture
 from test_render_support import PERIOD_END, add_article
 from werkzeug.serving import make_server
@@ -26,11 +29,13 @@ from werkzeug.serving import make_server
 from digest.compose.build import compose_issue
 from digest.errors import DigestError
 from digest.i18n import LOCALE_DIR, SHIPPED, direction, format_date, translations
+from digest.mail.message import build_message
 from digest.mail.outbox import KINDS, render_transactional
 from digest.render.personalise import config_greeting, personalise
 from digest.render.variants import render_issue
 from digest.store.database import open_store
 from digest.web import create_app
+from subscribers.links import subscriber_links
 from subscribers.store import add_subscriber
 from subscribers.tokens import load_secret, make_token
 
@@ -356,3 +361,21 @@ def test_right_to_left_issues_and_pages_read_right_to_left_in_chromium(
             assert seen["width"] <= 375, f"{language} {name} scrolls sideways"
     finally:
         context.close()
+
+
+@pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin is not installed")
+@pytest.mark.parametrize("language", ["de", "ar", "ja"])
+def test_a_translated_issue_still_scores_zero_with_spamassassin(tmp_path: Path, language: str) -> None:
+    setup = make_setup(tmp_path / "ws", subscribers=2)
+    db, config, issue = setup.db, setup.config, setup.issue
+    config.publication.language = language
+    rendered = render_issue(db, config, issue["id"], "*")
+    assert translations(language).gettext("View in browser") in rendered.html
+    sub = setup.subscribers[1]
+    links = subscriber_links(config, load_secret(config), sub)
+    who = {**links, "email": sub["email"], "name": sub["name"], "subscriber_id": sub["id"]}
+    message = build_message(config, issue, rendered, who)
+    assert len(message) <= 100_000 + 5_000  # the HTML part within its budget, plus headers and text
+    score, rules, report = spamassassin(message, tmp_path / "home")
+    assert score <= 0.0, report.split("Content analysis details")[-1]
+    assert all(float(points) <= 0.0 for points, _ in rules), rules
