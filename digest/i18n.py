@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gettext
+import io
 from datetime import date, datetime
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton as _babel_skeleton
 from babel.dates import format_time as _babel_time
 from babel.dates import get_datetime_format
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po
 from babel.support import Translations
 
@@ -85,26 +87,17 @@ def _shipped(name: str) -> Path:
 
 
 def _read(path: Path) -> Translations:
-    """A ``.po`` file as a gettext object (untranslated and fuzzy entries fall through)."""
+    """A ``.po`` file as a gettext object, compiled in memory (untranslated and fuzzy entries
+    fall through to the next catalogue)."""
     try:
         with path.open("rb") as handle:
             catalog = read_po(handle, abort_invalid=True)
     except (OSError, ValueError, PoFileError) as exc:
         raise DigestError(f"{path}: not a readable .po catalogue ({exc}); fix or remove it") from None
-    out = Translations()
-    for message in catalog:
-        if not message.id or message.fuzzy:
-            continue
-        if isinstance(message.id, tuple):
-            strings = message.string if isinstance(message.string, tuple) else (message.string,)
-            if all(strings):
-                for n, text in enumerate(strings):
-                    out._catalog[(message.id[0], n)] = text
-        elif message.string:
-            out._catalog[message.id] = message.string
-    if catalog.plural_expr:
-        out.plural = gettext.c2py(catalog.plural_expr)
-    return out
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog, use_fuzzy=False)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
 
 
 @functools.lru_cache(maxsize=32)
