@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -82,6 +83,14 @@ def _translations(language: str, overrides: tuple[tuple[Path, int, int], ...]) -
     return first
 
 
+_FIELD_RE = re.compile(r"\{[^{}]*\}")
+
+
+def _fields(text: str) -> set[str]:
+    """The ``{field}``s a label is filled with (str.format)."""
+    return set(_FIELD_RE.findall(text))
+
+
 def _shipped(name: str) -> Path:
     return LOCALE_DIR / name / "LC_MESSAGES" / f"{DOMAIN}.po"
 
@@ -94,6 +103,15 @@ def _read(path: Path) -> Translations:
             catalog = read_po(handle, abort_invalid=True)
     except (OSError, ValueError, PoFileError) as exc:
         raise DigestError(f"{path}: not a readable .po catalogue ({exc}); fix or remove it") from None
+    for message in catalog:
+        if isinstance(message.id, str) and isinstance(message.string, str) and message.string:
+            wanted, used = _fields(message.id), _fields(message.string)
+            if used - wanted or ("{" in message.string and not used):
+                allowed = ", ".join(sorted(wanted)) or "none"
+                raise DigestError(
+                    f"{path}:{message.lineno}: the translation of {message.id!r} uses "
+                    f"{', '.join(sorted(used - wanted)) or 'a stray brace'}; its fields: {allowed}"
+                )
     compiled = io.BytesIO()
     write_mo(compiled, catalog, use_fuzzy=False)
     compiled.seek(0)

@@ -325,6 +325,19 @@ def test_a_broken_override_file_is_named(tmp_path: Path) -> None:
         render_issue(db, config, issue["id"])
 
 
+def test_an_override_with_an_unknown_field_is_named(tmp_path: Path) -> None:
+    ws, db = _workspace(tmp_path / "ws", "de")
+    (ws.path / "labels").mkdir()
+    (ws.path / "labels" / "de.po").write_text(
+        'msgid "{n} min read"\nmsgstr "{minuten} Minuten"\n', encoding="utf-8"
+    )
+    config = ws.config
+    issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue
+    wrong = r"labels/de\.po:\d+: the translation of '\{n\} min read' uses \{minuten\}; its fields: \{n\}"
+    with pytest.raises(DigestError, match=wrong):
+        render_issue(db, config, issue["id"])
+
+
 def test_a_regional_tag_uses_its_language_and_its_own_date_style(tmp_path: Path) -> None:
     parts = issue_parts(tmp_path / "ws", "pt-BR")
     assert "Ler mais" in parts["text"] and leftovers(without_urls(parts["text"]), "pt") == []

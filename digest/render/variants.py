@@ -23,6 +23,7 @@ from digest.compose.issues import get_issue, issue_name, issue_snapshot
 from digest.compose.subject import issue_subject, make_preheader, preheader_titles
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import translations
 from digest.render.context import template_context
 from digest.render.email_html import inline_css, mjml_to_html
 from digest.render.guard import logger, render_skipping_broken
@@ -128,6 +129,8 @@ def render_issue(
     subject, preheader = _subject_and_preheader(config, issue, sections, variant)
     issue = {**issue, "subject": subject, "preheader": preheader}
     draft = _Draft(config, issue, snapshot, sections, tuple(template_dirs(config)))
+    # A broken labels/<lang>.po stops the render here, named; never blamed on an article.
+    translations(config.publication.language, config.base_dir)
     total = len(draft.order)
     # An article that still breaks the HTML is left out (and named), never the issue.
     html, dropped = render_skipping_broken(draft.html, draft.order)
