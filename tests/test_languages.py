@@ -352,11 +352,15 @@ def test_right_to_left_issues_and_pages_read_right_to_left_in_chromium(
 ) -> None:
     parts = issue_parts(tmp_path / "issue", language)
     pages = web_pages(tmp_path / "web", language)
+    config = new_workspace(tmp_path / "mail", config=CONFIG.format(language=language), db=False).config
+    context = {"name": "Quenn", "email": "kwex@zorblat.example", **TRANSACTIONAL}
+    confirmation = render_transactional(config, "confirm", context)[2]
+    shown = {"issue": parts["html"], "subscribe page": pages["subscribe"], "confirmation": confirmation}
     context = browser.new_context(viewport={"width": 375, "height": 800})
     try:
         page = context.new_page()
         page.route("**/*", lambda route: route.abort())  # nothing leaves the machine
-        for name, html in (("issue", parts["html"]), ("subscribe page", pages["subscribe"])):
+        for name, html in shown.items():
             page.set_content(html, wait_until="domcontentloaded")
             seen = page.evaluate(
                 """() => {
