@@ -23,17 +23,18 @@ from typing import Any
 
 from digest.atomic import create_new
 from digest.compose.build import compose_issue
-from digest.compose.issues import issue_categories
+from digest.compose.issues import issue_article_count, issue_by_id, issue_categories
 from digest.compose.periods import scheduled_time
 from digest.config import CONFIG_NAME, load_config
-from digest.delivery import deliver_issue
+from digest.delivery import deliver_issue, delivery_counts
 from digest.errors import DigestError
 from digest.ingest.feeds import add_feed, find_feed
 from digest.ingest.sources import ingest_sources
 from digest.init import init_workspace
 from digest.mail.preview import preview_issue
 from digest.store.database import open_store, utcnow
-from subscribers.store import add_subscriber, find_subscriber
+from subscribers.model import encode_labels
+from subscribers.store import add_subscriber, find_subscriber, list_subscribers
 
 DEMO_MARKER = "# digest demo workspace"
 DEMO_FEED = "demo-feed.xml"
@@ -72,6 +73,10 @@ schedule = "0 8 * * mon"
 timezone = "Europe/Berlin"
 window = "7d"
 order = ["World", "Technology", "Science", "Culture"]
+
+[compose]
+# The demo replays the same invented stories every day: do not hold them back as sent before.
+repeat_stories = "allow"
 """
 
 # Invented readers: different category choices and time zones.
@@ -224,17 +229,20 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
         if issue["status"] != "sent":
             deliver_issue(db, config, issue["id"], transport_url=f"maildir:{outbox}", now=now)
         after = _sent_count(db, issue["id"])
-        issue = dict(db["issues"].get(issue["id"]))
+        issue = issue_by_id(db, issue["id"])
 
         preview = preview_issue(db, config, issue["id"], fmt="html")
         preview_path = directory / "preview.html"
         preview_path.write_bytes(preview.content)
-        articles = db.execute(
-            "SELECT COUNT(*) FROM issue_articles WHERE issue_id = ?", [issue["id"]]
-        ).fetchone()[0]
+        articles = issue_article_count(db, issue["id"])
         subscribers = [
-            dict(row)
-            for row in db.query("SELECT email, name, timezone, categories FROM subscribers ORDER BY id")
+            {
+                "email": s["email"],
+                "name": s["name"],
+                "timezone": s["timezone"],
+                "categories": encode_labels(s["categories"]),
+            }
+            for s in list_subscribers(db)
         ]
         return DemoResult(
             directory=directory,
@@ -267,5 +275,4 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
 
 
 def _sent_count(db: Any, issue_id: int) -> int:
-    row = db.execute("SELECT COUNT(*) FROM deliveries WHERE issue_id = ? AND status = 'sent'", [issue_id])
-    return int(row.fetchone()[0])
+    return delivery_counts(db, issue_id)["sent"]

@@ -1,8 +1,9 @@
-"""``digest init``: a new workspace with a commented config and an empty database."""
+"""``digest init``: a new workspace with a commented config and an empty database, and with
+``--example`` the sample files the README tour uses (articles, people, a bounce, a feed)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ class InitResult:
     config_path: Path
     db_path: Path
     config_written: bool
+    examples_written: list[Path] = field(default_factory=list)
+    examples_kept: list[Path] = field(default_factory=list)
 
 
 def sample_config() -> str:
@@ -29,12 +32,38 @@ def sample_config() -> str:
 
 SAMPLE_BASE_URL = "http://localhost:8080"
 
+EXAMPLE_FILES = ("feed.xml", "articles.jsonl", "people.csv", "cleaned_members_export.csv", "bounces.mbox")
+"""The sample files ``digest init --example`` writes (shipped in ``digest/data/examples/``): a
+feed file, an article file, a subscriber import, a Mailchimp cleaned export and a bounce report."""
 
-def init_workspace(directory: str | Path, *, force: bool = False, base_url: str | None = None) -> InitResult:
+
+def write_examples(directory: Path) -> tuple[list[Path], list[Path]]:
+    """Write the sample files into ``directory``; a file already there is kept, never
+    overwritten. Returns the files written and the files kept."""
+    written: list[Path] = []
+    kept: list[Path] = []
+    folder = resources.files("digest").joinpath("data", "examples")
+    for name in EXAMPLE_FILES:
+        target = directory / name
+        try:
+            create_new(target, folder.joinpath(name).read_text(encoding="utf-8"), mode=0o644)
+        except FileExistsError:
+            kept.append(target)
+            continue
+        except OSError as exc:
+            raise DigestError(f"{target}: cannot write ({exc.strerror})") from None
+        written.append(target)
+    return written, kept
+
+
+def init_workspace(
+    directory: str | Path, *, force: bool = False, base_url: str | None = None, example: bool = False
+) -> InitResult:
     """Write ``digest.toml`` into ``directory`` (unless present) and create the database.
 
     ``base_url`` (the public https address of ``digest web serve``) replaces the sample's
-    local one; an SMTP send refuses a localhost or http base URL.
+    local one; an SMTP send refuses a localhost or http base URL. ``example`` also writes
+    the sample files (:func:`write_examples`); ``force`` never overwrites those.
     """
     text = sample_config()
     if base_url is not None:
@@ -65,4 +94,7 @@ def init_workspace(directory: str | Path, *, force: bool = False, base_url: str 
     config = load_config(config_path)
     db = open_store(config.db_path)
     db.close()
-    return InitResult(config_path=config_path, db_path=config.db_path, config_written=written)
+    result = InitResult(config_path=config_path, db_path=config.db_path, config_written=written)
+    if example:
+        result.examples_written, result.examples_kept = write_examples(directory)
+    return result

@@ -25,25 +25,32 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
+from digest.compose.issues import latest_sent_issue_id
 from digest.config import Config
 from digest.errors import DigestError
 from digest.ingest.categories import known_categories as list_known_categories
 from digest.mail.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
 from digest.store.database import iso, transaction, utcnow
+from subscribers.events import record_event, subscribed_while_suppressed
 from subscribers.links import subscriber_links
 from subscribers.model import canonical_address, normalize_email, normalize_labels, normalize_name
 from subscribers.store import (
     add_subscriber,
     find_subscriber,
     get_subscriber,
-    record_event,
     remove_subscriber,
+    stale_pending_ids,
 )
+from subscribers.suppressions import lift_suppression
+
+ForgetDeliveries = Callable[[sqlite_utils.Database, int, str], None]
+"""Blanks a removed reader's address in the ledger: :func:`digest.delivery.ledger.forget_reader`
+(delivery sits beside this module, so its callers pass it in)."""
 
 ADDRESS_LIMITS = ((timedelta(minutes=10), 1), (timedelta(days=1), 3))
 """(window, most confirmation or already-subscribed emails one address gets in it)."""
@@ -184,42 +191,41 @@ def queue_welcome(
     moment = now or utcnow()
     subscriber = get_subscriber(db, subscriber_id)
     base = config.publication.base_url.rstrip("/")
-    latest = db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1")
-    row = latest.fetchone()
+    latest = latest_sent_issue_id(db)
     context = {
         **subscriber_links(config, secret, subscriber, now=moment),
-        "latest_url": f"{base}/issues/{row[0]}" if row else "",
+        "latest_url": f"{base}/issues/{latest}" if latest is not None else "",
         "archive_url": f"{base}/archive",
     }
     return queue_message(db, config, "welcome", subscriber, context, now=moment)
 
 
-def remove_stale_pending(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> int:
+def remove_stale_pending(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    forget_deliveries: ForgetDeliveries,
+    now: datetime | None = None,
+) -> int:
     """Remove pending subscribers who neither confirmed nor asked again for ``pending_days``.
 
     They are erased like ``subscribers remove`` (consent record kept under a hash), but
     an address that never confirmed is not put on the suppression list: it may sign up again.
     One that was on it before (removed, then asked again) stays on it: only a confirmation
-    lifts it (``subscribers.store.confirm``).
+    lifts it (``subscribers.store.confirm``). ``forget_deliveries`` blanks their address in the
+    ledger (:func:`subscribers.store.remove_subscriber`).
     """
     moment = now or utcnow()
     cutoff = iso(moment - timedelta(days=max(config.subscribers.pending_days, 1)))
-    rows = db.execute(
-        "SELECT id FROM subscribers WHERE status = 'pending' AND created_at < ?"
-        " AND NOT EXISTS (SELECT 1 FROM events WHERE events.subscriber_id = subscribers.id"
-        " AND kind = 'signup' AND at >= ?) ORDER BY id",
-        [cutoff, cutoff],
-    ).fetchall()
-    for (subscriber_id,) in rows:
+    rows = stale_pending_ids(db, cutoff)
+    for subscriber_id in rows:
         with transaction(db):
-            was_suppressed = db.execute(
-                "SELECT 1 FROM events WHERE subscriber_id = ? AND kind = 'subscribe'"
-                " AND json_extract(detail, '$.was_suppressed')",
-                [subscriber_id],
-            ).fetchone()
-            removed = remove_subscriber(db, subscriber_id, source="cli", now=moment)
+            was_suppressed = subscribed_while_suppressed(db, subscriber_id)
+            removed = remove_subscriber(
+                db, subscriber_id, forget_deliveries=forget_deliveries, source="cli", now=moment
+            )
             if not was_suppressed:
-                db.execute("DELETE FROM suppressions WHERE email_hash = ?", [removed["email_hash"]])
+                lift_suppression(db, removed["email_hash"])
     return len(rows)
 
 
@@ -275,9 +281,15 @@ def count_signup_post(
         db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
 
 
-def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> list[str]:
+def list_upkeep(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    forget_deliveries: ForgetDeliveries,
+    now: datetime | None = None,
+) -> list[str]:
     """``digest run``'s share of the list: retry the outbox, delete its old sent rows, remove
-    stale pending sign-ups.
+    stale pending sign-ups (``forget_deliveries`` as for :func:`remove_stale_pending`).
 
     Returns lines for the run's report (nothing when there was nothing to do). A
     transport that is down leaves the outbox queued for the next run.
@@ -292,7 +304,7 @@ def list_upkeep(db: sqlite_utils.Database, config: Config, *, now: datetime | No
             f"outbox: deleted {deleted} message{'s' if deleted != 1 else ''}"
             f" older than {OUTBOX_KEEP.days} days"
         )
-    removed = remove_stale_pending(db, config, now=now)
+    removed = remove_stale_pending(db, config, forget_deliveries=forget_deliveries, now=now)
     if removed:
         days = config.subscribers.pending_days
         notes.append(

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlite_utils
 
 from digest.store.database import transaction
-from subscribers.store import resubscribe
+from subscribers.store import bounced_ids_naming_issue, resubscribe
 
 __all__ = ["bounced_by_issue", "resubscribe_bounced_by"]
 
@@ -17,15 +17,7 @@ def bounced_by_issue(db: sqlite_utils.Database, issue_id: int) -> list[int]:
     """Ids of the subscribers who are bounced because of issue ``issue_id``: their latest
     ``bounce`` event names it (a refusal during its send, or a bounce report about one of its
     messages). A reader bounced later by another issue, or by hand, is not one of them."""
-    rows = db.execute(
-        "SELECT s.id FROM subscribers s"
-        " JOIN events e ON e.id = (SELECT max(id) FROM events"
-        "                          WHERE subscriber_id = s.id AND kind = 'bounce')"
-        " WHERE s.status = 'bounced' AND json_extract(e.detail, '$.issue') = ?"
-        " ORDER BY s.id",
-        [issue_id],
-    ).fetchall()
-    return [row[0] for row in rows]
+    return bounced_ids_naming_issue(db, issue_id)
 
 
 def resubscribe_bounced_by(

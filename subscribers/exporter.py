@@ -11,7 +11,7 @@ import sqlite_utils
 
 from subscribers.importer import COLUMNS, guard_cell
 from subscribers.model import join_labels
-from subscribers.store import list_subscribers
+from subscribers.store import list_subscribers, stored_attribute_keys
 
 FORMATS = ("csv", "json")
 _STEP = 1000
@@ -70,9 +70,4 @@ def export_subscribers(
 
 def attribute_keys(db: sqlite_utils.Database, *, status: str | None = None) -> list[str]:
     """Every attribute key the subscribers (optionally of one status) have, sorted."""
-    where, params = ("WHERE s.status = ?", [status]) if status else ("", [])
-    rows = db.execute(
-        f"SELECT DISTINCT j.key FROM subscribers AS s, json_each(s.attributes) AS j {where} ORDER BY j.key",
-        params,
-    )
-    return [key for (key,) in rows if key not in COLUMNS]
+    return [key for key in stored_attribute_keys(db, status=status) if key not in COLUMNS]

@@ -49,9 +49,11 @@ from subscribers.importing.check import RowChecker
 from subscribers.importing.holdback import HoldBack
 from subscribers.importing.pipeline import ReadAhead, tuned_for_a_pipeline
 from subscribers.importing.profiles import Profiles
-from subscribers.importing.read import COLUMNS, guard_cell, open_csv
+from subscribers.importing.read import COLUMNS, Header, guard_cell, open_csv
 from subscribers.importing.report import ImportReport, invalid_message
 from subscribers.importing.write import Batch, Writer, pack
+from subscribers.model import normalize_status
+from subscribers.store import count_subscribers
 
 __all__ = ["CHUNK", "COLUMNS", "ImportReport", "guard_cell", "import_csv"]
 
@@ -79,12 +81,15 @@ def import_csv(
     progress: Callable[[int], None] | None = None,
     chunk_size: int = CHUNK,
     bulk: bool | None = None,
+    status: str | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV file (see the module docstring); returns the report.
 
     ``progress`` is called with the number of bytes read since the last call.
     ``bulk`` chooses the bulk load (see :mod:`subscribers.importing.holdback`); None
-    decides from the file's size and the list's.
+    decides from the file's size and the list's. ``status`` is every row's status for a
+    file that has no status column (a file that has one, or is Mailchimp's unsubscribed or
+    cleaned export, is refused with it).
     Raises DigestError for an unusable file, or when a row is invalid and
     ``skip_invalid`` is false (nothing is written then).
     """
@@ -94,11 +99,8 @@ def import_csv(
         header = source.header
         report.ignored_columns = header.ignored
         report.attribute_columns = [key for _position, key in header.attributes]
-        profiles = Profiles(
-            tuple(header.columns.index(k) if k in header.columns else None for k in COLUMNS[2:]),
-            known_editions=list(known_editions) if known_editions is not None else None,
-            known_categories=list(known_categories) if known_categories is not None else None,
-        )
+        report.consent_columns = [key for _position, key in header.consent]
+        profiles = _profiles(header, report.file, status, known_editions, known_categories)
         checker = RowChecker(header, report, profiles)
         writer = Writer(
             db, report, header, resubscribe=resubscribe, at=iso(now or utcnow()), chunk_size=chunk_size
@@ -128,14 +130,45 @@ def import_csv(
     return report
 
 
+def _profiles(
+    header: Header,
+    label: str,
+    status: str | None,
+    known_editions: Iterable[str] | None,
+    known_categories: Iterable[str] | None,
+) -> Profiles:
+    """The parse caches and profile numbering for a file with ``header``."""
+    return Profiles(
+        tuple(header.columns.index(k) if k in header.columns else None for k in COLUMNS[2:]),
+        known_editions=list(known_editions) if known_editions is not None else None,
+        known_categories=list(known_categories) if known_categories is not None else None,
+        status_kinds=tuple(kind for _p, kind in header.status_parts) or ("status",),
+        status_names=header.status_names,
+        default_status=_file_status(header, status, label),
+    )
+
+
+def _file_status(header: Header, status: str | None, label: str) -> str | None:
+    """Every row's status when the file has no status column: ``status`` (--status), or the one
+    Mailchimp's unsubscribed/cleaned export implies; None otherwise (rows are then active)."""
+    if status is None:
+        return header.file_status
+    status = normalize_status(status)
+    if header.status_names or header.file_status:
+        export = "cleaned" if header.file_status == "bounced" else header.file_status
+        given = ", ".join(header.status_names) or f"it is Mailchimp's {export} export"
+        raise DigestError(
+            f"{label}: the file says each row's status ({given}); --status is only for a file without one"
+        )
+    return status
+
+
 def _bulk_load(db: sqlite_utils.Database, bulk: bool | None, expected_rows: int) -> bool:
     """``bulk`` when given; else True for a file of at least _BULK_MIN_ROWS (guessed) rows that is
     no smaller than the list (a small file never counts the list)."""
     if bulk is not None:
         return bulk
-    return expected_rows >= _BULK_MIN_ROWS and expected_rows >= int(
-        db.execute("SELECT count(*) FROM subscribers").fetchone()[0]
-    )
+    return expected_rows >= _BULK_MIN_ROWS and expected_rows >= count_subscribers(db)
 
 
 def _batches(
@@ -160,6 +193,7 @@ def _batches(
         profiles.bound()
         first_line, line = line + 1, reader.line_num
         parsed = checker.check(rows, first_line)
+        report.count_statuses(parsed, profiles.values)
         if report.invalid and not skip_invalid:
             writing = False
         if not writing:

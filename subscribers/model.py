@@ -7,8 +7,11 @@ every field, so nothing a subscriber typed can split a mail header.
 
 Addresses: the whole address is lower-cased (``Alice@Example.COM`` and
 ``alice@example.com`` are one subscriber) and the domain is stored in its IDNA
-(``xn--``) form. Common plain ASCII addresses are checked by a strict regular
-expression; anything else goes through email-validator.
+(``xn--``) form. International addresses (RFC 6531, a UTF-8 local part such as
+``ñoñó@example.org``) are accepted: their local part is stored in Unicode NFC and
+they are mailed with SMTPUTF8. A local part is at most 64 octets and the stored
+address at most 254 (RFC 5321, counted in UTF-8). Common plain ASCII addresses are
+checked by a strict regular expression; anything else goes through email-validator.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 from functools import lru_cache
@@ -28,6 +32,8 @@ STATUSES = ("pending", "active", "unsubscribed", "bounced")
 SOURCES = ("cli", "import", "web", "bounce", "send", "complaint", "email")
 MAX_NAME = 200
 MAX_LABEL = 100  # an edition key or category name
+MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1, in UTF-8 for an international address (RFC 6531)
+MAX_ADDRESS_OCTETS = 254  # RFC 5321 4.5.3.1.3 less the angle brackets
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A subset of what email-validator accepts, chosen so that its verdict and its
@@ -84,15 +90,29 @@ def normalize_email(text: str, *, check_deliverability: bool = False) -> str:
             if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
                 return f"{local}@{ascii_domain}".lower()
     try:
-        # No SMTPUTF8: the send engine addresses plain ASCII mailboxes only (an internationalised
-        # domain is fine, its IDNA form is used), so such an address could never be mailed.
+        # SMTPUTF8 allowed: the send engine says SMTPUTF8 to a relay that offers it (and fails
+        # such a reader alone through one that does not).
         valid = email_validator.validate_email(
-            text, check_deliverability=check_deliverability, allow_display_name=False, allow_smtputf8=False
+            text, check_deliverability=check_deliverability, allow_display_name=False, allow_smtputf8=True
         )
     except email_validator.EmailNotValidError as exc:
         reason = str(exc).rstrip(".")
         raise InvalidValue(f"email {_clip(text)!r} is not a valid address: {reason}") from None
-    return f"{valid.local_part}@{valid.ascii_domain}".lower()
+    local = unicodedata.normalize("NFC", valid.local_part.lower())
+    stored = f"{local}@{valid.ascii_domain.lower()}"
+    # email-validator (not strict) counts neither the local part nor, for an international
+    # one, its octets: RFC 5321's limits are in octets of what goes on the wire.
+    if len(local.encode()) > MAX_LOCAL_OCTETS:
+        raise InvalidValue(
+            f"email {_clip(text)!r} is not a valid address: the part before the @-sign is"
+            f" {len(local.encode())} octets long, at most {MAX_LOCAL_OCTETS} are allowed"
+        )
+    if len(stored.encode()) > MAX_ADDRESS_OCTETS:
+        raise InvalidValue(
+            f"email {_clip(text)!r} is not a valid address: it is {len(stored.encode())} octets long,"
+            f" at most {MAX_ADDRESS_OCTETS} are allowed"
+        )
+    return stored
 
 
 @lru_cache(maxsize=4096)

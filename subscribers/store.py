@@ -1,16 +1,13 @@
-"""The subscriber list in SQLite: reads, status changes, preferences and the consent record.
+"""The subscriber list: owner of the ``subscribers`` table (and the id floor).
 
-Every change of status or preferences writes one ``events`` row (time, source,
-detail) in the same transaction as the change: that table is what a publisher
-shows when asked "when and how did this person agree?". Event details never
-hold the address or the name, so the record can outlive a removal.
-"""
+Reads, status changes and preferences; each change writes its consent event (:mod:`subscribers.events`)
+in the same transaction, and a removal puts the address on :mod:`subscribers.suppressions`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any
 
 import sqlite_utils
@@ -18,8 +15,15 @@ import sqlite_utils
 from digest.errors import DigestError, NotFound
 from digest.store.database import iso, transaction, utcnow
 from subscribers.eligibility import FOLD_FUNCTION, eligibility_sql, fold, register_fold
+from subscribers.events import (
+    LAST_BOUNCE_ISSUE_SQL,
+    SIGNED_UP_SINCE_SQL,
+    as_detail,
+    check_source,
+    forget_address_in_events,
+    record_event,
+)
 from subscribers.model import (
-    SOURCES,
     STATUSES,
     InvalidValue,
     decode_labels,
@@ -31,6 +35,7 @@ from subscribers.model import (
     normalize_status,
     normalize_timezone,
 )
+from subscribers.suppressions import is_suppressed, lift_suppression, suppress
 
 
 class _Unchanged:
@@ -42,18 +47,6 @@ class _Unchanged:
 
 UNCHANGED: Any = _Unchanged()
 PAGE = 1000
-STATS_GROUPS = (
-    ("signup", "subscribe", "confirm", "resubscribe"),
-    ("unsubscribe", "mailed_unsubscribe", "complaint", "remove"),
-    ("bounce", "hard_bounce", "soft_bounce", "preferences"),
-)
-"""The consent event kinds ``subscriber_stats`` counts, grouped as ``subscribers stats`` prints them:
-joining (``signup`` is a sign-up form request), leaving (``mailed_unsubscribe`` and ``complaint``
-are reports digest.bounces read; ``unsubscribe`` is the status change, whatever its source), and
-bounces (``bounce`` is the status change, ``hard_bounce``/``soft_bounce`` the reports) with
-preference changes."""
-_STATS_KINDS = tuple(kind for group in STATS_GROUPS for kind in group)
-
 _COLUMNS = (
     "id, email, name, status, editions, categories, timezone, source, attributes, "
     "created_at, updated_at, confirmed_at, unsubscribed_at"
@@ -98,49 +91,6 @@ def get_subscriber(db: sqlite_utils.Database, email_or_id: str | int) -> dict:
     return found
 
 
-def record_event(
-    db: sqlite_utils.Database,
-    subscriber_id: int | None,
-    kind: str,
-    source: str,
-    detail: dict | str | None = None,
-    *,
-    now: datetime | None = None,
-    email_hash_value: str | None = None,
-) -> int:
-    """Append one line to the consent record; returns its id."""
-    _check_source(source)
-    cursor = db.execute(
-        "INSERT INTO events (subscriber_id, email_hash, kind, source, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            subscriber_id,
-            email_hash_value,
-            kind,
-            source,
-            json.dumps(_as_detail(detail), ensure_ascii=False),
-            iso(now or utcnow()),
-        ],
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def subscriber_events(db: sqlite_utils.Database, subscriber_id: int) -> list[dict]:
-    """The consent record of one subscriber, oldest first."""
-    rows = db.execute(
-        "SELECT id, kind, source, detail, at FROM events WHERE subscriber_id = ? ORDER BY id", [subscriber_id]
-    ).fetchall()
-    return [
-        {"id": r[0], "kind": r[1], "source": r[2], "detail": json.loads(r[3] or "{}"), "at": r[4]}
-        for r in rows
-    ]
-
-
-def is_suppressed(db: sqlite_utils.Database, email: str) -> bool:
-    """True when this (normalised) address was removed and must not be re-added silently."""
-    row = db.execute("SELECT 1 FROM suppressions WHERE email_hash = ?", [email_hash(email)]).fetchone()
-    return row is not None
-
-
 def next_subscriber_id(db: sqlite_utils.Database) -> int:
     """The id for the next new subscriber: never one a removed subscriber had, so old links stay dead."""
     row = db.execute(
@@ -174,7 +124,7 @@ def add_subscriber(
     leaves the suppression list at once; a pending one stays on it until it confirms
     (:func:`confirm`), because anyone can type an address into a sign-up form.
     """
-    _check_source(source)
+    check_source(source)
     normal = normalize_email(email, check_deliverability=check_deliverability)
     values = {
         "name": normalize_name(name),
@@ -198,7 +148,7 @@ def add_subscriber(
                 "with --resubscribe"
             )
         if suppressed and values["status"] != "pending":
-            db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(normal)])
+            lift_suppression(db, email_hash(normal))
         subscriber_id = next_subscriber_id(db)
         db.execute(
             "INSERT INTO subscribers (id, email, name, status, editions, categories, timezone, source,"
@@ -282,39 +232,61 @@ def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -
     return int(db.execute("SELECT count(*) FROM subscribers WHERE status = ?", [status]).fetchone()[0])
 
 
-def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:
-    """Counts: total, per status, suppressed, and consent events of the last 30 days (``STATS_GROUPS``)."""
+ACTIVE_IDS_SQL = "SELECT id FROM subscribers WHERE status = 'active'"
+"""The ids of the active subscribers, as a subquery (the ledger requeues only their rows)."""
+
+
+def reader_scope(db: sqlite_utils.Database, subscriber_id: int) -> tuple[str, str | None, str | None] | None:
+    """(status, editions, categories) as stored (labels JSON-encoded), or None when removed."""
+    return db.execute(
+        "SELECT status, editions, categories FROM subscribers WHERE id = ?", [subscriber_id]
+    ).fetchone()
+
+
+def pending_ids_from(db: sqlite_utils.Database, first_id: int) -> list[int]:
+    """Ids of the pending subscribers from ``first_id`` on (what an import just added), in order."""
+    rows = db.execute(
+        "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id", [first_id]
+    )
+    return [r[0] for r in rows]
+
+
+def stale_pending_ids(db: sqlite_utils.Database, cutoff: str) -> list[int]:
+    """Ids of the pending subscribers created before ``cutoff`` who did not sign up again since."""
+    rows = db.execute(
+        "SELECT id FROM subscribers WHERE status = 'pending' AND created_at < ?"
+        f" AND NOT {SIGNED_UP_SINCE_SQL} ORDER BY id",
+        [cutoff, cutoff],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def bounced_ids_naming_issue(db: sqlite_utils.Database, issue_id: int) -> list[int]:
+    """Ids of the bounced subscribers whose latest ``bounce`` event names issue ``issue_id``."""
+    rows = db.execute(
+        f"SELECT s.id FROM subscribers s WHERE s.status = 'bounced' AND {LAST_BOUNCE_ISSUE_SQL} = ?"
+        " ORDER BY s.id",
+        [issue_id],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def stored_attribute_keys(db: sqlite_utils.Database, *, status: str | None = None) -> list[str]:
+    """Every key in the subscribers' (optionally of one status) attributes, sorted."""
+    where, params = ("WHERE s.status = ?", [status]) if status else ("", [])
+    rows = db.execute(
+        f"SELECT DISTINCT j.key FROM subscribers AS s, json_each(s.attributes) AS j {where} ORDER BY j.key",
+        params,
+    )
+    return [key for (key,) in rows]
+
+
+def count_by_status(db: sqlite_utils.Database) -> dict[str, int]:
+    """How many subscribers have each status (every status present, zero when none)."""
     by_status = {status: 0 for status in STATUSES}
     for status, count in db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"):
         by_status[status] = count
-    since = iso((now or utcnow()) - timedelta(days=30))
-    marks = ", ".join("?" * len(_STATS_KINDS))
-    recent = dict(
-        db.execute(
-            f"SELECT kind, count(*) FROM events WHERE at >= ? AND kind IN ({marks}) GROUP BY kind",
-            [since, *_STATS_KINDS],
-        ).fetchall()
-    )
-    suppressed = db.execute("SELECT count(*) FROM suppressions").fetchone()[0]
-    complained = db.execute(
-        "SELECT count(DISTINCT subscriber_id) FROM events"
-        " WHERE kind = 'complaint' AND subscriber_id IS NOT NULL"
-    ).fetchone()[0]
-    reports = dict(
-        db.execute(
-            "SELECT kind, count(*) FROM bounces"
-            " WHERE received_at >= ? AND subscriber_id IS NOT NULL GROUP BY kind",
-            [since],
-        ).fetchall()
-    )
-    return {
-        "total": sum(by_status.values()),
-        "by_status": by_status,
-        "suppressed": suppressed,
-        "complained": complained,
-        "last_30_days": {k: recent.get(k, 0) for k in _STATS_KINDS},
-        "bounce_reports_30_days": {k: reports.get(k, 0) for k in ("hard", "soft", "complaint")},
-    }
+    return by_status
 
 
 def _set_status(
@@ -328,7 +300,7 @@ def _set_status(
     detail: dict | str | None,
     now: datetime | None,
 ) -> bool:
-    _check_source(source)
+    check_source(source)
     at = iso(now or utcnow())
     with transaction(db):
         current = get_subscriber(db, subscriber_id)
@@ -347,7 +319,7 @@ def _set_status(
         db.execute(
             f"UPDATE subscribers SET status = ?, updated_at = ?{extra} WHERE id = ?", [*params, subscriber_id]
         )
-        detail = {"from": current["status"], **_as_detail(detail)}
+        detail = {"from": current["status"], **as_detail(detail)}
         record_event(db, subscriber_id, kind, source, detail, now=now)
     return True
 
@@ -417,7 +389,7 @@ def confirm(
             now=now,
         )
         if changed and lift:
-            db.execute("DELETE FROM suppressions WHERE email_hash = ?", [email_hash(current["email"])])
+            lift_suppression(db, email_hash(current["email"]))
     return changed
 
 
@@ -461,7 +433,7 @@ def set_preferences(
     Records a ``preferences`` event with the old and new values (a name change is
     recorded without the name). Returns the changed fields as ``{field: (old, new)}``.
     """
-    _check_source(source)
+    check_source(source)
     wanted: dict[str, Any] = {}
     if editions is not UNCHANGED:
         wanted["editions"] = normalize_labels(editions, what="edition", known=known_editions)
@@ -494,55 +466,34 @@ def set_preferences(
 
 
 def remove_subscriber(
-    db: sqlite_utils.Database, email_or_id: str | int, *, source: str = "cli", now: datetime | None = None
+    db: sqlite_utils.Database,
+    email_or_id: str | int,
+    *,
+    forget_deliveries: Callable[[sqlite_utils.Database, int, str], None],
+    source: str = "cli",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Erase a subscriber's personal data, keeping a one-way hash on the suppression list.
 
-    Deletes the row, blanks the address snapshot in ``deliveries`` (and scrubs it
-    from their last errors), keeps the consent record under the hash, and makes
-    sure the id is never given to anyone else (old links stay dead).
+    Deletes the row, has ``forget_deliveries(db, id, email)`` blank the address snapshot in
+    ``deliveries`` (:func:`digest.delivery.ledger.forget_reader`, which owns that table and
+    sits above this package), keeps the consent record under the hash, and makes sure the id
+    is never given to anyone else (old links stay dead). One transaction.
     """
-    _check_source(source)
+    check_source(source)
     at = iso(now or utcnow())
     with transaction(db):
         subscriber = get_subscriber(db, email_or_id)
         sid, email = subscriber["id"], subscriber["email"]
         digest_ = email_hash(email)
-        db.execute(
-            "UPDATE deliveries SET email = NULL, last_error = replace(last_error, ?, '[removed]')"
-            " WHERE subscriber_id = ? OR email = ? COLLATE NOCASE",
-            [email, sid, email],
-        )
-        db.execute(
-            "UPDATE events SET email_hash = ?, detail = replace(detail, ?, '[removed]')"
-            " WHERE subscriber_id = ?",
-            [digest_, email, sid],
-        )
+        forget_deliveries(db, sid, email)
+        forget_address_in_events(db, sid, email, digest_)
         record_event(
             db, sid, "remove", source, {"from": subscriber["status"]}, now=now, email_hash_value=digest_
         )
-        db.execute(
-            "INSERT INTO suppressions (email_hash, reason, created_at) VALUES (?, 'removed', ?)"
-            " ON CONFLICT (email_hash) DO UPDATE"
-            " SET reason = excluded.reason, created_at = excluded.created_at",
-            [digest_, at],
-        )
+        suppress(db, digest_, "removed", at)
         highest = next_subscriber_id(db) - 1  # counts this row, still present
         db.execute("DELETE FROM subscriber_id_floor")
         db.execute("INSERT INTO subscriber_id_floor (id) VALUES (?)", [highest])
         db.execute("DELETE FROM subscribers WHERE id = ?", [sid])
     return {"id": sid, "email_hash": digest_}
-
-
-def _as_detail(detail: dict | str | None) -> dict:
-    """An event detail as a dict: None is empty, a bare string is ``{"detail": text}``."""
-    if detail is None:
-        return {}
-    if isinstance(detail, str):
-        return {"detail": detail}
-    return detail
-
-
-def _check_source(source: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"unknown event source {source!r}; one of {', '.join(SOURCES)}")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 from click.testing import CliRunner, Result
+from wheel_support import build_wheel, install_wheel
 
 import digest.delivery.worker
 from digest.cli import cli
@@ -176,3 +177,15 @@ def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     clock = FakeClock()
     monkeypatch.setattr(digest.delivery.worker, "CLOCK", clock)
     return clock
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel ``pip wheel`` builds from this checkout, once per test session."""
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def installed_digest(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``bin`` folder of a virtualenv with digest installed from :func:`built_wheel` only."""
+    return install_wheel(built_wheel, tmp_path_factory.mktemp("installed") / "venv")

@@ -120,10 +120,11 @@ class SMTPServer:
         *,
         users: dict[str, str] | None = None,
         size_limit: int | None = None,
+        smtputf8: bool = False,
     ) -> None:
         self.handler = handler or Handler()
         self.port = free_port()
-        kwargs: dict = {}
+        kwargs: dict = {"enable_SMTPUTF8": smtputf8}  # international addresses (RFC 6531)
         if size_limit is not None:
             kwargs["data_size_limit"] = size_limit  # advertised in EHLO as SIZE
         if users is not None:

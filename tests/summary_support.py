@@ -16,6 +16,9 @@ from test_render_support import CONFIG_TOML, add_fixture_articles
 MODEL_ID = "digest-canned"
 
 
+VERIFY_ID = "digest-canned-verifier"
+
+
 class CannedModel(llm.Model):
     """Answers from ``script``: the first key found in the prompt picks the answer.
 
@@ -25,7 +28,8 @@ class CannedModel(llm.Model):
     model_id = MODEL_ID
     can_stream = False
 
-    def __init__(self) -> None:
+    def __init__(self, model_id: str = MODEL_ID) -> None:
+        self.model_id = model_id
         self.script: dict[str, str] = {}
         self.default = "A plain two-sentence summary. It says what happened."
         self.calls: list[str] = []
@@ -66,11 +70,11 @@ class _Plugin:
 
 
 @contextmanager
-def canned_model() -> Iterator[CannedModel]:
-    """Register a fresh :class:`CannedModel` with llm for the duration of the block."""
-    model = CannedModel()
+def canned_model(model_id: str = MODEL_ID) -> Iterator[CannedModel]:
+    """Register a fresh :class:`CannedModel` (named ``model_id``) with llm for the block."""
+    model = CannedModel(model_id)
     plugin = _Plugin(model)
-    llm.plugins.pm.register(plugin, name="digest-test-canned")
+    llm.plugins.pm.register(plugin, name=f"digest-test-canned-{model_id}")
     try:
         yield model
     finally:

@@ -13,8 +13,6 @@ from digest.errors import DigestError, NotFound
 from digest.ingest.articles import (
     ArticleInput,
     add_article,
-    canonical_url,
-    clean_url,
     get_article,
     identity,
     list_articles,
@@ -23,6 +21,7 @@ from digest.ingest.articles import (
     prepare_article,
     upsert_article,
 )
+from digest.ingest.urls import canonical_url, clean_url
 from digest.store.database import open_store, transaction
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)

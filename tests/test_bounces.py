@@ -13,7 +13,7 @@ from bounce_support import EXPECTED, dsn, fill_maildir, fill_mbox, fixture_bytes
 from digest.config import load_config
 from digest.mail.message_ids import MessageIds
 from digest.mail.verp import ReturnPath, VerpSigner, verp_token_of
-from subscribers.store import subscriber_events
+from subscribers.events import subscriber_events
 from subscribers.tokens import make_token
 
 SECRET = b"test-secret-not-for-production"
@@ -330,9 +330,11 @@ def test_a_dsn_without_verp_maps_by_the_quoted_message_id(tmp_path: Path) -> Non
     gone = db.execute("SELECT id FROM subscribers WHERE email = 'gone@example.com'").fetchone()[0]
     issue, delivery = _issue_with_deliveries(db, 1, gone)
     # The relay names the address the mail was forwarded to, not the subscriber's.
-    report = dsn(
-        "alias@forwarded.example", original_id=MessageIds(SECRET, "news.example.org").make(issue, gone)
-    )
+    sent_id = db.execute("SELECT message_id FROM deliveries WHERE id = ?", [delivery]).fetchone()[0]
+    report = dsn("alias@forwarded.example", original_id=sent_id)
+    # Signed by us, but not the Message-ID this row was sent with: nobody's.
+    other = MessageIds(SECRET, "news.example.org").make(issue, gone)
+    assert other != sent_id
     # A Message-ID of our shape without our MAC maps to nobody.
     forged = dsn(
         "alias2@forwarded.example",

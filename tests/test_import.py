@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlite_utils
 
+from digest.delivery.ledger import forget_reader
 from digest.errors import DigestError
 from digest.store.database import open_store
 from subscribers import importer
@@ -569,7 +570,7 @@ def _seeded_store(path: Path) -> sqlite_utils.Database:
             unsubscribe(db, added["id"], source="cli")
     for i in range(5):
         add_subscriber(db, f"gone{i}@example.org", source="cli")
-        remove_subscriber(db, f"gone{i}@example.org", source="cli")
+        remove_subscriber(db, f"gone{i}@example.org", forget_deliveries=forget_reader, source="cli")
     return db
 
 

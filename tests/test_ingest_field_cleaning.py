@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from digest.config import load_config
-from digest.ingest.articles import unwrap_redirect
 from digest.ingest.sources import ingest_sources
+from digest.ingest.urls import unwrap_redirect
 from digest.store.database import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"

@@ -22,7 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("web", "schedule", "doctor", "demo"),
-    ("delivery", "bounces", "signup", "init"),
+    # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
+    # (its per-client limit) and the outbox, so it sits above them.
+    ("editors",),
+    # bounces reads what delivery recorded (a report names a ledger row; it notes a later bounce
+    # there through digest.delivery.ledger, the table's owner), so it sits just above it.
+    ("bounces",),
+    ("delivery", "signup", "init"),
     ("mail",),
     ("render",),
     ("compose",),
@@ -34,8 +40,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("when",),
     ("store",),
     ("workspace_trust",),
+    ("config_reference",),  # lists the config's keys for `digest config reference`: reads config only
     ("config",),
     ("brand",),  # the [render] brand's checks (contrast, logo, greeting) that config runs at load
+    ("dkim_keys",),  # a DKIM key's size: config refuses a weak key at load, so below it
     ("cron",),
     ("lockfile",),
     ("atomic",),

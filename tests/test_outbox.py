@@ -10,10 +10,12 @@ from smtp_server import Handler, SMTPServer, free_port
 from web_process import messages_to
 
 from digest.config import load_config
+from digest.delivery.ledger import forget_reader
 from digest.mail.outbox import send_outbox
 from digest.signup import remove_stale_pending
 from digest.store.database import iso, open_store
-from subscribers.store import add_subscriber, is_suppressed
+from subscribers.store import add_subscriber
+from subscribers.suppressions import is_suppressed
 
 
 def _db(workspace: Path):
@@ -112,7 +114,7 @@ def test_pending_subscribers_are_removed_after_pending_days(workspace: Path) -> 
     add_subscriber(db, "stale@example.org", status="pending", now=now - timedelta(days=31))
     add_subscriber(db, "fresh@example.org", status="pending", now=now - timedelta(days=29))
     add_subscriber(db, "old-but-active@example.org", now=now - timedelta(days=90))
-    assert remove_stale_pending(db, config, now=now) == 1
+    assert remove_stale_pending(db, config, forget_deliveries=forget_reader, now=now) == 1
     left = {r[0] for r in db.execute("SELECT email FROM subscribers")}
     assert left == {"fresh@example.org", "old-but-active@example.org"}
     # Never confirmed, so not suppressed: they may sign up again later.
@@ -184,10 +186,10 @@ def test_a_removed_address_that_signs_up_and_never_confirms_stays_suppressed(wor
     db = _db(workspace)
     now = datetime(2026, 3, 1, tzinfo=UTC)
     add_subscriber(db, "gone@example.org", now=now - timedelta(days=90))
-    remove_subscriber(db, "gone@example.org", now=now - timedelta(days=60))
+    remove_subscriber(db, "gone@example.org", forget_deliveries=forget_reader, now=now - timedelta(days=60))
     request_signup(db, config, load_secret(config), email="gone@example.org", now=now - timedelta(days=31))
     assert is_suppressed(db, "gone@example.org")  # not lifted by the request
-    assert remove_stale_pending(db, config, now=now) == 1
+    assert remove_stale_pending(db, config, forget_deliveries=forget_reader, now=now) == 1
     assert is_suppressed(db, "gone@example.org")
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
 
@@ -197,7 +199,7 @@ def test_cli_confirm_lifts_the_suppression_of_a_pending_removed_address(run_cli,
 
     db = _db(workspace)
     add_subscriber(db, "back@example.org")
-    remove_subscriber(db, "back@example.org")
+    remove_subscriber(db, "back@example.org", forget_deliveries=forget_reader)
     added = run_cli("subscribers", "add", "back@example.org", "--pending", "--resubscribe", "--no-email")
     assert added.exit_code == 0, added.output
     assert is_suppressed(db, "back@example.org")
@@ -299,7 +301,7 @@ def test_web_signup_with_the_known_categories_passed_in_is_the_same(workspace: P
     assert a["categories"] == b["categories"] and a["status"] == b["status"] == "pending"
     # A removed address may ask again: pending, still suppressed until it confirms.
     add_subscriber(db, "c@example.org")
-    remove_subscriber(db, "c@example.org")
+    remove_subscriber(db, "c@example.org", forget_deliveries=forget_reader)
     request_signup(db, config, secret, email="c@example.org", send=False, known_categories=known)
     assert find_subscriber(db, "c@example.org")["status"] == "pending"
     assert is_suppressed(db, "c@example.org")

@@ -1,60 +1,78 @@
-"""The built wheel carries the top-level templates/ and works without the source tree."""
+"""The built wheel: its name on the package index, what it carries (the top-level templates/,
+the sample config and the tour's sample files), and that it works without the source tree."""
 
 from __future__ import annotations
 
-import os
-import site
+import re
 import subprocess
-import sys
-import venv
+import tomllib
 import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
-import pytest
+from wheel_support import DISTRIBUTION, REPO, user_environment
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"pip wheel failed:\n{result.stderr[-2000:]}")
-    (built,) = out.glob("digest-*.whl")
-    return built
+from digest.init import EXAMPLE_FILES
 
 
-def test_wheel_contains_templates_and_both_packages(wheel: Path) -> None:
-    names = zipfile.ZipFile(wheel).namelist()
+def metadata(wheel: Path) -> dict[str, list[str]]:
+    with zipfile.ZipFile(wheel) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        message = HeaderParser().parsestr(zf.read(name).decode("utf-8"))
+    return {key: message.get_all(key) or [] for key in ("Name", "Provides-Extra")}
+
+
+def test_the_distribution_is_named_digest_newsletter_with_its_extras(built_wheel: Path) -> None:
+    # `digest` on the package index is an unrelated project: `pip install 'digest[llm]'` got that.
+    found = metadata(built_wheel)
+    assert found["Name"] == [DISTRIBUTION]
+    assert {"llm", "test"} <= set(found["Provides-Extra"])
+    with zipfile.ZipFile(built_wheel) as zf:
+        scripts = next(n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        assert "digest = digest.cli:main" in zf.read(scripts).decode()
+
+
+def test_every_pip_install_line_of_the_readme_names_the_distribution() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    commands = re.findall(r"`(pip install [^`]*)`", text)  # inline, and lines of code blocks:
+    commands += re.findall(r"^(pip install .*)$", text, re.M)
+    targets = []
+    for command in commands:
+        command = command.split("#")[0].split("&&")[0]
+        targets += [t.strip("'\"") for t in command.split()[2:] if not t.startswith("-")]
+    assert targets, "the README has no pip install line"
+    for target in targets:
+        assert target.startswith((DISTRIBUTION, ".")), f"pip install {target}: not {DISTRIBUTION}"
+    assert f"pip install '{DISTRIBUTION}[llm]'" in text
+    assert "pip install -e '.[test]' && pytest" in text  # the test command .ci/run runs
+
+
+def test_wheel_contains_templates_samples_and_both_packages(built_wheel: Path) -> None:
+    names = zipfile.ZipFile(built_wheel).namelist()
     repo_templates = sorted(str(p.relative_to(REPO)) for p in (REPO / "templates").rglob("*") if p.is_file())
     assert repo_templates, "the repo has no templates"
     for rel in repo_templates:
         assert f"digest/{rel}" in names, f"{rel} missing from the wheel"
     assert "digest/data/digest.toml" in names
+    for name in EXAMPLE_FILES:
+        assert f"digest/data/examples/{name}" in names, f"{name} missing from the wheel"
     assert any(n.startswith("subscribers/") for n in names)
     # The languages' catalogues, read from .po at first use: nothing to compile after install.
     for lang in ("en", "de", "ar", "ja"):
         assert f"digest/locale/{lang}/LC_MESSAGES/digest.po" in names, f"the {lang} catalogue is missing"
 
 
-def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=False)
-    py = env_dir / "bin" / "python"
-    # Dependencies come from the test environment; digest itself only from the wheel.
-    site_dir = next((env_dir / "lib").glob("python*/site-packages"))
-    (site_dir / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(site_dir)
+def test_the_sdist_carries_the_package_folder_with_its_samples() -> None:
+    sdist = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hatch"]["build"]
+    included = sdist["targets"]["sdist"]["include"]
+    assert "digest" in included and "templates" in included and "docs" in included
+    assert all((REPO / "digest" / "data" / "examples" / name).is_file() for name in EXAMPLE_FILES)
+
+
+def test_installed_wheel_runs_outside_the_source_tree(installed_digest: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env["PYTHONPATH"] = ""
+    env = user_environment(installed_digest, tmp_path)
     code = (
         "import digest, pathlib, sys; "
         "p = pathlib.Path(digest.__file__).parent; "
@@ -64,12 +82,25 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
         "assert translations('de').gettext('Read more') == 'Weiterlesen'; "
         "print(p)"
     )
+    venv_dir = str(installed_digest.parent)
     result = subprocess.run(
-        [str(py), "-c", code, str(site_dir)], cwd=elsewhere, capture_output=True, text=True, env=env
+        [str(installed_digest / "python"), "-c", code, venv_dir],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     result = subprocess.run(
-        [str(py), "-m", "digest", "init", "ws"], cwd=elsewhere, capture_output=True, text=True, env=env
+        ["digest", "init", "ws", "--example"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert (elsewhere / "ws" / "digest.toml").exists()
+    for name in EXAMPLE_FILES:
+        assert (elsewhere / "ws" / name).read_bytes() == (REPO / "digest/data/examples" / name).read_bytes()

@@ -1,9 +1,11 @@
-"""The README's tour, run top to bottom as written in a fresh folder.
+"""The README's tour, run as a new user runs it: top to bottom, as written, in an empty folder
+outside the repository, offline, through the ``digest`` command installed from the wheel.
 
-Every ``sh`` block of the "A tour" section runs line by line (``cd`` and ``cp`` included),
-with a local HTTP server standing in for the feed at example.org and a local SMTP server
-(with AUTH) for smtp.example.org. Only ``digest web serve`` is left out: it runs until
-stopped (the web app has its own tests). Every command must exit 0.
+Every ``sh`` block of the "A tour" section runs line by line (``cd`` included) in a
+subprocess with no network: in a network namespace of its own (``unshare -n``) where the
+machine allows one. Only the commands that run until stopped (``digest web serve``,
+``digest schedule run``) are left out; the web app and the scheduler have their own tests.
+Every command must exit 0.
 """
 
 from __future__ import annotations
@@ -11,25 +13,16 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-import tempfile
-import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from smtp_server import Handler, SMTPServer
+from wheel_support import REPO, user_environment
 
-from digest.cli import cli
+from digest.init import EXAMPLE_FILES
 
-REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
-FEED_URL = "https://example.org/feed.xml"
-SMTP_URL = "smtp://mailer@smtp.example.org:587?starttls=true"
-SMTP_PASSWORD = "tour-password"
 LONG_RUNNING = ("digest web serve", "digest schedule run")
 
 
@@ -44,58 +37,25 @@ def tour_commands() -> list[str]:
     return lines
 
 
-def _feed() -> bytes:
-    items = []
-    for n, (title, day, hour) in enumerate(
-        [
-            ("Storm closes the harbour", 22, 10),
-            ("Bridge reopens after repairs", 22, 15),
-            ("Old ferry sold", 19, 9),
-        ],
-        1,
-    ):
-        when = format_datetime(datetime(2026, 1, day, hour, tzinfo=UTC))
-        items.append(
-            f"<item><title>{title}</title><link>https://example.org/news/{n}</link>"
-            f"<guid>example-{n}</guid><pubDate>{when}</pubDate>"
-            f"<description>&lt;p&gt;{title}, and what it means.&lt;/p&gt;</description></item>"
-        )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Example News</title>'
-        f"<link>https://example.org/</link><description>News</description>{''.join(items)}</channel></rss>"
-    ).encode()
-
-
-@pytest.fixture
-def feed_url() -> Iterator[str]:
-    body = _feed()
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/rss+xml")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
-    finally:
-        server.shutdown()
-        server.server_close()
+def offline_prefix() -> list[str]:
+    """``unshare -n`` (no network at all) where this machine lets us make a namespace, else []."""
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True, check=False).returncode == 0:
+        return [unshare, "-n"]
+    return []
 
 
 def test_the_tour_lists_the_commands_it_claims() -> None:
     commands = tour_commands()
-    assert commands[0] == "digest init mynews --base-url https://news.example.org && cd mynews"
-    assert any(FEED_URL in c for c in commands) and any(SMTP_URL in c for c in commands)
-    assert any("examples/articles.jsonl" in c for c in commands)
+    assert commands[0] == "digest init mynews --base-url https://news.example.org --example && cd mynews"
+    # nothing is copied from a checkout, and nothing names a server to reach
+    assert all(c.split()[0] in ("digest", "cd") for part in commands for c in part.split(" && "))
+    spoken = [" ".join(shlex.split(c, comments=True)) for c in commands]  # without the comments
+    assert not any(re.search(r"(smtps?|imaps?)://|https?://\S+\.xml", c) for c in spoken)
+    assert any(c.startswith("digest feeds add feed.xml") for c in commands)
+    assert any("ingest articles.jsonl" in c for c in commands)
+    assert any("import people.csv" in c for c in commands)
+    assert any("mbox:bounces.mbox" in c for c in commands)
     # a preview of a subscriber comes after that subscriber is added
     added = next(i for i, c in enumerate(commands) if c.startswith("digest subscribers add ada@"))
     previewed = next(i for i, c in enumerate(commands) if "--subscriber ada@" in c)
@@ -104,48 +64,61 @@ def test_the_tour_lists_the_commands_it_claims() -> None:
     assert not any(c.startswith("digest subscribers export") and "people.csv" in c for c in commands)
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-def test_the_readme_tour_runs_top_to_bottom(
-    tmp_path: Path, feed_url: str, monkeypatch: pytest.MonkeyPatch
+def test_the_readme_tour_runs_as_written_in_an_empty_folder_offline(
+    installed_digest: Path, tmp_path: Path
 ) -> None:
-    shutil.copytree(REPO / "examples", tmp_path / "examples")
-    monkeypatch.setenv("BROWSER", "true")  # `--open` hands the file to a browser: here, to true(1)
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # and the file it opens stays in tmp_path
-    monkeypatch.setenv("DIGEST_SMTP_PASSWORD", SMTP_PASSWORD)
-    handler = Handler()
-    cwd = tmp_path
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    env = user_environment(installed_digest, tmp_path)
+    env["BROWSER"] = "true"  # `--open` hands the file to a browser: here, to true(1)
+    env["TMPDIR"] = str(tmp_path)  # and the file it opens stays in tmp_path
+    prefix = offline_prefix()
+    cwd = folder
     outputs: dict[str, str] = {}
-    with SMTPServer(handler, users={"mailer": SMTP_PASSWORD}) as smtp:
-        smtp_url = smtp.url.replace("smtp://", "smtp://mailer@")
-        for line in tour_commands():
-            if line.startswith(LONG_RUNNING):
+    for line in tour_commands():
+        if line.startswith(LONG_RUNNING):
+            continue
+        for part in line.split(" && "):
+            args = shlex.split(part, comments=True)
+            if args[0] == "cd":
+                cwd = cwd / args[1]
                 continue
-            for part in line.split(" && "):
-                part = part.replace(FEED_URL, feed_url).replace(SMTP_URL, smtp_url)
-                args = shlex.split(part, comments=True)
-                if args[0] == "cd":
-                    cwd = cwd / args[1]
-                    continue
-                monkeypatch.chdir(cwd)
-                if args[0] == "cp":
-                    for source in args[1:-1]:
-                        shutil.copy(source, args[-1])
-                    continue
-                assert args[0] == "digest", line
-                result = CliRunner().invoke(cli, args[1:])
-                assert result.exit_code == 0, f"{line}\n{result.output}"
-                assert "Traceback" not in result.output
-                outputs[line] = result.output
-    ws = tmp_path / "mynews"
+            result = subprocess.run(
+                [*prefix, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+            )
+            output = result.stdout + result.stderr
+            assert result.returncode == 0, f"{line}\n{output}"
+            assert "Traceback" not in output, f"{line}\n{output}"
+            outputs[line] = output
+    ws = folder / "mynews"
+    assert sorted(p.name for p in folder.iterdir()) == ["mynews"]  # the tour stays in its workspace
+    for name in EXAMPLE_FILES:
+        assert (ws / name).read_bytes() == (REPO / "digest" / "data" / "examples" / name).read_bytes()
+    added = next(out for cmd, out in outputs.items() if cmd.startswith("digest feeds add feed.xml"))
+    assert "Added feed 1" in added
+    ingested = next(out for cmd, out in outputs.items() if cmd.startswith("digest ingest  "))
+    assert "3 new" in ingested and "warning" not in ingested
     empty = next(out for cmd, out in outputs.items() if cmd.startswith("digest issues build daily  "))
     assert "no issue built" in empty and "try `digest issues build daily --date 2026-01-25`" in empty
     assert "Built issue daily/1" in outputs[next(c for c in outputs if "build daily --date" in c)]
-    # the weekly went out through the SMTP server, the daily into the maildir
-    assert handler.received and all("Weekly" in r.message["Subject"] for r in handler.received)
-    assert list((ws / "outbox" / "new").iterdir())
-    assert (ws / "issue.eml").read_bytes().startswith(b"") and b"ada@example.org" in (
-        ws / "issue.eml"
-    ).read_bytes()
-    assert (ws / "people.csv").read_bytes() == (tmp_path / "examples" / "people.csv").read_bytes()
+    # both issues went into the maildir: the daily and the weekly
+    subjects = [m.read_text(encoding="utf-8") for m in (ws / "outbox" / "new").iterdir()]
+    assert any("Daily Briefing" in m for m in subjects) and any("Weekly Review" in m for m in subjects)
+    assert b"ada@example.org" in (ws / "issue.eml").read_bytes()
     assert (ws / "subscribers-backup.csv").is_file()
+    bounced = next(out for cmd, out in outputs.items() if cmd.startswith("digest bounces process"))
+    assert "unverified" in bounced
+    with sqlite3.connect(ws / "digest.db") as db:  # the sample bounce changed nobody
+        (status,) = db.execute("SELECT status FROM subscribers WHERE email = 'linus@example.org'").fetchone()
+    assert status == "active"
     assert sorted(p.name for p in ws.iterdir() if p.suffix == ".lock") == []
+
+
+@pytest.mark.skipif(not offline_prefix(), reason="no network namespace on this machine")
+def test_the_offline_namespace_has_no_network(installed_digest: Path, tmp_path: Path) -> None:
+    # What "offline" means above: not even this machine's loopback answers in there.
+    code = "import socket; socket.create_connection(('127.0.0.1', 9), timeout=2)"
+    python = str(installed_digest / "python")
+    command = [*offline_prefix(), python, "-c", code]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "Network is unreachable" in result.stderr

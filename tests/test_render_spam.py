@@ -38,3 +38,15 @@ def test_a_rich_issue_scores_zero(tmp_path: Path) -> None:
     score, rules, report = spamassassin(build_message(config, issue, rendered, who), tmp_path / "home")
     assert score <= 0.0, report.split("Content analysis details")[-1]
     assert all(float(points) <= 0.0 for points, _ in rules), rules
+
+
+@pytest.mark.skipif(shutil.which("spamassassin") is None, reason="spamassassin is not installed")
+def test_a_greek_issue_sent_in_base64_scores_zero(tmp_path: Path) -> None:
+    from test_render_budget import RECIPIENT, non_latin_issue
+
+    config, db, issue = non_latin_issue(tmp_path, 40)
+    message = build_message(config, issue, render_issue(db, config, issue["id"]), RECIPIENT)
+    assert b"Content-Transfer-Encoding: base64" in message
+    score, rules, report = spamassassin(message, tmp_path / "home")
+    assert score <= 0.0, report.split("Content analysis details")[-1]
+    assert all(float(points) <= 0.0 for points, _ in rules), rules

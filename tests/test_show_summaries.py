@@ -12,6 +12,7 @@ from test_stories import built, story_workspace
 
 from digest.cli import cli
 
+CHECKED = "AI-generated summary, checked against the feed's text"
 ECHO = 'engine = "llm"\nmodel = "echo"\n' + """prompt = '{"raw": "In short: $title."}'"""
 
 
@@ -41,7 +42,7 @@ def test_issues_show_prints_the_label_and_the_other_outlets(tmp_path: Path) -> N
     built(path)
     text = run(path, "issues", "show", "latest")
     lead = "Tidal barrier budget of 240m approved by harbour council"
-    assert f"    AI-generated summary: In short: {lead}." in text
+    assert f"    {CHECKED}: In short: {lead}." in text
     assert (
         "    Also covered by: wire.example <https://wire.example/b?utm_source=rss>,"
         " Port Elwyn Post <https://post.example/barrier>"
@@ -50,7 +51,7 @@ def test_issues_show_prints_the_label_and_the_other_outlets(tmp_path: Path) -> N
     assert text.count("Also covered by") == 1
     data = json.loads(run(path, "issues", "show", "latest", "--json"))
     [card] = [a for c in data["categories"] for a in c["articles"] if a["title"] == lead]
-    assert card["summary_label"] == "AI-generated summary"
+    assert card["summary_label"] == CHECKED and card["summary_checked"] is True
     assert [o["source"] for o in card["also_covered"]] == ["wire.example", "Port Elwyn Post"]
 
 
@@ -70,18 +71,18 @@ def test_articles_show_prints_the_stored_generated_summary(tmp_path: Path) -> No
         "SELECT id FROM articles WHERE title = 'Tidal barrier budget of 240m approved by harbour council'"
     ).fetchone()[0]
     text = run(path, "articles", "show", str(lead_id))
-    assert "AI-generated summary (model echo):\nIn short: Tidal barrier budget of 240m" in text
+    assert f"{CHECKED} (model echo):\nIn short: Tidal barrier budget of 240m" in text
     assert "From the feed:\nThe council signed off 240 million" in text
     data = json.loads(run(path, "articles", "show", str(lead_id), "--json"))
     [stored] = data["generated_summaries"]
     assert stored["model"] == "echo" and stored["current"] is True
     assert stored["text"] == "In short: Tidal barrier budget of 240m approved by harbour council."
-    assert stored["label"] == "AI-generated summary"
+    assert stored["label"] == CHECKED and stored["grounding"] == "checked" and stored["used"] is True
 
     # Another prompt: the stored summary no longer applies, and articles show says so.
     path.write_text(path.read_text().replace("In short: $title.", "Briefly: $title."), encoding="utf-8")
     text = run(path, "articles", "show", str(lead_id))
-    assert "AI-generated summary (model echo; made for other settings, not shown in new issues):" in text
+    assert f"{CHECKED} (model echo; made for other settings, not shown in new issues):" in text
     assert (
         json.loads(run(path, "articles", "show", str(lead_id), "--json"))["generated_summaries"][0]["current"]
         is False

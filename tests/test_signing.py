@@ -56,6 +56,8 @@ def test_every_listed_header_is_signed_once_more_than_it_occurs(signed) -> None:
     data = build_message(c, ISSUE, RENDERED, WHO)
     assert dkim.verify(data, dnsfunc=dns)
     listed = h_list(data)
+    for name in ("cc", "sender", "in-reply-to", "references", "list-help"):
+        assert listed.count(name) == 1, name
     for name in (
         "from",
         "to",
@@ -66,6 +68,7 @@ def test_every_listed_header_is_signed_once_more_than_it_occurs(signed) -> None:
         "list-id",
         "list-unsubscribe",
         "list-unsubscribe-post",
+        "list-archive",
         "mime-version",
         "content-type",
         "feedback-id",
@@ -91,10 +94,57 @@ def test_adding_a_second_copy_of_a_signed_header_breaks_the_signature(signed, ad
     assert not dkim.verify(added + data, dnsfunc=dns)
 
 
-def test_reply_to_is_listed_only_when_the_message_has_one() -> None:
+def test_absent_headers_are_listed_once_so_adding_one_breaks_the_signature() -> None:
     without = signed_header_list([(b"From", b"x"), (b"Subject", b"y")])
-    assert b"reply-to" not in without and without.count(b"subject") == 2 and without.count(b"to") == 1
+    assert without.count(b"reply-to") == 1 and without.count(b"subject") == 2 and without.count(b"to") == 1
     assert signed_header_list([(b"Reply-To", b"x")]).count(b"reply-to") == 2
+
+
+ABSENT = [
+    b"Reply-To: thief@evil.example",
+    b"Cc: victim@example.org",
+    b"Sender: Bank <bank@evil.example>",
+    b"In-Reply-To: <order-1234@shop.example>",
+    b"References: <order-1234@shop.example>",
+    b"List-Archive: <https://evil.example/archive>",
+    b"List-Help: <https://evil.example/help>",
+    b"List-Post: <mailto:all@evil.example>",
+    b"List-Subscribe: <https://evil.example/join>",
+    b"List-Owner: <mailto:owner@evil.example>",
+    b"Content-Transfer-Encoding: base64",
+]
+
+
+@pytest.mark.parametrize("added", ABSENT, ids=lambda h: h.split(b":")[0].decode())
+def test_adding_a_header_the_message_lacks_breaks_the_signature(signed, added: bytes) -> None:
+    c, dns = signed
+    c.publication.reply_to = ""  # the default: no Reply-To, so one added on the way must fail
+    data = build_message(c, ISSUE, PERSONAL, WHO)
+    assert dkim.verify(data, dnsfunc=dns)
+    head, _, rest = data.partition(b"\r\nTo: ")
+    # Before: Reply-To, Cc, Sender, In-Reply-To, References, List-Help... added still verified.
+    assert not dkim.verify(head + b"\r\n" + added + b"\r\nTo: " + rest, dnsfunc=dns)
+    assert not dkim.verify(added + b"\r\n" + data, dnsfunc=dns)
+
+
+def test_signed_relaxed_relaxed_with_list_archive_and_long_headers_folded(signed) -> None:
+    c, dns = signed
+    c.delivery.unsubscribe_mailto = "leave@harbour.example"
+    data = build_message(c, ISSUE, PERSONAL, {**WHO, "name": "Ada Augusta King, Countess of Lovelace " * 2})
+    signature = message_from_bytes(data, policy=policy.default)["DKIM-Signature"]
+    assert "c=relaxed/relaxed" in re.sub(r"\s", "", signature)
+    assert h_list(data).count("list-archive") == 2
+    head = data.split(b"\r\n\r\n", 1)[0]
+    # Before: List-Unsubscribe was one line of 209 octets.
+    for line in head.split(b"\r\n"):
+        value = line.split(b": ", 1)[-1].strip()
+        assert len(line) <= 78 or b" " not in value, line  # over 78 only with no space to fold at
+    assert re.search(rb"\r\nList-Unsubscribe: <https://[^\r]*>,\r\n <mailto:", data)
+    assert dkim.verify(data, dnsfunc=dns)
+    # A relay that re-wraps whitespace (spaces before line ends, a header refolded) keeps it valid.
+    body_at = data.index(b"\r\n\r\n", data.index(b"\r\nTo: ")) + 4
+    rewrapped = data[:body_at] + data[body_at:].replace(b"\r\n", b" \r\n")
+    assert dkim.verify(rewrapped.replace(b">,\r\n <mailto:", b">, <mailto:"), dnsfunc=dns)
 
 
 def test_feedback_id_names_campaign_edition_and_publication(signed) -> None:
@@ -147,6 +197,7 @@ READERS = [
         "subscriber_id": 3,
     },
     {**WHO, "email": "x@example.net", "name": "Tab\tand  spaces ", "subscriber_id": 4},
+    {**WHO, "email": "ñoñó@xn--exmple-cua.org", "name": "Ñandú", "subscriber_id": 5},  # RFC 6532 To:
 ]
 
 
@@ -190,8 +241,11 @@ def test_a_body_not_ending_in_one_crlf_falls_back_to_dkimpy_canonicalisation(sig
     assert padded._signing is None
     message = padded.fill(WHO)
     assert message.endswith(b"--\r\n\r\n") and dkim.verify(message, dnsfunc=dns)
-    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", b"a", b"\r\n") is None  # empty-line body
-    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", b"a", b"b") is None  # no final CRLF
+    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", [b"a", b"\r\n"]) is None  # empty-line body
+    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", [b"a", b"b"]) is None  # no final CRLF
+    # Relaxed body canonicalisation would change these: hashed as they are, they would not verify.
+    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", [b"a  b", b"\r\n"]) is None
+    assert prepared.signer.prepare((b"To",), b"X: y\r\n\r\n", [b"a \r\nb", b"\r\n"]) is None
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,10 @@ import sqlite_utils
 from test_web import http
 from web_process import WebProcess, link_in, make_workspace, messages_to, start_web
 
+from digest.delivery.ledger import forget_reader
 from digest.store.database import iso, open_store, utcnow
-from subscribers.store import add_subscriber, is_suppressed, remove_subscriber, unsubscribe
+from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
+from subscribers.suppressions import is_suppressed
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_known_and_unknown_addresses_get_identical_responses(served: WebProcess,
     left = add_subscriber(db, "known-left@example.org", source="cli")
     unsubscribe(db, left["id"], source="cli")
     add_subscriber(db, "known-removed@example.org", source="cli")
-    remove_subscriber(db, "known-removed@example.org")
+    remove_subscriber(db, "known-removed@example.org", forget_deliveries=forget_reader)
     addresses = [
         "brand-new@example.org",
         "known-active@example.org",
@@ -142,7 +144,7 @@ def test_an_address_that_left_can_come_back_through_the_form(served: WebProcess,
 
 def test_a_removed_address_stays_suppressed_until_it_confirms(served: WebProcess, db) -> None:
     add_subscriber(db, "erased@example.org", source="cli")
-    remove_subscriber(db, "erased@example.org")
+    remove_subscriber(db, "erased@example.org", forget_deliveries=forget_reader)
     assert signup(served, "erased@example.org").status == 200
     # Anyone can type an address into the form: the request alone lifts nothing.
     assert status_of(db, "erased@example.org") == "pending"
@@ -412,3 +414,17 @@ def test_a_relay_that_never_greets_does_not_hold_the_signup(tmp_path: Path, monk
             assert run.exit_code == 0, run.output
     assert server.handler.count_for("patient@example.org") == 1
     assert db.execute("SELECT status FROM outbox").fetchall() == [("sent",)]
+
+
+def test_an_international_address_signs_up_and_gets_its_confirmation(served: WebProcess, db) -> None:
+    # RFC 6531: a UTF-8 local part at an internationalised domain, typed decomposed (NFD).
+    typed = "n\u0303on\u0303o\u0301@exämple.org"
+    stored = "ñoñó@xn--exmple-cua.org"
+    assert signup(served, typed, name="Ñandú").status == 200
+    assert status_of(db, stored) == "pending"
+    wait_until_sent(db)
+    [confirmation] = messages_to(served.maildir(), stored)  # the maildir takes it as it is
+    assert "/confirm/" in link_in(confirmation, "confirm")
+    # The To: header carries the address in UTF-8 (RFC 6532), not as an encoded word.
+    raw = [f.read_bytes() for f in (served.maildir() / "new").iterdir()]
+    assert sum(f"Ñandú <{stored}>".encode() in data for data in raw) == 1

@@ -259,7 +259,8 @@ def test_m017_rebuilds_the_outbox_keeping_rows_and_indexes(tmp_path: Path) -> No
         "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT)"
     )
     old = sqlite_utils.Database(conn)
-    before = [m for m in MIGRATIONS if m.__name__ != "m017_forged_reports"]
+    names = [m.__name__ for m in MIGRATIONS]
+    before = MIGRATIONS[: names.index("m017_forged_reports")]
     for migration in before:
         migration(old)
         conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
@@ -273,7 +274,7 @@ def test_m017_rebuilds_the_outbox_keeping_rows_and_indexes(tmp_path: Path) -> No
     )
     conn.close()
     db = open_store(path)
-    assert applied_migrations(db)[-1] == "m017_forged_reports"
+    assert applied_migrations(db)[len(before)] == "m017_forged_reports"
     assert [(r["kind"], r["message_id"]) for r in db["outbox"].rows] == [("confirm", "<m@x>")]
     assert {"outbox_status", "outbox_email"} <= {i.name for i in db["outbox"].indexes}
     db.execute(
@@ -281,3 +282,65 @@ def test_m017_rebuilds_the_outbox_keeping_rows_and_indexes(tmp_path: Path) -> No
         " VALUES ('unsubscribe-confirm', 1, 'a@x.org', x'00', '<n@x>', 'x', 'x')"
     )
     assert "held_reports" in db.table_names()
+
+
+def test_m018_marks_the_merged_rows_of_stored_issues_and_lets_the_outbox_take_review_mail(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import sqlite_utils
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.isolation_level = None
+    conn.execute(
+        "CREATE TABLE _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT)"
+    )
+    old = sqlite_utils.Database(conn)
+    names = [m.__name__ for m in MIGRATIONS]
+    for migration in MIGRATIONS[: names.index("m018_editor_desk")]:
+        migration(old)
+        conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 'x')", [migration.__name__])
+    for n in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO articles (id, guid, url, title, category, published_at, created_at, updated_at)"
+            f" VALUES ({n}, 'g{n}', 'https://x.example/{n}', 'T{n}', 'World', '2026-01-22T10:00:00+00:00',"
+            " 'x', 'x')"
+        )
+    snapshot = {
+        "categories": [
+            {
+                "name": "World",
+                "articles": [
+                    {"id": 1, "also_covered": [{"source": "x", "url": "https://x.example/3"}]},
+                    {"id": 2, "also_covered": []},
+                ],
+            }
+        ]
+    }
+    conn.execute(
+        "INSERT INTO issues (id, edition, number, period_start, period_end, subject, snapshot, created_at)"
+        " VALUES (1, 'daily', 1, 'a', 'b', 's', ?, 'x')",
+        [json.dumps(snapshot)],
+    )
+    for article_id, position in ((1, 1), (2, 2), (3, 3)):
+        conn.execute(
+            "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (1, ?, 'World', ?)",
+            [article_id, position],
+        )
+    conn.close()
+    db = open_store(path)
+    rows = db.execute(
+        "SELECT article_id, card_of, dropped FROM issue_articles ORDER BY article_id"
+    ).fetchall()
+    assert rows == [(1, None, 0), (2, None, 0), (3, 1, 0)]
+    db.execute(
+        "INSERT INTO outbox (kind, email, message, message_id, created_at, updated_at)"
+        " VALUES ('review', 'ann@x.example', x'00', '<r@x>', 'x', 'x')"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(
+            "INSERT INTO outbox (kind, email, message, message_id, created_at, updated_at)"
+            " VALUES ('nonsense', 'ann@x.example', x'00', '<s@x>', 'x', 'x')"
+        )

@@ -33,6 +33,7 @@ from digest.summary.text import check_answer
 
 WEEKLY_END = datetime(2026, 1, 26, 7, 0, tzinfo=UTC)  # Monday 08:00 Berlin: its 7 days hold the articles
 FEED_SUMMARY = "Engineers finished the barrier ahead of schedule"
+CHECKED = "AI-generated summary, checked against the feed's text"
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +69,7 @@ def test_llm_echo_answer_is_stored_labelled_and_escaped(tmp_path: Path) -> None:
     shown = cards(result.issue)
     tidal = shown["Tidal barrier opens a year early"]
     assert tidal["summary"] == "In short: Tidal barrier opens a year early."
-    assert tidal["summary_label"] == "AI-generated summary"
+    assert tidal["summary_label"] == CHECKED
     # The echoed title has a tag in it: markup, so the feed summary stays, with a warning.
     qa = shown["Q&A: <why> ferries keep running late"]
     assert qa["summary"].startswith("Timetables were written") and qa["summary_label"] == ""
@@ -77,9 +78,9 @@ def test_llm_echo_answer_is_stored_labelled_and_escaped(tmp_path: Path) -> None:
     rows = list(db.query("SELECT article_id, engine, model, length(prompt_hash) AS n FROM summaries"))
     assert len(rows) == 4 and {(r["engine"], r["model"], r["n"]) for r in rows} == {("llm", "echo", 64)}
     rendered = render_issue(db, config, result.issue["id"])
-    assert "AI-generated summary" in rendered.html and "AI-generated summary: " in rendered.text
+    assert CHECKED in rendered.html and f"{CHECKED}: " in rendered.text
     assert "In short: Tidal barrier opens a year early." in rendered.html
-    assert rendered.text.count("AI-generated summary: ") == 4
+    assert rendered.text.count(f"{CHECKED}: ") == 4
 
 
 def test_llm_echo_with_the_default_prompt_falls_back_and_the_issue_goes_out(tmp_path: Path) -> None:
@@ -108,7 +109,7 @@ def test_each_failure_keeps_the_feed_summary_with_a_warning_naming_the_article(t
     assert shown["Tidal barrier opens a year early"]["summary"] == (
         "The barrier opened a year early. Crews worked through a dry autumn."
     )
-    assert shown["Tidal barrier opens a year early"]["summary_label"] == "AI-generated summary"
+    assert shown["Tidal barrier opens a year early"]["summary_label"] == CHECKED
     for title in ("Q&A: <why> ferries keep running late", "Open-source tide tables reach version 2"):
         assert shown[title]["summary_label"] == "" and shown[title]["summary"]
     assert shown["Lighthouse festival returns"]["summary"] == ""  # its feed had none
@@ -131,7 +132,7 @@ def test_a_second_build_reuses_summaries_and_a_changed_prompt_makes_new_ones(tmp
         # Another edition with the same articles: every summary is already stored.
         _, _, weekly = build(path, "weekly", WEEKLY_END)
         assert weekly.created and len(model.calls) == 5
-        assert {a["summary_label"] for a in cards(weekly.issue).values()} == {"AI-generated summary"}
+        assert {a["summary_label"] for a in cards(weekly.issue).values()} == {CHECKED}
         # Building the daily issue again finds it and calls nothing.
         _, _, again = build(path)
         assert not again.created and len(model.calls) == 5
@@ -177,13 +178,15 @@ def test_calls_run_concurrently_up_to_the_limit(tmp_path: Path) -> None:
 def test_model_text_is_untrusted_and_escaped(tmp_path: Path) -> None:
     path = summary_workspace(tmp_path / "ws", canned_toml())
     with canned_model() as model:
-        model.default = "Tom & Jerry say 3 < 4,\x07 really."
+        # Every word the grounding check looks at is in the article: only the escaping is tested.
+        model.default = "Engineers & crews finished < early,\x07 really."
         config, db, result = build(path)
     assert (
-        cards(result.issue)["Tidal barrier opens a year early"]["summary"] == "Tom & Jerry say 3 < 4, really."
+        cards(result.issue)["Tidal barrier opens a year early"]["summary"]
+        == "Engineers & crews finished < early, really."
     )
     html = render_issue(db, config, result.issue["id"]).html
-    assert "Tom &amp; Jerry say 3 &lt; 4, really." in html
+    assert "Engineers &amp; crews finished &lt; early, really." in html
 
 
 @pytest.mark.parametrize(
@@ -212,14 +215,18 @@ def test_usable_answer_is_one_plain_line() -> None:
     )
 
 
-def test_answers_lose_bidi_overrides_and_links() -> None:
-    answer = (
-        "The council met.\u202e It voted \u2066five\u2069 to four.\nRead more: https://evil.example/phish"
+def test_answers_lose_bidi_overrides_and_links_are_refused() -> None:
+    assert check_answer("The council met.\u202e It voted \u2066five\u2069 to four.", 20) == (
+        "The council met. It voted five to four.",
+        "",
     )
-    assert check_answer(answer, 20) == ("The council met. It voted five to four.", "")
-    assert check_answer("Source: http://evil.example\nThe council met. See www.evil.example", 20)[0] == (
-        "The council met. See"
-    )
+    # A link is never the article's to give: an answer with one was steered, and is refused.
+    for answer in (
+        "The council met.\nRead more: https://evil.example/phish",
+        "Source: http://evil.example\nThe council met. See www.evil.example",
+        "The council met; details at evil.example/offer",
+    ):
+        assert check_answer(answer, 20) == (None, "the model's answer has a link or an address in it")
 
 
 def test_an_endless_or_hostile_answer_never_reaches_the_issue(tmp_path: Path) -> None:
@@ -233,9 +240,11 @@ def test_an_endless_or_hostile_answer_never_reaches_the_issue(tmp_path: Path) ->
     shown = cards(result.issue)
     tidal = shown["Tidal barrier opens a year early"]
     assert tidal["summary"].startswith(FEED_SUMMARY) and tidal["summary_label"] == ""
-    (warning,) = result.warnings
-    assert "Tidal barrier" in warning and "200000 characters, over 1440" in warning
-    assert shown["Q&A: <why> ferries keep running late"]["summary"] == "Ferries ran late again."
+    tidal_warning, ferries_warning = result.warnings
+    assert "Tidal barrier" in tidal_warning and "200000 characters, over 1440" in tidal_warning
+    assert "ferries keep" in ferries_warning and "a link or an address" in ferries_warning
+    ferries = shown["Q&A: <why> ferries keep running late"]
+    assert ferries["summary"].startswith("Timetables were written") and ferries["summary_label"] == ""
     rendered = render_issue(db, config, result.issue["id"])
     assert rendered.trimmed == 0 and "Here are 5 stories." in rendered.text
     for part in (rendered.html, rendered.text):
@@ -251,7 +260,7 @@ def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, mo
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
         'Error: summary.engine = "llm" needs the llm library, which is not installed; '
-        "run: pip install 'digest[llm]'"
+        "run: pip install 'digest-newsletter[llm]'"
     ]
     db = open_store(load_config(path).db_path)
     assert db["issues"].count == 0
@@ -283,7 +292,7 @@ def test_articles_summarize_fills_in_ahead_and_force_remakes(tmp_path: Path) -> 
         # An issue built afterwards uses them without another call.
         _, _, result = build(path)
         assert len(model.calls) == 10
-        assert {a["summary_label"] for a in cards(result.issue).values()} == {"AI-generated summary"}
+        assert {a["summary_label"] for a in cards(result.issue).values()} == {CHECKED}
 
 
 def test_articles_summarize_with_the_feed_engine_says_there_is_nothing_to_do(tmp_path: Path) -> None:

@@ -51,11 +51,13 @@ from digest.bounces.resolve import Resolver, Target
 from digest.bounces.sources import BounceSource, open_source
 from digest.bounces.unsubscribe_requests import request_confirmation
 from digest.config import Config
+from digest.delivery.ledger import note_later_bounce, sent_between
 from digest.errors import DigestError
 from digest.mail.outbox import send_outbox
 from digest.mail.verp import split_bounce_address
 from digest.store.database import iso, transaction, utcnow
-from subscribers.store import get_subscriber, mark_bounced, record_event, unsubscribe
+from subscribers.events import last_event_at, record_event
+from subscribers.store import get_subscriber, mark_bounced, unsubscribe
 from subscribers.tokens import load_secret
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -338,15 +340,8 @@ def _act(ctx: _Context, finding: Finding, kind: str, target: Target, key: str, r
     event_kind, source = _EVENT[kind]
     record_event(db, target.subscriber_id, event_kind, source, detail, now=ctx.at)
     if kind in ("hard", "soft") and target.delivery_id is not None:
-        db.execute(
-            "UPDATE deliveries SET last_error = ?, enhanced_code = coalesce(?, enhanced_code)"
-            " WHERE id = ? AND status = 'sent'",
-            [
-                f"bounced later ({kind}): {_scrub(finding.reason, finding.recipient)[:200]}",
-                finding.status_code,
-                target.delivery_id,
-            ],
-        )
+        error = f"bounced later ({kind}): {_scrub(finding.reason, finding.recipient)[:200]}"
+        note_later_bounce(db, target.delivery_id, error, finding.status_code)
     subscriber = get_subscriber(db, target.subscriber_id)
     if kind in ("complaint", "unsubscribe"):
         if unsubscribe(db, target.subscriber_id, source=source, detail=detail, now=ctx.at):
@@ -360,16 +355,9 @@ def _act(ctx: _Context, finding: Finding, kind: str, target: Target, key: str, r
         report.bounced.append(subscriber["email"])
 
 
-def _since_resubscribe(db: sqlite_utils.Database, subscriber_id: int) -> str:
-    row = db.execute(
-        "SELECT max(at) FROM events WHERE subscriber_id = ? AND kind = 'resubscribe'", [subscriber_id]
-    ).fetchone()
-    return row[0] or ""
-
-
 def _past_threshold(ctx: _Context, subscriber_id: int, kind: str) -> bool:
     db, limits = ctx.db, ctx.config.bounces
-    since = _since_resubscribe(db, subscriber_id)
+    since = last_event_at(db, subscriber_id, "resubscribe")
     if kind == "hard":
         count = db.execute(
             "SELECT count(*) FROM bounces WHERE subscriber_id = ? AND kind = 'hard' AND received_at >= ?",
@@ -388,13 +376,7 @@ def _past_threshold(ctx: _Context, subscriber_id: int, kind: str) -> bool:
         return False
     newest = issues[: limits.soft_limit]
     low, high = min(newest), max(newest)
-    marks = ", ".join("?" * len(issues))
-    delivered_between = db.execute(
-        f"SELECT count(*) FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
-        f" AND issue_id > ? AND issue_id < ? AND issue_id NOT IN ({marks})",
-        [subscriber_id, low, high, *issues],
-    ).fetchone()[0]
-    return delivered_between == 0
+    return sent_between(db, subscriber_id, low, high, issues) == 0
 
 
 def _scrub(text: str, address: str | None) -> str:
@@ -404,6 +386,18 @@ def _scrub(text: str, address: str | None) -> str:
         text = text.replace(address, "[recipient]")
         text = text.replace(address.lower(), "[recipient]")
     return text
+
+
+def issue_reports(db: sqlite_utils.Database, issue_id: int) -> tuple[int, int]:
+    """(hard bounces, complaints) reported for ``issue_id``, each reader (delivery) once: what
+    the send guards count besides the refusals of the send itself."""
+    hard, complaints = db.execute(
+        "SELECT count(DISTINCT coalesce(delivery_id, -subscriber_id)) FILTER (WHERE kind = 'hard'),"
+        " count(DISTINCT coalesce(delivery_id, -subscriber_id)) FILTER (WHERE kind = 'complaint')"
+        " FROM bounces WHERE issue_id = ? AND kind IN ('hard', 'complaint')",
+        [issue_id],
+    ).fetchone()
+    return hard, complaints
 
 
 def list_bounces(

@@ -6,9 +6,10 @@ it is about, checked against the workspace secret:
 
 1. the VERP token of the address it was sent to (``bounces+TOKEN@…``); an altered
    token is refused and nothing else is tried;
-2. the quoted original's Message-ID: an issue's carries our MAC for issue ×
-   subscriber (:mod:`digest.mail.message_ids`) and must also be the one the ledger
-   recorded; a transactional message's is random and looked up in the ``outbox``.
+2. the quoted original's Message-ID: an issue's carries our MAC over issue ×
+   subscriber × its random part (:mod:`digest.mail.message_ids`) and must also be
+   the one the ledger recorded for that row; a transactional message's is random and
+   looked up in the ``outbox``.
 
 A failed recipient's address alone proves nothing (anyone can write a report naming
 any address): it acts on nobody. Addresses still count towards the readers a report
@@ -27,9 +28,11 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from digest.bounces.classify import Finding
+from digest.delivery.ledger import delivery_target
 from digest.mail.message_ids import MessageIds
+from digest.mail.outbox import outbox_subscriber
 from digest.mail.verp import VerpSigner
-from subscribers.store import find_subscriber
+from subscribers.store import find_subscriber, reader_scope
 from subscribers.tokens import InvalidToken, verify_token
 
 SEVERITY = ("complaint", "hard", "soft", "other")  # the finding a report acts by: the first kind present
@@ -91,8 +94,7 @@ class Resolver:
             subscriber_id = verify_token(self.secret, finding.unsubscribe_token, "unsubscribe")
         except InvalidToken:
             return None
-        row = self.db.execute("SELECT 1 FROM subscribers WHERE id = ?", [subscriber_id]).fetchone()
-        return subscriber_id if row else None
+        return subscriber_id if reader_scope(self.db, subscriber_id) is not None else None
 
     def _proof(self, finding: Finding) -> Target:
         db = self.db
@@ -100,9 +102,7 @@ class Resolver:
             delivery_id = self.verp.verify(finding.verp_token)
             if delivery_id is None:
                 return Target(problem="altered VERP token")
-            row = db.execute(
-                "SELECT id, subscriber_id, issue_id FROM deliveries WHERE id = ?", [delivery_id]
-            ).fetchone()
+            row = delivery_target(db, delivery_id)
             if row is None:
                 return Target(problem="VERP token names no delivery")
             return Target(row[1], row[0], row[2])
@@ -111,16 +111,10 @@ class Resolver:
             return Target()
         ours = self.ids.verify(original)
         if ours is not None:
-            row = db.execute(
-                "SELECT id, subscriber_id, issue_id FROM deliveries"
-                " WHERE issue_id = ? AND subscriber_id = ? AND message_id = ?",
-                [ours[0], ours[1], original],
-            ).fetchone()
+            row = delivery_target(db, sent_as=(ours[0], ours[1], original))
             return Target(row[1], row[0], row[2]) if row is not None else Target()
-        row = db.execute(
-            "SELECT subscriber_id FROM outbox WHERE message_id = ? AND subscriber_id IS NOT NULL", [original]
-        ).fetchone()
-        return Target(row[0]) if row is not None else Target()
+        subscriber_id = outbox_subscriber(db, original)
+        return Target(subscriber_id) if subscriber_id is not None else Target()
 
     def _named(self, findings: list[Finding]) -> set[int]:
         """The subscribers whose addresses the report names (failed recipients, complainers)."""

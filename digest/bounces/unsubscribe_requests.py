@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from digest.config import Config
-from digest.mail.outbox import queue_message
-from digest.store.database import iso
+from digest.mail.outbox import queue_message, queued_since
 from subscribers.links import subscriber_links
 from subscribers.store import find_subscriber
 
@@ -39,11 +38,7 @@ def request_confirmation(
     subscriber_id = int(subscriber["id"])
     if subscriber["status"] != "active":
         return f"unconfirmed unsubscribe: the reader is {subscriber['status']}", subscriber_id, None
-    recent = db.execute(
-        "SELECT 1 FROM outbox WHERE email = ? AND kind = ? AND created_at > ? LIMIT 1",
-        [subscriber["email"], KIND, iso(now - CONFIRM_EVERY)],
-    ).fetchone()
-    if recent is not None:
+    if queued_since(db, subscriber["email"], KIND, now - CONFIRM_EVERY):
         return "unconfirmed unsubscribe: a confirmation link was mailed in the last day", subscriber_id, None
     links = subscriber_links(config, secret, subscriber, now=now)
     context = {"unsubscribe_url": links["unsubscribe_url"], "preferences_url": links["preferences_url"]}

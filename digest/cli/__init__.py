@@ -117,6 +117,7 @@ def cli(ctx: click.Context, config_path: str | None, db_path: str | None, debug:
 # premailer and MJML at start-up.
 _COMMANDS = {
     "init": "digest.cli.init",
+    "config": "digest.cli.config",
     "feeds": "digest.cli.feeds",
     "ingest": "digest.cli.ingest",
     "articles": "digest.cli.articles",
@@ -129,6 +130,7 @@ _COMMANDS = {
     "run": "digest.cli.run",
     "schedule": "digest.cli.schedule",
     "web": "digest.cli.web",
+    "editors": "digest.cli.editors",
     "archive": "digest.cli.archive",
     "demo": "digest.cli.demo",
     "doctor": "digest.cli.doctor",

@@ -7,6 +7,7 @@ import logging
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
+from digest.ingest.articles import recategorize_articles
 from digest.ingest.source_read import SourceResult
 from digest.ingest.sources import ingest_sources
 
@@ -23,8 +24,13 @@ def format_result(result: SourceResult) -> str:
 @click.command(name="ingest")
 @click.argument("sources", nargs=-1, metavar="[SOURCE]...")
 @click.option("--skip-invalid", is_flag=True, help="Store the valid rows of an article file; list the rest.")
+@click.option(
+    "--recategorize",
+    is_flag=True,
+    help="Fetch nothing: apply the current [ingest.category_aliases] to the stored articles.",
+)
 @pass_app
-def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
+def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool, recategorize: bool) -> None:
     """Fetch sources and store their articles.
 
     With no SOURCE, every stored feed. A SOURCE is a feed URL or file, or an article
@@ -35,11 +41,22 @@ def ingest(app: App, sources: tuple[str, ...], skip_invalid: bool) -> None:
     An article file with a bad row stores nothing unless --skip-invalid. Exit status 1
     when any source failed.
 
+    --recategorize maps each stored article's category as its source gave it through
+    today's [ingest.category_aliases] (after you changed them), in one transaction,
+    and prints how many changed; a feed's own --category stays.
+
     \b
     Example:
       digest ingest
       digest ingest https://example.org/feed.xml articles.jsonl --skip-invalid
+      digest ingest --recategorize
     """
+    if recategorize:
+        if sources:
+            raise click.UsageError("--recategorize fetches nothing; give it no SOURCE")
+        changed = recategorize_articles(app.db, app.config)
+        click.echo(f"Recategorized {changed} article{'' if changed == 1 else 's'}")
+        return
     if app.debug:
         # Show the traceback behind an "unexpected" per-source error.
         logging.basicConfig(format="%(name)s: %(message)s")

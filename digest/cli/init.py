@@ -16,15 +16,29 @@ from digest.init import init_workspace
     help="Public https address of `digest web serve` (links in every email); "
     "default http://localhost:8080, which only local and test sends accept.",
 )
-def init(directory: str, force: bool, base_url: str | None) -> None:
+@click.option(
+    "--example",
+    is_flag=True,
+    help="Also write the README tour's sample files: feed.xml, articles.jsonl, people.csv, bounces.mbox "
+    "(files already there are kept).",
+)
+def init(directory: str, force: bool, base_url: str | None, example: bool) -> None:
     """Create a workspace: a commented digest.toml and the database.
 
     \b
     Example:
       digest init mynews --base-url https://news.example.org
+      digest init mynews --example
     """
-    result = init_workspace(directory, force=force, base_url=base_url)
+    result = init_workspace(directory, force=force, base_url=base_url, example=example)
     verb = "Wrote" if result.config_written else "Kept existing"
     click.echo(f"{verb} {result.config_path}")
     click.echo(f"Database ready at {result.db_path}")
-    click.echo(f"Next: cd {directory} && digest feeds add URL --category NAME")
+    for path in result.examples_written:
+        click.echo(f"Wrote sample {path}")
+    for path in result.examples_kept:
+        click.echo(f"Kept existing {path}")
+    if example:
+        click.echo(f"Next: cd {directory} && digest feeds add feed.xml --category World")
+    else:
+        click.echo(f"Next: cd {directory} && digest feeds add URL --category NAME")

@@ -8,10 +8,12 @@ from typing import Any
 import click
 
 from digest.cli.common import App, columns, echo_json, json_option, pass_app
+from digest.cli.issue_edits import EDIT_COMMANDS, local_editor
 from digest.cli.summaries import echo_warnings, summary_progress
-from digest.compose.build import compose_issue
-from digest.compose.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot, list_issues
-from digest.compose.notes import set_issue_note
+from digest.compose.build import ComposeResult, compose_issue
+from digest.compose.editing import build_ahead, dropped_stories, issue_state, issues_with_states, set_note
+from digest.compose.issues import ISSUE_NAME_HELP, get_issue, issue_name, issue_snapshot
+from digest.compose.memory import held_back_stories
 from digest.compose.periods import latest_scheduled_time, scheduled_time
 from digest.errors import DigestError
 from digest.ingest.sanitize import one_line
@@ -42,29 +44,43 @@ def issues() -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Local date whose scheduled issue to build (default: the latest scheduled time so far).",
 )
+@click.option("--ahead", is_flag=True, help="Build the next scheduled issue now, as a draft to edit.")
 @json_option
 @pass_app
-def issues_build(app: App, edition: str | None, on: datetime | None, as_json: bool) -> None:
+def issues_build(app: App, edition: str | None, on: datetime | None, ahead: bool, as_json: bool) -> None:
     """Compose the EDITION issue for the period ending at its scheduled time.
 
     Building the same edition and date again returns the existing issue. An
-    empty period builds nothing and says so (exit status 0).
+    empty period builds nothing and says so (exit status 0). With --ahead the
+    next scheduled issue is built now; when its time comes `digest run`
+    selects its stories again (unless it is locked) and sends it.
 
     \b
     Example:
       digest issues build daily --date 2026-01-23
+      digest issues build daily --ahead
     """
     config = app.config
     ed = config.edition(edition)
     now = utcnow()
+    if ahead and on:
+        raise click.UsageError("give --date or --ahead, not both")
+    if ahead:
+        result = build_ahead(app.db, config, ed.key, local_editor(), now=now)
+        _echo_built(result, as_json)
+        return
     period_end = scheduled_time(ed, on.date()) if on else latest_scheduled_time(ed, now)
     if period_end > now:
         local = period_end.astimezone(ed.zone)
         raise DigestError(
             f"the {ed.key} issue for {_day(on)} is scheduled for {local:%Y-%m-%d %H:%M} {ed.timezone}, "
-            "which has not come yet; build it after then or pass an earlier --date"
+            "which has not come yet; build it after then, pass an earlier --date, or use --ahead"
         )
     result = compose_issue(app.db, config, ed.key, period_end=period_end, progress=summary_progress())
+    _echo_built(result, as_json)
+
+
+def _echo_built(result: ComposeResult, as_json: bool) -> None:
     echo_warnings(result.warnings)
     if as_json:
         echo_json({"created": result.created, "message": result.message, "issue": _summary(result.issue)})
@@ -91,7 +107,7 @@ def issues_list(app: App, edition: str | None, as_json: bool) -> None:
     """
     if edition:
         app.config.edition(edition)  # an unknown edition is an error, not an empty list
-    rows = list_issues(app.db, edition)
+    rows = issues_with_states(app.db, app.config, edition)
     if as_json:
         echo_json(rows)
         return
@@ -102,7 +118,7 @@ def issues_list(app: App, edition: str | None, as_json: bool) -> None:
     for r in rows:
         day = from_iso(r["period_end"]).astimezone(_zone(app, r["edition"])).date()
         table.append(
-            (issue_name(r), day.isoformat(), r["status"], str(r["articles"]), str(r["id"]), r["subject"])
+            (issue_name(r), day.isoformat(), r["state"], str(r["articles"]), str(r["id"]), r["subject"])
         )
     for line in columns(table, right={3, 4}):
         click.echo(line)
@@ -125,11 +141,17 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
     """
     row = get_issue(app.db, issue)
     snapshot = issue_snapshot(row)
+    dropped = dropped_stories(app.db, row["id"])
+    held = held_back_stories(app.db, row["id"])
+    state = issue_state(app.config, row)
     if as_json:
-        echo_json({**_summary(row), "categories": snapshot.get("categories", [])})
+        categories = snapshot.get("categories", [])
+        echo_json(
+            {**_summary(row), "state": state, "categories": categories, "dropped": dropped, "held_back": held}
+        )
         return
     click.echo(f"Issue {issue_name(row)}: {row['subject']}")
-    click.echo(f"  edition {row['edition']}, number {row['number']} (id {row['id']}), status {row['status']}")
+    click.echo(f"  edition {row['edition']}, number {row['number']} (id {row['id']}), state {state}")
     click.echo(f"  period  {row['period_start']} – {row['period_end']}")
     click.echo(f"  preview {row['preheader']}")
     if row.get("note"):
@@ -138,10 +160,23 @@ def issues_show(app: App, issue: str, as_json: bool) -> None:
         click.echo(f"\n{category['name']} ({len(category['articles'])})")
         for article in category["articles"]:
             source = f" — {article['source']}" if article.get("source") else ""
-            click.echo(f"  - {article['title']}{source} ({article['published_local']})")
+            lead = "LEAD " if article.get("lead") else ""
+            lead += "Update: " if article.get("news") else ""
+            click.echo(
+                f"  - [{article['id']}] {lead}{article['title']}{source} ({article['published_local']})"
+            )
             click.echo(f"    {article['url']}")
             for line in _card_lines(article):
                 click.echo(f"    {line}")
+    if dropped:
+        click.echo(f"\nDropped ({len(dropped)})")
+        for article in dropped:
+            click.echo(f"  - [{article['id']}] dropped: {article['title']}")
+    if held:
+        click.echo(f"\nHeld back as already sent ({len(held)}; `digest issues add ISSUE ID` puts one back)")
+        for article in held:
+            click.echo(f"  - [{article['id']}] {article['title']}")
+            click.echo(f"    {article['reason']}")
 
 
 def _card_lines(article: dict[str, Any]) -> list[str]:
@@ -151,6 +186,8 @@ def _card_lines(article: dict[str, Any]) -> list[str]:
     if summary:
         label = article.get("summary_label") or ""
         lines.append(f"{label}: {summary}" if label else summary)
+    if article.get("news"):
+        lines.append(f"{article['news']}.")
     others = article.get("also_covered") or []
     if others:
         lines.append("Also covered by: " + ", ".join(f"{o['source']} <{o['url']}>" for o in others))
@@ -179,12 +216,14 @@ def issues_note(app: App, issue: str, text: str) -> None:
       digest issues note daily/3 "No issue on Monday: the newsroom is on a trip."
       digest issues note 12 ""
     """
-    row = set_issue_note(app.db, issue, text)
-    what = f"note set ({len(row['note'])} characters)" if row["note"] else "note removed"
-    click.echo(f"Issue {issue_name(row)}: {what}")
+    click.echo(set_note(app.db, app.config, issue, text, local_editor()).message)
 
 
 def _summary(row: dict[str, Any] | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {"name": issue_name(row), **{k: v for k, v in row.items() if k != "snapshot"}}
+
+
+for _command in EDIT_COMMANDS:
+    issues.add_command(_command)

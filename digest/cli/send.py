@@ -55,6 +55,11 @@ class _Progress:
     is_flag=True,
     help="First requeue failed rows not about the mailbox (not 5.1.x, reader still active).",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Send on past the [bounces] guards that paused this send (complaint_rate, bounce_rate).",
+)
 @click.option("--concurrency", type=click.IntRange(1, 64), help="SMTP connections at once.")
 @click.option(
     "--rate", type=click.FloatRange(min=0), metavar="PER_SECOND", help="Messages per second (0: no limit)."
@@ -72,6 +77,7 @@ def send(
     to: tuple[str, ...],
     dry_run: bool,
     retry_failed: bool,
+    resume: bool,
     concurrency: int | None,
     rate: float | None,
     transport_url: str | None,
@@ -84,23 +90,31 @@ def send(
     When the relay refuses the message, the sender or the session, the send
     stops with every unsent row queued and exits 1; after fixing the cause,
     run it again (with --retry-failed to also requeue rows that failed for a
-    reason other than the mailbox). --to sends a "[TEST]" copy to those
+    reason other than the mailbox). Too many hard bounces or complaints
+    ([bounces] bounce_rate, complaint_rate) pause it the same way; --resume
+    sends on past that guard. --to sends a "[TEST]" copy to those
     addresses only and records nothing. A real SMTP send needs an https,
-    public publication.base_url.
+    public publication.base_url. A draft of an edition with approval =
+    "required" is sent only once approved (`digest issues approve`).
 
     \b
     Example:
       digest send latest --dry-run
       digest send latest --to me@example.org
       digest send daily/12 --retry-failed
+      digest send daily/12 --resume
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
+    from digest.bounces.process import issue_reports  # lazy: start-up
+    from digest.compose.approvals import require_approval  # lazy: start-up
     from digest.compose.issues import get_issue  # lazy: start-up
     from digest.delivery import deliver_issue  # lazy: start-up
 
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
+    if not to and not dry_run:
+        require_approval(app.config, found)
     bar = _Progress() if is_terminal() and not to and not dry_run else None
     try:
         report = deliver_issue(
@@ -111,6 +125,8 @@ def send(
             to=list(to) or None,
             dry_run=dry_run,
             retry_failed=retry_failed,
+            resume=resume,
+            reports=issue_reports,
             concurrency=concurrency,
             rate=rate,
             progress=bar,

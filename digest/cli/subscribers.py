@@ -184,7 +184,8 @@ def subscribers_show(app: App, email: str, as_json: bool) -> None:
     Example:
       digest subscribers show alice@example.org
     """
-    from subscribers.store import get_subscriber, subscriber_events  # lazy: start-up
+    from subscribers.events import subscriber_events  # lazy: start-up
+    from subscribers.store import get_subscriber  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
     links = _links(app, subscriber)
@@ -231,7 +232,7 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     Example:
       digest subscribers stats
     """
-    from subscribers.store import STATS_GROUPS, subscriber_stats  # lazy: start-up
+    from subscribers.stats import STATS_GROUPS, subscriber_stats  # lazy: start-up
 
     stats = subscriber_stats(app.db)
     if as_json:
@@ -311,6 +312,11 @@ def subscribers_set(
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows and report the invalid ones.")
 @click.option("--resubscribe", is_flag=True, help="Reactivate unsubscribed, bounced and removed addresses.")
 @click.option("--send-confirmations", is_flag=True, help="Email a confirmation to each row added as pending.")
+@click.option(
+    "--status",
+    type=click.Choice(("active", "unsubscribed", "bounced")),
+    help="Every row's status, for a file without a status column.",
+)
 @json_option
 @allow_new_category_option
 @pass_app
@@ -321,6 +327,7 @@ def subscribers_import(
     skip_invalid: bool,
     resubscribe: bool,
     send_confirmations: bool,
+    status: str | None,
     as_json: bool,
     allow_new_category: bool,
 ) -> None:
@@ -339,10 +346,19 @@ def subscribers_import(
     them; nobody who left is made active again without --resubscribe. Without
     --skip-invalid, one invalid row aborts the import and nothing is written.
 
+    Each row's status comes from the file: a status column (digest's, or
+    Mailchimp's, listmonk's, Buttondown's values), Ghost's subscribed_to_emails,
+    Substack's email_disabled; Mailchimp's unsubscribed export (UNSUB_TIME) is
+    all unsubscribed, its cleaned export (CLEAN_TIME) all bounced. --status says
+    it for a file with none. OPTIN_TIME/OPTIN_IP/CONFIRM_TIME/CONFIRM_IP go into
+    the consent record.
+
     \b
     Example:
       digest subscribers import people.csv --dry-run
       digest subscribers import people.csv --skip-invalid
+      digest subscribers import unsubscribed_members_export.csv
+      digest subscribers import left-last-year.csv --status unsubscribed
     """
     from subscribers.importer import import_csv  # lazy: start-up
 
@@ -351,9 +367,10 @@ def subscribers_import(
         "dry_run": dry_run,
         "skip_invalid": skip_invalid,
         "resubscribe": resubscribe,
+        "status": status,
         **_known(app, allow_new_category),
     }
-    from subscribers.store import next_subscriber_id  # lazy: start-up
+    from subscribers.store import next_subscriber_id, pending_ids_from  # lazy: start-up
 
     first_new_id = next_subscriber_id(app.db)
     if show_bar:
@@ -364,22 +381,23 @@ def subscribers_import(
         report = import_csv(app.db, file, **kwargs)
     if send_confirmations and not dry_run:
         # Ids only grow, so the rows this import added are those from first_new_id on.
-        new_pending = [
-            r[0]
-            for r in app.db.execute(
-                "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id", [first_new_id]
-            )
-        ]
+        new_pending = pending_ids_from(app.db, first_new_id)
         _send_confirmations(app, new_pending, to_stderr=as_json)
     if as_json:
         echo_json(report.as_dict())
         return
-    verb = "Dry run, nothing written:" if dry_run else "Imported"
+    _echo_import(report)
+
+
+def _echo_import(report: Any) -> None:
+    """What an import did (an ImportReport), for a person."""
+    verb = "Dry run, nothing written:" if report.dry_run else "Imported"
     click.echo(
         f"{verb} {report.file}: {report.added} added, {report.updated} updated, "
         f"{report.unchanged} unchanged, {report.duplicates} duplicate in file, "
         f"{report.suppressed} suppressed, {report.invalid} invalid."
     )
+    click.echo(_by_status(report.statuses))
     for line, error in report.invalid_rows:
         click.echo(f"  line {line}: {error}")
     if report.invalid > len(report.invalid_rows):
@@ -388,6 +406,17 @@ def subscribers_import(
         click.echo("Kept as attributes: " + ", ".join(report.attribute_columns), err=True)
     if report.ignored_columns:
         click.echo("Ignored columns: " + ", ".join(report.ignored_columns), err=True)
+
+
+def _by_status(statuses: dict[str, int]) -> str:
+    """The file's rows by status, e.g. "By status: 10 active, 2 unsubscribed, 1 bounced"."""
+    order = [*STATUSES, ""]
+    shown = [
+        f"{statuses[s]} {s}" if s else f"{statuses[s]} without a status (new: active; known: kept)"
+        for s in sorted(statuses, key=order.index)
+        if statuses[s]
+    ]
+    return "By status: " + (", ".join(shown) or "no rows") + "."
 
 
 @subscribers.command(name="export")

@@ -184,6 +184,7 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
     Example:
       digest subscribers remove alice@example.org --yes
     """
+    from digest.delivery.ledger import forget_reader  # lazy: start-up
     from subscribers.store import get_subscriber, remove_subscriber  # lazy: start-up
 
     subscriber = get_subscriber(app.db, email)
@@ -195,7 +196,7 @@ def subscribers_remove(app: App, email: str, yes: bool) -> None:
             )
         if not click.confirm(f"Erase {subscriber['email']} and their personal data?"):
             raise DigestError(f"not erased {subscriber['email']}; add --yes to erase without asking")
-    remove_subscriber(app.db, subscriber["id"], source="cli")
+    remove_subscriber(app.db, subscriber["id"], forget_deliveries=forget_reader, source="cli")
     click.echo(f"Removed {subscriber['email']}; its hash is on the suppression list.")
 
 

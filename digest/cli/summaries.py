@@ -1,4 +1,5 @@
-"""``digest articles summarize`` and the progress line shown while summaries are made."""
+"""``digest articles summarize``, ``digest articles summary`` (the editor's word on one
+summary) and the progress line shown while summaries are made."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from digest.cli.common import App, pass_app
 from digest.config import Config
 from digest.ingest.articles import parse_when
-from digest.summary import summarize_since
+from digest.summary import edit_summary, summarize_since
 
 
 def summary_progress() -> Callable[[int, int], None] | None:
@@ -67,3 +68,42 @@ def articles_summarize(app: App, since: str | None, force: bool) -> None:
         f"Summaries: {report.made} made, {report.reused} already stored, "
         f"{report.failed} left with the feed summary."
     )
+
+
+@click.command(name="summary")
+@click.argument("article_id", metavar="ID")
+@click.option(
+    "--set", "text", metavar="TEXT", help="Pin this summary: shown in new issues, never replaced by a model."
+)
+@click.option("--regenerate", is_flag=True, help="Ask the model for a new summary now (engine llm).")
+@click.option("--clear", is_flag=True, help="Remove the pinned summary: the engine's shows again.")
+@pass_app
+def articles_summary(app: App, article_id: str, text: str | None, regenerate: bool, clear: bool) -> None:
+    """Pin, regenerate or clear one article's summary (the editor's word is final).
+
+    A pinned summary is labelled as the publication's own and wins over any
+    engine's; issues already built keep what they froze. Give exactly one of
+    --set, --regenerate, --clear.
+
+    \b
+    Example:
+      digest articles summary 42 --set "The council approved the £24m plan."
+      digest articles summary 42 --regenerate
+      digest articles summary 42 --clear
+    """
+    chosen = [
+        name for name, on in (("set", text is not None), ("regenerate", regenerate), ("clear", clear)) if on
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --set TEXT, --regenerate, --clear")
+    edit = edit_summary(app.db, app.config, article_id, chosen[0], text or "")
+    echo_warnings(edit.warnings)
+    if chosen[0] == "clear" and not edit.changed:
+        click.echo(f"Article {edit.article_id} had no pinned summary.")
+    elif chosen[0] == "regenerate" and not edit.changed:
+        click.echo(f"Article {edit.article_id}: the model's new summary could not be used (see the warning).")
+    else:
+        done = {"set": "pinned", "regenerate": "regenerated", "clear": "cleared"}[chosen[0]]
+        click.echo(f"Article {edit.article_id}: summary {done}.")
+    shown = edit.shown
+    click.echo(f"New issues show: {shown.label + ': ' if shown.label else ''}{shown.text or '(no summary)'}")

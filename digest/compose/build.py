@@ -10,28 +10,39 @@ it up, so two processes building the same issue at once still make one.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlite_utils
 
-from digest.compose.issues import issue_name
-from digest.compose.periods import format_date, format_datetime, period_start_for
+from digest.compose.issues import (
+    CARRIED_BY_EDITION_SQL,
+    insert_issue,
+    insert_issue_rows,
+    issue_for_period,
+    issue_name,
+)
+from digest.compose.memory import Repeat, recall, sent_stories
+from digest.compose.periods import format_datetime, period_start_for
+from digest.compose.snapshot import refresh_issue
 from digest.compose.stories import Story, group_stories
-from digest.compose.subject import make_preheader, make_subject, preheader_titles
 from digest.config import Config, Edition
 from digest.errors import ConfigError, DigestError
-from digest.ingest.images import load_image
+from digest.ingest.article_edits import with_editor_values
+from digest.ingest.articles import (
+    article_totals,
+    count_published_between,
+    uncarried_published_at,
+)
+from digest.ingest.articles import (
+    candidate_articles as candidate_articles_stored,
+)
 from digest.localtime import next_fire_time
 from digest.store.database import from_iso, iso, transaction, utcnow
-from digest.summary import ArticleSummary, article_summaries, make_summaries
+from digest.summary import make_summaries
 from digest.summary.make import Progress
-
-SNAPSHOT_VERSION = 1
 
 
 @dataclass
@@ -91,25 +102,36 @@ def compose_issue(
                 return ComposeResult(
                     existing, False, f"Issue {issue_name(existing)} already exists ({where})"
                 )
-            articles = _candidate_articles(db, edition.key, period_start, period_end)
+            articles = candidate_articles(db, edition.key, period_start, period_end)
             if not articles:
                 why = explain_empty_period(db, edition, period_start, period_end)
                 return ComposeResult(
                     None, False, f"No new articles for {where}; no issue built. {why}", warnings
                 )
-            stories = choose_stories(config, edition, articles)
-            issue = _insert_issue(db, config, edition, period_start, period_end, stories)
-            message = f"Built issue {issue_name(issue)} with {plural(len(stories), 'article')}"
-            merged = sum(len(s.others) for s in stories)
-            if merged:
-                message += f" ({merged} more merged into the same stories' cards)"
-            return ComposeResult(issue, True, message, warnings, summary_error)
+            picked = pick_stories(db, config, edition, articles, period_start, period_end)
+            if not picked.shown:
+                held = plural(len(picked.held), "story")
+                message = f"No new stories for {where}; no issue built: {held} held back as already sent"
+                return ComposeResult(None, False, f"{message} ([compose] repeat_stories).", warnings)
+            issue = _insert_issue(db, config, edition, period_start, period_end, picked)
+            return ComposeResult(issue, True, _built(issue, picked), warnings, summary_error)
     except sqlite3.IntegrityError:
         # Another process won a race that BEGIN IMMEDIATE should already prevent; theirs stands.
         existing = _issue_for_period(db, edition.key, period_start)
         if existing is None:
             raise
         return ComposeResult(existing, False, f"Issue {issue_name(existing)} already exists ({where})")
+
+
+def _built(issue: dict[str, Any], picked: Picked) -> str:
+    """``Built issue daily/3 with 5 articles (2 more merged …); 1 story held back …``."""
+    message = f"Built issue {issue_name(issue)} with {plural(len(picked.shown), 'article')}"
+    merged = sum(len(s.others) for s in picked.shown)
+    if merged:
+        message += f" ({merged} more merged into the same stories' cards)"
+    if picked.held:
+        message += f"; {plural(len(picked.held), 'story')} held back as already sent"
+    return message
 
 
 def plural(count: int, noun: str) -> str:
@@ -127,7 +149,7 @@ def explain_empty_period(
     would carry the latest article before the window that no issue has yet (the usual
     case after ingesting an archive), or when the next issue with newer articles is due.
     """
-    total, newest = db.execute("SELECT COUNT(*), MAX(published_at) FROM articles").fetchone()
+    total, newest = article_totals(db)
     if not total:
         return "There are no articles yet: run `digest ingest` (or `digest articles add`) first."
     zone = edition.zone
@@ -136,20 +158,12 @@ def explain_empty_period(
         return f"{format_datetime(at.astimezone(zone))} ({edition.timezone})"
 
     said = f"{plural(total, 'article')} stored, the newest published {shown(from_iso(newest))}."
-    in_window = db.execute(
-        "SELECT COUNT(*) FROM articles WHERE published_at >= ? AND published_at < ?",
-        [iso(period_start), iso(period_end)],
-    ).fetchone()[0]
+    in_window = count_published_between(db, period_start, period_end)
     if in_window:
         said += f" The {plural(in_window, 'article')} in the window went out in earlier {edition.key} issues."
-    uncarried = """
-        SELECT {agg}(published_at) FROM articles
-        WHERE published_at {op} ?
-          AND id NOT IN (SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
-                         WHERE i.edition = ?)
-    """
-    before = db.execute(uncarried.format(agg="MAX", op="<"), [iso(period_start), edition.key]).fetchone()[0]
-    after = db.execute(uncarried.format(agg="MIN", op=">="), [iso(period_end), edition.key]).fetchone()[0]
+    carried = (CARRIED_BY_EDITION_SQL, [edition.key])
+    before = uncarried_published_at(db, carried, before=period_start)
+    after = uncarried_published_at(db, carried, since=period_end)
     try:
         fire_before = next_fire_time(edition, from_iso(before)) if before is not None else None
         # Only a date whose window really holds that article (a 1900 date never does: the
@@ -172,17 +186,58 @@ def explain_empty_period(
     return f"{said} Ingest newer articles, or wait for the next scheduled time."
 
 
-def choose_stories(config: Config, edition: Edition, articles: list[dict[str, Any]]) -> list[Story]:
+def choose_stories(
+    config: Config, edition: Edition, articles: list[dict[str, Any]], *, capped: bool = True
+) -> list[Story]:
     """The cards of an issue from its candidate articles (newest first): one per story when
-    ``[compose] merge_stories`` is on, at most ``max_articles`` of them."""
+    ``[compose] merge_stories`` is on, at most ``max_articles`` of them (all when not
+    ``capped``)."""
+    cap = edition.max_articles if capped else None
     if not config.compose.merge_stories:
-        return [Story(a) for a in articles[: edition.max_articles]]
+        return [Story(a) for a in articles[:cap]]
     return group_stories(
         articles,
         threshold=config.compose.merge_threshold,
         preferred_sources=config.compose.preferred_sources,
-        max_stories=edition.max_articles,
+        max_stories=cap,
     )
+
+
+@dataclass
+class Picked:
+    """An issue's stories: the cards ``shown`` (at most ``max_articles``), the stories
+    ``held`` back as already sent, and each repeat's :class:`Repeat` by its lead's id."""
+
+    shown: list[Story]
+    held: list[Story]
+    repeats: dict[int, Repeat]
+
+
+def pick_stories(
+    db: sqlite_utils.Database,
+    config: Config,
+    edition: Edition,
+    articles: list[dict[str, Any]],
+    period_start: datetime,
+    period_end: datetime,
+) -> Picked:
+    """The stories of an issue from its candidate articles: :func:`choose_stories`, then
+    ``[compose] repeat_stories`` applied against what the edition's issues already sent
+    (:mod:`digest.compose.memory`). A held-back story takes no card's place."""
+    mode = config.compose.repeat_stories
+    if mode == "allow":
+        return Picked(choose_stories(config, edition, articles), [], {})
+    stories = choose_stories(config, edition, articles, capped=False)
+    sent = sent_stories(db, edition.key, period_start, period_end)
+    repeats = recall(stories, sent, threshold=config.compose.merge_threshold, mode=mode)
+    shown: list[Story] = []
+    held: list[Story] = []
+    for story in stories:
+        if len(shown) >= edition.max_articles:
+            break
+        repeat = repeats.get(story.lead["id"])
+        (held if repeat is not None and repeat.held else shown).append(story)
+    return Picked(shown, held, repeats)
 
 
 def _make_summaries(
@@ -197,41 +252,57 @@ def _make_summaries(
     # would get a card, and are stored; the snapshot then reads what is stored.
     if config.summary.engine != "llm" or _issue_for_period(db, edition.key, period_start) is not None:
         return []
-    articles = _candidate_articles(db, edition.key, period_start, period_end)
-    leads = [story.lead["id"] for story in choose_stories(config, edition, articles)]
+    articles = candidate_articles(db, edition.key, period_start, period_end)
+    picked = pick_stories(db, config, edition, articles, period_start, period_end)
+    leads = [story.lead["id"] for story in picked.shown]
     return make_summaries(db, config, leads, progress=progress).warnings
 
 
 def _issue_for_period(db: sqlite_utils.Database, edition: str, period_start: datetime) -> dict | None:
-    rows = list(
-        db.query("SELECT * FROM issues WHERE edition = ? AND period_start = ?", [edition, iso(period_start)])
-    )
-    return rows[0] if rows else None
+    return issue_for_period(db, edition, iso(period_start))
 
 
-def _candidate_articles(
-    db: sqlite_utils.Database, edition: str, start: datetime, end: datetime
+def candidate_articles(
+    db: sqlite_utils.Database, edition: str, start: datetime, end: datetime, *, own_issue: int = 0
 ) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            """
-            SELECT * FROM articles
-            WHERE published_at >= ? AND published_at < ?
-              AND id NOT IN (
-                SELECT ia.article_id FROM issue_articles ia JOIN issues i ON i.id = ia.issue_id
-                WHERE i.edition = ?)
-            ORDER BY published_at DESC, id DESC
-            """,
-            [iso(start), iso(end), edition],
-        )
-    )
+    """The articles published in ``[start, end)`` that no issue of ``edition`` (other than
+    ``own_issue``, the one being rebuilt) carries and no editor hid, newest first, with the
+    editor's values winning over the feed's."""
+    carried = (f"{CARRIED_BY_EDITION_SQL} AND ia.issue_id != ?", [edition, own_issue])
+    return [with_editor_values(row) for row in candidate_articles_stored(db, start, end, carried)]
 
 
-def order_categories(names: list[str], configured: list[str]) -> list[str]:
-    """The edition's configured categories first (in its order), then the rest alphabetically."""
-    rank = {c.casefold(): i for i, c in enumerate(configured)}
-    present = list(dict.fromkeys(names))
-    return sorted(present, key=lambda c: (rank.get(c.casefold(), len(rank)), c.casefold(), c))
+def story_rows(stories: list[Story], start: int = 1, picked: Picked | None = None) -> list[dict[str, Any]]:
+    """The ``issue_articles`` rows of ``stories``: one per card in order from ``start``, then
+    each article merged into a card (``card_of``), so no later issue of the edition shows it.
+    With ``picked``, its held-back stories follow the cards as dropped rows, and every
+    repeat's row carries its note (``repeat``)."""
+    held = picked.held if picked else []
+    repeats = picked.repeats if picked else {}
+    cards = [*stories, *held]
+    dropped = {s.lead["id"] for s in held}
+    rows = [
+        {
+            "article_id": s.lead["id"],
+            "category": s.lead["category"],
+            "position": n,
+            "dropped": s.lead["id"] in dropped,
+            "repeat": repeats[s.lead["id"]].note() if s.lead["id"] in repeats else None,
+        }
+        for n, s in enumerate(cards, start)
+    ]
+    others = [(o, s.lead) for s in cards for o in s.others]
+    rows += [
+        {
+            "article_id": o["id"],
+            "category": lead["category"],
+            "position": n,
+            "card_of": lead["id"],
+            "dropped": lead["id"] in dropped,
+        }
+        for n, (o, lead) in enumerate(others, start + len(cards))
+    ]
+    return rows
 
 
 def _insert_issue(
@@ -240,95 +311,8 @@ def _insert_issue(
     edition: Edition,
     period_start: datetime,
     period_end: datetime,
-    stories: list[Story],
+    picked: Picked,
 ) -> dict[str, Any]:
-    summaries = article_summaries(db, config, [s.lead for s in stories])
-    by_category: dict[str, list[dict[str, Any]]] = {}
-    cards: dict[str, list[dict[str, Any]]] = {}
-    for story in stories:  # already newest first
-        article = story.lead
-        by_category.setdefault(article["category"], []).append(article)
-        card = _snapshot_article(
-            article, edition, summaries[article["id"]], config.summary.label, story.others
-        )
-        cards.setdefault(article["category"], []).append(card)
-    categories = order_categories(list(by_category), edition.categories)
-    row = db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM issues WHERE edition = ?", [edition.key])
-    number = row.fetchone()[0]
-    local_end = period_end.astimezone(edition.zone)
-    ordered = [a for c in categories for a in by_category[c]]
-    titles = [a["title"] for a in ordered]
-    subject = make_subject(config, edition, number, local_end, headline=titles[0])
-    preheader = make_preheader(preheader_titles(config, edition, titles))
-    snapshot = {
-        "version": SNAPSHOT_VERSION,
-        "edition": edition.key,
-        "edition_title": edition.title,
-        "number": number,
-        "date": format_date(local_end),
-        "timezone": edition.timezone,
-        "period_start": iso(period_start),
-        "period_end": iso(period_end),
-        "categories": [{"name": c, "articles": cards[c]} for c in categories],
-    }
-    now = iso(utcnow())
-    cursor = db.execute(
-        "INSERT INTO issues (edition, number, period_start, period_end, subject, preheader, status, snapshot,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, 'draft', ?, ?)",
-        [
-            edition.key,
-            number,
-            iso(period_start),
-            iso(period_end),
-            subject,
-            preheader,
-            json.dumps(snapshot, ensure_ascii=False, separators=(",", ":")),
-            now,
-        ],
-    )
-    issue_id = cursor.lastrowid
-    # Articles merged into another's card are carried too (after the cards, under the
-    # card's category), so no later issue of the edition shows them again.
-    lead_category = {s.lead["id"]: s.lead["category"] for s in stories}
-    merged = [(o, lead_category[s.lead["id"]]) for s in stories for o in s.others]
-    rows = [(issue_id, a["id"], a["category"], pos) for pos, a in enumerate(ordered, 1)]
-    rows += [(issue_id, o["id"], cat, pos) for pos, (o, cat) in enumerate(merged, len(ordered) + 1)]
-    db.conn.executemany(
-        "INSERT INTO issue_articles (issue_id, article_id, category, position) VALUES (?, ?, ?, ?)", rows
-    )
-    return dict(db["issues"].get(issue_id))
-
-
-def _snapshot_article(
-    article: dict[str, Any],
-    edition: Edition,
-    summary: ArticleSummary,
-    label: str,
-    others: list[dict[str, Any]],
-) -> dict[str, Any]:
-    published = from_iso(article["published_at"])
-    return {
-        "id": article["id"],
-        "title": article["title"],
-        "url": article["url"],
-        "source": article["source"] or "",
-        "author": article["author"] or "",
-        "category": article["category"],
-        "published_at": article["published_at"],
-        "published_local": format_datetime(published.astimezone(edition.zone)),
-        # The source gave no date (published_at is the fetch time): templates say "undated".
-        "undated": bool(article["date_estimated"]),
-        "summary": summary.text,
-        "summary_label": label if summary.generated and summary.text else "",
-        "reading_minutes": int(article["reading_minutes"] or 0),  # 0: unknown (a summary alone)
-        "also_covered": [{"source": _source_name(o), "url": o["url"]} for o in others],
-        **({"image": image} if (image := load_image(article.get("image"))) else {}),
-    }
-
-
-def _source_name(article: dict[str, Any]) -> str:
-    """What "Also covered by" calls an article's outlet: its source, else its site's host."""
-    if article.get("source"):
-        return article["source"]
-    host = urlsplit(article.get("url") or "").hostname or ""
-    return host.removeprefix("www.") or article.get("url") or ""
+    issue_id = insert_issue(db, edition.key, period_start, period_end, now=utcnow())
+    insert_issue_rows(db, issue_id, story_rows(picked.shown, picked=picked))
+    return refresh_issue(db, config, issue_id)

@@ -1,7 +1,9 @@
 """Measure the story-merge rule on a labelled set of article pairs (JSON Lines).
 
-Each line: ``{"same": true|false, "a": {"title": …, "summary": …}, "b": {…}}``. Used by
-``bench/stories.py`` (which prints the figures) and by the test that keeps them.
+Each line: ``{"split": "tune"|"heldout", "same": true|false, "a": {"title": …, "summary": …,
+"category": …}, "b": {…}}``. The rule and its threshold are tuned on the ``tune`` half only;
+the ``heldout`` half measures them. Used by ``bench/stories.py`` (which prints the figures)
+and by the test that keeps them.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.compose.stories import same_story, story_numbers, story_words
+from digest.compose.stories import StoryText, same_story, story_text
 from digest.errors import DigestError
 
 
@@ -37,8 +39,12 @@ class PairScore:
         return self.true_pos / same if same else 1.0
 
 
-def load_pairs(path: Path) -> list[dict]:
-    """The labelled pairs in ``path``; a malformed line is an error naming it."""
+SPLITS = ("tune", "heldout")
+
+
+def load_pairs(path: Path, split: str | None = None) -> list[dict]:
+    """The labelled pairs in ``path`` (only those of ``split`` when given); a malformed line
+    is an error naming it."""
     pairs = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -46,23 +52,28 @@ def load_pairs(path: Path) -> list[dict]:
         try:
             pair = json.loads(line)
             _ = (pair["same"], pair["a"]["title"], pair["b"]["title"])
+            if pair["split"] not in SPLITS:
+                raise ValueError
         except (ValueError, KeyError, TypeError):
             raise DigestError(
-                f"{path}:{number}: expected {{'same', 'a': {{'title', 'summary'}}, 'b': …}}"
+                f"{path}:{number}: expected {{'split': 'tune' or 'heldout', 'same', "
+                "'a': {'title', 'summary', 'category'}, 'b': …}"
             ) from None
-        pairs.append(pair)
+        if split is None or pair["split"] == split:
+            pairs.append(pair)
     return pairs
+
+
+def _side(side: dict) -> StoryText:
+    return story_text(side["title"], side.get("summary", ""), side.get("category"))
 
 
 def score_pairs(pairs: list[dict], threshold: float) -> PairScore:
     """Apply the merge rule to every pair at ``threshold`` and count right and wrong answers."""
     counts = {(True, True): 0, (False, True): 0, (True, False): 0, (False, False): 0}
     for pair in pairs:
-        sides = []
-        for side in (pair["a"], pair["b"]):
-            title, summary = side["title"], side.get("summary", "")
-            sides.extend([story_words(title, summary), story_numbers(title, summary)])
-        merged = same_story(*sides, threshold)
+        a, b = (_side(pair["a"]), _side(pair["b"]))
+        merged = same_story(a, b, threshold)
         counts[(merged, bool(pair["same"]))] += 1
     return PairScore(
         threshold, counts[(True, True)], counts[(True, False)], counts[(False, True)], counts[(False, False)]

@@ -118,6 +118,10 @@ def _start_workers(run: Run, connections: int, rate: float) -> list[threading.Th
     threads = [
         threading.Thread(target=_connection_worker, args=(run, n), daemon=True) for n in range(connections)
     ]
+    # Counted before any starts: a connection that ends early with bad mailboxes held waits for
+    # the others (RefusalWindow.park), also for those whose thread has not run yet.
+    with run.counters.lock:
+        run.running += connections
     for t in threads:
         t.start()
     return threads

@@ -13,68 +13,56 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from digest.compose.issues import issue_categories
+from digest.compose.issues import (
+    issue_categories,
+    issue_edition,
+    issue_status,
+    mark_issue_sending,
+    mark_issue_sent,
+    reopen_sent_issue,
+)
 from digest.config import Config
 from digest.delivery.journal import read_journals
+from digest.delivery.recipients import recipients
+from digest.delivery.rows import Result, Row
 from digest.errors import DigestError
-from digest.localtime import due_at
 from digest.mail.message_ids import MessageIds, message_ids
-from digest.mail.transports import Reply
-from digest.render.variants import stored_variant, variant_key
+from digest.render.variants import stored_variant
 from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
 from subscribers.eligibility import eligibility_sql, ineligible_reason
 from subscribers.model import decode_labels
-from subscribers.store import eligible_subscribers, mark_bounced
+from subscribers.store import ACTIVE_IDS_SQL, mark_bounced, reader_scope
 
 __all__ = [
     "Ledger",
-    "Result",
-    "Row",
     "delivery_counts",
+    "delivery_target",
     "done_count",
+    "due_count",
+    "due_or_done",
     "finish",
+    "forget_reader",
     "freeze",
+    "guard_counts",
     "list_deliveries",
-    "recipients",
+    "note_later_bounce",
+    "pending_due_counts",
+    "queued_variants",
     "replay_journals",
     "requeue_failed",
     "requeue_in_flight",
     "requeue_readers",
     "requeue_refused",
+    "sent_between",
+    "unsent_rows",
+    "variant_counts",
 ]
-
-
-@dataclass
-class Row:
-    """A claimed ledger row, as a connection worker carries it."""
-
-    id: int
-    subscriber_id: int | None
-    email: str
-    variant: str
-    message_id: str
-    name: str = ""
-    tries: int = 0  # attempts in this run
-    attributes: str | None = None  # the subscriber's attributes (JSON), for merge fields
-
-
-@dataclass
-class Result:
-    """What happened to a row: sent / failed / deferred / skipped (recorded in batches)."""
-
-    row: Row
-    status: str
-    reply: Reply | None = None
-    error: str | None = None
-    bounced: bool = False
-    at: str = ""
 
 
 # ---------------------------------------------------------------- the snapshot
@@ -86,10 +74,9 @@ def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now
     issue_id = int(issue["id"])
     stamp = iso(utcnow())
     with transaction(db):
-        status = db.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
-        if status != "draft":
+        if issue_status(db, issue_id) != "draft":
             return
-        db.execute("UPDATE issues SET status = 'sending', frozen_at = ? WHERE id = ?", [stamp, issue_id])
+        mark_issue_sending(db, issue_id, stamp)
         variants: set[str] = set()
         rows: list[tuple[Any, ...]] = []
         insert = (
@@ -106,24 +93,6 @@ def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now
             db.conn.executemany(insert, rows)
         for variant in sorted(variants):
             stored_variant(db, config, issue_id, variant)
-
-
-def recipients(
-    db: sqlite_utils.Database, config: Config, issue: dict[str, Any]
-) -> Iterator[tuple[dict[str, Any], str, datetime | None]]:
-    """Who gets ``issue`` now: (subscriber, variant, due time or None), streamed.
-
-    Eligible subscribers whose categories intersect the issue's; ``due`` is set only for
-    local-time editions.
-    """
-
-    categories = issue_categories(db, int(issue["id"]))
-    edition = config.editions.get(issue["edition"])
-    local = edition is not None and edition.delivery == "local"
-    for subscriber in eligible_subscribers(db, issue["edition"], categories):
-        variant = variant_key(subscriber["categories"], categories)
-        if variant != "[]":
-            yield subscriber, variant, due_at(config, edition, issue, subscriber) if local else None
 
 
 # ---------------------------------------------------------------- between runs (under the send lock)
@@ -175,11 +144,11 @@ def requeue_failed(db: sqlite_utils.Database, issue_id: int) -> int:
             "UPDATE deliveries SET status = 'queued', updated_at = ? WHERE issue_id = ? AND status = 'failed'"
             " AND (enhanced_code IS NULL OR enhanced_code NOT LIKE '5.1.%'"
             "      OR enhanced_code IN ('5.1.7', '5.1.8'))"
-            " AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+            f" AND subscriber_id IN ({ACTIVE_IDS_SQL})",
             [iso(utcnow()), issue_id],
         ).rowcount
         if count:
-            db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
+            reopen_sent_issue(db, issue_id)
     return count
 
 
@@ -198,7 +167,7 @@ def requeue_readers(db: sqlite_utils.Database, issue_id: int, subscriber_ids: li
                 [iso(utcnow()), issue_id, *chunk],
             ).rowcount
         if count:
-            db.execute("UPDATE issues SET status = 'sending' WHERE id = ? AND status = 'sent'", [issue_id])
+            reopen_sent_issue(db, issue_id)
     return count
 
 
@@ -224,11 +193,8 @@ def finish(db: sqlite_utils.Database, issue_id: int) -> tuple[dict[str, int], st
     counts = delivery_counts(db, issue_id)
     with transaction(db):
         if not any(counts[s] for s in PENDING_DELIVERY):
-            db.execute(
-                "UPDATE issues SET status = 'sent', sent_at = coalesce(sent_at, ?) WHERE id = ?",
-                [iso(utcnow()), issue_id],
-            )
-    return counts, db.execute("SELECT status FROM issues WHERE id = ?", [issue_id]).fetchone()[0]
+            mark_issue_sent(db, issue_id, iso(utcnow()))
+    return counts, issue_status(db, issue_id)
 
 
 # ---------------------------------------------------------------- during a run
@@ -360,11 +326,7 @@ class Ledger:
         (:func:`subscribers.eligibility.ineligible_reason`). Checked at every claim and again
         for a retry, which comes back after a backoff."""
 
-        found = None
-        if row.subscriber_id is not None:
-            found = self.db.execute(
-                "SELECT status, editions, categories FROM subscribers WHERE id = ?", [row.subscriber_id]
-            ).fetchone()
+        found = None if row.subscriber_id is None else reader_scope(self.db, row.subscriber_id)
         if found is None:
             return "subscriber removed"
         status, editions, categories = found
@@ -376,10 +338,7 @@ class Ledger:
     def scope(self) -> tuple[str, list[str]]:
         """The issue's edition and its categories (read once: a frozen issue keeps them)."""
         if self._scope is None:
-            edition = self.db.execute("SELECT edition FROM issues WHERE id = ?", [self.issue_id]).fetchone()[
-                0
-            ]
-            self._scope = edition, issue_categories(self.db, self.issue_id)
+            self._scope = issue_edition(self.db, self.issue_id), issue_categories(self.db, self.issue_id)
         return self._scope
 
 
@@ -393,6 +352,19 @@ def done_count(db: sqlite_utils.Database, issue_id: int) -> int:
         " WHERE issue_id = ? AND status IN ('sent', 'failed', 'skipped', 'deferred')",
         [issue_id],
     ).fetchone()[0]
+
+
+def guard_counts(db: sqlite_utils.Database, issue_id: int) -> tuple[int, int, int]:
+    """For the send guards: the issue's rows sent, failed, and failed for a bad mailbox (5.1.x
+    but the sender's 5.1.7/5.1.8: the hard bounces the relay gave during the send)."""
+    sent, failed, hard = db.execute(
+        "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'failed'),"
+        " count(*) FILTER (WHERE status = 'failed' AND enhanced_code LIKE '5.1.%'"
+        " AND enhanced_code NOT IN ('5.1.7', '5.1.8'))"
+        " FROM deliveries WHERE issue_id = ? AND status IN ('sent', 'failed')",
+        [issue_id],
+    ).fetchone()
+    return sent, failed, hard
 
 
 def delivery_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
@@ -433,3 +405,108 @@ def list_deliveries(
         if len(page) < 1000:
             return
         last = page[-1]["id"]
+
+
+# ---------------------------------------------------------------- what other modules ask of the ledger
+
+
+def due_count(db: sqlite_utils.Database, issue_id: int, now_iso: str) -> int:
+    """Queued rows of the issue that are due by ``now_iso``."""
+    return db.execute(
+        "SELECT count(*) FROM deliveries"
+        " WHERE issue_id = ? AND status = 'queued' AND (due_at IS NULL OR due_at <= ?)",
+        [issue_id, now_iso],
+    ).fetchone()[0]
+
+
+def variant_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
+    """Rows of the issue per variant, in variant order."""
+    return dict(
+        db.execute(
+            "SELECT variant, count(*) FROM deliveries WHERE issue_id = ? GROUP BY variant ORDER BY variant",
+            [issue_id],
+        ).fetchall()
+    )
+
+
+def queued_variants(db: sqlite_utils.Database, issue_id: int) -> list[str]:
+    """The variants that queued rows of the issue need."""
+    rows = db.execute(
+        "SELECT DISTINCT variant FROM deliveries WHERE issue_id = ? AND status = 'queued'", [issue_id]
+    )
+    return [variant for (variant,) in rows.fetchall()]
+
+
+def unsent_rows(db: sqlite_utils.Database, issue_id: int) -> Iterator[dict[str, Any]]:
+    """email, variant, status and due_at of the issue's rows still to send (queued, sending, deferred)."""
+    return db.query(
+        "SELECT email, variant, status, due_at FROM deliveries WHERE issue_id = ?"
+        " AND status IN ('queued', 'sending', 'deferred') ORDER BY id",
+        [issue_id],
+    )
+
+
+def pending_due_counts(db: sqlite_utils.Database, at: str) -> dict[int, int]:
+    """Issue id → how many of its rows are pending (``PENDING_DELIVERY``) and due by ``at``."""
+    states = ", ".join("?" for _ in PENDING_DELIVERY)
+    return dict(
+        db.execute(
+            f"SELECT issue_id, COUNT(*) FROM deliveries WHERE status IN ({states})"
+            " AND (due_at IS NULL OR due_at <= ?) GROUP BY issue_id",
+            [*PENDING_DELIVERY, at],
+        ).fetchall()
+    )
+
+
+def due_or_done(db: sqlite_utils.Database, issue_id: int, at: str) -> bool:
+    """Whether the issue has a pending row due by ``at``, or no pending row at all (to finish off)."""
+    states = ", ".join("?" for _ in PENDING_DELIVERY)
+    pending = f"SELECT 1 FROM deliveries WHERE issue_id = ? AND status IN ({states})"
+    return bool(
+        db.execute(
+            f"SELECT EXISTS ({pending} AND (due_at IS NULL OR due_at <= ?)) OR NOT EXISTS ({pending})",
+            [issue_id, *PENDING_DELIVERY, at, issue_id, *PENDING_DELIVERY],
+        ).fetchone()[0]
+    )
+
+
+def delivery_target(
+    db: sqlite_utils.Database, delivery_id: int | None = None, *, sent_as: tuple[int, int, str] | None = None
+) -> tuple[int, int | None, int] | None:
+    """(id, subscriber_id, issue_id) of the row ``delivery_id``, or of the row of the issue and
+    reader ``sent_as`` (issue_id, subscriber_id, Message-ID); None when there is none."""
+    where, params = ("id = ?", [delivery_id]) if sent_as is None else (_SENT_AS, list(sent_as))
+    return db.execute(f"SELECT id, subscriber_id, issue_id FROM deliveries WHERE {where}", params).fetchone()
+
+
+_SENT_AS = "issue_id = ? AND subscriber_id = ? AND message_id = ?"
+
+
+def note_later_bounce(db: sqlite_utils.Database, delivery_id: int, error: str, enhanced: str | None) -> None:
+    """A report says a ``sent`` row bounced later: keep it sent, with ``error`` and the code."""
+    db.execute(
+        "UPDATE deliveries SET last_error = ?, enhanced_code = coalesce(?, enhanced_code)"
+        " WHERE id = ? AND status = 'sent'",
+        [error, enhanced, delivery_id],
+    )
+
+
+def sent_between(db: sqlite_utils.Database, subscriber_id: int, low: int, high: int, skip: list[int]) -> int:
+    """How many issues with ids between ``low`` and ``high`` (exclusive), other than ``skip``,
+    reached the reader (rows ``sent``)."""
+    marks = ", ".join("?" * len(skip))
+    return db.execute(
+        "SELECT count(*) FROM deliveries WHERE subscriber_id = ? AND status = 'sent'"
+        f" AND issue_id > ? AND issue_id < ? AND issue_id NOT IN ({marks})",
+        [subscriber_id, low, high, *skip],
+    ).fetchone()[0]
+
+
+def forget_reader(db: sqlite_utils.Database, subscriber_id: int, email: str) -> None:
+    """A removal: blank the reader's address snapshot and scrub it from the last errors
+    (pass as ``forget_deliveries`` to :func:`subscribers.store.remove_subscriber`)."""
+    db.execute(
+        "UPDATE deliveries SET email = NULL, last_error = replace(last_error, ?, '[removed]')"
+        " WHERE subscriber_id = ? OR email = ? COLLATE NOCASE",
+        [email, subscriber_id, email],
+    )

@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from digest.config import Config
-from digest.delivery.ledger import Row
+from digest.delivery.rows import Row
 from subscribers.tokens import TokenSigner
 
 if TYPE_CHECKING:

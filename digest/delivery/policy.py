@@ -4,8 +4,8 @@ A pure function, :func:`decide`, from a reply (and how often the row was tried)
 to an :class:`Outcome`. It tells *whose* fault a refusal is (see DESIGN.md,
 "Failure is the normal case"):
 
-- the reader's (a bad mailbox, 5.1.x; a full one, 5.2.2): the row fails, and a bad
-  mailbox bounces the address;
+- the reader's (a bad mailbox, 5.1.x; a full one, 5.2.2; an international address the
+  relay cannot carry, 5.6.7 at RCPT): the row fails, and a bad mailbox bounces the address;
 - the run's (the relay refuses the sender, the session or the message itself —
   too big, a command out of sequence): the run stops and every unsent row stays
   queued; no row is failed for it. A refusal whose text names our own sender (the
@@ -45,6 +45,7 @@ REPEATS_TO_STOP = 3
 _SENDER_CODES = ("5.1.7", "5.1.8")  # bad sender address / sender's domain: about us, not the reader
 _MESSAGE_CODES = ("5.3.4", "5.2.3", "5.6.")  # too big, over a length limit, bad content/encoding
 _SESSION_CODES = ("5.5.1", "5.5.2", "5.5.4", "5.7.8", "5.7.9")  # sequence, syntax, authentication
+_NOT_ASCII = "5.6.7"  # RFC 6531: the relay cannot carry this international address (no SMTPUTF8)
 _MAILBOX_FULL = "5.2.2"  # over quota: the reader's, soft (their mailbox may have room tomorrow)
 _SEQUENCE = (500, 502, 503, 504, 530, 535)  # unknown/unimplemented command, bad sequence, auth needed
 
@@ -124,6 +125,8 @@ def decide(
     if reply.stage == "mail" or enhanced in _SENDER_CODES or names_sender(reply.text, senders, recipient):
         return Outcome("stop", why="the sender")
     # The enhanced code first: it says what the basic code only hints at.
+    if enhanced == _NOT_ASCII and reply.stage == "rcpt":
+        return Outcome("failed")  # this reader's international address: not theirs to bounce
     if mailbox_problem(enhanced) and reply.stage in ("rcpt", "data", "message"):
         return Outcome("failed", bounced=True)
     if enhanced == _MAILBOX_FULL:

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from digest.delivery.ledger import Result, Row
 from digest.delivery.policy import REPEATS_TO_STOP, Outcome, names_recipient, reply_key
+from digest.delivery.rows import Result, Row
 from digest.mail.transports import Reply, TransportError
 from digest.mail.transports import transport_for_display as display
 

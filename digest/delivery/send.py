@@ -30,10 +30,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import sqlite_utils
 
-from digest.compose.issues import get_issue, issue_name
+from digest.compose.issues import get_issue, issue_name, set_issue_transport
 from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
+from digest.delivery.guard import Reports, SendGuard
 from digest.delivery.report import DeliveryReport
 from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
@@ -50,7 +51,7 @@ from digest.mail.transports import (
 from digest.mail.transports.registry import destination
 from digest.mail.verp import ReturnPath
 from digest.render.variants import stored_variant
-from digest.store.database import iso, transaction, utcnow
+from digest.store.database import database_file, iso, transaction, utcnow
 from subscribers.tokens import load_secret
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
@@ -76,6 +77,8 @@ def deliver_issue(
     rate: float | None = None,
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resume: bool = False,
+    reports: Reports | None = None,
 ) -> DeliveryReport:
     """Send (or resume sending) issue ``issue_id`` to everyone in its ledger.
 
@@ -84,6 +87,10 @@ def deliver_issue(
     ``retry_failed``: first requeue failed rows whose failure was not about the mailbox.
     ``now``: the moment local-time delivery compares ``due_at`` with (default: now).
     ``progress(done, total)`` is called from the calling thread as the send goes.
+    The send guards (:mod:`digest.delivery.guard`) pause a send whose hard bounces or
+    complaints pass ``[bounces]``'s lines, reading the issue's bounce reports with ``reports``
+    (:func:`digest.bounces.process.issue_reports`; None: only the send's own refusals);
+    ``resume`` sends on past them, on purpose.
     Raises SendInProgress when another process is sending this issue, DigestError when
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
@@ -108,7 +115,8 @@ def deliver_issue(
     else:
         with _issue_lock(_db_path(db), int(issue["id"])):
             _record_transport(db, config, int(issue["id"]), url)
-            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed)
+            guard = None if resume else SendGuard.from_config(config, reports)
+            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed, guard)
     if resumed:
         report.warnings.append(resumed)
     if problem:
@@ -146,7 +154,7 @@ def _record_transport(db: sqlite_utils.Database, config: Config, issue_id: int, 
     through the configured transport records none (a corrected config then takes effect)."""
     chosen = None if _same_transport(config, url, default_transport_url(config)) else _without_password(url)
     with transaction(db):
-        db.execute("UPDATE issues SET transport = ? WHERE id = ?", [chosen, issue_id])
+        set_issue_transport(db, issue_id, chosen)
 
 
 def _same_transport(config: Config, a: str, b: str) -> bool:
@@ -174,10 +182,10 @@ def _without_password(url: str) -> str:
 
 
 def _db_path(db: sqlite_utils.Database) -> Path:
-    row = db.execute("PRAGMA database_list").fetchone()
-    if not row or not row[2]:
+    path = database_file(db)
+    if path is None:
         raise DigestError("sending needs a database file (not an in-memory database)")
-    return Path(row[2])
+    return path
 
 
 @contextlib.contextmanager
@@ -204,6 +212,7 @@ def _send(
     rate: float | None,
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
+    guard: SendGuard | None,
 ) -> DeliveryReport:
 
     issue_id = int(issue["id"])
@@ -217,26 +226,18 @@ def _send(
         report.requeued = ledger.requeue_failed(db, issue_id)
     issue = get_issue(db, issue_id)
     now_iso = iso(now)
-    to_send = db.execute(
-        "SELECT count(*) FROM deliveries"
-        " WHERE issue_id = ? AND status = 'queued' AND (due_at IS NULL OR due_at <= ?)",
-        [issue_id, now_iso],
-    ).fetchone()[0]
-    report.variants = dict(
-        db.execute(
-            "SELECT variant, count(*) FROM deliveries WHERE issue_id = ? GROUP BY variant ORDER BY variant",
-            [issue_id],
-        ).fetchall()
-    )
+    to_send = ledger.due_count(db, issue_id, now_iso)
+    report.variants = ledger.variant_counts(db, issue_id)
+    why = guard.before_the_send(db, issue_id) if guard is not None and to_send else None
+    if why is not None:
+        raise TransportError(f"{why} (nothing was sent; unsent rows stay queued)")
     if to_send:
         signer = dkim_signer(config)
         prepared = {
             variant: prepare_message(
                 config, issue, stored_variant(db, config, issue_id, variant), signer=signer
             )
-            for (variant,) in db.execute(
-                "SELECT DISTINCT variant FROM deliveries WHERE issue_id = ? AND status = 'queued'", [issue_id]
-            ).fetchall()
+            for variant in ledger.queued_variants(db, issue_id)
         }
         run = Run(
             db_path=db_path,
@@ -249,6 +250,7 @@ def _send(
             return_path=ReturnPath(config),
             retries=max(0, config.delivery.retries),
             max_per_connection=max(1, config.delivery.max_per_connection),
+            guard=guard,
         )
         connections = max(1, concurrency or config.delivery.concurrency)
         can = capabilities(url)

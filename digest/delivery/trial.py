@@ -12,8 +12,9 @@ import sqlite_utils
 
 from digest.compose.issues import issue_categories
 from digest.config import Config
-from digest.delivery.ledger import recipients
+from digest.delivery.ledger import unsent_rows
 from digest.delivery.messages import Links
+from digest.delivery.recipients import recipients
 from digest.delivery.report import DeliveryReport
 from digest.mail.message import PreparedMessage, prepare_message
 from digest.mail.transports import ConnectionLost, Reply, open_transport
@@ -49,11 +50,7 @@ def dry_run_report(
             counts[variant] = counts.get(variant, 0) + 1
     else:
         now_iso = iso(now)
-        for row in db.query(
-            "SELECT email, variant, status, due_at FROM deliveries WHERE issue_id = ?"
-            " AND status IN ('queued', 'sending', 'deferred') ORDER BY id",
-            [issue_id],
-        ):
+        for row in unsent_rows(db, issue_id):
             state = "due" if row["due_at"] is None or row["due_at"] <= now_iso else "later"
             report.plan.append({**row, "when": state})
             counts[row["variant"]] = counts.get(row["variant"], 0) + 1

@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.delivery.guard import SendGuard
 from digest.delivery.journal import Journal, journal_path
-from digest.delivery.ledger import Ledger, Result, Row
+from digest.delivery.ledger import Ledger
 from digest.delivery.messages import Links, Messages, recipient_links
 from digest.delivery.policy import decide
 from digest.delivery.refusals import RefusalWindow
+from digest.delivery.rows import Result, Row
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
 from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
@@ -140,10 +142,11 @@ class Run:
     refused: list[str] = field(default_factory=list)  # repeated refusals (reply_key) that stopped it
     proven: bool = False  # the relay has accepted a message in this run (this process)
     unproven: dict[str, int] = field(default_factory=dict)  # bad-mailbox refusals held before that
-    running: int = 0  # connection workers in their loop (this process)
+    running: int = 0  # connection workers started and not yet done (this process; counted at start)
     parked: int = 0  # ...of which waiting at their end for the run to prove the relay
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
     clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
+    guard: SendGuard | None = None  # pauses the send when complaints or hard bounces pass the line
 
 
 class Stopped(Exception):
@@ -254,8 +257,6 @@ class Worker:
         self.refusals = RefusalWindow(run, self.record)  # failures held back until it is clear whose
         self.aborted = False  # this worker's loop ended with an exception (the run stops)
         self.from_address = parseaddr(run.config.publication.from_address)[1]
-        with run.counters.lock:
-            run.running += 1
         self.last_flush = time.monotonic()
         self.seq = itertools.count()
         self.per_message: float | None = None  # moving average of seconds per message
@@ -336,6 +337,8 @@ class Worker:
                 continue
             if self.batch:
                 return self.batch.popleft()
+            if _guard_pauses(self):
+                return None
             # One row first; then as many as take about CLAIM_SECONDS to send.
             size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
             claimed, skipped = self.flush(claim=max(1, min(CLAIM_BATCH, size)))
@@ -438,3 +441,21 @@ class Worker:
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
+
+
+def _guard_pauses(worker: Worker) -> bool:
+    """Before a claim: whether the send guards pause the send (see digest.delivery.guard).
+    Then the run stops with the reason, and every unsent row goes back to the queue."""
+    run = worker.run
+    guard, counters = run.guard, run.counters
+    if guard is None or not guard.due(counters.sent + counters.failed):
+        return False
+    worker.flush()  # this connection's results count too
+    why = guard.check(worker.ledger.db, run.issue_id)
+    if why is None:
+        return False
+    with counters.lock:
+        if why not in run.fatal:
+            run.fatal.append(why)
+    run.stop.set()
+    return True

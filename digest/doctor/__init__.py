@@ -1,7 +1,7 @@
 """`digest doctor`: check a workspace before the first real send, one line per check.
 
-Each check is one function in a module of this package (setup, transport, dns, issue,
-web) that takes plain values and returns a :class:`~digest.doctor.check.Check` (defined in
+Each check is one function in a module of this package (setup, transport, dns, sender,
+issue, web) that takes plain values and returns a :class:`~digest.doctor.check.Check` (defined in
 ``check``, with ``OK``/``WARN``/``FAIL``); :func:`run_doctor` is the one entry point and
 decides the order. Nothing here sends a message or changes a row.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from digest.config import Config
-from digest.doctor import dns, issue, setup, transport, web
+from digest.doctor import dns, issue, sender, setup, transport, web
 from digest.doctor.check import FAIL, OK, Check
 from digest.errors import DigestError, NoWorkspace
 
@@ -22,10 +22,12 @@ def run_doctor(
     resolver: str | None = None,
     timeout: float = 10.0,
     debug: bool = False,
+    sending_ip: str | None = None,
 ) -> list[Check]:
     """Run every check for the configuration ``load`` gives; returns them in order.
 
-    ``resolver`` is a DNS server (``HOST[:PORT]``) to ask instead of the system's.
+    ``resolver`` is a DNS server (``HOST[:PORT]``) to ask instead of the system's;
+    ``sending_ip`` the public address mail leaves from (else the one that reaches the relay).
     A configuration that does not load is the only finding then.
     """
     try:
@@ -41,6 +43,10 @@ def run_doctor(
         ("file_modes", lambda: setup.check_file_modes(config)),
         ("transport", lambda: transport.check_transport(config, timeout=timeout)),
         ("dns", lambda: dns.check_dns(config, resolver=resolver, timeout=timeout)),
+        (
+            "sending_host",
+            lambda: sender.check_sending_host(config, address=sending_ip, resolver=resolver, timeout=timeout),
+        ),
         ("issue_size", lambda: issue.check_latest_issue(config, timeout=max(timeout, 120.0))),
         ("web", lambda: web.check_web(config, timeout=timeout)),
     ]

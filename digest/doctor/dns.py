@@ -15,6 +15,7 @@ import dns.exception
 import dns.resolver
 
 from digest.config import Config
+from digest.dkim_keys import GOOD_BITS, MAKE_KEY, MIN_BITS
 from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 from digest.mail.verp import split_bounce_address
@@ -105,10 +106,11 @@ def check_dns(config: Config, *, resolver: str | None = None, timeout: float = 1
             spf_aligned=spf_ok and aligned(envelope_domain, from_domain),
             dkim_aligned=dkim_ok and aligned(config.dkim.domain, from_domain),
         )
+        bimi = check_bimi(dns_resolver, from_domain)
     except (_Unreachable, DigestError) as exc:
         fix = "check --resolver, or this machine's DNS settings"
         return [Check("dns", FAIL, f"cannot query DNS: {exc}", fix)]
-    return [spf, dkim, dmarc]
+    return [spf, dkim, dmarc, bimi]
 
 
 def check_spf(resolver: dns.resolver.Resolver, domain: str) -> tuple[Check, bool]:
@@ -177,7 +179,15 @@ def check_dkim(resolver: dns.resolver.Resolver, config: Config) -> tuple[Check, 
         return Check(
             "dkim", FAIL, f"the key at {name} is not the public part of {dkim.key_file}", publish
         ), False
-    return Check("dkim", OK, f"{name} publishes the public part of {dkim.key_file}"), True
+    bits = configured[0].bit_length()
+    renew = f"make a new key ({MAKE_KEY}), then switch dkim.key_file (a new selector lets both overlap)"
+    if bits < MIN_BITS:
+        detail = f"{dkim.key_file} is an RSA key of {bits} bits: receivers reject keys under {MIN_BITS} bits"
+        return Check("dkim", FAIL, detail, renew), False
+    if bits < GOOD_BITS:
+        detail = f"{name} publishes {dkim.key_file}, but its {bits} bits are weak (use {GOOD_BITS})"
+        return Check("dkim", WARN, detail, renew), True
+    return Check("dkim", OK, f"{name} publishes the public part of {dkim.key_file} ({bits} bits)"), True
 
 
 def _public_key(path) -> tuple[int, int]:
@@ -209,11 +219,7 @@ def check_dmarc(
     resolver: dns.resolver.Resolver, domain: str, *, spf_aligned: bool, dkim_aligned: bool
 ) -> Check:
     """One ``v=DMARC1`` record for the From domain (or its parent), and a policy the mail passes."""
-    name = f"_dmarc.{domain}"
-    records = [r for r in txt_records(resolver, name) if r.lower().startswith("v=dmarc1")]
-    if not records and domain.count(".") > 1:
-        name = "_dmarc." + domain.split(".", 1)[1]  # the organisational domain's policy covers subdomains
-        records = [r for r in txt_records(resolver, name) if r.lower().startswith("v=dmarc1")]
+    name, records = _dmarc_record(resolver, domain)
     publish = f'publish TXT at _dmarc.{domain}: "v=DMARC1; p=none; rua=mailto:dmarc@{domain}"'
     if not records:
         return Check(
@@ -241,4 +247,41 @@ def check_dmarc(
         )
     return Check(
         "dmarc", OK, f"{name}: p={policy}, and {'DKIM' if dkim_aligned else 'SPF'} aligns with {domain}"
+    )
+
+
+def _dmarc_record(resolver: dns.resolver.Resolver, domain: str) -> tuple[str, list[str]]:
+    """(name asked, its ``v=DMARC1`` records): the domain's, else its organisational parent's."""
+    name = f"_dmarc.{domain}"
+    records = [r for r in txt_records(resolver, name) if r.lower().startswith("v=dmarc1")]
+    if not records and domain.count(".") > 1:
+        name = "_dmarc." + domain.split(".", 1)[1]  # the organisational domain's policy covers subdomains
+        records = [r for r in txt_records(resolver, name) if r.lower().startswith("v=dmarc1")]
+    return name, records
+
+
+def check_bimi(resolver: dns.resolver.Resolver, domain: str) -> Check:
+    """BIMI readiness: mailbox providers show a brand logo only for a From domain whose DMARC
+    policy is ``quarantine`` or ``reject`` for all its mail (``pct=100``, the default)."""
+    name, records = _dmarc_record(resolver, domain)
+    found = tags(records[0]) if len(records) == 1 else {}
+    policy, pct = found.get("p", "").lower(), found.get("pct", "100")
+    logo = [r for r in txt_records(resolver, f"default._bimi.{domain}") if r.lower().startswith("v=bimi1")]
+    if policy in ("quarantine", "reject") and pct == "100":
+        if logo:
+            return Check(
+                "bimi", OK, f"ready for BIMI: {name} p={policy} at 100 %, default._bimi.{domain} set"
+            )
+        return Check(
+            "bimi",
+            OK,
+            f"ready for BIMI: {name} p={policy} at 100 % (no logo published yet)",
+            f'to show your logo, publish TXT at default._bimi.{domain}: "v=BIMI1; l=https://…/logo.svg"',
+        )
+    now = f"p={policy or 'missing'}" + (f", pct={pct}" if pct != "100" else "")
+    return Check(
+        "bimi",
+        WARN,
+        f"not ready for BIMI (no brand logo in inboxes): {name} {now}",
+        "once SPF and DKIM pass, set p=quarantine or p=reject at pct=100 (BIMI requires it)",
     )

@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import tempfile
 
+from digest.compose.issues import newest_issue
 from digest.config import Config
 from digest.doctor.check import FAIL, OK, WARN, Check
 from digest.errors import DigestError
 from digest.mail.preview import preview_issue
 from digest.render.size_budget import html_budget_size
 from digest.render.variants import current_variant
+from digest.render.wire import link_room
 from digest.store.database import open_store
 
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -36,7 +38,7 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 
     db = open_store(config.db_path)
     try:
-        row = db.execute("SELECT id, edition, number FROM issues ORDER BY id DESC LIMIT 1").fetchone()
+        row = newest_issue(db)
         if row is None:
             return [
                 Check(
@@ -61,7 +63,7 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 def _size_check(db, config: Config, issue_id: int, label: str) -> Check:
 
     rendered = current_variant(db, config, issue_id, "*")
-    size = html_budget_size(rendered.html)
+    size = html_budget_size(rendered.html, url_chars=link_room(config.publication.base_url))
     shown = (
         f"issue {label}: {size / 1000:.1f} KB of HTML (budget {config.render.max_html_bytes / 1000:.0f} KB"
     )

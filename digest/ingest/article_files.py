@@ -198,6 +198,7 @@ def article_from_record(config: Config, record: dict[str, Any]) -> ArticleInput:
         summary_html=values["summary"],
         content_html=_body_html(values["body"]),
         category=map_category(values["category"], config),
+        source_category=values["category"] or "",
         source=values["source"],
         author=values["author"],
         published=published,

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
@@ -24,6 +24,10 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError, NotFound
 from digest.ingest.bylines import byline
+from digest.ingest.category_names import CATEGORY_MAX as CATEGORY_MAX  # its old home: callers import it here
+from digest.ingest.category_names import clean_category as clean_category
+from digest.ingest.category_names import configured_spelling as configured_spelling
+from digest.ingest.category_names import map_category as map_category
 from digest.ingest.images import image_json
 from digest.ingest.sanitize import (
     clean_text,
@@ -37,116 +41,21 @@ from digest.ingest.sanitize import (
     summary_chars,
     text_to_html,
 )
+from digest.ingest.urls import canonical_url, clean_url, unwrap_redirect
 from digest.store.database import MAX_ID, from_iso, iso, transaction, utcnow
 from digest.when import parse_when as parse_when  # its old home: callers import it from here too
 
 TITLE_MAX = 300
-CATEGORY_MAX = 60
 NAME_MAX = 200
 URL_MAX = 2000
 BODY_TEXT_MAX = 20_000
 """Characters of an article's text kept for summaries (``articles.body_text``)."""
 TITLE_WORDS = 12  # an untitled item is named by this many of its first words
 
-# Query parameters that only track the reader; they never change what the page is.
-_TRACKING_EXACT = {
-    "fbclid",
-    "gclid",
-    "dclid",
-    "gbraid",
-    "wbraid",
-    "msclkid",
-    "yclid",
-    "igshid",
-    "mc_cid",
-    "mc_eid",
-    "mkt_tok",
-    "_hsenc",
-    "_hsmi",
-    "oly_anon_id",
-    "oly_enc_id",
-    "vero_id",
-    "vero_conv",
-    "wt.mc_id",
-    "ref_src",
-    "spm",
-}
-_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "__s")
 UNIX_TIME = re.compile(r"^\s*(\d{9,10}|\d{12,13})(\.\d+)?\s*$")
 """A Unix time as text: 9–10 digits of seconds or 12–13 of milliseconds (11 digits is
 neither, and is read as some other date format or not at all). The one definition, also
 used by ingest."""
-
-
-def _is_tracking(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in _TRACKING_EXACT or lowered.startswith(_TRACKING_PREFIXES)
-
-
-def clean_url(url: str) -> str:
-    """``url`` without tracking parameters (``utm_*``, ``fbclid``, ``gclid``, …); the rest of
-    the query keeps its order and the fragment stays."""
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if not _is_tracking(k)]
-    if len(kept) == len(pairs):
-        return url
-    return urlunsplit(parts._replace(query=urlencode(kept)))
-
-
-# Aggregator redirect links → the parameter holding the real address.
-_REDIRECTORS = {
-    ("google.com", "/url"): ("url", "q"),
-    ("l.facebook.com", "/l.php"): ("u",),
-    ("lm.facebook.com", "/l.php"): ("u",),
-}
-
-
-def unwrap_redirect(url: str) -> str:
-    """The real article address behind a common aggregator's redirect link (a Google Alerts
-    ``https://www.google.com/url?…&url=…``, Facebook's ``l.php?u=…``); other links unchanged.
-    Only an http(s) target is taken."""
-    if "/url?" not in url and "/l.php?" not in url:
-        return url  # the common case, without parsing
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower().removeprefix("www.")
-    except ValueError:
-        return url
-    keys = _REDIRECTORS.get((host, parts.path))
-    if not keys:
-        return url
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    for key in keys:
-        target = params.get(key, "").strip()
-        if is_web_url(target):
-            return target
-    return url
-
-
-def canonical_url(url: str) -> str:
-    """The identity form of a link: tracking parameters and fragment removed, scheme and
-    host lower-cased, default port dropped, empty path written as ``/``."""
-    cleaned = clean_url(url)
-    try:
-        parts = urlsplit(cleaned)
-        host = (parts.hostname or "").lower()
-        port = parts.port
-    except ValueError:
-        return cleaned
-    scheme = parts.scheme.lower()
-    netloc = host
-    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
-        netloc = f"{host}:{port}"
-    if parts.username or parts.password:
-        netloc = f"{parts.username or ''}{':' + parts.password if parts.password else ''}@{netloc}"
-    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
 
 
 def identity(
@@ -173,40 +82,6 @@ def identity(
         return canonical_url(url)
     basis = f"{one_line(title).lower()}\n{iso(published) if published else ''}"
     return "sha256:" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:32]
-
-
-def clean_category(value: str | None) -> str:
-    """A category name as stored: one line without control characters, trimmed, at most
-    60 characters."""
-    return one_line(clean_text(value))[:CATEGORY_MAX].strip()
-
-
-def map_category(value: str | None, config: Config) -> str:
-    """Map an item category through ``ingest.category_aliases`` (case-insensitive keys);
-    an empty one becomes ``ingest.default_category``. A name matching a configured category
-    case-insensitively takes the configured spelling (:func:`configured_spelling`)."""
-    name = clean_category(value)
-    if not name:
-        return config.ingest.default_category
-    aliases = {k.strip().lower(): v for k, v in config.ingest.category_aliases.items()}
-    name = clean_category(aliases.get(name.lower(), name)) or config.ingest.default_category
-    return configured_spelling(name, config)
-
-
-def configured_spelling(name: str, config: Config) -> str:
-    """``name`` spelled as the configured category it matches case-insensitively (any
-    edition's ``categories``, an alias target, or the default category), else unchanged.
-
-    Subscribers store the config's spelling; a feed's ``technology`` must not become a
-    category of its own that a ``Technology`` reader never matches."""
-    folded = name.casefold()
-    candidates = [c for edition in config.editions.values() for c in edition.categories]
-    candidates += [*config.ingest.category_aliases.values(), config.ingest.default_category]
-    for candidate in candidates:
-        candidate = clean_category(candidate)
-        if candidate and candidate.casefold() == folded:
-            return candidate
-    return name
 
 
 def parse_date(value: Any) -> datetime:
@@ -260,6 +135,7 @@ class ArticleInput:
     summary_html: str | None = None  # the source's own summary (HTML or text)
     content_html: str | None = None  # the full text, when the source has it
     category: str | None = None  # already decided (feed category or mapped item category)
+    source_category: str | None = None  # the item's own, before the aliases; None: not mapped
     source: str | None = None
     author: str | None = None
     published: datetime | None = None  # the item's own date, aware
@@ -313,6 +189,7 @@ def prepare_article(
         "source": one_line(clean_text(item.source))[:NAME_MAX] or None,
         "author": byline(one_line(clean_text(item.author)))[:NAME_MAX] or None,  # a name, never an address
         "category": clean_category(item.category) or config.ingest.default_category,
+        "source_category": None if item.source_category is None else clean_category(item.source_category),
         "published_at": iso(published or now),
         "date_estimated": 0 if published else 1,
         "summary": summary,
@@ -477,6 +354,7 @@ def add_article(
         url=url,
         summary_html=summary,
         category=map_category(category, config) if category else None,
+        source_category=category or "",
         source=source,
         published=when,
     )
@@ -498,3 +376,108 @@ def add_article(
 def published_local(article: dict[str, Any], zone: str) -> datetime:
     """An article's date in ``zone`` (for display at the edges)."""
     return from_iso(article["published_at"]).astimezone(ZoneInfo(zone))
+
+
+# ---------------------------------------------------------------- reads other modules ask for
+
+Carried = tuple[str, list[Any]]
+"""A subquery of article ids to leave out, and its parameters (from the module that owns them,
+e.g. :data:`digest.compose.issues.CARRIED_BY_EDITION_SQL`: what an edition already carried)."""
+
+
+def article_totals(db: sqlite_utils.Database) -> tuple[int, str | None]:
+    """How many articles are stored, and the newest one's ``published_at``."""
+    total, newest = db.execute("SELECT COUNT(*), MAX(published_at) FROM articles").fetchone()
+    return total, newest
+
+
+def count_published_between(db: sqlite_utils.Database, start: datetime, end: datetime) -> int:
+    """How many articles were published in ``[start, end)``."""
+    return db.execute(
+        "SELECT COUNT(*) FROM articles WHERE published_at >= ? AND published_at < ?", [iso(start), iso(end)]
+    ).fetchone()[0]
+
+
+def uncarried_published_at(
+    db: sqlite_utils.Database,
+    carried: Carried,
+    *,
+    before: datetime | None = None,
+    since: datetime | None = None,
+) -> str | None:
+    """``published_at`` of the newest article before ``before`` (or the oldest at or after
+    ``since``) that is not among ``carried``; None when there is none."""
+    agg, op, when = ("MAX", "<", before) if before is not None else ("MIN", ">=", since)
+    sql, params = carried
+    return db.execute(
+        f"SELECT {agg}(published_at) FROM articles WHERE published_at {op} ? AND id NOT IN ({sql})",
+        [iso(when), *params],
+    ).fetchone()[0]
+
+
+def candidate_articles(
+    db: sqlite_utils.Database, start: datetime, end: datetime, carried: Carried
+) -> list[dict[str, Any]]:
+    """Full rows of the articles published in ``[start, end)``, not among ``carried`` and not
+    hidden by an editor, newest first."""
+    sql, params = carried
+    return list(
+        db.query(
+            "SELECT * FROM articles WHERE published_at >= ? AND published_at < ? AND hidden_at IS NULL"
+            f" AND id NOT IN ({sql}) ORDER BY published_at DESC, id DESC",
+            [iso(start), iso(end), *params],
+        )
+    )
+
+
+def article_ids_published_since(db: sqlite_utils.Database, since: datetime) -> list[int]:
+    """Ids of the articles published at or after ``since``, newest first."""
+    rows = db.execute(
+        "SELECT id FROM articles WHERE published_at >= ? ORDER BY published_at DESC, id DESC", [iso(since)]
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def articles_by_ids(db: sqlite_utils.Database, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Full rows of these articles (each once, in the order of ``ids``; unknown ids left out)."""
+    wanted = list(dict.fromkeys(ids))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += db.query(f"SELECT * FROM articles WHERE id IN ({marks})", chunk)
+    order = {article_id: n for n, article_id in enumerate(wanted)}
+    return sorted(rows, key=lambda r: order[r["id"]])
+
+
+def article_categories(db: sqlite_utils.Database) -> list[str]:
+    """Every category an article has (each once)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT category FROM articles")]
+
+
+def recategorize_articles(db: sqlite_utils.Database, config: Config, *, now: datetime | None = None) -> int:
+    """Map every stored article's source category through today's ``[ingest.category_aliases]``
+    again, in one transaction; return how many articles changed category.
+
+    Only articles whose category came through the aliases are touched (``source_category``
+    set): a feed's own ``--category`` stays."""
+    now_text = iso(now or utcnow())
+    names = (*_HASHED, "published_at", "date_estimated")
+    columns = ", ".join(names)
+    changed = 0
+    with transaction(db):
+        rows = db.execute(
+            f"SELECT id, source_category, {columns} FROM articles WHERE source_category IS NOT NULL"
+        ).fetchall()
+        for art_id, source_category, *hashed in rows:
+            row = dict(zip(names, hashed, strict=True))
+            category = map_category(source_category, config)
+            if category == row["category"]:
+                continue
+            row["category"] = category
+            db.execute(
+                "UPDATE articles SET category = ?, content_hash = ?, updated_at = ? WHERE id = ?",
+                [category, content_hash(row), now_text, art_id],
+            )
+            changed += 1
+    return changed

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite_utils
 
 from digest.config import Config
+from digest.ingest.articles import article_categories
+from digest.ingest.feeds import feed_categories
 
 
 def known_categories(db: sqlite_utils.Database, config: Config) -> list[str]:
@@ -20,10 +22,10 @@ def known_categories(db: sqlite_utils.Database, config: Config) -> list[str]:
         names.extend(edition.order)
     names.append(config.ingest.default_category)
     names.extend(config.ingest.category_aliases.values())
-    stored = db.execute(
-        "SELECT category FROM articles UNION SELECT category FROM feeds WHERE category IS NOT NULL"
-    ).fetchall()
-    names.extend(sorted((r[0] for r in stored if r[0]), key=str.casefold))
+    stored = sorted(
+        {name for name in [*article_categories(db), *feed_categories(db)] if name}
+    )  # UNION's order
+    names.extend(sorted(stored, key=str.casefold))
     seen: dict[str, str] = {}
     for name in names:
         if name and name.casefold() not in seen:

@@ -20,7 +20,6 @@ from digest.errors import DigestError
 from digest.ingest.articles import (
     UNIX_TIME,
     ArticleInput,
-    canonical_url,
     configured_spelling,
     map_category,
     parse_date,
@@ -28,6 +27,7 @@ from digest.ingest.articles import (
 from digest.ingest.fetch import Fetched, is_http
 from digest.ingest.images import entry_image
 from digest.ingest.sanitize import is_web_url, one_line, plain_text, resolve_url, text_to_html
+from digest.ingest.urls import canonical_url
 
 XML_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00")
 """Byte-order marks of UTF-16/32 XML (a feed in those encodings starts with one)."""
@@ -105,6 +105,7 @@ def parse_feed(
                 summary_html=summary.get("value") if summary else None,
                 content_html=content.get("value") if content else None,
                 category=feed_category or map_category(_first_category(entry), config),
+                source_category=None if feed_category else (_first_category(entry) or ""),
                 source=source_name,
                 author=entry.get("author"),
                 published=entry_date(entry),

@@ -148,3 +148,8 @@ def record_fetch(
         db["feeds"].update(feed_id, changes)
         if name:
             db.execute("UPDATE feeds SET name = ? WHERE id = ? AND name IS NULL", [name[:200], feed_id])
+
+
+def feed_categories(db: sqlite_utils.Database) -> list[str]:
+    """Every default category a stored feed has (each once)."""
+    return [r[0] for r in db.execute("SELECT DISTINCT category FROM feeds WHERE category IS NOT NULL")]

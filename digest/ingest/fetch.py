@@ -28,7 +28,12 @@ CHUNK = 64 * 1024
 
 
 class FetchError(DigestError):
-    """A source could not be read (unreachable, HTTP error, too big, too slow, missing file)."""
+    """A source could not be read (unreachable, HTTP error, too big, too slow, missing file).
+    ``status`` is the HTTP status of an error reply, else None."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -202,7 +207,7 @@ def _open_and_read(
                 etag=exc.headers.get("ETag") or etag,
                 modified=exc.headers.get("Last-Modified") or modified,
             )
-        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
+        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}", status=exc.code) from None
     except urllib.error.URLError as exc:
         raise FetchError(f"{url}: unreachable ({_reason(exc.reason, timeout)})") from None
     except TimeoutError:

@@ -1,26 +1,25 @@
 """Build the email for an issue: prepared once per variant, filled per recipient.
 
-The message is multipart/alternative (text, then HTML), UTF-8, both parts
-quoted-printable. Quoted-printable would normally wrap long lines anywhere, so
-a placeholder could be split by a soft line break; here every placeholder is
-put on a line of its own (soft breaks on both sides), which keeps each one a
-whole token in the encoded bytes. Filling a recipient in is then a join of
-prepared byte segments with their quoted-printable-encoded values — no MIME
-object per recipient, no re-encoding of the 60 KB body.
+The message is multipart/alternative (text, then HTML), UTF-8, each part in the
+shorter transfer encoding for it (quoted-printable, or base64 for non-Latin text:
+:mod:`digest.render.wire`, which the size budget counts with). A quoted-printable
+part keeps every placeholder whole on a line of its own, so filling a recipient in
+is a join of prepared byte segments with their encoded values; a base64 part's
+literals are encoded ahead and a fill encodes only the bytes around its values — no
+MIME object per recipient, no re-encoding of the 60 KB body.
 
 Header values are built only from checked input: CR and LF never get in,
-non-ASCII subjects and names become RFC 2047 encoded words, and every header
-line stays far below 998 octets. With ``[dkim]`` configured each message is
-signed (relaxed/simple; the fixed head is canonicalised once per prepared message,
-each fill's four own headers and body hash per recipient, OpenSSL makes the RSA signature),
-over-signing From, To, Subject, Date, Message-ID, Reply-To, List-Id,
-List-Unsubscribe(-Post), MIME-Version, Content-Type and Feedback-ID.
+non-ASCII subjects and names become RFC 2047 encoded words, long fields are
+folded (:func:`fold`), and every header line stays far below 998 octets. With
+``[dkim]`` configured each message is signed (relaxed/relaxed; the fixed head is
+canonicalised once per prepared message, each fill's four own headers and body hash
+per recipient, OpenSSL makes the RSA signature), over-signing the headers of
+:data:`digest.mail.signing.OVERSIGNED`, present or absent.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import hashlib
 import re
@@ -38,12 +37,15 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message_ids import message_ids
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
-from digest.render.personalise import (
-    PLACEHOLDER_RE,
-    config_greeting,
-    personalise,
-    placeholder_field,
-    placeholder_token,
+from digest.render.personalise import config_greeting, personalise, placeholder_field, placeholder_token
+from digest.render.wire import (
+    BASE64,
+    Base64Part,
+    encode_qp,
+    encode_value,
+    link_room,
+    raw_literals,
+    shorter_encoding,
 )
 
 __all__ = [
@@ -63,7 +65,8 @@ __all__ = [
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 _URL = re.compile(r"(https?|mailto):[!#-;=?-~]+")  # printable ASCII, no space, quote, < or >
-_EMAIL = re.compile(r"[^\s\x00-\x1f\x7f<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")  # no controls (NUL, ESC, DEL)
+# A local part may be UTF-8 (RFC 6531), the domain is IDNA; no controls (NUL, ESC, DEL, C1).
+_EMAIL = re.compile(r"[^\s\x00-\x1f\x7f-\x9f<>(),;:\"\[\]\\@]+@[A-Za-z0-9.-]+")
 _MAX_HEADER_TEXT = 900
 
 
@@ -95,10 +98,11 @@ def encode_header_text(text: str) -> str:
 
 
 def format_address(name: str, email: str) -> str:
-    """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address."""
+    """``Name <email>`` with the name quoted or RFC 2047-encoded; raises DigestError on a bad address.
+    An international address (RFC 6531) is written in UTF-8 (RFC 6532), for SMTPUTF8."""
     email = str(email).strip()
-    if not _EMAIL.fullmatch(email) or not email.isascii() or len(email) > 254:
-        raise DigestError(f"cannot address a message to {email!r}: not a plain ASCII email address")
+    if not _EMAIL.fullmatch(email) or len(email.encode()) > 254:
+        raise DigestError(f"cannot address a message to {email!r}: not an email address")
     name = _clean(name or "", limit=120)
     if not name:
         return email
@@ -116,7 +120,8 @@ def header_address(name: str, email: str) -> Address:
     the message's policy to encode and fold. (:func:`format_address` folds a long non-ASCII name
     itself, with CRLF, which ``EmailMessage`` refuses in a header value.)"""
     format_address("", email)  # raises DigestError on a bad address
-    return Address(display_name=_clean(name or "", limit=120), addr_spec=str(email).strip())
+    local, _, domain = str(email).strip().rpartition("@")  # by parts: an international one parses
+    return Address(display_name=_clean(name or "", limit=120), username=local, domain=domain)
 
 
 def _parse_from(config: Config) -> tuple[str, str]:
@@ -138,12 +143,40 @@ def _domain(email: str) -> str:
 
 
 def message_id(config: Config, issue_id: int, subscriber_id: int | None) -> str:
-    """The deterministic, signed Message-ID for issue × subscriber (:mod:`digest.mail.message_ids`);
-    a random one for test sends."""
+    """A new signed Message-ID for issue × subscriber (:mod:`digest.mail.message_ids`: unique, the
+    ledger keeps it for the row); a random unsigned one for test sends."""
     _, sender = _parse_from(config)
     if subscriber_id is None:
         return f"<test.{issue_id}.{secrets.token_hex(8)}@{_domain(sender)}>"
     return message_ids(config).make(issue_id, subscriber_id)
+
+
+def fold(line: str, *, start: int = 0) -> str:
+    """A header field (``Name: value``; or a value, ``start`` being the length of ``Name: ``)
+    folded before a space wherever a line would pass 78 characters (RFC 5322 §2.2.3), never
+    inside ``Name: ``; a line with no space to fold at stays as long as it is. Unfolding
+    (dropping each CRLF) gives the field back."""
+    if len(line) + start <= 78 and "\r\n" not in line:
+        return line
+    out: list[str] = []
+    for n, physical in enumerate(line.split("\r\n")):
+        offset = start if n == 0 else 0
+        lowest = 1 if n or start else line.find(": ") + 2
+        while len(physical) + offset > 78:
+            cut = physical.rfind(" ", lowest, 78 - offset)
+            if cut < lowest:
+                cut = physical.find(" ", max(lowest, 78 - offset))
+            if cut < lowest:
+                break
+            out.append(physical[:cut])
+            physical, offset, lowest = physical[cut:], 0, 1
+        out.append(physical)
+    return "\r\n".join(out)
+
+
+def fold_value(name: str, value: str) -> str:
+    """``value`` of the header ``name``, folded as :func:`fold` folds the field."""
+    return fold(value, start=len(name) + 2)
 
 
 def _check_url(url: str, what: str) -> str:
@@ -197,92 +230,8 @@ def _mailto_for(mailto: str, unsubscribe_url: str) -> str:
     return f"{mailto}%20{token}"
 
 
-# ---------------------------------------------------------------- quoted-printable with whole tokens
-
-
-def _qp(data: bytes) -> bytes:
-    """Quoted-printable for one piece of a line, CRLF soft breaks, last line ≤ 75 (room for '=')."""
-    out = binascii.b2a_qp(data, quotetabs=False, istext=False).replace(b"=\n", b"=\r\n")
-    last_start = out.rfind(b"\n") + 1
-    if len(out) - last_start > 75:
-        cut = len(out) - 3
-        # Never cut inside an =XX escape.
-        while out[cut - 1 : cut] == b"=" or out[cut - 2 : cut - 1] == b"=":
-            cut -= 1
-        out = out[:cut] + b"=\r\n" + out[cut:]
-    return out
-
-
-def _safe_line_starts(data: bytes, *, last_max: int = 76) -> bytes:
-    """Escape a '.' or 'From ' at a line start (SMTP dot-stuffing and mbox never touch the
-    bytes), re-wrapping a line the escape made too long (lines ≤ 76; the last ≤ ``last_max``)."""
-    if not (data.startswith((b".", b"From ")) or b"\n." in data or b"\nFrom " in data):
-        return data
-    lines = data.split(b"\r\n")
-    out: list[bytes] = []
-    for n, line in enumerate(lines):
-        limit = last_max if n == len(lines) - 1 else 76
-        while True:
-            if line.startswith(b"."):
-                line = b"=2E" + line[1:]
-            elif line.startswith(b"From "):
-                line = b"=46" + line[1:]
-            if len(line) <= limit:
-                break
-            cut = 72
-            while b"=" in line[cut - 2 : cut]:  # never inside an =XX escape
-                cut -= 1
-            out.append(line[:cut] + b"=")
-            line = line[cut:]
-        out.append(line)
-    return b"\r\n".join(out)
-
-
-def _encode_body(text: str, tokens: re.Pattern[str]) -> tuple[list[bytes], list[str]]:
-    """Encode ``text`` as QP; return literal segments and the field names between them."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    segments: list[bytes] = []
-    names: list[str] = []
-    current: list[bytes] = []
-    for line in text.split("\n"):
-        pieces: list[bytes | str] = []
-        pos = 0
-        for m in tokens.finditer(line):
-            if m.start() > pos:
-                pieces.append(_qp(line[pos : m.start()].encode()))
-            pieces.append(m.group(0))
-            pos = m.end()
-        if pos < len(line) or not pieces:
-            pieces.append(_qp(line[pos:].encode()))
-        for i, piece in enumerate(pieces):
-            if i:
-                current.append(b"=\r\n")
-            if isinstance(piece, str):
-                segments.append(b"".join(current))
-                current = []
-                names.append(piece)
-            else:
-                current.append(piece)
-        current.append(b"\r\n")
-    segments.append(b"".join(current))
-    return [_safe_line_starts(s) for s in segments], names
-
-
 def _needs_escape(value: str) -> bool:
     return "&" in value or "<" in value or ">" in value or '"' in value or "'" in value
-
-
-def _encode_value(value: str) -> bytes:
-    # Most values (names, addresses, links) are printable ASCII without "=": QP leaves them as
-    # they are, only broken into lines of 75 plus a soft break. (personalise() has already
-    # turned control characters into spaces and stripped the ends, so no line ends in a space.)
-    if value.isascii() and "=" not in value:
-        if len(value) <= 73:
-            data = value.encode()
-        else:
-            data = "=\r\n".join([value[i : i + 73] for i in range(0, len(value), 73)]).encode()
-        return _safe_line_starts(data, last_max=75)
-    return _safe_line_starts(_qp(value.encode()), last_max=75)
 
 
 # ---------------------------------------------------------------- the prepared message
@@ -312,7 +261,10 @@ class PreparedMessage:
     config: Config
     head: bytes  # the headers that are the same for everyone, CRLF-terminated
     segments: list[bytes]  # body split at the placeholders
-    fields: list[tuple[str, bool]]  # (recipient field, html?) between the segments
+    fields: list[tuple[str, bool]]  # (recipient field, html?) between the segments; ("#N", html):
+    # the whole base64 part N of ``encoded_parts``
+    encoded_parts: list[tuple[Base64Part, list[tuple[str, bool]]]] = field(default_factory=list)
+    # each base64 part, and the (field, html?) between its literals
     test: bool = False
     signer: DkimSigner | None = None
     mailto: str | None = None
@@ -326,14 +278,16 @@ class PreparedMessage:
 
     def __post_init__(self) -> None:
 
-        self._names = tuple(dict.fromkeys(name for name, _ in self.fields))
+        used = [key for key in self.fields if not key[0].startswith("#")]
+        used += [key for _, keys in self.encoded_parts for key in keys]
+        self._qp_keys = frozenset(key for key in self.fields if not key[0].startswith("#"))
+        self._names = tuple(dict.fromkeys(name for name, _ in used))
         self._probe = "\0".join(placeholder_token(name) for name in self._names)
         self._body = [b""] * (2 * len(self.segments) - 1)
         self._body[::2] = self.segments
         self._slots = [(2 * i + 1, key) for i, key in enumerate(self.fields)]
         if self.signer is not None:
-            first, last = self.segments[0], self.segments[-1]
-            self._signing = self.signer.prepare(_PER_RECIPIENT, self.head, first, last)
+            self._signing = self.signer.prepare(_PER_RECIPIENT, self.head, self.segments)
 
     def fill(
         self,
@@ -344,10 +298,11 @@ class PreparedMessage:
     ) -> bytes:
         """The complete message for ``recipient`` (email, name, unsubscribe_url, preferences_url,
         subscriber_id), CRLF line endings, DKIM-signed when configured."""
-        to = format_address(recipient.get("name") or "", recipient["email"])
+        to = fold_value("To", format_address(recipient.get("name") or "", recipient["email"]))
         mid = message_id or _message_id_for(self, recipient)
         unsub = _check_url(recipient["unsubscribe_url"], "unsubscribe URL")
         list_unsub = f"<{unsub}>, <{_mailto_for(self.mailto, unsub)}>" if self.mailto else f"<{unsub}>"
+        list_unsub = fold_value("List-Unsubscribe", list_unsub)
         date_value = format_datetime(date).encode() if date is not None else self._dates.now()
         values = [to.encode(), date_value, mid.encode(), list_unsub.encode()]  # _PER_RECIPIENT
         parts = [
@@ -366,6 +321,7 @@ class PreparedMessage:
         fields.setdefault("name", str(recipient.get("name") or ""))  # the greeting reads it
         fields["attributes"] = recipient.get("attributes") or {}  # merge fields attribute:KEY
         encoded: dict[tuple[str, bool], bytes] = {}
+        raw: dict[tuple[str, bool], bytes] = {}
         done: dict[str, bytes] = {}  # URLs read the same escaped for HTML or not: encode once
         if self._names:
             # personalise() cleans each value and, for HTML, escapes it (documented); one call
@@ -374,9 +330,13 @@ class PreparedMessage:
             for name, value in zip(self._names, filled, strict=True):
                 escaped = html_escape(value, quote=True) if _needs_escape(value) else value
                 for html, text in ((False, value), (True, escaped)):
-                    if text not in done:
-                        done[text] = _encode_value(text)
-                    encoded[name, html] = done[text]
+                    raw[name, html] = text.encode()
+                    if (name, html) in self._qp_keys:
+                        if text not in done:
+                            done[text] = encode_value(text)
+                        encoded[name, html] = done[text]
+        for n, (part, keys) in enumerate(self.encoded_parts):
+            encoded[f"#{n}", False] = part.fill([raw[key] for key in keys])
         body = self._body.copy()  # segments with a slot between each two
         for slot, key in self._slots:
             body[slot] = encoded[key]
@@ -436,24 +396,14 @@ def prepare_message(
     ]
     if test:
         head_lines.append("X-Digest-Test: yes")
-    head = ("\r\n".join(head_lines) + "\r\n\r\n").encode()
+    head = ("\r\n".join(fold(line) for line in head_lines) + "\r\n\r\n").encode()
     for line in head.split(b"\r\n"):
         if len(line) > 990:
             raise DigestError(f"header line too long ({len(line)} octets): {line[:60]!r}…")
 
-    text_segments, text_names = _encode_body(str(rendered.text), PLACEHOLDER_RE)
-    html_segments, html_names = _encode_body(str(rendered.html), PLACEHOLDER_RE)
-    part_head = "Content-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
-    opening = b"This is a multi-part message in MIME format.\r\n\r\n--" + boundary.encode() + b"\r\n"
-    middle = b"--" + boundary.encode() + b"\r\n" + part_head.format("html").encode()
-    closing = b"--" + boundary.encode() + b"--\r\n"
-    text_segments[0] = opening + part_head.format("plain").encode() + text_segments[0]
-    # The text part's last segment and the HTML part's first become one.
-    segments = [*text_segments[:-1], text_segments[-1] + middle + html_segments[0], *html_segments[1:]]
-    segments[-1] = segments[-1] + closing
-    fields = [(placeholder_field(t), False) for t in text_names] + [
-        (placeholder_field(t), True) for t in html_names
-    ]
+    segments, fields, encoded_parts = _body(
+        boundary.encode(), rendered, link_room(config.publication.base_url)
+    )
     return PreparedMessage(
         issue_id=int(issue["id"]),
         variant=str(rendered.variant),
@@ -461,11 +411,48 @@ def prepare_message(
         head=head,
         segments=segments,
         fields=fields,
+        encoded_parts=encoded_parts,
         test=test,
         signer=signer if signer is not None else dkim_signer(config),
         mailto=_mailto(config),
         _escape=lambda text, values, html: personalise(text, values, html=html, greeting_pair=greeting),
     )
+
+
+def _body(
+    boundary: bytes, rendered: Any, url_chars: int
+) -> tuple[list[bytes], list[tuple[str, bool]], list[tuple[Base64Part, list[tuple[str, bool]]]]]:
+    """The multipart body: its literal segments, the slot keys between them (a recipient's
+    value, or ``#N``, base64 part N whole) and the base64 parts' raw pieces. Each part goes in
+    the shorter transfer encoding for its longest fill (:func:`digest.render.wire.shorter_encoding`,
+    the one the size budget counts)."""
+    pieces: list[bytes | tuple[str, bool]] = [b"This is a multi-part message in MIME format.\r\n\r\n"]
+    encoded_parts: list[tuple[Base64Part, list[tuple[str, bool]]]] = []
+    for kind, text, html in (("plain", str(rendered.text), False), ("html", str(rendered.html), True)):
+        encoding, _ = shorter_encoding(text, html=html, url_chars=url_chars)
+        pieces.append(
+            b"--%s\r\nContent-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: %s\r\n\r\n"
+            % (boundary, kind.encode(), encoding.encode())
+        )
+        if encoding == BASE64:
+            literals, tokens = raw_literals(text)
+            encoded_parts.append((Base64Part(literals), [(placeholder_field(t), html) for t in tokens]))
+            pieces.append((f"#{len(encoded_parts) - 1}", False))
+            continue
+        segments, tokens = encode_qp(text)
+        pieces.append(segments[0])
+        for token, segment in zip(tokens, segments[1:], strict=True):
+            pieces.extend([(placeholder_field(token), html), segment])
+    pieces.append(b"--" + boundary + b"--\r\n")
+    segments_out: list[bytes] = [b""]
+    fields: list[tuple[str, bool]] = []
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            segments_out[-1] += piece
+        else:
+            fields.append(piece)
+            segments_out.append(b"")
+    return segments_out, fields, encoded_parts
 
 
 def feedback_id(config: Config, issue: Mapping[str, Any]) -> str:

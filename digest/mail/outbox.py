@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
@@ -45,7 +45,7 @@ from digest.render.templating import environment, template_dirs
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import CONFIRM_TTL
 
-KINDS = ("confirm", "welcome", "already-subscribed", "unsubscribe-confirm")
+KINDS = ("confirm", "welcome", "already-subscribed", "unsubscribe-confirm", "review", "signin")
 STALE_SENDING = timedelta(minutes=15)
 OUTBOX_KEEP = timedelta(days=30)
 """How long a sent or failed row (the whole signed message) is kept; ``digest run`` deletes older ones."""
@@ -103,7 +103,8 @@ def build_transactional(
         config, kind, {"name": recipient.get("name") or "", "email": recipient["email"], **context}
     )
     from_name, from_email = parseaddr(config.publication.from_address)
-    msg = EmailMessage(policy=SMTP)
+    # An international address is written in UTF-8 (RFC 6532), and the message sent with SMTPUTF8.
+    msg = EmailMessage(policy=SMTP if str(recipient["email"]).isascii() else SMTPUTF8)
     msg["From"] = header_address(from_name or config.publication.name, from_email)
     msg["To"] = header_address(recipient.get("name") or "", recipient["email"])
     if config.publication.reply_to:
@@ -248,3 +249,20 @@ def _finish(db: sqlite_utils.Database, row_id: int, status: str, error: str | No
 
 def _domain(email: str) -> str:
     return email.rpartition("@")[2].lower() or "localhost"
+
+
+def outbox_subscriber(db: sqlite_utils.Database, message_id: str) -> int | None:
+    """The subscriber a transactional message with this Message-ID went to, or None."""
+    row = db.execute(
+        "SELECT subscriber_id FROM outbox WHERE message_id = ? AND subscriber_id IS NOT NULL", [message_id]
+    ).fetchone()
+    return row[0] if row is not None else None
+
+
+def queued_since(db: sqlite_utils.Database, email: str, kind: str, since: datetime) -> bool:
+    """Whether a ``kind`` message to ``email`` was queued after ``since``."""
+    row = db.execute(
+        "SELECT 1 FROM outbox WHERE email = ? AND kind = ? AND created_at > ? LIMIT 1",
+        [email, kind, iso(since)],
+    ).fetchone()
+    return row is not None

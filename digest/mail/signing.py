@@ -5,11 +5,13 @@ against 11-13 ms for dkimpy's pure-Python RSA). For a send, :meth:`DkimSigner.pr
 does the rest once per prepared message: the fixed headers are parsed and
 relaxed-canonicalised, the h= selection worked out, and the body's first piece
 hashed; each fill then only canonicalises its four per-recipient headers and
-hashes the rest of its body (simple body canonicalisation is the identity for a
-body ending in exactly one CRLF, which is checked, with dkimpy's path as the
-fallback). Ed25519 keys are signed by dkimpy (PyNaCl). Signatures are byte for
-byte dkimpy's and verify with ``dkim.verify``; the tests check that, also after
-a real Postfix hop."""
+hashes the rest of its body. Bodies are signed ``relaxed`` too, which is the
+identity for a body with no run of spaces or tabs, no space at a line's end and
+exactly one CRLF at its end: :mod:`digest.mail.message` encodes bodies that way
+(a second space in a row is ``=20``, a tab ``=09``), and :meth:`DkimSigner.prepare`
+checks it, with dkimpy's path as the fallback. Ed25519 keys are signed by dkimpy
+(PyNaCl). Signatures are byte for byte dkimpy's and verify with ``dkim.verify``; the
+tests check that, also after a real Postfix hop."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
+from digest.dkim_keys import MIN_BITS, too_small
 from digest.errors import DigestError
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "DkimSigner",
     "PreparedSigner",
     "dkim_signer",
+    "relaxed_body_invariant",
     "relaxed_value",
     "signed_header_list",
 ]
@@ -39,38 +43,58 @@ __all__ = [
 OVERSIGNED = (
     b"From",
     b"To",
+    b"Cc",
     b"Subject",
     b"Date",
     b"Message-ID",
     b"Reply-To",
+    b"Sender",
+    b"In-Reply-To",
+    b"References",
     b"List-Id",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
+    b"List-Archive",
+    b"List-Help",
+    b"List-Owner",
+    b"List-Post",
+    b"List-Subscribe",
     b"MIME-Version",
     b"Content-Type",
+    b"Content-Transfer-Encoding",
     b"Feedback-ID",
 )
-"""Signed once more than they occur (RFC 6376 §8.15): a second Subject or List-Unsubscribe
-added on the way breaks the signature. Reply-To only when the message has one."""
+"""Signed once more than they occur (RFC 6376 §8.15), absent ones too: a second Subject or
+List-Unsubscribe, or a Reply-To, Cc or Sender the message did not have, added on the way
+breaks the signature."""
+
+CANONICALIZATION = b"relaxed/relaxed"
+"""Headers and body relaxed: a relay that refolds a header or re-wraps whitespace keeps the
+signature valid."""
 
 
 def signed_header_list(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
-    """The ``h=`` list for a message with ``headers``: each of :data:`OVERSIGNED` it carries,
-    once per occurrence plus once more (Reply-To and Feedback-ID only when present)."""
+    """The ``h=`` list for a message with ``headers``: each of :data:`OVERSIGNED` once per
+    occurrence plus once more (so once when the message has none)."""
     counts: dict[bytes, int] = {}
     for name, _ in headers:
         counts[name.lower()] = counts.get(name.lower(), 0) + 1
     listed: list[bytes] = []
     for name in OVERSIGNED:
-        n = counts.get(name.lower(), 0)
-        if n or name not in (b"Reply-To", b"Feedback-ID"):
-            listed.extend([name.lower()] * (n + 1))
+        listed.extend([name.lower()] * (counts.get(name.lower(), 0) + 1))
     return listed
+
+
+def relaxed_body_invariant(data: bytes) -> bool:
+    """True when relaxed body canonicalisation leaves ``data`` (a piece of a body that ends in
+    CRLF, or is followed by one) as it is: no tab, no two spaces in a row, no space before a
+    line end or at the piece's end."""
+    return b"\t" not in data and b"  " not in data and b" \r\n" not in data and not data.endswith(b" ")
 
 
 @dataclass(frozen=True)
 class DkimSigner:
-    """DKIM signing with the configured key (relaxed/simple, rsa-sha256 or ed25519-sha256).
+    """DKIM signing with the configured key (relaxed/relaxed, rsa-sha256 or ed25519-sha256).
 
     :meth:`sign` signs any message (dkimpy parses its head); :meth:`prepare` signs the fills of
     one prepared message with no parse. For RSA the signature itself is made by OpenSSL
@@ -96,6 +120,8 @@ class DkimSigner:
                 raise DigestError(f"not a usable PEM private key ({exc})") from None
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise DigestError("a PEM key for rsa-sha256 must be an RSA key")
+            if key.key_size < MIN_BITS:
+                raise DigestError(too_small(key.key_size, "the key"))
             object.__setattr__(self, "_rsa", key)
         if self._rsa is not None and not self._scheme:
             from cryptography.hazmat.primitives import hashes  # lazy: start-up
@@ -114,7 +140,7 @@ class DkimSigner:
                 self.selector,
                 self.domain,
                 self.key,
-                canonicalize=(b"relaxed", b"simple"),
+                canonicalize=tuple(CANONICALIZATION.split(b"/")),
                 signature_algorithm=self.algorithm,
                 include_headers=signed_header_list(headers),
                 linesep=b"\r\n",
@@ -132,9 +158,9 @@ class DkimSigner:
         headers, _ = dkim.rfc822_parse(head + b"\r\n")
         include = signed_header_list(headers)
         digest = hashlib.sha256()
-        for name, value in dkim.select_headers(_relaxed_simple().canonicalize_headers(headers), include):
+        for name, value in dkim.select_headers(_relaxed().canonicalize_headers(headers), include):
             digest.update(name + b":" + value)
-        body_hash = hashlib.sha256(_relaxed_simple().canonicalize_body(body)).digest()
+        body_hash = hashlib.sha256(_relaxed().canonicalize_body(body)).digest()
         return self.signature_field(include, body_hash, digest)
 
     def signature_field(self, include: list[bytes], body_hash: bytes, digest: Any) -> bytes:
@@ -166,7 +192,7 @@ class DkimSigner:
         fields = [
             (b"v", b"1"),
             (b"a", b"rsa-sha256"),
-            (b"c", b"relaxed/simple"),
+            (b"c", CANONICALIZATION),
             (b"d", self.domain),
             (b"i", b"@" + self.domain),
             (b"q", b"dns/txt"),
@@ -187,22 +213,26 @@ class DkimSigner:
         return hashed, final
 
     def prepare(
-        self, varying: tuple[bytes, ...], head: bytes, first: bytes, last: bytes
+        self, varying: tuple[bytes, ...], head: bytes, segments: list[bytes]
     ) -> PreparedSigner | None:
         """Signing for the fills of one prepared message, or None when only :meth:`sign` can do it.
 
         The message is the headers ``varying`` (filled per recipient, in this order, at the top),
-        then ``head`` (the fixed headers and the blank line), then a body that starts with
-        ``first`` and ends with ``last``. The fixed headers are parsed and canonicalised here,
-        once; the body hash of ``first`` is taken here too. Simple body canonicalisation leaves
-        a body alone when it ends in exactly one CRLF — that is checked on ``last``, not assumed.
-        Ed25519 keys (signed by dkimpy) get None.
+        then ``head`` (the fixed headers and the blank line), then a body made of ``segments``
+        with per-recipient values between them. The fixed headers are parsed and canonicalised
+        here, once; the body hash of the first segment is taken here too. Relaxed body
+        canonicalisation leaves the body alone when each piece is :func:`relaxed_body_invariant`
+        and it ends in exactly one CRLF — checked here on the segments (the fill checks its
+        values), not assumed. Ed25519 keys (signed by dkimpy) get None.
         """
         import dkim  # lazy: start-up
 
         if self._rsa is None or not head.endswith(b"\r\n\r\n"):
             return None
+        first, last = segments[0], segments[-1]
         if not last.endswith(b"\r\n") or last.endswith(b"\r\n\r\n") or last == b"\r\n":
+            return None
+        if not all(relaxed_body_invariant(segment) for segment in segments):
             return None
         fixed, rest = dkim.rfc822_parse(head)
         if rest or any(b"\r\n" in name or not name for name, _ in fixed):
@@ -213,7 +243,7 @@ class DkimSigner:
         stand_ins = [(name, n) for n, name in enumerate(varying + tuple(name for name, _ in fixed))]
         order = [n for _, n in dkim.select_headers(stand_ins, include)]
         canonical = [b""] * len(varying) + [
-            name + b":" + value for name, value in _relaxed_simple().canonicalize_headers(fixed)
+            name + b":" + value for name, value in _relaxed().canonicalize_headers(fixed)
         ]
         return PreparedSigner(self, include, lowered, order, canonical, hashlib.sha256(first))
 
@@ -263,10 +293,10 @@ class _Template:
 
 
 @functools.cache
-def _relaxed_simple() -> Any:
+def _relaxed() -> Any:
     from dkim.canonicalization import CanonicalizationPolicy  # lazy: start-up
 
-    return CanonicalizationPolicy.from_c_value(b"relaxed/simple")
+    return CanonicalizationPolicy.from_c_value(CANONICALIZATION)
 
 
 @dataclass

@@ -11,6 +11,7 @@ Entry points: :func:`digest.render.variants.render_issue` and
 - ``templating`` — where Jinja templates are found (override folder, then bundled) and rendering one.
 - ``email_html`` — MJML → email HTML (mjml-python), then inline CSS (premailer).
 - ``size_budget`` — an issue's HTML size on the wire, and what is cut first.
+- ``wire`` — a part as sent: quoted-printable with whole placeholders or base64, the shorter.
 - ``guard`` — content never stops an issue: leave out the articles that break the HTML.
 - ``personalise`` — the placeholders render leaves and mail fills per recipient.
 - ``archive`` — archive pages, previous/next links, the Atom feed, issue test links.

@@ -22,6 +22,13 @@ import sqlite_utils
 
 from digest.atomic import write_atomic, write_atomic_bytes
 from digest.brand import read_logo
+from digest.compose.issues import (
+    category_counts,
+    count_sent_issues,
+    sent_issue_ids,
+    sent_issues_page,
+    sent_neighbours,
+)
 from digest.config import Config
 from digest.errors import DigestError
 from digest.i18n import direction, format_date, translations
@@ -44,7 +51,7 @@ class Links:
 
 def page_count(db: sqlite_utils.Database) -> int:
     """How many archive pages there are (at least one, which may be empty)."""
-    total = db.execute("SELECT count(*) FROM issues WHERE status = 'sent'").fetchone()[0]
+    total = count_sent_issues(db)
     return max(1, math.ceil(total / PER_PAGE))
 
 
@@ -53,11 +60,7 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     pages = page_count(db)
     if page < 1 or page > pages:
         raise DigestError(f"archive page {page} does not exist; there are {pages}")
-    rows = db.execute(
-        "SELECT id, edition, number, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
-        " ORDER BY coalesce(sent_at, period_end) DESC, id DESC LIMIT ? OFFSET ?",
-        [PER_PAGE, (page - 1) * PER_PAGE],
-    ).fetchall()
+    rows = sent_issues_page(db, PER_PAGE, (page - 1) * PER_PAGE)
     groups: dict[str, dict[str, Any]] = {}
     for key, edition in config.editions.items():
         groups[key] = {"key": key, "title": edition.title or key, "issues": []}
@@ -79,28 +82,10 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     }
 
 
-def issue_neighbours(db: sqlite_utils.Database, issue_id: int) -> dict[str, int | None]:
-    """The previous and next sent issue of the same edition (by number), or None."""
-    row = db.execute("SELECT edition, number FROM issues WHERE id = ?", [issue_id]).fetchone()
-    if row is None:
-        return {"previous": None, "next": None}
-    edition, number = row
-    previous = db.execute(
-        "SELECT id FROM issues WHERE edition = ? AND number < ? AND status = 'sent'"
-        " ORDER BY number DESC LIMIT 1",
-        [edition, number],
-    ).fetchone()
-    following = db.execute(
-        "SELECT id FROM issues WHERE edition = ? AND number > ? AND status = 'sent' ORDER BY number LIMIT 1",
-        [edition, number],
-    ).fetchone()
-    return {"previous": previous[0] if previous else None, "next": following[0] if following else None}
-
-
 def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links, config: Config) -> str:
     """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
     publication's language (arrows pointing the way the language reads)."""
-    near = issue_neighbours(db, issue_id)
+    near = sent_neighbours(db, issue_id)
     language = config.publication.language
     words = translations(language, config.base_dir)
     back, ahead = ("→", "←") if direction(language) == "rtl" else ("←", "→")
@@ -132,29 +117,12 @@ def with_nav(html: str, nav: str) -> str:
     return html[: end + 1] + nav + html[end + 1 :]
 
 
-def _category_counts(db: sqlite_utils.Database, issue_ids: list[int]) -> dict[int, list[tuple[str, int]]]:
-    """``(category, article count)`` of each issue, in the issue's order: one query for all."""
-    counts: dict[int, list[tuple[str, int]]] = {issue_id: [] for issue_id in issue_ids}
-    marks = ", ".join("?" * len(issue_ids))
-    for issue_id, category, count in db.execute(
-        f"SELECT issue_id, category, count(*) FROM issue_articles WHERE issue_id IN ({marks})"
-        " GROUP BY issue_id, category ORDER BY issue_id, min(position)",
-        issue_ids,
-    ):
-        counts[issue_id].append((category, count))
-    return counts
-
-
 def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
     """An Atom feed (RFC 4287) of the latest sent issues; ``links`` must give absolute URLs
     (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``)."""
-    rows = db.execute(
-        "SELECT id, subject, period_end, sent_at FROM issues WHERE status = 'sent'"
-        " ORDER BY coalesce(sent_at, period_end) DESC, id DESC LIMIT ?",
-        [FEED_ENTRIES],
-    ).fetchall()
+    rows = [(i, subject, end, sent) for i, _e, _n, subject, end, sent in sent_issues_page(db, FEED_ENTRIES)]
     self_url, archive_url = links.feed(), links.archive(1)
-    categories_of = _category_counts(db, [row[0] for row in rows])
+    categories_of = category_counts(db, [row[0] for row in rows])
     updated = (rows[0][3] or rows[0][2]) if rows else iso(utcnow())
     publication = config.publication
     out = [
@@ -220,7 +188,7 @@ def build_archive(
     pages = page_count(db)
     for n in range(1, pages + 1):
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
-    ids = [r[0] for r in db.execute("SELECT id FROM issues WHERE status = 'sent' ORDER BY id")]
+    ids = sent_issue_ids(db)
     for issue_id in ids:
         html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested, config))
         _write(outdir / "issues" / f"{issue_id}.html", html)

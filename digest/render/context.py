@@ -111,6 +111,8 @@ def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any
     out["reading_minutes"] = _minutes(article.get("reading_minutes"))
     out.setdefault("undated", False)
     out.setdefault("summary_label", "")
+    out.setdefault("summary_checked", False)
+    out.setdefault("news", "")  # a story sent before, with news: "Now also reported by …"
     out["also_covered"] = [
         {"source": defuse(str(c.get("source") or "")), "url": defuse(str(c.get("url") or ""), url=True)}
         for c in article.get("also_covered") or []

@@ -33,6 +33,10 @@ DEFAULT_GREETING = ("Hello, {first_name}!", "Hello!")
 NAME_FALLBACK = "Reader"
 """Shown where a recipient has no name."""
 
+DISPLAY_MAX = 64
+"""Characters of a name or attribute shown in an issue; a longer one is cut and ends in "…".
+The size budget counts on it (:mod:`digest.render.wire`)."""
+
 ATTRIBUTE_PREFIX = "attribute:"
 """A per-recipient field named ``attribute:KEY`` is the subscriber attribute KEY (a merge field
 ``{{ subscriber.attributes.KEY }}``); its token is ``__DIGEST_ATTR_KEY__`` (KEY upper-cased)."""
@@ -66,6 +70,7 @@ def placeholder_token(field: str) -> str:
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+_UNCUT = frozenset(("email", "unsubscribe_url", "preferences_url"))
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,7 +118,8 @@ def personalise(
 
     Values are escaped for HTML when ``html`` is true; control characters (line breaks)
     become spaces in both modes. A missing or empty ``name`` reads :data:`NAME_FALLBACK`;
-    other missing fields become empty. A subscriber attribute (``attribute:KEY``) comes from
+    other missing fields become empty. A name or attribute longer than :data:`DISPLAY_MAX`
+    characters is cut (addresses and links never are). A subscriber attribute (``attribute:KEY``) comes from
     ``fields["attributes"]`` (a dict, or its JSON text), empty when the subscriber has none.
     ``greeting`` and ``first_name`` are made from the name and attributes (:func:`greeting`,
     with ``greeting_pair``: the config's ``[render] greeting`` and ``greeting_anonymous``).
@@ -141,6 +147,8 @@ def personalise(
         if not value and field == "name":
             value = NAME_FALLBACK
         value = _CONTROL_RE.sub(" ", value).strip() if value else value
+        if len(value) > DISPLAY_MAX and field not in _UNCUT:
+            value = value[: DISPLAY_MAX - 1].rstrip() + "…"
         values[field] = html_lib.escape(value, quote=True) if html else value
     parts = [literals[0]]
     for name, literal in zip(names, literals[1:], strict=True):

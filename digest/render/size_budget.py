@@ -6,15 +6,10 @@
 
 from __future__ import annotations
 
-import binascii
 from typing import Any
 
 from digest.render.lead import pick_lead
-from digest.render.personalise import PLACEHOLDER_RE
-
-# Each placeholder occurrence may grow by this much when filled (a signed URL, a long name);
-# the size budget reserves it so a personalised message still fits.
-PLACEHOLDER_ALLOWANCE = 200
+from digest.render.wire import URL_ROOM, encode_qp, shorter_encoding
 
 
 def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -45,18 +40,14 @@ def trim_order(sections: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def wire_size(text: str) -> int:
     """Bytes ``text`` takes as a quoted-printable MIME body with CRLF line ends, the way
-    :mod:`digest.mail.message` sends each part (its soft breaks around placeholders aside)."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    size = 0
-    for line in lines:
-        encoded = binascii.b2a_qp(line.encode("utf-8"), quotetabs=False, istext=False)
-        size += len(encoded) + encoded.count(b"=\n") + 2  # CRLF soft and hard line ends
-    return size
+    :mod:`digest.mail.message` encodes a part (placeholders left as they are)."""
+    return sum(map(len, encode_qp(text)[0]))
 
 
-def html_budget_size(html: str) -> int:
-    """Bytes the HTML part may reach on the wire once personalised: its quoted-printable
-    size (what Gmail counts towards its ~102 KB clip: non-Latin text grows 1.7× and more)
-    plus an allowance per placeholder (attribute merge fields included)."""
-    occurrences = sum(1 for _ in PLACEHOLDER_RE.finditer(html))
-    return wire_size(html) + PLACEHOLDER_ALLOWANCE * occurrences
+def html_budget_size(html: str, *, url_chars: int = URL_ROOM) -> int:
+    """Bytes the HTML part may reach on the wire once personalised: the size in the shorter
+    transfer encoding (quoted-printable, or base64, which non-Latin text needs: it triples in
+    quoted-printable) with the longest values that can be filled in
+    (:func:`digest.render.wire.worst_sizes`; ``url_chars`` from :func:`digest.render.wire.link_room`).
+    The message sends the part in that encoding, so the message as sent stays within it."""
+    return shorter_encoding(html, html=True, url_chars=url_chars)[1]

@@ -30,6 +30,7 @@ from digest.render.guard import logger, render_skipping_broken
 from digest.render.personalise import PLACEHOLDERS
 from digest.render.size_budget import html_budget_size, trim_order
 from digest.render.templating import render_template, template_dirs
+from digest.render.wire import link_room
 from digest.store.database import iso, transaction, utcnow
 
 HTML_TEMPLATE = "email/issue.mjml.j2"
@@ -100,11 +101,15 @@ def _subject_and_preheader(
     config: Config, issue: dict[str, Any], sections: list[dict[str, Any]], variant: str
 ) -> tuple[str, str]:
     """The variant's subject (its own top story as ``{headline}``) and preheader (its next
-    headlines); the issue's stored ones for the whole issue."""
+    headlines); the issue's stored ones for the whole issue, and wherever an editor wrote them."""
     if variant == "*":
         return issue["subject"], issue["preheader"]
     titles = [a["title"] for s in sections for a in s["articles"]]
-    subject = issue_subject(config, issue, titles[0] if titles else "")
+    subject = issue["subject"] if issue.get("subject_set") is not None else None
+    if subject is None:
+        subject = issue_subject(config, issue, titles[0] if titles else "")
+    if issue.get("preheader_set") is not None:
+        return subject, issue["preheader"]
     edition = config.editions.get(issue["edition"])
     return subject, make_preheader(preheader_titles(config, edition, titles))
 
@@ -177,6 +182,7 @@ class _Draft:
         self.config, self.issue, self.snapshot, self.dirs = config, issue, snapshot, dirs
         self.sections = sections
         self.order = trim_order(sections)
+        self.url_chars = link_room(config.publication.base_url)  # a reader's link, at most
         self._cached: tuple[frozenset[int], dict[str, Any]] | None = None
 
     def context(self, ids: set[int]) -> dict[str, Any]:
@@ -227,7 +233,7 @@ def _fit(draft: _Draft, html: str, budget: int) -> tuple[list[int], str]:
     """The ids kept (a prefix of ``draft.order``, less any article too big to fit even
     alone) and their HTML, the most that fits ``budget``."""
     ids = [a["id"] for a in draft.order]
-    if html_budget_size(html) <= budget:
+    if html_budget_size(html, url_chars=draft.url_chars) <= budget:
         return ids, html
     shortened: set[int] = set()
     while ids:
@@ -235,7 +241,7 @@ def _fit(draft: _Draft, html: str, budget: int) -> tuple[list[int], str]:
         if len(kept) == len(ids):
             return kept, html
         first_out = ids[len(kept)]
-        if html_budget_size(draft.html({first_out})) <= budget:
+        if html_budget_size(draft.html({first_out}), url_chars=draft.url_chars) <= budget:
             return kept, html  # a fair cut: the rest waits in the web version
         name = draft.name(first_out)
         if first_out not in shortened:
@@ -255,7 +261,7 @@ def _largest_prefix(draft: _Draft, ids: list[int], budget: int) -> tuple[list[in
     while lo <= hi:
         mid = (lo + hi) // 2
         candidate = draft.html(set(ids[:mid]))
-        if html_budget_size(candidate) <= budget:
+        if html_budget_size(candidate, url_chars=draft.url_chars) <= budget:
             lo, kept, html = mid + 1, mid, candidate
         else:
             hi = mid - 1

@@ -8,42 +8,40 @@ window with ledger rows still unsent.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import sqlite_utils
 
-from digest.store.database import PENDING_DELIVERY, iso
+from digest.compose.issues import issues_ended_before, overdue_drafts
+from digest.delivery.ledger import pending_due_counts
+from digest.store.database import iso
 
 
 def overdue_issues(
-    db: sqlite_utils.Database, editions: list[str], *, before: datetime, at: datetime
+    db: sqlite_utils.Database,
+    editions: list[str],
+    *,
+    before: datetime,
+    at: datetime,
+    skip: Collection[int] = (),
 ) -> list[str]:
     """One line per issue of ``editions`` whose period ended before ``before`` and that is
     still a draft, or still has ledger rows to send that were due by ``at``; each line says
-    how to send it."""
+    how to send it. Drafts in ``skip`` (held for approval: the run said so already) are left out."""
     if not editions:
         return []
-    marks = ", ".join("?" for _ in editions)
     lines = []
-    drafts = db.execute(
-        f"SELECT id, edition, number, period_end FROM issues WHERE status = 'draft' AND edition IN ({marks})"
-        " AND period_end < ? ORDER BY period_end, id",
-        [*editions, iso(before)],
-    ).fetchall()
+    drafts = overdue_drafts(db, editions, iso(before))
     for _id, edition, number, period_end in drafts:
+        if _id in skip:
+            continue
         lines.append(
             f"{edition}/{number} was due {period_end.replace('+00:00', 'Z')} and is still a draft; "
             f"send it with `digest send {edition}/{number}`"
         )
-    states = ", ".join("?" for _ in PENDING_DELIVERY)
-    unsent = db.execute(
-        f"SELECT i.id, i.edition, i.number, i.period_end, COUNT(*) FROM issues i"
-        f" JOIN deliveries d ON d.issue_id = i.id"
-        f" WHERE i.edition IN ({marks}) AND i.period_end < ? AND d.status IN ({states})"
-        " AND (d.due_at IS NULL OR d.due_at <= ?)"
-        " GROUP BY i.id ORDER BY i.period_end, i.id",
-        [*editions, iso(before), *PENDING_DELIVERY, iso(at)],
-    ).fetchall()
+    counts = pending_due_counts(db, iso(at))
+    unsent = [(*row, counts[row[0]]) for row in issues_ended_before(db, list(counts), editions, iso(before))]
     for _id, edition, number, period_end, count in unsent:
         lines.append(
             f"{edition}/{number} (due {period_end.replace('+00:00', 'Z')}) has {count} "

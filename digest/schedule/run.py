@@ -29,17 +29,21 @@ from typing import Any
 import sqlite_utils
 
 from digest.compose.build import compose_issue
+from digest.compose.history import period_discarded
+from digest.compose.issues import issue_ending, sending_issues
 from digest.config import Config, Edition, parse_duration
 from digest.delivery import SendInProgress, deliver_issue
+from digest.delivery.ledger import due_or_done, forget_reader
 from digest.errors import DigestError
 from digest.ingest.sources import ingest_sources
 from digest.localtime import latest_fire_time
 from digest.render.guard import collect_render_warnings
+from digest.schedule.approval import held_drafts, may_send, prepare_reviews, refresh_early_build
 from digest.schedule.overdue import overdue_issues
 from digest.schedule.run_records import finish_run, start_run
 from digest.schedule.run_report import Built, RunReport, Sent
 from digest.signup import list_upkeep
-from digest.store.database import PENDING_DELIVERY, iso
+from digest.store.database import iso
 
 
 def catch_up_window(config: Config) -> timedelta:
@@ -56,30 +60,14 @@ def due_time(edition: Edition, at: datetime, catch_up: timedelta) -> datetime | 
 
 
 def _issue_ending(db: sqlite_utils.Database, edition: str, period_end: datetime) -> dict[str, Any] | None:
-    rows = list(
-        db.query(
-            "SELECT * FROM issues WHERE edition = ? AND period_end = ? ORDER BY id LIMIT 1",
-            [edition, iso(period_end)],
-        )
-    )
-    return rows[0] if rows else None
+    return issue_ending(db, edition, iso(period_end))
 
 
 def _issues_with_due_rows(
     db: sqlite_utils.Database, editions: list[str], at: datetime
 ) -> list[dict[str, Any]]:
     """Issues of ``editions`` being sent that have ledger rows due by ``at`` (or to finish off)."""
-    marks = ", ".join("?" for _ in editions)
-    states = ", ".join("?" for _ in PENDING_DELIVERY)
-    sql = f"""
-        SELECT * FROM issues i
-        WHERE i.edition IN ({marks}) AND i.status = 'sending'
-          AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND d.status IN ({states})
-                       AND (d.due_at IS NULL OR d.due_at <= ?))
-               OR NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.issue_id = i.id AND d.status IN ({states})))
-        ORDER BY i.period_end, i.id
-    """
-    return list(db.query(sql, [*editions, *PENDING_DELIVERY, iso(at), *PENDING_DELIVERY]))
+    return [issue for issue in sending_issues(db, editions) if due_or_done(db, issue["id"], iso(at))]
 
 
 def run_due(
@@ -115,8 +103,9 @@ def run_due(
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
         if not dry_run:
-            report.notes.extend(list_upkeep(db, config, now=at))
-        report.overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at)
+            report.notes.extend(list_upkeep(db, config, forget_deliveries=forget_reader, now=at))
+        overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at, skip=set(report.held))
+        report.overdue = overdue
     except BaseException as exc:
         report.error = str(exc) or type(exc).__name__
         raise
@@ -124,6 +113,28 @@ def run_due(
         if report.run_id is not None:
             finish_run(db, report.run_id, report)
     return report
+
+
+def _plan(
+    db: sqlite_utils.Database, report: RunReport, editions: list[Edition], at: datetime, catch_up: timedelta
+) -> tuple[list[tuple[Edition, datetime]], dict[int, dict[str, Any]]]:
+    """What to build (edition, scheduled time) and what to send (issues by id): each edition's
+    due time without an issue (unless one was discarded for it), its issue not yet sent, and
+    the drafts held for approval."""
+    to_build: list[tuple[Edition, datetime]] = []
+    to_send = {issue["id"]: issue for issue in held_drafts(db, editions, at, catch_up)}
+    for ed in editions:
+        scheduled = due_time(ed, at, catch_up)
+        if scheduled is None:
+            continue
+        issue = _issue_ending(db, ed.key, scheduled)
+        if issue is None and period_discarded(db, ed.key, iso(scheduled)):
+            report.notes.append(f"{ed.key}: the issue for {iso(scheduled)} was discarded; none is built")
+        elif issue is None:
+            to_build.append((ed, scheduled))
+        elif issue["status"] != "sent":
+            to_send[issue["id"]] = issue
+    return to_build, to_send
 
 
 def _run(
@@ -140,20 +151,13 @@ def _run(
 
     if not report.dry_run:
         _bounces(db, config, report, at)
+        if build:
+            prepare_reviews(db, config, report, editions, at, ingest=lambda: _ingest(db, config, report, at))
     to_build: list[tuple[Edition, datetime]] = []
     to_send: dict[int, dict[str, Any]] = {}
     if build:
-        for ed in editions:
-            scheduled = due_time(ed, at, catch_up)
-            if scheduled is None:
-                continue
-            issue = _issue_ending(db, ed.key, scheduled)
-            if issue is None:
-                to_build.append((ed, scheduled))
-            elif issue["status"] != "sent":
-                to_send[issue["id"]] = issue
-
-    if to_build and not report.dry_run:
+        to_build, to_send = _plan(db, report, editions, at, catch_up)
+    if to_build and not report.dry_run and not report.ingested_sources:
         _ingest(db, config, report, at)
     for ed, scheduled in to_build:
         if stop():
@@ -195,6 +199,11 @@ def _run(
         if stop():
             report.notes.append("stopping: the rest is left for the next run")
             return
+        if not report.dry_run:
+            if not may_send(db, config, report, issue, at):
+                report.held.append(issue["id"])
+                continue
+            issue = refresh_early_build(db, config, report, issue)
         sent = _deliver(db, config, issue, at, dry_run=report.dry_run)
         report.deliveries.append(sent)
         if sent.error:
@@ -239,9 +248,12 @@ def _deliver(
     db: sqlite_utils.Database, config: Config, issue: dict[str, Any], at: datetime, *, dry_run: bool
 ) -> Sent:
 
+    # The send guards read the issue's bounce reports (see digest.delivery.guard).
+    from digest.bounces.process import issue_reports  # lazy: start-up
+
     outcome = Sent(issue_id=issue["id"], edition=issue["edition"], number=issue["number"], dry_run=dry_run)
     try:
-        result = deliver_issue(db, config, issue["id"], dry_run=dry_run, now=at)
+        result = deliver_issue(db, config, issue["id"], dry_run=dry_run, now=at, reports=issue_reports)
     except SendInProgress as exc:
         outcome.busy = True
         outcome.note = str(exc)

@@ -58,6 +58,7 @@ class RunReport:
     errors: list[str] = field(default_factory=list)  # a build or send that failed; the run went on
     error: str | None = None  # what stopped the whole run
     overdue: list[str] = field(default_factory=list)  # issues past due that have not gone out
+    held: list[int] = field(default_factory=list)  # issues waiting for an editor's approval
 
     @property
     def ok(self) -> bool:

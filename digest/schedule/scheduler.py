@@ -29,6 +29,7 @@ from apscheduler.executors.debug import DebugExecutor
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from digest.config import Config, Edition
 from digest.errors import DigestError
@@ -37,6 +38,9 @@ from digest.lockfile import hold_lock
 from digest.schedule.run import catch_up_window, run_due
 from digest.schedule.run_report import RunReport
 from digest.store.database import iso, open_store, utcnow
+
+REVIEW_EVERY = timedelta(minutes=15)
+"""How often the scheduler runs an edition that needs approval (review mail, late approvals)."""
 
 logger = logging.getLogger("digest.schedule")
 
@@ -196,6 +200,15 @@ def serve(
     return ServeResult(runs=state["runs"], stopped_by=state["stopped_by"])
 
 
+def review_trigger(edition: Edition) -> IntervalTrigger | None:
+    """For an edition that waits for an editor, a run every :data:`REVIEW_EVERY`: its review
+    links go out ``review_before`` the send time and an issue approved late is sent. None for
+    an edition without approval (its cron is enough)."""
+    if edition.approval != "required":
+        return None
+    return IntervalTrigger(seconds=int(REVIEW_EVERY.total_seconds()), timezone=UTC)
+
+
 def _serve(
     config: Config,
     db: sqlite_utils.Database,
@@ -249,6 +262,9 @@ def _serve(
         local = local_delivery_trigger(editions)
         if local is not None:
             scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
+        for ed in editions:
+            if (review := review_trigger(ed)) is not None:
+                scheduler.add_job(job, review, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
         if on_ready is not None:
             on_ready(next_fire_times(config, now=clock(), count=1))
         if not stopping():

@@ -87,6 +87,17 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
     return db
 
 
+def database_file(db: sqlite_utils.Database) -> Path | None:
+    """The file the database lives in (None for an in-memory database)."""
+    row = db.execute("PRAGMA database_list").fetchone()
+    return Path(row[2]) if row and row[2] else None
+
+
+def ping(db: sqlite_utils.Database) -> None:
+    """Ask the database something trivial: raises when it cannot answer."""
+    db.execute("SELECT 1").fetchone()
+
+
 def _create_private(path: Path) -> None:
     """Create an empty database file readable by its owner only (an existing one is left as
     it is). SQLite creates the WAL and shared-memory files with the same mode."""

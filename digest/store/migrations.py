@@ -8,6 +8,9 @@ work left is kept as a no-op so that the numbering of released databases holds.
 
 from __future__ import annotations
 
+import json
+import re
+
 import sqlite_utils
 
 
@@ -185,6 +188,209 @@ def m017_forged_reports(db: sqlite_utils.Database) -> None:
         db.execute(index)
 
 
+def m018_editor_desk(db: sqlite_utils.Database) -> None:
+    """The editor's desk (issue #21): an editor's choices stored beside what compose chose.
+
+    ``issues`` gains ``version`` (bumped by every change: a stale desk form is refused),
+    the editor's ``subject_set``/``preheader_set`` (NULL: the template's), ``lead_article_id``,
+    ``locked_at`` (the selection is frozen), ``approved_at``/``approved_by``,
+    ``review_mailed_at`` and ``built_at`` (when the selection was last made from the window).
+    ``issue_articles`` gains ``dropped``, ``added`` (put in by an editor) and ``card_of`` (the
+    card an article was merged into; NULL for a card), filled here from each stored snapshot.
+    ``articles`` gains the editor's values (``editor_title``, ``editor_summary``,
+    ``editor_category``, ``editor_byline``) and ``hidden_at``: a re-ingest never touches them.
+    ``editor_changes`` records every change (what, when, by whom); it names the issue by
+    edition and number as well as id, so a discarded issue's history stays readable.
+    ``outbox.kind`` gains ``review`` (the review link mailed to editors) and ``signin`` (the
+    desk's sign-in link): the table is rebuilt from its own schema as in m017.
+    """
+    _editor_columns(db)
+    db.executescript(
+        """
+        CREATE TABLE editor_changes (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,                  -- UTC ISO-8601
+            editor TEXT NOT NULL,              -- the desk's editor, or the local user name
+            action TEXT NOT NULL,              -- drop, restore, add, lead, move, subject, ...
+            issue_id INTEGER,                  -- no foreign key: a discarded issue's lines stay
+            edition TEXT,
+            number INTEGER,
+            period_end TEXT,
+            article_id INTEGER,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX editor_changes_issue ON editor_changes(issue_id, id);
+        CREATE INDEX editor_changes_period ON editor_changes(edition, period_end, action);
+        """
+    )
+    _mark_merged_rows(db)
+    _outbox_kinds(
+        db,
+        "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed', 'unsubscribe-confirm'))",
+        "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed', 'unsubscribe-confirm', 'review',"
+        " 'signin'))",
+        "m018",
+    )
+
+
+def _editor_columns(db: sqlite_utils.Database) -> None:
+    """m018's new columns on issues, issue_articles and articles."""
+    for column in (
+        "version INTEGER NOT NULL DEFAULT 0",
+        "subject_set TEXT",
+        "preheader_set TEXT",
+        "lead_article_id INTEGER",
+        "locked_at TEXT",
+        "approved_at TEXT",
+        "approved_by TEXT",
+        "review_mailed_at TEXT",
+        "built_at TEXT",
+    ):
+        db.execute(f"ALTER TABLE issues ADD COLUMN {column}")
+    for column in (
+        "dropped INTEGER NOT NULL DEFAULT 0",
+        "added INTEGER NOT NULL DEFAULT 0",
+        "card_of INTEGER",
+    ):
+        db.execute(f"ALTER TABLE issue_articles ADD COLUMN {column}")
+    for column in ("editor_title", "editor_summary", "editor_category", "editor_byline", "hidden_at"):
+        db.execute(f"ALTER TABLE articles ADD COLUMN {column} TEXT")
+
+
+def _mark_merged_rows(db: sqlite_utils.Database) -> None:
+    """Rows of stored issues that are not a card of the snapshot were merged into one: find
+    which card by the "Also covered by" links (the first card when no link matches)."""
+    for issue_id, snapshot in db.execute("SELECT id, snapshot FROM issues").fetchall():
+        try:
+            cards = [a for c in json.loads(snapshot or "{}").get("categories", []) for a in c["articles"]]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if not cards:
+            continue
+        card_ids = {a.get("id") for a in cards}
+        by_url = {o.get("url"): a.get("id") for a in cards for o in a.get("also_covered") or []}
+        rows = db.execute(
+            "SELECT ia.article_id, a.url FROM issue_articles ia JOIN articles a ON a.id = ia.article_id"
+            " WHERE ia.issue_id = ?",
+            [issue_id],
+        ).fetchall()
+        for article_id, url in rows:
+            if article_id not in card_ids:
+                db.execute(
+                    "UPDATE issue_articles SET card_of = ? WHERE issue_id = ? AND article_id = ?",
+                    [by_url.get(url, cards[0].get("id")), issue_id, article_id],
+                )
+
+
+def _outbox_kinds(db: sqlite_utils.Database, old: str, new: str, name: str) -> None:
+    """Rebuild ``outbox`` with another CHECK on its kind (SQLite cannot change one in place)."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()[0]
+    if old not in sql:
+        raise RuntimeError(f"{name}: outbox.kind has an unexpected CHECK; not rebuilt")
+    indexes = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
+        )
+    ]
+    columns = ", ".join(f'"{c}"' for c in db["outbox"].columns_dict)
+    # A renamed table's stored SQL names it quoted ("outbox"): either spelling is replaced.
+    create = re.sub(
+        r'^CREATE TABLE\s+"?outbox"?', f"CREATE TABLE outbox_{name}", sql.replace(old, new), count=1
+    )
+    db.execute(create)
+    db.execute(f"INSERT INTO outbox_{name} ({columns}) SELECT {columns} FROM outbox")
+    db.execute("DROP TABLE outbox")
+    db.execute(f"ALTER TABLE outbox_{name} RENAME TO outbox")
+    for index in indexes:
+        db.execute(index)
+
+
+def m019_editors(db: sqlite_utils.Database) -> None:
+    """The desk's editors and their sign-in links (owner: :mod:`digest.editors`).
+
+    ``editors``: who may sign in to the desk (no password is ever stored).
+    ``editor_signins``: one row per sign-in link issued, so each works once (``used_at``).
+    ``editor_signin_requests``: the sign-in form's rate limit, one row per request under a
+    keyed hash of the address or of the client (never the address itself).
+    """
+    db.executescript(
+        """
+        CREATE TABLE editors (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            added_at TEXT NOT NULL,
+            last_signin_at TEXT
+        );
+        CREATE TABLE editor_signins (
+            nonce TEXT PRIMARY KEY,
+            editor_id INTEGER NOT NULL REFERENCES editors(id) ON DELETE CASCADE,
+            issued_at TEXT NOT NULL,
+            used_at TEXT
+        );
+        CREATE INDEX editor_signins_issued ON editor_signins(issued_at);
+        CREATE TABLE editor_signin_requests (
+            key TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        CREATE INDEX editor_signin_requests_key ON editor_signin_requests(key, at);
+        """
+    )
+
+
+def m020_source_categories(db: sqlite_utils.Database) -> None:
+    """``articles.source_category``: the category as the source gave it, before
+    ``[ingest.category_aliases]`` mapped it ("" when it gave none), so ``digest ingest
+    --recategorize`` can apply changed aliases to stored articles. NULL when the category
+    did not come through the aliases (a feed added with ``--category``). Articles stored
+    before this migration take their stored category as the source's: a new alias applies
+    to them, one that already changed them cannot be undone."""
+    db.executescript(
+        """
+        ALTER TABLE articles ADD COLUMN source_category TEXT;
+        UPDATE articles SET source_category = category
+         WHERE feed_id IS NULL
+            OR feed_id NOT IN (SELECT id FROM feeds WHERE category IS NOT NULL AND category != '');
+        """
+    )
+
+
+def m021_grounding(db: sqlite_utils.Database) -> None:
+    """Grounded summaries and the editor's own (issue #25).
+
+    ``summaries`` gains what the grounding check found: ``grounding`` is NULL for a summary
+    stored before the check existed (checked when next used), ``checked`` (every number,
+    name and quote found in its source), ``verified`` (and ``[summary] verify_model`` agreed),
+    ``unsupported`` or ``refuted`` (not used); ``unsupported`` lists the words or sentences at
+    fault (JSON), ``source`` says what it was checked against (``feed`` or ``article``). An
+    editor's summary is a row with ``engine = 'editor'`` (empty model and prompt hash).
+    ``article_pages``: the main text of an article's web page (``[summary] fetch_article``),
+    or why it could not be had; one row per article, written once.
+    """
+    db.executescript(
+        """
+        ALTER TABLE summaries ADD COLUMN grounding TEXT;
+        ALTER TABLE summaries ADD COLUMN unsupported TEXT NOT NULL DEFAULT '[]';
+        ALTER TABLE summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'feed';
+        CREATE TABLE article_pages (
+            article_id INTEGER PRIMARY KEY REFERENCES articles(id) ON DELETE CASCADE,
+            url TEXT NOT NULL,                 -- the page's final URL after redirects
+            text TEXT NOT NULL DEFAULT '',     -- its main text, plain, bounded; '' when not had
+            words INTEGER NOT NULL DEFAULT 0,
+            error TEXT NOT NULL DEFAULT '',    -- why there is no text (robots.txt, too big, ...)
+            fetched_at TEXT NOT NULL           -- UTC ISO-8601
+        );
+        """
+    )
+
+
+def m022_story_memory(db: sqlite_utils.Database) -> None:
+    """Stories remembered across issues (issue #25): ``issue_articles.repeat`` is NULL for a
+    story no earlier issue of the edition sent; else JSON saying which issue sent it, whether
+    it was held back (the row is also ``dropped``) or shown as an update, and what is new."""
+    db.execute("ALTER TABLE issue_articles ADD COLUMN repeat TEXT")
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -195,4 +401,9 @@ LATER_MIGRATIONS = [
     m015_ingest_guards,
     m016_signup_mails,
     m017_forged_reports,
+    m018_editor_desk,
+    m019_editors,
+    m020_source_categories,
+    m021_grounding,
+    m022_story_memory,
 ]

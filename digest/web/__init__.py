@@ -9,6 +9,7 @@
 - ``links`` — ``/confirm``, ``/unsubscribe`` (RFC 8058 one-click), ``/preferences``.
 - ``signup`` — ``/subscribe`` and the embeddable form.
 - ``archive`` — ``/issues/<id>``, ``/archive``, ``/feed.atom``.
+- ``desk`` — the editors' desk under ``/desk`` (a package: sign-in, pages, actions).
 - ``assets`` — ``/assets/logo.<ext>``: the publisher's logo, where emails load it.
 - ``static`` — ``digest archive build``: the archive as static files.
 - ``server`` — gunicorn with an idle-safe worker; ``logs`` — token-free access logs.

@@ -3,13 +3,16 @@
 Routes, by area: :mod:`digest.web.links` (``/confirm``, ``/unsubscribe`` with RFC 8058
 one-click, ``/preferences``), :mod:`digest.web.signup` (``/subscribe``), and
 :mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``); here
-``/healthz`` and ``/style.css``. :mod:`digest.web.server` runs it under gunicorn.
+``/healthz`` and ``/style.css``; :mod:`digest.web.desk` the editors' desk under ``/desk``
+(signed-in editors only: its own session cookie and CSRF tokens).
+:mod:`digest.web.server` runs it under gunicorn.
 
 Design notes:
 
 - Nothing changes on GET. Mail scanners and link previewers fetch every URL in
   a message; a GET that unsubscribed (or confirmed) would act without the reader.
-- No cookies and no sessions. The authority for a change is the signed,
+- No cookies and no sessions for readers (the desk's editors have both, under ``/desk``
+  only: see :mod:`digest.web.desk`). The authority for a change is the signed,
   purpose-bound token in the URL, which a cross-site page cannot know, so a
   forged cross-site POST has nothing to ride on (no CSRF token needed), and a
   one-click POST from a mail provider works without any state. The sign-up form
@@ -34,8 +37,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
 from digest.i18n import direction, translations
-from digest.store.database import open_store
-from digest.web import archive, assets, links, signup
+from digest.store.database import open_store, ping
+from digest.web import archive, assets, desk, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
@@ -162,12 +165,13 @@ def _routes(app: Flask) -> None:
     links.register(app)
     signup.register(app)
     archive.register(app)
+    desk.register(app)
     assets.register(app)
 
 
 def healthz() -> Response:
     """Liveness and database check for a load balancer or monitor."""
-    get_db().execute("SELECT 1").fetchone()
+    ping(get_db())
     return Response("ok\n", mimetype="text/plain")
 
 

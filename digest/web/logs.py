@@ -14,7 +14,7 @@ import logging
 import re
 from urllib.parse import unquote
 
-TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "test")
+TOKEN_ROUTES = ("confirm", "unsubscribe", "preferences", "test", "signin")
 _TOKEN_IN_PATH = re.compile(r"(/(?:confirm|unsubscribe|preferences)/)[^/?#\s]+")
 _ROUTE_TAIL = re.compile(r"(/+(?:" + "|".join(TOKEN_ROUTES) + r")/+)[^\s\"?#]*", re.IGNORECASE)
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9_.%-]*[A-Za-z0-9_-]{20,}[A-Za-z0-9_.%-]*")

@@ -12,6 +12,7 @@ reader thread. Entry point: :meth:`RowChecker.check`.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -54,10 +55,12 @@ class RowChecker:
         self.report = report
         self.profiles = profiles
         self.width = len(header.columns)
-        self.file_width = self.width - (header.name_parts is not None)  # without the joined name
+        self.file_width = self.width - header.derived  # without the joined name and status
         self.pos = {name: header.columns.index(name) if name in header.columns else None for name in COLUMNS}
         # Columns kept as attributes: a row is then (email, name, profile, attributes JSON).
         self.attributes = header.attributes
+        # Consent columns: a row is then (email, name, profile, attributes JSON, consent JSON).
+        self.consent = header.consent
         present = [p for p in profiles.label_positions if p is not None]
         self.label_getter = itemgetter(*present) if present else None
 
@@ -121,14 +124,11 @@ class RowChecker:
             except InvalidValue:
                 return None
             profiles = list(map(by_cells.__getitem__, cells))
-        if self.attributes:
-            try:
-                extras = list(map(self._attributes_of, rows))
-            except InvalidValue:
-                return None
-            parsed = list(zip(emails, names, profiles, extras, strict=False))  # names may be repeat('')
-        else:
-            parsed = list(zip(emails, names, profiles, strict=False))
+        try:
+            extras = self._extras(rows)
+        except InvalidValue:
+            return None
+        parsed = list(zip(emails, names, profiles, *extras, strict=False))  # names may be repeat('')
         self.report.rows += n
         if len(set(emails)) != n:
             parsed = self._dedupe(parsed)
@@ -168,10 +168,10 @@ class RowChecker:
                         None if p_ed is None else cell("editions", row[p_ed]),
                         None if p_cat is None else cell("categories", row[p_cat]),
                         None if p_tz is None else cell("timezone", row[p_tz]),
-                        None if p_st is None else cell("status", row[p_st]),
+                        self.profiles.default_status if p_st is None else cell("status", row[p_st]),
                     )
                 )
-                extra = (self._attributes_of(row),) if self.attributes else ()
+                extra = tuple(column[0] for column in self._extras([row]))
             except InvalidValue as exc:
                 report.invalid += 1
                 if len(report.invalid_rows) < MAX_REPORTED:
@@ -179,6 +179,33 @@ class RowChecker:
                 continue
             parsed.append((email, name, profile, *extra))
         return self._dedupe(parsed)
+
+    def _extras(self, rows: list[list[str]]) -> list[list[str]]:
+        """The columns a checked row carries after (email, name, profile): its attributes JSON
+        when the file has attribute or consent columns, then its consent JSON when it has
+        consent columns; raises InvalidValue."""
+        if self.consent:
+            return [list(map(self._attributes_of, rows)), list(map(self._consent_of, rows))]
+        if self.attributes:
+            return [list(map(self._attributes_of, rows))]
+        return []
+
+    def _consent_of(self, row: list[str]) -> str:
+        """A row's consent cells (opt-in/confirm time and IP) as a JSON object; raises InvalidValue."""
+        found = {}
+        for position, key in self.consent:
+            cell = row[position].strip()
+            if not cell:
+                continue
+            if key.endswith("_ip"):
+                try:
+                    cell = str(ipaddress.ip_address(cell))
+                except ValueError:
+                    raise InvalidValue(f"{key} {cell[:60]!r} is not an IP address") from None
+            else:
+                cell = normalize_attribute(cell)
+            found[key] = cell
+        return json.dumps(found) if found else "{}"
 
     def _attributes_of(self, row: list[str]) -> str:
         """A row's attribute cells as a JSON object (empty cells left out); raises InvalidValue."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from subscribers.importing.read import COLUMNS, unescape
+from subscribers.importing.statuses import parse_status
 from subscribers.model import (
     InvalidValue,
     encode_labels,
     normalize_labels,
-    normalize_status,
     normalize_timezone,
     split_labels,
 )
@@ -34,8 +34,14 @@ class Profiles:
         *,
         known_editions: list[str] | None,
         known_categories: list[str] | None,
+        status_kinds: tuple[str, ...] = ("status",),
+        status_names: tuple[str, ...] = (),
+        default_status: str | None = None,
     ) -> None:
         self.label_positions = label_positions  # position of each LABEL_COLUMNS column, or None
+        self.status_kinds = status_kinds  # how each part of the status cell reads (see statuses)
+        self.status_names = status_names
+        self.default_status = default_status  # every row's status when the file has no status column
         self.known_editions = known_editions
         self.known_categories = known_categories
         self.caches: dict[str, dict[str, Any]] = {k: {} for k in LABEL_COLUMNS}
@@ -82,7 +88,11 @@ class Profiles:
             )
         if kind == "timezone":
             return normalize_timezone(raw)
-        return normalize_status(raw) if raw.strip() else None
+        return parse_status(raw, self.status_kinds, self.status_names)
+
+    def absent(self, kind: str) -> Any:
+        """The value of a column the file does not have: none, but a status given for the file."""
+        return self.default_status if kind == "status" else None
 
     def number(self, values: tuple[Any, ...]) -> int:
         """The number of a combination of parsed (editions, categories, timezone, status)."""
@@ -98,7 +108,7 @@ class Profiles:
         (a str for one column, else a tuple); raises InvalidValue."""
         present = iter((key,) if isinstance(key, str) else key)
         values = tuple(
-            None if p is None else self.cell(kind, next(present))
+            self.absent(kind) if p is None else self.cell(kind, next(present))
             for kind, p in zip(LABEL_COLUMNS, self.label_positions, strict=True)
         )
         number = self.by_cells[key] = self.number(values)

@@ -50,8 +50,12 @@ def open_csv(path: Path, label: str) -> Iterator[CsvSource]:
         reader: Any = csv.reader(text)
         try:
             header = read_header(reader, label)
+            width = len(header.columns) - header.derived
             if header.name_parts is not None:
-                reader = JoinedNames(reader, header.name_parts, len(header.columns) - 1)
+                reader = JoinedNames(reader, header.name_parts, width)
+                width += 1
+            if header.status_parts:
+                reader = JoinedStatus(reader, [p for p, _kind in header.status_parts], width)
             yield CsvSource(header, reader, counter)
         except UnicodeDecodeError as exc:
             # The text is decoded in blocks ahead of the rows, so the reader's line number
@@ -150,6 +154,32 @@ _HEADER_ALIASES = {
 }
 _HEADER_SPACES = re.compile(r"[\s_-]+")
 
+# Columns other tools keep a subscriber's status in (spelled as _HEADER_ALIASES keys are), and
+# how their values read (see subscribers.importing.statuses). A file may have several (listmonk:
+# ``status`` and ``subscription_status``): the most restrictive non-empty value wins.
+_STATUS_COLUMNS = {
+    "status": "status",  # digest's own, listmonk's, Mailchimp's API exports
+    "subscription status": "status",  # listmonk, per list
+    "subscriber type": "status",  # Buttondown
+    "subscribed to emails": "subscribed",  # Ghost: true/false
+    "subscribed": "subscribed",
+    "email disabled": "disabled",  # Substack: true when the reader turned email off
+}
+_BUTTONDOWN_MARKERS = ("creation date", "secondary id")  # then a "type" column is its status
+# Mailchimp's unsubscribed and cleaned exports have no status column: the file itself is the status.
+_FILE_STATUS_COLUMNS = {"unsub time": "unsubscribed", "clean time": "bounced"}  # the last found wins
+# Consent columns (opt-in and confirmation time and IP): the consent log, not attributes.
+_CONSENT_COLUMNS = {
+    "optin time": "optin_time",
+    "opt in time": "optin_time",
+    "optin ip": "optin_ip",
+    "opt in ip": "optin_ip",
+    "confirm time": "confirm_time",
+    "confirmed time": "confirm_time",
+    "confirm ip": "confirm_ip",
+    "confirmed ip": "confirm_ip",
+}
+
 
 class Header(NamedTuple):
     """The first line, read: canonical column names by position, and what else it holds."""
@@ -158,6 +188,15 @@ class Header(NamedTuple):
     attributes: list[tuple[int, str]]  # (position, key) of the columns kept as attributes
     name_parts: tuple[int | None, int | None] | None  # first/last name positions, joined into "name"
     ignored: list[str]  # columns neither known nor usable as attributes
+    status_parts: tuple[tuple[int, str], ...] = ()  # other tools' status columns joined into "status"
+    file_status: str | None = None  # the status every row has (Mailchimp's unsubscribed/cleaned exports)
+    consent: tuple[tuple[int, str], ...] = ()  # (position, key) of the consent columns
+    status_names: tuple[str, ...] = ()  # the file's status columns as spelled there (for messages)
+
+    @property
+    def derived(self) -> int:
+        """Cells appended to each row after the file's own (a joined name, a joined status)."""
+        return (self.name_parts is not None) + bool(self.status_parts)
 
 
 def read_header(reader: Any, label: str) -> Header:
@@ -169,14 +208,7 @@ def read_header(reader: Any, label: str) -> Header:
     spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
     canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
     if "email" not in canonical:
-        found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
-        hint = ""
-        if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
-            hint = " (separate columns with commas)"
-        raise DigestError(
-            f"{label}: no 'email' column in the first line (found {found}){hint}; "
-            f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
-        )
+        raise _no_email_column(label, first)
     duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
     if duplicated:
         raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
@@ -184,11 +216,17 @@ def read_header(reader: Any, label: str) -> Header:
     name_parts = None
     if "name" not in canonical and any(p in canonical for p in parts):
         name_parts = tuple(canonical.index(p) if p in canonical else None for p in parts)
+    status_parts, status_names, file_status = _status_columns(first, canonical)
+    status_positions = {p for p, _kind in status_parts}
     columns: list[str] = []
     attributes: list[tuple[int, str]] = []
+    consent: list[tuple[int, str]] = []
     ignored: list[str] = []
     keys: dict[str, str] = {}
     for position, (cell, name) in enumerate(zip(first, canonical, strict=True)):
+        if position in status_positions:
+            columns.append(f"status:{name}")
+            continue
         if name_parts is not None and name in parts:
             columns.append(name)
             if name == "first name":  # joined into the name, and kept for the greeting's {first_name}
@@ -197,6 +235,10 @@ def read_header(reader: Any, label: str) -> Header:
             continue
         if name in COLUMNS:
             columns.append(name)
+            continue
+        if name in _CONSENT_COLUMNS and _CONSENT_COLUMNS[name] not in {k for _p, k in consent}:
+            columns.append(f"consent:{_CONSENT_COLUMNS[name]}")
+            consent.append((position, _CONSENT_COLUMNS[name]))
             continue
         # Any tool's spelling of a first or last name is the same attribute (first_name, last_name).
         key = name.replace(" ", "_") if name in parts else attribute_key(cell)
@@ -213,7 +255,40 @@ def read_header(reader: Any, label: str) -> Header:
         attributes.append((position, key))
     if name_parts is not None:
         columns.append("name")  # made by JoinedNames at the end of every row
-    return Header(columns, attributes, name_parts, ignored)
+    if status_parts:
+        columns.append("status")  # made by JoinedStatus at the end of every row
+    return Header(
+        columns, attributes, name_parts, ignored, status_parts, file_status, tuple(consent), status_names
+    )
+
+
+def _no_email_column(label: str, first: list[str]) -> DigestError:
+    """The error for a first line without an email column, saying what it has instead."""
+    found = ", ".join(repr(c[:30]) for c in first[:6]) or "nothing"
+    hint = ""
+    if len(first) == 1 and any(sep in first[0] for sep in ";\t"):
+        hint = " (separate columns with commas)"
+    return DigestError(
+        f"{label}: no 'email' column in the first line (found {found}){hint}; "
+        f"the first line must name the columns, e.g. {','.join(COLUMNS)}"
+    )
+
+
+def _status_columns(
+    first: list[str], canonical: list[str]
+) -> tuple[tuple[tuple[int, str], ...], tuple[str, ...], str | None]:
+    """The first line's status columns: (position, kind) of those joined into one status cell
+    (none for a lone ``status`` column, read in place), their names as the file spells them,
+    and the status the file itself implies (Mailchimp's unsubscribed or cleaned export)."""
+    kinds = dict(_STATUS_COLUMNS)
+    if any(marker in canonical for marker in _BUTTONDOWN_MARKERS):
+        kinds["type"] = "status"
+    parts = tuple((p, kinds[c]) for p, c in enumerate(canonical) if c in kinds)
+    names = tuple(first[p].strip() for p, _kind in parts)
+    if len(parts) == 1 and canonical[parts[0][0]] == "status":
+        parts = ()
+    implied = [status for column, status in _FILE_STATUS_COLUMNS.items() if column in canonical]
+    return parts, names, implied[-1] if implied else None  # cleaned (bounced) outranks unsubscribed
 
 
 class JoinedNames:
@@ -240,6 +315,34 @@ class JoinedNames:
         if len(row) == self.width:
             row.append(" ".join(part for p in self.parts if (part := row[p].strip())))
         return row
+
+
+class JoinedStatus:
+    """Rows with the cells of other tools' status columns joined by STATUS_SEPARATOR into one
+    status cell at the end (read by subscribers.importing.statuses; few distinct values, so
+    it is parsed once per combination). A row with the wrong number of fields is passed on."""
+
+    def __init__(self, reader: Any, positions: list[int], width: int) -> None:
+        self.reader = reader
+        self.positions = positions
+        self.width = width
+
+    @property
+    def line_num(self) -> int:
+        """The reader's line number (a quoted cell may span lines)."""
+        return self.reader.line_num
+
+    def __iter__(self) -> JoinedStatus:
+        return self
+
+    def __next__(self) -> list[str]:
+        row = next(self.reader)
+        if len(row) == self.width:
+            row.append(STATUS_SEPARATOR.join(row[p] for p in self.positions))
+        return row
+
+
+STATUS_SEPARATOR = "\x1f"
 
 
 def guard_cell(cell: str) -> str:

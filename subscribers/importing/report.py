@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from typing import Any
 
 
@@ -22,6 +24,15 @@ class ImportReport:
     invalid_rows: list[tuple[int, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     attribute_columns: list[str] = field(default_factory=list)  # kept as subscriber attributes
+    consent_columns: list[str] = field(default_factory=list)  # read into the consent log
+    statuses: dict[str, int] = field(default_factory=dict)  # file rows by their status ("" = none given)
+
+    def count_statuses(self, rows: list[tuple], profiles: list[tuple[Any, ...]]) -> None:
+        """Add a checked chunk's rows to ``statuses`` (a row's profile's last value is its status)."""
+        statuses = self.statuses
+        for profile, count in Counter(map(itemgetter(2), rows)).items():
+            status = profiles[profile][-1] or ""
+            statuses[status] = statuses.get(status, 0) + count
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""

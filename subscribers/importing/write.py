@@ -64,6 +64,17 @@ _EVENTS_SQL = (
     " CASE status WHEN 'active' THEN ?1 ELSE json_set(?2, '$.status', status) END, ?3"
     " FROM subscribers WHERE id > ?4"
 )
+# With consent columns: the same events, each with the row's consent cells (payload's third item).
+_SUBSCRIBE_DETAIL = "CASE s.status WHEN 'active' THEN ?1 ELSE json_set(?2, '$.status', s.status) END"
+_EVENTS_CONSENT_SQL = (
+    "INSERT INTO events (subscriber_id, kind, source, detail, at)"
+    " SELECT s.id, 'subscribe', 'import',"
+    f" iif(c.consent = '{{}}', {_SUBSCRIBE_DETAIL},"
+    f" json_set({_SUBSCRIBE_DETAIL}, '$.consent', json(c.consent))), ?3"
+    " FROM (SELECT ?4 + 1 + r.rowid AS id, json_extract(r.value, '$[2]') AS consent, r.key AS email"
+    " FROM json_each(?5) AS r) AS c"
+    " JOIN subscribers AS s ON s.id = c.id AND s.email = c.email"
+)
 _ISO = re.compile(r"[0-9T:+-]+")
 
 
@@ -102,7 +113,8 @@ class Writer:
             raise ValueError(f"chunk_size {chunk_size} is too large for {_PROFILE_DIGITS}-digit profiles")
         if not _ISO.fullmatch(at):
             raise ValueError(f"not an iso() time: {at!r}")
-        insert_sql = _INSERT_ATTRIBUTES_SQL if header.attributes else _INSERT_CHUNK_SQL
+        self.consent = bool(header.consent)
+        insert_sql = _INSERT_ATTRIBUTES_SQL if header.attributes or header.consent else _INSERT_CHUNK_SQL
         self.insert_sql = insert_sql.replace("'AT'", f"'{at}'")
         self.at = at
         file_name = Path(report.file).name
@@ -208,7 +220,7 @@ class Writer:
             ).fetchall()
             ignored = [chunk[x] for (x,) in missing]
         if inserted:
-            db.execute(_EVENTS_SQL, [self.active_detail, self.detail, self.at, base - 1])
+            self._subscribe_events(base, payload_text)
             if lifted:
                 # As add_subscriber records it: this consent overrode a suppression.
                 marks = ",".join("?" * len(lifted))
@@ -225,6 +237,15 @@ class Writer:
                 self.next_id = db.execute("SELECT max(id) FROM subscribers").fetchone()[0] + 1
         if ignored:
             self._known_rows(ignored, lifted)
+
+    def _subscribe_events(self, base: int, payload_text: str) -> None:
+        """The consent events of the rows a chunk added (ids from ``base``), with their consent
+        cells when the file has consent columns."""
+        params = [self.active_detail, self.detail, self.at, base - 1]
+        if self.consent:
+            self.db.execute(_EVENTS_CONSENT_SQL, [*params, payload_text])
+        else:
+            self.db.execute(_EVENTS_SQL, params)
 
     def _known_rows(self, rows: list[tuple], lifted: set[str]) -> None:
         """Rows whose address is already stored: an update of a known subscriber, or a duplicate."""
@@ -269,9 +290,9 @@ def payload(rows: list[tuple]) -> str:
     """
     if not rows:
         return "{}"
-    if len(rows[0]) > 3:  # with attributes: see _INSERT_ATTRIBUTES_SQL
+    if len(rows[0]) > 3:  # with attributes (and consent): see _INSERT_ATTRIBUTES_SQL
         return json.dumps(
-            {email: [_PROFILE_PREFIX(profile) + name, extra] for email, name, profile, extra in rows},
+            {email: [_PROFILE_PREFIX(profile) + name, *extra] for email, name, profile, *extra in rows},
             ensure_ascii=False,
         )
     joined = '","'.join(starmap(_ENTRY, rows))

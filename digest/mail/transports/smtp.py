@@ -33,7 +33,16 @@ from digest.mail.transports.base import (
 )
 from digest.mail.transports.smtp_session import LOOPBACK_HOSTS, SMTPSession
 
-__all__ = ["SMTPTransport", "check_smtp", "parse_smtp_url"]
+__all__ = ["NO_SMTPUTF8", "SMTPTransport", "check_smtp", "helo_name", "parse_smtp_url"]
+
+NO_SMTPUTF8 = Reply(
+    code=553,
+    text="5.6.7 relay does not accept international addresses (it does not offer SMTPUTF8)",
+    enhanced="5.6.7",
+    stage="rcpt",
+)
+"""The answer for an international address through a relay without SMTPUTF8 (RFC 6531's
+5.6.7 at RCPT), made here without asking: the reader fails alone, nothing goes on the wire."""
 
 
 def parse_smtp_url(scheme: str, url: str, shown: str) -> TransportSpec:
@@ -102,7 +111,8 @@ def check_smtp(spec: TransportSpec, config: Config, timeout: float) -> Probe:
     return Probe("ok", f"{spec.describe()}: {done} (no message sent)")
 
 
-def _helo_name(config: Config) -> str:
+def helo_name(config: Config) -> str:
+    """The EHLO name digest gives: the From address's domain (else this host's FQDN)."""
     _, _, domain = config.publication.from_address.rpartition("@")
     domain = domain.strip(" >").lower()
     return domain if re.fullmatch(r"[a-z0-9.-]+", domain or "-") else socket.getfqdn()
@@ -127,13 +137,18 @@ class SMTPTransport(TransportBase, SMTPSession):
             user=spec.user or config.delivery.smtp_user,
             password=config.smtp_password,
             timeout=timeout if timeout is not None else config.delivery.timeout,
-            local_hostname=_helo_name(config),
+            local_hostname=helo_name(config),
         )
 
     def message_limit(self) -> int | None:
         """The relay's EHLO SIZE once connected (else the declared limit, none for SMTP)."""
         limit = self.extensions.get("SIZE", "")
         return int(limit) if limit.isdigit() and int(limit) > 0 else self.capabilities.size_limit
+
+    def carries(self, sender: str, recipient: str) -> bool:
+        """Whether this connection can carry the envelope: plain ASCII, or the relay offers
+        SMTPUTF8 (RFC 6531) for an international address. Known once connected."""
+        return (sender + recipient).isascii() or "SMTPUTF8" in self.extensions
 
     def _envelope(self, sender: str, recipient: str) -> bytes:
         params = b" SMTPUTF8" if "SMTPUTF8" in self.extensions and not (sender + recipient).isascii() else b""
@@ -164,6 +179,8 @@ class SMTPTransport(TransportBase, SMTPSession):
             pending = None
         if self.sock is None:
             self.connect()
+        if not self.carries(sender, recipient):
+            return NO_SMTPUTF8  # never sent: this reader fails alone, the run goes on
         pipelining = "PIPELINING" in self.extensions
         if pending is None:
             if pipelining:
@@ -178,7 +195,7 @@ class SMTPTransport(TransportBase, SMTPSession):
             if code >= 300 or stage == "data":
                 self._abandon(replies[2][0] == 354)
                 return make_reply(code, lines, stage)
-        announce = next_envelope is not None and pipelining
+        announce = next_envelope is not None and pipelining and self.carries(*next_envelope)
         reply = self._send_content(message, dot_safe, self._envelope(*next_envelope) if announce else b"")
         if announce:
             self._pending = next_envelope
