@@ -10,7 +10,7 @@ over the shipped catalogue: any string it translates wins, the rest fall back.
 writing direction (``rtl`` for Arabic, Hebrew, Persian, Urdu), :func:`format_date` and
 :func:`format_datetime` a date in the language's style (plain ``en`` keeps ``23 Jan 2026``).
 
-A new label: ``_("…")`` in a template, ``translate("…")`` in the web app, ``gettext`` on a
+A new label: ``_(label)`` in a template, ``translate(label)`` in the web app, ``gettext`` on a
 :func:`translations` object elsewhere; its ``{field}``s are filled with ``str.format`` after
 translation. Add it to every ``locale/*/LC_MESSAGES/digest.po`` (English with an empty
 ``msgstr``): tests/test_languages.py fails until each language has it.

@@ -75,6 +75,14 @@ TRANSACTIONAL = {
     "preferences_url": "https://zorblat.example/preferences/t0k",
     "latest_url": "https://zorblat.example/issues/1",
     "archive_url": "https://zorblat.example/archive",
+    # the editors' review and sign-in mail
+    "issue_name": "Kwex Tagrit #4",
+    "issue_subject": "Quazzle vorn plim",
+    "due": "2026-01-23 07:00 Europe/Berlin",
+    "stories": 3,
+    "review_url": "https://zorblat.example/desk/review/t0k",
+    "signin_url": "https://zorblat.example/desk/signin/t0k",
+    "minutes": 15,
 }
 TRANSLATED = [lang for lang in SHIPPED if lang != "en"]
 
@@ -201,10 +209,14 @@ def test_the_transactional_mail_has_no_english_label_left(tmp_path: Path, langua
     ws = new_workspace(tmp_path / "ws", config=CONFIG.format(language=language), db=False)
     config = ws.config
     for kind in KINDS:
-        for name in ("", "Quenn"):
-            context = {"name": name, "email": "kwex@zorblat.example", **TRANSACTIONAL}
+        for name, hold in (("", False), ("Quenn", True)):
+            context = {"name": name, "email": "kwex@zorblat.example", "hold": hold, **TRANSACTIONAL}
             subject, text, html = render_transactional(config, kind, context)
-            for part, shown in (("subject", subject), ("text", without_urls(text)), ("html", visible(html))):
+            for part, shown in (
+                ("subject", subject),
+                ("text", without_urls(text)),
+                ("html", without_urls(visible(html))),
+            ):
                 assert leftovers(shown, language) == [], f"{language} {kind} {part}: English left"
             assert f'dir="{direction(language)}"' in html
 
