@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("summary",),
     ("ingest",),
     ("subscribers",),
+    ("i18n",),  # the reader's language (catalogues, dates): compose, render, mail and web use it
     ("localtime",),
     ("when",),
     ("store",),

@@ -31,6 +31,7 @@ from digest.compose.issues import (
 )
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import direction, format_date, translations
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import TokenSigner
 
@@ -71,6 +72,7 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
                 "number": number,
                 "subject": subject,
                 "date": _local_date(config, edition_key, sent_at or period_end),
+                "day": _local_day(config, edition_key, sent_at or period_end),
             }
         )
     return {
@@ -80,19 +82,27 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     }
 
 
-def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links) -> str:
-    """A small bar (archive, previous, next) to put at the top of an issue's web page."""
+def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links, config: Config) -> str:
+    """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
+    publication's language (arrows pointing the way the language reads)."""
     near = sent_neighbours(db, issue_id)
-    style = "color:#1a5fb4;margin-right:16px;"
-    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">Archive</a>']
+    language = config.publication.language
+    words = translations(language, config.base_dir)
+    back, ahead = ("→", "←") if direction(language) == "rtl" else ("←", "→")
+    side = "left" if direction(language) == "rtl" else "right"
+    style = f"color:#1a5fb4;margin-{side}:16px;"
+    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">{escape(words.gettext("Archive"))}</a>']
     if near["previous"]:
+        href = quoteattr(links.issue(near["previous"]))
         parts.append(
-            f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev" style="{style}">← Previous</a>'
+            f'<a href={href} rel="prev" style="{style}">{back} {escape(words.gettext("Previous"))}</a>'
         )
     if near["next"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next" style="{style}">Next →</a>')
+        href = quoteattr(links.issue(near["next"]))
+        parts.append(f'<a href={href} rel="next" style="{style}">{escape(words.gettext("Next"))} {ahead}</a>')
     return (
-        '<nav aria-label="Issues" style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
+        f'<nav aria-label={quoteattr(words.gettext("Issues"))} dir="{direction(language)}" '
+        'style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
         'padding:10px 16px;background:#ffffff;border-bottom:1px solid #dddddd;">' + "".join(parts) + "</nav>"
     )
 
@@ -180,7 +190,7 @@ def build_archive(
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
     ids = sent_issue_ids(db)
     for issue_id in ids:
-        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested))
+        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested, config))
         _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",
@@ -218,6 +228,13 @@ def _local_date(config: Config, edition_key: str, when: str) -> str:
     edition = config.editions.get(edition_key)
     zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
     return from_iso(when).astimezone(zone).date().isoformat()
+
+
+def _local_day(config: Config, edition_key: str, when: str) -> str:
+    """The issue's day as a reader reads it, in the publication's language."""
+    edition = config.editions.get(edition_key)
+    zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
+    return format_date(from_iso(when).astimezone(zone), config.publication.language)
 
 
 def _atom_time(text: str) -> str:

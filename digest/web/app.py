@@ -37,6 +37,7 @@ from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
+from digest.i18n import direction, translations
 from digest.store.database import open_store, ping
 from digest.web import archive, assets, clicks, desk, links, signup
 from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
@@ -76,11 +77,16 @@ def create_app(config: Config) -> Flask:
     app.jinja_loader = ChoiceLoader(loaders)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    # The pages speak the publication's language (the workspace's labels/<lang>.po first).
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(config.publication.language, config.base_dir), newstyle=False
+    )
     app.extensions["digest"] = WebState(config=config, secret=load_secret(config))
 
     @app.context_processor
     def _publication() -> dict[str, Any]:
-        return {"publication": config.publication}
+        return {"publication": config.publication, "dir": direction(config.publication.language)}
 
     app.before_request(_limit_streamed_body)
     app.teardown_appcontext(_close_db)

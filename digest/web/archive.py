@@ -75,7 +75,8 @@ def issue_test(issue_id: int, token: str) -> Response | tuple[str, int]:
 
 def _issue_response(db: sqlite_utils.Database, issue_id: int, *, public: bool) -> Response:
     html = with_nav(
-        issue_html(db, state(), issue_id, published=public), issue_nav_html(db, issue_id, web_links())
+        issue_html(db, state(), issue_id, published=public),
+        issue_nav_html(db, issue_id, web_links(), state().config),
     )
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ISSUE_CSP

@@ -21,6 +21,7 @@ from flask import current_app, g, render_template
 
 from digest.config import Config
 from digest.errors import NotFound
+from digest.i18n import translations
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
 from digest.store.database import open_store
@@ -117,8 +118,16 @@ def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
-def message(title: str, text: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return page("message.html", status, title=title, text=text, **context)
+def translate(text: str) -> str:
+    """``text`` (an English msgid) in the publication's language."""
+    config = state().config
+    return translations(config.publication.language, config.base_dir).gettext(text)
+
+
+def message(title: str, text: str, status: int = 200, **fields: Any) -> tuple[str, int]:
+    """A page with a heading and a line, both translated; ``{field}``s in ``text`` are filled
+    after translation."""
+    return page("message.html", status, title=translate(title), text=translate(text).format(**fields))
 
 
 def bad_link(purpose: str, reason: str) -> tuple[str, int]:
@@ -127,7 +136,8 @@ def bad_link(purpose: str, reason: str) -> tuple[str, int]:
         "unsubscribe": "Use the unsubscribe link from a recent email, unchanged.",
         "preferences": "Use the preferences link from a recent email, unchanged.",
     }
-    return message("This link does not work", f"{reason[:1].upper()}{reason[1:]}. {hints[purpose]}", 400)
+    reason = translate(f"{reason[:1].upper()}{reason[1:]}.")
+    return message("This link does not work", "{reason} " + hints[purpose], 400, reason=reason)
 
 
 class BadLink(Exception):
