@@ -31,6 +31,7 @@ from digest.compose.issues import (
 )
 from digest.config import Config
 from digest.errors import DigestError
+from digest.render.public import feed_content, public_page
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import TokenSigner
 
@@ -40,12 +41,16 @@ FEED_ENTRIES = 50
 
 @dataclass(frozen=True)
 class Links:
-    """How pages link to each other: ``archive(page)``, ``issue(id)``, ``feed()``, ``stylesheet()``."""
+    """How pages link to each other: ``archive(page)``, ``issue(id)``, ``feed()``, ``stylesheet()``,
+    ``subscribe()`` (where the sign-up forms post), ``asset(path)`` (``/assets/logo.png`` as
+    the page links it)."""
 
     archive: Callable[[int], str]
     issue: Callable[[int], str]
     feed: Callable[[], str]
     stylesheet: Callable[[], str]
+    subscribe: Callable[[], str]
+    asset: Callable[[str], str]
 
 
 def page_count(db: sqlite_utils.Database) -> int:
@@ -107,9 +112,15 @@ def with_nav(html: str, nav: str) -> str:
     return html[: end + 1] + nav + html[end + 1 :]
 
 
-def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
+def feed_xml(
+    db: sqlite_utils.Database,
+    config: Config,
+    links: Links,
+    content: Callable[[int], str] | None = None,
+) -> str:
     """An Atom feed (RFC 4287) of the latest sent issues; ``links`` must give absolute URLs
-    (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``)."""
+    (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``). ``content(id)``,
+    when given, is an entry's HTML (already sanitised: :func:`digest.render.public.feed_content`)."""
     rows = [(i, subject, end, sent) for i, _e, _n, subject, end, sent in sent_issues_page(db, FEED_ENTRIES)]
     self_url, archive_url = links.feed(), links.archive(1)
     categories_of = category_counts(db, [row[0] for row in rows])
@@ -136,6 +147,7 @@ def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
             f"<updated>{_atom_time(sent_at or period_end)}</updated>",
             f'<link rel="alternate" type="text/html" href={quoteattr(url)}/>',
             f"<summary>{escape(summary)}</summary>",
+            *([f'<content type="html">{escape(content(issue_id))}</content>'] if content else []),
             *(f"<category term={quoteattr(name)}/>" for name, _ in categories),
             "</entry>",
         ]
@@ -168,27 +180,37 @@ def build_archive(
         issue=lambda i: f"issues/{i}.html",
         feed=lambda: "feed.atom",
         stylesheet=lambda: "style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: path.lstrip("/"),
     )
     nested = Links(
         archive=lambda n: "../index.html" if n == 1 else f"../page-{n}.html",
         issue=lambda i: f"{i}.html",
         feed=lambda: "../feed.atom",
         stylesheet=lambda: "../style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: "../" + path.lstrip("/"),
     )
     pages = page_count(db)
     for n in range(1, pages + 1):
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
     ids = sent_issue_ids(db)
+    contents: dict[int, str] = {}  # the feed entries' HTML, much smaller than the pages
     for issue_id in ids:
-        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested))
+        email_html = render_issue(issue_id)
+        contents[issue_id] = feed_content(email_html)
+        page = public_page(email_html, config, nested.subscribe())
+        html = with_nav(page, issue_nav_html(db, issue_id, nested))
         _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",
         issue=lambda i: f"{base}/issues/{i}.html",
         feed=lambda: f"{base}/feed.atom",
         stylesheet=lambda: f"{base}/style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: base + path,
     )
-    feed = feed_xml(db, config, absolute)
+    feed = feed_xml(db, config, absolute, contents.__getitem__)
     _write(outdir / "feed.atom", feed)
     _write(outdir / "style.css", stylesheet)
     if config.render.logo:
