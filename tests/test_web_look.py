@@ -73,6 +73,7 @@ def test_the_public_issue_page_has_no_personal_footer_and_offers_sign_up(
     assert "Story number 1 about technology" in body
     assert "You get this email because" not in body
     assert "/unsubscribe" not in body and "/preferences" not in body
+    assert "View in browser" not in body  # the page it would point to
     assert re.search(r'<form [^>]*action="/subscribe"', body)
     assert re.search(r'<input [^>]*name="email"', body)
 

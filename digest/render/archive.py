@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 import sqlite_utils
 
 from digest.atomic import write_atomic, write_atomic_bytes
-from digest.brand import read_logo
+from digest.brand import accent_colors, read_logo
 from digest.compose.issues import (
     category_counts,
     count_sent_issues,
@@ -85,21 +85,26 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     }
 
 
-def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links) -> str:
-    """A small bar (archive, previous, next) to put at the top of an issue's web page."""
+def issue_nav_html(
+    db: sqlite_utils.Database, issue_id: int, links: Links, accent: tuple[str, str] = ("#1d4ed8", "#93c5fd")
+) -> str:
+    """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
+    brand's ``accent`` (light, dark), with 44 px tall links; dark in dark mode."""
     near = sent_neighbours(db, issue_id)
-    style = "color:#1a5fb4;margin-right:16px;"
-    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">Archive</a>']
+    parts = [f'<a href={quoteattr(links.archive(1))}>Archive</a>']
     if near["previous"]:
-        parts.append(
-            f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev" style="{style}">← Previous</a>'
-        )
+        parts.append(f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev">← Previous</a>')
     if near["next"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next" style="{style}">Next →</a>')
-    return (
-        '<nav aria-label="Issues" style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
-        'padding:10px 16px;background:#ffffff;border-bottom:1px solid #dddddd;">' + "".join(parts) + "</nav>"
+        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next">Next →</a>')
+    light, dark = accent
+    style = (
+        ".dg-nav{font-family:Helvetica,Arial,sans-serif;font-size:16px;padding:0 16px;background:#ffffff;"
+        "border-bottom:1px solid #d1d5db}"
+        f".dg-nav a{{display:inline-block;line-height:44px;margin-right:20px;color:{light}}}"
+        "@media (prefers-color-scheme:dark){.dg-nav{background:#030712;border-color:#374151}"
+        f".dg-nav a{{color:{dark}}}}}"
     )
+    return f'<style>{style}</style><nav aria-label="Issues" class="dg-nav">' + "".join(parts) + "</nav>"
 
 
 def with_nav(html: str, nav: str) -> str:
@@ -191,6 +196,7 @@ def build_archive(
         subscribe=lambda: f"{base}/subscribe",
         asset=lambda path: "../" + path.lstrip("/"),
     )
+    accent = (config.render.accent_color, config.render.accent_color_dark)
     pages = page_count(db)
     for n in range(1, pages + 1):
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
@@ -200,7 +206,7 @@ def build_archive(
         email_html = render_issue(issue_id)
         contents[issue_id] = feed_content(email_html)
         page = public_page(email_html, config, nested.subscribe())
-        html = with_nav(page, issue_nav_html(db, issue_id, nested))
+        html = with_nav(page, issue_nav_html(db, issue_id, nested, accent_colors(*accent)))
         _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",

@@ -30,6 +30,10 @@ LABELS = {
 _FOOTER_START = re.compile(r'<div\b[^>]*\bclass="(?:[^"]*\s)?foot(?:\s[^"]*)?"[^>]*>', re.IGNORECASE)
 _DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.IGNORECASE)
 _HIDDEN_DIV = re.compile(r'<div\b[^>]*style="display:\s*none[^"]*"[^>]*>.*?</div>', re.IGNORECASE | re.DOTALL)
+_SELF_LINK = re.compile(
+    r'<p class="m"[^>]*>\s*<a href="[^"]*/issues/\d+"[^>]*>[^<]*</a>\s*</p>', re.IGNORECASE
+)
+"""The header's "View in browser" line: pointless on the web page it points to."""
 _BODY = re.compile(r"<body\b[^>]*>(.*)</body>", re.IGNORECASE | re.DOTALL)
 
 FEED_TAGS = frozenset(
@@ -39,7 +43,9 @@ FEED_TAGS = frozenset(
 
 
 def without_footer(page: str) -> str:
-    """``page`` without its personal footer (the ``<div class="foot">`` and everything in it)."""
+    """``page`` without its personal footer (the ``<div class="foot">`` and everything in it)
+    and without its "View in browser" line."""
+    page = _SELF_LINK.sub("", page, count=1)
     start = _FOOTER_START.search(page)
     if start is None:
         return page

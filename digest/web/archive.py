@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from flask import Flask, Response, request, url_for
 
+from digest.brand import accent_colors
 from digest.compose.issues import get_issue
 from digest.errors import DigestError, NotFound
 from digest.render.archive import (
@@ -81,7 +82,9 @@ def _issue_response(db: sqlite_utils.Database, issue_id: int, *, public: bool) -
     page_html = issue_html(db, state(), issue_id, published=public)
     if public:  # a test send's page stays the email as the editor will send it
         page_html = public_page(page_html, state().config, url_for("subscribe"))
-    html = with_nav(page_html, issue_nav_html(db, issue_id, web_links()))
+    render = state().config.render
+    accent = accent_colors(render.accent_color, render.accent_color_dark)
+    html = with_nav(page_html, issue_nav_html(db, issue_id, web_links(), accent))
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ISSUE_CSP
     if public:
