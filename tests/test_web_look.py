@@ -40,7 +40,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebProces
     """`digest web serve` for a workspace with one sent issue (and an accent colour)."""
     config_path = make_workspace(tmp_path_factory.mktemp("look") / "ws")
     text = config_path.read_text("utf-8")
-    config_path.write_text(re.sub(r"(?m)^\[render\]\n", '[render]\naccent_color = "#8a1c7c"\n', text, count=1))
+    config_path.write_text(
+        re.sub(r"(?m)^\[render\]\n", '[render]\naccent_color = "#8a1c7c"\n', text, count=1)
+    )
     config = load_config(config_path)
     db = open_store(config.db_path)
     from digest.compose.build import compose_issue
@@ -86,7 +88,7 @@ def test_the_archive_index_has_a_subscribe_box(served: tuple[WebProcess, int]) -
 
 
 def test_feed_entries_carry_the_issues_sanitised_html(served: tuple[WebProcess, int]) -> None:
-    web, issue_id = served
+    web, _ = served
     xml = _get(f"{web.url}/feed.atom")
     assert '<content type="html">' in xml
     [entry] = feedparser.parse(xml).entries
@@ -111,7 +113,11 @@ def test_pages_fit_a_phone_and_the_sign_up_box_is_easy_to_tap(
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
         page = browser.new_page(viewport={"width": 375, "height": 740}, color_scheme=scheme)
-        for name, path in (("subscribe", "/subscribe"), ("issue", f"/issues/{issue_id}"), ("archive", "/archive")):
+        for name, path in (
+            ("subscribe", "/subscribe"),
+            ("issue", f"/issues/{issue_id}"),
+            ("archive", "/archive"),
+        ):
             page.goto(web.url + path)
             page.screenshot(path=str(shots / f"{name}-{scheme}.png"), full_page=True)
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")

@@ -91,7 +91,7 @@ def issue_nav_html(
     """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
     brand's ``accent`` (light, dark), with 44 px tall links; dark in dark mode."""
     near = sent_neighbours(db, issue_id)
-    parts = [f'<a href={quoteattr(links.archive(1))}>Archive</a>']
+    parts = [f"<a href={quoteattr(links.archive(1))}>Archive</a>"]
     if near["previous"]:
         parts.append(f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev">← Previous</a>')
     if near["next"]:

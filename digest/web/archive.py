@@ -16,8 +16,8 @@ from digest.render.archive import (
     issue_nav_html,
     with_nav,
 )
-from digest.render.public import feed_content, public_page
 from digest.render.personalise import RECIPIENT_FIELDS, config_greeting, personalise
+from digest.render.public import feed_content, public_page
 from digest.render.variants import NothingFits, current_variant
 from digest.store.database import MAX_ID
 from digest.web.common import WebState, get_db, message, page, state
@@ -111,7 +111,9 @@ def feed() -> Response:
     sanitised; nothing personal)."""
     links = web_links(absolute=True)
     db, web = get_db(), state()
-    xml = feed_xml(db, web.config, links, lambda i: web.feed_content(i, lambda: feed_content(issue_html(db, web, i))))
+    xml = feed_xml(
+        db, web.config, links, lambda i: web.feed_content(i, lambda: feed_content(issue_html(db, web, i)))
+    )
     response = Response(xml, mimetype="application/atom+xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
