@@ -19,6 +19,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from conftest import new_workspace
+from test_render_support import png_bytes
 from test_web import _article
 from web_process import WebProcess, make_workspace, start_web
 
@@ -132,3 +134,51 @@ def test_pages_fit_a_phone_and_the_sign_up_box_is_easy_to_tap(
         if scheme == "light":
             assert accent == "rgb(138, 28, 124)"  # the configured accent_color, #8a1c7c
         browser.close()
+
+
+def test_pages_show_the_logo_masthead_and_font(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    ws.edit_config(
+        "[render]\n", '[render]\nlogo = "logo.png"\nmasthead = "News from the river"\nfont = "serif"\n'
+    )
+    (ws.path / "logo.png").write_bytes(png_bytes(200, 50, (157, 23, 77)))
+    web = start_web(ws.config_file)
+    try:
+        for path in ("/archive", "/subscribe"):
+            body = _get(web.url + path)
+            assert re.search(r'<img src="/assets/logo\.png" width="200" height="50" alt="[^"]+">', body)
+            assert "News from the river" in body
+        css = _get(f"{web.url}/style.css")
+        assert "--brand-font: Georgia" in css and "var(--brand-font" in css
+    finally:
+        web.stop()
+
+
+def test_the_static_archive_has_the_same_look_and_invitations(tmp_path: Path) -> None:
+    ws = new_workspace(tmp_path / "ws")
+    ws.edit_config("[render]\n", '[render]\nlogo = "logo.png"\n')
+    (ws.path / "logo.png").write_bytes(png_bytes(200, 50, (157, 23, 77)))
+    db = open_store(ws.config.db_path)
+    from digest.compose.build import compose_issue
+
+    day = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    db["articles"].insert_all([_article(i, "World", day - timedelta(hours=i + 1)) for i in range(3)])
+    issue = compose_issue(db, ws.config, next(iter(ws.config.editions)), period_end=day).issue
+    assert issue is not None
+    db.execute(
+        "UPDATE issues SET status = 'sent', frozen_at = ?, sent_at = ? WHERE id = ?",
+        [iso(day), iso(day), issue["id"]],
+    )
+    db.conn.commit()
+    db.conn.close()
+    out = tmp_path / "public"
+    result = ws.run_cli("archive", "build", str(out))
+    assert result.exit_code == 0, result.output
+    base = ws.config.publication.base_url.rstrip("/")
+    index = (out / "index.html").read_text()
+    assert '<img src="assets/logo.png"' in index
+    assert f'action="{base}/subscribe"' in index
+    page = (out / "issues" / f"{issue['id']}.html").read_text()
+    assert "You get this email because" not in page and "/unsubscribe" not in page
+    assert f'action="{base}/subscribe"' in page
+    assert '<content type="html">' in (out / "feed.atom").read_text()
