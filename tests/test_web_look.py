@@ -16,16 +16,19 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import feedparser
 import pytest
 from conftest import new_workspace
 from test_render_support import png_bytes
 from test_web import _article
-from web_process import WebProcess, make_workspace, start_web
+from web_process import SECRET, WebProcess, make_workspace, start_web
 
 from digest.config import load_config
 from digest.store.database import iso, open_store
+from subscribers.store import add_subscriber
+from subscribers.tokens import make_token
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("DIGEST_SHOTS", "")) if os.environ.get("DIGEST_SHOTS") else None
@@ -37,8 +40,16 @@ def _get(url: str) -> str:
         return resp.read().decode("utf-8")
 
 
+class Served(NamedTuple):
+    """The running server, its sent issue and a reader's preferences page (path)."""
+
+    web: WebProcess
+    issue_id: int
+    preferences: str
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebProcess, int]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`digest web serve` for a workspace with one sent issue (and an accent colour)."""
     config_path = make_workspace(tmp_path_factory.mktemp("look") / "ws")
     text = config_path.read_text("utf-8")
@@ -60,19 +71,21 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebProces
         "UPDATE issues SET status = 'sent', frozen_at = ?, sent_at = ? WHERE id = ?",
         [iso(day), iso(day), issue["id"]],
     )
+    reader = add_subscriber(db, "reader@example.org", source="cli")
     db.conn.commit()
     db.conn.close()
     web = start_web(config_path)
+    preferences = f"/preferences/{make_token(SECRET.encode(), reader['id'], 'preferences')}"
     try:
-        yield web, issue["id"]
+        yield Served(web, issue["id"], preferences)
     finally:
         web.stop()
 
 
 def test_the_public_issue_page_has_no_personal_footer_and_offers_sign_up(
-    served: tuple[WebProcess, int],
+    served: Served,
 ) -> None:
-    web, issue_id = served
+    web, issue_id, _ = served
     body = _get(f"{web.url}/issues/{issue_id}")
     assert "Story number 1 about technology" in body
     assert "You get this email because" not in body
@@ -82,15 +95,15 @@ def test_the_public_issue_page_has_no_personal_footer_and_offers_sign_up(
     assert re.search(r'<input [^>]*name="email"', body)
 
 
-def test_the_archive_index_has_a_subscribe_box(served: tuple[WebProcess, int]) -> None:
-    web, _ = served
+def test_the_archive_index_has_a_subscribe_box(served: Served) -> None:
+    web, _, _ = served
     body = _get(f"{web.url}/archive")
     assert re.search(r'<form [^>]*action="/subscribe"', body)
     assert re.search(r'<input [^>]*name="email"', body)
 
 
-def test_feed_entries_carry_the_issues_sanitised_html(served: tuple[WebProcess, int]) -> None:
-    web, _ = served
+def test_feed_entries_carry_the_issues_sanitised_html(served: Served) -> None:
+    web, _, _ = served
     xml = _get(f"{web.url}/feed.atom")
     assert '<content type="html">' in xml
     [entry] = feedparser.parse(xml).entries
@@ -106,10 +119,10 @@ def test_feed_entries_carry_the_issues_sanitised_html(served: tuple[WebProcess, 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_pages_fit_a_phone_and_the_sign_up_box_is_easy_to_tap(
-    served: tuple[WebProcess, int], scheme: str, tmp_path: Path
+    served: Served, scheme: str, tmp_path: Path
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
-    web, issue_id = served
+    web, issue_id, preferences = served
     shots = SHOTS or tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as p:
@@ -119,11 +132,14 @@ def test_pages_fit_a_phone_and_the_sign_up_box_is_easy_to_tap(
             ("subscribe", "/subscribe"),
             ("issue", f"/issues/{issue_id}"),
             ("archive", "/archive"),
+            ("preferences", preferences),
         ):
             page.goto(web.url + path)
             page.screenshot(path=str(shots / f"{name}-{scheme}.png"), full_page=True)
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            assert overflow <= 0, f"{path} scrolls {overflow} px sideways at 375 px ({scheme})"
+            assert overflow <= 0, f"{name} scrolls {overflow} px sideways at 375 px ({scheme})"
+            if name == "preferences":
+                continue
             box = page.locator('input[name="email"]').first
             size = box.bounding_box()
             font = page.evaluate("e => parseFloat(getComputedStyle(e).fontSize)", box.element_handle())
