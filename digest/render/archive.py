@@ -37,6 +37,8 @@ from subscribers.tokens import TokenSigner
 
 PER_PAGE = 20
 FEED_ENTRIES = 50
+NAV_LABELS = {"nav": "Issues", "archive": "Archive", "previous": "← Previous", "next": "Next →"}
+"""The built-in English words of an issue page's top bar (one place, to translate later)."""
 
 
 @dataclass(frozen=True)
@@ -91,11 +93,13 @@ def issue_nav_html(
     """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
     brand's ``accent`` (light, dark), with 44 px tall links; dark in dark mode."""
     near = sent_neighbours(db, issue_id)
-    parts = [f"<a href={quoteattr(links.archive(1))}>Archive</a>"]
+    words = NAV_LABELS
+    parts = [f"<a href={quoteattr(links.archive(1))}>{escape(words['archive'])}</a>"]
     if near["previous"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev">← Previous</a>')
+        href = quoteattr(links.issue(near["previous"]))
+        parts.append(f'<a href={href} rel="prev">{escape(words["previous"])}</a>')
     if near["next"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next">Next →</a>')
+        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next">{escape(words["next"])}</a>')
     light, dark = accent
     style = (
         ".dg-nav{font-family:Helvetica,Arial,sans-serif;font-size:16px;padding:0 16px;background:#ffffff;"
@@ -104,7 +108,8 @@ def issue_nav_html(
         "@media (prefers-color-scheme:dark){.dg-nav{background:#030712;border-color:#374151}"
         f".dg-nav a{{color:{dark}}}}}"
     )
-    return f'<style>{style}</style><nav aria-label="Issues" class="dg-nav">' + "".join(parts) + "</nav>"
+    label = quoteattr(words["nav"])
+    return f'<style>{style}</style><nav aria-label={label} class="dg-nav">' + "".join(parts) + "</nav>"
 
 
 def with_nav(html: str, nav: str) -> str:
