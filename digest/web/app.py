@@ -40,7 +40,15 @@ from digest.config import Config
 from digest.i18n import direction, translations
 from digest.store.database import open_store, ping
 from digest.web import archive, assets, clicks, desk, links, signup
-from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
+from digest.web.common import (
+    WebState,
+    get_db,
+    message,
+    page_brand,
+    state,
+    stylesheet_text,
+    web_template_dirs,
+)
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
 
@@ -86,7 +94,12 @@ def create_app(config: Config) -> Flask:
 
     @app.context_processor
     def _publication() -> dict[str, Any]:
-        return {"publication": config.publication, "dir": direction(config.publication.language)}
+        root = url_for("index").rstrip("/")
+        return {
+            "publication": config.publication,
+            "dir": direction(config.publication.language),
+            "brand": page_brand(config, lambda path: root + path),
+        }
 
     app.before_request(_limit_streamed_body)
     app.teardown_appcontext(_close_db)

@@ -15,7 +15,7 @@ from digest.config import Config
 from digest.i18n import direction, translations
 from digest.render.archive import build_archive
 from digest.web.archive import issue_html
-from digest.web.common import WebState, stylesheet_text, web_template_dirs
+from digest.web.common import WebState, page_brand, stylesheet_text, web_template_dirs
 
 
 def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path) -> dict[str, int]:
@@ -37,7 +37,11 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
         config,
         outdir,
         render_page=lambda data, links: template.render(
-            publication=config.publication, archive=data, links=links, dir=direction(language)
+            publication=config.publication,
+            archive=data,
+            links=links,
+            dir=direction(language),
+            brand=page_brand(config, links.asset),
         ),
         render_issue=lambda issue_id: issue_html(db, state, issue_id),
         stylesheet=stylesheet_text(config) or "",
