@@ -1,6 +1,6 @@
 """Render benchmark: prints figures, never passes or fails.
 
-    python bench/render.py [--articles 40] [--repeat 30]
+    python bench/render.py [--articles 40] [--repeat 30] [--language de]
 
 Measures, for an issue of N articles with 60-word summaries:
 - the median time of one full render (Jinja → MJML → premailer inlining → text part) and of
@@ -74,8 +74,9 @@ def timings(fn: Callable[[], Any], repeat: int) -> tuple[float, float, float]:
     return statistics.median(wall) * 1000, min(wall) * 1000, statistics.median(cpu) * 1000
 
 
-def setup(folder: Path, articles: int) -> tuple[Any, Any, int]:
-    (folder / "digest.toml").write_text(CONFIG, encoding="utf-8")
+def setup(folder: Path, articles: int, language: str = "en") -> tuple[Any, Any, int]:
+    text = CONFIG.replace("[publication]\n", f'[publication]\nlanguage = "{language}"\n', 1)
+    (folder / "digest.toml").write_text(text, encoding="utf-8")
     config = load_config(folder / "digest.toml")
     db = open_store(config.db_path)
     for i in range(articles):
@@ -105,10 +106,11 @@ def main() -> None:
     )
     parser.add_argument("--articles", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--language", default="en", help="[publication] language of the issue")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        config, db, issue_id = setup(Path(tmp), args.articles)
+        config, db, issue_id = setup(Path(tmp), args.articles, args.language)
         rendered = render.render_issue(db, config, issue_id)
         size = len(rendered.html.encode("utf-8"))
         print(
@@ -130,14 +132,19 @@ def main() -> None:
         keep = {a["id"] for s in sections for a in s["articles"]}
         dirs = tuple(templating.template_dirs(config))
         context = issue_context.template_context(config, issue, snapshot, sections, keep)
-        source = templating.render_template(dirs, render.HTML_TEMPLATE, context)
+        language = {"language": config.publication.language}
+        source = templating.render_template(dirs, render.HTML_TEMPLATE, context, **language)
         raw = email_html.mjml_to_html(source)
         stages = {
             "  load issue + snapshot": lambda: issue_snapshot(get_issue(db, issue_id)),
-            "  Jinja (MJML source)": lambda: templating.render_template(dirs, render.HTML_TEMPLATE, context),
+            "  Jinja (MJML source)": lambda: templating.render_template(
+                dirs, render.HTML_TEMPLATE, context, **language
+            ),
             "  MJML → HTML (mjml-python)": lambda: email_html.mjml_to_html(source),
             "  premailer inlining": lambda: email_html.inline_css(raw),
-            "  text part (Jinja)": lambda: templating.render_template(dirs, render.TEXT_TEMPLATE, context),
+            "  text part (Jinja)": lambda: templating.render_template(
+                dirs, render.TEXT_TEMPLATE, context, **language
+            ),
         }
         for label, fn in stages.items():
             print(f"{label:<32} {median_ms(fn, args.repeat):7.2f} ms")

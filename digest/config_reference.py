@@ -87,6 +87,10 @@ MEANINGS: dict[str, str] = {
     "delivery.max_per_connection": "Messages sent over one SMTP connection before it is renewed.",
     "delivery.timeout": "Seconds to wait for the relay's answer to one command.",
     "delivery.retries": "Times a temporary refusal (4xx) of one reader is retried within a send.",
+    "delivery.throttle_patience": (
+        "Seconds a send goes on while the relay throttles it (421, 451 4.7.x) and its pace has not"
+        " grown back; then it stops with the unsent rows queued."
+    ),
     "delivery.smtp_user": "The SMTP login when the transport URL names no user.",
     "delivery.unsubscribe_mailto": (
         "A List-Unsubscribe mailto address besides the link; `digest bounces process` reads what arrives "
@@ -120,6 +124,10 @@ MEANINGS: dict[str, str] = {
     "render.images": (
         "Show each article's lead image (it loads from the feed's server when a reader opens it)."
     ),
+    "render.count_clicks": (
+        "Story links go through the web app's signed /r/ links, the same for every reader: clicks "
+        "are counted per story for `digest stats`, never per reader."
+    ),
     "schedule.catch_up": "How old a missed scheduled run may be and still be made up (30m, 6h, 1d…).",
     "dkim.domain": "The d= domain of the DKIM signature; signing needs domain, selector and key_file.",
     "dkim.selector": "The s= selector: the key's DNS record is at SELECTOR._domainkey.DOMAIN.",
@@ -146,9 +154,20 @@ MEANINGS: dict[str, str] = {
     "bounces.hard_limit": "Hard bounces that mark a subscriber bounced.",
     "bounces.soft_limit": "Soft bounces, on that many different issues with no delivery between, that do.",
     "bounces.deadline": "Seconds one read of an IMAP mailbox may take in all.",
+    "dmarc.source": (
+        "The mailbox DMARC aggregate reports (rua) arrive in, read by `digest dmarc process` and "
+        "`digest run`: maildir:PATH, mbox:PATH or imaps://user@host/FOLDER, as [bounces] source."
+    ),
+    "dmarc.our_ips": (
+        "Our relays' addresses as CIDRs; `digest dmarc report` and doctor flag any other IP "
+        "that sends as the domain."
+    ),
     "subscribers.pending_days": "Days a sign-up may stay unconfirmed before `digest run` removes it.",
     "web.signup_posts_per_hour": "Sign-up POSTs one client address may make per hour (then 429).",
     "web.form_version": "Recorded with each sign-up's consent; bump it when the form's wording changes.",
+    "web.click_hold_seconds": (
+        "How long a counted click waits in the server's memory for its client's canary hit (a scanner)."
+    ),
     f"{EDITION_SECTION}.title": "The edition's title; empty: its NAME, capitalised.",
     f"{EDITION_SECTION}.schedule": 'When an issue is due, cron in the edition\'s zone: "0 7 * * *".',
     f"{EDITION_SECTION}.timezone": "The edition's IANA time zone; empty: publication.timezone.",

@@ -32,7 +32,14 @@ def sample_config() -> str:
 
 SAMPLE_BASE_URL = "http://localhost:8080"
 
-EXAMPLE_FILES = ("feed.xml", "articles.jsonl", "people.csv", "cleaned_members_export.csv", "bounces.mbox")
+EXAMPLE_FILES = (
+    "feed.xml",
+    "articles.jsonl",
+    "people.csv",
+    "cleaned_members_export.csv",
+    "bounces.mbox",
+    "dmarc.mbox",
+)
 """The sample files ``digest init --example`` writes (shipped in ``digest/data/examples/``): a
 feed file, an article file, a subscriber import, a Mailchimp cleaned export and a bounce report."""
 

@@ -126,3 +126,26 @@ def check_source(source: str) -> None:
     """Refuse an event source that is not one of :data:`subscribers.model.SOURCES`."""
     if source not in SOURCES:
         raise ValueError(f"unknown event source {source!r}; one of {', '.join(SOURCES)}")
+
+
+def events_per_day(
+    db: sqlite_utils.Database, kinds: tuple[str, ...], since: str
+) -> dict[str, dict[str, int]]:
+    """Day (``YYYY-MM-DD``, UTC) → kind → how many events of ``kinds`` happened at or after ``since``."""
+    marks = ", ".join("?" * len(kinds))
+    days: dict[str, dict[str, int]] = {}
+    for day, kind, count in db.execute(
+        f"SELECT substr(at, 1, 10), kind, count(*) FROM events WHERE kind IN ({marks}) AND at >= ?"
+        " GROUP BY 1, 2",
+        [*kinds, since],
+    ):
+        days.setdefault(day, {})[kind] = count
+    return days
+
+
+def count_events(db: sqlite_utils.Database, kinds: tuple[str, ...], since: str, until: str) -> int:
+    """How many events of ``kinds`` happened in ``[since, until)``."""
+    marks = ", ".join("?" * len(kinds))
+    return db.execute(
+        f"SELECT count(*) FROM events WHERE kind IN ({marks}) AND at >= ? AND at < ?", [*kinds, since, until]
+    ).fetchone()[0]

@@ -22,7 +22,8 @@ POSTFIX = "/usr/sbin/postfix"
 DAEMONS = "/usr/lib/postfix/sbin"
 
 # Only what a loopback test needs: the listener, the queue manager, cleanup, the rewrite
-# service, the virtual delivery agent, bounces and logging (n: no chroot).
+# service, the virtual delivery agent, the SMTP client (for a test that sets relayhost),
+# bounces and logging (n: no chroot).
 MASTER_CF = """\
 {port}    inet  n - n - - smtpd
 pickup    unix  n - n 60 1 pickup
@@ -40,6 +41,8 @@ error     unix  - - n - - error
 retry     unix  - - n - - error
 discard   unix  - - n - - discard
 virtual   unix  - n n - - virtual
+smtp      unix  - - n - - smtp
+relay     unix  - - n - - smtp
 anvil     unix  - - n - 1 anvil
 scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd

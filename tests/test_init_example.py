@@ -20,6 +20,7 @@ def test_init_example_writes_the_sample_files(tmp_path: Path) -> None:
         "articles.jsonl",
         "bounces.mbox",
         "cleaned_members_export.csv",
+        "dmarc.mbox",
         "feed.xml",
         "people.csv",
     ]

@@ -21,12 +21,19 @@ ROOT = Path(__file__).resolve().parent.parent
 # each take a layer of their own, in the order they build on each other.
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
-    ("web", "schedule", "doctor", "demo"),
+    # verify reconciles the ledger (delivery) with the relay's log and records bounces
+    ("web", "schedule", "doctor", "demo", "verify"),
+    # stats reads the ledgers of delivery and bounces (and the list, the issues) through their
+    # owners, and the web app counts clicks with it and shows its charts: between the two.
+    ("stats",),
     # The desk's editors: called by the CLI and the web desk, builds on signup's client_key
     # (its per-client limit) and the outbox, so it sits above them.
     ("editors",),
     # bounces reads what delivery recorded (a report names a ledger row; it notes a later bounce
     # there through digest.delivery.ledger, the table's owner), so it sits just above it.
+    # dmarc reads its mailbox through bounces' sources and limits; doctor and run show and
+    # read it, so it sits between them and bounces.
+    ("dmarc",),
     ("bounces",),
     ("delivery", "signup", "init"),
     ("mail",),
@@ -35,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("summary",),
     ("ingest",),
     ("subscribers",),
+    ("i18n",),  # the reader's language (catalogues, dates): compose, render, mail and web use it
     ("localtime",),
     ("when",),
     ("store",),

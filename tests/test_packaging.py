@@ -57,6 +57,9 @@ def test_wheel_contains_templates_samples_and_both_packages(built_wheel: Path) -
     for name in EXAMPLE_FILES:
         assert f"digest/data/examples/{name}" in names, f"{name} missing from the wheel"
     assert any(n.startswith("subscribers/") for n in names)
+    # The languages' catalogues, read from .po at first use: nothing to compile after install.
+    for lang in ("en", "de", "ar", "ja"):
+        assert f"digest/locale/{lang}/LC_MESSAGES/digest.po" in names, f"the {lang} catalogue is missing"
 
 
 def test_the_sdist_carries_the_package_folder_with_its_samples() -> None:
@@ -75,6 +78,8 @@ def test_installed_wheel_runs_outside_the_source_tree(installed_digest: Path, tm
         "p = pathlib.Path(digest.__file__).parent; "
         "assert str(p).startswith(sys.argv[1]), p; "
         "assert (p / 'templates').is_dir(), 'templates not installed'; "
+        "from digest.i18n import translations; "
+        "assert translations('de').gettext('Read more') == 'Weiterlesen'; "
         "print(p)"
     )
     venv_dir = str(installed_digest.parent)

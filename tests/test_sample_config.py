@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import new_workspace
 
-from digest.config import Bounces, Subscribers, Web
+from digest.config import Bounces, Dmarc, Subscribers, Web
 from digest.init import sample_config
 
 SETTING = re.compile(r"^# ?(\[[a-z_.]+\]|[a-z_]+ = .*)$")
@@ -57,6 +57,7 @@ def test_the_sample_loads_with_the_list_sections_at_their_defaults(tmp_path: Pat
     ("section", "dataclass", "examples"),
     [
         ("bounces", Bounces, {"source": "maildir:bounces"}),
+        ("dmarc", Dmarc, {"source": "maildir:dmarc", "our_ips": ["192.0.2.0/28"]}),
         ("subscribers", Subscribers, {}),
         ("web", Web, {}),
     ],

@@ -146,6 +146,52 @@ def process_bounces(
     return report
 
 
+@dataclass(frozen=True)
+class RelayBounce:
+    """A bounce the operator's own relay logged for one of our delivery rows (its Message-ID
+    and recipient matched): recorded like a DSN by :func:`record_relay_bounces`."""
+
+    key: str  # names the log entry, so reading the log again records nothing twice
+    subscriber_id: int
+    delivery_id: int
+    issue_id: int
+    status_code: str  # the DSN status (5.x.x: hard; else soft)
+    reason: str
+    recipient: str
+
+
+def record_relay_bounces(
+    db: sqlite_utils.Database,
+    config: Config,
+    bounces: list[RelayBounce],
+    source: str,
+    *,
+    now: datetime | None = None,
+) -> BounceReport:
+    """Record relay-logged bounces like DSNs, in one transaction: a ``bounces`` row, the consent
+    event and the same thresholds (``hard_limit``, ``soft_limit``) as :func:`process_bounces`.
+    One whose ``key`` was recorded before is counted in ``already`` and left alone."""
+    secret = load_secret(config)
+    ctx = _Context(db, config, secret, Resolver(db, secret), None, None, now or utcnow())
+    report = BounceReport(source=source)
+    with transaction(db):
+        for bounce in bounces:
+            report.messages += 1
+            if db.execute("SELECT 1 FROM bounce_messages WHERE message_key = ?", [bounce.key]).fetchone():
+                report.already += 1
+                continue
+            kind = "hard" if bounce.status_code.startswith("5") else "soft"
+            finding = Finding(kind, bounce.reason, bounce.status_code or None, recipient=bounce.recipient)
+            target = Target(bounce.subscriber_id, bounce.delivery_id, bounce.issue_id)
+            outcome = _apply(ctx, finding, target, bounce.key, report)
+            db.execute(
+                "INSERT INTO bounce_messages (message_key, source, outcome, processed_at)"
+                " VALUES (?, ?, ?, ?)",
+                [bounce.key, source, outcome, iso(ctx.at)],
+            )
+    return report
+
+
 def _send_confirmations(
     db: sqlite_utils.Database, config: Config, report: BounceReport, now: datetime | None
 ) -> None:
@@ -440,3 +486,27 @@ def list_held(
     for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
         row["report"] = _CONTROL.sub("?", row["report"])
     return rows
+
+
+def issue_report_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
+    """Reports that matched a reader of the issue, per kind (hard, soft, complaint, unsubscribe)."""
+    counts = dict.fromkeys(("hard", "soft", "complaint", "unsubscribe"), 0)
+    for kind, count in db.execute(
+        "SELECT kind, count(*) FROM bounces WHERE issue_id = ? AND subscriber_id IS NOT NULL GROUP BY kind",
+        [issue_id],
+    ):
+        if kind in counts:
+            counts[kind] = count
+    return counts
+
+
+def reports_per_day(db: sqlite_utils.Database, since: str) -> dict[str, dict[str, int]]:
+    """Day (UTC) → kind → reports received that day that matched a reader, since ``since``."""
+    days: dict[str, dict[str, int]] = {}
+    for day, kind, count in db.execute(
+        "SELECT substr(received_at, 1, 10), kind, count(*) FROM bounces"
+        " WHERE received_at >= ? AND subscriber_id IS NOT NULL GROUP BY 1, 2",
+        [since],
+    ):
+        days.setdefault(day, {})[kind] = count
+    return days

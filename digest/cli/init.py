@@ -19,7 +19,8 @@ from digest.init import init_workspace
 @click.option(
     "--example",
     is_flag=True,
-    help="Also write the README tour's sample files: feed.xml, articles.jsonl, people.csv, bounces.mbox "
+    help="Also write the README tour's sample files: feed.xml, articles.jsonl, people.csv, bounces.mbox, "
+    "dmarc.mbox "
     "(files already there are kept).",
 )
 def init(directory: str, force: bool, base_url: str | None, example: bool) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from digest.compose.periods import format_date
 from digest.config import Config, Edition
 from digest.errors import ConfigError
+from digest.i18n import format_date
 from digest.store.database import from_iso
 
 PREHEADER_HEADLINES = 3
@@ -31,16 +31,16 @@ def make_subject(
 ) -> str:
     """The subject from the edition's pattern (else ``render.subject``).
 
-    Fields: ``{title}`` (edition title), ``{number}``, ``{date}`` (``23 Jan 2026``),
-    ``{publication}``, ``{edition}`` (its key), ``{headline}`` (the top story). A subject
-    with a headline is kept within :data:`SUBJECT_MAX_CHARS` by cutting the headline at a
-    word (with "…"); the other fields are never cut.
+    Fields: ``{title}`` (edition title), ``{number}``, ``{date}`` (``23 Jan 2026``, in the
+    publication's language), ``{publication}``, ``{edition}`` (its key), ``{headline}`` (the
+    top story). A subject with a headline is kept within :data:`SUBJECT_MAX_CHARS` by cutting
+    the headline at a word (with "…"); the other fields are never cut.
     """
     pattern = subject_pattern(config, edition)
     values = {
         "title": edition.title,
         "number": number,
-        "date": format_date(local_date),
+        "date": format_date(local_date, config.publication.language),
         "publication": config.publication.name,
         "edition": edition.key,
     }

@@ -52,6 +52,7 @@ class Delivery:
     max_per_connection: int = 1000
     timeout: float = 30.0
     retries: int = 3
+    throttle_patience: float = 900.0  # seconds a send goes on throttled without recovering its pace
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""
@@ -88,6 +89,7 @@ class Render:
     font: str = "sans"
     greeting: str = "Hello, {first_name}!"  # per reader at send time; {first_name} or {name}
     greeting_anonymous: str = "Hello!"  # for a reader without a name
+    count_clicks: bool = False  # story links go through the web app's /r/ (counts, no reader identity)
 
 
 @dataclass
@@ -169,6 +171,14 @@ class Bounces:
 
 
 @dataclass
+class Dmarc:
+    """Where DMARC aggregate reports arrive, and which sending addresses are ours."""
+
+    source: str = ""  # maildir:PATH, mbox:PATH, imaps://user@host/FOLDER (as [bounces] source)
+    our_ips: list[str] = field(default_factory=list)  # CIDRs of our relays; others are flagged
+
+
+@dataclass
 class Subscribers:
     """The list's housekeeping: pending sign-ups that never confirm are removed after ``pending_days``."""
 
@@ -182,6 +192,7 @@ class Web:
 
     signup_posts_per_hour: int = 20
     form_version: str = "1"
+    click_hold_seconds: int = 60  # a click waits this long for its client's canary hit before it counts
 
 
 @dataclass
@@ -232,6 +243,7 @@ class Config:
     summary: Summary = field(default_factory=Summary)
     compose: Compose = field(default_factory=Compose)
     bounces: Bounces = field(default_factory=Bounces)
+    dmarc: Dmarc = field(default_factory=Dmarc)
     subscribers: Subscribers = field(default_factory=Subscribers)
     web: Web = field(default_factory=Web)
     editions: dict[str, Edition] = field(default_factory=dict)
@@ -283,6 +295,7 @@ CONFIG_SECTIONS: dict[str, type] = {
     "summary": Summary,
     "compose": Compose,
     "bounces": Bounces,
+    "dmarc": Dmarc,
     "subscribers": Subscribers,
     "web": Web,
 }

@@ -9,6 +9,7 @@ Parts, each with one job:
 - :mod:`~digest.delivery.journal` — per-connection journals of 250s, replayed after a crash;
 - :mod:`~digest.delivery.policy` — what one SMTP reply means (a pure function);
 - :mod:`~digest.delivery.worker` — one connection's loop: claim, send, record;
+- :mod:`~digest.delivery.throttle` — the process's pace (AIMD), cut by a relay's throttle replies;
 - :mod:`~digest.delivery.engine` — threads and processes of workers, signals, progress;
 - :mod:`~digest.delivery.trial` — dry runs and ``--to`` test sends;
 - :mod:`~digest.delivery.report` — :class:`DeliveryReport`, what a send, dry run or test send did;

@@ -27,7 +27,8 @@ from typing import Any
 import sqlite_utils
 
 from digest.delivery.ledger import done_count
-from digest.delivery.worker import Counters, RateLimiter, Run, Worker
+from digest.delivery.throttle import Pace
+from digest.delivery.worker import Counters, Run, Worker
 from digest.errors import DigestError
 
 __all__ = ["execute"]
@@ -127,9 +128,10 @@ def _collect_children(
 
 
 def _start_workers(run: Run, connections: int, rate: float) -> list[threading.Thread]:
-    """This process's share of the connections, as threads sharing one rate limit (0: none),
+    """This process's share of the connections, as threads sharing one pace (rate 0: none, until
+    the relay throttles; see :mod:`digest.delivery.throttle`),
     and, for a DKIM-signed send over several connections, the pool that signs ahead."""
-    run.limiter = RateLimiter(rate) if rate > 0 else None
+    run.limiter = Pace(rate, connections, run.clock)
     signed = any(p.signer is not None for p in run.prepared.values())
     run.ahead = ThreadPoolExecutor(SIGNING_THREADS, "digest-sign") if signed and connections > 1 else None
     threads = [

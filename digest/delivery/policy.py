@@ -16,6 +16,10 @@ to an :class:`Outcome`. It tells *whose* fault a refusal is (see DESIGN.md,
   back for :data:`REPEATS_TO_STOP` different recipients in a row (then it was
   about the message or the sender after all, and those rows are requeued).
 
+A reply that says the send is too fast (:func:`throttling`: a 421, 451/454 4.7.x, or
+words to that effect) is nobody's fault: ``throttled``, the row goes again later in the
+run and the send slows down (:mod:`digest.delivery.throttle`).
+
 An enhanced status code decides before the basic code: ``552 5.2.2`` is a full
 mailbox, not a message over the size limit. :func:`reply_key` is what "the same
 reply" means: the enhanced code when there is one (``550 5.7.1`` and ``554 5.7.1``
@@ -27,16 +31,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from digest.mail.transports import Reply
+from digest.mail.transports import Reply, make_reply
 
 __all__ = [
     "REPEATS_TO_STOP",
     "Outcome",
+    "closing_reply",
     "decide",
     "mailbox_problem",
     "names_recipient",
     "names_sender",
     "reply_key",
+    "throttling",
 ]
 
 REPEATS_TO_STOP = 3
@@ -54,7 +60,8 @@ _SEQUENCE = (500, 502, 503, 504, 530, 535)  # unknown/unimplemented command, bad
 class Outcome:
     """What to do with a row after a reply.
 
-    ``status``: sent / retry (again in this run) / deferred (next run) / failed / stop.
+    ``status``: sent / retry (again in this run) / deferred (next run) / throttled (again
+    in this run, slower, without using a try) / failed / stop.
     ``bounced``: the subscriber's mailbox is bad (marks them bounced).
     ``repeatable``: a failure that stops the run if it repeats for several recipients.
     ``why``: for ``stop``, what was refused (the message, the sender, the session).
@@ -64,6 +71,37 @@ class Outcome:
     bounced: bool = False
     repeatable: bool = False
     why: str = ""
+
+
+_THROTTLE_WORDS = re.compile(
+    r"throttl|rate.?limit|too many (messages|connections|recipients)|too fast|slow down",
+    re.IGNORECASE,
+)
+
+
+def throttling(reply: Reply) -> bool:
+    """True when ``reply`` says the send is too fast: a 421, a 451/454 with an enhanced code
+    4.7.x, or a 4xx whose text says so ("throttling", "rate limit", "too many messages"...).
+    The reader is not at fault: the row goes again later, the send slows down."""
+    if not reply.temporary or "greylist" in reply.text.casefold():
+        return False  # greylisting is about one sender and reader, and takes minutes
+    if reply.code == 421:
+        return True
+    if reply.code in (451, 454) and (reply.enhanced or "").startswith("4.7."):
+        return True
+    return bool(_THROTTLE_WORDS.search(reply.text))
+
+
+_CLOSING = re.compile(r"\b421[ -](.*)$", re.DOTALL)
+
+
+def closing_reply(text: str) -> Reply | None:
+    """The 421 in the text of a lost connection (the SMTP transport raises one for a 421), as
+    a :class:`Reply`; None when the connection was lost without one."""
+    found = _CLOSING.search(text)
+    if found is None:
+        return None
+    return make_reply(421, [found.group(1)], "message")
 
 
 def mailbox_problem(enhanced: str | None) -> bool:
@@ -119,6 +157,8 @@ def decide(
     """
     if reply.ok:
         return Outcome("sent")
+    if throttling(reply):
+        return Outcome("throttled")
     if reply.temporary:
         return Outcome("retry" if tries <= retries else "deferred")
     enhanced = reply.enhanced or ""

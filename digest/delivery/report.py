@@ -15,6 +15,7 @@ class DeliveryReport:
     failed: int = 0
     deferred: int = 0
     skipped: int = 0
+    throttled: int = 0  # replies of the relay that said "too fast" (those rows went again)
     queued: int = 0
     total: int = 0
     requeued: int = 0  # failed rows put back by retry_failed
@@ -37,7 +38,10 @@ class DeliveryReport:
 
     def summary(self) -> str:
         """One line: sent, failed, deferred, skipped, duration, messages/s."""
-        return (
+        text = (
             f"sent {self.sent}, failed {self.failed}, deferred {self.deferred}, skipped {self.skipped}"
             f" in {self.duration:.1f}s ({self.rate:.0f} messages/s)"
         )
+        if self.throttled:
+            text += f"; the relay throttled {self.throttled} times, the send slowed down"
+        return text

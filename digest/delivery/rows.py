@@ -18,6 +18,7 @@ class Row:
     message_id: str
     name: str = ""
     tries: int = 0  # attempts in this run
+    throttles: int = 0  # ...of which the relay answered "too fast" (they use no try)
     attributes: str | None = None  # the subscriber's attributes (JSON), for merge fields
 
 

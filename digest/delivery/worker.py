@@ -1,16 +1,16 @@
 """One connection's loop: claim rows, send each, record the outcome — until done or told to stop.
 
-:class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection,
-opened with backoff, reopened after a loss, its EHLO SIZE respected) and one
-ledger connection. It asks :func:`digest.delivery.policy.decide` what
-each reply means (holding back, in a :class:`~digest.delivery.refusals.RefusalWindow`,
-refusals that may be the send's rather than the reader's), journals every 250 before the next message
-(:mod:`digest.delivery.journal`), and commits results in batches. Its
-:class:`Messages` makes each row's message; in a signed send the process's
-signing pool makes the claimed rows' messages while the connection waits for
-the relay. A row whose
-reader left after the freeze is skipped and the worker claims again: only an
-empty claim ends it.
+:class:`Worker` owns one :class:`Connection` (the transport: one SMTP connection, opened
+with backoff, reopened after a loss, its EHLO SIZE respected) and one ledger connection.
+It asks :func:`digest.delivery.policy.decide` what each reply means (holding back, in a
+:class:`~digest.delivery.refusals.RefusalWindow`, refusals that may be the send's rather
+than the reader's), sends at the process's :class:`~digest.delivery.throttle.Pace`
+(slowed by the relay's throttle replies, whose rows wait in the retry heap), journals
+every 250 before the next message (:mod:`digest.delivery.journal`), and commits results
+in batches. Its :class:`Messages` makes each row's message; in a signed send the
+process's signing pool makes the claimed rows' messages while the connection waits for
+the relay. A row whose reader left after the freeze is skipped and the worker claims
+again: only an empty claim ends it.
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from digest.delivery.guard import SendGuard
 from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger
 from digest.delivery.messages import Links, Messages, recipient_links
-from digest.delivery.policy import decide
+from digest.delivery.policy import closing_reply, decide, throttling
 from digest.delivery.refusals import RefusalWindow
 from digest.delivery.rows import Result, Row
+from digest.delivery.throttle import Pace, throttle_pause
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
 from digest.mail.transports import ConnectionLost, Reply, SMTPTransport, TransportError, open_transport
@@ -42,7 +43,16 @@ from digest.mail.transports import transport_for_display as display
 from digest.mail.verp import ReturnPath
 from digest.store.database import iso, open_store, utcnow
 
-__all__ = ["Connection", "Counters", "Links", "Messages", "Run", "Stopped", "Worker", "recipient_links"]
+__all__ = [
+    "Connection",
+    "Counters",
+    "Links",
+    "Messages",
+    "Run",
+    "Stopped",
+    "Worker",
+    "recipient_links",
+]
 
 RETRY_BACKOFF_SECONDS = 2.0
 """First wait before retrying a 4xx or a lost connection; doubles each time."""
@@ -69,6 +79,7 @@ class Counters:
     failed: int = 0
     deferred: int = 0
     skipped: int = 0
+    throttled: int = 0  # replies (and greetings) that said "too fast"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, status: str, n: int = 1) -> None:
@@ -78,25 +89,13 @@ class Counters:
 
     def as_dict(self) -> dict[str, int]:
         """The counts by status."""
-        return {"sent": self.sent, "failed": self.failed, "deferred": self.deferred, "skipped": self.skipped}
-
-
-class RateLimiter:
-    """Evenly spaced sends: at most ``rate`` per second across the threads sharing it."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next = time.monotonic()
-        self.lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> None:
-        """Block until this thread's slot (or until the run stops)."""
-        with self.lock:
-            now = time.monotonic()
-            slot = max(now, self.next)
-            self.next = slot + self.interval
-        if slot > now:
-            stop.wait(slot - now)
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "skipped": self.skipped,
+            "throttled": self.throttled,
+        }
 
 
 class Clock:
@@ -134,7 +133,7 @@ class Run:
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: list[str] = field(default_factory=list)
     counters: Counters = field(default_factory=Counters)
-    limiter: RateLimiter | None = None
+    limiter: Pace | None = None  # this process's pace (rate, connections), set by the engine
     live: set[Any] = field(default_factory=set)  # open transports, to cut short on a fatal error
     lost_limit: int = LOST_IN_A_ROW
     lost_in_a_row: int = 0  # sends that ended in ConnectionLost since the last reply (this process)
@@ -163,6 +162,7 @@ class Connection:
         self.run = run
         self.transport: Any = None
         self.failures = 0  # connection attempts that failed since the last answered send
+        self.throttles = 0  # connection attempts the relay turned away as too many, since then
 
     def ready(self) -> Any:
         """The open transport: connected now if there is none or it has carried its share."""
@@ -197,6 +197,11 @@ class Connection:
                 return
             except ConnectionLost as exc:
                 self.transport = None
+                closing = closing_reply(str(exc))
+                if closing is not None and throttling(closing):  # "421 too many connections"
+                    self.throttles += 1
+                    self.run.clock.wait(self.run.stop, throttle_pause(self.run, closing, self.throttles))
+                    continue
                 self.failures += 1
                 if self.failures > self.run.retries:
                     raise TransportError(
@@ -225,6 +230,7 @@ class Connection:
     def answered(self) -> None:
         """A send got a reply: the counts of failures in a row start again."""
         self.failures = 0
+        self.throttles = 0
         self.run.lost_in_a_row = 0
 
     def lost(self, exc: ConnectionLost) -> None:
@@ -300,7 +306,7 @@ class Worker:
             self.flush()
             self.journal.discard()  # all its entries are committed now
             waiting = [row for _, _, row in self.retry]
-            if self.run.fatal:  # another connection stopped the run (and maybe cut this one): queued
+            if self.run.fatal or self.aborted:  # the run stopped (here or elsewhere): queued
                 self.batch.extend(waiting)
                 waiting = []
             self.ledger.release(list(self.batch), waiting)
@@ -374,8 +380,15 @@ class Worker:
             return
         transport = self.connection.ready()
         self.connection.check_size(len(message))
-        if self.run.limiter is not None:
-            self.run.limiter.wait(self.run.stop)
+        if self.run.limiter is None:
+            self.run.limiter = Pace(0.0, 1, self.run.clock)
+        self.run.limiter.acquire(self.run.stop)
+        try:
+            self._transact(row, message, transport)
+        finally:
+            self.run.limiter.release()
+
+    def _transact(self, row: Row, message: bytes, transport: Any) -> None:
         row.tries += 1
         options: dict[str, Any] = {"dot_safe": True}
         if row.id == self.announced:
@@ -392,7 +405,13 @@ class Worker:
         try:
             reply = transport.send(message, sender, row.email, **options)
         except ConnectionLost as exc:
-            # Dropped or 421: it may or may not have arrived; it goes again, same Message-ID.
+            closing = closing_reply(str(exc))
+            if closing is not None and throttling(closing):
+                self.connection.close()  # the relay answered (421): not a lost connection
+                self.connection.answered()
+                self.throttled(row, closing)
+                return
+            # Dropped: it may or may not have arrived; it goes again, same Message-ID.
             self.connection.lost(exc)
             self.later(row, str(exc), immediate=row.tries == 1)
             return
@@ -403,8 +422,17 @@ class Worker:
         """Record what ``reply`` means for ``row``; stop the run when it is the run's fault."""
         senders = (sender, self.from_address)
         outcome = decide(
-            reply, tries=row.tries, retries=self.run.retries, senders=senders, recipient=row.email
+            reply,
+            tries=row.tries - row.throttles,
+            retries=self.run.retries,
+            senders=senders,
+            recipient=row.email,
         )
+        if outcome.status == "throttled":
+            self.throttled(row, reply)
+            return
+        if self.run.limiter is not None:
+            self.run.limiter.clean_reply()
         if outcome.status == "stop":
             # Not this reader's fault: loop() puts the row back, and it stays queued.
             what = f"the sender <{sender}>" if outcome.why == "the sender" else outcome.why
@@ -440,6 +468,14 @@ class Worker:
             self.record(Result(row, "deferred", reply=reply, error=None if reply else str(why)))
             return
         delay = 0.0 if immediate else RETRY_BACKOFF_SECONDS * 2 ** (row.tries - 1)
+        heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
+
+    def throttled(self, row: Row, reply: Reply) -> None:
+        """The relay said "too fast": slow the process's pace and send ``row`` again later
+        (without using a try); TransportError once the run has been throttled for longer
+        than ``delivery.throttle_patience`` (the unsent rows stay queued)."""
+        row.throttles += 1
+        delay = throttle_pause(self.run, reply, row.throttles)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
 
 

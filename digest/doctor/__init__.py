@@ -1,7 +1,7 @@
 """`digest doctor`: check a workspace before the first real send, one line per check.
 
 Each check is one function in a module of this package (setup, transport, dns, sender,
-issue, web) that takes plain values and returns a :class:`~digest.doctor.check.Check` (defined in
+issue, web, dmarc) that takes plain values and returns a :class:`~digest.doctor.check.Check` (defined in
 ``check``, with ``OK``/``WARN``/``FAIL``); :func:`run_doctor` is the one entry point and
 decides the order. Nothing here sends a message or changes a row.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from digest.config import Config
-from digest.doctor import dns, issue, sender, setup, transport, web
+from digest.doctor import dmarc, dns, issue, sender, setup, transport, web
 from digest.doctor.check import FAIL, OK, Check
 from digest.errors import DigestError, NoWorkspace
 
@@ -49,6 +49,7 @@ def run_doctor(
         ),
         ("issue_size", lambda: issue.check_latest_issue(config, timeout=max(timeout, 120.0))),
         ("web", lambda: web.check_web(config, timeout=timeout)),
+        ("dmarc", lambda: dmarc.check_dmarc(config)),
     ]
     checks = [Check("config", OK, f"{config.source} loads")]
     for name, step in steps:

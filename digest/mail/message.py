@@ -37,7 +37,7 @@ from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.message_ids import message_ids
 from digest.mail.signing import OVERSIGNED, DkimSigner, PreparedSigner, dkim_signer
-from digest.render.personalise import personalise, placeholder_field, placeholder_token
+from digest.render.personalise import config_greeting, personalise, placeholder_field, placeholder_token
 from digest.render.wire import (
     BASE64,
     Base64Part,
@@ -367,9 +367,8 @@ def prepare_message(
     signer: DkimSigner | None = None,
 ) -> PreparedMessage:
     """Encode ``rendered`` (a RenderedVariant) once; :meth:`PreparedMessage.fill` makes each recipient's."""
-
     sender_name, sender = _parse_from(config)
-    greeting = (config.render.greeting, config.render.greeting_anonymous)  # filled per reader
+    greeting = config_greeting(config)  # filled per reader, in the publication's language
 
     subject = str(rendered.subject or issue.get("subject") or config.publication.name)
     if test:

@@ -36,6 +36,7 @@ import sqlite_utils
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import direction
 from digest.mail.message import dkim_signer, header_address
 from digest.mail.transports import ConnectionLost, TransportError, open_transport
 from digest.mail.verp import split_bounce_address
@@ -73,8 +74,14 @@ def render_transactional(config: Config, kind: str, context: dict[str, Any]) -> 
     """``(subject, text, html)`` for a transactional message of ``kind``."""
     if kind not in KINDS:
         raise ValueError(f"unknown transactional kind {kind!r}")
-    env = environment(tuple(template_dirs(config)))
-    values = {"publication": config.publication, "brand": brand_context(config), **context}
+    language = config.publication.language
+    env = environment(tuple(template_dirs(config)), language, config.base_dir)
+    values = {
+        "publication": config.publication,
+        "brand": brand_context(config),
+        "dir": direction(language),
+        **context,
+    }
     try:
         module = env.get_template(f"email/{kind}.txt.j2").make_module(values)
         subject = " ".join(str(getattr(module, "subject", "") or config.publication.name).split())

@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 import sqlite_utils
 
 from digest.atomic import write_atomic, write_atomic_bytes
-from digest.brand import read_logo
+from digest.brand import accent_colors, read_logo
 from digest.compose.issues import (
     category_counts,
     count_sent_issues,
@@ -31,6 +31,8 @@ from digest.compose.issues import (
 )
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import direction, format_date, translations
+from digest.render.public import feed_content, public_page
 from digest.store.database import from_iso, iso, utcnow
 from subscribers.tokens import TokenSigner
 
@@ -40,12 +42,16 @@ FEED_ENTRIES = 50
 
 @dataclass(frozen=True)
 class Links:
-    """How pages link to each other: ``archive(page)``, ``issue(id)``, ``feed()``, ``stylesheet()``."""
+    """How pages link to each other: ``archive(page)``, ``issue(id)``, ``feed()``, ``stylesheet()``,
+    ``subscribe()`` (where the sign-up forms post), ``asset(path)`` (``/assets/logo.png`` as
+    the page links it)."""
 
     archive: Callable[[int], str]
     issue: Callable[[int], str]
     feed: Callable[[], str]
     stylesheet: Callable[[], str]
+    subscribe: Callable[[], str]
+    asset: Callable[[str], str]
 
 
 def page_count(db: sqlite_utils.Database) -> int:
@@ -71,6 +77,7 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
                 "number": number,
                 "subject": subject,
                 "date": _local_date(config, edition_key, sent_at or period_end),
+                "day": _local_day(config, edition_key, sent_at or period_end),
             }
         )
     return {
@@ -80,21 +87,40 @@ def archive_page(db: sqlite_utils.Database, config: Config, page: int = 1) -> di
     }
 
 
-def issue_nav_html(db: sqlite_utils.Database, issue_id: int, links: Links) -> str:
-    """A small bar (archive, previous, next) to put at the top of an issue's web page."""
+def issue_nav_html(
+    db: sqlite_utils.Database,
+    issue_id: int,
+    links: Links,
+    config: Config,
+    accent: tuple[str, str] = ("#1d4ed8", "#93c5fd"),
+) -> str:
+    """A small bar (archive, previous, next) to put at the top of an issue's web page, in the
+    publication's language (arrows pointing the way it reads) and the brand's ``accent`` (light,
+    dark), with 44 px tall links; dark in dark mode."""
     near = sent_neighbours(db, issue_id)
-    style = "color:#1a5fb4;margin-right:16px;"
-    parts = [f'<a href={quoteattr(links.archive(1))} style="{style}">Archive</a>']
+    language = config.publication.language
+    words = translations(language, config.base_dir)
+    rtl = direction(language) == "rtl"
+    back, ahead = ("→", "←") if rtl else ("←", "→")
+    parts = [f"<a href={quoteattr(links.archive(1))}>{escape(words.gettext('Archive'))}</a>"]
     if near["previous"]:
-        parts.append(
-            f'<a href={quoteattr(links.issue(near["previous"]))} rel="prev" style="{style}">← Previous</a>'
-        )
+        href = quoteattr(links.issue(near["previous"]))
+        parts.append(f'<a href={href} rel="prev">{back} {escape(words.gettext("Previous"))}</a>')
     if near["next"]:
-        parts.append(f'<a href={quoteattr(links.issue(near["next"]))} rel="next" style="{style}">Next →</a>')
-    return (
-        '<nav aria-label="Issues" style="font-family:Helvetica,Arial,sans-serif;font-size:14px;'
-        'padding:10px 16px;background:#ffffff;border-bottom:1px solid #dddddd;">' + "".join(parts) + "</nav>"
+        href = quoteattr(links.issue(near["next"]))
+        parts.append(f'<a href={href} rel="next">{escape(words.gettext("Next"))} {ahead}</a>')
+    light, dark = accent
+    side = "left" if rtl else "right"
+    style = (
+        ".dg-nav{font-family:Helvetica,Arial,sans-serif;font-size:16px;padding:0 16px;background:#ffffff;"
+        "border-bottom:1px solid #d1d5db}"
+        f".dg-nav a{{display:inline-block;line-height:44px;margin-{side}:20px;color:{light}}}"
+        "@media (prefers-color-scheme:dark){.dg-nav{background:#030712;border-color:#374151}"
+        f".dg-nav a{{color:{dark}}}}}"
     )
+    label = quoteattr(words.gettext("Issues"))
+    nav = f'<nav aria-label={label} class="dg-nav" dir="{direction(language)}">'
+    return f"<style>{style}</style>{nav}" + "".join(parts) + "</nav>"
 
 
 def with_nav(html: str, nav: str) -> str:
@@ -107,9 +133,15 @@ def with_nav(html: str, nav: str) -> str:
     return html[: end + 1] + nav + html[end + 1 :]
 
 
-def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
+def feed_xml(
+    db: sqlite_utils.Database,
+    config: Config,
+    links: Links,
+    content: Callable[[int], str] | None = None,
+) -> str:
     """An Atom feed (RFC 4287) of the latest sent issues; ``links`` must give absolute URLs
-    (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``)."""
+    (the feed's own is ``links.feed()``, the archive's ``links.archive(1)``). ``content(id)``,
+    when given, is an entry's HTML (already sanitised: :func:`digest.render.public.feed_content`)."""
     rows = [(i, subject, end, sent) for i, _e, _n, subject, end, sent in sent_issues_page(db, FEED_ENTRIES)]
     self_url, archive_url = links.feed(), links.archive(1)
     categories_of = category_counts(db, [row[0] for row in rows])
@@ -136,6 +168,7 @@ def feed_xml(db: sqlite_utils.Database, config: Config, links: Links) -> str:
             f"<updated>{_atom_time(sent_at or period_end)}</updated>",
             f'<link rel="alternate" type="text/html" href={quoteattr(url)}/>',
             f"<summary>{escape(summary)}</summary>",
+            *([f'<content type="html">{escape(content(issue_id))}</content>'] if content else []),
             *(f"<category term={quoteattr(name)}/>" for name, _ in categories),
             "</entry>",
         ]
@@ -168,27 +201,38 @@ def build_archive(
         issue=lambda i: f"issues/{i}.html",
         feed=lambda: "feed.atom",
         stylesheet=lambda: "style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: path.lstrip("/"),
     )
     nested = Links(
         archive=lambda n: "../index.html" if n == 1 else f"../page-{n}.html",
         issue=lambda i: f"{i}.html",
         feed=lambda: "../feed.atom",
         stylesheet=lambda: "../style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: "../" + path.lstrip("/"),
     )
+    accent = (config.render.accent_color, config.render.accent_color_dark)
     pages = page_count(db)
     for n in range(1, pages + 1):
         _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
     ids = sent_issue_ids(db)
+    contents: dict[int, str] = {}  # the feed entries' HTML, much smaller than the pages
     for issue_id in ids:
-        html = with_nav(render_issue(issue_id), issue_nav_html(db, issue_id, nested))
+        email_html = render_issue(issue_id)
+        contents[issue_id] = feed_content(email_html)
+        page = public_page(email_html, config, nested.subscribe())
+        html = with_nav(page, issue_nav_html(db, issue_id, nested, config, accent_colors(*accent)))
         _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",
         issue=lambda i: f"{base}/issues/{i}.html",
         feed=lambda: f"{base}/feed.atom",
         stylesheet=lambda: f"{base}/style.css",
+        subscribe=lambda: f"{base}/subscribe",
+        asset=lambda path: base + path,
     )
-    feed = feed_xml(db, config, absolute)
+    feed = feed_xml(db, config, absolute, contents.__getitem__)
     _write(outdir / "feed.atom", feed)
     _write(outdir / "style.css", stylesheet)
     if config.render.logo:
@@ -218,6 +262,13 @@ def _local_date(config: Config, edition_key: str, when: str) -> str:
     edition = config.editions.get(edition_key)
     zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
     return from_iso(when).astimezone(zone).date().isoformat()
+
+
+def _local_day(config: Config, edition_key: str, when: str) -> str:
+    """The issue's day as a reader reads it, in the publication's language."""
+    edition = config.editions.get(edition_key)
+    zone = edition.zone if edition else zoneinfo.ZoneInfo(config.publication.timezone)
+    return format_date(from_iso(when).astimezone(zone), config.publication.language)
 
 
 def _atom_time(text: str) -> str:

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import functools
 import re
+import zoneinfo
 from pathlib import Path
 from typing import Any
 
 from digest.brand import Logo, accent_colors, font_stack, read_logo
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import direction, format_date, format_datetime, translations
 from digest.ingest.bylines import byline
 from digest.ingest.images import checked_image
 from digest.ingest.sanitize import break_long_words, clean_text, cut_chars, safe_url, summary_chars
+from digest.render.click_links import CANARY, click_url
 from digest.render.lead import pick_lead
 from digest.render.personalise import ATTRIBUTE_PREFIX, PLACEHOLDERS, placeholder_token
+from digest.store.database import from_iso
 from subscribers.model import attribute_key
+from subscribers.tokens import load_secret
 
 IMAGE_WIDTH = 544
 """Lead images are shown at most this wide (the 600 px column less its padding)."""
@@ -74,6 +79,27 @@ def _shown_text(article: dict[str, Any], limit: int) -> dict[str, Any]:
         if isinstance(value, str):
             shown[key] = break_long_words(cut_chars(value, limit) if key == "summary" else value)
     return shown
+
+
+@functools.lru_cache(maxsize=1024)
+def _local_time(when: str, zone: str, language: str, day_only: bool = False) -> str:
+    """An ISO time shown in ``zone`` in the language's style (cached: once per article)."""
+    at = from_iso(when).astimezone(zoneinfo.ZoneInfo(zone))
+    return format_date(at, language) if day_only else format_datetime(at, language)
+
+
+def _localised(article: dict[str, Any], zone: str, language: str, words: Any) -> dict[str, Any]:
+    """The article with ``published_local`` and the summary's label in the publication's
+    language (snapshots store them in English; ``published_at`` is the truth)."""
+    label, when = article.get("summary_label"), article.get("published_at")
+    if label:
+        article = {**article, "summary_label": words.gettext(label)}
+    if language.lower() == "en" or not when or not zone:
+        return article
+    try:
+        return {**article, "published_local": _local_time(str(when), zone, language)}
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return article
 
 
 def _article(article: dict[str, Any], images: bool, limit: int) -> dict[str, Any]:
@@ -134,6 +160,11 @@ def template_context(
     ``keep`` (the rest are counted as "N more in the web version")."""
     categories = []
     images, limit = config.render.images, summary_limit(config)
+    language, zone = config.publication.language or "en", str(snapshot.get("timezone") or "")
+    words = translations(language, config.base_dir)
+    sections = [
+        {**s, "articles": [_localised(a, zone, language, words) for a in s["articles"]]} for s in sections
+    ]
     chosen = pick_lead(sections)
     lead_id = chosen["id"] if chosen is not None and chosen["id"] in keep else None
     lead = None
@@ -152,8 +183,10 @@ def template_context(
             }
         )
     pub = config.publication
+    canary = _count_clicks(config, issue["id"], categories, lead) if config.render.count_clicks else ""
     return {
-        "language": pub.language or "en",
+        "language": language,
+        "dir": direction(language),
         "brand": brand_context(config),
         "lead": lead,
         "subject": defuse(issue["subject"]),
@@ -167,7 +200,7 @@ def template_context(
             "key": snapshot.get("edition", issue["edition"]),
             "title": defuse(snapshot["edition_title"]),
         },
-        "issue": {"id": issue["id"], "number": issue["number"], "date": snapshot["date"]},
+        "issue": {"id": issue["id"], "number": issue["number"], "date": _issue_date(snapshot, language)},
         "note": [
             defuse(" ".join(para.split()))
             for para in str(issue.get("note") or "").split("\n\n")
@@ -177,9 +210,33 @@ def template_context(
         "categories": categories,
         "total": sum(c["count"] for c in categories),
         "shown": sum(c["shown"] for c in categories),
+        "canary_url": canary,
         "p": PLACEHOLDERS,
         "subscriber": _SubscriberFields(),
     }
+
+
+def _count_clicks(
+    config: Config, issue_id: int, categories: list[dict[str, Any]], lead: dict[str, Any] | None
+) -> str:
+    """Point every shown story link (the lead's too) at its counted ``/r/`` link, the same
+    for every reader; return the issue's hidden canary link."""
+    secret, base = load_secret(config), config.publication.base_url
+    stories = [article for category in categories for article in category["articles"]]
+    for article in [*stories, *([lead] if lead else [])]:
+        article["url"] = click_url(base, secret, issue_id, article["id"])
+    return click_url(base, secret, issue_id, CANARY)
+
+
+def _issue_date(snapshot: dict[str, Any], language: str) -> str:
+    """The issue's date (its period's end, in the edition's zone) in the publication's language."""
+    end, zone = snapshot.get("period_end"), snapshot.get("timezone")
+    if language.lower() == "en" or not end or not zone:
+        return snapshot["date"]
+    try:
+        return _local_time(str(end), str(zone), language, day_only=True)
+    except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+        return snapshot["date"]
 
 
 class _AttributeFields:

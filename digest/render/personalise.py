@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from digest.config import Config
+from digest.i18n import translations
 
 RECIPIENT_FIELDS = ("name", "email", "unsubscribe_url", "preferences_url")
 DERIVED_FIELDS = ("greeting", "first_name")
@@ -157,8 +158,11 @@ def personalise(
 
 
 def config_greeting(config: Config) -> tuple[str, str]:
-    """The config's ``(greeting, greeting_anonymous)``, for :func:`personalise`."""
-    return config.render.greeting, config.render.greeting_anonymous
+    """The config's ``(greeting, greeting_anonymous)``, for :func:`personalise`, in the
+    publication's language when they are the built-in defaults (a publisher's own wording
+    is not in the catalogue and passes unchanged, unless ``labels/<lang>.po`` translates it)."""
+    words = translations(config.publication.language, config.base_dir)
+    return words.gettext(config.render.greeting), words.gettext(config.render.greeting_anonymous)
 
 
 def sample_fields(config: Config) -> dict[str, str]:

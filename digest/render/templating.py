@@ -18,6 +18,7 @@ import jinja2
 import digest
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import translations
 
 
 def bundled_templates_dir() -> Path:
@@ -54,8 +55,17 @@ def _wrap_re(width: int) -> re.Pattern[str]:
     return re.compile(rf"\S.{{0,{width - 1}}}(?=\s|$)|\S+")
 
 
-def environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
-    """The Jinja environment for templates found in ``dirs`` (searched in order), cached.
+def workspace_dir(config: Config) -> Path:
+    """The folder of the config file (where ``labels/<lang>.po`` overrides live)."""
+    return config.base_dir
+
+
+def environment(
+    dirs: tuple[Path, ...], language: str = "en", workspace: Path | None = None
+) -> jinja2.Environment:
+    """The Jinja environment for templates found in ``dirs`` (searched in order) speaking
+    ``language`` (``_()``, ``gettext``, ``{% trans %}``: :func:`digest.i18n.translations`,
+    with ``workspace``'s own ``labels/<lang>.po`` over the shipped catalogue), cached.
 
     Autoescaped: ``*.mjml.j2``, ``*.mjml``, ``*.html`` (the issue) and ``*.html.j2`` (the
     transactional mail's HTML part); the text templates are not."""
@@ -64,12 +74,15 @@ def environment(dirs: tuple[Path, ...]) -> jinja2.Environment:
     listing = tuple(
         (str(p), p.stat().st_mtime_ns) for d in dirs[:-1] for p in sorted(d.rglob("*")) if p.is_file()
     )
-    return _cached_environment(dirs, listing)
+    return _cached_environment(dirs, listing, translations(language, workspace))
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_environment(dirs: tuple[Path, ...], listing: tuple[tuple[str, int], ...]) -> jinja2.Environment:
+@functools.lru_cache(maxsize=16)
+def _cached_environment(
+    dirs: tuple[Path, ...], listing: tuple[tuple[str, int], ...], words: Any
+) -> jinja2.Environment:
     env = jinja2.Environment(
+        extensions=["jinja2.ext.i18n"],
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in dirs]),
         autoescape=jinja2.select_autoescape(enabled_extensions=("mjml.j2", "html", "mjml", "html.j2")),
         undefined=jinja2.StrictUndefined,
@@ -78,12 +91,21 @@ def _cached_environment(dirs: tuple[Path, ...], listing: tuple[tuple[str, int], 
         keep_trailing_newline=True,
     )
     env.filters["wrap"] = wrap
+    env.install_gettext_translations(words, newstyle=False)  # type: ignore[attr-defined]
     return env
 
 
-def render_template(dirs: tuple[Path, ...], name: str, context: Mapping[str, Any]) -> str:
-    """Render template ``name`` found in ``dirs`` (searched in order) with ``context``."""
-    env = environment(dirs)
+def render_template(
+    dirs: tuple[Path, ...],
+    name: str,
+    context: Mapping[str, Any],
+    *,
+    language: str = "en",
+    workspace: Path | None = None,
+) -> str:
+    """Render template ``name`` found in ``dirs`` (searched in order) with ``context``, its
+    labels in ``language`` (see :func:`environment`)."""
+    env = environment(dirs, language, workspace)
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateNotFound as exc:

@@ -23,6 +23,7 @@ from digest.compose.issues import get_issue, issue_name, issue_snapshot
 from digest.compose.subject import issue_subject, make_preheader, preheader_titles
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import translations
 from digest.render.context import template_context
 from digest.render.email_html import inline_css, mjml_to_html
 from digest.render.guard import logger, render_skipping_broken
@@ -133,6 +134,8 @@ def render_issue(
     subject, preheader = _subject_and_preheader(config, issue, sections, variant)
     issue = {**issue, "subject": subject, "preheader": preheader}
     draft = _Draft(config, issue, snapshot, sections, tuple(template_dirs(config)))
+    # A broken labels/<lang>.po stops the render here, named; never blamed on an article.
+    translations(config.publication.language, config.base_dir)
     total = len(draft.order)
     # An article that still breaks the HTML is left out (and named), never the issue.
     html, dropped = render_skipping_broken(draft.html, draft.order)
@@ -145,7 +148,7 @@ def render_issue(
             f" (render.max_html_bytes = {config.render.max_html_bytes}); not sent. "
             "Raise render.max_html_bytes, or look at the articles named above"
         )
-    text = render_template(draft.dirs, TEXT_TEMPLATE, draft.context(set(kept)))
+    text = draft.render(TEXT_TEMPLATE, set(kept))
     # An override template may forget it; an email must never go out without it.
     for part, name in ((html, HTML_TEMPLATE), (text, TEXT_TEMPLATE)):
         if PLACEHOLDERS["unsubscribe_url"] not in part:
@@ -192,7 +195,17 @@ class _Draft:
 
     def html(self, ids: set[int]) -> str:
         """The inlined HTML part showing the articles in ``ids``."""
-        return inline_css(mjml_to_html(render_template(self.dirs, HTML_TEMPLATE, self.context(ids))))
+        return inline_css(mjml_to_html(self.render(HTML_TEMPLATE, ids)))
+
+    def render(self, template: str, ids: set[int]) -> str:
+        """``template`` filled with the context showing ``ids``, in the publication's language."""
+        return render_template(
+            self.dirs,
+            template,
+            self.context(ids),
+            language=self.config.publication.language,
+            workspace=self.config.base_dir,
+        )
 
     def name(self, article_id: int) -> str:
         """How a warning names an article: its id and the start of its title."""

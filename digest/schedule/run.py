@@ -12,6 +12,7 @@
    hour has come, deferred rows, a send interrupted earlier). The send engine
    refuses a concurrent send of the same issue with ``SendInProgress``: that
    means another process is on it, which is fine.
+   Then ``[dmarc] source`` is read, when set (reports only: nothing waits on it).
 3. Record the run in the ``runs`` table and return a :class:`RunReport`
    whose :meth:`~RunReport.summary` is the one line a run logs.
 
@@ -103,6 +104,7 @@ def run_due(
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))
         if not dry_run:
+            _dmarc(db, config, report)
             report.notes.extend(list_upkeep(db, config, forget_deliveries=forget_reader, now=at))
         overdue = overdue_issues(db, report.editions, before=at - catch_up, at=at, skip=set(report.held))
         report.overdue = overdue
@@ -236,6 +238,25 @@ def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: d
         return
     if bounced.messages != bounced.already:
         report.notes.append(f"bounces {bounced.summary()}")
+
+
+def _dmarc(db: sqlite_utils.Database, config: Config, report: RunReport) -> None:
+    """Read ``[dmarc] source`` after the sends (nothing waits on it). A report that cannot be
+    read goes to ``rejected`` and is a note; an unreadable mailbox is an error (exit 1)."""
+    source = config.dmarc.source.strip()
+    if not source:
+        return
+    from digest.dmarc import process_dmarc  # lazy: start-up (parsedmarc, mailbox, imaplib)
+
+    try:
+        read = process_dmarc(db, config, source)
+    except DigestError as exc:
+        report.errors.append(f"dmarc: {exc}")
+        report.notes.append(f"dmarc: {exc}")
+        return
+    if read.messages != read.already:
+        report.notes.append(f"dmarc {read.summary()}")
+        report.notes.extend(f"dmarc rejected: {line}" for line in read.rejected)
 
 
 def _ingest(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:

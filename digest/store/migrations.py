@@ -391,6 +391,79 @@ def m022_story_memory(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE issue_articles ADD COLUMN repeat TEXT")
 
 
+def m023_dmarc(db: sqlite_utils.Database) -> None:
+    """DMARC aggregate reports (owner: digest/dmarc/store.py).
+
+    ``dmarc_reports``: one row per report (reporting organisation and its report id, unique:
+    the same report mailed twice is stored once), the period it covers (UTC ISO);
+    ``dmarc_records``: its rows, messages from one source IP with DMARC's DKIM and SPF
+    alignment results; ``dmarc_messages``: every mailbox message read, by Message-ID (or a
+    hash of its bytes), so an mbox is read once and a failed move never counts twice.
+    """
+    db.execute(
+        """CREATE TABLE dmarc_reports (
+            id INTEGER PRIMARY KEY,
+            org TEXT NOT NULL,
+            report_id TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            begin_at TEXT NOT NULL,
+            end_at TEXT NOT NULL,
+            message_key TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            UNIQUE (org, report_id)
+        )"""
+    )
+    db.execute("CREATE INDEX dmarc_reports_end ON dmarc_reports (end_at)")
+    db.execute(
+        """CREATE TABLE dmarc_records (
+            report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,
+            source_ip TEXT NOT NULL,
+            messages INTEGER NOT NULL,
+            dkim_aligned INTEGER NOT NULL,
+            spf_aligned INTEGER NOT NULL,
+            disposition TEXT NOT NULL,
+            header_from TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX dmarc_records_report ON dmarc_records (report)")
+    db.execute(
+        """CREATE TABLE dmarc_messages (
+            message_key TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            processed_at TEXT NOT NULL
+        )"""
+    )
+
+
+def m024_clicks(db: sqlite_utils.Database) -> None:
+    """Counted story clicks (``[render] count_clicks``), owned by :mod:`digest.stats.clicks`.
+
+    ``link_clicks``: one row per issue × link, counts only (no address, no agent, no time
+    of a click). ``click_scanners``: keyed hashes of clients that followed an issue's
+    canary, under a key that lives only in the web server's memory, each kept until its
+    ``until`` passes (minutes), so a scanner's held clicks are left out. Two indexes let
+    ``digest stats`` count an issue's reports and a window's events without a scan.
+    """
+    db.executescript(
+        """
+        CREATE TABLE link_clicks (
+            issue_id INTEGER NOT NULL REFERENCES issues(id) ON DELETE CASCADE,
+            link TEXT NOT NULL,                -- an article id, or 'c' (the canary)
+            clicks INTEGER NOT NULL DEFAULT 0, -- counted: people, as far as we can tell
+            scanner INTEGER NOT NULL DEFAULT 0, -- left out: canary clients, early scanners, HEAD
+            PRIMARY KEY (issue_id, link)
+        ) WITHOUT ROWID;
+        CREATE TABLE click_scanners (
+            client TEXT PRIMARY KEY,           -- HMAC under an in-memory key; meaningless later
+            until TEXT NOT NULL                -- UTC ISO-8601; forgotten after this
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS events_kind_at ON events(kind, at);
+        CREATE INDEX IF NOT EXISTS bounces_issue ON bounces(issue_id, kind);
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -406,4 +479,6 @@ LATER_MIGRATIONS = [
     m020_source_categories,
     m021_grounding,
     m022_story_memory,
+    m023_dmarc,
+    m024_clicks,
 ]

@@ -4,7 +4,8 @@ Routes, by area: :mod:`digest.web.links` (``/confirm``, ``/unsubscribe`` with RF
 one-click, ``/preferences``), :mod:`digest.web.signup` (``/subscribe``), and
 :mod:`digest.web.archive` (``/issues/<id>``, ``/archive``, ``/feed.atom``); here
 ``/healthz`` and ``/style.css``; :mod:`digest.web.desk` the editors' desk under ``/desk``
-(signed-in editors only: its own session cookie and CSRF tokens).
+(signed-in editors only: its own session cookie and CSRF tokens);
+:mod:`digest.web.clicks` (``/r/<issue>/<link>``, counted story links).
 :mod:`digest.web.server` runs it under gunicorn.
 
 Design notes:
@@ -36,9 +37,18 @@ from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digest.config import Config
+from digest.i18n import direction, translations
 from digest.store.database import open_store, ping
-from digest.web import archive, assets, desk, links, signup
-from digest.web.common import WebState, get_db, message, state, stylesheet_text, web_template_dirs
+from digest.web import archive, assets, clicks, desk, links, signup
+from digest.web.common import (
+    WebState,
+    get_db,
+    message,
+    page_brand,
+    state,
+    stylesheet_text,
+    web_template_dirs,
+)
 from digest.web.logs import is_token_path, redact_path
 from subscribers.tokens import load_secret
 
@@ -75,11 +85,21 @@ def create_app(config: Config) -> Flask:
     app.jinja_loader = ChoiceLoader(loaders)
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
+    # The pages speak the publication's language (the workspace's labels/<lang>.po first).
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_translations(  # type: ignore[attr-defined]
+        translations(config.publication.language, config.base_dir), newstyle=False
+    )
     app.extensions["digest"] = WebState(config=config, secret=load_secret(config))
 
     @app.context_processor
     def _publication() -> dict[str, Any]:
-        return {"publication": config.publication}
+        root = url_for("index").rstrip("/")
+        return {
+            "publication": config.publication,
+            "dir": direction(config.publication.language),
+            "brand": page_brand(config, lambda path: root + path),
+        }
 
     app.before_request(_limit_streamed_body)
     app.teardown_appcontext(_close_db)
@@ -161,6 +181,7 @@ def _routes(app: Flask) -> None:
     archive.register(app)
     desk.register(app)
     assets.register(app)
+    clicks.register(app)
 
 
 def healthz() -> Response:

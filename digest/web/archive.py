@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from flask import Flask, Response, request, url_for
 
+from digest.brand import accent_colors
 from digest.compose.issues import get_issue
 from digest.errors import DigestError, NotFound
 from digest.render.archive import (
@@ -16,14 +17,16 @@ from digest.render.archive import (
     with_nav,
 )
 from digest.render.personalise import RECIPIENT_FIELDS, config_greeting, personalise
+from digest.render.public import feed_content, public_page
 from digest.render.variants import NothingFits, current_variant
 from digest.store.database import MAX_ID
 from digest.web.common import WebState, get_db, message, page, state
 
 PUBLIC_STATUSES = ("sending", "sent")
-# An issue is email HTML: inline styles and a <style> block, remote images allowed, still no scripts.
+# An issue is email HTML: inline styles and a <style> block, remote images allowed, still no
+# scripts; its one form is the sign-up form, posting here.
 ISSUE_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; form-action 'none'; "
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; form-action 'self'; "
     "base-uri 'none'; frame-ancestors 'none'"
 )
 
@@ -45,6 +48,8 @@ def web_links(*, absolute: bool = False) -> Links:
         issue=lambda i: base + url_for("issue", issue_id=i),
         feed=lambda: base + url_for("feed"),
         stylesheet=lambda: base + url_for("stylesheet"),
+        subscribe=lambda: base + url_for("subscribe"),
+        asset=lambda path: base + url_for("index").rstrip("/") + path,
     )
 
 
@@ -74,9 +79,12 @@ def issue_test(issue_id: int, token: str) -> Response | tuple[str, int]:
 
 
 def _issue_response(db: sqlite_utils.Database, issue_id: int, *, public: bool) -> Response:
-    html = with_nav(
-        issue_html(db, state(), issue_id, published=public), issue_nav_html(db, issue_id, web_links())
-    )
+    page_html = issue_html(db, state(), issue_id, published=public)
+    if public:  # a test send's page stays the email as the editor will send it
+        page_html = public_page(page_html, state().config, url_for("subscribe"))
+    render = state().config.render
+    accent = accent_colors(render.accent_color, render.accent_color_dark)
+    html = with_nav(page_html, issue_nav_html(db, issue_id, web_links(), state().config, accent))
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = ISSUE_CSP
     if public:
@@ -99,9 +107,13 @@ def archive() -> tuple[str, int]:
 
 
 def feed() -> Response:
-    """The Atom feed of sent issues (titles, dates, links and categories; nothing personal)."""
+    """The Atom feed of sent issues (titles, dates, links, categories and each issue's HTML,
+    sanitised; nothing personal)."""
     links = web_links(absolute=True)
-    xml = feed_xml(get_db(), state().config, links)
+    db, web = get_db(), state()
+    xml = feed_xml(
+        db, web.config, links, lambda i: web.feed_content(i, lambda: feed_content(issue_html(db, web, i)))
+    )
     response = Response(xml, mimetype="application/atom+xml")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -19,8 +20,11 @@ from typing import Any
 import sqlite_utils
 from flask import current_app, g, render_template
 
+from digest.brand import read_logo
 from digest.config import Config
-from digest.errors import NotFound
+from digest.errors import ConfigError, NotFound
+from digest.i18n import translations
+from digest.render.context import brand_context
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
 from digest.store.database import open_store
@@ -32,6 +36,7 @@ from subscribers.tokens import InvalidToken, verify_token
 SOURCE = "web"
 UNLIMITED_BYTES = 1 << 40
 FULL_RENDERINGS_KEPT = 16
+FEED_CONTENTS_KEPT = 64
 
 
 def web_template_dirs(config: Config) -> list[Path]:
@@ -67,6 +72,7 @@ class WebState:
     secret: bytes
     outbox: OutboxSender = field(default_factory=OutboxSender)
     _full: OrderedDict[int, RenderedVariant] = field(default_factory=OrderedDict)
+    _feed: OrderedDict[int, str] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -93,6 +99,20 @@ class WebState:
                 self._full.popitem(last=False)
         return rendered
 
+    def feed_content(self, issue_id: int, make: Callable[[], str]) -> str:
+        """A sent issue's feed entry HTML, made by ``make()`` once and kept (a sent issue never
+        changes; the newest :data:`FEED_CONTENTS_KEPT` are kept)."""
+        with self._lock:
+            if issue_id in self._feed:
+                self._feed.move_to_end(issue_id)
+                return self._feed[issue_id]
+        made = make()
+        with self._lock:
+            self._feed[issue_id] = made
+            while len(self._feed) > FEED_CONTENTS_KEPT:
+                self._feed.popitem(last=False)
+        return made
+
     @cached_property
     def timezones(self) -> list[str]:
         """The zones a reader can pick, sorted (read once: it scans tzdata): the IANA
@@ -117,8 +137,16 @@ def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
-def message(title: str, text: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    return page("message.html", status, title=title, text=text, **context)
+def translate(text: str) -> str:
+    """``text`` (an English msgid) in the publication's language."""
+    config = state().config
+    return translations(config.publication.language, config.base_dir).gettext(text)
+
+
+def message(title: str, text: str, status: int = 200, **fields: Any) -> tuple[str, int]:
+    """A page with a heading and a line, both translated; ``{field}``s in ``text`` are filled
+    after translation."""
+    return page("message.html", status, title=translate(title), text=translate(text).format(**fields))
 
 
 def bad_link(purpose: str, reason: str) -> tuple[str, int]:
@@ -127,7 +155,8 @@ def bad_link(purpose: str, reason: str) -> tuple[str, int]:
         "unsubscribe": "Use the unsubscribe link from a recent email, unchanged.",
         "preferences": "Use the preferences link from a recent email, unchanged.",
     }
-    return message("This link does not work", f"{reason[:1].upper()}{reason[1:]}. {hints[purpose]}", 400)
+    reason = translate(f"{reason[:1].upper()}{reason[1:]}.")
+    return message("This link does not work", "{reason} " + hints[purpose], 400, reason=reason)
 
 
 class BadLink(Exception):
@@ -151,9 +180,29 @@ def subscriber_for(token: str, purpose: str) -> dict[str, Any]:
 
 
 def stylesheet_text(config: Config) -> str | None:
-    """The first ``style.css`` in the web template folders (None when there is none)."""
+    """The first ``style.css`` in the web template folders (None when there is none), after
+    the brand's custom properties (``--brand-accent``, ``--brand-accent-dark``, ``--brand-font``)
+    it may use."""
     for folder in web_template_dirs(config):
         path = folder / "style.css"
         if path.is_file():
-            return path.read_text("utf-8")
+            brand = brand_context(config)
+            head = (
+                f":root {{ --brand-accent: {brand['accent']}; --brand-accent-dark: {brand['accent_dark']}; "
+                f"--brand-font: {brand['font']}; }}\n"
+            )
+            return head + path.read_text("utf-8")
     return None
+
+
+def page_brand(config: Config, asset: Callable[[str], str]) -> dict[str, Any]:
+    """The brand as the web pages see it (:func:`digest.render.context.brand_context`), the
+    logo's ``url`` given by ``asset("/assets/logo.<ext>")`` (this site's address of it)."""
+    try:
+        brand = brand_context(config)
+    except ConfigError:  # the logo file went away since the config was loaded: no logo, not a 500
+        brand = brand_context(replace(config, render=replace(config.render, logo="")))
+    if brand["logo"]:
+        path = read_logo(config.path(config.render.logo)).url_path
+        brand["logo"] = {**brand["logo"], "url": asset(path)}
+    return brand

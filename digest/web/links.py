@@ -24,6 +24,7 @@ from digest.web.common import (
     page,
     state,
     subscriber_for,
+    translate,
 )
 from digest.web.signup import signup_choices
 from subscribers.store import confirm as confirm_subscriber
@@ -63,8 +64,9 @@ def confirm(token: str) -> tuple[str, int]:
         return message(
             "This link no longer applies",
             "This address is no longer subscribed, so there is nothing to confirm. "
-            f"Sign up again at {url_for('subscribe')} if you would like to receive the digest.",
+            "Sign up again at {url} if you would like to receive the digest.",
             409,
+            url=url_for("subscribe"),
         )
     if request.method != "POST":
         return page("confirm.html", subscriber=subscriber)
@@ -75,7 +77,9 @@ def confirm(token: str) -> tuple[str, int]:
         changed = confirm_subscriber(db, subscriber["id"], source=SOURCE)
     if changed:
         _welcome(subscriber["id"])
-    return message("Subscription confirmed", f"Thank you! {subscriber['email']} will receive the next issue.")
+    return message(
+        "Subscription confirmed", "Thank you! {email} will receive the next issue.", email=subscriber["email"]
+    )
 
 
 def _issued_after_leaving(token: str, subscriber: dict[str, Any]) -> bool:
@@ -199,17 +203,19 @@ def parse_preferences(
     if editions:
         unknown = [e for e in chosen_editions if e not in editions]
         if unknown:
-            errors["editions"] = "Unknown edition: " + ", ".join(unknown[:3])
+            errors["editions"] = translate("Unknown edition: {names}").format(names=", ".join(unknown[:3]))
         elif not chosen_editions:
-            errors["editions"] = "Choose at least one edition, or unsubscribe instead."
+            errors["editions"] = translate("Choose at least one edition, or unsubscribe instead.")
     if categories:
         unknown = [c for c in chosen_categories if c not in categories]
         if unknown:
-            errors["categories"] = "Unknown category: " + ", ".join(unknown[:3])
+            errors["categories"] = translate("Unknown category: {names}").format(names=", ".join(unknown[:3]))
         elif not chosen_categories:
-            errors["categories"] = "Choose at least one category."
+            errors["categories"] = translate("Choose at least one category.")
     if zone and zone not in timezones:
-        errors["timezone"] = f"{zone[:60]!r} is not a time zone; pick one from the list (e.g. Europe/Berlin)."
+        errors["timezone"] = translate(
+            "{zone} is not a time zone; pick one from the list (e.g. Europe/Berlin)."
+        ).format(zone=repr(zone[:60]))
     if errors:
         raise PreferencesError(errors)
     return {

@@ -8,15 +8,15 @@ Waitress (the Windows choice in pyproject.toml) is single-process; gevent or
 eventlet would handle idle sockets too, but monkey-patch the standard library
 under SQLite and the SMTP client for no gain at the rates a sign-up page sees.
 
-Slow and idle clients: gunicorn's stock ``gthread`` worker hands a fresh
-connection to a thread at once and lets that thread wait up to five seconds for
-the first byte, so 2,000 connections that say nothing tie up every thread for
-minutes. :class:`IdleSafeWorker` puts a fresh connection in the poller instead:
-a thread is used only once the request's first bytes have arrived, a
-connection that sends nothing is closed after the keep-alive timeout, and a
-request that stalls mid-way is cut off by a socket receive timeout (the
-request timeout). The arbiter's ``timeout`` restarts a worker that stops
-answering altogether.
+Slow and idle clients: gunicorn's stock ``gthread`` worker hands a connection to
+a thread once its first bytes arrive, so 2,000 clients that each send half a
+request line hold every thread until the request timeout.
+:class:`~digest.web.worker.HeadFirstWorker` reads each request head in the
+poller instead, with a header deadline (the request timeout, at most 10 s): a
+thread is used only once the whole head is in, and a client that sends nothing
+or trickles is closed at the deadline. A body that stalls is cut off by a
+socket receive timeout (the request timeout). The arbiter's ``timeout``
+restarts a worker that stops answering altogether.
 
 Logging: tokens are cut from the access and error logs (see
 :mod:`digest.web.logs`), whatever the path looks like, and the ``Server``
@@ -25,27 +25,22 @@ header names no version.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import selectors
 import socket
-import struct
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
-from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from digest.config import Config
 from digest.errors import DigestError
 from digest.web.app import create_app
 from digest.web.logs import RedactingFilter
+from digest.web.worker import HeadFirstWorker
 
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 IDLE_SECONDS = 5  # a connection that sends nothing (or nothing more) is closed after this
@@ -98,39 +93,6 @@ class StalledClientFilter(logging.Filter):
         return True
 
 
-class IdleSafeWorker(ThreadWorker):
-    """The ``gthread`` worker, except that a new connection waits in the poller, not in a thread."""
-
-    request_timeout: float = 30.0  # set by serve() in the master; forked workers inherit it
-
-    def accept(self, listener: socket.socket) -> None:
-        """Accept one connection and park it until its first bytes arrive."""
-        try:
-            client, address = listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        _limit_stalls(client, self.request_timeout)
-        client.setblocking(False)
-        conn = TConn(self.cfg, client, address, listener.getsockname())
-        conn.timeout = time.monotonic() + self.cfg.keepalive
-        self.pending_conns.append(conn)
-        self.poller.register(client, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn))
-
-
-def _limit_stalls(sock: socket.socket, seconds: float) -> None:
-    """A kernel receive/send timeout: a thread reading a stalled request gets an error, not a hang.
-
-    (The worker switches the socket to blocking mode, which clears Python's own timeout.)
-    """
-    whole = int(seconds)
-    value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-
-
 class _Application(BaseApplication):
     def __init__(self, config: Config, settings: dict[str, Any]) -> None:
         self._config = config
@@ -176,7 +138,7 @@ def gunicorn_settings(options: ServeOptions, bind: str) -> dict[str, Any]:
         "bind": [bind],
         "workers": options.worker_count,
         "threads": options.threads,
-        "worker_class": f"{IdleSafeWorker.__module__}.{IdleSafeWorker.__qualname__}",
+        "worker_class": f"{HeadFirstWorker.__module__}.{HeadFirstWorker.__qualname__}",
         "worker_connections": MAX_CONNECTIONS_PER_WORKER,
         "keepalive": IDLE_SECONDS,
         # The arbiter's liveness timeout, not the request's (that is the socket timeout): a busy
@@ -208,7 +170,7 @@ def serve(
     secret read), just before the workers start: an error in either is raised
     before it, so nothing announces a server that never runs.
     """
-    IdleSafeWorker.request_timeout = options.timeout
+    HeadFirstWorker.request_timeout = options.timeout
     application = _Application(config, gunicorn_settings(options, f"fd://{sock.fileno()}"))
     try:
         application.load()  # errors in the config or database surface here, before any fork

@@ -25,9 +25,10 @@ from flask import Flask, request
 
 from digest.config import Config
 from digest.errors import DigestError
+from digest.i18n import primary, translations
 from digest.ingest.categories import known_categories
 from digest.signup import TooManyRequests, count_signup_post, request_signup
-from digest.web.common import WebState, get_db, message, page, state
+from digest.web.common import WebState, get_db, message, page, state, translate
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +117,13 @@ def _chosen(values: list[str], offered: list[str]) -> list[str] | None:
 
 
 def _reason(exc: DigestError) -> str:
+    """The form's error line: the check's own words in English, else (and for a very long
+    one) a line in the publication's language."""
     text = str(exc)
-    return text if len(text) < 300 else "That does not look like an email address; please check it."
+    generic = "That does not look like an email address; please check it."
+    if len(text) >= 300 or primary(state().config.publication.language) != "en":
+        return translate(generic)
+    return text
 
 
 def client_address() -> str:
@@ -136,14 +142,17 @@ def client_address() -> str:
 def embed_form(config: Config) -> str:
     """A minimal HTML form that posts to this site's ``/subscribe`` (for ``digest web embed``)."""
     action = html.escape(config.publication.base_url.rstrip("/") + "/subscribe", quote=True)
-    name = html.escape(config.publication.name)
+    words = translations(config.publication.language, config.base_dir)
+    label = html.escape(
+        words.gettext("Subscribe to {publication}").format(publication=config.publication.name)
+    )
     return (
         f'<form method="post" action="{action}">\n'
-        f'  <label for="digest-email">Subscribe to {name}</label>\n'
+        f'  <label for="digest-email">{label}</label>\n'
         '  <input id="digest-email" name="email" type="email" required autocomplete="email"'
         ' placeholder="you@example.org">\n'
         '  <input name="website" type="text" tabindex="-1" autocomplete="off" aria-hidden="true"'
         ' style="position:absolute;left:-10000px" value="">\n'
-        '  <button type="submit">Subscribe</button>\n'
+        f'  <button type="submit">{html.escape(words.gettext("Subscribe"))}</button>\n'
         "</form>"
     )

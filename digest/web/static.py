@@ -12,9 +12,10 @@ import jinja2
 import sqlite_utils
 
 from digest.config import Config
+from digest.i18n import direction, translations
 from digest.render.archive import build_archive
 from digest.web.archive import issue_html
-from digest.web.common import WebState, stylesheet_text, web_template_dirs
+from digest.web.common import WebState, page_brand, stylesheet_text, web_template_dirs
 
 
 def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path) -> dict[str, int]:
@@ -25,7 +26,10 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    language = config.publication.language
+    env.install_gettext_translations(translations(language, config.base_dir), newstyle=False)  # type: ignore[attr-defined]
     template = env.get_template("archive.html")
     state = WebState(config=config, secret=b"")
     return build_archive(
@@ -33,7 +37,11 @@ def build_static_archive(db: sqlite_utils.Database, config: Config, outdir: Path
         config,
         outdir,
         render_page=lambda data, links: template.render(
-            publication=config.publication, archive=data, links=links
+            publication=config.publication,
+            archive=data,
+            links=links,
+            dir=direction(language),
+            brand=page_brand(config, links.asset),
         ),
         render_issue=lambda issue_id: issue_html(db, state, issue_id),
         stylesheet=stylesheet_text(config) or "",

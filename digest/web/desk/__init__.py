@@ -8,6 +8,7 @@ Entry point: :func:`register` adds the desk's blueprint to the app (:mod:`digest
   ``/desk/signout``.
 - ``pages`` — ``/desk`` and ``/desk/issues/<edition>/<number>`` (with ``/email``, the
   rendering the page frames).
+- ``stats`` — ``/desk/stats``: the charts of ``digest stats --html``.
 - ``actions`` — the POSTs of an issue's page; each calls one function of
   :mod:`digest.compose.editing`, the code path the CLI uses too.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response
 
 from digest.web.common import state, web_template_dirs
-from digest.web.desk import actions, pages, signin
+from digest.web.desk import actions, pages, signin, stats
 from digest.web.desk.session import desk_headers
 
 
@@ -30,6 +31,7 @@ def register(app: Flask) -> None:
     signin.register(desk)
     pages.register(desk)
     actions.register(desk)
+    stats.register(desk)
     desk.add_url_rule("/desk.css", "stylesheet", stylesheet)
     app.register_blueprint(desk)
     app.after_request(desk_headers)
