@@ -24,6 +24,11 @@ MAX_FUNCTION_LINES = 60
 
 # "path" for a file, "path:Qualified.name" for a class or function: why it may be longer.
 EXCEPTIONS: dict[str, str] = {
+    "digest/bounces/process.py": (
+        "the one owner of bounces, bounce_messages and held_reports (tests/test_table_owners.py); "
+        "grew from 442 to 512 lines with the stats counts and `digest verify`'s relay bounces; "
+        "splitting it would give those tables a second owner"
+    ),
     "digest/delivery/ledger.py": (
         "the deliveries table's one owner (tests/test_table_owners.py): the claim, the records and the "
         "reads others ask of it stay together rather than give the table a second owner"
