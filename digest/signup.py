@@ -242,9 +242,14 @@ def remove_stale_pending(
     return len(rows)
 
 
+def rate_key(secret: bytes, purpose: str, value: str) -> str:
+    """What a rate-limit table stores for ``value`` (an address, a client): its HMAC under
+    ``purpose``, 32 hex digits, so the table never holds the address or the IP itself."""
+    return hmac.new(secret, f"{purpose}/{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _address_key(secret: bytes, email: str) -> str:
-    text = f"signup-address/{canonical_address(email)}"
-    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+    return rate_key(secret, "signup-address", canonical_address(email))
 
 
 def _address_limited(db: sqlite_utils.Database, key: str, moment: datetime) -> bool:
@@ -282,7 +287,7 @@ def count_signup_post(
     if not client:
         return
     moment = now or utcnow()
-    key = hmac.new(secret, f"signup-client/{client_key(client)}".encode(), hashlib.sha256).hexdigest()[:32]
+    key = rate_key(secret, "signup-client", client_key(client))
     since = iso(moment - CLIENT_WINDOW)
     with transaction(db):
         db.execute("DELETE FROM signup_posts WHERE at < ?", [since])

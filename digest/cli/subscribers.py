@@ -232,9 +232,10 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     Example:
       digest subscribers stats
     """
+    from digest.bounces.process import reports_per_day  # lazy: start-up
     from subscribers.stats import STATS_GROUPS, subscriber_stats  # lazy: start-up
 
-    stats = subscriber_stats(app.db)
+    stats = subscriber_stats(app.db, reports_per_day=reports_per_day)
     if as_json:
         echo_json(stats)
         return
