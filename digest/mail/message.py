@@ -138,6 +138,18 @@ def _parse_from_text(raw: str, publication: str, source: str) -> tuple[str, str]
     return name or publication, email
 
 
+def _reply_to(config: Config) -> str:
+    """``publication.reply_to`` as a header value; DigestError naming the key when it is no address."""
+    raw = config.publication.reply_to
+    name, reply = parseaddr(raw)
+    if not reply or not _EMAIL.fullmatch(reply) or _CONTROL.search(raw):  # as publication.from
+        raise DigestError(
+            f"{config.source}: publication.reply_to = {raw!r} is not an address;"
+            ' use "Name <reply@example.org>" or leave it out'
+        )
+    return format_address(name, reply)
+
+
 def _domain(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
@@ -382,14 +394,7 @@ def prepare_message(
         f"Subject: {encode_header_text(subject)}",
     ]
     if config.publication.reply_to:
-        raw = config.publication.reply_to
-        name, reply = parseaddr(raw)
-        if not reply or not _EMAIL.fullmatch(reply) or _CONTROL.search(raw):  # as publication.from
-            raise DigestError(
-                f"{config.source}: publication.reply_to = {raw!r} is not an address;"
-                ' use "Name <reply@example.org>" or leave it out'
-            )
-        head_lines.append(f"Reply-To: {format_address(name, reply)}")
+        head_lines.append(f"Reply-To: {_reply_to(config)}")
     head_lines += [
         f"List-Id: {_list_id(config, str(issue.get('edition') or ''), sender)}",
         f"Feedback-ID: {feedback_id(config, issue)}",
