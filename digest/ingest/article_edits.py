@@ -50,13 +50,12 @@ def articles_by_id(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict[
 
 def with_editor_values(article: dict[str, Any]) -> dict[str, Any]:
     """The article as issues show it: each editor value that is set replaces the feed's
-    (``editor_summary`` also sets ``summary_by_editor`` so no engine's summary replaces it)."""
+    (``editor_summary`` stays too: :func:`digest.summary.article_summaries` lets it win)."""
     shown = dict(article)
     for name in EDITABLE:
         value = article.get(_COLUMN[name])
         if value is not None:
             shown[_FEED_FIELD[name]] = value
-    shown["summary_by_editor"] = article.get("editor_summary") is not None
     return shown
 
 
