@@ -111,8 +111,3 @@ def store_editor_values(db: sqlite_utils.Database, article_id: int, values: dict
 def set_hidden(db: sqlite_utils.Database, article_id: int, hidden_at: str | None) -> None:
     """Hide the article from every issue built after (``hidden_at`` a UTC time) or unhide it (None)."""
     db.execute("UPDATE articles SET hidden_at = ? WHERE id = ?", [hidden_at, article_id])
-
-
-def require_article(db: sqlite_utils.Database, article_id: int | str) -> int:
-    """``article_id`` as an int when such an article exists; raises NotFound otherwise."""
-    return int(get_article(db, article_id)["id"])
