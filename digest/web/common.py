@@ -20,11 +20,10 @@ from typing import Any
 import sqlite_utils
 from flask import current_app, g, render_template
 
-from digest.brand import read_logo
 from digest.config import Config
 from digest.errors import ConfigError, NotFound
 from digest.i18n import translations
-from digest.render.context import brand_context
+from digest.render.context import brand_context, cached_logo
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
 from digest.store.database import open_store
@@ -203,6 +202,6 @@ def page_brand(config: Config, asset: Callable[[str], str]) -> dict[str, Any]:
     except ConfigError:  # the logo file went away since the config was loaded: no logo, not a 500
         brand = brand_context(replace(config, render=replace(config.render, logo="")))
     if brand["logo"]:
-        path = read_logo(config.path(config.render.logo)).url_path
+        path = cached_logo(config.path(config.render.logo)).url_path
         brand["logo"] = {**brand["logo"], "url": asset(path)}
     return brand
