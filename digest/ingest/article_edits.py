@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.ingest.articles import clean_category, configured_spelling, get_article
+from digest.ingest.articles import articles_by_ids, clean_category, configured_spelling, get_article
 from digest.ingest.sanitize import one_line
 from digest.store.database import MAX_ID
 
@@ -38,14 +38,8 @@ def article_row(db: sqlite_utils.Database, article_id: int | str) -> dict[str, A
 
 def articles_by_id(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict[str, Any]]:
     """Full ``articles`` rows by id, with the editor's values applied (:func:`with_editor_values`)."""
-    found: dict[int, dict[str, Any]] = {}
-    wanted = [i for i in dict.fromkeys(ids) if 0 < int(i) <= MAX_ID]
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in db.query(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):
-            found[row["id"]] = with_editor_values(row)
-    return found
+    wanted = [i for i in ids if 0 < int(i) <= MAX_ID]
+    return {row["id"]: with_editor_values(row) for row in articles_by_ids(db, wanted)}
 
 
 def with_editor_values(article: dict[str, Any]) -> dict[str, Any]:
