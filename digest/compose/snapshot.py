@@ -72,7 +72,7 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     for category in categories:
         section = []
         for article in by_category[category]:
-            shown = summaries.get(article["id"]) or ArticleSummary(article["summary_text"])
+            shown = summaries[article["id"]]
             card = snapshot_article(
                 article, edition, shown, config.summary.label, merged.get(article["id"], [])
             )
