@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib import resources
 from pathlib import Path
@@ -25,7 +25,7 @@ from digest.atomic import create_new
 from digest.compose.build import compose_issue
 from digest.compose.issues import issue_article_count, issue_by_id, issue_categories
 from digest.compose.periods import scheduled_time
-from digest.config import CONFIG_NAME, load_config
+from digest.config import CONFIG_NAME, Config, load_config
 from digest.delivery import deliver_issue, delivery_counts
 from digest.errors import DigestError
 from digest.ingest.feeds import add_feed, find_feed
@@ -191,36 +191,10 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
     outbox = (directory / "outbox").resolve()
     db = open_store(config.db_path)
     try:
-        # Today's issue covers the day up to today's scheduled time; the stories go just before
-        # that time (or before now, when it is still to come).
         today = now.astimezone(edition.zone).date()
         period_end = scheduled_time(edition, today)
-        newest = min(now, period_end) - timedelta(minutes=10)
-        feed_path = directory / DEMO_FEED
-        feed_path.write_text(shifted_feed(demo_feed_text(), newest, today.isoformat()), encoding="utf-8")
-        if find_feed(db, str(feed_path)) is None:
-            add_feed(db, str(feed_path), name="The Lantern Gazette (demo)", now=now)
-        results = ingest_sources(db, config, [str(feed_path)], now=now)
-        errors = [r.error for r in results if r.error]
-        if errors:
-            raise DigestError(f"demo feed could not be read: {errors[0]}")
-
-        added = []
-        for person in DEMO_SUBSCRIBERS:
-            if find_subscriber(db, person["email"]) is None:
-                add_subscriber(
-                    db,
-                    person["email"],
-                    name=person["name"],
-                    timezone=person["timezone"],
-                    categories=person["categories"],
-                    editions=person.get("editions"),
-                    status="active",
-                    source="cli",
-                    now=now,
-                )
-                added.append(person["email"])
-
+        feed_path, results = _ingest_demo_feed(db, config, directory, period_end, today, now)
+        added = _add_demo_subscribers(db, now)
         composed = compose_issue(db, config, EDITION, period_end=period_end)
         if composed.issue is None:
             raise DigestError(f"demo: {composed.message}")
@@ -235,15 +209,6 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
         preview_path = directory / "preview.html"
         preview_path.write_bytes(preview.content)
         articles = issue_article_count(db, issue["id"])
-        subscribers = [
-            {
-                "email": s["email"],
-                "name": s["name"],
-                "timezone": s["timezone"],
-                "categories": encode_labels(s["categories"]),
-            }
-            for s in list_subscribers(db)
-        ]
         return DemoResult(
             directory=directory,
             config_path=init.config_path,
@@ -251,7 +216,7 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
             feed_path=feed_path,
             ingested_new=sum(r.new for r in results),
             subscribers_added=added,
-            subscribers=subscribers,
+            subscribers=_listed_subscribers(db),
             issue=issue,
             issue_created=composed.created,
             articles=articles,
@@ -260,18 +225,71 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
             already_sent=before,
             outbox=outbox,
             preview_path=preview_path,
-            next_commands=[
-                f"cd {directory}",
-                "digest issues list",
-                "digest deliveries latest",
-                "digest preview latest --subscriber carmen@example.org --format text",
-                "digest schedule list",
-                "digest run --dry-run",
-                "digest web serve    # then open http://localhost:8080/archive",
-            ],
+            next_commands=_next_commands(directory),
         )
     finally:
         db.close()
+
+
+def _ingest_demo_feed(
+    db: Any, config: Config, directory: Path, period_end: datetime, today: date, now: datetime
+) -> tuple[Path, list[Any]]:
+    """Write the demo feed with its stories just before today's issue (or before now, when
+    the issue is still to come), and ingest it."""
+    newest = min(now, period_end) - timedelta(minutes=10)
+    feed_path = directory / DEMO_FEED
+    feed_path.write_text(shifted_feed(demo_feed_text(), newest, today.isoformat()), encoding="utf-8")
+    if find_feed(db, str(feed_path)) is None:
+        add_feed(db, str(feed_path), name="The Lantern Gazette (demo)", now=now)
+    results = ingest_sources(db, config, [str(feed_path)], now=now)
+    errors = [r.error for r in results if r.error]
+    if errors:
+        raise DigestError(f"demo feed could not be read: {errors[0]}")
+    return feed_path, results
+
+
+def _add_demo_subscribers(db: Any, now: datetime) -> list[str]:
+    """Add the demo's readers that are not on the list yet; their addresses."""
+    added = []
+    for person in DEMO_SUBSCRIBERS:
+        if find_subscriber(db, person["email"]) is None:
+            add_subscriber(
+                db,
+                person["email"],
+                name=person["name"],
+                timezone=person["timezone"],
+                categories=person["categories"],
+                editions=person.get("editions"),
+                status="active",
+                source="cli",
+                now=now,
+            )
+            added.append(person["email"])
+    return added
+
+
+def _listed_subscribers(db: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "email": s["email"],
+            "name": s["name"],
+            "timezone": s["timezone"],
+            "categories": encode_labels(s["categories"]),
+        }
+        for s in list_subscribers(db)
+    ]
+
+
+def _next_commands(directory: Path) -> list[str]:
+    return [
+        f"cd {directory}",
+        "digest issues list",
+        "digest deliveries latest",
+        "digest preview latest --subscriber carmen@example.org --format text",
+        "digest schedule list",
+        "digest run --dry-run",
+        "digest web serve    # then open http://localhost:8080/archive",
+    ]
 
 
 def _sent_count(db: Any, issue_id: int) -> int:

@@ -23,7 +23,6 @@ purpose and shape differ, never passes as one of these.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
@@ -35,7 +34,7 @@ import sqlite_utils
 from digest.config import Config
 from digest.errors import DigestError, NotFound
 from digest.mail.outbox import queue_message
-from digest.signup import client_key
+from digest.signup import client_key, rate_key
 from digest.store.database import iso, transaction, utcnow
 from subscribers.model import canonical_address, normalize_email
 from subscribers.tokens import TokenSigner
@@ -256,4 +255,4 @@ def csrf_ok(secret: bytes, cookie: str, token: str | None) -> bool:
 
 
 def _key(secret: bytes, what: str, value: str) -> str:
-    return hmac.new(secret, f"editor-signin-{what}/{value}".encode(), hashlib.sha256).hexdigest()[:32]
+    return rate_key(secret, f"editor-signin-{what}", value)

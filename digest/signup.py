@@ -99,20 +99,8 @@ def request_signup(
     with transaction(db):
         if _address_limited(db, address_key, moment):
             return None
-        subscriber = find_subscriber(db, normal)
+        subscriber = _find_or_add_pending(db, config, normal, fields, known_categories, moment)
         detail = {"form_version": config.web.form_version, "asked_at": iso(moment)}
-        if subscriber is None:
-            subscriber = add_subscriber(
-                db,
-                normal,
-                **fields,
-                status="pending",
-                source="web",
-                resubscribe=True,  # only read for a suppressed address: it becomes pending
-                known_editions=list(config.editions) or None,
-                known_categories=known_categories or None,
-                now=moment,
-            )
         record_event(
             db, subscriber["id"], "signup", "web", {**detail, "status": subscriber["status"]}, now=moment
         )
@@ -123,6 +111,31 @@ def request_signup(
     if send:
         send_outbox(db, config, ids=[row], now=moment)
     return row
+
+
+def _find_or_add_pending(
+    db: sqlite_utils.Database,
+    config: Config,
+    normal: str,
+    fields: dict,
+    known_categories: list[str],
+    moment: datetime,
+) -> dict:
+    """The subscriber with this address, or a new pending one (a suppressed address too)."""
+    subscriber = find_subscriber(db, normal)
+    if subscriber is None:
+        subscriber = add_subscriber(
+            db,
+            normal,
+            **fields,
+            status="pending",
+            source="web",
+            resubscribe=True,  # only read for a suppressed address: it becomes pending
+            known_editions=list(config.editions) or None,
+            known_categories=known_categories or None,
+            now=moment,
+        )
+    return subscriber
 
 
 def _checked_fields(
@@ -229,9 +242,14 @@ def remove_stale_pending(
     return len(rows)
 
 
+def rate_key(secret: bytes, purpose: str, value: str) -> str:
+    """What a rate-limit table stores for ``value`` (an address, a client): its HMAC under
+    ``purpose``, 32 hex digits, so the table never holds the address or the IP itself."""
+    return hmac.new(secret, f"{purpose}/{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _address_key(secret: bytes, email: str) -> str:
-    text = f"signup-address/{canonical_address(email)}"
-    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+    return rate_key(secret, "signup-address", canonical_address(email))
 
 
 def _address_limited(db: sqlite_utils.Database, key: str, moment: datetime) -> bool:
@@ -269,7 +287,7 @@ def count_signup_post(
     if not client:
         return
     moment = now or utcnow()
-    key = hmac.new(secret, f"signup-client/{client_key(client)}".encode(), hashlib.sha256).hexdigest()[:32]
+    key = rate_key(secret, "signup-client", client_key(client))
     since = iso(moment - CLIENT_WINDOW)
     with transaction(db):
         db.execute("DELETE FROM signup_posts WHERE at < ?", [since])

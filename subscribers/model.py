@@ -259,6 +259,26 @@ def decode_labels(text: str | None) -> list[str] | None:
     return values or None
 
 
+def normalize_columns(
+    name: str | None,
+    status: str,
+    editions: Iterable[str] | None,
+    categories: Iterable[str] | None,
+    timezone: str | None,
+    known_editions: Iterable[str] | None = None,
+    known_categories: Iterable[str] | None = None,
+) -> dict[str, str | None]:
+    """A new subscriber's name, status, editions, categories and timezone as stored (in that
+    order), each normalised; an :class:`InvalidValue` names the first bad one."""
+    return {
+        "name": normalize_name(name),
+        "status": normalize_status(status),
+        "editions": encode_labels(normalize_labels(editions, what="edition", known=known_editions)),
+        "categories": encode_labels(normalize_labels(categories, what="category", known=known_categories)),
+        "timezone": normalize_timezone(timezone),
+    }
+
+
 def _clip(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -2,12 +2,13 @@
 
 :func:`subscriber_stats` adds up the statuses (:mod:`subscribers.store`), the suppression list
 (:mod:`subscribers.suppressions`), the consent events of the last 30 days
-(:mod:`subscribers.events`) and the bounce reports about readers (read here: ``bounces`` is
-owned by :mod:`digest.bounces.process`, above this package).
+(:mod:`subscribers.events`) and the bounce reports about readers (``bounces`` is owned by
+:mod:`digest.bounces.process`, above this package: the caller passes its ``reports_per_day``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,18 +32,22 @@ preference changes."""
 _STATS_KINDS = tuple(kind for group in STATS_GROUPS for kind in group)
 
 
-def subscriber_stats(db: sqlite_utils.Database, *, now: datetime | None = None) -> dict[str, Any]:
-    """Counts: total, per status, suppressed, and consent events of the last 30 days (``STATS_GROUPS``)."""
+ReportsPerDay = Callable[[sqlite_utils.Database, str], dict[str, dict[str, int]]]
+""":func:`digest.bounces.process.reports_per_day`: day → kind → reports that matched a reader."""
+
+
+def subscriber_stats(
+    db: sqlite_utils.Database, *, reports_per_day: ReportsPerDay, now: datetime | None = None
+) -> dict[str, Any]:
+    """Counts: total, per status, suppressed, consent events of the last 30 days (``STATS_GROUPS``)
+    and the bounce reports about readers in those days (from ``reports_per_day``)."""
     by_status = count_by_status(db)
     start = (now or utcnow()) - timedelta(days=30)
     recent = event_counts_since(db, start, _STATS_KINDS)
-    reports = dict(
-        db.execute(
-            "SELECT kind, count(*) FROM bounces"
-            " WHERE received_at >= ? AND subscriber_id IS NOT NULL GROUP BY kind",
-            [iso(start)],
-        ).fetchall()
-    )
+    reports: dict[str, int] = {}
+    for kinds in reports_per_day(db, iso(start)).values():
+        for kind, count in kinds.items():
+            reports[kind] = reports.get(kind, 0) + count
     return {
         "total": sum(by_status.values()),
         "by_status": by_status,

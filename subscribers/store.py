@@ -29,6 +29,7 @@ from subscribers.model import (
     decode_labels,
     email_hash,
     encode_labels,
+    normalize_columns,
     normalize_email,
     normalize_labels,
     normalize_name,
@@ -126,27 +127,10 @@ def add_subscriber(
     """
     check_source(source)
     normal = normalize_email(email, check_deliverability=check_deliverability)
-    values = {
-        "name": normalize_name(name),
-        "status": normalize_status(status),
-        "editions": encode_labels(normalize_labels(editions, what="edition", known=known_editions)),
-        "categories": encode_labels(normalize_labels(categories, what="category", known=known_categories)),
-        "timezone": normalize_timezone(timezone),
-    }
+    values = normalize_columns(name, status, editions, categories, timezone, known_editions, known_categories)
     at = iso(now or utcnow())
     with transaction(db):
-        existing = find_subscriber(db, normal)
-        if existing is not None:
-            hint = "change it with `digest subscribers set`"
-            if existing["status"] in ("unsubscribed", "bounced"):
-                hint = "add it back with `digest subscribers resubscribe` if they asked to"
-            raise DigestError(f"{normal} is already on the list ({existing['status']}); {hint}")
-        suppressed = is_suppressed(db, normal)
-        if suppressed and not resubscribe:
-            raise DigestError(
-                f"{normal} was removed from the list earlier; add it again only if they asked to, "
-                "with --resubscribe"
-            )
+        suppressed = _refuse_known(db, normal, resubscribe=resubscribe)
         if suppressed and values["status"] != "pending":
             lift_suppression(db, email_hash(normal))
         subscriber_id = next_subscriber_id(db)
@@ -174,6 +158,23 @@ def add_subscriber(
             detail["was_suppressed"] = True
         record_event(db, subscriber_id, "subscribe", source, detail, now=now)
     return get_subscriber(db, subscriber_id)
+
+
+def _refuse_known(db: sqlite_utils.Database, normal: str, *, resubscribe: bool) -> bool:
+    """Refuse an address on the list, or a removed one without ``resubscribe``; True when suppressed."""
+    existing = find_subscriber(db, normal)
+    if existing is not None:
+        hint = "change it with `digest subscribers set`"
+        if existing["status"] in ("unsubscribed", "bounced"):
+            hint = "add it back with `digest subscribers resubscribe` if they asked to"
+        raise DigestError(f"{normal} is already on the list ({existing['status']}); {hint}")
+    suppressed = is_suppressed(db, normal)
+    if suppressed and not resubscribe:
+        raise DigestError(
+            f"{normal} was removed from the list earlier; add it again only if they asked to, "
+            "with --resubscribe"
+        )
+    return suppressed
 
 
 def list_subscribers(

@@ -232,6 +232,15 @@ def test_an_address_with_a_control_character_is_refused(char: str) -> None:
     assert format_address("Ada", "ada.lovelace@example.net") == "Ada <ada.lovelace@example.net>"
 
 
+def test_a_reply_to_that_is_no_address_says_what_to_write() -> None:
+    c = config()
+    c.publication.reply_to = "the desk"
+    with pytest.raises(
+        DigestError, match=r"publication\.reply_to = 'the desk' is not an address; use \"Name <"
+    ):
+        prepare_message(c, ISSUE, variant("x", "x"))
+
+
 def test_test_messages_get_a_test_subject_prefix() -> None:
     data = build_message(config(), ISSUE, variant("x", "x", subject="Daily"), recipient(), test=True)
     assert parse(data)["Subject"] == "[TEST] Daily"

@@ -82,9 +82,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
         "`digest stats --list` counts the list by day, source and choice (read-only); the "
         "owner, subscribers/store.py, is at its 500-line limit"
     ),
-    ("subscribers/stats.py", "bounces"): (
-        "`subscribers stats` counts the bounce reports (read-only; bounces sits above subscribers)"
-    ),
     # The bulk import (bench/import.py, a million rows) writes the list set-wise: one
     # INSERT … SELECT over a chunk's JSON with temp tables, its consent events in one statement,
     # the subscribers' indexes dropped and rebuilt around it. Row-wise store calls would undo that.

@@ -117,6 +117,7 @@ def test_verify_refuses_a_file_that_is_not_a_postfix_log(tmp_path: Path) -> None
     setup = make_setup(tmp_path / "ws", subscribers=2)
     missing = invoke(setup, "verify", "1", "--maillog", str(tmp_path / "nope.log"))
     assert missing.exit_code == 1 and "cannot read the mail log" in missing.output
+    assert "give --maillog the file Postfix logs to" in missing.output  # says what to do
     assert "Traceback" not in missing.output
     other = tmp_path / "other.log"
     other.write_text("Dec  6 10:00:00 host sshd[12]: Accepted publickey for root\n")

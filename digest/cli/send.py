@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from digest.cli.common import App, is_terminal, pass_app
 from digest.compose.issues import ISSUE_NAME_HELP, issue_name
+
+if TYPE_CHECKING:
+    from digest.delivery.report import DeliveryReport
 
 
 class _Progress:
@@ -105,57 +108,73 @@ def send(
       digest send daily/12 --resume
       digest send daily/12 --transport smtp://mailer@smtp.example.org:587?starttls=true --rate 20
     """
-    from digest.bounces.process import issue_reports  # lazy: start-up
     from digest.compose.approvals import require_approval  # lazy: start-up
     from digest.compose.issues import get_issue  # lazy: start-up
-    from digest.delivery import deliver_issue  # lazy: start-up
 
     if retry_failed and (to or dry_run):
         raise click.UsageError("--retry-failed changes the ledger; it cannot go with --to or --dry-run")
     found = get_issue(app.db, issue)
     if not to and not dry_run:
         require_approval(app.config, found)
-    bar = _Progress() if is_terminal() and not to and not dry_run else None
-    try:
-        report = deliver_issue(
-            app.db,
-            app.config,
-            found["id"],
-            transport_url=transport_url,
-            to=list(to) or None,
-            dry_run=dry_run,
-            retry_failed=retry_failed,
-            resume=resume,
-            reports=issue_reports,
-            concurrency=concurrency,
-            rate=rate,
-            progress=bar,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
+    engine = {"retry_failed": retry_failed, "resume": resume, "concurrency": concurrency, "rate": rate}
+    report = _deliver(app, found, to, dry_run, transport_url=transport_url, **engine)
     for warning in report.warnings:
         click.echo(f"Warning: {warning}", err=True)
     label = f"issue {issue_name(found)}"
     if dry_run:
-        for row in report.plan:
-            when = "" if row["when"] == "due" else f"  (due {row['due_at']})"
-            click.echo(f"{row['email']}\t{row['variant']}{when}")
-        variants = ", ".join(f"{v}: {n}" for v, n in report.variants.items()) or "none"
-        if "*" in report.variants:
-            variants += " (* = the whole issue, every category)"
-        click.echo(
-            f"Dry run of {label}: {report.queued} would be sent now, "
-            f"{report.total - report.queued} later; variants: {variants}"
+        _echo_dry_run(report, label)
+    elif to:
+        _echo_test_send(report, label)
+    else:
+        _echo_send(report, label)
+
+
+def _deliver(
+    app: App, found: dict[str, Any], to: tuple[str, ...], dry_run: bool, **options: Any
+) -> DeliveryReport:
+    """deliver_issue with a progress bar on a terminal (a real send only)."""
+    from digest.bounces.process import issue_reports  # lazy: start-up
+    from digest.delivery import deliver_issue  # lazy: start-up
+
+    bar = _Progress() if is_terminal() and not to and not dry_run else None
+    try:
+        return deliver_issue(
+            app.db,
+            app.config,
+            found["id"],
+            to=list(to) or None,
+            dry_run=dry_run,
+            reports=issue_reports,
+            progress=bar,
+            **options,
         )
-        return
-    if to:
-        for row in report.plan:
-            click.echo(f"{row['email']}: {row['status']} ({row['reply']})")
-        click.echo(f"Test send of {label} via {report.transport}: {report.summary()}")
-        if report.failed:
-            raise click.ClickException("the test send failed for some addresses")
-        return
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _echo_dry_run(report: DeliveryReport, label: str) -> None:
+    for row in report.plan:
+        when = "" if row["when"] == "due" else f"  (due {row['due_at']})"
+        click.echo(f"{row['email']}\t{row['variant']}{when}")
+    variants = ", ".join(f"{v}: {n}" for v, n in report.variants.items()) or "none"
+    if "*" in report.variants:
+        variants += " (* = the whole issue, every category)"
+    click.echo(
+        f"Dry run of {label}: {report.queued} would be sent now, "
+        f"{report.total - report.queued} later; variants: {variants}"
+    )
+
+
+def _echo_test_send(report: DeliveryReport, label: str) -> None:
+    for row in report.plan:
+        click.echo(f"{row['email']}: {row['status']} ({row['reply']})")
+    click.echo(f"Test send of {label} via {report.transport}: {report.summary()}")
+    if report.failed:
+        raise click.ClickException("the test send failed for some addresses")
+
+
+def _echo_send(report: DeliveryReport, label: str) -> None:
     if report.requeued:
         click.echo(f"requeued {report.requeued} failed rows")
     note = ""

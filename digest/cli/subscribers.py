@@ -232,9 +232,10 @@ def subscribers_stats(app: App, as_json: bool) -> None:
     Example:
       digest subscribers stats
     """
+    from digest.bounces.process import reports_per_day  # lazy: start-up
     from subscribers.stats import STATS_GROUPS, subscriber_stats  # lazy: start-up
 
-    stats = subscriber_stats(app.db)
+    stats = subscriber_stats(app.db, reports_per_day=reports_per_day)
     if as_json:
         echo_json(stats)
         return
@@ -360,9 +361,6 @@ def subscribers_import(
       digest subscribers import unsubscribed_members_export.csv
       digest subscribers import left-last-year.csv --status unsubscribed
     """
-    from subscribers.importer import import_csv  # lazy: start-up
-
-    show_bar = is_terminal() and not as_json
     kwargs: dict[str, Any] = {
         "dry_run": dry_run,
         "skip_invalid": skip_invalid,
@@ -373,12 +371,7 @@ def subscribers_import(
     from subscribers.store import next_subscriber_id, pending_ids_from  # lazy: start-up
 
     first_new_id = next_subscriber_id(app.db)
-    if show_bar:
-        size = file.stat().st_size
-        with click.progressbar(length=size, label="Importing", show_percent=True, show_eta=True) as bar:
-            report = import_csv(app.db, file, progress=bar.update, **kwargs)
-    else:
-        report = import_csv(app.db, file, **kwargs)
+    report = _import(app, file, kwargs, bar=is_terminal() and not as_json)
     if send_confirmations and not dry_run:
         # Ids only grow, so the rows this import added are those from first_new_id on.
         new_pending = pending_ids_from(app.db, first_new_id)
@@ -387,6 +380,17 @@ def subscribers_import(
         echo_json(report.as_dict())
         return
     _echo_import(report)
+
+
+def _import(app: App, file: Path, kwargs: dict[str, Any], *, bar: bool) -> Any:
+    """import_csv, with a progress bar over the file's bytes when ``bar``."""
+    from subscribers.importer import import_csv  # lazy: start-up
+
+    if not bar:
+        return import_csv(app.db, file, **kwargs)
+    size = file.stat().st_size
+    with click.progressbar(length=size, label="Importing", show_percent=True, show_eta=True) as progress:
+        return import_csv(app.db, file, progress=progress.update, **kwargs)
 
 
 def _echo_import(report: Any) -> None:

@@ -82,12 +82,8 @@ def compose_issue(
     if period_end.tzinfo is None:
         raise DigestError("period_end must be an aware datetime")
     period_end = period_end.astimezone(UTC).replace(microsecond=0)
-    zone = edition.zone
     period_start = period_start_for(edition, period_end)
-    where = (
-        f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
-        f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
-    )
+    where = _period_name(edition, period_start, period_end)
     summary_error = None
     try:
         warnings = _make_summaries(db, config, edition, period_start, period_end, progress)
@@ -132,6 +128,15 @@ def _built(issue: dict[str, Any], picked: Picked) -> str:
     if picked.held:
         message += f"; {plural(len(picked.held), 'story')} held back as already sent"
     return message
+
+
+def _period_name(edition: Edition, period_start: datetime, period_end: datetime) -> str:
+    """``daily, <start> – <end> (Europe/Berlin)``, in the edition's zone, for messages."""
+    zone = edition.zone
+    return (
+        f"{edition.key}, {format_datetime(period_start.astimezone(zone))} – "
+        f"{format_datetime(period_end.astimezone(zone))} ({edition.timezone})"
+    )
 
 
 def plural(count: int, noun: str) -> str:

@@ -9,6 +9,9 @@ Parts, each with one job:
 - :mod:`~digest.delivery.journal` — per-connection journals of 250s, replayed after a crash;
 - :mod:`~digest.delivery.policy` — what one SMTP reply means (a pure function);
 - :mod:`~digest.delivery.worker` — one connection's loop: claim, send, record;
+- :mod:`~digest.delivery.messages` — each claimed row's message with the reader's links (signed ahead);
+- :mod:`~digest.delivery.refusals` — refusals held back until it is clear whose they are;
+- :mod:`~digest.delivery.guard` — the send guards: too many complaints or hard bounces pause a send;
 - :mod:`~digest.delivery.throttle` — the process's pace (AIMD), cut by a relay's throttle replies;
 - :mod:`~digest.delivery.engine` — threads and processes of workers, signals, progress;
 - :mod:`~digest.delivery.trial` — dry runs and ``--to`` test sends;

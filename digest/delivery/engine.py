@@ -55,26 +55,7 @@ def execute(
         if processes <= 1:
             threads = _start_workers(run, connections, rate)
         else:
-            ctx = multiprocessing.get_context("fork")
-            shares = [
-                connections // processes + (1 if i < connections % processes else 0) for i in range(processes)
-            ]
-            parent_pid = os.getpid()
-            # Everything imported so far is long-lived: keep it out of the workers' garbage
-            # collections (and their pages shared with this process).
-            gc.freeze()
-            for i, share in enumerate(shares):
-                reader, writer = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=_child_main,
-                    args=(run, share, rate * share / connections if rate > 0 else 0.0, writer, parent_pid),
-                    name=f"digest-send-{i}",
-                    daemon=False,
-                )
-                proc.start()
-                writer.close()
-                children.append((proc, reader))
-            gc.unfreeze()
+            _fork_children(run, connections, processes, rate, children)
 
         def alive() -> bool:
             return any(t.is_alive() for t in threads) or any(p.is_alive() for p, _ in children)
@@ -92,22 +73,58 @@ def execute(
         if progress is not None:
             progress(done_count(db, run.issue_id) - base, total)
         counts = run.counters.as_dict()
-        for proc, reader in children:
-            proc.join()
-            if reader.poll():
-                with contextlib.suppress(EOFError, OSError):
-                    message = reader.recv()
-                    for key, value in message["counts"].items():
-                        counts[key] += value
-                    run.fatal.extend(message["fatal"])
-                    run.refused.extend(message["refused"])
-                    if message["stopped"]:
-                        run.stop.set()
-            elif proc.exitcode not in (0, None):
-                run.fatal.append(f"a send worker died (exit status {proc.exitcode}); run `digest send` again")
+        _collect_children(run, children, counts)
         return counts
     finally:
         _restore_signals(previous)
+
+
+def _fork_children(
+    run: Run,
+    connections: int,
+    processes: int,
+    rate: float,
+    children: list[tuple[multiprocessing.Process, Any]],
+) -> None:
+    """Fork ``processes`` workers sharing the connections and the rate; each is appended to
+    ``children`` as it starts (the signal handlers pass a stop on to what is there)."""
+    ctx = multiprocessing.get_context("fork")
+    shares = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
+    parent_pid = os.getpid()
+    # Everything imported so far is long-lived: keep it out of the workers' garbage
+    # collections (and their pages shared with this process).
+    gc.freeze()
+    for i, share in enumerate(shares):
+        reader, writer = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_child_main,
+            args=(run, share, rate * share / connections if rate > 0 else 0.0, writer, parent_pid),
+            name=f"digest-send-{i}",
+            daemon=False,
+        )
+        proc.start()
+        writer.close()
+        children.append((proc, reader))
+    gc.unfreeze()
+
+
+def _collect_children(
+    run: Run, children: list[tuple[multiprocessing.Process, Any]], counts: dict[str, int]
+) -> None:
+    """Wait for each child; add its counts, fatal errors, refusals and stop to this run's."""
+    for proc, reader in children:
+        proc.join()
+        if reader.poll():
+            with contextlib.suppress(EOFError, OSError):
+                message = reader.recv()
+                for key, value in message["counts"].items():
+                    counts[key] += value
+                run.fatal.extend(message["fatal"])
+                run.refused.extend(message["refused"])
+                if message["stopped"]:
+                    run.stop.set()
+        elif proc.exitcode not in (0, None):
+            run.fatal.append(f"a send worker died (exit status {proc.exitcode}); run `digest send` again")
 
 
 def _start_workers(run: Run, connections: int, rate: float) -> list[threading.Thread]:

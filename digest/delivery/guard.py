@@ -21,13 +21,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlite_utils
 
 from digest.config import Config
 from digest.delivery.ledger import guard_counts
 
-__all__ = ["GUARD_SECONDS", "Reports", "SendGuard"]
+if TYPE_CHECKING:
+    from digest.delivery.worker import Worker
+
+__all__ = ["GUARD_SECONDS", "Reports", "SendGuard", "guard_pauses"]
 
 GUARD_SECONDS = 1.0
 """The longest a process goes between two checks while it sends."""
@@ -96,3 +100,21 @@ def _why(issue_id: int, what: str, count: int, base: int, of: str, key: str, lin
         f" over the line of [bounces] {key} = {line:g}%; clean the list or find the cause,"
         f" then `digest send {issue_id} --resume` sends on past the guard"
     )
+
+
+def guard_pauses(worker: Worker) -> bool:
+    """Before a claim: whether the send guards pause the send (:class:`SendGuard`).
+    Then the run stops with the reason, and every unsent row goes back to the queue."""
+    run = worker.run
+    guard, counters = run.guard, run.counters
+    if guard is None or not guard.due(counters.sent + counters.failed):
+        return False
+    worker.flush()  # this connection's results count too
+    why = guard.check(worker.ledger.db, run.issue_id)
+    if why is None:
+        return False
+    with counters.lock:
+        if why not in run.fatal:
+            run.fatal.append(why)
+    run.stop.set()
+    return True

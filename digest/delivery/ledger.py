@@ -210,6 +210,7 @@ class Ledger:
         self.now_iso = now_iso
         self._message_ids: MessageIds | None = None  # keyed on the first claim
         self._scope: tuple[str, list[str]] | None = None
+        self._eligible: tuple[str, list[str]] | None = None  # the claims' SQL rule, made once
 
     def commit(self, results: list[Result], claim: int = 0) -> tuple[list[Row], int]:
         """Record ``results`` and claim up to ``claim`` rows in one transaction.
@@ -272,9 +273,10 @@ class Ledger:
                 )
 
     def _claim(self, limit: int, stamp: str) -> tuple[list[Row], int]:
-
-        edition, categories = self.scope()
-        rule, params = eligibility_sql(self.db, edition, categories, alias="s")
+        if self._eligible is None:  # a frozen issue keeps its scope: one rule for the whole run
+            edition, categories = self.scope()
+            self._eligible = eligibility_sql(self.db, edition, categories, alias="s")
+        rule, params = self._eligible
         rows = self.db.execute(
             "SELECT d.id, d.subscriber_id, d.email, d.variant, d.message_id, s.name, s.attributes,"
             f" CASE WHEN {rule} THEN 1 ELSE 0 END"

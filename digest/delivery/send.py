@@ -232,38 +232,10 @@ def _send(
     if why is not None:
         raise TransportError(f"{why} (nothing was sent; unsent rows stay queued)")
     if to_send:
-        signer = dkim_signer(config)
-        prepared = {
-            variant: prepare_message(
-                config, issue, stored_variant(db, config, issue_id, variant), signer=signer
-            )
-            for variant in ledger.queued_variants(db, issue_id)
-        }
-        run = Run(
-            db_path=db_path,
-            config=config,
-            issue_id=issue_id,
-            url=url,
-            now_iso=now_iso,
-            prepared=prepared,
-            secret=load_secret(config),
-            return_path=ReturnPath(config),
-            retries=max(0, config.delivery.retries),
-            max_per_connection=max(1, config.delivery.max_per_connection),
-            guard=guard,
-        )
-        connections = max(1, concurrency or config.delivery.concurrency)
-        can = capabilities(url)
-        if can.max_connections is not None:
-            connections = min(connections, can.max_connections)
-        connections = min(connections, to_send)
+        run, signed = _new_run(db, db_path, config, issue, url, now_iso, guard)
+        connections, processes = _workers(config, url, concurrency, to_send, signed=signed)
         run.lost_limit = max(LOST_IN_A_ROW, 3 * connections)
         rate = config.delivery.rate if rate is None else rate
-        processes = 1
-        # Signing is CPU-bound: spread it over the cores sooner.
-        threshold = PROCESS_THRESHOLD // 10 if signer is not None else PROCESS_THRESHOLD
-        if can.forks_ok and to_send >= threshold:
-            processes = max(1, min(os.cpu_count() or 1, connections))
         started = iso(utcnow())
         counts = engine.execute(db, run, connections, processes, rate or 0.0, to_send, progress)
         if run.refused:
@@ -279,3 +251,54 @@ def _send(
     report.total = sum(counts.values())
     report.queued = counts["queued"] + counts["sending"]
     return report
+
+
+def _new_run(
+    db: sqlite_utils.Database,
+    db_path: Path,
+    config: Config,
+    issue: dict[str, Any],
+    url: str,
+    now_iso: str,
+    guard: SendGuard | None,
+) -> tuple[Run, bool]:
+    """The send's shared state, each queued variant's message prepared (and signed, when DKIM
+    is on) once; and whether the messages are signed."""
+    issue_id = int(issue["id"])
+    signer = dkim_signer(config)
+    prepared = {
+        variant: prepare_message(config, issue, stored_variant(db, config, issue_id, variant), signer=signer)
+        for variant in ledger.queued_variants(db, issue_id)
+    }
+    run = Run(
+        db_path=db_path,
+        config=config,
+        issue_id=issue_id,
+        url=url,
+        now_iso=now_iso,
+        prepared=prepared,
+        secret=load_secret(config),
+        return_path=ReturnPath(config),
+        retries=max(0, config.delivery.retries),
+        max_per_connection=max(1, config.delivery.max_per_connection),
+        guard=guard,
+    )
+    return run, signer is not None
+
+
+def _workers(
+    config: Config, url: str, concurrency: int | None, to_send: int, *, signed: bool
+) -> tuple[int, int]:
+    """How many connections and worker processes: never more connections than the transport
+    allows or rows to send; processes only where the transport may fork and the send is big."""
+    connections = max(1, concurrency or config.delivery.concurrency)
+    can = capabilities(url)
+    if can.max_connections is not None:
+        connections = min(connections, can.max_connections)
+    connections = min(connections, to_send)
+    processes = 1
+    # Signing is CPU-bound: spread it over the cores sooner.
+    threshold = PROCESS_THRESHOLD // 10 if signed else PROCESS_THRESHOLD
+    if can.forks_ok and to_send >= threshold:
+        processes = max(1, min(os.cpu_count() or 1, connections))
+    return connections, processes

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Config
-from digest.delivery.guard import SendGuard
+from digest.delivery.guard import SendGuard, guard_pauses
 from digest.delivery.journal import Journal, journal_path
 from digest.delivery.ledger import Ledger
 from digest.delivery.messages import Links, Messages, recipient_links
@@ -293,31 +293,10 @@ class Worker:
             self.aborted = True
             raise
         finally:
-            self.messages.drop()
-            self.connection.close()
-            if not self.aborted:
-                self.refusals.park()
-            if self.aborted or self.run.fatal or self.run.stop.is_set():
-                # The run stopped: a refusal held back may have been about the send; it goes again.
-                self.batch.extend(self.refusals.release())
-            self.refusals.settle()
-            with self.run.counters.lock:
-                self.run.running -= 1
-            self.flush()
-            self.journal.discard()  # all its entries are committed now
-            waiting = [row for _, _, row in self.retry]
-            if self.run.fatal or self.aborted:  # the run stopped (here or elsewhere): queued
-                self.batch.extend(waiting)
-                waiting = []
-            self.ledger.release(list(self.batch), waiting)
-            self.run.counters.add("deferred", len(waiting))
-            self.batch.clear()
-            self.retry = []
-            self.ledger.db.conn.close()
+            _wind_down(self)
 
     def flush(self, claim: int = 0) -> tuple[list[Row], int]:
-        """Commit the results (and claim up to ``claim`` rows): the rows claimed, and how many
-        were skipped while claiming (their readers left after the freeze)."""
+        """Commit the results, claim up to ``claim`` rows: (claimed, skipped: their readers left)."""
         if not self.results and not claim:
             return [], 0
         claimed, skipped = self.ledger.commit(self.results, claim)
@@ -343,7 +322,7 @@ class Worker:
                 continue
             if self.batch:
                 return self.batch.popleft()
-            if _guard_pauses(self):
+            if guard_pauses(self):
                 return None
             # One row first; then as many as take about CLAIM_SECONDS to send.
             size = 1 if not self.per_message else int(CLAIM_SECONDS / self.per_message)
@@ -435,13 +414,7 @@ class Worker:
             self.run.limiter.clean_reply()
         if outcome.status == "stop":
             # Not this reader's fault: loop() puts the row back, and it stays queued.
-            what = f"the sender <{sender}>" if outcome.why == "the sender" else outcome.why
-            hint = (
-                "; check publication.from and the SMTP login (delivery.smtp_user)"
-                if outcome.why == "the sender"
-                else ""
-            )
-            raise TransportError(f"{display(self.run.url)} refused {what}: {reply.describe()}{hint}")
+            raise _refused(self.run, outcome.why, sender, reply)
         if outcome.status == "failed" and self.refusals.suspect(outcome, reply, row):
             self.refusals.hold(Result(row, "failed", reply=reply, bounced=outcome.bounced), reply)
             return
@@ -471,27 +444,42 @@ class Worker:
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
 
     def throttled(self, row: Row, reply: Reply) -> None:
-        """The relay said "too fast": slow the process's pace and send ``row`` again later
-        (without using a try); TransportError once the run has been throttled for longer
-        than ``delivery.throttle_patience`` (the unsent rows stay queued)."""
+        """The relay said "too fast": slower pace, ``row`` again later (not using a try); TransportError
+        once throttled for longer than ``delivery.throttle_patience`` (unsent rows stay queued)."""
         row.throttles += 1
         delay = throttle_pause(self.run, reply, row.throttles)
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
 
 
-def _guard_pauses(worker: Worker) -> bool:
-    """Before a claim: whether the send guards pause the send (see digest.delivery.guard).
-    Then the run stops with the reason, and every unsent row goes back to the queue."""
-    run = worker.run
-    guard, counters = run.guard, run.counters
-    if guard is None or not guard.due(counters.sent + counters.failed):
-        return False
-    worker.flush()  # this connection's results count too
-    why = guard.check(worker.ledger.db, run.issue_id)
-    if why is None:
-        return False
-    with counters.lock:
-        if why not in run.fatal:
-            run.fatal.append(why)
-    run.stop.set()
-    return True
+def _wind_down(worker: Worker) -> None:
+    """The end of a worker's loop, however it ended: close the connection, settle the refusals
+    held back, commit the results, and release what was claimed but not sent (queued) and what
+    waits for a retry (deferred, or queued when the run stopped)."""
+    worker.messages.drop()
+    worker.connection.close()
+    if not worker.aborted:
+        worker.refusals.park()
+    if worker.aborted or worker.run.fatal or worker.run.stop.is_set():
+        # The run stopped: a refusal held back may have been about the send; it goes again.
+        worker.batch.extend(worker.refusals.release())
+    worker.refusals.settle()
+    with worker.run.counters.lock:
+        worker.run.running -= 1
+    worker.flush()
+    worker.journal.discard()  # all its entries are committed now
+    waiting = [row for _, _, row in worker.retry]
+    if worker.run.fatal or worker.aborted:  # the run stopped (here or elsewhere): queued
+        worker.batch.extend(waiting)
+        waiting = []
+    worker.ledger.release(list(worker.batch), waiting)
+    worker.run.counters.add("deferred", len(waiting))
+    worker.batch.clear()
+    worker.retry = []
+    worker.ledger.db.conn.close()
+
+
+def _refused(run: Run, why: str, sender: str, reply: Reply) -> TransportError:
+    """The error that stops the run when the relay refused the send itself (not a reader)."""
+    what = f"the sender <{sender}>" if why == "the sender" else why
+    hint = "; check publication.from and the SMTP login (delivery.smtp_user)" if why == "the sender" else ""
+    return TransportError(f"{display(run.url)} refused {what}: {reply.describe()}{hint}")

@@ -24,6 +24,7 @@ import sqlite_utils
 
 from digest.bounces.limits import RefusedMessage, check_depth, check_size, scan_depth
 from digest.bounces.sources import BounceSource, open_source
+from digest.compose.build import plural
 from digest.config import Config
 from digest.dmarc.store import message_outcome, record_message, store_report
 from digest.store.database import utcnow
@@ -42,7 +43,7 @@ class DmarcRun:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        text = f"{self.source}: {_count(self.messages, 'message')}, {_count(self.stored, 'report')} stored"
+        text = f"{self.source}: {plural(self.messages, 'message')}, {plural(self.stored, 'report')} stored"
         if self.duplicates:
             text += f", {self.duplicates} already stored"
         if self.already:
@@ -61,10 +62,6 @@ class DmarcRun:
             "already": self.already,
             "rejected": self.rejected,
         }
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def process_dmarc(db: sqlite_utils.Database, config: Config, source: str) -> DmarcRun:

@@ -43,17 +43,7 @@ def parse_feed(
     """Parse feed bytes into article inputs; return them and the feed's title. An entry
     without any usable link gets ``url=""`` (the caller skips it: a digest item must link
     somewhere). Raises DigestError when nothing in it is a feed entry."""
-    headers = {}
-    if is_http(fetched.url):
-        headers["content-location"] = fetched.url
-        if fetched.content_type:
-            headers["content-type"] = fetched.content_type
-    parsed = feedparser.parse(
-        scrub_feed_bytes(fetched.content or b""),
-        sanitize_html=False,  # nh3 does it, linearly, with our allow-list
-        resolve_relative_uris=False,  # done while sanitising, against a safe base
-        response_headers=headers,
-    )
+    parsed = _feedparser_result(fetched)
     entries = parsed.get("entries") or []
     problem = _bozo_text(parsed)
     if not entries:
@@ -75,6 +65,38 @@ def parse_feed(
     source_name = (
         (feed or {}).get("name") or feed_title or (urlsplit(feed_base).hostname if feed_base else None)
     )
+    items, kept_apart = _articles(config, entries, feed_base, feed_category, source_name)
+    if kept_apart:
+        what = "entry reuses" if kept_apart == 1 else "entries reuse"
+        warnings.append(f"{source}: {kept_apart} {what} an earlier entry's guid; kept as separate articles")
+    return items, feed_title
+
+
+def _feedparser_result(fetched: Fetched) -> Any:
+    """feedparser's reading of the fetched bytes (scrubbed first); we sanitise and resolve links ourselves."""
+    headers = {}
+    if is_http(fetched.url):
+        headers["content-location"] = fetched.url
+        if fetched.content_type:
+            headers["content-type"] = fetched.content_type
+    parsed = feedparser.parse(
+        scrub_feed_bytes(fetched.content or b""),
+        sanitize_html=False,  # nh3 does it, linearly, with our allow-list
+        resolve_relative_uris=False,  # done while sanitising, against a safe base
+        response_headers=headers,
+    )
+    return parsed
+
+
+def _articles(
+    config: Config,
+    entries: list[Any],
+    feed_base: str | None,
+    feed_category: str | None,
+    source_name: str | None,
+) -> tuple[list[ArticleInput], int]:
+    """One article input per entry (an entry listed twice once), and how many entries that
+    reused an earlier entry's guid were kept apart under a guid of their own."""
     items: list[ArticleInput] = []
     seen: dict[str, tuple[str, str]] = {}
     kept_apart = 0
@@ -113,10 +135,7 @@ def parse_feed(
                 image=entry_image(entry),
             )
         )
-    if kept_apart:
-        what = "entry reuses" if kept_apart == 1 else "entries reuse"
-        warnings.append(f"{source}: {kept_apart} {what} an earlier entry's guid; kept as separate articles")
-    return items, feed_title
+    return items, kept_apart
 
 
 # A character reference, decimal or hex (digits capped: longer ones are out of range anyway).

@@ -93,46 +93,9 @@ def read_source(
     scope = feed["url"] if feed else normalize_source(source)
     feed_name = None
     if kind == "feed":
-        items, feed_name = parse_feed(config, source, fetched, feed, result.warnings)
-        linked = [item for item in items if item.url]
-        future = [i for i in linked if i.published and i.published > now + FUTURE_SLACK]
-        for item in future:
-            item.published = None  # a wrong clock or a typo; it would sit unseen until then
-        if future:
-            result.warnings.append(
-                f"{source}: {len(future)} entr{'y' if len(future) == 1 else 'ies'} dated in the "
-                "future; dated at ingest time instead"
-            )
-        if len(linked) < len(items):
-            skipped = len(items) - len(linked)
-            result.warnings.append(
-                f"{source}: skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without a link"
-            )
-        feed_id = feed["id"] if feed else None
-        _size_images(config, linked, started)
-        _cap_fields(source, linked, result.warnings)
-        rows = [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in linked]
+        rows, feed_name = _feed_rows(config, source, fetched, feed, result, scope, now, started)
     else:
-        text = _decode_text(source, content)
-        records, bad_rows, unknown = read_article_file(text, kind, source)
-        items: list[ArticleInput] = []
-        for line, record in records:
-            try:
-                items.append(article_from_record(config, record))
-            except ValueError as exc:
-                bad_rows.append((line, str(exc)))
-        problems = [f"{source} line {line}: {message}" for line, message in sorted(bad_rows)]
-        if unknown:
-            result.warnings.append(f"{source}: ignored unknown field(s): {', '.join(sorted(unknown))}")
-        if problems and not skip_invalid:
-            result.warnings.extend(problems[1:])
-            result.warnings.append(f"{source}: nothing stored; fix the rows above or use --skip-invalid")
-            raise DigestError(problems[0])
-        result.warnings.extend(f"{p} (skipped)" for p in problems)
-        if not items and not problems:
-            raise DigestError(f"{source}: no articles in the file")
-        _cap_fields(source, items, result.warnings)
-        rows = [prepare_article(config, item, now=now, scope=scope) for item in items]
+        rows = _file_rows(config, source, content, kind, result, scope, skip_invalid, now)
     return ParsedSource(fetched, rows, feed_name)
 
 
@@ -151,6 +114,74 @@ def _size_images(config: Config, items: list[ArticleInput], started: float) -> N
     for item in items:
         if is_unsized(item.image):
             item.image = None
+
+
+def _feed_rows(
+    config: Config,
+    source: str,
+    fetched: Fetched,
+    feed: dict[str, Any] | None,
+    result: SourceResult,
+    scope: str,
+    now: datetime,
+    started: float,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A feed's entries with a link, as article rows (future dates dropped); the feed's title.
+    ``started``: when the fetch began (measuring images shares the source's deadline)."""
+    items, feed_name = parse_feed(config, source, fetched, feed, result.warnings)
+    linked = [item for item in items if item.url]
+    future = [i for i in linked if i.published and i.published > now + FUTURE_SLACK]
+    for item in future:
+        item.published = None  # a wrong clock or a typo; it would sit unseen until then
+    if future:
+        result.warnings.append(
+            f"{source}: {len(future)} entr{'y' if len(future) == 1 else 'ies'} dated in the "
+            "future; dated at ingest time instead"
+        )
+    if len(linked) < len(items):
+        skipped = len(items) - len(linked)
+        result.warnings.append(
+            f"{source}: skipped {skipped} entr{'y' if skipped == 1 else 'ies'} without a link"
+        )
+    feed_id = feed["id"] if feed else None
+    _size_images(config, linked, started)
+    _cap_fields(source, linked, result.warnings)
+    rows = [prepare_article(config, item, now=now, scope=scope, feed_id=feed_id) for item in linked]
+    return rows, feed_name
+
+
+def _file_rows(
+    config: Config,
+    source: str,
+    content: bytes,
+    kind: str,
+    result: SourceResult,
+    scope: str,
+    skip_invalid: bool,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """An article file's records as article rows; a bad row stops it unless ``skip_invalid``."""
+    text = _decode_text(source, content)
+    records, bad_rows, unknown = read_article_file(text, kind, source)
+    items: list[ArticleInput] = []
+    for line, record in records:
+        try:
+            items.append(article_from_record(config, record))
+        except ValueError as exc:
+            bad_rows.append((line, str(exc)))
+    problems = [f"{source} line {line}: {message}" for line, message in sorted(bad_rows)]
+    if unknown:
+        result.warnings.append(f"{source}: ignored unknown field(s): {', '.join(sorted(unknown))}")
+    if problems and not skip_invalid:
+        result.warnings.extend(problems[1:])
+        result.warnings.append(f"{source}: nothing stored; fix the rows above or use --skip-invalid")
+        raise DigestError(problems[0])
+    result.warnings.extend(f"{p} (skipped)" for p in problems)
+    if not items and not problems:
+        raise DigestError(f"{source}: no articles in the file")
+    _cap_fields(source, items, result.warnings)
+    rows = [prepare_article(config, item, now=now, scope=scope) for item in items]
+    return rows
 
 
 def _cap_fields(source: str, items: list[ArticleInput], warnings: list[str]) -> None:

@@ -382,9 +382,13 @@ def prepare_message(
         f"Subject: {encode_header_text(subject)}",
     ]
     if config.publication.reply_to:
-        name, reply = parseaddr(config.publication.reply_to)
-        if not reply or _CONTROL.search(config.publication.reply_to):
-            raise DigestError(f"{config.source}: publication.reply_to is not an address")
+        raw = config.publication.reply_to
+        name, reply = parseaddr(raw)
+        if not reply or not _EMAIL.fullmatch(reply) or _CONTROL.search(raw):  # as publication.from
+            raise DigestError(
+                f"{config.source}: publication.reply_to = {raw!r} is not an address;"
+                ' use "Name <reply@example.org>" or leave it out'
+            )
         head_lines.append(f"Reply-To: {format_address(name, reply)}")
     head_lines += [
         f"List-Id: {_list_id(config, str(issue.get('edition') or ''), sender)}",

@@ -196,6 +196,32 @@ def build_archive(
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "issues").mkdir(exist_ok=True)
     base = config.publication.base_url.rstrip("/")
+    top, nested, absolute = _static_links(base)
+    accent = (config.render.accent_color, config.render.accent_color_dark)
+    pages = page_count(db)
+    for n in range(1, pages + 1):
+        _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
+    ids = sent_issue_ids(db)
+    contents: dict[int, str] = {}  # the feed entries' HTML, much smaller than the pages
+    for issue_id in ids:
+        email_html = render_issue(issue_id)
+        contents[issue_id] = feed_content(email_html)
+        page = public_page(email_html, config, nested.subscribe())
+        html = with_nav(page, issue_nav_html(db, issue_id, nested, config, accent_colors(*accent)))
+        _write(outdir / "issues" / f"{issue_id}.html", html)
+    feed = feed_xml(db, config, absolute, contents.__getitem__)
+    _write(outdir / "feed.atom", feed)
+    _write(outdir / "style.css", stylesheet)
+    if config.render.logo:
+        logo = read_logo(config.path(config.render.logo))
+        (outdir / "assets").mkdir(exist_ok=True)
+        _write_bytes(outdir / logo.url_path.lstrip("/"), logo.path.read_bytes())
+    return {"pages": pages, "issues": len(ids)}
+
+
+def _static_links(base: str) -> tuple[Links, Links, Links]:
+    """Links from the archive's top folder and from ``issues/`` (relative, so the folder works
+    under any path), and absolute ones under ``base`` (for the feed)."""
     top = Links(
         archive=lambda n: "index.html" if n == 1 else f"page-{n}.html",
         issue=lambda i: f"issues/{i}.html",
@@ -212,18 +238,6 @@ def build_archive(
         subscribe=lambda: f"{base}/subscribe",
         asset=lambda path: "../" + path.lstrip("/"),
     )
-    accent = (config.render.accent_color, config.render.accent_color_dark)
-    pages = page_count(db)
-    for n in range(1, pages + 1):
-        _write(outdir / top.archive(n), render_page(archive_page(db, config, n), top))
-    ids = sent_issue_ids(db)
-    contents: dict[int, str] = {}  # the feed entries' HTML, much smaller than the pages
-    for issue_id in ids:
-        email_html = render_issue(issue_id)
-        contents[issue_id] = feed_content(email_html)
-        page = public_page(email_html, config, nested.subscribe())
-        html = with_nav(page, issue_nav_html(db, issue_id, nested, config, accent_colors(*accent)))
-        _write(outdir / "issues" / f"{issue_id}.html", html)
     absolute = Links(
         archive=lambda n: f"{base}/index.html",
         issue=lambda i: f"{base}/issues/{i}.html",
@@ -232,14 +246,7 @@ def build_archive(
         subscribe=lambda: f"{base}/subscribe",
         asset=lambda path: base + path,
     )
-    feed = feed_xml(db, config, absolute, contents.__getitem__)
-    _write(outdir / "feed.atom", feed)
-    _write(outdir / "style.css", stylesheet)
-    if config.render.logo:
-        logo = read_logo(config.path(config.render.logo))
-        (outdir / "assets").mkdir(exist_ok=True)
-        _write_bytes(outdir / logo.url_path.lstrip("/"), logo.path.read_bytes())
-    return {"pages": pages, "issues": len(ids)}
+    return top, nested, absolute
 
 
 def _write(path: Path, text: str) -> None:

@@ -191,21 +191,13 @@ def template_context(
         "lead": lead,
         "subject": defuse(issue["subject"]),
         "preheader": defuse(issue["preheader"]),
-        "publication": {
-            "name": defuse(pub.name),
-            "postal_address": defuse(pub.postal_address),
-            "base_url": pub.base_url,
-        },
+        "publication": _publication(pub),
         "edition": {
             "key": snapshot.get("edition", issue["edition"]),
             "title": defuse(snapshot["edition_title"]),
         },
         "issue": {"id": issue["id"], "number": issue["number"], "date": _issue_date(snapshot, language)},
-        "note": [
-            defuse(" ".join(para.split()))
-            for para in str(issue.get("note") or "").split("\n\n")
-            if para.strip()
-        ],
+        "note": _note_paragraphs(issue),
         "web_url": web_url(config, issue["id"]),
         "categories": categories,
         "total": sum(c["count"] for c in categories),
@@ -214,6 +206,17 @@ def template_context(
         "p": PLACEHOLDERS,
         "subscriber": _SubscriberFields(),
     }
+
+
+def _publication(pub: Any) -> dict[str, str]:
+    return {"name": defuse(pub.name), "postal_address": defuse(pub.postal_address), "base_url": pub.base_url}
+
+
+def _note_paragraphs(issue: dict[str, Any]) -> list[str]:
+    """The editor's note as paragraphs (split at blank lines, spaces collapsed), defused."""
+    return [
+        defuse(" ".join(para.split())) for para in str(issue.get("note") or "").split("\n\n") if para.strip()
+    ]
 
 
 def _count_clicks(

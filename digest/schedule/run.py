@@ -168,31 +168,8 @@ def _run(
         if report.dry_run:
             report.built.append(Built(ed.key, iso(scheduled), None, None, False, "would build"))
             continue
-        try:
-            # A model that cannot be used at all must not hold back the 07:00 issue.
-            result = compose_issue(db, config, ed.key, period_end=scheduled, summaries_required=False)
-        except DigestError as exc:
-            problem = f"{ed.key}: could not build the issue for {iso(scheduled)}: {exc}"
-            report.errors.append(problem)
-            report.notes.append(problem)
-            continue
-        issue = result.issue
-        report.notes.extend(f"{ed.key}: {warning}" for warning in result.warnings)
-        if result.summary_error:
-            report.errors.append(f"{ed.key}: summaries: {result.summary_error}")
-        report.built.append(
-            Built(
-                edition=ed.key,
-                scheduled=iso(scheduled),
-                issue_id=issue["id"] if issue else None,
-                number=issue["number"] if issue else None,
-                created=result.created,
-                message=result.message,
-            )
-        )
-        if issue is None:
-            report.notes.append(f"{ed.key}: {result.message}")
-        elif issue["status"] != "sent":
+        issue = _build(db, config, report, ed, scheduled)
+        if issue is not None and issue["status"] != "sent":
             to_send[issue["id"]] = issue
 
     for issue in _issues_with_due_rows(db, [e.key for e in editions], at):
@@ -210,6 +187,38 @@ def _run(
         report.deliveries.append(sent)
         if sent.error:
             report.errors.append(f"{sent.edition}/{sent.number}: {sent.error}")
+
+
+def _build(
+    db: sqlite_utils.Database, config: Config, report: RunReport, ed: Edition, scheduled: datetime
+) -> dict[str, Any] | None:
+    """Build (or find) the edition's issue for ``scheduled`` and note it in the report; the
+    issue, or None when there is none (nothing to put in it, or it could not be built)."""
+    try:
+        # A model that cannot be used at all must not hold back the 07:00 issue.
+        result = compose_issue(db, config, ed.key, period_end=scheduled, summaries_required=False)
+    except DigestError as exc:
+        problem = f"{ed.key}: could not build the issue for {iso(scheduled)}: {exc}"
+        report.errors.append(problem)
+        report.notes.append(problem)
+        return None
+    issue = result.issue
+    report.notes.extend(f"{ed.key}: {warning}" for warning in result.warnings)
+    if result.summary_error:
+        report.errors.append(f"{ed.key}: summaries: {result.summary_error}")
+    report.built.append(
+        Built(
+            edition=ed.key,
+            scheduled=iso(scheduled),
+            issue_id=issue["id"] if issue else None,
+            number=issue["number"] if issue else None,
+            created=result.created,
+            message=result.message,
+        )
+    )
+    if issue is None:
+        report.notes.append(f"{ed.key}: {result.message}")
+    return issue
 
 
 def _bounces(db: sqlite_utils.Database, config: Config, report: RunReport, at: datetime) -> None:

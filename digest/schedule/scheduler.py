@@ -257,14 +257,7 @@ def _serve(
     try:
         # Catch up a scheduled time missed while no scheduler ran (within the window).
         job(None)
-        for ed in editions:
-            scheduler.add_job(job, edition_trigger(ed), args=[ed.key], id=f"edition:{ed.key}", name=ed.key)
-        local = local_delivery_trigger(editions)
-        if local is not None:
-            scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
-        for ed in editions:
-            if (review := review_trigger(ed)) is not None:
-                scheduler.add_job(job, review, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")
+        _add_jobs(scheduler, job, editions)
         if on_ready is not None:
             on_ready(next_fire_times(config, now=clock(), count=1))
         if not stopping():
@@ -272,3 +265,16 @@ def _serve(
     finally:
         if scheduler.state != STATE_STOPPED:
             scheduler.shutdown(wait=True)
+
+
+def _add_jobs(scheduler: BlockingScheduler, job: Callable[..., None], editions: list[Edition]) -> None:
+    """A job per edition at its send time, one for readers' local send times, and the review
+    runs of the editions that wait for an editor (:func:`review_trigger`)."""
+    for ed in editions:
+        scheduler.add_job(job, edition_trigger(ed), args=[ed.key], id=f"edition:{ed.key}", name=ed.key)
+    local = local_delivery_trigger(editions)
+    if local is not None:
+        scheduler.add_job(job, local, args=[None, False], id="local-delivery", name="local")
+    for ed in editions:
+        if (review := review_trigger(ed)) is not None:
+            scheduler.add_job(job, review, args=[ed.key], id=f"review:{ed.key}", name=f"{ed.key} review")

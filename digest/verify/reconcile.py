@@ -74,7 +74,10 @@ def verify_issue(db: sqlite_utils.Database, config: Config, issue_id: int, maill
         with maillog.open(encoding="utf-8", errors="replace") as lines:
             log = read_maillog(lines)
     except OSError as exc:
-        raise DigestError(f"cannot read the mail log {maillog}: {exc.strerror or exc}") from None
+        raise DigestError(
+            f"cannot read the mail log {maillog}: {exc.strerror or exc}; give --maillog the file"
+            " Postfix logs to (its maillog_file, or the syslog file), readable by this user"
+        ) from None
     if not log.lines:
         raise DigestError(
             f"{maillog} has no Postfix lines about queued messages; give the file Postfix logs to"

@@ -79,6 +79,27 @@ class RowChecker:
         n = len(rows)
         if len(rows[0]) != self.width or len(set(map(len, rows))) != 1:
             return None  # a blank line or a row with the wrong number of fields
+        emails = self._emails(rows, n)
+        if emails is None:
+            return None
+        names = self._names(rows, n)
+        if names is None:
+            return None
+        profiles = self._profiles(rows, n)
+        if profiles is None:
+            return None
+        try:
+            extras = self._extras(rows)
+        except InvalidValue:
+            return None
+        parsed = list(zip(emails, names, profiles, *extras, strict=False))  # names may be repeat('')
+        self.report.rows += n
+        if len(set(emails)) != n:
+            parsed = self._dedupe(parsed)
+        return parsed
+
+    def _emails(self, rows: list[list[str]], n: int) -> list[str] | None:
+        """The chunk's addresses, normalised; None when one needs ``_slow``."""
         raw_emails = list(map(itemgetter(self.pos["email"]), rows))
         joined = "\n".join(raw_emails)
         if joined.count("\n") != n - 1:
@@ -92,47 +113,46 @@ class RowChecker:
                 emails[i] = normalize_email(unescape(raw_emails[i]))
             except InvalidValue:
                 return None
+        return emails
+
+    def _names(self, rows: list[list[str]], n: int) -> Iterable[str] | None:
+        """The chunk's names (normalised only when one looks unusual); None when one is invalid."""
         p_name = self.pos["name"]
-        names: Iterable[str] = repeat("")
-        if p_name is not None:
-            names = list(map(itemgetter(p_name), rows))
-            joined = "\n".join(names)
-            if (
-                joined.count("\n") != n - 1
-                or _ODD_NAME_CHARS.search(joined)
-                or "  " in joined
-                or " \n" in joined
-                or "\n " in joined
-                or "\n'" in joined
-                or joined[:1] in (" ", "'")
-                or joined[-1:] == " "
-                or max(map(len, names)) > MAX_NAME
-            ):
-                try:
-                    names = [normalize_name(unescape(name)) if name else "" for name in names]
-                except InvalidValue:
-                    return None
-        # The present label cells of each row as one key (a str for one column, else a tuple).
+        if p_name is None:
+            return repeat("")
+        names = list(map(itemgetter(p_name), rows))
+        joined = "\n".join(names)
+        if (
+            joined.count("\n") != n - 1
+            or _ODD_NAME_CHARS.search(joined)
+            or "  " in joined
+            or " \n" in joined
+            or "\n " in joined
+            or "\n'" in joined
+            or joined[:1] in (" ", "'")
+            or joined[-1:] == " "
+            or max(map(len, names)) > MAX_NAME
+        ):
+            try:
+                names = [normalize_name(unescape(name)) if name else "" for name in names]
+            except InvalidValue:
+                return None
+        return names
+
+    def _profiles(self, rows: list[list[str]], n: int) -> list[int] | None:
+        """Each row's profile, from its present label cells as one key (a str for one column,
+        else a tuple); None when a new key's labels are invalid."""
         by_cells = self.profiles.by_cells
         cells = list(map(self.label_getter, rows)) if self.label_getter else [""] * n
         try:
-            profiles = list(map(by_cells.__getitem__, cells))
+            return list(map(by_cells.__getitem__, cells))
         except KeyError:
             try:
                 for key in set(cells).difference(by_cells):
                     self.profiles.of_cells(key)
             except InvalidValue:
                 return None
-            profiles = list(map(by_cells.__getitem__, cells))
-        try:
-            extras = self._extras(rows)
-        except InvalidValue:
-            return None
-        parsed = list(zip(emails, names, profiles, *extras, strict=False))  # names may be repeat('')
-        self.report.rows += n
-        if len(set(emails)) != n:
-            parsed = self._dedupe(parsed)
-        return parsed
+            return list(map(by_cells.__getitem__, cells))
 
     def _dedupe(self, parsed: list[tuple]) -> list[tuple]:
         """Keep the first row for each address; count the others as duplicates."""

@@ -205,13 +205,7 @@ def read_header(reader: Any, label: str) -> Header:
         first = next(reader)
     except StopIteration:
         first = []
-    spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
-    canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
-    if "email" not in canonical:
-        raise _no_email_column(label, first)
-    duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
-    if duplicated:
-        raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
+    canonical = _canonical_names(first, label)
     parts = ("first name", "last name")
     name_parts = None
     if "name" not in canonical and any(p in canonical for p in parts):
@@ -260,6 +254,19 @@ def read_header(reader: Any, label: str) -> Header:
     return Header(
         columns, attributes, name_parts, ignored, status_parts, file_status, tuple(consent), status_names
     )
+
+
+def _canonical_names(first: list[str], label: str) -> list[str]:
+    """Each header cell's column name in our spelling; an error without an email column or
+    with a column twice."""
+    spelled = [_HEADER_SPACES.sub(" ", cell.strip().lower()) for cell in first]
+    canonical = [_HEADER_ALIASES.get(c, c) for c in spelled]
+    if "email" not in canonical:
+        raise _no_email_column(label, first)
+    duplicated = sorted({c for c in canonical if c and canonical.count(c) > 1})
+    if duplicated:
+        raise DigestError(f"{label}: column {duplicated[0]!r} appears twice in the first line")
+    return canonical
 
 
 def _no_email_column(label: str, first: list[str]) -> DigestError:

@@ -54,10 +54,42 @@ class Updater:
         import (--resubscribe) took the address off the suppression list, which the consent
         record must say even when nothing else changed."""
         report = self.report
-        sid, _email, old_name, old_status, old_editions, old_categories, old_zone, _seen, old_attrs = current
+        sid, _email, _name, old_status, old_editions, old_categories, old_zone, _seen, _attrs = current
         if status and status in _ACTIVE_STATES and old_status not in _ACTIVE_STATES and not self.resubscribe:
             report.suppressed += 1  # would bring back someone who left
             return
+        changes = self._changes(current, name, editions, categories, zone, attributes)
+        new_status = status if status and status != old_status else None
+        if not changes and new_status is None:
+            report.unchanged += 1
+            if lifted:
+                self._write_events(
+                    sid, [("suppression_lifted", {"status": old_status, "was_suppressed": True})]
+                )
+            return
+        report.updated += 1
+        at = self.at
+        assignments = dict(changes)
+        events: list[tuple[str, dict]] = []
+        if new_status is not None:
+            events.append(_status_change(assignments, new_status, old_status, at, lifted=lifted))
+        if changes:
+            events.append(
+                ("preferences", _preference_detail(changes, old_editions, old_categories, old_zone))
+            )
+        if lifted and new_status is None:
+            events.append(("suppression_lifted", {"status": old_status, "was_suppressed": True}))
+        sets = ", ".join(f"{k} = ?" for k in assignments)
+        self.db.execute(
+            f"UPDATE subscribers SET {sets}, updated_at = ? WHERE id = ?", [*assignments.values(), at, sid]
+        )
+        self._write_events(sid, events)
+
+    def _changes(
+        self, current: tuple, name: Any, editions: Any, categories: Any, zone: Any, attributes: str | None
+    ) -> dict[str, Any]:
+        """The columns the file gives (its header has them) whose values differ from the row's."""
+        _sid, _email, old_name, _status, old_editions, old_categories, old_zone, _seen, old_attrs = current
         present = self.pos
         changes: dict[str, Any] = {}
         if present["name"] is not None and name != old_name:
@@ -76,51 +108,7 @@ class Updater:
             merged.update(json.loads(attributes))
             if merged != old:
                 changes["attributes"] = json.dumps(merged, ensure_ascii=False)
-        new_status = status if status and status != old_status else None
-        if not changes and new_status is None:
-            report.unchanged += 1
-            if lifted:
-                self._write_events(
-                    sid, [("suppression_lifted", {"status": old_status, "was_suppressed": True})]
-                )
-            return
-        report.updated += 1
-        at = self.at
-        assignments = dict(changes)
-        events: list[tuple[str, dict]] = []
-        if new_status is not None:
-            assignments["status"] = new_status
-            if new_status == "unsubscribed":
-                assignments["unsubscribed_at"] = at
-            elif new_status == "active" and old_status == "pending":
-                assignments["confirmed_at"] = at
-            elif new_status == "active":
-                assignments["unsubscribed_at"] = None
-            if new_status == "active":
-                kind = "confirm" if old_status == "pending" else "resubscribe"
-            else:
-                kind = _STATUS_EVENT[new_status]
-            events.append((kind, {"from": old_status, **({"was_suppressed": True} if lifted else {})}))
-        if changes:
-            detail: dict[str, Any] = {}
-            for key, old in (
-                ("editions", old_editions),
-                ("categories", old_categories),
-                ("timezone", old_zone),
-            ):
-                if key in changes:
-                    detail[key] = {"from": _decoded(key, old), "to": _decoded(key, changes[key])}
-            for key in ("name", "attributes"):
-                if key in changes:
-                    detail[key] = "changed"
-            events.append(("preferences", detail))
-        if lifted and new_status is None:
-            events.append(("suppression_lifted", {"status": old_status, "was_suppressed": True}))
-        sets = ", ".join(f"{k} = ?" for k in assignments)
-        self.db.execute(
-            f"UPDATE subscribers SET {sets}, updated_at = ? WHERE id = ?", [*assignments.values(), at, sid]
-        )
-        self._write_events(sid, events)
+        return changes
 
     def _write_events(self, sid: int, events: list[tuple[str, dict]]) -> None:
         """One events row per (kind, detail), each detail naming the file."""
@@ -139,3 +127,35 @@ def _decoded(key: str, value: str | None) -> Any:
     if key in ("editions", "categories"):
         return json.loads(value) if value else None
     return value
+
+
+def _status_change(
+    assignments: dict[str, Any], new_status: str, old_status: str, at: str, *, lifted: bool
+) -> tuple[str, dict]:
+    """Add the new status and its time stamps to ``assignments``; the event that records it."""
+    assignments["status"] = new_status
+    if new_status == "unsubscribed":
+        assignments["unsubscribed_at"] = at
+    elif new_status == "active" and old_status == "pending":
+        assignments["confirmed_at"] = at
+    elif new_status == "active":
+        assignments["unsubscribed_at"] = None
+    if new_status == "active":
+        kind = "confirm" if old_status == "pending" else "resubscribe"
+    else:
+        kind = _STATUS_EVENT[new_status]
+    return kind, {"from": old_status, **({"was_suppressed": True} if lifted else {})}
+
+
+def _preference_detail(
+    changes: dict[str, Any], old_editions: Any, old_categories: Any, old_zone: Any
+) -> dict:
+    """The ``preferences`` event's detail: lists and zone from/to, name and attributes "changed"."""
+    detail: dict[str, Any] = {}
+    for key, old in (("editions", old_editions), ("categories", old_categories), ("timezone", old_zone)):
+        if key in changes:
+            detail[key] = {"from": _decoded(key, old), "to": _decoded(key, changes[key])}
+    for key in ("name", "attributes"):
+        if key in changes:
+            detail[key] = "changed"
+    return detail

@@ -16,6 +16,7 @@ from digest.config import Config
 from digest.errors import DigestError
 
 __all__ = [
+    "REAL_SENDS_HINT",
     "URL_HINT",
     "Capabilities",
     "ConnectionLost",
@@ -32,6 +33,8 @@ __all__ = [
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
 URL_HINT = "use smtp://[user@]host:port[?starttls=true], smtps://host:port, maildir:PATH or mbox:PATH"
 """What a transport URL error suggests."""
+REAL_SENDS_HINT = "set delivery.transport = smtp://USER@HOST:587?starttls=true (or smtps://) for real sends"
+"""What the doctor suggests for a transport that sends no real mail (files, memory)."""
 _SCHEME_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(?://)?")
 
 

@@ -11,6 +11,7 @@ from urllib.parse import unquote
 from digest.config import Config
 from digest.errors import DigestError
 from digest.mail.transports.base import (
+    REAL_SENDS_HINT,
     Capabilities,
     Probe,
     Reply,
@@ -27,7 +28,7 @@ def check_files(spec: TransportSpec, config: Config, timeout: float) -> Probe:
     return Probe(
         "warn",
         f"{spec.describe()} writes files; no mail leaves this machine",
-        "set delivery.transport = smtp://USER@HOST:587?starttls=true (or smtps://) for real sends",
+        REAL_SENDS_HINT,
     )
 
 

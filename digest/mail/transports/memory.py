@@ -16,7 +16,14 @@ from typing import ClassVar
 
 from digest.config import Config
 from digest.errors import DigestError
-from digest.mail.transports.base import Capabilities, Probe, Reply, TransportBase, TransportSpec
+from digest.mail.transports.base import (
+    REAL_SENDS_HINT,
+    Capabilities,
+    Probe,
+    Reply,
+    TransportBase,
+    TransportSpec,
+)
 
 __all__ = ["MemoryTransport", "SentMessage", "clear_outboxes", "outbox"]
 
@@ -57,7 +64,7 @@ def check_memory(spec: TransportSpec, config: Config, timeout: float) -> Probe:
     return Probe(
         "warn",
         f"{spec.describe()} keeps mail in the memory of the sending process; no mail leaves it",
-        "set delivery.transport = smtp://USER@HOST:587?starttls=true (or smtps://) for real sends",
+        REAL_SENDS_HINT,
     )
 
 
