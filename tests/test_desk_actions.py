@@ -202,6 +202,46 @@ def test_regenerate_summary_asks_the_model_again(tmp_path: Path) -> None:
         web.stop()
 
 
+def test_edit_stores_only_what_the_editor_changed_in_the_form(tmp_path: Path) -> None:
+    """The Edit form is filled with what the page shows: the model's summary, or none for a
+    dropped story. Saving a new title must not pin the model's words (or an empty summary)
+    as the editor's own."""
+    pytest.importorskip("llm_echo")
+    home = {"LLM_USER_PATH": str(tmp_path / "llm-home")}
+    ws = desk_workspace(tmp_path / "ws")
+    ws.edit_config(
+        'engine = "feed"', """engine = "llm"\nmodel = "echo"\nprompt = '{"raw": "Echo: $title."}'"""
+    )
+    os.environ.update(home)
+    try:
+        build_draft(ws)
+    finally:
+        del os.environ["LLM_USER_PATH"]
+    ids = _ids(ws)
+    one, two = ids["Desk story 1"], ids["Desk story 2"]
+    assert ws.run_cli("articles", "edit", str(two), "--summary", "The editor's own words.").exit_code == 0
+    web = start_web(ws.config_file, extra_env=home)
+    try:
+        db = ws.db()
+        link = signin_link(db, ws.config, SECRET.encode(), EDITOR)
+        category = db.execute("SELECT category FROM articles WHERE id = ?", [one]).fetchone()[0]
+        db.close()
+        session = sign_in(web.url, web.url + urlsplit(link).path)
+        assert "Echo: Desk story 1." in session.get("/desk/issues/daily/1").body
+        form = {"summary": "Echo: Desk story 1.", "category": category}
+        _post(session, ws, "edit", article=str(one), title="A sharper title", **form)
+        _post(session, ws, "drop", article=str(two))
+        _post(session, ws, "edit", article=str(two), title="Two, retitled", summary="", category=category)
+    finally:
+        web.stop()
+    db = ws.db()
+    try:
+        rows = dict(db.execute("SELECT id, editor_summary FROM articles WHERE id IN (?, ?)", [one, two]))
+    finally:
+        db.close()
+    assert rows == {one: None, two: "The editor's own words."}
+
+
 def test_no_regenerate_button_without_llm(desk) -> None:
     ws, _, session = desk
     assert "Regenerate summary" not in session.get("/desk/issues/daily/1").body

@@ -41,7 +41,10 @@ def test_editor_summary_wins_and_regenerate_asks_the_model_again(tmp_path: Path)
         calls = len(model.calls)
         editing.edit_article(db, config, first, {"summary": "The editor's words."}, "ann@example.org")
         card = _cards(db)[first]
-        assert card["summary"] == "The editor's words." and card["summary_label"] == ""
+        assert (
+            card["summary"] == "The editor's words."
+            and card["summary_label"] == "Summary by The Harbour Gazette"
+        )
         model.default = "A fresh model summary. It is new."
         result = editing.regenerate_summary(db, config, first, "ann@example.org")
         assert len(model.calls) == calls + 1 and result["issues"] == ["daily/1"]

@@ -1,6 +1,6 @@
 """`digest articles summary ID --set/--regenerate/--clear`: the editor's summary is pinned
 (labelled as the publication's own, never replaced by a model), the model can be asked again,
-and clearing returns to the engine's summary. One code path: digest.summary.edit_summary."""
+and clearing returns to the engine's summary. One store with the desk: articles.editor_summary."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from summary_support import canned_model, summary_workspace
 from test_summary import FEED_SUMMARY, build, canned_toml, cards
 
 from digest.cli import cli
+from digest.config import load_config
+from digest.store.database import open_store
+from digest.store.migrations import m025_one_editor_summary
 
 TIDAL = "Tidal barrier opens a year early"
 CHECKED = "AI-generated summary, checked against the feed's text"
@@ -121,3 +124,36 @@ def test_an_unknown_article_and_regenerate_without_a_model_are_errors(tmp_path: 
     assert run(feed, "articles", "summary", "1", "--set", PINNED).exit_code == 0
     _, _, issue = build(feed)
     assert cards(issue.issue)[TIDAL]["summary"] == PINNED
+
+
+def test_the_cli_and_the_desk_keep_the_editors_summary_in_one_place(tmp_path: Path) -> None:
+    feed = summary_workspace(tmp_path / "feed", 'engine = "feed"')
+    # `articles summary --set` is the desk's edit: `articles show` names it as the editor's.
+    assert run(feed, "articles", "summary", "1", "--set", PINNED).exit_code == 0
+    shown = json.loads(run(feed, "articles", "show", "1", "--json").output)
+    assert shown["editor"]["summary"] == PINNED and shown["summary_text"] == PINNED
+    # The desk's edit (`articles edit --summary`) replaces it, still labelled as the publication's.
+    assert run(feed, "articles", "edit", "1", "--summary", "The desk's words.").exit_code == 0
+    _, _, issue = build(feed)
+    card = cards(issue.issue)[TIDAL]
+    assert (card["summary"], card["summary_label"]) == ("The desk's words.", "Summary by The Harbour Gazette")
+    # and `--clear` removes the one the desk set.
+    cleared = run(feed, "articles", "summary", "1", "--clear")
+    assert "Article 1: summary cleared." in cleared.output
+    assert json.loads(run(feed, "articles", "show", "1", "--json").output)["editor"]["summary"] is None
+
+
+def test_an_old_pinned_summary_moves_to_the_articles_editor_summary(tmp_path: Path) -> None:
+    config = load_config(summary_workspace(tmp_path / "ws", 'engine = "feed"'))
+    db = open_store(config.db_path)
+    for article_id in (1, 2):
+        db.execute(
+            "INSERT INTO summaries (article_id, engine, model, prompt_hash, text, created_at)"
+            " VALUES (?, 'editor', '', '', ?, '2026-01-01T00:00:00Z')",
+            [article_id, f"Pinned {article_id}."],
+        )
+    db.execute("UPDATE articles SET editor_summary = 'The desk wins.' WHERE id = 2")
+    m025_one_editor_summary(db)
+    rows = db.execute("SELECT id, editor_summary FROM articles WHERE id IN (1, 2) ORDER BY id").fetchall()
+    assert rows == [(1, "Pinned 1."), (2, "The desk wins.")]
+    assert db.execute("SELECT count(*) FROM summaries WHERE engine = 'editor'").fetchone()[0] == 0

@@ -70,13 +70,9 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("digest/bounces/process.py", "issues"): "`bounces list` shows the issue's name (read-only report join)",
     ("digest/ingest/articles.py", "feeds"): "an article listing shows its feed's URL (read-only join)",
     ("digest/ingest/feeds.py", "articles"): "`feeds list` counts each feed's articles (read-only)",
-    ("digest/compose/notes.py", "issue_variants"): (
-        "a note is refused once a variant is stored; render sits above compose, so compose "
-        "cannot call render.variants (read-only existence check)"
-    ),
     ("digest/compose/issues.py", "issue_variants"): (
         "an edit is refused once a variant is stored (send_started, drafts_carrying); render sits "
-        "above compose (read-only existence check, like notes)"
+        "above compose (read-only existence check; notes.py asks send_started)"
     ),
     ("digest/ingest/article_edits.py", "articles"): (
         "an editor's values beside the feed's (the editor_* and hidden_at columns only); "

@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 import click
 
 from digest.cli.common import App, pass_app
+from digest.cli.issue_edits import local_editor
+from digest.compose.editing import article_view, edit_article
 from digest.config import Config
 from digest.ingest.articles import parse_when
-from digest.summary import edit_summary, summarize_since
+from digest.summary import editor_summary_text, regenerate_summary_now, shown_summary, summarize_since
 
 
 def summary_progress() -> Callable[[int, int], None] | None:
@@ -96,14 +98,24 @@ def articles_summary(app: App, article_id: str, text: str | None, regenerate: bo
     ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --set TEXT, --regenerate, --clear")
-    edit = edit_summary(app.db, app.config, article_id, chosen[0], text or "")
-    echo_warnings(edit.warnings)
-    if chosen[0] == "clear" and not edit.changed:
-        click.echo(f"Article {edit.article_id} had no pinned summary.")
-    elif chosen[0] == "regenerate" and not edit.changed:
-        click.echo(f"Article {edit.article_id}: the model's new summary could not be used (see the warning).")
+    action = chosen[0]
+    if action == "regenerate":
+        edit = regenerate_summary_now(app.db, app.config, article_id)
+        echo_warnings(edit.warnings)
+        key, changed = edit.article_id, edit.changed
+    else:  # the desk's store and code path: `digest articles edit --summary` does the same
+        summary = editor_summary_text(text or "") if action == "set" else ""
+        view = article_view(app.db, article_id)  # NotFound names the id
+        key = int(view["id"])
+        changed = action == "set" or view["editor"]["summary"] is not None
+        if changed:
+            edit_article(app.db, app.config, key, {"summary": summary}, local_editor())
+    if action == "clear" and not changed:
+        click.echo(f"Article {key} had no pinned summary.")
+    elif action == "regenerate" and not changed:
+        click.echo(f"Article {key}: the model's new summary could not be used (see the warning).")
     else:
-        done = {"set": "pinned", "regenerate": "regenerated", "clear": "cleared"}[chosen[0]]
-        click.echo(f"Article {edit.article_id}: summary {done}.")
-    shown = edit.shown
+        done = {"set": "pinned", "regenerate": "regenerated", "clear": "cleared"}[action]
+        click.echo(f"Article {key}: summary {done}.")
+    shown = shown_summary(app.db, app.config, key)
     click.echo(f"New issues show: {shown.label + ': ' if shown.label else ''}{shown.text or '(no summary)'}")

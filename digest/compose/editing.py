@@ -150,21 +150,7 @@ def drop_stories(
 ) -> EditResult:
     """Drop stories from the draft: they leave the email, its text part and the web version
     (``issues show`` still lists them as dropped, and a rebuild never brings them back)."""
-    ids = _ids(article_ids)
-    with editing_draft(db, ref, version) as issue:
-        rows = _rows(db, issue)
-        for article_id in ids:
-            row = rows.get(article_id)
-            if row is None:
-                _not_in(db, issue, article_id)
-            if row["dropped"]:
-                raise EditRefused(f"article {article_id} is already dropped from {issue_name(issue)}")
-        for article_id in ids:
-            update_issue_row(db, issue["id"], article_id, dropped=1)
-        message = f"{issue_name(issue)}: dropped {_titles(ids)}"
-        return content_changed(
-            db, config, issue, editor, "drop", message, article_id=ids[0], detail=_titles(ids)
-        )
+    return _set_dropped(db, config, ref, _ids(article_ids), editor, version, dropped=True)
 
 
 def restore_stories(
@@ -177,20 +163,36 @@ def restore_stories(
     version: int | None = None,
 ) -> EditResult:
     """Put dropped stories back at their place."""
-    ids = _ids(article_ids)
+    return _set_dropped(db, config, ref, _ids(article_ids), editor, version, dropped=False)
+
+
+def _set_dropped(
+    db: sqlite_utils.Database,
+    config: Config,
+    ref: str | int,
+    ids: list[int],
+    editor: str,
+    version: int | None,
+    *,
+    dropped: bool,
+) -> EditResult:
+    """Drop (or restore) each of ``ids``; refused unless every one is in the draft and not
+    already in that state."""
     with editing_draft(db, ref, version) as issue:
         rows = _rows(db, issue)
         for article_id in ids:
             row = rows.get(article_id)
             if row is None:
                 _not_in(db, issue, article_id)
-            if not row["dropped"]:
-                raise EditRefused(f"article {article_id} is not dropped from {issue_name(issue)}")
+            if bool(row["dropped"]) == dropped:
+                state = "already dropped" if dropped else "not dropped"
+                raise EditRefused(f"article {article_id} is {state} from {issue_name(issue)}")
         for article_id in ids:
-            update_issue_row(db, issue["id"], article_id, dropped=0)
-        message = f"{issue_name(issue)}: restored {_titles(ids)}"
+            update_issue_row(db, issue["id"], article_id, dropped=int(dropped))
+        action, done = ("drop", "dropped") if dropped else ("restore", "restored")
+        message = f"{issue_name(issue)}: {done} {_titles(ids)}"
         return content_changed(
-            db, config, issue, editor, "restore", message, article_id=ids[0], detail=_titles(ids)
+            db, config, issue, editor, action, message, article_id=ids[0], detail=_titles(ids)
         )
 
 

@@ -54,17 +54,6 @@ def issue_changes(db: sqlite_utils.Database, issue_id: int) -> list[dict[str, An
     )
 
 
-def article_changes(db: sqlite_utils.Database, article_id: int) -> list[dict[str, Any]]:
-    """The changes made to one article itself (edit, hide, unhide), oldest first."""
-    return list(
-        db.query(
-            "SELECT at, editor, action, detail FROM editor_changes"
-            " WHERE article_id = ? AND issue_id IS NULL ORDER BY id",
-            [article_id],
-        )
-    )
-
-
 def discarded_issues(db: sqlite_utils.Database, edition: str | None = None) -> list[dict[str, Any]]:
     """The issues that were discarded (newest first): id, edition, number, period_end, at, editor,
     and the subject they had (``detail``)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlite_utils
 
-from digest.compose.issues import get_issue, issue_by_id, issue_name, set_issue_note_text
+from digest.compose.issues import get_issue, issue_by_id, issue_name, send_started, set_issue_note_text
 from digest.errors import DigestError
 from digest.store.database import transaction
 
@@ -32,10 +32,7 @@ def set_issue_note(db: sqlite_utils.Database, ref: str | int, text: str) -> dict
     note = clean_note(text)
     with transaction(db):
         issue = get_issue(db, ref)
-        started = db.execute(
-            "SELECT 1 FROM issue_variants WHERE issue_id = ? LIMIT 1", [issue["id"]]
-        ).fetchone()
-        if issue["status"] != "draft" or started:
+        if send_started(db, issue):
             raise DigestError(
                 f"issue {issue_name(issue)} is {issue['status']}: "
                 "sending has started, so its note can no longer change"

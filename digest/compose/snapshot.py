@@ -67,12 +67,12 @@ def refresh_issue(db: sqlite_utils.Database, config: Config, issue_id: int) -> d
     categories = order_categories(list(by_category), edition.categories)
     ordered = [a for c in categories for a in by_category[c]]
     lead_id = issue["lead_article_id"] if issue["lead_article_id"] in card_ids else None
-    summaries = article_summaries(db, config, [a for a in ordered if not a["summary_by_editor"]])
+    summaries = article_summaries(db, config, ordered)  # an editor's summary wins, labelled as theirs
     sections = []
     for category in categories:
         section = []
         for article in by_category[category]:
-            shown = summaries.get(article["id"]) or ArticleSummary(article["summary_text"])
+            shown = summaries[article["id"]]
             card = snapshot_article(
                 article, edition, shown, config.summary.label, merged.get(article["id"], [])
             )

@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError
-from digest.ingest.articles import clean_category, configured_spelling, get_article
+from digest.ingest.articles import articles_by_ids, clean_category, configured_spelling, get_article
 from digest.ingest.sanitize import one_line
 from digest.store.database import MAX_ID
 
@@ -38,25 +38,18 @@ def article_row(db: sqlite_utils.Database, article_id: int | str) -> dict[str, A
 
 def articles_by_id(db: sqlite_utils.Database, ids: list[int]) -> dict[int, dict[str, Any]]:
     """Full ``articles`` rows by id, with the editor's values applied (:func:`with_editor_values`)."""
-    found: dict[int, dict[str, Any]] = {}
-    wanted = [i for i in dict.fromkeys(ids) if 0 < int(i) <= MAX_ID]
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in db.query(f"SELECT * FROM articles WHERE id IN ({marks})", chunk):
-            found[row["id"]] = with_editor_values(row)
-    return found
+    wanted = [i for i in ids if 0 < int(i) <= MAX_ID]
+    return {row["id"]: with_editor_values(row) for row in articles_by_ids(db, wanted)}
 
 
 def with_editor_values(article: dict[str, Any]) -> dict[str, Any]:
     """The article as issues show it: each editor value that is set replaces the feed's
-    (``editor_summary`` also sets ``summary_by_editor`` so no engine's summary replaces it)."""
+    (``editor_summary`` stays too: :func:`digest.summary.article_summaries` lets it win)."""
     shown = dict(article)
     for name in EDITABLE:
         value = article.get(_COLUMN[name])
         if value is not None:
             shown[_FEED_FIELD[name]] = value
-    shown["summary_by_editor"] = article.get("editor_summary") is not None
     return shown
 
 
@@ -112,8 +105,3 @@ def store_editor_values(db: sqlite_utils.Database, article_id: int, values: dict
 def set_hidden(db: sqlite_utils.Database, article_id: int, hidden_at: str | None) -> None:
     """Hide the article from every issue built after (``hidden_at`` a UTC time) or unhide it (None)."""
     db.execute("UPDATE articles SET hidden_at = ? WHERE id = ?", [hidden_at, article_id])
-
-
-def require_article(db: sqlite_utils.Database, article_id: int | str) -> int:
-    """``article_id`` as an int when such an article exists; raises NotFound otherwise."""
-    return int(get_article(db, article_id)["id"])

@@ -273,7 +273,7 @@ def brand_context(config: Config) -> dict[str, Any]:
     accent, accent_dark = accent_colors(r.accent_color, r.accent_color_dark)
     logo = None
     if r.logo:
-        found = _logo(config.path(r.logo))
+        found = cached_logo(config.path(r.logo))
         base = config.publication.base_url.rstrip("/")
         logo = {"url": base + found.url_path, "width": found.shown_width, "height": found.shown_height}
     return {
@@ -285,8 +285,8 @@ def brand_context(config: Config) -> dict[str, Any]:
     }
 
 
-def _logo(path: Path) -> Logo:
-    """The logo read (cached while the file is unchanged: a render must not re-read it)."""
+def cached_logo(path: Path) -> Logo:
+    """The logo read (cached while the file is unchanged: a render or a page must not re-read it)."""
     try:
         stat = path.stat()
     except OSError:

@@ -55,11 +55,6 @@ def _wrap_re(width: int) -> re.Pattern[str]:
     return re.compile(rf"\S.{{0,{width - 1}}}(?=\s|$)|\S+")
 
 
-def workspace_dir(config: Config) -> Path:
-    """The folder of the config file (where ``labels/<lang>.po`` overrides live)."""
-    return config.base_dir
-
-
 def environment(
     dirs: tuple[Path, ...], language: str = "en", workspace: Path | None = None
 ) -> jinja2.Environment:

@@ -66,9 +66,3 @@ def issue_clicks(db: sqlite_utils.Database, issue_id: int) -> dict[str, tuple[in
     """Link → (clicks, scanner) for one issue."""
     rows = db.execute("SELECT link, clicks, scanner FROM link_clicks WHERE issue_id = ?", [issue_id])
     return {link: (clicks, scanner) for link, clicks, scanner in rows}
-
-
-def clicks_by_issue(db: sqlite_utils.Database) -> dict[int, int]:
-    """Issue id → counted clicks on its stories (the canary and scanners left out)."""
-    rows = db.execute("SELECT issue_id, sum(clicks) FROM link_clicks WHERE link != 'c' GROUP BY issue_id")
-    return {issue: int(total or 0) for issue, total in rows}

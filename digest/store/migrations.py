@@ -464,6 +464,19 @@ def m024_clicks(db: sqlite_utils.Database) -> None:
     )
 
 
+def m025_one_editor_summary(db: sqlite_utils.Database) -> None:
+    """An editor's summary has one home, ``articles.editor_summary``: the ``summaries`` rows
+    with engine ``editor`` (old ``articles summary --set``) move there unless one is set."""
+    db.executescript(
+        """
+        UPDATE articles SET editor_summary = (SELECT s.text FROM summaries s
+            WHERE s.article_id = articles.id AND s.engine = 'editor')
+        WHERE editor_summary IS NULL AND id IN (SELECT article_id FROM summaries WHERE engine = 'editor');
+        DELETE FROM summaries WHERE engine = 'editor';
+        """
+    )
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -481,4 +494,5 @@ LATER_MIGRATIONS = [
     m022_story_memory,
     m023_dmarc,
     m024_clicks,
+    m025_one_editor_summary,
 ]

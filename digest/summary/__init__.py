@@ -10,16 +10,16 @@ name must be found there; then, with ``verify_model``, a second model confirms e
 sentence); one that fails, like a model that fails, times out or answers with something
 unusable, leaves the article with its feed summary and a warning. With ``fetch_article``
 the source is the article's own page (:mod:`digest.ingest.pages`), not the feed's teaser.
-An editor's summary (:mod:`digest.summary.editor`) always wins.
+An editor's summary (``articles.editor_summary``, :mod:`digest.summary.editor`) always wins.
 
 Entry points: :func:`make_summaries` (call the model where needed, check and store the
 answers), :func:`article_summaries` (what a snapshot shows, from what is stored; never calls
-a model) and :func:`edit_summary` (the editor's set / regenerate / clear).
+a model) and :func:`regenerate_summary_now` (``digest articles summary ID --regenerate``).
 """
 
 from __future__ import annotations
 
-from digest.summary.editor import SummaryEdit, edit_summary
+from digest.summary.editor import SummaryEdit, editor_summary_text, regenerate_summary_now, shown_summary
 from digest.summary.make import (
     ArticleSummary,
     SummaryReport,
@@ -33,7 +33,9 @@ __all__ = [
     "SummaryEdit",
     "SummaryReport",
     "article_summaries",
-    "edit_summary",
+    "editor_summary_text",
     "make_summaries",
+    "regenerate_summary_now",
+    "shown_summary",
     "summarize_since",
 ]

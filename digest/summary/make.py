@@ -25,7 +25,7 @@ from digest.summary.source import (
     grounding_text,
     prompt_key,
 )
-from digest.summary.stored import ENGINE, ModelSummary, editor_summaries, find_summary, save_summary
+from digest.summary.stored import ENGINE, ModelSummary, find_summary, save_summary
 from digest.summary.text import check_answer, feed_summary, lead_summary
 from digest.summary.verify import verify_summaries
 
@@ -219,20 +219,19 @@ def article_summaries(
     db: sqlite_utils.Database, config: Config, articles: Iterable[dict[str, Any]]
 ) -> dict[int, ArticleSummary]:
     """The summary each article (a full ``articles`` row) shows, by id, from what the engine
-    gives for free or what is stored; never calls a model. An editor's summary always wins;
-    then, with engine ``llm``, a stored model summary for the current model and prompt that
-    passed its checks; else the feed summary."""
+    gives for free or what is stored; never calls a model. An editor's summary (the row's
+    ``editor_summary``) always wins; then, with engine ``llm``, a stored model summary for the
+    current model and prompt that passed its checks; else the feed summary."""
     settings = config.summary
     articles = list(articles)
     sources = article_sources(db, settings, articles)
-    pinned = editor_summaries(db, [a["id"] for a in articles])
     shown: dict[int, ArticleSummary] = {}
     for article in articles:
         source = sources[article["id"]]
         minutes = source.reading_minutes
-        if article["id"] in pinned:
+        if article.get("editor_summary") is not None:
             shown[article["id"]] = ArticleSummary(
-                pinned[article["id"]], label=editor_label(config), editor=True, reading_minutes=minutes
+                article["editor_summary"], label=editor_label(config), editor=True, reading_minutes=minutes
             )
             continue
         if settings.engine == "lead":

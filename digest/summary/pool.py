@@ -51,12 +51,6 @@ class Outcome(Generic[T, R]):
     error: BaseException | None = None
 
 
-def running_calls() -> int:
-    """Calls running in this process now, abandoned ones included."""
-    with _changed:
-        return _running_calls
-
-
 def run_all(
     call: Callable[[T], R],
     items: Iterable[T],

@@ -15,16 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 from flask import current_app, g, render_template
 
-from digest.brand import read_logo
 from digest.config import Config
 from digest.errors import ConfigError, NotFound
 from digest.i18n import translations
-from digest.render.context import brand_context
+from digest.render.context import brand_context, cached_logo
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
 from digest.store.database import open_store
@@ -37,6 +36,8 @@ SOURCE = "web"
 UNLIMITED_BYTES = 1 << 40
 FULL_RENDERINGS_KEPT = 16
 FEED_CONTENTS_KEPT = 64
+
+T = TypeVar("T")
 
 
 def web_template_dirs(config: Config) -> list[Path]:
@@ -85,32 +86,30 @@ class WebState:
     ) -> RenderedVariant:
         """The untrimmed all-categories rendering of an issue; a few of the published ones are
         kept in memory (a published issue never changes; a draft's note still can)."""
-        with self._lock:
-            if published and issue_id in self._full:
-                self._full.move_to_end(issue_id)
-                return self._full[issue_id]
         unlimited = replace(self.config, render=replace(self.config.render, max_html_bytes=UNLIMITED_BYTES))
-        rendered = render_issue(db, unlimited, issue_id, "*")
         if not published:
-            return rendered
-        with self._lock:
-            self._full[issue_id] = rendered
-            while len(self._full) > FULL_RENDERINGS_KEPT:
-                self._full.popitem(last=False)
-        return rendered
+            return render_issue(db, unlimited, issue_id, "*")
+        return self._kept(
+            self._full, issue_id, lambda: render_issue(db, unlimited, issue_id, "*"), FULL_RENDERINGS_KEPT
+        )
 
     def feed_content(self, issue_id: int, make: Callable[[], str]) -> str:
         """A sent issue's feed entry HTML, made by ``make()`` once and kept (a sent issue never
         changes; the newest :data:`FEED_CONTENTS_KEPT` are kept)."""
+        return self._kept(self._feed, issue_id, make, FEED_CONTENTS_KEPT)
+
+    def _kept(self, cache: OrderedDict[int, T], key: int, make: Callable[[], T], limit: int) -> T:
+        """``cache[key]``, made by ``make()`` (outside the lock) when missing; the ``limit``
+        most recently used are kept."""
         with self._lock:
-            if issue_id in self._feed:
-                self._feed.move_to_end(issue_id)
-                return self._feed[issue_id]
+            if key in cache:
+                cache.move_to_end(key)
+                return cache[key]
         made = make()
         with self._lock:
-            self._feed[issue_id] = made
-            while len(self._feed) > FEED_CONTENTS_KEPT:
-                self._feed.popitem(last=False)
+            cache[key] = made
+            while len(cache) > limit:
+                cache.popitem(last=False)
         return made
 
     @cached_property
@@ -203,6 +202,6 @@ def page_brand(config: Config, asset: Callable[[str], str]) -> dict[str, Any]:
     except ConfigError:  # the logo file went away since the config was loaded: no logo, not a 500
         brand = brand_context(replace(config, render=replace(config.render, logo="")))
     if brand["logo"]:
-        path = read_logo(config.path(config.render.logo)).url_path
+        path = cached_logo(config.path(config.render.logo)).url_path
         brand["logo"] = {**brand["logo"], "url": asset(path)}
     return brand

@@ -21,7 +21,7 @@ from digest.delivery.trial import test_send
 from digest.errors import DigestError
 from digest.store.database import MAX_ID
 from digest.web.common import get_db, state
-from digest.web.desk.pages import find_issue
+from digest.web.desk.pages import find_issue, issue_stories
 from digest.web.desk.session import check_form
 
 STALE = "this issue changed; reload"
@@ -117,10 +117,14 @@ def _edit(row: dict[str, Any], who: dict[str, Any], version: int) -> str:
     story = article_id()
     if int(row["version"]) != version:
         raise DigestError(STALE)
-    shown = editing.article_view(get_db(), story)
+    # Compare with what the form was filled with (the page's story: the model's summary, none
+    # for a dropped one), not the article's stored text, or those would become the editor's.
+    shown = next((s for s in issue_stories(row) if s["id"] == story), None)
+    if shown is None:
+        view = editing.article_view(get_db(), story)
+        shown = {"title": view["title"], "summary": view["summary_text"], "category": view["category"]}
     values = {name: field(name) for name in ("title", "summary", "category") if name in request.form}
-    columns = {"title": "title", "summary": "summary_text", "category": "category"}
-    changed = {k: v for k, v in values.items() if v.strip() != str(shown.get(columns[k]) or "").strip()}
+    changed = {k: v for k, v in values.items() if v.strip() != str(shown.get(k) or "").strip()}
     if not changed:
         return "nothing changed"
     editing.edit_article(*_db(), story, changed, who["email"])
