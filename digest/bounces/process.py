@@ -457,17 +457,7 @@ def list_bounces(
         " FROM bounces b LEFT JOIN subscribers s ON s.id = b.subscriber_id"
         " LEFT JOIN issues i ON i.id = b.issue_id"
     )
-    params: list[Any] = []
-    if since is not None:
-        query += " WHERE b.received_at >= ?"
-        params.append(iso(since))
-    query += " ORDER BY b.received_at DESC, b.id DESC"
-    if limit is not None:
-        query += f" LIMIT {int(limit)}"
-    rows = list(db.query(query, params))
-    for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
-        row["report"] = _CONTROL.sub("?", row["report"])
-    return rows
+    return _newest_reports(db, query, "b.", since, limit)
 
 
 def list_held(
@@ -475,15 +465,23 @@ def list_held(
 ) -> list[dict[str, Any]]:
     """Reports held for review (they named several readers and acted on none), newest first."""
     query = "SELECT id, received_at, kind, readers, reason, message_key AS report, source FROM held_reports"
+    return _newest_reports(db, query, "", since, limit)
+
+
+def _newest_reports(
+    db: sqlite_utils.Database, query: str, table: str, since: datetime | None, limit: int | None
+) -> list[dict[str, Any]]:
+    """``query``'s rows received since ``since``, newest first, at most ``limit``; each report's
+    own Message-ID without escape sequences for a terminal. ``table``: the alias prefix."""
     params: list[Any] = []
     if since is not None:
-        query += " WHERE received_at >= ?"
+        query += f" WHERE {table}received_at >= ?"
         params.append(iso(since))
-    query += " ORDER BY received_at DESC, id DESC"
+    query += f" ORDER BY {table}received_at DESC, {table}id DESC"
     if limit is not None:
         query += f" LIMIT {int(limit)}"
     rows = list(db.query(query, params))
-    for row in rows:  # the report's own Message-ID: no escape sequences for a terminal
+    for row in rows:
         row["report"] = _CONTROL.sub("?", row["report"])
     return rows
 
