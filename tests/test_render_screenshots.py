@@ -106,6 +106,22 @@ def screenshot(html_file: Path, out: Path, width: int, profile: Path) -> bytes:
     return out.read_bytes()
 
 
+def shot_colours(html_file: Path, tmp_path: Path, name: str, width: int) -> tuple[Counter, list[bytes]]:
+    """Screenshot ``html_file`` at ``width`` (a copy kept in $SCREENSHOT_DIR when set), check
+    its size, and count its colours; also its rows of RGB bytes."""
+    out = tmp_path / f"{name}-{width}.png"
+    png = screenshot(html_file, out, width, tmp_path / "profile")
+    keep = os.environ.get("SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, Path(keep) / out.name)
+    w, h, rows = decode_png(png)
+    assert w == width and h == 2000
+    colours = _pixels(rows)
+    assert len(colours) >= 50, f"only {len(colours)} colours: a blank page?"
+    return colours, rows
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("shot")
@@ -119,16 +135,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("width", [600, 375])
 def test_fixture_issue_renders_and_is_not_blank(page: Path, tmp_path: Path, width: int) -> None:
-    out = tmp_path / f"issue-{width}.png"
-    png = screenshot(page, out, width, tmp_path / "profile")
-    keep = os.environ.get("SCREENSHOT_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(out, Path(keep) / out.name)
-    w, h, rows = decode_png(png)
-    assert w == width and h == 2000
-    colours = _pixels(rows)
-    assert len(colours) >= 50, f"only {len(colours)} colours: a blank page?"
+    colours, rows = shot_colours(page, tmp_path, "issue", width)
     # The page background, the white card, dark text and the accent blue are all there.
     assert colours[bytes((0xEE, 0xF0, 0xF3))] > 1000
     assert colours[bytes((0xFF, 0xFF, 0xFF))] > 10_000

@@ -6,14 +6,12 @@ Set ``SCREENSHOT_DIR=/some/folder`` to keep the PNGs for a look.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_render_screenshots import CHROMIUM, _pixels, decode_png, screenshot
+from test_render_screenshots import CHROMIUM, shot_colours
 from test_stats_figures import known  # noqa: F401 - the fixture: a workspace with known figures
 
 from digest.cli import cli
@@ -54,16 +52,7 @@ def test_an_unwritable_page_path_is_one_line(known, tmp_path: Path) -> None:  # 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 @pytest.mark.parametrize("width", [375, 1280])
 def test_the_page_shows_its_charts_in_chromium(stats_page: Path, tmp_path: Path, width: int) -> None:
-    out = tmp_path / f"stats-{width}.png"
-    png = screenshot(stats_page, out, width, tmp_path / "profile")
-    keep = os.environ.get("SCREENSHOT_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(out, Path(keep) / out.name)
-    w, h, rows = decode_png(png)
-    assert w == width and h == 2000
-    colours = _pixels(rows)
-    assert len(colours) >= 50, f"only {len(colours)} colours: a blank page?"
+    colours, _rows = shot_colours(stats_page, tmp_path, "stats", width)
     assert colours[bytes((0xFF, 0xFF, 0xFF))] > 10_000  # the white cards
     assert colours[bytes((0xDB, 0xEA, 0xFE))] > 500  # the list-size area
     assert colours[bytes((0x25, 0x63, 0xEB))] > 100  # the clicks bars
