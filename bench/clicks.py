@@ -13,14 +13,10 @@ load generator shares the machine with the server: compare the two figures of on
 from __future__ import annotations
 
 import argparse
-import http.client
-import multiprocessing
 import os
 import re
 import sys
 import tempfile
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -29,48 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from click.testing import CliRunner
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, utc
+from web import requests_per_second
 from web_process import SECRET, messages_to, start_web
 
 from digest.cli import cli
 
 READERS = 20
-
-
-def _client(args: tuple[int, list[str], float, int]) -> int:
-    port, paths, seconds, threads = args
-    done = [0] * threads
-    deadline = time.monotonic() + seconds
-
-    def run(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        n = index
-        while time.monotonic() < deadline:
-            path = paths[n % len(paths)]
-            n += threads
-            try:
-                conn.request("GET", path, headers={"User-Agent": "Mozilla/5.0 bench"})
-                resp = conn.getresponse()
-                resp.read()
-                if resp.status in (200, 302):
-                    done[index] += 1
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        conn.close()
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return sum(done)
-
-
-def requests_per_second(port: int, paths: list[str], seconds: float, clients: int) -> float:
-    """Keep-alive clients spread over two processes; answered requests per second."""
-    with multiprocessing.Pool(2) as pool:
-        counts = pool.map(_client, [(port, paths, seconds, max(1, clients // 2))] * 2)
-    return sum(counts) / seconds
 
 
 def main() -> None:
@@ -111,7 +71,9 @@ def main() -> None:
             results: dict[str, list[float]] = {name: [] for name in paths}
             for order in (list(paths), list(reversed(paths))):
                 for name in order:
-                    results[name].append(requests_per_second(port, paths[name], args.seconds, args.clients))
+                    results[name].append(
+                        requests_per_second(port, "GET", paths[name], args.seconds, args.clients)
+                    )
         finally:
             web.stop()
         print(f"{len(stories)} story links, {len(unsubscribes)} unsubscribe links; {args.workers} workers")
