@@ -26,7 +26,7 @@ def test_the_distribution_is_named_digest_newsletter_with_its_extras(built_wheel
     # `digest` on the package index is an unrelated project: `pip install 'digest[llm]'` got that.
     found = metadata(built_wheel)
     assert found["Name"] == [DISTRIBUTION]
-    assert {"llm", "test"} <= set(found["Provides-Extra"])
+    assert {"llm", "fetch", "test"} <= set(found["Provides-Extra"])
     with zipfile.ZipFile(built_wheel) as zf:
         scripts = next(n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt"))
         assert "digest = digest.cli:main" in zf.read(scripts).decode()
@@ -45,6 +45,23 @@ def test_every_pip_install_line_of_the_readme_names_the_distribution() -> None:
         assert target.startswith((DISTRIBUTION, ".")), f"pip install {target}: not {DISTRIBUTION}"
     assert f"pip install '{DISTRIBUTION}[llm]'" in text
     assert "pip install -e '.[test]' && pytest" in text  # the test command .ci/run runs
+
+
+def test_every_install_hint_names_the_distribution_and_an_extra_it_has() -> None:
+    # Error messages and config comments tell users what to install: `digest[fetch]` would get
+    # the unrelated `digest` project, and an extra the project does not define installs nothing.
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    files = [REPO / "README.md", *(REPO / "digest").rglob("*.py"), *(REPO / "digest").rglob("*.toml")]
+    hints = []
+    for path in files:
+        for name, extra in re.findall(r"pip install '?([\w.-]+)\[(\w+)\]", path.read_text(encoding="utf-8")):
+            hints.append((path.name, name, extra))
+    assert {extra for _, _, extra in hints} >= {"llm", "fetch"}, hints
+    for where, name, extra in hints:
+        assert name in (DISTRIBUTION, "."), f"{where}: pip install {name}[{extra}] is not {DISTRIBUTION}"
+        assert extra in extras, f"{where}: [{extra}] is not an extra of pyproject.toml"
 
 
 def test_wheel_contains_templates_samples_and_both_packages(built_wheel: Path) -> None:

@@ -30,7 +30,7 @@ from digest.store.database import iso, transaction, utcnow
 
 PAGE_TEXT_MAX = 50_000
 """Characters of a page's main text kept (``article_pages.text``)."""
-INSTALL_HINT = "pip install 'digest[fetch]'"
+INSTALL_HINT = "pip install 'digest-newsletter[fetch]'"
 
 
 @dataclass
