@@ -291,6 +291,9 @@ class Worker:
                     self.flush()
         except BaseException:
             self.aborted = True
+            # The run stops with this connection: said before it winds down, so that a connection
+            # parked with refusals held (RefusalWindow.park) releases them instead of settling.
+            self.run.stop.set()
             raise
         finally:
             _wind_down(self)
