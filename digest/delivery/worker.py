@@ -291,8 +291,7 @@ class Worker:
                     self.flush()
         except BaseException:
             self.aborted = True
-            # The run stops with this connection: said before it winds down, so that a connection
-            # parked with refusals held (RefusalWindow.park) releases them instead of settling.
+            # Said before winding down: a connection parked with refusals held releases them.
             self.run.stop.set()
             raise
         finally:
@@ -373,10 +372,8 @@ class Worker:
     def _transact(self, row: Row, message: bytes, transport: Any) -> None:
         row.tries += 1
         options: dict[str, Any] = {"dot_safe": True}
-        if row.id == self.announced:
-            sender = self.announced_sender
-        else:
-            sender = self.run.return_path.for_delivery(row.id)
+        announced = row.id == self.announced
+        sender = self.announced_sender if announced else self.run.return_path.for_delivery(row.id)
         self.announced = None
         if self.batch and self.connection.can_announce() and not self.run.stop.is_set():
             # The next row's envelope rides along with this message's content (one round trip each).
