@@ -110,3 +110,17 @@ def test_subscribers_add_and_list_on_both_stores(any_store: str) -> None:
     assert emails == ["ann@example.com", "bob@example.com"]
     with pytest.raises(DigestError):  # one subscriber per address, whatever its case
         add_subscriber(db, "BOB@example.com", status="active")
+
+
+def test_eligibility_rule_of_the_claim_on_both_stores(any_store: str) -> None:
+    """The predicate the ledger's claim joins on (json_each, the fold function) picks the
+    same readers on both stores."""
+    from subscribers.eligibility import eligibility_sql
+
+    db = open_store(any_store)
+    add_subscriber(db, "all@example.com", status="active")
+    add_subscriber(db, "tech@example.com", status="active", categories=["Tech"])
+    add_subscriber(db, "sport@example.com", status="active", categories=["Sport"])
+    rule, params = eligibility_sql(db, "daily", ["tech"])
+    rows = db.execute(f"SELECT email FROM subscribers WHERE {rule} ORDER BY email", params).fetchall()
+    assert [r[0] for r in rows] == ["all@example.com", "tech@example.com"]
