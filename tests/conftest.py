@@ -189,3 +189,25 @@ def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def installed_digest(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The ``bin`` folder of a virtualenv with digest installed from :func:`built_wheel` only."""
     return install_wheel(built_wheel, tmp_path_factory.mktemp("installed") / "venv")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for the session (skips when PostgreSQL is not installed)."""
+    from pg_server import PgServer, missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = PgServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """The URL of a new, empty PostgreSQL database for one test."""
+    url = pg_server.fresh_database()
+    yield url
+    pg_server.drop_database(url)

@@ -57,7 +57,10 @@ def from_iso(text: str) -> datetime:
 
 
 def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date; a
+    ``postgresql://`` URL opens that database (:class:`~digest.store.postgres.PgDatabase`)."""
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        return _open_postgresql(path, migrate=migrate)
     path = Path(path)
     if not path.parent.exists():
         raise DigestError(f"{path}: folder {path.parent} does not exist; create it or use --db")
@@ -85,6 +88,19 @@ def open_store(path: str | Path, *, migrate: bool = True) -> sqlite_utils.Databa
             conn.close()
             raise DigestError(f"{path}: the database is damaged ({exc}); restore it from a backup") from None
     return db
+
+
+def _open_postgresql(url: str, *, migrate: bool) -> sqlite_utils.Database:
+    from digest.store.postgres import connect  # lazy: start-up (psycopg only for PostgreSQL)
+
+    db = connect(url)
+    if migrate:
+        try:
+            migrate_store(db)  # type: ignore[arg-type]
+        except BaseException:
+            db.close()
+            raise
+    return db  # type: ignore[return-value]
 
 
 def database_file(db: sqlite_utils.Database) -> Path | None:
@@ -124,7 +140,11 @@ def _newer_schema(applied: list[tuple[int, str]]) -> str | None:
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """All-or-nothing block. Outermost takes the write lock at once (BEGIN IMMEDIATE),
     so two processes never deadlock upgrading a read to a write; nested blocks
-    are savepoints."""
+    are savepoints. On PostgreSQL: BEGIN, savepoints, COMMIT."""
+    if not isinstance(db, sqlite_utils.Database):
+        with db.transaction():
+            yield db
+        return
     conn = db.conn
     if conn.in_transaction:
         name = f"sp_{secrets.token_hex(6)}"
@@ -190,6 +210,10 @@ def applied_migrations(db: sqlite_utils.Database) -> list[str]:
 
 def migrate_store(db: sqlite_utils.Database) -> list[str]:
     """Apply every pending migration, each in its own transaction; return the names applied."""
+    if not isinstance(db, sqlite_utils.Database):
+        from digest.store.pg_schema import migrate_postgresql  # lazy: start-up (PostgreSQL only)
+
+        return migrate_postgresql(db, MIGRATIONS, _newer_schema, lambda: iso(utcnow()))
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations ("
         "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
@@ -419,7 +443,14 @@ def m008_subscriber_email_index(db: sqlite_utils.Database) -> None:
     end (see subscribers.importer), which an automatic index does not allow. Same rule: one
     subscriber per address, compared case-insensitively. The status check is spelled with OR:
     SQLite (3.40) builds a lookup table for an IN list each time it checks a row, which was a
-    third of the cost of inserting a subscriber. Rebuilds the table (ids kept)."""
+    third of the cost of inserting a subscriber. Rebuilds the table (ids kept); PostgreSQL
+    (foreign keys keep it from being dropped) swaps the constraint for the index in place."""
+    if not isinstance(db, sqlite_utils.Database):
+        db.executescript(
+            "ALTER TABLE subscribers DROP CONSTRAINT subscribers_email_key;"
+            " CREATE UNIQUE INDEX subscribers_email ON subscribers(email)"
+        )
+        return
     db.executescript(
         """
         CREATE TABLE subscribers_m008 (

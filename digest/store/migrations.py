@@ -13,6 +13,8 @@ import re
 
 import sqlite_utils
 
+from digest.store.dialect import is_postgresql
+
 
 def m009_outbox(db: sqlite_utils.Database) -> None:
     """Transactional mail (confirmation, welcome, already-subscribed) queued before it is sent.
@@ -168,24 +170,12 @@ def m017_forged_reports(db: sqlite_utils.Database) -> None:
         CREATE INDEX held_reports_received ON held_reports(received_at);
         """
     )
-    old = "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed'))"
-    new = "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed', 'unsubscribe-confirm'))"
-    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()[0]
-    if old not in sql:
-        raise RuntimeError("m017: outbox.kind has an unexpected CHECK; not rebuilt")
-    indexes = [
-        row[0]
-        for row in db.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox' AND sql IS NOT NULL"
-        )
-    ]
-    columns = ", ".join(f'"{c}"' for c in db["outbox"].columns_dict)
-    db.execute(sql.replace(old, new).replace("CREATE TABLE outbox", "CREATE TABLE outbox_m017", 1))
-    db.execute(f"INSERT INTO outbox_m017 ({columns}) SELECT {columns} FROM outbox")
-    db.execute("DROP TABLE outbox")
-    db.execute("ALTER TABLE outbox_m017 RENAME TO outbox")
-    for index in indexes:
-        db.execute(index)
+    _outbox_kinds(
+        db,
+        "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed'))",
+        "CHECK (kind IN ('confirm', 'welcome', 'already-subscribed', 'unsubscribe-confirm'))",
+        "m017",
+    )
 
 
 def m018_editor_desk(db: sqlite_utils.Database) -> None:
@@ -283,7 +273,13 @@ def _mark_merged_rows(db: sqlite_utils.Database) -> None:
 
 
 def _outbox_kinds(db: sqlite_utils.Database, old: str, new: str, name: str) -> None:
-    """Rebuild ``outbox`` with another CHECK on its kind (SQLite cannot change one in place)."""
+    """Rebuild ``outbox`` with another CHECK on its kind (SQLite cannot change one in place;
+    PostgreSQL swaps the constraint)."""
+    if is_postgresql(db):
+        db.execute(
+            f"ALTER TABLE outbox DROP CONSTRAINT outbox_kind_check, ADD CONSTRAINT outbox_kind_check {new}"
+        )
+        return
     sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()[0]
     if old not in sql:
         raise RuntimeError(f"{name}: outbox.kind has an unexpected CHECK; not rebuilt")

@@ -1,0 +1,78 @@
+"""The schema on PostgreSQL: what SQLite has built in, and the migrations run one at a time.
+
+Before any migration the database gets the few things digest's SQLite SQL assumes
+(:data:`COMPAT_SQL`): a case-insensitive collation ``nocase`` (ICU, nondeterministic: a
+UNIQUE column or index with it treats ``A@x`` and ``a@x`` as one, like SQLite's NOCASE,
+though it folds all of Unicode's case, not only ASCII's), ``digest_json_each(text)``
+with SQLite's ``json_each`` columns, and ``digest_fold`` (subscribers' category fold;
+``lower``, where SQLite calls Python's ``casefold``).
+
+Migrations run as on SQLite, each in its own transaction and recorded in
+``_migrations``; an advisory lock held for the whole run makes two processes starting
+together apply each one once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from digest.errors import DigestError
+
+MIGRATION_LOCK = 2_026_023  # pg_advisory_lock key: digest's schema upgrade
+
+COMPAT_SQL = (
+    "CREATE COLLATION IF NOT EXISTS nocase"
+    " (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+    """CREATE OR REPLACE FUNCTION digest_json_each(doc text)
+    RETURNS TABLE (key text, value text, type text, rowid bigint) LANGUAGE sql IMMUTABLE AS $$
+        SELECT (e.n - 1)::text, e.v #>> '{}', json_typeof(e.v), e.n - 1
+          FROM json_array_elements(CASE WHEN json_typeof(doc::json) = 'array' THEN doc::json
+                                   ELSE '[]'::json END) WITH ORDINALITY AS e(v, n)
+        UNION ALL
+        SELECT o.key, o.value #>> '{}', json_typeof(o.value), o.n - 1
+          FROM json_each(CASE WHEN json_typeof(doc::json) = 'object' THEN doc::json
+                         ELSE '{}'::json END) WITH ORDINALITY AS o(key, value, n)
+    $$""",
+    "CREATE OR REPLACE FUNCTION digest_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE"
+    " AS $$ SELECT lower(value) $$",
+)
+
+
+def migrate_postgresql(
+    db: Any,
+    migrations: Sequence[Callable[[Any], None]],
+    newer_schema: Callable[[list[tuple[int, str]]], str | None],
+    stamp: Callable[[], str],
+) -> list[str]:
+    """Apply every pending migration to the PostgreSQL ``db``; return the names applied.
+
+    ``newer_schema`` says why a database with migrations unknown here is refused;
+    ``stamp`` gives the time recorded beside each one (both from the SQLite store).
+    """
+    db.execute("SELECT pg_advisory_lock(?)", [MIGRATION_LOCK])
+    try:
+        for statement in COMPAT_SQL:
+            db.raw.execute(statement)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations ("
+            "id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, applied_at TEXT NOT NULL)"
+        )
+        rows = db.execute("SELECT id, name FROM _migrations ORDER BY id").fetchall()
+        newer = newer_schema(rows)
+        if newer:
+            raise DigestError(newer)
+        applied = {name for _, name in rows}
+        done: list[str] = []
+        for migration in migrations:
+            name = migration.__name__
+            if name in applied:
+                continue
+            with db.transaction():
+                migration(db)
+                db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, stamp()])
+            done.append(name)
+        return done
+    finally:
+        if db.alive():
+            db.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
