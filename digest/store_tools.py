@@ -197,7 +197,7 @@ def _copy(
         raise DigestError(
             f"{report.target}: not empty ({name} has {rows} rows); copy into a new, empty database"
         )
-    with _snapshot(source_db):
+    with read_snapshot(source_db):
         missing = sorted(set(tables) - set(data_tables(source_db)))
         if missing:
             raise DigestError(f"{report.source}: has no table {missing[0]}; is it a digest database?")
@@ -231,16 +231,38 @@ def _copy_table(
     progress: Progress | None,
 ) -> int:
     """Stream one table across in batches; the rows copied so far in all."""
-    cursor = source_db.execute(f'SELECT * FROM "{name}"')
-    columns = ", ".join(f'"{d[0]}"' for d in cursor.description)
-    marks = ", ".join("?" for _ in cursor.description)
-    insert = f'INSERT INTO "{name}" ({columns}) VALUES ({marks})'
-    while rows := cursor.fetchmany(BATCH_ROWS):
-        target_db.conn.executemany(insert, [tuple(row) for row in rows])
-        done += len(rows)
-        if progress is not None:
-            progress(name, done, total)
+    with stream_rows(source_db, f'SELECT * FROM "{name}"') as (columns, batches):
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        insert = f'INSERT INTO "{name}" ({quoted}) VALUES ({", ".join("?" for _ in columns)})'
+        for rows in batches:
+            target_db.conn.executemany(insert, [tuple(row) for row in rows])
+            done += len(rows)
+            if progress is not None:
+                progress(name, done, total)
     return done
+
+
+@contextmanager
+def stream_rows(db: sqlite_utils.Database, sql: str) -> Iterator[tuple[list[str], Iterator[list[Any]]]]:
+    """The column names of ``sql``'s rows and the rows in batches of :data:`BATCH_ROWS`, read
+    as they are needed (never a whole table in memory).
+
+    An adapter that offers ``stream(sql, size)`` serves it; SQLite's cursor reads as it goes;
+    on PostgreSQL otherwise a server-side cursor does (inside :func:`read_snapshot`).
+    """
+    served = getattr(db, "stream", None)
+    if callable(served):
+        with served(sql, BATCH_ROWS) as streamed:
+            yield streamed
+        return
+    if dialect(db) == "sqlite":
+        cursor = db.execute(sql)
+        yield [d[0] for d in cursor.description], iter(lambda: cursor.fetchmany(BATCH_ROWS), [])
+        return
+    # TODO(pg-core): serve this from the adapter (PgDatabase.stream); its execute() reads all rows.
+    with db.raw.cursor(name="digest_copy") as cursor:
+        cursor.execute(sql)
+        yield [d.name for d in cursor.description], iter(lambda: cursor.fetchmany(BATCH_ROWS), [])
 
 
 def copy_order(db: sqlite_utils.Database) -> list[str]:
@@ -310,15 +332,22 @@ def reset_identities(db: sqlite_utils.Database, tables: list[str]) -> None:
 
 
 @contextmanager
-def _snapshot(db: sqlite_utils.Database) -> Iterator[None]:
-    """Read the source as of one moment (a read transaction), so the counts checked at the end
-    are the rows copied even if someone writes to it meanwhile; nothing is ever written."""
-    if dialect(db) != "sqlite" or db.conn.in_transaction:
-        # TODO(pg-core): a REPEATABLE READ, READ ONLY transaction through the adapter.
+def read_snapshot(db: sqlite_utils.Database) -> Iterator[None]:
+    """Read the source as of one moment (one read-only transaction), so the counts checked at
+    the end are the rows copied even if someone writes to it meanwhile; nothing is written."""
+    served = getattr(db, "read_snapshot", None)
+    if callable(served):
+        with served():
+            yield
+        return
+    if db.conn.in_transaction:
         yield
         return
-    db.conn.execute("BEGIN")
+    if dialect(db) == "sqlite":
+        db.conn.execute("BEGIN")
+    else:  # TODO(pg-core): serve this from the adapter (PgDatabase.read_snapshot)
+        db.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
     try:
         yield
     finally:
-        db.conn.execute("ROLLBACK")
+        (db.conn if dialect(db) == "sqlite" else db.raw).execute("ROLLBACK")

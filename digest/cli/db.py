@@ -3,6 +3,7 @@ digest's schema (``migrate``), and moving it to another store (``copy``)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -115,7 +116,7 @@ class _Bar:
 
     def __call__(self, table: str, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = click.progressbar(length=total, label="Copying", file=click.get_text_stream("stderr"))
+            self.bar = click.progressbar(length=total, label="Copying", file=sys.stderr)
             self.bar.__enter__()
         self.bar.label = f"Copying {table}"
         self.bar.update(done - self.shown)
