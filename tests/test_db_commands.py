@@ -22,7 +22,7 @@ from digest.cli import cli
 from digest.config import display_store, without_password
 from digest.delivery.send import deliver_issue
 from digest.store.database import MIGRATIONS, open_store
-from digest.store_tools import copy_order, data_tables, row_counts
+from digest.store_tools import copy_order, copy_store, data_tables, row_counts
 from subscribers.store import add_subscriber
 
 try:
@@ -111,6 +111,18 @@ def test_a_target_that_holds_rows_is_refused_and_left_as_it_was(tmp_path: Path) 
     assert contents(other.db_path) == before
 
 
+def test_a_copy_that_fails_midway_leaves_the_target_empty(tmp_path: Path) -> None:
+    setup = sent_workspace(tmp_path / "ws")
+    target = open_store(tmp_path / "copy.db")
+    target.execute(
+        "CREATE TRIGGER no_ledger BEFORE INSERT ON deliveries BEGIN SELECT RAISE(ABORT, 'disk said no'); END"
+    )
+    target.close()
+    line = one_line_error(digest_cli(setup.config_file, "db", "copy", "--to", str(tmp_path / "copy.db")))
+    assert "disk said no" in line
+    assert set(row_counts(open_store(tmp_path / "copy.db")).values()) == {0}
+
+
 def test_a_source_behind_this_schema_is_refused_until_db_migrate_brings_it_up(tmp_path: Path) -> None:
     old = tmp_path / "old.db"
     db = open_store(old)
@@ -122,6 +134,17 @@ def test_a_source_behind_this_schema_is_refused_until_db_migrate_brings_it_up(tm
     migrated = digest_cli(fresh.config_file, "--db", str(old), "db", "migrate")
     assert migrated.exit_code == 0 and MIGRATIONS[-1].__name__ in migrated.output
     assert digest_cli(fresh.config_file, "db", "copy", "--from", str(old)).exit_code == 0
+
+
+def test_a_copy_reports_its_progress_table_by_table_in_batches(tmp_path: Path) -> None:
+    setup = sent_workspace(tmp_path / "ws")
+    seen: list[tuple[str, int, int]] = []
+    report = copy_store(
+        setup.path / "digest.db", tmp_path / "copy.db", progress=lambda *step: seen.append(step)
+    )
+    assert seen[-1][1:] == (report.rows, report.rows)
+    assert [done for _table, done, _total in seen] == sorted(done for _table, done, _total in seen)
+    assert {table for table, _done, _total in seen} == {name for name, rows in report.tables.items() if rows}
 
 
 def test_copy_wants_exactly_one_direction_and_an_existing_source(tmp_path: Path) -> None:

@@ -83,7 +83,8 @@ def db_copy(app: App, to: str | None, from_: str | None) -> None:
     or ~/.pgpass) or an SQLite file. The target gets this digest's schema and must hold no rows;
     the source must be at this digest's schema and is only read. The copy is one transaction:
     it ends with every table's row count and the ledger's totals checked, or with the target
-    left empty. Afterwards set [storage] url (or db) to the new store.
+    left empty. A progress bar shows on a terminal's stderr. Afterwards set [storage] url (or
+    db) to the new store.
 
     \b
     Example:
@@ -96,7 +97,7 @@ def db_copy(app: App, to: str | None, from_: str | None) -> None:
     source, target = (here, to) if to is not None else (from_, here)
     bar = _Bar()
     try:
-        report = copy_store(source, target, progress=bar)
+        report = copy_store(source, target, progress=bar if sys.stderr.isatty() else None)
     finally:
         bar.close()
     click.echo(
@@ -108,7 +109,8 @@ def db_copy(app: App, to: str | None, from_: str | None) -> None:
 
 
 class _Bar:
-    """A click progress bar on stderr, made at the first batch (when the total is known)."""
+    """A click progress bar on stderr (a terminal's), made at the first batch, when the total
+    is known."""
 
     def __init__(self) -> None:
         self.bar: Any = None
