@@ -77,7 +77,12 @@ MEANINGS: dict[str, str] = {
     "publication.postal_address": "The postal address in every footer (anti-spam laws ask for one).",
     "publication.timezone": "IANA time zone of dates in issues, and of editions that name none.",
     "publication.language": "BCP 47 language of the email and web pages (the lang attribute).",
-    "storage.db": "The SQLite database file, relative to digest.toml.",
+    "storage.db": "The SQLite database file, relative to digest.toml (used when 'url' is empty).",
+    "storage.url": (
+        "A PostgreSQL server instead of the SQLite file: postgresql://user@host:5432/dbname "
+        "(?sslmode=… honoured). Never put the password here: set DIGEST_DB_PASSWORD or use ~/.pgpass. "
+        "Empty: the SQLite file in 'db'. Move a workspace with `digest db copy`."
+    ),
     "delivery.transport": (
         "Where messages go: maildir:PATH, mbox:PATH, smtp://[user@]host:port[?starttls=true], "
         "smtps://user@host:465 (password in DIGEST_SMTP_PASSWORD), or memory:NAME for tests."

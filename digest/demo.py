@@ -189,7 +189,7 @@ def run_demo(directory: str | Path = "digest-demo", *, now: datetime | None = No
     config = load_config(init.config_path, environ={})
     edition = config.edition(EDITION)
     outbox = (directory / "outbox").resolve()
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     try:
         today = now.astimezone(edition.zone).date()
         period_end = scheduled_time(edition, today)

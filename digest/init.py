@@ -9,7 +9,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from digest.atomic import PRIVATE, create_new, write_atomic
-from digest.config import CONFIG_NAME, load_config
+from digest.config import CONFIG_NAME, DB_PASSWORD_ENV, load_config
+from digest.config.store_url import check_store_url, has_password
 from digest.errors import DigestError
 from digest.store.database import open_store
 
@@ -21,6 +22,7 @@ class InitResult:
     config_path: Path
     db_path: Path
     config_written: bool
+    store: str = ""  # the store as shown: the file, or the PostgreSQL URL without its password
     examples_written: list[Path] = field(default_factory=list)
     examples_kept: list[Path] = field(default_factory=list)
 
@@ -31,6 +33,7 @@ def sample_config() -> str:
 
 
 SAMPLE_BASE_URL = "http://localhost:8080"
+SAMPLE_DB_URL = '# url = "postgresql://digest@db.example.org:5432/digest"'
 
 EXAMPLE_FILES = (
     "feed.xml",
@@ -64,15 +67,24 @@ def write_examples(directory: Path) -> tuple[list[Path], list[Path]]:
 
 
 def init_workspace(
-    directory: str | Path, *, force: bool = False, base_url: str | None = None, example: bool = False
+    directory: str | Path,
+    *,
+    force: bool = False,
+    base_url: str | None = None,
+    example: bool = False,
+    db_url: str | None = None,
 ) -> InitResult:
     """Write ``digest.toml`` into ``directory`` (unless present) and create the database.
 
     ``base_url`` (the public https address of ``digest web serve``) replaces the sample's
-    local one; an SMTP send refuses a localhost or http base URL. ``example`` also writes
-    the sample files (:func:`write_examples`); ``force`` never overwrites those.
+    local one; an SMTP send refuses a localhost or http base URL. ``db_url`` (a
+    ``postgresql://`` URL without a password) becomes the ``[storage] url`` and its schema is
+    created there. ``example`` also writes the sample files (:func:`write_examples`);
+    ``force`` never overwrites those.
     """
     text = sample_config()
+    if db_url is not None:
+        text = text.replace(SAMPLE_DB_URL, f'url = "{_checked_db_url(db_url)}"', 1)
     if base_url is not None:
         url = base_url.strip().rstrip("/")
         parts = urlsplit(url)
@@ -85,6 +97,10 @@ def init_workspace(
     except OSError as exc:
         raise DigestError(f"{directory}: cannot create folder ({exc.strerror})") from None
     config_path = directory / CONFIG_NAME
+    if db_url is not None and not force and config_path.exists():
+        raise DigestError(
+            f"{config_path} exists; set its [storage] url yourself, or pass --force to rewrite it"
+        )
     written = False
     # 0600 under any umask, like the database: the file may name the SMTP user and the list.
     try:
@@ -99,9 +115,26 @@ def init_workspace(
     except OSError as exc:
         raise DigestError(f"{config_path}: cannot write ({exc.strerror})") from None
     config = load_config(config_path)
-    db = open_store(config.db_path)
-    db.close()
-    result = InitResult(config_path=config_path, db_path=config.db_path, config_written=written)
+    db = open_store(config.store)
+    db.conn.close()
+    result = InitResult(
+        config_path=config_path, db_path=config.db_path, config_written=written, store=config.store_shown
+    )
     if example:
         result.examples_written, result.examples_kept = write_examples(directory)
     return result
+
+
+def _checked_db_url(url: str) -> str:
+    """``--db-url`` as it may go into digest.toml: a PostgreSQL URL, no password, nothing TOML
+    would read differently."""
+    url = url.strip()
+    check_store_url(url, "--db-url")
+    if has_password(url):
+        raise DigestError(
+            f"--db-url: the URL has a password; leave it out (digest.toml would keep it) and set "
+            f"{DB_PASSWORD_ENV} in the environment (or put it in ~/.pgpass)"
+        )
+    if any(c in url for c in '"\\\r\n'):
+        raise DigestError(f"--db-url {url!r}: quotes, backslashes and line breaks are not allowed")
+    return url

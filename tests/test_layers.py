@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     # verify reconciles the ledger (delivery) with the relay's log and records bounces
-    ("web", "schedule", "doctor", "demo", "verify"),
+    # store_tools (`digest db`: info, migrate, copy) is a use case over every table; it asks the
+    # ledger (delivery) for the totals a copy must keep, so it sits above delivery.
+    ("web", "schedule", "doctor", "demo", "verify", "store_tools"),
     # stats reads the ledgers of delivery and bounces (and the list, the issues) through their
     # owners, and the web app counts clicks with it and shows its charts: between the two.
     ("stats",),

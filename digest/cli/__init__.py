@@ -137,6 +137,7 @@ _COMMANDS = {
     "archive": "digest.cli.archive",
     "demo": "digest.cli.demo",
     "doctor": "digest.cli.doctor",
+    "db": "digest.cli.db",
 }
 
 

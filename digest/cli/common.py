@@ -40,7 +40,7 @@ class App:
     @cached_property
     def db(self) -> sqlite_utils.Database:
         """The open, migrated database."""
-        return open_store(self.config.db_path)
+        return open_store(self.config.store)
 
 
 pass_app = click.make_pass_decorator(App, ensure=True)

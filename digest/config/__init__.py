@@ -13,6 +13,8 @@ the modules behind it:
 - ``load``: finding and reading the file, building the :class:`Config`;
 - ``values``: a table's keys and types from the file, the ``DIGEST_*`` overrides;
 - ``checks``: the checks across values (zones, editions, floors, brand, DKIM key);
+- ``store_url``: the ``[storage] url`` of a PostgreSQL store, its checks, and a URL shown
+  without its password (:func:`display_store`);
 - ``duration``: ``30m``/``6h``/``1d``/``2w`` spans (:func:`parse_duration`).
 
 Kernel package: imports only :mod:`digest.errors`, :mod:`digest.brand`,
@@ -49,11 +51,19 @@ from digest.config.sections import (
     Summary,
     Web,
 )
+from digest.config.store_url import (
+    DB_PASSWORD_ENV,
+    STORE_SCHEMES,
+    display_store,
+    is_store_url,
+    without_password,
+)
 from digest.config.values import ENV_SHORTCUTS
 
 __all__ = [
     "CONFIG_NAME",
     "CONFIG_SECTIONS",
+    "DB_PASSWORD_ENV",
     "DEFAULT_SUMMARY_PROMPT",
     "DURATION",
     "ENV_SHORTCUTS",
@@ -62,6 +72,7 @@ __all__ = [
     "SAFE_DIRECTORIES_ENV",
     "SECRET_ENV",
     "SMTP_PASSWORD_ENV",
+    "STORE_SCHEMES",
     "SUMMARY_ENGINES",
     "Bounces",
     "Compose",
@@ -78,8 +89,11 @@ __all__ = [
     "Subscribers",
     "Summary",
     "Web",
+    "display_store",
     "find_config_path",
     "find_workspace",
+    "is_store_url",
     "load_config",
     "parse_duration",
+    "without_password",
 ]

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from digest.brand import check_brand
 from digest.config.duration import parse_duration
 from digest.config.sections import REPEAT_STORIES, SUMMARY_ENGINES, Config, Edition
+from digest.config.store_url import check_store_url
 from digest.dkim_keys import refuse_weak_key
 from digest.errors import ConfigError
 
@@ -43,6 +44,7 @@ def validate(config: Config, source: str) -> None:
     """Checks on the finished configuration, after the ``DIGEST_*`` overrides: a value is
     refused the same way whether it came from the file or the environment."""
     where = f"{source} (or its DIGEST_* override)"
+    check_store_url(config.storage.url, where)
     _check_zone(config.publication.timezone, "publication.timezone", where)
     _check_summary_and_compose(config, where)
     for address in config.publication.editors:

@@ -11,6 +11,7 @@ from typing import Any
 
 from digest.config.checks import check_edition, validate
 from digest.config.sections import CONFIG_NAME, CONFIG_SECTIONS, Config, Edition
+from digest.config.store_url import refuse_password
 from digest.config.values import apply_environment, fill
 from digest.errors import ConfigError, NoWorkspace
 
@@ -57,7 +58,8 @@ def load_config(
 
     ``path`` (or $DIGEST_CONFIG, or the nearest digest.toml here or above) is read if
     there is one, else the defaults apply (the CLI insists on a file: :func:`find_workspace`);
-    ``DIGEST_*`` variables override it and ``db`` overrides both.
+    ``DIGEST_*`` variables override it and ``db`` (an SQLite file) overrides both, the
+    ``[storage] url`` included. A password in the file's ``[storage] url`` is refused.
     """
     environ = os.environ if environ is None else environ
     config_path = find_config_path(path)
@@ -69,11 +71,13 @@ def load_config(
         data = _read_toml(config_path)
         base_dir = config_path.resolve().parent
     config = _build(data, source)
+    refuse_password(config.storage.url, source)  # the file's; DIGEST_DB_URL may carry one
     config.base_dir = base_dir
     apply_environment(config, environ)
     validate(config, source)
-    if db:
+    if db:  # --db FILE: this SQLite file, whatever [storage] url says
         config.storage.db = str(Path(db).expanduser().resolve())
+        config.storage.url = ""
     return config
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from digest.config.duration import parse_duration
+from digest.config.store_url import display_store
 from digest.errors import ConfigError
 
 CONFIG_NAME = "digest.toml"
@@ -37,9 +38,11 @@ class Publication:
 
 @dataclass
 class Storage:
-    """Where the SQLite database lives (relative paths: to the config file)."""
+    """Where the data lives: the SQLite file ``db`` (relative paths: to the config file), or the
+    PostgreSQL server ``url`` names when it is set."""
 
     db: str = "digest.db"
+    url: str = ""  # postgresql://user@host:5432/dbname; the password comes from the environment
 
 
 @dataclass
@@ -259,6 +262,22 @@ class Config:
     def db_path(self) -> Path:
         """The database file."""
         return self.path(self.storage.db)
+
+    @property
+    def store(self) -> str | Path:
+        """What :func:`digest.store.database.open_store` opens: the ``[storage] url`` when one is
+        set (PostgreSQL), else the SQLite file :attr:`db_path`."""
+        return self.storage.url or self.db_path
+
+    @property
+    def store_file(self) -> Path | None:
+        """The SQLite file of the store, or None when the store is a PostgreSQL server."""
+        return None if self.storage.url else self.db_path
+
+    @property
+    def store_shown(self) -> str:
+        """The store as messages show it: the file's path, or the URL without its password."""
+        return display_store(self.store)
 
     def edition(self, key: str | None) -> Edition:
         """Return the edition named ``key``, or the only/first one when ``key`` is None."""

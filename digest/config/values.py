@@ -16,6 +16,7 @@ _SECRET_KEYS = {"password", "smtp_password", "secret", "signing_key"}
 # Short environment names users expect, besides DIGEST_<SECTION>_<KEY> (digest.config_reference lists them).
 ENV_SHORTCUTS = {
     "DIGEST_DB": ("storage", "db"),
+    "DIGEST_DB_URL": ("storage", "url"),
     "DIGEST_TRANSPORT": ("delivery", "transport"),
     "DIGEST_BASE_URL": ("publication", "base_url"),
     "DIGEST_TEMPLATES": ("render", "templates"),

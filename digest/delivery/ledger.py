@@ -379,6 +379,12 @@ def delivery_counts(db: sqlite_utils.Database, issue_id: int) -> dict[str, int]:
     return counts
 
 
+def ledger_totals(db: sqlite_utils.Database) -> dict[tuple[int, str], int]:
+    """Rows per (issue, status) across the whole ledger: what a copy of the store must keep."""
+    rows = db.execute("SELECT issue_id, status, count(*) FROM deliveries GROUP BY issue_id, status")
+    return {(int(issue_id), str(status)): int(count) for issue_id, status, count in rows}
+
+
 def list_deliveries(
     db: sqlite_utils.Database, issue_id: int, *, status: str | None = None
 ) -> Iterator[dict[str, Any]]:

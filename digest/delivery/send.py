@@ -282,6 +282,8 @@ def _new_run(
         retries=max(0, config.delivery.retries),
         max_per_connection=max(1, config.delivery.max_per_connection),
         guard=guard,
+        # The workers open the store the send was given: the file, or the configured server.
+        store=config.storage.url or db_path,
     )
     return run, signer is not None
 

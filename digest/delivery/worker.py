@@ -146,6 +146,10 @@ class Run:
     ahead: Any = None  # the thread pool that makes claimed rows' messages ahead (see Messages)
     clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
     guard: SendGuard | None = None  # pauses the send when complaints or hard bounces pass the line
+    store: str | Path = ""  # what each worker opens: a PostgreSQL URL, or (unset) db_path
+
+    def __post_init__(self) -> None:
+        self.store = self.store or self.db_path
 
 
 class Stopped(Exception):
@@ -254,7 +258,7 @@ class Worker:
 
     def __init__(self, run: Run, number: int) -> None:
         self.run = run
-        self.ledger = Ledger(open_store(run.db_path, migrate=False), run.config, run.issue_id, run.now_iso)
+        self.ledger = Ledger(open_store(run.store, migrate=False), run.config, run.issue_id, run.now_iso)
         self.journal = Journal(journal_path(run.db_path, run.issue_id, f"{os.getpid()}-{number}"))
         self.connection = Connection(run)
         self.batch: deque[Row] = deque()

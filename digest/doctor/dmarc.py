@@ -16,9 +16,9 @@ GOOD_DKIM_RATE = 0.95  # below this, receivers see a share of our own mail fail 
 def check_dmarc(config: Config) -> list[Check]:
     """One line with our DKIM/SPF alignment pass rates over the last 7 days, or nothing
     without reports; ⚠ when our DKIM rate is low or an IP that is not ours sends as the domain."""
-    if not config.db_path.exists():
+    if config.store_file is not None and not config.store_file.exists():
         return []
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     try:
         figures = pass_rates(db, window_start(DAYS), config.dmarc.our_ips)
     finally:

@@ -29,14 +29,14 @@ def check_latest_issue(config: Config, *, timeout: float = 120.0) -> list[Check]
 
     Opens an existing database only (never creates one).
     """
-    if not config.db_path.exists():
+    if config.store_file is not None and not config.store_file.exists():
         return [
             Check(
                 "issue_size", WARN, "no database yet, so no issue to measure", "digest issues build EDITION"
             )
         ]
 
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     try:
         row = newest_issue(db)
         if row is None:

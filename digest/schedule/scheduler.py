@@ -189,7 +189,7 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with scheduler_lock(config):
-            db = open_store(config.db_path)
+            db = open_store(config.store)
             try:
                 _serve(config, db, catch_up, editions, state, stopping, clock, on_run, on_ready)
             finally:

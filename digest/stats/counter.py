@@ -66,8 +66,10 @@ class _Held:
 class ClickCounter:
     """One worker's held clicks; a background thread counts them once their hold is over."""
 
-    def __init__(self, db_path: Path, hold_seconds: float, clock: Callable[[], float] = time.time) -> None:
-        self.db_path, self.hold, self.clock = db_path, max(0.0, float(hold_seconds)), clock
+    def __init__(
+        self, store: str | Path, hold_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store, self.hold, self.clock = store, max(0.0, float(hold_seconds)), clock
         self._held: list[_Held] = []
         self._scanned: dict[CountKey, int] = {}
         self._lock = threading.Lock()
@@ -112,7 +114,7 @@ class ClickCounter:
 
     def _count(self, now: float, due: list[_Held], scanned: dict[CountKey, int]) -> None:
         counts = {key: (0, n) for key, n in scanned.items()}
-        db = open_store(self.db_path, migrate=False)
+        db = open_store(self.store, migrate=False)
         try:
             stamp = iso(datetime.fromtimestamp(now, UTC))
             scanners = scanner_clients(db, (h.client for h in due), stamp)

@@ -67,9 +67,9 @@ def create_app(config: Config) -> Flask:
     """Build the Flask app serving the links in every email.
 
     The database is migrated once here; each request then opens its own
-    connection to ``config.db_path`` and closes it when the request ends.
+    connection to ``config.store`` and closes it when the request ends.
     """
-    open_store(config.db_path).conn.close()
+    open_store(config.store).conn.close()
     app = Flask(__name__, static_folder=None, template_folder=None)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,

@@ -29,7 +29,7 @@ ISSUE_SECONDS = 10  # how long a worker keeps an issue's links and delivery time
 def register(app: Flask) -> None:
     """Add the counted-link route; its counter lives with the app."""
     config = app.extensions["digest"].config
-    app.extensions["digest_clicks"] = ClickCounter(config.db_path, config.web.click_hold_seconds)
+    app.extensions["digest_clicks"] = ClickCounter(config.store, config.web.click_hold_seconds)
     app.extensions["digest_click_issues"] = _IssueCache()
     app.add_url_rule("/r/<int:issue_id>/<link>", "click", click, methods=["GET", "HEAD"])
 

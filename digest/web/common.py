@@ -128,7 +128,7 @@ def state() -> WebState:
 def get_db() -> sqlite_utils.Database:
     """This request's database connection (opened on first use)."""
     if "db" not in g:
-        g.db = open_store(state().config.db_path, migrate=False)
+        g.db = open_store(state().config.store, migrate=False)
     return g.db
 
 

@@ -66,7 +66,7 @@ class OutboxSender:
 
     @staticmethod
     def _send(config: Config, ids: list[int]) -> None:
-        db = open_store(config.db_path, migrate=False)
+        db = open_store(config.store, migrate=False)
         try:
             report = send_outbox(db, config, ids=ids)
         finally:
