@@ -8,7 +8,6 @@ PostgreSQL (or digest's PostgreSQL store) is missing."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +23,6 @@ from digest.delivery.send import deliver_issue
 from digest.store.database import MIGRATIONS, open_store
 from digest.store_tools import copy_order, copy_store, data_tables, row_counts
 from subscribers.store import add_subscriber
-
-try:
-    import pg_server
-except ImportError:  # the private PostgreSQL fixture is not in this tree yet
-    pg_server = None  # type: ignore[assignment]
 
 SECRET = "hunter2-not-for-anyone"
 
@@ -251,33 +245,9 @@ def test_init_refuses_a_db_url_with_a_password_and_writes_nothing(tmp_path: Path
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
-def _postgresql_missing() -> str | None:
-    if pg_server is None:
-        return "tests/pg_server.py is not in this tree"
-    try:
-        import digest.store.postgres  # noqa: F401
-    except ImportError:
-        return "digest has no PostgreSQL store in this tree"
-    return pg_server.missing_reason()
-
-
-@pytest.fixture(scope="module")
-def postgresql() -> Iterator[Any]:
-    """A private PostgreSQL server for this module's tests."""
-    missing = _postgresql_missing()
-    if missing:
-        pytest.skip(missing)
-    server = pg_server.PgServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, postgresql: Any) -> None:
+def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, pg_url: str) -> None:
     setup = sent_workspace(tmp_path / "ws")
-    url = postgresql.fresh_database()
+    url = pg_url
     there = digest_cli(setup.config_file, "db", "copy", "--to", url)
     assert there.exit_code == 0, there.output
     back = new_workspace(tmp_path / "back")
@@ -292,9 +262,9 @@ def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, 
     assert "not empty" in one_line_error(again)
 
 
-def test_db_info_on_postgresql_shows_the_url_but_never_its_password(tmp_path: Path, postgresql: Any) -> None:
+def test_db_info_on_postgresql_shows_the_url_but_never_its_password(tmp_path: Path, pg_url: str) -> None:
     ws = new_workspace(tmp_path / "ws")
-    url = postgresql.fresh_database()
+    url = pg_url
     with_password = url.replace("digest@", f"digest:{SECRET}@")
     env = {"DIGEST_DB_URL": with_password}
     assert digest_cli(ws.config_file, "db", "migrate", env=env).exit_code == 0
@@ -306,10 +276,8 @@ def test_db_info_on_postgresql_shows_the_url_but_never_its_password(tmp_path: Pa
     assert data["schema"]["state"] == "current" and data["tables"]["subscribers"] == 0
 
 
-def test_init_with_db_url_creates_the_schema_there_and_writes_the_url(
-    tmp_path: Path, postgresql: Any
-) -> None:
-    url = postgresql.fresh_database()
+def test_init_with_db_url_creates_the_schema_there_and_writes_the_url(tmp_path: Path, pg_url: str) -> None:
+    url = pg_url
     result = CliRunner().invoke(cli, ["init", str(tmp_path / "ws"), "--db-url", url])
     assert result.exit_code == 0, result.output
     assert f"Database ready at {url}" in result.output
