@@ -120,8 +120,7 @@ def m013_summaries(db: sqlite_utils.Database) -> None:
 
 def m014_issue_transport(db: sqlite_utils.Database) -> None:
     """The transport an issue's send went out through (its URL without a password), so that
-    a resume by `digest run` or a bare `digest send` goes the same way, not through the
-    config's default."""
+    a resume by `digest run` or a bare `digest send` goes the same way, not the config's."""
     db.execute("ALTER TABLE issues ADD COLUMN transport TEXT")
 
 
@@ -473,6 +472,12 @@ def m025_one_editor_summary(db: sqlite_utils.Database) -> None:
     )
 
 
+def m026_delivery_leases(db: sqlite_utils.Database) -> None:
+    """A claimed row's sender and its lease's end (UTC): several senders share a PostgreSQL store."""
+    db.execute("ALTER TABLE deliveries ADD COLUMN leased_by TEXT")  # see digest.delivery.lease
+    db.execute("ALTER TABLE deliveries ADD COLUMN lease_until TEXT")  # SQLite leaves both empty
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -491,4 +496,5 @@ LATER_MIGRATIONS = [
     m023_dmarc,
     m024_clicks,
     m025_one_editor_summary,
+    m026_delivery_leases,
 ]
