@@ -1,0 +1,147 @@
+"""`digest send` on a PostgreSQL store: one sender, two together, and three with one killed.
+
+A real private PostgreSQL (``pg_url``), real SMTP sinks (tests/smtp_server.py) and real
+``digest send`` processes. The workspace is made on SQLite, as every delivery test's is,
+and moved to PostgreSQL with `digest db copy --to`, the way a publisher moves one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from click.testing import CliRunner
+from delivery_fixtures import Setup, make_setup
+from smtp_server import Handler, SMTPServer
+
+from digest.cli import cli
+from digest.store.database import open_store
+
+
+def on_postgresql(path: Path, pg_url: str, subscribers: int) -> Setup:
+    """A delivery workspace whose store is the PostgreSQL database ``pg_url``."""
+    setup = make_setup(path, subscribers=subscribers)
+    setup.db.close()
+    copied = invoke(setup, "db", "copy", "--to", pg_url)
+    assert copied.exit_code == 0, copied.output
+    text = setup.config_file.read_text(encoding="utf-8")
+    assert "[storage]\n" in text
+    setup.config_file.write_text(
+        text.replace("[storage]\n", f'[storage]\nurl = "{pg_url}"\n'), encoding="utf-8"
+    )
+    (path / "digest.db").unlink()  # nothing may quietly go on using the file
+    setup.db = open_store(pg_url)
+    return setup
+
+
+def invoke(setup: Setup, *args: str):
+    return CliRunner().invoke(cli, ["--config", str(setup.config_file), *args])
+
+
+def start_send(setup: Setup, url: str, *extra: str, lease: float = 60.0) -> subprocess.Popen:
+    env = {**os.environ, "DIGEST_DELIVERY_TIMEOUT": "10", "DIGEST_DELIVERY_LEASE_SECONDS": str(lease)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "digest", "--config", str(setup.config_file), "send", "1", "--transport", url]
+        + list(extra),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a kill of its process group takes its worker processes too
+    )
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def listed(setup: Setup) -> dict[str, dict]:
+    """`digest deliveries 1 --json`, by address."""
+    result = invoke(setup, "deliveries", "1", "--json")
+    assert result.exit_code == 0, result.output
+    return {row["email"]: row for row in json.loads(result.output)}
+
+
+def senders(setup: Setup) -> set[str]:
+    """The sends (host/pid) that claimed the issue's rows."""
+    rows = setup.db.execute("SELECT DISTINCT leased_by FROM deliveries WHERE issue_id = 1").fetchall()
+    return {by.rsplit("/", 1)[0] for (by,) in rows if by}
+
+
+def test_a_send_on_postgresql_delivers_every_reader_once_and_deliveries_agrees(
+    tmp_path: Path, pg_url: str
+) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=12)
+    with SMTPServer() as server:
+        result = invoke(setup, "send", "1", "--transport", server.url, "--concurrency", "3")
+    assert result.exit_code == 0, result.output
+    assert "sent 12, failed 0" in result.output and "issue sent" in result.output
+    everyone = Counter({s["email"]: 1 for s in setup.subscribers})
+    assert server.handler.per_recipient() == everyone
+    rows = listed(setup)
+    assert {e: r["status"] for e, r in rows.items()} == dict.fromkeys(everyone, "sent")
+    for received in server.handler.received:  # the Message-ID the ledger records went out
+        assert rows[received.rcpt_tos[0]]["message_id"] == received.message["Message-ID"]
+    # Journals and locks live in this host's folder beside the config; a clean send leaves none.
+    assert not list((tmp_path / "ws").rglob("*.journal")) and not list((tmp_path / "ws").rglob("*.lock"))
+    again = invoke(setup, "send", "1", "--transport", server.url)
+    assert again.exit_code == 0 and "sent 0" in again.output
+
+
+def test_two_senders_on_one_issue_deliver_each_reader_exactly_once(tmp_path: Path, pg_url: str) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=300)
+    handler = Handler(delay=0.005)
+    with SMTPServer(handler) as server:
+        procs = [start_send(setup, server.url, "--concurrency", "2") for _ in range(2)]
+        outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()  # neither refused: several senders are allowed
+    assert handler.per_recipient() == Counter({s["email"]: 1 for s in setup.subscribers})
+    assert set(r["status"] for r in listed(setup).values()) == {"sent"}
+    assert len(senders(setup)) == 2  # both took part
+    assert setup.db.execute("SELECT status FROM issues WHERE id = 1").fetchone()[0] == "sent"
+
+
+def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_path: Path, pg_url: str) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=3000)
+    sinks = [Handler(delay=0.002) for _ in range(3)]
+    connections = 2
+    with SMTPServer(sinks[0]) as a, SMTPServer(sinks[1]) as b, SMTPServer(sinks[2]) as c:
+        procs = [
+            start_send(setup, server.url, "--concurrency", str(connections), lease=2.0)
+            for server in (a, b, c)
+        ]
+        victim = procs[0]
+        wait_for(lambda: len(sinks[0].received) >= 150)
+        os.killpg(victim.pid, signal.SIGKILL)  # the send and its worker processes, at once
+        victim.wait(timeout=30)
+        at_kill = {e for e, r in listed(setup).items() if r["status"] == "sending" and r["sent_at"] is None}
+        assert at_kill, "the killed sender should have left rows in flight"
+        for proc in procs[1:]:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err.decode()
+        rerun = start_send(setup, b.url, lease=2.0)  # nothing is left for a later run
+        out, err = rerun.communicate(timeout=60)
+        assert rerun.returncode == 0, err.decode()
+        assert "sent 0" in out.decode()
+    received = sum((sink.per_recipient() for sink in sinks), Counter())
+    everyone = {s["email"] for s in setup.subscribers}
+    assert set(received) == everyone  # nobody skipped
+    repeated = {e: n for e, n in received.items() if n > 1}
+    # What repeats is only what the killed sender had in flight: one per open connection.
+    assert set(repeated) <= at_kill
+    assert sum(n - 1 for n in repeated.values()) <= connections, repeated
+    rows = listed(setup)
+    assert {e for e, r in rows.items() if r["status"] == "sent"} == everyone  # the ledger agrees
+    assert all(len(sink.received) > 0 for sink in sinks)
+    assert setup.db.execute("SELECT status FROM issues WHERE id = 1").fetchone()[0] == "sent"
+    assert not list((tmp_path / "ws").rglob("*.journal"))  # the killed sender's were replayed
