@@ -46,9 +46,9 @@ def invoke(setup: Setup, *args: str):
 
 def start_send(setup: Setup, url: str, *extra: str, lease: float = 60.0) -> subprocess.Popen:
     env = {**os.environ, "DIGEST_DELIVERY_TIMEOUT": "10", "DIGEST_DELIVERY_LEASE_SECONDS": str(lease)}
+    command = [sys.executable, "-m", "digest", "--config", str(setup.config_file), "send", "1"]
     return subprocess.Popen(
-        [sys.executable, "-m", "digest", "--config", str(setup.config_file), "send", "1", "--transport", url]
-        + list(extra),
+        [*command, "--transport", url, *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -103,7 +103,7 @@ def test_two_senders_on_one_issue_deliver_each_reader_exactly_once(tmp_path: Pat
     with SMTPServer(handler) as server:
         procs = [start_send(setup, server.url, "--concurrency", "2") for _ in range(2)]
         outputs = [p.communicate(timeout=120) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err.decode()  # neither refused: several senders are allowed
     assert handler.per_recipient() == Counter({s["email"]: 1 for s in setup.subscribers})
     assert set(r["status"] for r in listed(setup).values()) == {"sent"}
@@ -113,7 +113,7 @@ def test_two_senders_on_one_issue_deliver_each_reader_exactly_once(tmp_path: Pat
 
 def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_path: Path, pg_url: str) -> None:
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=3000)
-    sinks = [Handler(delay=0.002) for _ in range(3)]
+    sinks = [Handler() for _ in range(3)]
     connections = 2
     with SMTPServer(sinks[0]) as a, SMTPServer(sinks[1]) as b, SMTPServer(sinks[2]) as c:
         procs = [
@@ -121,7 +121,7 @@ def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_pat
             for server in (a, b, c)
         ]
         victim = procs[0]
-        wait_for(lambda: len(sinks[0].received) >= 150)
+        wait_for(lambda: len(sinks[0].received) >= 100)
         os.killpg(victim.pid, signal.SIGKILL)  # the send and its worker processes, at once
         victim.wait(timeout=30)
         at_kill = {e for e, r in listed(setup).items() if r["status"] == "sending" and r["sent_at"] is None}
@@ -129,10 +129,9 @@ def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_pat
         for proc in procs[1:]:
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err.decode()
-        rerun = start_send(setup, b.url, lease=2.0)  # nothing is left for a later run
-        out, err = rerun.communicate(timeout=60)
-        assert rerun.returncode == 0, err.decode()
-        assert "sent 0" in out.decode()
+        rerun = invoke(setup, "send", "1", "--transport", b.url)  # nothing is left for a later run
+        assert rerun.exit_code == 0, rerun.output
+        assert "sent 0" in rerun.output
     received = sum((sink.per_recipient() for sink in sinks), Counter())
     everyone = {s["email"] for s in setup.subscribers}
     assert set(received) == everyone  # nobody skipped
