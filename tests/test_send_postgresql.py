@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,7 +22,10 @@ from delivery_fixtures import Setup, make_setup
 from smtp_server import Handler, SMTPServer
 
 from digest.cli import cli
-from digest.store.database import open_store
+from digest.delivery import ledger
+from digest.delivery.journal import journal_base
+from digest.delivery.ledger import Ledger
+from digest.store.database import iso, open_store, transaction, utcnow
 
 
 def on_postgresql(path: Path, pg_url: str, subscribers: int) -> Setup:
@@ -97,6 +101,79 @@ def test_a_send_on_postgresql_delivers_every_reader_once_and_deliveries_agrees(
     assert again.exit_code == 0 and "sent 0" in again.output
 
 
+def frozen(setup: Setup) -> None:
+    ledger.freeze(setup.db, setup.config, setup.issue, utcnow())
+
+
+def worker_ledger(setup: Setup, pg_url: str, holder: str) -> Ledger:
+    journals = setup.path / "send-journals" / "this-host" / "digest"
+    db = open_store(pg_url, migrate=False)
+    return Ledger(db, setup.config, 1, iso(utcnow()), holder=holder, journals=journals)
+
+
+def test_a_claim_skips_the_rows_another_sender_is_claiming_without_waiting(
+    tmp_path: Path, pg_url: str
+) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=8)
+    frozen(setup)
+    first, second = worker_ledger(setup, pg_url, "a/1/1-0"), worker_ledger(setup, pg_url, "b/2/2-0")
+    taken: list[int] = []
+    with transaction(first.db):  # the first claim's rows stay locked until this commits
+        mine = [row.id for row in first.commit([], claim=3)[0]]
+        other = threading.Thread(target=lambda: taken.extend(r.id for r in second.commit([], claim=3)[0]))
+        other.start()
+        other.join(timeout=10)
+        assert not other.is_alive(), "the second claim waited for the first"
+    assert len(mine) == len(taken) == 3 and not set(mine) & set(taken)
+    leased = dict(
+        setup.db.execute("SELECT id, leased_by FROM deliveries WHERE status = 'sending'").fetchall()
+    )
+    assert leased == {**dict.fromkeys(mine, "a/1/1-0"), **dict.fromkeys(taken, "b/2/2-0")}
+
+
+def test_rows_whose_lease_ended_go_back_to_the_pool(tmp_path: Path, pg_url: str) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
+    frozen(setup)
+    setup.config.delivery.lease_seconds = 0.3
+    gone = worker_ledger(setup, pg_url, "a/1/1-0")
+    lost = {row.id for row in gone.commit([], claim=2)[0]}
+    gone.db.close()  # its sender dies: nothing renews the lease
+    setup.config.delivery.lease_seconds = 60.0
+    survivor = worker_ledger(setup, pg_url, "b/2/2-0")
+    first = {row.id for row in survivor.commit([], claim=10)[0]}
+    assert len(first) == 4 and not first & lost
+    assert survivor.others_sending()  # held by the other send...
+    time.sleep(0.4)
+    assert survivor.others_sending()  # ...until its lease ends: then they are queued again
+    assert {row.id for row in survivor.commit([], claim=10)[0]} == lost
+    assert not survivor.others_sending()
+
+
+def test_a_send_replays_only_this_hosts_journals_of_a_killed_sender(tmp_path: Path, pg_url: str) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=8)
+    frozen(setup)
+    setup.config.delivery.lease_seconds = 0.01
+    killed = worker_ledger(setup, pg_url, "gone/1/1-0")
+    here, there = killed.commit([], claim=2)[0]  # both went out; neither was committed
+    killed.db.close()
+    emails = {row.id: row.email for row in (here, there)}
+    line = "{}\t250\t2.0.0\t" + iso(utcnow()) + "\n"
+    ours = journal_base(None, setup.path).with_name("digest.send-1.99999-0.journal")
+    ours.write_text(line.format(here.id))
+    theirs = setup.path / "send-journals" / "another-host" / "digest.send-1.99999-0.journal"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text(line.format(there.id))
+    time.sleep(0.05)
+    with SMTPServer() as server:
+        result = invoke(setup, "send", "1", "--transport", server.url)
+    assert result.exit_code == 0, result.output
+    received = server.handler.per_recipient()
+    assert emails[here.id] not in received  # journaled here: recorded as sent, not sent again
+    assert received[emails[there.id]] == 1  # another host's journal cannot be read: sent again
+    assert len(received) == 7 and set(r["status"] for r in listed(setup).values()) == {"sent"}
+    assert not ours.exists() and theirs.exists()
+
+
 def test_two_senders_on_one_issue_deliver_each_reader_exactly_once(tmp_path: Path, pg_url: str) -> None:
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=300)
     handler = Handler(delay=0.005)
@@ -124,6 +201,8 @@ def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_pat
         wait_for(lambda: len(sinks[0].received) >= 100)
         os.killpg(victim.pid, signal.SIGKILL)  # the send and its worker processes, at once
         victim.wait(timeout=30)
+        # Its journals are in this host's folder beside the config (there is no database file).
+        assert list((tmp_path / "ws" / "send-journals").glob("*/digest.send-1.*.journal"))
         at_kill = {e for e, r in listed(setup).items() if r["status"] == "sending" and r["sent_at"] is None}
         assert at_kill, "the killed sender should have left rows in flight"
         for proc in procs[1:]:

@@ -256,6 +256,12 @@ class Ledger:
             self.others_sending()  # and take back the rows of a sender whose lease ended
         return claimed, skipped
 
+    def pause(self, seconds: float) -> float:
+        """How long a worker waiting ``seconds`` for a retry may wait before it commits again:
+        on PostgreSQL at most a third of its lease, so that the lease is renewed meanwhile."""
+        seconds = max(0.0, seconds)
+        return seconds if self.lease is None else min(seconds, self.lease.seconds / 3)
+
     def others_sending(self) -> bool:
         """PostgreSQL: whether other sends hold rows of the issue in flight (their leases that
         ended are reclaimed first: :func:`replay_journals`). Always False on SQLite."""

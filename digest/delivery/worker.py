@@ -317,7 +317,7 @@ class Worker:
                 if _linger(self):
                     continue
                 return None
-            self.run.clock.wait(self.run.stop, max(0.0, self.retry[0][0] - self.run.clock.now()))
+            self.run.clock.wait(self.run.stop, self.ledger.pause(self.retry[0][0] - self.run.clock.now()))
         return None
 
     # -- sending
