@@ -126,8 +126,7 @@ def m014_issue_transport(db: sqlite_utils.Database) -> None:
 
 def m015_ingest_guards(db: sqlite_utils.Database) -> None:
     """Indexes and columns that keep ingest linear and its records honest."""
-    # upsert_article looks for the same link and title under another identity for every
-    # new article: without an index that is a scan of the table per item (quadratic).
+    # upsert_article looks for the same link and title under another identity: indexed, not a scan.
     db.execute("CREATE INDEX IF NOT EXISTS articles_url_title ON articles(url, title)")
 
 
@@ -474,8 +473,9 @@ def m025_one_editor_summary(db: sqlite_utils.Database) -> None:
 
 def m026_delivery_leases(db: sqlite_utils.Database) -> None:
     """A claimed row's sender and its lease's end (UTC): several senders share a PostgreSQL store."""
-    db.execute("ALTER TABLE deliveries ADD COLUMN leased_by TEXT")  # see digest.delivery.lease
-    db.execute("ALTER TABLE deliveries ADD COLUMN lease_until TEXT")  # SQLite leaves both empty
+    for column in ("leased_by", "lease_until"):  # see digest.delivery.lease; SQLite leaves both empty
+        if column not in db["deliveries"].columns_dict:
+            db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} TEXT")
 
 
 LATER_MIGRATIONS = [
