@@ -134,16 +134,17 @@ def test_a_claim_skips_the_rows_another_sender_is_claiming_without_waiting(
 def test_rows_whose_lease_ended_go_back_to_the_pool(tmp_path: Path, pg_url: str) -> None:
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
     frozen(setup)
-    setup.config.delivery.lease_seconds = 0.3
+    setup.config.delivery.lease_seconds = 1.0
     gone = worker_ledger(setup, pg_url, "a/1/1-0")
     lost = {row.id for row in gone.commit([], claim=2)[0]}
+    claimed_at = time.monotonic()
     gone.db.close()  # its sender dies: nothing renews the lease
     setup.config.delivery.lease_seconds = 60.0
     survivor = worker_ledger(setup, pg_url, "b/2/2-0")
     first = {row.id for row in survivor.commit([], claim=10)[0]}
     assert len(first) == 4 and not first & lost
     assert survivor.others_sending()  # held by the other send...
-    time.sleep(0.4)
+    time.sleep(max(0.0, claimed_at + 1.1 - time.monotonic()))
     assert survivor.others_sending()  # ...until its lease ends: then they are queued again
     assert {row.id for row in survivor.commit([], claim=10)[0]} == lost
     assert not survivor.others_sending()

@@ -16,7 +16,7 @@ issue's ledger:
   replayed, so what they had sent stays sent. That reclaim holds a lock of its own
   (:func:`reclaiming`) so that two senders never requeue a row the other is replaying.
 
-Times are the senders' clocks (UTC ISO-8601, like every time in the store): hosts that
+Times are the senders' clocks (UTC ISO-8601 to the millisecond): hosts that
 share a store keep their clocks in step (NTP), well within a lease.
 
 This module holds the ``deliveries`` SQL the leases need; :mod:`digest.delivery.ledger`
@@ -34,7 +34,7 @@ from datetime import timedelta
 
 import sqlite_utils
 
-from digest.store.database import iso, utcnow
+from digest.store.database import utcnow
 from digest.store.dialect import is_postgresql
 
 __all__ = [
@@ -53,6 +53,12 @@ RECLAIM_LOCK = 2_026_025
 """pg_advisory_lock class: one sender at a time replays journals and requeues expired leases."""
 
 
+def _stamp(ahead: float = 0.0) -> str:
+    """Now (plus ``ahead`` seconds) in UTC to the millisecond: a lease's end and what it is
+    compared with (the store's usual stamps are to the second, too coarse for a short lease)."""
+    return (utcnow() + timedelta(seconds=ahead)).isoformat(timespec="milliseconds")
+
+
 def send_tag() -> str:
     """This send's name in ``leased_by``: the host and the process id (workers add theirs)."""
     return f"{socket.gethostname()}/{os.getpid()}"
@@ -68,7 +74,7 @@ class Lease:
 
     def until(self) -> str:
         """The end of a lease taken or renewed now."""
-        return iso(utcnow() + timedelta(seconds=self.seconds))
+        return _stamp(self.seconds)
 
     def due(self) -> bool:
         """Whether a third of the lease has passed since it was last taken or renewed."""
@@ -111,7 +117,7 @@ def requeue_expired(db: sqlite_utils.Database, issue_id: int) -> int:
     return db.execute(
         "UPDATE deliveries SET status = 'queued', leased_by = NULL, lease_until = NULL"
         " WHERE issue_id = ? AND status = 'sending' AND (lease_until IS NULL OR lease_until < ?)",
-        [issue_id, iso(utcnow())],
+        [issue_id, _stamp()],
     ).rowcount
 
 
@@ -123,6 +129,6 @@ def held_by_others(db: sqlite_utils.Database, issue_id: int, send: str) -> tuple
         "SELECT count(*), count(*) FILTER (WHERE lease_until IS NULL OR lease_until < ?)"
         " FROM deliveries WHERE issue_id = ? AND status = 'sending'"
         " AND (leased_by IS NULL OR substr(leased_by, 1, ?) <> ?)",
-        [iso(utcnow()), issue_id, len(prefix), prefix],
+        [_stamp(), issue_id, len(prefix), prefix],
     ).fetchone()
     return int(held), int(expired)
