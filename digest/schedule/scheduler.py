@@ -49,11 +49,11 @@ from digest.config import Config, Edition, display_store
 from digest.errors import DigestError
 from digest.localtime import edition_trigger, next_fire_time
 from digest.lockfile import hold_lock
-from digest.store.db_lock import hold_database_lock
 from digest.schedule.run import catch_up_window, run_due
 from digest.schedule.run_records import close_runs_of_lost_scheduler
 from digest.schedule.run_report import RunReport
 from digest.store.database import iso, open_store, utcnow
+from digest.store.db_lock import hold_database_lock
 
 REVIEW_EVERY = timedelta(minutes=15)
 """How often the scheduler runs an edition that needs approval (review mail, late approvals)."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -59,12 +60,12 @@ class DatabaseLock:
     def held(self) -> bool:
         """Whether this session still holds the lock (False once the server ended it)."""
         try:
-            row = self.db.raw.execute(
+            row = self.db.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                " AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                " AND pid = pg_backend_pid() AND classid = ? AND objid = ? AND objsubid = 1",
                 _halves(self.key),
             ).fetchone()
-        except Exception:  # any failure of the lock's own connection means it is gone
+        except (sqlite3.Error, DigestError):  # the store's errors: the session is gone
             return False
         return bool(row and row[0])
 
@@ -77,14 +78,14 @@ def _halves(key: int) -> tuple[int, int]:
 def _holder(db: Any, key: int) -> str:
     """Who holds ``key`` in this database, as its ``application_name`` says (or "another process")."""
     try:
-        row = db.raw.execute(
+        row = db.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND l.classid = %s AND l.objid = %s AND l.objsubid = 1",
+            " AND l.classid = ? AND l.objid = ? AND l.objsubid = 1",
             _halves(key),
         ).fetchone()
-    except Exception:
+    except (sqlite3.Error, DigestError):
         return "another process"
     return str(row[0]) if row and row[0] else "another process"
 
