@@ -1,6 +1,10 @@
-"""A lock held in a PostgreSQL database for as long as one process lives: the scheduler's.
+"""Locks in the database: one a process holds while it lives, one a transaction holds.
 
-:func:`hold_database_lock` takes a session-level advisory lock (``pg_try_advisory_lock``)
+:func:`serialize` makes the transactions that name the same thing run one after another
+(what SQLite's one writer gives every transaction, PostgreSQL gives only when asked): a
+check-then-write such as a rate limit or "is this address new?" then holds across hosts.
+
+:func:`hold_database_lock` (the scheduler's) takes a session-level advisory lock (``pg_try_advisory_lock``)
 on a connection of its own and keeps that connection open, idle, until the work ends.
 
 Why an advisory lock on a dedicated connection, not a lease row with an expiry:
@@ -35,6 +39,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from digest.errors import DigestError
+from digest.store.dialect import is_postgresql
 
 KEEPALIVE = {
     "tcp_keepalives_idle": "10",
@@ -47,6 +52,18 @@ about 25 s (ignored on a Unix socket, where the kernel says at once that a peer 
 
 WAIT_STEP_S = 1.0
 """How often a waiting process asks for the lock again."""
+
+
+def serialize(db: Any, name: str) -> None:
+    """Inside a transaction: wait until no other open transaction has serialized on ``name``,
+    and keep others waiting until this one ends (commit or rollback).
+
+    On PostgreSQL a transaction-level advisory lock keyed by a hash of ``name``; on SQLite
+    nothing, since :func:`~digest.store.database.transaction` holds the one write lock from
+    BEGIN. Taking the same name twice in one transaction is fine. Callers that take several
+    names take them in one order (no deadlock)."""
+    if is_postgresql(db):
+        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", [name])
 
 
 class DatabaseLock:
