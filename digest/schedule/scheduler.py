@@ -333,12 +333,7 @@ def _serve(
     )
 
     def job(edition_key: str | None, build: bool = True) -> None:
-        if stopping():
-            return
-        if not state["lock"].held():
-            logger.error("the scheduler lock was lost (%s); stopping", state["lock"].where)
-            state["lost"] = True
-            state["stop"] = True
+        if stopping() or _lock_lost(state):
             return
         try:
             report = run_due(
@@ -373,6 +368,16 @@ def _serve(
     finally:
         if scheduler.state != STATE_STOPPED:
             scheduler.shutdown(wait=True)
+
+
+def _lock_lost(state: dict[str, Any]) -> bool:
+    """Whether the scheduler's lock is gone (then the scheduler stops: another may have it)."""
+    if state["lock"].held():
+        return False
+    logger.error("the scheduler lock was lost (%s); stopping", state["lock"].where)
+    state["lost"] = True
+    state["stop"] = True
+    return True
 
 
 def _add_jobs(scheduler: BlockingScheduler, job: Callable[..., None], editions: list[Edition]) -> None:
