@@ -128,10 +128,11 @@ def hold_database_lock(
     db = connect(url)
     try:
         label = f"digest {name} pid {os.getpid()} on {socket.gethostname()}"[:63]
-        db.raw.execute("SELECT set_config('application_name', %s, false)", [label])
+        db.execute("SELECT set_config('application_name', ?, false)", [label])
         for setting, value in KEEPALIVE.items():
-            db.raw.execute("SELECT set_config(%s, %s, false)", [setting, value])
-        while not db.raw.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:
+            with contextlib.suppress(sqlite3.OperationalError):  # a server too old for one
+                db.execute("SELECT set_config(?, ?, false)", [setting, value])
+        while not db.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0]:
             if wait is None or not wait():
                 raise busy(_holder(db, key))
             time.sleep(WAIT_STEP_S)
