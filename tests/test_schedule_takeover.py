@@ -1,7 +1,7 @@
 """Several `digest schedule run` processes on one PostgreSQL store: one runs the jobs (a lock in
 the database), a second refuses or, with --standby, waits; when the first is killed mid-run
 the standby takes over, closes the dead one's run and catches up; a scheduler whose lock
-session is ended stops before its next job."""
+session is ended stops before its next job. On SQLite a standby waits for the lock file."""
 
 from __future__ import annotations
 
@@ -87,19 +87,18 @@ def hanging_feed() -> Iterator[HangingFeed]:
     feed.release()
 
 
-def workspace(root: Path, pg_url: str, feed_url: str, schedule: str = "* * * * *") -> dict[str, str]:
-    """A workspace on the PostgreSQL store at ``pg_url`` whose one feed is ``feed_url`` and
-    whose edition fires on ``schedule``; returns the environment its processes run with."""
+def workspace(root: Path, pg_url: str | None, feed_url: str, schedule: str = "* * * * *") -> dict[str, str]:
+    """A workspace on the PostgreSQL store at ``pg_url`` (None: its SQLite file) whose one feed
+    is ``feed_url`` and whose edition fires on ``schedule``; returns the environment its
+    processes run with."""
     ws = new_workspace(root, config=CONFIG.format(schedule=schedule), db=False)
-    db = open_store(pg_url)
+    db = open_store(pg_url or root / "digest.db")
     add_feed(db, feed_url)
     db.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env.update(
-        DIGEST_SECRET="test-secret-not-for-production",
-        DIGEST_CONFIG=str(ws.config_file),
-        DIGEST_DB_URL=pg_url,
-    )
+    env.update(DIGEST_SECRET="test-secret-not-for-production", DIGEST_CONFIG=str(ws.config_file))
+    if pg_url:
+        env["DIGEST_DB_URL"] = pg_url
     return env
 
 
@@ -220,3 +219,26 @@ def test_a_scheduler_whose_lock_session_is_ended_stops_before_its_next_job(
     assert code == 1, text
     assert "the scheduler lock was lost" in text and "Error: the scheduler lock" in text
     assert "Traceback" not in text
+
+
+def test_on_sqlite_a_standby_waits_for_the_lock_file_and_takes_over_after_a_kill(tmp_path: Path) -> None:
+    env = workspace(tmp_path / "ws", None, "http://127.0.0.1:9/feed.xml")
+    first_log, standby_log = tmp_path / "first.log", tmp_path / "standby.log"
+    first = start(env, first_log)
+    standby = None
+    try:
+        wait_for(lambda: "scheduler running" in first_log.read_text(), "the first scheduler")
+        standby = start(env, standby_log, "--standby")
+        time.sleep(2)
+        assert standby.poll() is None and "scheduler started" not in standby_log.read_text()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        wait_for(lambda: "scheduler running" in standby_log.read_text(), "the standby to take over", 30)
+        assert "digest.db.scheduler.lock" in standby_log.read_text()
+    finally:
+        if first.poll() is None:
+            first.kill()
+        if standby is not None and standby.poll() is None:
+            standby.send_signal(signal.SIGTERM)
+            standby.wait(timeout=60)
+    assert standby.returncode == 0, standby_log.read_text()
