@@ -1,6 +1,8 @@
 """Two `digest web serve` instances (two workspaces, as on two hosts, with the same signing key)
 on one PostgreSQL store: the sign-up limits per client and per address count the requests
-of both, concurrent requests included, and a desk session started on one is valid on the other."""
+of both, concurrent requests included, a desk session started on one is valid on the other, and
+the connections an instance keeps open between requests are bounded and replaced when the
+server drops them."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from web_process import SECRET, WebProcess, make_workspace, start_web
 from digest.config import load_config
 from digest.editors import add_editor, signin_link
 from digest.store.database import open_store
+from digest.web.common import IDLE_CONNECTIONS
 
 PER_CLIENT = 4
 
@@ -132,3 +135,29 @@ def test_a_desk_session_started_on_one_instance_is_valid_on_the_other(instances,
     used = call(second.url + urlsplit(link).path, "POST", {})
     assert used.status == 400 and "used already" in used.body
     assert used.cookie("digest_desk") is None
+
+
+def get_status(url: str) -> int:
+    return call(url).status
+
+
+def test_an_instance_answers_as_before_after_the_server_dropped_its_kept_connections(
+    instances, store_url: str
+) -> None:
+    first, second = instances
+    assert [get_status(f"{first.url}/subscribe") for _ in range(6)] == [200] * 6
+    db = open_store(store_url, migrate=False)
+    try:
+        kept = db.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
+        # What a restarted or failed-over server does to every open session.
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    finally:
+        db.close()
+    assert 0 < kept <= 2 * IDLE_CONNECTIONS  # two instances of one worker each
+    assert [get_status(f"{web.url}/subscribe") for web in (first, second, first, second)] == [200] * 4
