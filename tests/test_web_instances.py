@@ -16,7 +16,7 @@ from desk_support import EDITOR, call, sign_in
 from web_process import SECRET, WebProcess, make_workspace, start_web
 
 from digest.config import load_config
-from digest.editors import add_editor, signin_link
+from digest.editors import SIGNIN_CLIENT_LIMIT, add_editor, signin_link
 from digest.store.database import open_store
 from digest.web.common import IDLE_CONNECTIONS
 
@@ -60,14 +60,15 @@ def count(url: str, sql: str, *params: str) -> int:
         db.close()
 
 
-def post_signup(web: WebProcess, email: str, client: str) -> int:
-    """POST the sign-up form as ``client`` (the address a local proxy forwards); the status."""
+def post_signup(web: WebProcess, email: str, client: str, path: str = "/subscribe") -> int:
+    """POST the sign-up form (or another at ``path``) as ``client`` (the address a local proxy
+    forwards); the status."""
     parts = urlsplit(web.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
         conn.request(
             "POST",
-            "/subscribe",
+            path,
             body=urlencode({"email": email, "name": "Reader"}),
             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-For": client},
         )
@@ -135,6 +136,15 @@ def test_a_desk_session_started_on_one_instance_is_valid_on_the_other(instances,
     used = call(second.url + urlsplit(link).path, "POST", {})
     assert used.status == 400 and "used already" in used.body
     assert used.cookie("digest_desk") is None
+
+
+def test_the_desk_sign_in_limit_per_client_counts_the_requests_to_both_instances(instances) -> None:
+    first, second = instances
+    answers = [
+        post_signup((first, second)[n % 2], f"someone{n}@example.org", "203.0.113.99", "/desk/signin")
+        for n in range(SIGNIN_CLIENT_LIMIT[1] + 2)
+    ]
+    assert answers == [200] * SIGNIN_CLIENT_LIMIT[1] + [429, 429]
 
 
 def get_status(url: str) -> int:
