@@ -108,6 +108,10 @@ GENERIC: dict[str, str] = {
         "`digest db info` and `digest db copy` count and copy every table alike, by the names the "
         "store lists (no table named in its SQL); the ledger's totals come from its owner"
     ),
+    "digest/store/db_lock.py": (
+        "locks in the database (the scheduler's, serialize()): PostgreSQL advisory locks and the "
+        "server's own catalogues (pg_locks, pg_stat_activity), no table of ours"
+    ),
 }
 """Module → why it may run SQL on every table without owning one."""
 
