@@ -124,9 +124,16 @@ class Run:
     guard: SendGuard | None = None  # pauses the send when complaints or hard bounces pass the line
     store: str | Path = ""  # what each worker opens: a PostgreSQL URL, or (unset) db_path
     send: str = ""  # this send's lease tag (digest.delivery.lease.send_tag): PostgreSQL only
+    failing: bool = False  # a connection is stopping the run with an error (its fatal not yet added)
 
     def __post_init__(self) -> None:
         self.store = self.store or self.db_path
+
+    def abort(self) -> None:
+        """A connection's loop ended with an error: stop the run, and say it failed before the
+        error reaches ``fatal`` (the other connections wind down as for a fatal error)."""
+        self.failing = True
+        self.stop.set()
 
 
 class Stopped(Exception):
@@ -270,7 +277,7 @@ class Worker:
         except BaseException:
             self.aborted = True
             # Said before winding down: a connection parked with refusals held releases them.
-            self.run.stop.set()
+            self.run.abort()
             raise
         finally:
             _wind_down(self)
@@ -468,7 +475,7 @@ def _wind_down(worker: Worker) -> None:
     worker.flush()
     worker.journal.discard()  # all its entries are committed now
     waiting = [row for _, _, row in worker.retry]
-    if worker.run.fatal or worker.aborted:  # the run stopped (here or elsewhere): queued
+    if worker.run.fatal or worker.run.failing or worker.aborted:  # the run failed (here or elsewhere): queued
         worker.batch.extend(waiting)
         waiting = []
     worker.ledger.release(list(worker.batch), waiting)
