@@ -1,7 +1,7 @@
 """Fan-out benchmark: `digest send` against postfix's smtp-sink, next to smtp-source.
 
     python bench/fanout.py [--recipients 20000] [--sessions 8] [--rounds 3] [--memory 10000,100000]
-                           [--kills 10] [--kill-recipients 3000]
+                           [--kills 10] [--kill-recipients 3000] [--store postgresql]
 
 Builds a workspace with one ~60 KB issue and N subscribers, starts
 ``smtp-sink`` on a loopback port, and measures in the same run, alternating
@@ -24,6 +24,11 @@ by a resuming send; counted per recipient by an aiosmtpd server); and the peak
 memory (PSS of the whole process tree, sampled every 50 ms) of a ``digest send``
 at each recipient count in ``--memory``. Figures only; it never passes or fails
 on time.
+
+``--store postgresql`` adds, in the same rounds, the same send on a private PostgreSQL
+(bench/pgstore.py: each round a fresh database filled by ``digest db copy --to`` from the
+same pristine workspace, then ``digest send`` on it against the same sink) and prints its
+rate next to SQLite's and their ratio (medians; the goal of issue #23 is at least 0.8).
 """
 
 from __future__ import annotations
@@ -233,6 +238,7 @@ def digest_send(toml: Path, port: int, sessions: int) -> tuple[float, int, str]:
     """Run `digest send 1` as its own process; wall seconds, peak tree memory (kB), summary line."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["DIGEST_SECRET"] = "bench-secret-not-for-production"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     started = time.monotonic()
     proc = subprocess.Popen(
         [
@@ -350,6 +356,7 @@ def kill_points(root: Path, recipients: int, sessions: int, kills: int) -> list[
     pristine = keep_pristine(db_file)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["DIGEST_SECRET"] = "bench-secret-not-for-production"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
     results = []
     for k in range(1, kills + 1):
         for journal in toml.parent.glob("*.journal"):
@@ -399,6 +406,12 @@ def main() -> None:
     parser.add_argument(
         "--memory", default="10000,100000", help="recipient counts for the memory runs ('' = none)"
     )
+    parser.add_argument(
+        "--store",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: also the same send on PostgreSQL in each round, and its ratio to SQLite",
+    )
     args = parser.parse_args()
     for tool in (SINK, SOURCE):
         if not Path(tool).exists():
@@ -434,6 +447,13 @@ def main() -> None:
         walls: list[float] = []
         signed: list[float] = []
         peak, line, signed_line = 0, "", ""
+        on_pg: list[float] = []
+        pg_line = ""
+        server = None
+        if args.store == "postgresql":
+            import pgstore  # lazy: start-up (bench/pgstore.py, only with --store postgresql)
+
+            server = pgstore.start_server()
         sink = Sink()
         try:
             sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
@@ -450,8 +470,21 @@ def main() -> None:
                     else:
                         signed_line = round_line
                     sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
+                if server is not None:
+                    restore_pristine(pristine, db_file)
+                    url = server.fresh_database()
+                    pgstore.copy_to(toml, url)
+                    _, _, pg_line = digest_send(pgstore.pg_config(toml, url), sink.port, args.sessions)
+                    m = re.search(r" in ([\d.]+)s \(", pg_line)
+                    if m is None:
+                        raise SystemExit(f"no time in the summary line: {pg_line}")
+                    on_pg.append(float(m.group(1)))
+                    server.drop_database(url)
+                    sources.append(run_smtp_source(sink.port, args.recipients, args.sessions, size))
         finally:
             sink.close()
+            if server is not None:
+                server.stop()
         n = args.recipients
         ours, end_to_end, theirs = n / median(engines), n / median(walls), n / median(sources)
         print(f"digest send:  {ours:,.0f} msg/s (median; deliver_issue = freeze, snapshot, send)")
@@ -468,6 +501,13 @@ def main() -> None:
             f"signed send:  {signed_rate:,.0f} msg/s (median; rounds: {rounds});"
             f" ratio to unsigned smtp-source: {signed_rate / theirs:.2f}; last: [{signed_line}]"
         )
+        if on_pg:
+            pg_rate = n / median(on_pg)
+            rounds = ", ".join(f"{n / e:,.0f}" for e in on_pg)
+            print(
+                f"PostgreSQL:   {pg_rate:,.0f} msg/s (median; rounds: {rounds});"
+                f" ratio to SQLite: {pg_rate / ours:.2f} (goal >= 0.8); last: [{pg_line}]"
+            )
         if args.kills:
             kills = kill_points(tmp / "kill", args.kill_recipients, args.sessions, args.kills)
             total = sum(d for d, _ in kills)
