@@ -131,6 +131,27 @@ def test_a_claim_skips_the_rows_another_sender_is_claiming_without_waiting(
     assert leased == {**dict.fromkeys(mine, "a/1/1-0"), **dict.fromkeys(taken, "b/2/2-0")}
 
 
+def test_a_claim_late_in_a_send_reads_its_rows_not_those_already_sent(tmp_path: Path, pg_url: str) -> None:
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=2000)
+    frozen(setup)
+    with transaction(setup.db):
+        setup.db.execute("UPDATE deliveries SET status = 'sent' WHERE issue_id = 1 AND id <= 1000")
+    setup.db.execute("ANALYZE deliveries")
+    late = worker_ledger(setup, pg_url, "a/1/1-0")
+
+    def rows_read() -> int:  # from the table's heap, by scans and index fetches (the server's stats)
+        late.db.execute("SELECT pg_stat_force_next_flush()")  # the claim's counts, flushed now
+        setup.db.execute("SELECT pg_stat_clear_snapshot()")
+        sql = "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
+        return setup.db.execute(sql + " WHERE relname = 'deliveries'").fetchone()[0]
+
+    before = rows_read()
+    claimed = late.commit([], claim=5)[0]
+    read = rows_read() - before
+    assert [row.id for row in claimed] == list(range(1001, 1006))
+    assert read < 100, read  # not the 1,000 rows already sent: a claim's cost does not grow with the send
+
+
 def test_rows_whose_lease_ended_go_back_to_the_pool(tmp_path: Path, pg_url: str) -> None:
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
     frozen(setup)
