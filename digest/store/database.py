@@ -21,6 +21,7 @@ import sqlite_utils
 
 from digest.errors import DigestError
 from digest.store.migrations import LATER_MIGRATIONS
+from digest.store.pg_schema import m027_claim_order  # the schema's one PostgreSQL-only step
 
 BUSY_TIMEOUT_MS = 30_000
 MAX_ID = 2**63 - 1
@@ -495,4 +496,5 @@ MIGRATIONS: list[Migration] = [
     m007_variant_trimmed,
     m008_subscriber_email_index,
     *LATER_MIGRATIONS,
+    m027_claim_order,
 ]

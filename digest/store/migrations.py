@@ -478,14 +478,6 @@ def m026_delivery_leases(db: sqlite_utils.Database) -> None:
             db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} TEXT")
 
 
-def m027_claim_order(db: sqlite_utils.Database) -> None:
-    """PostgreSQL: the claims' index, in the order they take rows (``ORDER BY id``). Without it a
-    claim walks the primary key past every row already sent, so an issue's claims cost grows with
-    the square of its readers. SQLite's ``deliveries_issue_status`` already ends in the rowid."""
-    if is_postgresql(db):
-        db.execute("CREATE INDEX IF NOT EXISTS deliveries_claim ON deliveries(issue_id, status, id)")
-
-
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -505,5 +497,4 @@ LATER_MIGRATIONS = [
     m024_clicks,
     m025_one_editor_summary,
     m026_delivery_leases,
-    m027_claim_order,
 ]

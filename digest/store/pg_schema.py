@@ -17,7 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlite_utils
+
 from digest.errors import DigestError
+from digest.store.dialect import is_postgresql
 
 MIGRATION_LOCK = 2_026_023  # pg_advisory_lock key: digest's schema upgrade
 
@@ -76,3 +79,11 @@ def migrate_postgresql(
     finally:
         if db.alive():
             db.execute("SELECT pg_advisory_unlock(?)", [MIGRATION_LOCK])
+
+
+def m027_claim_order(db: sqlite_utils.Database) -> None:
+    """PostgreSQL: the claims' index, in the order they take rows (``ORDER BY id``). Without it a
+    claim walks the primary key past every row already sent, so an issue's claims cost grows with
+    the square of its readers. SQLite's ``deliveries_issue_status`` already ends in the rowid."""
+    if is_postgresql(db):
+        db.execute("CREATE INDEX IF NOT EXISTS deliveries_claim ON deliveries(issue_id, status, id)")
