@@ -4,7 +4,8 @@ Before any migration the database gets the few things digest's SQLite SQL assume
 (:data:`COMPAT_SQL`): a case-insensitive collation ``nocase`` (ICU, nondeterministic: a
 UNIQUE column or index with it treats ``A@x`` and ``a@x`` as one, like SQLite's NOCASE,
 though it folds all of Unicode's case, not only ASCII's), ``digest_json_each(text)``
-with SQLite's ``json_each`` columns, and ``digest_fold`` (subscribers' category fold;
+with SQLite's ``json_each`` columns, ``digest_json_extract`` and ``digest_json_set`` (SQLite's
+``json_extract``/``json_set``; a JSON true or false reads as 1 or 0, as there), and ``digest_fold`` (subscribers' category fold;
 ``lower``, where SQLite calls Python's ``casefold``).
 
 Migrations run as on SQLite, each in its own transaction and recorded in
@@ -36,6 +37,22 @@ COMPAT_SQL = (
     $$""",
     "CREATE OR REPLACE FUNCTION digest_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE"
     " AS $$ SELECT lower(value) $$",
+    # SQLite's JSON path ('$.a.b', '$[0]') as PostgreSQL's text[] path.
+    r"""CREATE OR REPLACE FUNCTION digest_json_path(path text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT coalesce(array_agg(coalesce(m[1], m[2]) ORDER BY n), '{}')
+          FROM regexp_matches(path, '\.([^.\[]+)|\[(\d+)\]', 'g') WITH ORDINALITY AS t(m, n)
+    $$""",
+    """CREATE OR REPLACE FUNCTION digest_json_extract(doc text, path text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE jsonb_typeof(v) WHEN 'true' THEN '1' WHEN 'false' THEN '0' WHEN 'null' THEN NULL
+               ELSE v #>> '{}' END
+          FROM (SELECT doc::jsonb #> digest_json_path(path) AS v) AS j
+    $$""",
+    """CREATE OR REPLACE FUNCTION digest_json_set(doc text, path text, value jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT jsonb_set(doc::jsonb, digest_json_path(path), value)::text
+    $$""",
 )
 
 
