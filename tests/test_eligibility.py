@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from delivery_fixtures import AFTER, PERIOD_END
 from smtp_server import Handler, SMTPServer
+from store_switch import store_at
 
 import digest.delivery.worker
 from digest.cli import cli
@@ -16,7 +17,6 @@ from digest.compose.build import compose_issue
 from digest.config import load_config
 from digest.delivery import deliver_issue
 from digest.ingest.articles import add_article
-from digest.store.database import open_store
 from subscribers.eligibility import eligibility_sql, fold, ineligible_reason
 from subscribers.store import add_subscriber, list_subscribers, set_preferences
 
@@ -39,7 +39,7 @@ def ws(tmp_path: Path):
     )
     config = load_config(toml)
     config.delivery.timeout = 5.0
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     for i, category in enumerate(["Économie", "World", "Économie", "World"]):
         add_article(
             db,
