@@ -20,7 +20,8 @@ What changes (and why it keeps SQLite's meaning):
   array as its JSON); ``json_set(doc, path, value)`` → ``digest_json_set`` (``value`` a
   string, or JSON when written ``json(x)``); ``iif(c, a, b)`` → ``CASE WHEN c THEN a ELSE b
   END``; ``group_concat(x[, sep])`` → ``string_agg(x::text, sep)``; the ``temp.`` schema →
-  ``pg_temp.``.
+  ``pg_temp.``; an empty list ``IN ()`` / ``NOT IN ()`` (false / true on SQLite, an error on
+  PostgreSQL) → ``= ANY ('{}')`` / ``<> ALL ('{}')``.
 - Types: ``INTEGER PRIMARY KEY`` → an identity column, ``INTEGER`` → ``BIGINT``,
   ``REAL`` → ``DOUBLE PRECISION``, ``BLOB`` → ``BYTEA``; in a table's DDL ``TEXT`` gets
   ``COLLATE "C"`` (byte order, SQLite's BINARY: ISO time stamps and addresses compare
@@ -54,6 +55,7 @@ _MINMAX = re.compile(r"\b(max|min)\s*\(", re.IGNORECASE)
 _LIKE = re.compile(r"\bLIKE\b", re.IGNORECASE)
 _CALLS = re.compile(r"\b(iif|group_concat|json_extract|json_set)\s*\(", re.IGNORECASE)
 _JSON_CALL = re.compile(r"^\s*json\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_EMPTY_IN = re.compile(r"\b(NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
 _TEMP_SCHEMA = re.compile(r"(?<![\w.])temp\.(?=\w)", re.IGNORECASE)
 _ROWID_PK = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b(?!\s+REFERENCES)")
 _TEXT_COLUMN = re.compile(r"(?<=[\w\x00]\s)(\s*)TEXT\b(?![^,]*\bCOLLATE\b)")
@@ -235,6 +237,7 @@ def translate(sql: str) -> Translated:
     masked, order = _placeholders(masked)
     masked = _JSON_EACH.sub("digest_json_each(", masked)
     masked = _TEMP_SCHEMA.sub("pg_temp.", masked)
+    masked = _EMPTY_IN.sub(lambda m: "<> ALL ('{}')" if m.group(1) else "= ANY ('{}')", masked)
     masked = _functions(masked)
     masked = _two_argument_minmax(masked)
     masked = _LIKE.sub("ILIKE", masked)

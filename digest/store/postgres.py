@@ -155,6 +155,12 @@ class PgTable:
         self.last_pk = cursor.lastrowid
         return self
 
+    def insert_all(self, rows: Iterable[dict[str, Any]]) -> PgTable:
+        """Insert each row in turn (tests fill tables so); the last one's id is :attr:`last_pk`."""
+        for row in rows:
+            self.insert(row)
+        return self
+
     def update(self, pk: int, changes: dict[str, Any]) -> PgTable:
         """Set ``changes`` on the row whose id is ``pk``."""
         if changes:
