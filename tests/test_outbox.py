@@ -394,7 +394,6 @@ def test_sent_outbox_rows_are_deleted_after_the_keep_time(run_cli, workspace: Pa
             " VALUES ('welcome', ?, x'00', ?, ?, ?, ?, ?)",
             [f"{email}@example.org", f"<{email}@x>", status, at, at, sent_at],
         )
-    db.conn.commit()
     result = run_cli("run", "--at", iso(now))
     assert result.exit_code == 0, result.output
     left = {r[0] for r in db.execute("SELECT email FROM outbox")}

@@ -21,7 +21,8 @@ What changes (and why it keeps SQLite's meaning):
   string, or JSON when written ``json(x)``); ``iif(c, a, b)`` → ``CASE WHEN c THEN a ELSE b
   END``; ``group_concat(x[, sep])`` → ``string_agg(x::text, sep)``; the ``temp.`` schema →
   ``pg_temp.``; an empty list ``IN ()`` / ``NOT IN ()`` (false / true on SQLite, an error on
-  PostgreSQL) → ``= ANY ('{}')`` / ``<> ALL ('{}')``.
+  PostgreSQL) → ``= ANY ('{}')`` / ``<> ALL ('{}')``; a BLOB literal ``x'00ff'`` →
+  ``'\\x00ff'::bytea``.
 - Types: ``INTEGER PRIMARY KEY`` → an identity column, ``INTEGER`` → ``BIGINT``,
   ``REAL`` → ``DOUBLE PRECISION``, ``BLOB`` → ``BYTEA``; in a table's DDL ``TEXT`` gets
   ``COLLATE "C"`` (byte order, SQLite's BINARY: ISO time stamps and addresses compare
@@ -55,6 +56,7 @@ _MINMAX = re.compile(r"\b(max|min)\s*\(", re.IGNORECASE)
 _LIKE = re.compile(r"\bLIKE\b", re.IGNORECASE)
 _CALLS = re.compile(r"\b(iif|group_concat|json_extract|json_set)\s*\(", re.IGNORECASE)
 _JSON_CALL = re.compile(r"^\s*json\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_BLOB_LITERAL = re.compile(r"(?<![\w\x00])[xX]\x00(\d+)\x00")
 _EMPTY_IN = re.compile(r"\b(NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
 _TEMP_SCHEMA = re.compile(r"(?<![\w.])temp\.(?=\w)", re.IGNORECASE)
 _ROWID_PK = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b(?!\s+REFERENCES)")
@@ -198,6 +200,17 @@ def _functions(masked: str) -> str:
             return masked
 
 
+def _blob_literals(masked: str, kept: list[str]) -> str:
+    """SQLite's ``x'00ff'`` (a BLOB) as PostgreSQL's ``'\\x00ff'::bytea``."""
+
+    def spell(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        kept[index] = "'\\x" + kept[index][1:]
+        return f"\x00{index}\x00::bytea"
+
+    return _BLOB_LITERAL.sub(spell, masked)
+
+
 def _with_conflict_clause(masked: str, clause: str) -> str:
     """Put ``clause`` at the end of an INSERT, before its RETURNING when it has one."""
     found = _RETURNING.search(masked)
@@ -237,6 +250,7 @@ def translate(sql: str) -> Translated:
     masked, order = _placeholders(masked)
     masked = _JSON_EACH.sub("digest_json_each(", masked)
     masked = _TEMP_SCHEMA.sub("pg_temp.", masked)
+    masked = _blob_literals(masked, kept)
     masked = _EMPTY_IN.sub(lambda m: "<> ALL ('{}')" if m.group(1) else "= ANY ('{}')", masked)
     masked = _functions(masked)
     masked = _two_argument_minmax(masked)
