@@ -156,6 +156,11 @@ class PgTable:
         self.last_pk = cursor.lastrowid
         return self
 
+    @property
+    def count(self) -> int:
+        """How many rows the table holds."""
+        return int(self.db.execute(f'SELECT count(*) FROM "{self.name}"').fetchone()[0])
+
     def get(self, pk: int) -> dict[str, Any]:
         """The row whose id is ``pk`` (``sqlite_utils``' NotFoundError when there is none)."""
         for row in self.db.query(f'SELECT * FROM "{self.name}" WHERE id = ?', [pk]):
