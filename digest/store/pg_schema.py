@@ -4,9 +4,10 @@ Before any migration the database gets the few things digest's SQLite SQL assume
 (:data:`COMPAT_SQL`): a case-insensitive collation ``nocase`` (ICU, nondeterministic: a
 UNIQUE column or index with it treats ``A@x`` and ``a@x`` as one, like SQLite's NOCASE,
 though it folds all of Unicode's case, not only ASCII's), ``digest_json_each(text)``
-with SQLite's ``json_each`` columns, ``digest_json_extract`` and ``digest_json_set`` (SQLite's
-``json_extract``/``json_set``; a JSON true or false reads as 1 or 0, as there), and ``digest_fold`` (subscribers' category fold;
-``lower``, where SQLite calls Python's ``casefold``).
+with SQLite's ``json_each`` columns, ``digest_json_extract`` and ``digest_json_set``
+(SQLite's ``json_extract``/``json_set``; a JSON true or false reads as 1 or 0, as there),
+and ``digest_fold`` (subscribers' category fold; ``lower``, where SQLite calls Python's
+``casefold``).
 
 Migrations run as on SQLite, each in its own transaction and recorded in
 ``_migrations``; an advisory lock held for the whole run makes two processes starting
@@ -45,7 +46,7 @@ COMPAT_SQL = (
     $$""",
     """CREATE OR REPLACE FUNCTION digest_json_extract(doc text, path text) RETURNS text
     LANGUAGE sql IMMUTABLE AS $$
-        SELECT CASE jsonb_typeof(v) WHEN 'true' THEN '1' WHEN 'false' THEN '0' WHEN 'null' THEN NULL
+        SELECT CASE WHEN v = 'true'::jsonb THEN '1' WHEN v = 'false'::jsonb THEN '0'
                ELSE v #>> '{}' END
           FROM (SELECT doc::jsonb #> digest_json_path(path) AS v) AS j
     $$""",
