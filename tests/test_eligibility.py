@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import new_workspace
 from delivery_fixtures import AFTER, PERIOD_END
 from smtp_server import Handler, SMTPServer
 from store_switch import store_at
@@ -30,8 +31,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def ws(tmp_path: Path):
     """A workspace whose daily issue has two sections: Économie and World."""
     path = tmp_path / "ws"
-    assert CliRunner().invoke(cli, ["init", str(path)]).exit_code == 0
-    toml = path / "digest.toml"
+    toml = new_workspace(path, db=False).config_file
     toml.write_text(
         toml.read_text().replace(
             'base_url = "http://localhost:8080"', 'base_url = "https://news.example.org"'

@@ -6,8 +6,8 @@ UNIQUE column or index with it treats ``A@x`` and ``a@x`` as one, like SQLite's 
 though it folds all of Unicode's case, not only ASCII's), ``digest_json_each(text)``
 with SQLite's ``json_each`` columns, ``digest_json_extract`` and ``digest_json_set``
 (SQLite's ``json_extract``/``json_set``; a JSON true or false reads as 1 or 0, as there),
-and ``digest_fold`` (subscribers' category fold; ``lower``, where SQLite calls Python's
-``casefold``).
+and ``digest_fold`` (subscribers' category fold; ICU's ``lower``, where SQLite calls
+Python's ``casefold``: É folds in a database of any locale, also C).
 
 Migrations run as on SQLite, each in its own transaction and recorded in
 ``_migrations``; an advisory lock held for the whole run makes two processes starting
@@ -37,7 +37,7 @@ COMPAT_SQL = (
                          ELSE '{}'::json END) WITH ORDINALITY AS o(key, value, n)
     $$""",
     "CREATE OR REPLACE FUNCTION digest_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE"
-    " AS $$ SELECT lower(value) $$",
+    ' AS $$ SELECT lower(value COLLATE "und-x-icu") $$',  # ICU: all of Unicode, in any locale
     # SQLite's JSON path ('$.a.b', '$[0]') as PostgreSQL's text[] path.
     r"""CREATE OR REPLACE FUNCTION digest_json_path(path text) RETURNS text[]
     LANGUAGE sql IMMUTABLE AS $$
