@@ -96,6 +96,10 @@ MEANINGS: dict[str, str] = {
         "Seconds a send goes on while the relay throttles it (421, 451 4.7.x) and its pace has not"
         " grown back; then it stops with the unsent rows queued."
     ),
+    "delivery.lease_seconds": (
+        "PostgreSQL store: seconds a sender holds the rows it claimed, renewed while it works; the rows"
+        " of a sender that stopped renewing (killed, its host gone) go to another sender after this."
+    ),
     "delivery.smtp_user": "The SMTP login when the transport URL names no user.",
     "delivery.unsubscribe_mailto": (
         "A List-Unsubscribe mailto address besides the link; `digest bounces process` reads what arrives "

@@ -36,6 +36,7 @@ from digest.errors import DigestError, NotFound
 from digest.mail.outbox import queue_message
 from digest.signup import client_key, rate_key
 from digest.store.database import iso, transaction, utcnow
+from digest.store.db_lock import serialize
 from subscribers.model import canonical_address, normalize_email
 from subscribers.tokens import TokenSigner
 
@@ -168,6 +169,7 @@ def request_signin(
     if address:
         keys.append((_key(secret, "address", canonical_address(address)), SIGNIN_ADDRESS_LIMIT))
     with transaction(db):
+        serialize(db, "editor-signin")  # counted one at a time on every web instance (rare: editors)
         db.execute("DELETE FROM editor_signin_requests WHERE at < ?", [iso(moment - SIGNIN_CLIENT_LIMIT[0])])
         for key, (window, most) in keys:
             count = db.execute(

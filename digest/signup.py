@@ -13,7 +13,8 @@
 - :func:`welcome` — after a confirmation: the welcome email (:func:`queue_welcome`
   only queues it, for the web app's sender).
 - :func:`remove_stale_pending` — ``digest run``: pending sign-ups older than
-  ``subscribers.pending_days`` are removed.
+  ``subscribers.pending_days`` are removed (and the limits' expired rows,
+  :func:`forget_old_requests`).
 
 Every message goes through :mod:`digest.mail.outbox` (stored, then sent: at once by the
 CLI, by a background sender after the answer in the web app); what the transport
@@ -36,6 +37,7 @@ from digest.errors import DigestError
 from digest.ingest.categories import known_categories as list_known_categories
 from digest.mail.outbox import OUTBOX_KEEP, OutboxReport, delete_old_rows, queue_message, send_outbox
 from digest.store.database import iso, transaction, utcnow
+from digest.store.db_lock import serialize
 from subscribers.events import record_event, subscribed_while_suppressed
 from subscribers.links import subscriber_links
 from subscribers.model import canonical_address, normalize_email, normalize_labels, normalize_name
@@ -55,6 +57,8 @@ ForgetDeliveries = Callable[[sqlite_utils.Database, int, str], None]
 ADDRESS_LIMITS = ((timedelta(minutes=10), 1), (timedelta(days=1), 3))
 """(window, most confirmation or already-subscribed emails one address gets in it)."""
 CLIENT_WINDOW = timedelta(hours=1)
+SIGNUP_LOCK = "signup"
+"""What sign-ups serialize on (:func:`digest.store.db_lock.serialize`)."""
 
 
 class TooManyRequests(DigestError):
@@ -97,6 +101,9 @@ def request_signup(
     fields = _checked_fields(config, name, editions, categories, known_categories)
     address_key = _address_key(secret, normal)
     with transaction(db):
+        # One sign-up at a time, on every host: the address limit and "is the address new?"
+        # are checked and written in one go (SQLite's write lock does this by itself).
+        serialize(db, SIGNUP_LOCK)
         if _address_limited(db, address_key, moment):
             return None
         subscriber = _find_or_add_pending(db, config, normal, fields, known_categories, moment)
@@ -253,7 +260,9 @@ def _address_key(secret: bytes, email: str) -> str:
 
 
 def _address_limited(db: sqlite_utils.Database, key: str, moment: datetime) -> bool:
-    db.execute("DELETE FROM signup_mails WHERE at < ?", [iso(moment - ADDRESS_LIMITS[-1][0])])
+    db.execute(
+        "DELETE FROM signup_mails WHERE address = ? AND at < ?", [key, iso(moment - ADDRESS_LIMITS[-1][0])]
+    )
     for window, most in ADDRESS_LIMITS:
         count = db.execute(
             "SELECT count(*) FROM signup_mails WHERE address = ? AND at > ?", [key, iso(moment - window)]
@@ -283,20 +292,35 @@ def count_signup_post(
 ) -> None:
     """Count one sign-up POST from ``client`` (committed at once, whatever the request turns out
     to be); raises TooManyRequests past ``web.signup_posts_per_hour`` (a refused POST is not
-    counted). No client (the CLI, a test) means no limit."""
+    counted). No client (the CLI, a test) means no limit. The posts of one client are counted
+    one at a time whichever web instance gets them (:func:`~digest.store.db_lock.serialize`);
+    the client's own expired rows go here, everyone's in :func:`forget_old_requests`."""
     if not client:
         return
     moment = now or utcnow()
     key = rate_key(secret, "signup-client", client_key(client))
     since = iso(moment - CLIENT_WINDOW)
     with transaction(db):
-        db.execute("DELETE FROM signup_posts WHERE at < ?", [since])
+        serialize(db, f"signup-client/{key}")
+        db.execute("DELETE FROM signup_posts WHERE client = ? AND at < ?", [key, since])
         count = db.execute(
             "SELECT count(*) FROM signup_posts WHERE client = ? AND at >= ?", [key, since]
         ).fetchone()[0]
         if count >= config.web.signup_posts_per_hour:
             raise TooManyRequests("too many sign-up requests from this address; try again in an hour")
         db.execute("INSERT INTO signup_posts (client, at) VALUES (?, ?)", [key, iso(moment)])
+
+
+def forget_old_requests(db: sqlite_utils.Database, *, now: datetime | None = None) -> int:
+    """Delete the sign-up limits' rows past their windows (those of clients and addresses that
+    did not come back: the checks only delete their own); returns how many."""
+    moment = now or utcnow()
+    with transaction(db):
+        posts = db.execute("DELETE FROM signup_posts WHERE at < ?", [iso(moment - CLIENT_WINDOW)]).rowcount
+        mails = db.execute(
+            "DELETE FROM signup_mails WHERE at < ?", [iso(moment - ADDRESS_LIMITS[-1][0])]
+        ).rowcount
+    return max(posts, 0) + max(mails, 0)
 
 
 def list_upkeep(
@@ -322,6 +346,7 @@ def list_upkeep(
             f"outbox: deleted {deleted} message{'s' if deleted != 1 else ''}"
             f" older than {OUTBOX_KEEP.days} days"
         )
+    forget_old_requests(db, now=now)
     removed = remove_stale_pending(db, config, forget_deliveries=forget_deliveries, now=now)
     if removed:
         days = config.subscribers.pending_days

@@ -375,6 +375,21 @@ def test_a_secret_value_in_the_config_file_fails(tmp_path: Path, monkeypatch: py
     assert "hunter2" not in json.dumps(checks)
 
 
+def test_a_postgresql_store_with_a_key_file_of_one_host_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from digest.doctor.setup import check_secrets
+
+    folder = _workspace(tmp_path, transport="maildir:outbox")
+    monkeypatch.delenv("DIGEST_SECRET", raising=False)
+    monkeypatch.setenv("DIGEST_DB_URL", "postgresql://digest@db.example.org/digest")
+    check = check_secrets(load_config(folder / "digest.toml"))
+    assert check.status == "warn" and "a file on this host" in check.detail
+    assert "DIGEST_SECRET" in check.fix and not (folder / "digest.key").exists()
+    monkeypatch.setenv("DIGEST_SECRET", "s" * 40)
+    assert check_secrets(load_config(folder / "digest.toml")).status == "ok"
+
+
 def test_file_modes_of_the_database_and_keys(tmp_path: Path, dkim_pair) -> None:
     key = tmp_path / "dkim.pem"
     key.write_bytes(dkim_pair[0].read_bytes())

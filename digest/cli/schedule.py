@@ -24,19 +24,28 @@ def schedule() -> None:
 
 
 @schedule.command(name="run")
+@click.option(
+    "--standby",
+    is_flag=True,
+    help="When another scheduler runs for this database, wait and take over when it stops or "
+    "dies (a second host) instead of refusing.",
+)
 @pass_app
-def schedule_run(app: App) -> None:
+def schedule_run(app: App, standby: bool) -> None:
     """Run the scheduler in the foreground until SIGTERM or Ctrl-C.
 
     One cron trigger per edition, in the edition's time zone; each firing does
     what `digest run` does and logs one line. On start it catches up a time
     missed while it was down, if within [schedule] catch_up (default 6h). Only
-    one scheduler per database runs at a time. SIGTERM/SIGINT let the run in
-    progress finish and be recorded, then it exits.
+    one scheduler per database runs at a time (a lock file beside an SQLite
+    database, a lock in a PostgreSQL one); with --standby a second one waits
+    and takes over when the first stops or its host dies. SIGTERM/SIGINT let
+    the run in progress finish and be recorded, then it exits.
 
     \b
     Example:
       digest schedule run
+      digest schedule run --standby      # on a second host, PostgreSQL store
       systemctl start digest-scheduler   # see the README for a unit file
     """
     config = app.config
@@ -54,7 +63,7 @@ def schedule_run(app: App) -> None:
         log.info("scheduler running; %s", "; ".join(parts))
 
     try:
-        result = serve(config, on_ready=ready)
+        result = serve(config, on_ready=ready, standby=standby)
     finally:
         log.removeHandler(handler)
     click.echo(f"Scheduler stopped ({result.stopped_by or 'done'}) after {result.runs} run(s).", err=True)

@@ -24,6 +24,7 @@ _NUMBER_FLOORS: dict[str, tuple[float, bool]] = {
     "delivery.timeout": (0, False),
     "delivery.retries": (0, True),
     "delivery.throttle_patience": (0, False),
+    "delivery.lease_seconds": (0, False),
     "ingest.summary_words": (1, True),
     "ingest.timeout": (0, False),
     "ingest.max_bytes": (1, True),

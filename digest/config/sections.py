@@ -56,6 +56,7 @@ class Delivery:
     timeout: float = 30.0
     retries: int = 3
     throttle_patience: float = 900.0  # seconds a send goes on throttled without recovering its pace
+    lease_seconds: float = 60.0  # PostgreSQL: how long a claimed row stays its sender's unrenewed
     smtp_user: str = ""
     unsubscribe_mailto: str = ""
     list_id: str = ""

@@ -4,8 +4,9 @@ Parts, each with one job:
 
 - :mod:`~digest.delivery.send` — :func:`deliver_issue`, the entry point: lock, checks, freeze, run;
 - :mod:`~digest.delivery.ledger` — the ``deliveries`` table and its states (the one module with its SQL);
+- :mod:`~digest.delivery.lease` — several senders on PostgreSQL: the leases on claimed rows (the ledger's);
 - :mod:`~digest.delivery.recipients` — who gets an issue, with which variant and when;
-- :mod:`~digest.delivery.rows` — a claimed :class:`Row` and the :class:`Result` of sending it;
+- :mod:`~digest.delivery.rows` — a claimed :class:`Row`, the :class:`Result` of sending it, the counts;
 - :mod:`~digest.delivery.journal` — per-connection journals of 250s, replayed after a crash;
 - :mod:`~digest.delivery.policy` — what one SMTP reply means (a pure function);
 - :mod:`~digest.delivery.worker` — one connection's loop: claim, send, record;

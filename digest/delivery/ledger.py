@@ -29,12 +29,14 @@ from digest.compose.issues import (
 )
 from digest.config import Config
 from digest.delivery.journal import read_journals
+from digest.delivery.lease import Lease, freeze_lock, held_by_others, reclaiming, renew, requeue_expired
 from digest.delivery.recipients import recipients
 from digest.delivery.rows import Result, Row
 from digest.errors import DigestError
 from digest.mail.message_ids import MessageIds, message_ids
 from digest.render.variants import stored_variant
 from digest.store.database import DELIVERY_STATUSES, PENDING_DELIVERY, iso, transaction, utcnow
+from digest.store.dialect import is_postgresql
 from subscribers.eligibility import eligibility_sql, ineligible_reason
 from subscribers.model import decode_labels
 from subscribers.store import ACTIVE_IDS_SQL, mark_bounced, reader_scope
@@ -74,6 +76,7 @@ def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now
     issue_id = int(issue["id"])
     stamp = iso(utcnow())
     with transaction(db):
+        freeze_lock(db, issue_id)  # PostgreSQL: several senders may start together
         if issue_status(db, issue_id) != "draft":
             return
         mark_issue_sending(db, issue_id, stamp)
@@ -98,16 +101,18 @@ def freeze(db: sqlite_utils.Database, config: Config, issue: dict[str, Any], now
 # ---------------------------------------------------------------- between runs (under the send lock)
 
 
-def replay_journals(db: sqlite_utils.Database, db_path: Path, issue_id: int) -> int:
+def replay_journals(db: sqlite_utils.Database, journals: Path, issue_id: int) -> int:
     """Record the 250s a killed run journaled but never committed; remove the journals.
 
-    Returns how many rows became ``sent``. Only rows still pending change.
+    Returns how many rows became ``sent``. Only rows still pending change. ``journals``:
+    :func:`~digest.delivery.journal.journal_base`. On PostgreSQL only this host's journals of
+    senders that are gone are read, and the rows in flight whose lease ended go back to the
+    queue with them (one sender at a time: :func:`~digest.delivery.lease.reclaiming`).
     """
-    entries, paths = read_journals(db_path, issue_id)
     changed = 0
-    if entries:
+    with reclaiming(db, issue_id), read_journals(journals, issue_id) as entries:
         stamp = iso(utcnow())
-        with transaction(db):
+        with transaction(db) if entries or is_postgresql(db) else contextlib.nullcontext():
             for entry in entries:
                 changed += db.execute(
                     "UPDATE deliveries SET status = 'sent', last_error = NULL, smtp_code = ?,"
@@ -115,20 +120,20 @@ def replay_journals(db: sqlite_utils.Database, db_path: Path, issue_id: int) -> 
                     " WHERE id = ? AND issue_id = ? AND status IN ('queued', 'sending', 'deferred')",
                     [entry.code, entry.enhanced, entry.at, stamp, entry.row_id, issue_id],
                 ).rowcount
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            if is_postgresql(db):
+                requeue_expired(db, issue_id)
     return changed
 
 
 def requeue_in_flight(db: sqlite_utils.Database, issue_id: int) -> None:
     """Rows left in flight by a crashed run go out again (same Message-ID); deferred rows get
-    this run's retries. Safe only under the issue's send lock."""
+    this run's retries. Safe only under the issue's send lock. On PostgreSQL, where other
+    senders may hold rows in flight, only the deferred ones: :func:`replay_journals` requeues
+    the rows whose lease ended."""
+    states = "'deferred'" if is_postgresql(db) else "'sending', 'deferred'"
     with transaction(db):
         db.execute(
-            "UPDATE deliveries SET status = 'queued'"
-            " WHERE issue_id = ? AND status IN ('sending', 'deferred')",
-            [issue_id],
+            f"UPDATE deliveries SET status = 'queued' WHERE issue_id = ? AND status IN ({states})", [issue_id]
         )
 
 
@@ -201,9 +206,22 @@ def finish(db: sqlite_utils.Database, issue_id: int) -> tuple[dict[str, int], st
 
 
 class Ledger:
-    """One connection worker's access to the ledger (its own SQLite connection)."""
+    """One connection worker's access to the ledger (its own database connection).
 
-    def __init__(self, db: sqlite_utils.Database, config: Config, issue_id: int, now_iso: str) -> None:
+    On PostgreSQL (several senders) its claims lease the rows to ``holder`` (the send's
+    :func:`~digest.delivery.lease.send_tag` and the worker), renewed as it commits; it
+    reclaims the rows of senders whose lease ended, replaying this host's ``journals``."""
+
+    def __init__(
+        self,
+        db: sqlite_utils.Database,
+        config: Config,
+        issue_id: int,
+        now_iso: str,
+        *,
+        holder: str = "",
+        journals: Path | None = None,
+    ) -> None:
         self.db = db
         self.config = config
         self.issue_id = issue_id
@@ -211,6 +229,8 @@ class Ledger:
         self._message_ids: MessageIds | None = None  # keyed on the first claim
         self._scope: tuple[str, list[str]] | None = None
         self._eligible: tuple[str, list[str]] | None = None  # the claims' SQL rule, made once
+        self.lease = Lease(holder, config.delivery.lease_seconds) if is_postgresql(db) else None
+        self.journals = journals
 
     def commit(self, results: list[Result], claim: int = 0) -> tuple[list[Row], int]:
         """Record ``results`` and claim up to ``claim`` rows in one transaction.
@@ -220,7 +240,10 @@ class Ledger:
         claimed: list[Row] = []
         skipped = 0
         stamp = iso(utcnow())
+        renewing = self.lease is not None and self.lease.due()
         with transaction(self.db):
+            if renewing:
+                renew(self.db, self.issue_id, self.lease)
             sent = [r for r in results if r.status == "sent"]
             if sent:
                 self._record_sent(sent, stamp)
@@ -229,7 +252,26 @@ class Ledger:
                     self._record(r, stamp)
             if claim:
                 claimed, skipped = self._claim(claim, stamp)
+        if renewing:
+            self.others_sending()  # and take back the rows of a sender whose lease ended
         return claimed, skipped
+
+    def pause(self, seconds: float) -> float:
+        """How long a worker waiting ``seconds`` for a retry may wait before it commits again:
+        on PostgreSQL at most a third of its lease, so that the lease is renewed meanwhile."""
+        seconds = max(0.0, seconds)
+        return seconds if self.lease is None else min(seconds, self.lease.seconds / 3)
+
+    def others_sending(self) -> bool:
+        """PostgreSQL: whether other sends hold rows of the issue in flight (their leases that
+        ended are reclaimed first: :func:`replay_journals`). Always False on SQLite."""
+        if self.lease is None:
+            return False
+        send = self.lease.holder.rpartition("/")[0]
+        held, expired = held_by_others(self.db, self.issue_id, send)
+        if expired and self.journals is not None:
+            replay_journals(self.db, self.journals, self.issue_id)
+        return held > 0
 
     def _record_sent(self, results: list[Result], stamp: str) -> None:
         self.db.conn.executemany(
@@ -282,7 +324,8 @@ class Ledger:
             f" CASE WHEN {rule} THEN 1 ELSE 0 END"
             " FROM deliveries d LEFT JOIN subscribers s ON s.id = d.subscriber_id"
             " WHERE d.issue_id = ? AND d.status = 'queued' AND (d.due_at IS NULL OR d.due_at <= ?)"
-            " ORDER BY d.id LIMIT ?",
+            # PostgreSQL: several senders claim at once; each skips the rows another is taking.
+            " ORDER BY d.id LIMIT ?" + (" FOR UPDATE OF d SKIP LOCKED" if self.lease is not None else ""),
             [*params, self.issue_id, self.now_iso, limit],
         ).fetchall()
         claimed: list[Row] = []
@@ -305,6 +348,14 @@ class Ledger:
                 mid = self._message_ids.make(self.issue_id, sid)
             row.message_id = mid
             claimed.append(row)
+        if self.lease is not None:
+            until = self.lease.until()
+            self.db.conn.executemany(
+                "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ?, leased_by = ?,"
+                " lease_until = ? WHERE id = ?",
+                [(row.message_id, stamp, self.lease.holder, until, row.id) for row in claimed],
+            )
+            return claimed, skipped
         self.db.conn.executemany(
             "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ? WHERE id = ?",
             [(row.message_id, stamp, row.id) for row in claimed],

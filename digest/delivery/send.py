@@ -2,12 +2,16 @@
 
 A real send of an issue:
 
-1. takes a per-issue lock (``fcntl.flock`` on a file beside the database: the
-   kernel drops it when the process dies, so a SIGKILL never leaves it stuck);
+1. on SQLite, takes a per-issue lock (``fcntl.flock`` on a file beside the database:
+   the kernel drops it when the process dies, so a SIGKILL never leaves it stuck); on
+   PostgreSQL several senders may deliver one issue together, each claiming rows under a
+   lease (:mod:`digest.delivery.lease`), with journals in a folder of this host's
+   (:func:`~digest.delivery.journal.journal_base`);
 2. checks that the readers' links can work (:func:`check_public_base_url`:
    refused for an SMTP send, a warning for maildir/mbox and test sends);
 3. freezes the issue and snapshots the recipients (:func:`ledger.freeze`),
-   replays the journals of a killed run and requeues rows left in flight;
+   replays the journals of a killed run and requeues rows left in flight (on PostgreSQL:
+   this host's journals of senders that are gone, and rows whose lease ended);
 4. prepares one message per variant and hands the rows to the engine
    (:func:`engine.execute`), which runs the connection workers;
 5. marks the issue ``sent`` when no row is pending.
@@ -35,6 +39,8 @@ from digest.config import Config
 from digest.delivery import engine, ledger
 from digest.delivery.checks import check_public_base_url
 from digest.delivery.guard import Reports, SendGuard
+from digest.delivery.journal import journal_base
+from digest.delivery.lease import send_tag
 from digest.delivery.report import DeliveryReport
 from digest.delivery.trial import dry_run_report, test_send
 from digest.delivery.worker import LOST_IN_A_ROW, Run
@@ -52,6 +58,7 @@ from digest.mail.transports.registry import destination
 from digest.mail.verp import ReturnPath
 from digest.render.variants import stored_variant
 from digest.store.database import database_file, iso, transaction, utcnow
+from digest.store.dialect import is_postgresql
 from subscribers.tokens import load_secret
 
 __all__ = ["DeliveryReport", "SendInProgress", "deliver_issue"]
@@ -95,7 +102,6 @@ def deliver_issue(
     ``publication.base_url`` cannot work for an SMTP send, and TransportError (a
     DigestError) when the run had to stop; unsent rows stay queued.
     """
-
     started = time.monotonic()
     issue = get_issue(db, issue_id)
     url, resumed = _transport_for(config, issue, transport_url, test=bool(to) or dry_run)
@@ -113,10 +119,11 @@ def deliver_issue(
     elif dry_run:
         report = dry_run_report(db, config, issue, now)
     else:
-        with _issue_lock(_db_path(db), int(issue["id"])):
-            _record_transport(db, config, int(issue["id"]), url)
+        with _one_sender(db, config, int(issue["id"])) as base:
             guard = None if resume else SendGuard.from_config(config, reports)
-            report = _send(db, config, issue, url, now, concurrency, rate, progress, retry_failed, guard)
+            report = _send(
+                db, config, issue, url, now, concurrency, rate, progress, retry_failed, guard, base
+            )
     if resumed:
         report.warnings.append(resumed)
     if problem:
@@ -181,11 +188,28 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=user + host))
 
 
-def _db_path(db: sqlite_utils.Database) -> Path:
+def _journal_base(db: sqlite_utils.Database, config: Config) -> Path:
+    """Where this send's journals go (:func:`~digest.delivery.journal.journal_base`)."""
+    if is_postgresql(db):
+        if not config.storage.url:
+            raise DigestError("sending on PostgreSQL needs the store's [storage] url in the config")
+        return journal_base(None, config.base_dir)
     path = database_file(db)
     if path is None:
         raise DigestError("sending needs a database file (not an in-memory database)")
-    return path
+    return journal_base(path, config.base_dir)
+
+
+@contextlib.contextmanager
+def _one_sender(db: sqlite_utils.Database, config: Config, issue_id: int) -> Iterator[Path]:
+    """The journals' base, held under the issue's send lock on SQLite (one sender per issue);
+    on PostgreSQL under none: several senders share the issue under leases."""
+    base = _journal_base(db, config)
+    if is_postgresql(db):
+        yield base
+        return
+    with _issue_lock(base, issue_id):
+        yield base
 
 
 @contextlib.contextmanager
@@ -213,13 +237,14 @@ def _send(
     progress: Callable[[int, int], None] | None,
     retry_failed: bool,
     guard: SendGuard | None,
+    db_path: Path,
 ) -> DeliveryReport:
 
     issue_id = int(issue["id"])
+    _record_transport(db, config, issue_id, url)
     if issue["status"] == "draft":
         ledger.freeze(db, config, issue, now)
     report = DeliveryReport(issue_id=issue_id)
-    db_path = _db_path(db)
     ledger.replay_journals(db, db_path, issue_id)  # a killed run's 250s first: never sent twice
     ledger.requeue_in_flight(db, issue_id)
     if retry_failed:
@@ -284,6 +309,7 @@ def _new_run(
         guard=guard,
         # The workers open the store the send was given: the file, or the configured server.
         store=config.storage.url or db_path,
+        send=send_tag(),
     )
     return run, signer is not None
 

@@ -34,7 +34,7 @@ from digest.delivery.ledger import Ledger
 from digest.delivery.messages import Links, Messages, recipient_links
 from digest.delivery.policy import closing_reply, decide, throttling
 from digest.delivery.refusals import RefusalWindow
-from digest.delivery.rows import Result, Row
+from digest.delivery.rows import Counters, Result, Row
 from digest.delivery.throttle import Pace, throttle_pause
 from digest.errors import DigestError
 from digest.mail.message import PreparedMessage
@@ -65,37 +65,13 @@ FLUSH_SECONDS = 0.5
 """Results are committed at least this often (and with every claim); the journal covers the gap."""
 FLUSH_EVERY = 64
 """...and at least every this many results per connection."""
+LINGER_SECONDS = 0.5
+"""PostgreSQL: how often a connection with nothing left to claim looks whether the rows other
+sends hold in flight are done, or theirs to take over (their lease ended)."""
 LOST_IN_A_ROW = 5
 """Lost connections / unanswered messages in a row (at least this many, or 3 per connection)
 with no reply in between before the run stops: a server that takes the data and never
 answers would otherwise cost rows x tries x timeout, each try possibly a duplicate."""
-
-
-@dataclass
-class Counters:
-    """This process's outcome counts (shared by its connection threads)."""
-
-    sent: int = 0
-    failed: int = 0
-    deferred: int = 0
-    skipped: int = 0
-    throttled: int = 0  # replies (and greetings) that said "too fast"
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, status: str, n: int = 1) -> None:
-        """Count ``n`` rows of ``status``."""
-        with self.lock:
-            setattr(self, status, getattr(self, status) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        """The counts by status."""
-        return {
-            "sent": self.sent,
-            "failed": self.failed,
-            "deferred": self.deferred,
-            "skipped": self.skipped,
-            "throttled": self.throttled,
-        }
 
 
 class Clock:
@@ -120,7 +96,7 @@ CLOCK = Clock()
 class Run:
     """What every connection worker of one send shares (copied into worker processes by fork)."""
 
-    db_path: Path
+    db_path: Path  # the SQLite file; on PostgreSQL this host's journal base (journal_base)
     config: Config
     issue_id: int
     url: str
@@ -147,9 +123,17 @@ class Run:
     clock: Clock = field(default_factory=lambda: CLOCK)  # what the back-off waits on
     guard: SendGuard | None = None  # pauses the send when complaints or hard bounces pass the line
     store: str | Path = ""  # what each worker opens: a PostgreSQL URL, or (unset) db_path
+    send: str = ""  # this send's lease tag (digest.delivery.lease.send_tag): PostgreSQL only
+    failing: bool = False  # a connection is stopping the run with an error (its fatal not yet added)
 
     def __post_init__(self) -> None:
         self.store = self.store or self.db_path
+
+    def abort(self) -> None:
+        """A connection's loop ended with an error: stop the run, and say it failed before the
+        error reaches ``fatal`` (the other connections wind down as for a fatal error)."""
+        self.failing = True
+        self.stop.set()
 
 
 class Stopped(Exception):
@@ -258,8 +242,7 @@ class Worker:
 
     def __init__(self, run: Run, number: int) -> None:
         self.run = run
-        self.ledger = Ledger(open_store(run.store, migrate=False), run.config, run.issue_id, run.now_iso)
-        self.journal = Journal(journal_path(run.db_path, run.issue_id, f"{os.getpid()}-{number}"))
+        self.ledger, self.journal = _records(run, number)
         self.connection = Connection(run)
         self.batch: deque[Row] = deque()
         self.retry: list[tuple[float, int, Row]] = []
@@ -273,8 +256,6 @@ class Worker:
         self.announced: int | None = None  # row whose envelope went out with the last message
         self.announced_sender = ""  # that envelope's sender (VERP: an HMAC, made once per row)
         self.messages = Messages(run)
-
-    # -- the loop
 
     def loop(self) -> None:
         """Send until no row is left (or the run stops); always record and release."""
@@ -296,7 +277,7 @@ class Worker:
         except BaseException:
             self.aborted = True
             # Said before winding down: a connection parked with refusals held releases them.
-            self.run.stop.set()
+            self.run.abort()
             raise
         finally:
             _wind_down(self)
@@ -340,8 +321,10 @@ class Worker:
             if skipped:
                 continue  # every row of that claim had left the list: claim again
             if not self.retry:
+                if _linger(self):
+                    continue
                 return None
-            self.run.clock.wait(self.run.stop, max(0.0, self.retry[0][0] - self.run.clock.now()))
+            self.run.clock.wait(self.run.stop, self.ledger.pause(self.retry[0][0] - self.run.clock.now()))
         return None
 
     # -- sending
@@ -455,6 +438,26 @@ class Worker:
         heapq.heappush(self.retry, (self.run.clock.now() + delay, next(self.seq), row))
 
 
+def _records(run: Run, number: int) -> tuple[Ledger, Journal]:
+    """A worker's own ledger connection (its leases named after it) and journal."""
+    tag = f"{os.getpid()}-{number}"
+    db = open_store(run.store, migrate=False)
+    ledger = Ledger(
+        db, run.config, run.issue_id, run.now_iso, holder=f"{run.send}/{tag}", journals=run.db_path
+    )
+    return ledger, Journal(journal_path(run.db_path, run.issue_id, tag))
+
+
+def _linger(worker: Worker) -> bool:
+    """Nothing left to claim: True (after a pause) while other sends hold rows of the issue in
+    flight (PostgreSQL), so that this one takes them over if their lease ends."""
+    if not worker.ledger.others_sending():
+        return False
+    worker.connection.close()
+    worker.run.stop.wait(LINGER_SECONDS)
+    return True
+
+
 def _wind_down(worker: Worker) -> None:
     """The end of a worker's loop, however it ended: close the connection, settle the refusals
     held back, commit the results, and release what was claimed but not sent (queued) and what
@@ -472,7 +475,7 @@ def _wind_down(worker: Worker) -> None:
     worker.flush()
     worker.journal.discard()  # all its entries are committed now
     waiting = [row for _, _, row in worker.retry]
-    if worker.run.fatal or worker.aborted:  # the run stopped (here or elsewhere): queued
+    if worker.run.fatal or worker.run.failing or worker.aborted:  # the run failed (here or elsewhere): queued
         worker.batch.extend(waiting)
         waiting = []
     worker.ledger.release(list(worker.batch), waiting)

@@ -79,6 +79,8 @@ def check_secrets(config: Config) -> Check:
             )
     key_file = config.db_path.parent / KEY_FILE
     if not config.secret and not key_file.exists():
+        if config.storage.url:
+            return _key_of_one_host(key_file)
         return Check(
             "secrets", OK, f"none in the config file; a signing key is made at {key_file} on first use"
         )
@@ -89,7 +91,21 @@ def check_secrets(config: Config) -> Check:
     except DigestError as exc:
         return Check("secrets", FAIL, str(exc), f"set {SECRET_ENV} in the environment")
     where = SECRET_ENV if config.secret else str(key_file)
+    if config.storage.url and not config.secret:
+        return _key_of_one_host(key_file)
     return Check("secrets", OK, f"none in the config file; links are signed with the key from {where}")
+
+
+def _key_of_one_host(key_file: Path) -> Check:
+    """A shared PostgreSQL store with the signing key in a file of this host's."""
+    return Check(
+        "secrets",
+        WARN,
+        f"links and desk sessions are signed with {key_file}, a file on this host, while the "
+        "store is a PostgreSQL server other hosts may share",
+        f"give every host that uses this store the same key: set {SECRET_ENV} on each "
+        "(or copy this file to each)",
+    )
 
 
 def check_file_modes(config: Config) -> Check:

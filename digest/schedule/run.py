@@ -80,6 +80,7 @@ def run_due(
     dry_run: bool = False,
     build: bool = True,
     stop: Callable[[], bool] | None = None,
+    scheduler: bool = False,
 ) -> RunReport:
     """Do what is due at ``at``: ingest, build each due issue, deliver; record the run.
 
@@ -88,7 +89,9 @@ def run_due(
     sent what. ``build=False`` only delivers ledger rows that are due (the
     scheduler's local-time job). ``stop()`` is asked before each build and
     each send; when it says True the rest is left for the next run (the
-    scheduler passes its SIGTERM flag). See the module docstring for the rules.
+    scheduler passes its SIGTERM flag). ``scheduler`` marks the run's row as the
+    scheduler's (a scheduler that takes over closes the ones a lost one left open). See the
+    module docstring for the rules.
     """
     if at.tzinfo is None:
         raise DigestError("run_due needs an aware time; give --at with a zone, e.g. 2026-01-23T07:00Z")
@@ -99,7 +102,7 @@ def run_due(
     catch_up = catch_up_window(config)
     report = RunReport(at=iso(at), dry_run=dry_run, editions=[e.key for e in editions])
     if not dry_run:
-        report.run_id = start_run(db, at)
+        report.run_id = start_run(db, at, scheduler=scheduler)
     try:
         with collect_render_warnings(report.notes):
             _run(db, config, report, editions, at, catch_up, build=build, stop=stop or (lambda: False))

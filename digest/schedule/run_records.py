@@ -1,7 +1,8 @@
 """The ``runs`` table: a run's row opened at its start and closed at its end.
 
 :func:`start_run` opens the row (naming the process) after :func:`close_stale_runs` has
-closed the rows of runs whose process died; :func:`finish_run` records the report.
+closed the rows of runs whose process died; :func:`finish_run` records the report;
+:func:`close_runs_of_lost_scheduler` closes the rows a scheduler on another host left open.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ from digest.schedule.run_report import RunReport
 from digest.store.database import iso, transaction, utcnow
 
 
-def start_run(db: sqlite_utils.Database, at: datetime) -> int:
-    """Open the row of a run acting at ``at`` (closing stale rows first); returns its id."""
-    started = json.dumps({"pid": os.getpid(), "host": socket.gethostname()})
+def start_run(db: sqlite_utils.Database, at: datetime, *, scheduler: bool = False) -> int:
+    """Open the row of a run acting at ``at`` (closing stale rows first); returns its id.
+    ``scheduler`` marks it as a run of ``digest schedule run`` (see
+    :func:`close_runs_of_lost_scheduler`)."""
+    mark: dict[str, object] = {"pid": os.getpid(), "host": socket.gethostname()}
+    if scheduler:
+        mark["scheduler"] = True
+    started = json.dumps(mark)
     with transaction(db):
         close_stale_runs(db)
         cursor = db.execute(
@@ -67,6 +73,38 @@ def close_stale_runs(db: sqlite_utils.Database, *, now: datetime | None = None) 
                 why = "the run never finished; closed by a later run"
             else:
                 continue
+            started.update(interrupted=True, error=why)
+            db.execute(
+                "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?",
+                [iso(now), json.dumps(started), run_id],
+            )
+            closed += 1
+    return closed
+
+
+def close_runs_of_lost_scheduler(db: sqlite_utils.Database, *, now: datetime | None = None) -> int:
+    """Close the open rows of scheduler runs of other processes, on any host, as interrupted.
+
+    Called by a scheduler that has just taken the one-per-database lock: no other scheduler
+    holds it, so a scheduler's run still open is one whose process died or lost the lock
+    (a host that vanished). Its work is caught up by the taker's first run. Returns how
+    many were closed."""
+    now = now or utcnow()
+    me = (os.getpid(), socket.gethostname())
+    closed = 0
+    with transaction(db):
+        rows = db.execute("SELECT id, summary FROM runs WHERE finished_at IS NULL").fetchall()
+        for run_id, text in rows:
+            try:
+                started = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(started, dict) or started.get("scheduler") is not True:
+                continue
+            if (started.get("pid"), started.get("host")) == me:
+                continue
+            where = f"pid {started.get('pid')} on {started.get('host')}"
+            why = f"the scheduler ({where}) stopped before the run finished; closed by the one that took over"
             started.update(interrupted=True, error=why)
             db.execute(
                 "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?",

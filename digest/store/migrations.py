@@ -120,15 +120,13 @@ def m013_summaries(db: sqlite_utils.Database) -> None:
 
 def m014_issue_transport(db: sqlite_utils.Database) -> None:
     """The transport an issue's send went out through (its URL without a password), so that
-    a resume by `digest run` or a bare `digest send` goes the same way, not through the
-    config's default."""
+    a resume by `digest run` or a bare `digest send` goes the same way, not the config's."""
     db.execute("ALTER TABLE issues ADD COLUMN transport TEXT")
 
 
 def m015_ingest_guards(db: sqlite_utils.Database) -> None:
     """Indexes and columns that keep ingest linear and its records honest."""
-    # upsert_article looks for the same link and title under another identity for every
-    # new article: without an index that is a scan of the table per item (quadratic).
+    # upsert_article looks for the same link and title under another identity: indexed, not a scan.
     db.execute("CREATE INDEX IF NOT EXISTS articles_url_title ON articles(url, title)")
 
 
@@ -473,6 +471,13 @@ def m025_one_editor_summary(db: sqlite_utils.Database) -> None:
     )
 
 
+def m026_delivery_leases(db: sqlite_utils.Database) -> None:
+    """A claimed row's sender and its lease's end (UTC): several senders share a PostgreSQL store."""
+    for column in ("leased_by", "lease_until"):  # see digest.delivery.lease; SQLite leaves both empty
+        if column not in db["deliveries"].columns_dict:
+            db.execute(f"ALTER TABLE deliveries ADD COLUMN {column} TEXT")
+
+
 LATER_MIGRATIONS = [
     m009_outbox,
     m010_bounces,
@@ -491,4 +496,5 @@ LATER_MIGRATIONS = [
     m023_dmarc,
     m024_clicks,
     m025_one_editor_summary,
+    m026_delivery_leases,
 ]

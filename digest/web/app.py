@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, redirect, request, url_for
+from flask import Flask, Response, current_app, g, redirect, request, url_for
 from jinja2 import BaseLoader, ChoiceLoader, FileSystemLoader
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -66,8 +66,9 @@ PAGE_CSP = (
 def create_app(config: Config) -> Flask:
     """Build the Flask app serving the links in every email.
 
-    The database is migrated once here; each request then opens its own
-    connection to ``config.store`` and closes it when the request ends.
+    The database is migrated once here; each request then takes a connection to
+    ``config.store`` (:class:`~digest.web.common.Connections`: opened per request on SQLite,
+    kept open between requests on PostgreSQL) and gives it back when it ends.
     """
     open_store(config.store).conn.close()
     app = Flask(__name__, static_folder=None, template_folder=None)
@@ -116,7 +117,7 @@ def create_app(config: Config) -> Flask:
 def _close_db(_exc: BaseException | None) -> None:
     db = g.pop("db", None)
     if db is not None:
-        db.conn.close()
+        current_app.extensions["digest"].connections.give_back(db)
 
 
 def _limit_streamed_body() -> None:

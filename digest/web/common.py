@@ -9,6 +9,8 @@ token. Imported by :mod:`digest.web.app`, :mod:`~digest.web.links`, :mod:`~diges
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -20,13 +22,13 @@ from typing import Any, TypeVar
 import sqlite_utils
 from flask import current_app, g, render_template
 
-from digest.config import Config
-from digest.errors import ConfigError, NotFound
+from digest.config import Config, is_store_url
+from digest.errors import ConfigError, DigestError, NotFound
 from digest.i18n import translations
 from digest.render.context import brand_context, cached_logo
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
-from digest.store.database import open_store
+from digest.store.database import open_store, ping
 from digest.web.mailer import OutboxSender
 from subscribers.model import available_zones
 from subscribers.store import get_subscriber
@@ -36,6 +38,9 @@ SOURCE = "web"
 UNLIMITED_BYTES = 1 << 40
 FULL_RENDERINGS_KEPT = 16
 FEED_CONTENTS_KEPT = 64
+IDLE_CONNECTIONS = 4
+"""PostgreSQL connections a web worker keeps open between requests (each server-side process
+costs memory: instances × workers × this is what a web tier holds at rest)."""
 
 T = TypeVar("T")
 
@@ -64,6 +69,45 @@ GEOGRAPHIC_AREAS = frozenset(
 )
 
 
+class Connections:
+    """The database connections of one web worker process: SQLite's file is opened per request
+    (it costs microseconds); a PostgreSQL connection costs a handshake (about 10 ms), so up to
+    :data:`IDLE_CONNECTIONS` are kept open between requests and handed out again after a
+    ``SELECT 1`` (a connection the server dropped meanwhile is replaced, not handed out)."""
+
+    def __init__(self, store: str | Path) -> None:
+        self.store = store
+        self.pooled = is_store_url(store)
+        self._idle: list[sqlite_utils.Database] = []
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def take(self) -> sqlite_utils.Database:
+        """A connection for one request (give it back with :meth:`give_back`)."""
+        while self.pooled:
+            with self._lock:
+                if self._pid != os.getpid():  # a forked worker never uses its parent's sockets
+                    self._idle, self._pid = [], os.getpid()
+                db = self._idle.pop() if self._idle else None
+            if db is None:
+                break
+            try:
+                ping(db)
+                return db
+            except (sqlite3.Error, DigestError):
+                db.conn.close()
+        return open_store(self.store, migrate=False)
+
+    def give_back(self, db: sqlite_utils.Database) -> None:
+        """Keep a healthy PostgreSQL connection for the next request, else close it."""
+        if self.pooled and getattr(db, "alive", lambda: False)() and not db.conn.in_transaction:
+            with self._lock:
+                if self._pid == os.getpid() and len(self._idle) < IDLE_CONNECTIONS:
+                    self._idle.append(db)
+                    return
+        db.conn.close()
+
+
 @dataclass
 class WebState:
     """What every request needs: the configuration, the signing secret, the background sender of
@@ -75,6 +119,10 @@ class WebState:
     _full: OrderedDict[int, RenderedVariant] = field(default_factory=OrderedDict)
     _feed: OrderedDict[int, str] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    connections: Connections = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.connections = Connections(self.config.store)
 
     @property
     def base_url(self) -> str:
@@ -128,7 +176,7 @@ def state() -> WebState:
 def get_db() -> sqlite_utils.Database:
     """This request's database connection (opened on first use)."""
     if "db" not in g:
-        g.db = open_store(state().config.store, migrate=False)
+        g.db = state().connections.take()
     return g.db
 
 

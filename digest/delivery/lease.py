@@ -1,0 +1,134 @@
+"""Leases: several senders deliver one issue together on a PostgreSQL store.
+
+On SQLite one process sends an issue (the per-issue lock of :mod:`digest.delivery.send`)
+and SQLite's single writer makes every claim safe; nothing here runs there. On PostgreSQL
+any number of ``digest send`` / ``digest run`` processes, on one host or several, share the
+issue's ledger:
+
+- a claim locks the rows it takes (``FOR UPDATE ... SKIP LOCKED``: two senders never take
+  the same row, and neither waits for the other) and marks each with its sender
+  (``leased_by``: host, the send's process id, the worker) and the end of its lease
+  (``lease_until``, ``[delivery] lease_seconds`` ahead);
+- a sender renews the leases of the rows it holds as it commits its results
+  (:meth:`Lease.due`: every third of the lease);
+- a row whose lease ran out (its sender was killed, or its host vanished) goes back to the
+  queue (:func:`requeue_expired`) after this host's journals of senders that are gone were
+  replayed, so what they had sent stays sent. That reclaim holds a lock of its own
+  (:func:`reclaiming`) so that two senders never requeue a row the other is replaying.
+
+Times are the senders' clocks (UTC ISO-8601 to the millisecond): hosts that
+share a store keep their clocks in step (NTP), well within a lease.
+
+This module holds the ``deliveries`` SQL the leases need; :mod:`digest.delivery.ledger`
+(the table's owner) calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import sqlite_utils
+
+from digest.store.database import utcnow
+from digest.store.dialect import is_postgresql
+
+__all__ = [
+    "Lease",
+    "freeze_lock",
+    "held_by_others",
+    "reclaiming",
+    "renew",
+    "requeue_expired",
+    "send_tag",
+]
+
+FREEZE_LOCK = 2_026_024
+"""pg_advisory_xact_lock class: one sender at a time freezes an issue (the key is the issue id)."""
+RECLAIM_LOCK = 2_026_025
+"""pg_advisory_lock class: one sender at a time replays journals and requeues expired leases."""
+
+
+def _stamp(ahead: float = 0.0) -> str:
+    """Now (plus ``ahead`` seconds) in UTC to the millisecond: a lease's end and what it is
+    compared with (the store's usual stamps are to the second, too coarse for a short lease)."""
+    return (utcnow() + timedelta(seconds=ahead)).isoformat(timespec="milliseconds")
+
+
+def send_tag() -> str:
+    """This send's name in ``leased_by``: the host and the process id (workers add theirs)."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class Lease:
+    """When one worker's leases end, and when they are due for renewal."""
+
+    def __init__(self, holder: str, seconds: float) -> None:
+        self.holder = holder
+        self.seconds = max(0.001, seconds)
+        self.renewed = time.monotonic()
+
+    def until(self) -> str:
+        """The end of a lease taken or renewed now."""
+        return _stamp(self.seconds)
+
+    def due(self) -> bool:
+        """Whether a third of the lease has passed since it was last taken or renewed."""
+        return time.monotonic() - self.renewed >= self.seconds / 3
+
+
+def freeze_lock(db: sqlite_utils.Database, issue_id: int) -> None:
+    """Inside the freeze's transaction on PostgreSQL: wait for another sender freezing the issue
+    (the status it then reads is the one that sender committed). Nothing on SQLite."""
+    if is_postgresql(db):
+        db.execute("SELECT pg_advisory_xact_lock(?, ?)", [FREEZE_LOCK, issue_id])
+
+
+@contextlib.contextmanager
+def reclaiming(db: sqlite_utils.Database, issue_id: int) -> Iterator[None]:
+    """Hold the issue's reclaim lock (PostgreSQL; nothing on SQLite, where the send lock does)."""
+    if not is_postgresql(db):
+        yield
+        return
+    db.execute("SELECT pg_advisory_lock(?, ?)", [RECLAIM_LOCK, issue_id])
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            db.execute("SELECT pg_advisory_unlock(?, ?)", [RECLAIM_LOCK, issue_id])
+
+
+def renew(db: sqlite_utils.Database, issue_id: int, lease: Lease) -> None:
+    """Move the end of the lease of every row ``lease``'s worker holds."""
+    lease.renewed = time.monotonic()
+    db.execute(
+        "UPDATE deliveries SET lease_until = ? WHERE issue_id = ? AND status = 'sending' AND leased_by = ?",
+        [lease.until(), issue_id, lease.holder],
+    )
+
+
+def requeue_expired(db: sqlite_utils.Database, issue_id: int) -> int:
+    """Rows in flight whose lease ended (or that never had one) go back to the queue;
+    how many. Call it under :func:`reclaiming`, after this host's journals were replayed."""
+    return db.execute(
+        "UPDATE deliveries SET status = 'queued', leased_by = NULL, lease_until = NULL"
+        " WHERE issue_id = ? AND status = 'sending' AND (lease_until IS NULL OR lease_until < ?)",
+        [issue_id, _stamp()],
+    ).rowcount
+
+
+def held_by_others(db: sqlite_utils.Database, issue_id: int, send: str) -> tuple[int, int]:
+    """Rows of the issue in flight with other sends than ``send`` (a :func:`send_tag`):
+    (all of them, those whose lease has ended)."""
+    prefix = f"{send}/"
+    held, expired = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE lease_until IS NULL OR lease_until < ?)"
+        " FROM deliveries WHERE issue_id = ? AND status = 'sending'"
+        " AND (leased_by IS NULL OR substr(leased_by, 1, ?) <> ?)",
+        [_stamp(), issue_id, len(prefix), prefix],
+    ).fetchone()
+    return int(held), int(expired)
