@@ -208,6 +208,15 @@ def test_unusable_answers_are_refused(answer: str, why: str) -> None:
     assert text is None and why in reason
 
 
+def test_a_huge_answer_is_refused_before_any_pattern_runs() -> None:
+    """The link and address patterns try every start position of one endless word: run on
+    200,000 characters they took 145 s of CPU, so a steered model could stall every build."""
+    started = time.perf_counter()
+    text, reason = check_answer("x" * 5_000_000, 20)
+    assert text is None and "5000000 characters, over 480" in reason
+    assert time.perf_counter() - started < 2
+
+
 def test_usable_answer_is_one_plain_line() -> None:
     assert check_answer("  The council met.\n\nIt voted 5 to 4.  ", 20) == (
         "The council met. It voted 5 to 4.",
