@@ -24,7 +24,7 @@ SIGNED_UP_SINCE_SQL = (
 """True for a ``subscribers`` row (unaliased) who asked to sign up at or after the parameter."""
 
 LAST_BOUNCE_ISSUE_SQL = (
-    "(SELECT json_extract(detail, '$.issue') FROM events"
+    "(SELECT CAST(json_extract(detail, '$.issue') AS INTEGER) FROM events"
     " WHERE subscriber_id = s.id AND kind = 'bounce' ORDER BY id DESC LIMIT 1)"
 )
 """The issue the latest ``bounce`` event of a ``subscribers`` row aliased ``s`` names."""
@@ -77,12 +77,11 @@ def last_event_at(db: sqlite_utils.Database, subscriber_id: int, kind: str) -> s
 
 def subscribed_while_suppressed(db: sqlite_utils.Database, subscriber_id: int) -> bool:
     """Whether this subscriber's ``subscribe`` event says the address was on the suppression list."""
-    row = db.execute(
-        "SELECT 1 FROM events WHERE subscriber_id = ? AND kind = 'subscribe'"
-        " AND json_extract(detail, '$.was_suppressed')",
-        [subscriber_id],
-    ).fetchone()
-    return row is not None
+    # Read in Python: SQLite's json_extract gives 1 for true, PostgreSQL's (text) gives '1'.
+    rows = db.execute(
+        "SELECT detail FROM events WHERE subscriber_id = ? AND kind = 'subscribe'", [subscriber_id]
+    ).fetchall()
+    return any(json.loads(detail or "{}").get("was_suppressed") for (detail,) in rows)
 
 
 def event_counts_since(db: sqlite_utils.Database, since: datetime, kinds: Iterable[str]) -> dict[str, int]:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from conftest import new_workspace
+from store_switch import store_at
 
 from digest.cli import cli
 from digest.mail.message_ids import MessageIds
 from digest.mail.verp import VerpSigner
-from digest.store.database import open_store
 from subscribers.tokens import make_token
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
@@ -64,7 +64,7 @@ class BounceWorkspace:
         return self.root / "digest.toml"
 
     def db(self):
-        return open_store(self.root / "digest.db")
+        return store_at(self.root / "digest.db")
 
     def invoke(self, *args: str):
         return CliRunner().invoke(cli, ["--config", str(self.config_path), *args])
@@ -87,7 +87,7 @@ def make_bounce_workspace(root: Path, extra_config: str = "") -> BounceWorkspace
     readers = [{"email": address, "status": "active"} for address, _kind, _status in EXPECTED.values()]
     new_workspace(root, config=CONFIG + extra_config, subscribers=readers)
     ids = MessageIds(SECRET, "news.example.org")
-    db = open_store(root / "digest.db")
+    db = store_at(root / "digest.db")
     stamp = "2026-11-03T06:00:00+00:00"
     issue = db.execute(
         "INSERT INTO issues (edition, number, period_start, period_end, subject, status, created_at)"

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+import store_switch
 from click.testing import CliRunner, Result
+from store_switch import ON_POSTGRESQL
 from wheel_support import build_wheel, install_wheel
 
 import digest.delivery.worker
@@ -43,6 +45,12 @@ class Workspace:
 
     path: Path
     subscribers: list[dict[str, Any]] = field(default_factory=list)
+    url: str | None = None  # its ``[storage] url`` on the PostgreSQL pass
+
+    @property
+    def store(self) -> str | Path:
+        """What the workspace's commands open: the PostgreSQL URL, else the SQLite file."""
+        return self.url or self.db_path
 
     @property
     def config_file(self) -> Path:
@@ -61,7 +69,7 @@ class Workspace:
 
     def db(self) -> sqlite_utils.Database:
         """A new connection to the workspace's database (created and migrated if need be)."""
-        return open_store(self.db_path)
+        return open_store(self.store)
 
     def run_cli(self, *args: str, input: str | None = None, **kwargs: Any) -> Result:
         """``digest --config <this workspace> ARGS`` through click's CliRunner."""
@@ -90,20 +98,26 @@ def new_workspace(
     text (each old string must be there) and ``append`` adds TOML at its end. With ``db``
     the database is created and migrated; ``subscribers`` (emails, or keyword arguments of
     :func:`subscribers.store.add_subscriber`) and ``articles`` (keyword arguments of
-    :func:`digest.ingest.articles.add_article`) are added to it."""
+    :func:`digest.ingest.articles.add_article`) are added to it.
+
+    On the PostgreSQL pass (:mod:`store_switch`) the workspace's ``[storage] url`` names a
+    fresh database of its own on the session's server, and ``digest.db`` is never used."""
+    url = store_switch.url_for(path / "digest.db") if ON_POSTGRESQL else None
     if config is None:
         result = CliRunner().invoke(cli, ["init", str(path)])
         assert result.exit_code == 0, result.output
     else:
         path.mkdir(parents=True, exist_ok=True)
         (path / "digest.toml").write_text(config, encoding="utf-8")
-    ws = Workspace(path)
-    if replace or append:
-        text = ws.config_file.read_text(encoding="utf-8")
-        for old, new in (replace or {}).items():
-            assert old in text, f"{old!r} is not in {ws.config_file}"
-            text = text.replace(old, new)
-        ws.config_file.write_text(text + append, encoding="utf-8")
+    ws = Workspace(path, url=url)
+    text = ws.config_file.read_text(encoding="utf-8")
+    for old, new in (replace or {}).items():
+        assert old in text, f"{old!r} is not in {ws.config_file}"
+        text = text.replace(old, new)
+    text += append
+    if url:
+        text = with_store_url(text, url)
+    ws.config_file.write_text(text, encoding="utf-8")
     if not db:
         return ws
     store = ws.db()
@@ -116,6 +130,57 @@ def new_workspace(
         add_article(store, loaded, **article)
     store.close()
     return ws
+
+
+def with_store_url(text: str, url: str) -> str:
+    """``digest.toml``'s text with ``[storage] url`` set to ``url`` (one a test set stays)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "[storage]":
+            if any(ln.strip().startswith("url") for ln in _section(lines, i)):
+                return text
+            lines.insert(i + 1, f'url = "{url}"')
+            return "\n".join(lines) + "\n"
+    return f'{text}\n[storage]\nurl = "{url}"\n'
+
+
+def _section(lines: list[str], header: int) -> list[str]:
+    """The lines of the TOML table whose header is at ``header``."""
+    out: list[str] = []
+    for line in lines[header + 1 :]:
+        if line.strip().startswith("["):
+            break
+        out.append(line)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def test_store_databases() -> Iterable[None]:
+    """On the PostgreSQL pass: each test's databases are dropped when it ends."""
+    yield
+    store_switch.end_test()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only(reason): the test needs an SQLite file; skipped on the PostgreSQL pass"
+    )
+    if ON_POSTGRESQL and store_switch.missing():
+        raise pytest.UsageError(f"DIGEST_TEST_STORE=postgresql: {store_switch.missing()}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not ON_POSTGRESQL:
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker:
+            reason = marker.args[0] if marker.args else "needs an SQLite file"
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+
+
+def pytest_sessionfinish() -> None:
+    store_switch.stop()
 
 
 @pytest.fixture
@@ -194,15 +259,9 @@ def installed_digest(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def pg_server():
     """A private PostgreSQL server for the session (skips when PostgreSQL is not installed)."""
-    from pg_server import PgServer, missing_reason
-
-    reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    server = PgServer()
-    server.start()
-    yield server
-    server.stop()
+    if store_switch.missing():
+        pytest.skip(store_switch.missing())
+    return store_switch.server()  # one server for the session, stopped when it ends
 
 
 @pytest.fixture

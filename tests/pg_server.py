@@ -118,10 +118,10 @@ class PgServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql)
 
-    def fresh_database(self) -> str:
-        """A new empty database (from the template); its URL."""
+    def fresh_database(self, template: str = "template_digest") -> str:
+        """A new database copied from ``template`` (the empty one unless told); its URL."""
         name = f"test_{os.getpid()}_{next(_counter)}"
-        self.admin(f"CREATE DATABASE {name} TEMPLATE template_digest")
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
 
     def drop_database(self, url: str) -> None:

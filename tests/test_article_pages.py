@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 from summary_support import canned_model, summary_workspace
 from test_summary import build, canned_toml, cards
 
 from digest.config import load_config
 from digest.ingest.articles import add_article
 from digest.ingest.pages import PAGE_TEXT_MAX, page_texts
-from digest.store.database import open_store
 
 STORY = (
     "The tidal barrier at Port Elwyn cost £31m to build, engineer Olwen Price told the harbour "
@@ -129,7 +129,7 @@ def page_workspace(tmp_path: Path, site: str, paths: list[str], fetch: bool = Tr
         extra=f"[ingest]\nmax_bytes = {MAX_BYTES}\ntimeout = 5\n",
     )
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     for (title, summary), page in zip(TOPICS, paths, strict=False):
         add_article(
             db,

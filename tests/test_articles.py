@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 
 from digest.config import load_config
 from digest.errors import DigestError, NotFound
@@ -22,14 +23,14 @@ from digest.ingest.articles import (
     upsert_article,
 )
 from digest.ingest.urls import canonical_url, clean_url
-from digest.store.database import open_store, transaction
+from digest.store.database import transaction
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def db(tmp_path: Path):
-    return open_store(tmp_path / "a.db")
+    return store_at(tmp_path / "a.db")
 
 
 @pytest.fixture

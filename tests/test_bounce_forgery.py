@@ -23,6 +23,7 @@ from test_schedule_support import Workspace, article_times, grow_feed, make_work
 
 from digest.cli import cli
 from digest.mail.verp import VerpSigner
+from digest.store.database import transaction
 from subscribers.store import add_subscriber
 from subscribers.tokens import verify_token
 
@@ -40,7 +41,7 @@ def _workspace(tmp_path: Path, readers: int, *, verp: bool = False, send: bool =
     text = ws.config_path.read_text(encoding="utf-8")
     ws.config_path.write_text(text.replace('"maildir:outbox"', '"maildir:outbox"' + extra), encoding="utf-8")
     db = ws.db()
-    with db.conn:
+    with transaction(db):
         for n in range(1, readers + 1):
             add_subscriber(db, f"reader{n}@example.net", status="active")
     db.close()

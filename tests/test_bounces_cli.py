@@ -3,10 +3,12 @@ listing, and junk in the bounce mailbox is skipped without a traceback."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
+
+from store_switch import store_at
 
 
 def add_reader_and_issue(run_cli) -> None:
@@ -34,7 +36,7 @@ def test_bounces_list_names_issues_like_every_other_listing(workspace: Path, run
     assert run_cli("subscribers", "bounce", "reader@example.org").exit_code == 0
     # A genuine report quotes the message we sent (its signed Message-ID): an address alone
     # names nobody (a forged report must not act on a reader).
-    with sqlite3.connect(workspace / "digest.db") as db:
+    with closing(store_at(workspace / "digest.db")) as db:
         (sent_id,) = db.execute("SELECT message_id FROM deliveries").fetchone()
     box = workspace / "box"
     for sub in ("new", "cur", "tmp"):

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 from conftest import Workspace, new_workspace
 
@@ -91,6 +92,7 @@ def test_recategorize_takes_no_source(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--recategorize fetches nothing" in result.output
 
 
+@pytest.mark.sqlite_only("builds a database of an older schema by hand, as an SQLite file, and upgrades it")
 def test_articles_stored_before_m018_take_their_category_as_the_sources(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)

@@ -13,12 +13,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 from test_schedule_support import add_readers, article_times, grow_feed, make_workspace, utc
 from web_process import SECRET, WebProcess, messages_to, start_web
 
 from digest.cli import cli
 from digest.stats.clicks import issue_clicks
-from digest.store.database import open_store
 
 READERS = ["ann@example.org", "bob@example.org", "cat@example.org"]
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -87,7 +87,7 @@ def _request(
 def _counts(ws, *, settle: float = HOLD + 1.5) -> dict[str, tuple[int, int]]:
     """The issue's click counts once every hold is over: link → (clicks, scanner)."""
     time.sleep(settle)
-    db = open_store(ws.root / "digest.db")
+    db = store_at(ws.root / "digest.db")
     try:
         return issue_clicks(db, 1)
     finally:
@@ -107,7 +107,7 @@ def test_a_click_is_counted_once_and_redirected_to_the_story(served) -> None:
     target = response.headers["Location"]
     assert target.startswith("https://example.org/") or target.startswith("http"), target
     assert "/r/" not in target
-    db = open_store(ws.root / "digest.db")
+    db = store_at(ws.root / "digest.db")
     urls = {str(a["id"]): a["url"] for a in db.query("SELECT id, url FROM articles")}
     db.conn.close()
     assert target == urls[_link_name(story)]
@@ -185,7 +185,7 @@ def test_no_link_but_unsubscribe_and_preferences_carries_a_reader_token(served) 
 
 def test_a_scanner_agent_long_after_delivery_is_counted(served) -> None:
     ws, web = served
-    db = open_store(ws.root / "digest.db")
+    db = store_at(ws.root / "digest.db")
     db.execute(
         "UPDATE issues SET frozen_at = '2026-01-01T07:00:00+00:00', sent_at = '2026-01-01T07:05:00+00:00'"
     )

@@ -207,7 +207,7 @@ def test_two_processes_building_the_same_issue_make_one(store, tmp_path: Path) -
         from digest.store.database import open_store
         from digest.compose.build import compose_issue
         config = load_config({str(tmp_path / "ws" / "digest.toml")!r})
-        db = open_store(config.db_path)
+        db = open_store(config.store)
         end = datetime.fromisoformat({PERIOD_END.isoformat()!r})
         result = compose_issue(db, config, "daily", period_end=end)
         print(json.dumps({{"id": result.issue["id"], "created": result.created}}))

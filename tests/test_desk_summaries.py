@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 from summary_support import MODEL_ID, canned_model, summary_workspace
 from test_render_support import PERIOD_END
 
@@ -16,7 +17,6 @@ from digest.compose.build import compose_issue
 from digest.compose.issues import get_issue, issue_snapshot
 from digest.config import load_config
 from digest.ingest.articles import add_article
-from digest.store.database import open_store
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def _cards(db, ref: str = "daily/1") -> dict[int, dict]:
 def test_editor_summary_wins_and_regenerate_asks_the_model_again(tmp_path: Path) -> None:
     path = summary_workspace(tmp_path / "ws", f'engine = "llm"\nmodel = "{MODEL_ID}"\ntimeout = 2')
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     with canned_model() as model:
         compose_issue(db, config, "daily", period_end=PERIOD_END)
         first = next(iter(_cards(db)))

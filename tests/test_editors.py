@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from conftest import new_workspace
+from store_switch import store_at
 from web_process import SECRET
 
 from digest.editors import InvalidSignin, redeem_signin
-from digest.store.database import open_store
 
 
 def _emails(ws) -> list[str]:
@@ -59,7 +59,7 @@ def test_link_prints_a_single_use_sign_in_link(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     match = re.fullmatch(r"http://localhost:8080/desk/signin/(\S+)\n", result.output)
     assert match, result.output
-    db = open_store(ws.db_path)
+    db = store_at(ws.db_path)
     try:
         assert redeem_signin(db, SECRET.encode(), match.group(1))["email"] == "editor@example.org"
         try:

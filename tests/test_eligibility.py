@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import new_workspace
 from delivery_fixtures import AFTER, PERIOD_END
 from smtp_server import Handler, SMTPServer
+from store_switch import store_at
 
 import digest.delivery.worker
 from digest.cli import cli
@@ -16,7 +18,6 @@ from digest.compose.build import compose_issue
 from digest.config import load_config
 from digest.delivery import deliver_issue
 from digest.ingest.articles import add_article
-from digest.store.database import open_store
 from subscribers.eligibility import eligibility_sql, fold, ineligible_reason
 from subscribers.store import add_subscriber, list_subscribers, set_preferences
 
@@ -30,8 +31,7 @@ def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def ws(tmp_path: Path):
     """A workspace whose daily issue has two sections: Économie and World."""
     path = tmp_path / "ws"
-    assert CliRunner().invoke(cli, ["init", str(path)]).exit_code == 0
-    toml = path / "digest.toml"
+    toml = new_workspace(path, db=False).config_file
     toml.write_text(
         toml.read_text().replace(
             'base_url = "http://localhost:8080"', 'base_url = "https://news.example.org"'
@@ -39,7 +39,7 @@ def ws(tmp_path: Path):
     )
     config = load_config(toml)
     config.delivery.timeout = 5.0
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     for i, category in enumerate(["Économie", "World", "Économie", "World"]):
         add_article(
             db,

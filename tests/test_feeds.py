@@ -6,8 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+from store_switch import store_at
+
 from digest.ingest.feeds import add_feed, find_feed, list_feeds, remove_feed
-from digest.store.database import open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 
@@ -54,7 +55,7 @@ def test_bad_adds_are_one_line_errors(run_cli) -> None:
 
 
 def test_relative_paths_are_stored_absolute_and_found_again(tmp_path: Path) -> None:
-    db = open_store(tmp_path / "f.db")
+    db = store_at(tmp_path / "f.db")
     shutil.copy(FIXTURES / "lab-notes.atom", tmp_path / "lab.atom")
     feed = add_feed(db, "lab.atom", category="Science")  # tests run inside tmp_path
     assert feed["url"] == str((tmp_path / "lab.atom").resolve())
@@ -81,7 +82,7 @@ def test_urls_differing_only_in_scheme_or_host_case_are_one_feed(run_cli, worksp
 
 
 def test_a_feed_stored_with_an_upper_case_host_before_is_still_found(workspace: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     db["feeds"].insert({"url": "HTTPS://News.Example.ORG/rss", "created_at": "2026-01-01T00:00:00Z"})
     feed = find_feed(db, "https://news.example.org/rss")
     assert feed is not None and feed["url"] == "HTTPS://News.Example.ORG/rss"
@@ -99,7 +100,7 @@ def test_feeds_list_shows_the_fetch_error_without_repeating_the_url(run_cli, wor
     from digest.ingest.feeds import record_fetch
 
     run_cli("feeds", "add", "http://127.0.0.1:1/feed.xml")
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     record_fetch(db, 1, status="error", error="http://127.0.0.1:1/feed.xml: cannot connect (refused)")
     lines = run_cli("feeds", "list").output.splitlines()
     assert lines[1].count("http://127.0.0.1:1/feed.xml") == 1, lines

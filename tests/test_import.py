@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from conftest import new_workspace
+from store_switch import store_at
 
 from digest.delivery.ledger import forget_reader
 from digest.errors import DigestError
-from digest.store.database import open_store
 from subscribers import importer
 from subscribers.importer import import_csv
 
@@ -46,20 +47,19 @@ def _write(name: str, text: str) -> Path:
     return path
 
 
-def _rows(workspace: Path) -> dict[str, sqlite3.Row]:
-    conn = sqlite3.connect(workspace / "digest.db")
-    conn.row_factory = sqlite3.Row
-    rows = {r["email"]: r for r in conn.execute("SELECT * FROM subscribers")}
-    conn.close()
+def _rows(workspace: Path) -> dict[str, dict[str, Any]]:
+    db = store_at(workspace / "digest.db")
+    rows = {r["email"]: r for r in db.query("SELECT * FROM subscribers")}
+    db.conn.close()
     return rows
 
 
 def _count(workspace: Path, table: str) -> int:
-    conn = sqlite3.connect(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     try:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     finally:
-        conn.close()
+        db.conn.close()
 
 
 def _report(run_cli, *args: str) -> dict:
@@ -122,7 +122,7 @@ def test_invalid_row_aborts_and_writes_nothing(run_cli, workspace: Path) -> None
 def test_invalid_row_far_into_a_file_still_writes_nothing(workspace: Path) -> None:
     lines = [f"user{i}@example.org" for i in range(50)] + ["nope"] + ["late@example.org"]
     _write("big.csv", "email\n" + "\n".join(lines) + "\n")
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     with pytest.raises(Exception, match="line 52: email 'nope'"):
         import_csv(db, "big.csv", chunk_size=7)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
@@ -136,7 +136,7 @@ def test_bad_utf8_far_into_a_file_is_reported_from_the_reader_thread(workspace: 
     # Past the first 64 KB that the sniff checks, so the reader thread meets it mid-import.
     good = "".join(f"user{i}@example.org,Name {i}\n" for i in range(5000)).encode()
     Path("late.csv").write_bytes(b"email,name\n" + good + "zo\xeb@example.org,Zo\xeb\n".encode("latin-1"))
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     with pytest.raises(DigestError, match=r"late\.csv: line [0-9]+: not UTF-8 text"):
         import_csv(db, "late.csv", chunk_size=100)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
@@ -152,15 +152,16 @@ def test_bad_utf8_on_line_20002_is_reported_as_line_20002(workspace: Path, newli
     bad = "zo\xeb@example.org,Zo\xeb".encode("latin-1")
     Path("late.csv").write_bytes(newline.join(lines).encode() + newline.encode() + bad + newline.encode())
     assert len(lines) + 1 == 20_002
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     with pytest.raises(DigestError, match=r"late\.csv: line 20002: not UTF-8 text"):
         import_csv(db, "late.csv", chunk_size=500)
     assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
 
 
+@pytest.mark.sqlite_only("the write failure is forced by an SQLite TEMP TRIGGER")
 def test_a_failed_write_stops_the_reader_and_writes_nothing(workspace: Path) -> None:
     _write("many.csv", "email\n" + "".join(f"user{i}@example.org\n" for i in range(2000)))
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     db.execute(
         "CREATE TEMP TRIGGER refuse BEFORE INSERT ON subscribers WHEN new.email = 'user300@example.org'"
         " BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
@@ -184,7 +185,7 @@ def test_dry_run_writes_nothing(run_cli, workspace: Path) -> None:
 def test_duplicates_across_chunks(workspace: Path) -> None:
     emails = [f"p{i}@example.org" for i in range(20)]
     _write("dupes.csv", "email\n" + "\n".join(emails + [e.upper() for e in emails[::3]]) + "\n")
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     db.execute(
         "INSERT INTO subscribers (email, status, created_at, updated_at)"
         " VALUES ('p1@example.org', 'active', 'x', 'x')"
@@ -202,10 +203,9 @@ def test_never_reactivates_without_resubscribe(run_cli, workspace: Path) -> None
     run_cli("subscribers", "add", "u@example.org")
     run_cli("subscribers", "unsubscribe", "u@example.org")
     run_cli("subscribers", "add", "b@example.org")
-    conn = sqlite3.connect(workspace / "digest.db")
-    conn.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
-    conn.commit()
-    conn.close()
+    db = store_at(workspace / "digest.db")
+    db.execute("UPDATE subscribers SET status = 'bounced' WHERE email = 'b@example.org'")
+    db.conn.close()
     run_cli("subscribers", "add", "r@example.org")
     run_cli("subscribers", "remove", "r@example.org", "--yes")
     _write("back.csv", "email,status\nu@example.org,active\nb@example.org,\nr@example.org,active\n")
@@ -232,7 +232,7 @@ def test_resubscribe_records_the_lifted_suppression_in_the_consent_event(run_cli
     from subscribers.model import email_hash
     from subscribers.store import mark_bounced
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     b_id = db.execute("SELECT id FROM subscribers WHERE email = 'b@example.org'").fetchone()[0]
     mark_bounced(db, b_id, detail={})
     # Kept, but suppressed (as a hard-bounce policy would): --resubscribe lifts it.
@@ -341,7 +341,7 @@ def test_export_import_round_trip(run_cli, workspace: Path, tmp_path: Path) -> N
     from digest.cli import cli
 
     other = tmp_path / "other"
-    assert CliRunner().invoke(cli, ["init", str(other)]).exit_code == 0
+    new_workspace(other, db=False)
     config = str(other / "digest.toml")
     imported = CliRunner().invoke(cli, ["--config", config, "subscribers", "import", "out.csv"])
     assert imported.exit_code == 0, imported.output
@@ -504,7 +504,7 @@ def test_fast_and_row_by_row_paths_store_the_same(workspace: Path, tmp_path: Pat
     slow.write_text(HEADER + "".join(f"{row}\n\n" for row in rows), encoding="utf-8")
 
     def stored(path: Path) -> tuple[list[tuple], dict]:
-        db = open_store(tmp_path / f"{path.stem}.db")
+        db = store_at(tmp_path / f"{path.stem}.db")
         report = import_csv(db, path, skip_invalid=True, chunk_size=4)
         rows = db.execute(
             "SELECT email, name, editions, categories, timezone, status, unsubscribed_at IS NOT NULL"
@@ -563,7 +563,7 @@ def _bulk_fixture(tmp_path: Path) -> Path:
 def _seeded_store(path: Path) -> sqlite_utils.Database:
     from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
 
-    db = open_store(path)
+    db = store_at(path)
     for i in range(40):
         added = add_subscriber(db, f"known{i}@example.org", name=f"Known {i}", source="cli")
         if i % 4 == 0:
@@ -590,6 +590,7 @@ def _outcome(db: sqlite_utils.Database, report: Any) -> tuple:
 
 @pytest.mark.parametrize("variant", ["filter", "every-row-a-maybe", "held-back-limit"])
 @pytest.mark.parametrize("resubscribe", [False, True])
+@pytest.mark.sqlite_only("the bulk load (address index dropped, then rebuilt) is SQLite's only")
 def test_bulk_load_stores_exactly_what_the_ordinary_path_does(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str, resubscribe: bool
 ) -> None:
@@ -622,6 +623,7 @@ def test_bulk_load_stores_exactly_what_the_ordinary_path_does(
         assert expected[3]["suppressed"] > 0
 
 
+@pytest.mark.sqlite_only("the bulk load (address index dropped, then rebuilt) is SQLite's only")
 def test_bulk_load_is_chosen_for_a_large_file_into_a_small_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -637,8 +639,8 @@ def test_bulk_load_is_chosen_for_a_large_file_into_a_small_list(
         db.conn.set_trace_callback(None)
         return any(s.startswith("DROP INDEX") for s in statements)
 
-    assert drops_indexes(open_store(tmp_path / "empty.db"))  # ~300 rows into an empty list
-    big = open_store(tmp_path / "big.db")
+    assert drops_indexes(store_at(tmp_path / "empty.db"))  # ~300 rows into an empty list
+    big = store_at(tmp_path / "big.db")
     big.execute(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000)"
         " INSERT INTO subscribers (email, status, created_at, updated_at)"
@@ -647,10 +649,11 @@ def test_bulk_load_is_chosen_for_a_large_file_into_a_small_list(
     assert not drops_indexes(big)  # a list larger than the file keeps its indexes
 
 
+@pytest.mark.sqlite_only("the bulk load (address index dropped, then rebuilt) is SQLite's only")
 def test_bulk_load_rolled_back_keeps_the_indexes(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("email\n" + "".join(f"user{i}@example.org\n" for i in range(300)) + "nope\n")
-    db = open_store(tmp_path / "d.db")
+    db = store_at(tmp_path / "d.db")
     before = db.execute("SELECT name, sql FROM sqlite_schema ORDER BY name").fetchall()
     with pytest.raises(DigestError, match="1 invalid row"):
         import_csv(db, path, chunk_size=50, bulk=True)
@@ -668,7 +671,7 @@ def test_ids_follow_the_file_and_every_row_keeps_its_own_cells(workspace: Path) 
         "d@example.org,000042 Not a profile,,,,",
     ]
     _write("order.csv", HEADER + "\n".join(lines * 1) + "\n")
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     report = import_csv(db, "order.csv", chunk_size=3)
     assert report.added == 5
     rows = db.execute(
@@ -688,7 +691,7 @@ def test_interpreter_settings_are_put_back_after_an_import(workspace: Path) -> N
 
     _write("ok.csv", "email\na@example.org\n")
     _write("bad.csv", "email\nnot an address\n")
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     interval = sys.getswitchinterval()
     import_csv(db, "ok.csv")
     with pytest.raises(DigestError):
@@ -710,7 +713,7 @@ def test_skipped_bad_cells_leave_no_garbage_for_the_cyclic_collector(workspace: 
     _write(
         "zones.csv", "email,timezone\n" + "".join(f"u{i}@example.org,Mars/Crater{i}\n" for i in range(12_000))
     )
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     gc.collect()
     report = import_csv(db, "zones.csv", skip_invalid=True)
     assert report.invalid == 12_000
@@ -728,7 +731,7 @@ def test_overlapping_imports_put_the_interpreter_settings_back_once_both_end(wor
 
     def run(name: str) -> None:
         try:
-            db = open_store(workspace / f"{name}.db")
+            db = store_at(workspace / f"{name}.db")
             started.wait()
             import_csv(db, f"{name}.csv", chunk_size=100)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
@@ -751,7 +754,7 @@ def test_a_filtered_export_sizes_its_progress_by_the_rows_it_writes(workspace: P
         "mixed.csv",
         HEADER + "".join(f"m{i}@example.org,,,,,{'unsubscribed' if i % 3 else ''}\n" for i in range(30)),
     )
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     import_csv(db, "mixed.csv")
     written = export_subscribers(db, io.StringIO(), status="active")
     assert written == 10 == count_subscribers(db, status="active")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 
-from digest.store.database import open_store
 from subscribers import importer
 from subscribers.exporter import export_subscribers
 from subscribers.importer import import_csv
@@ -26,10 +25,9 @@ def load_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _rows(workspace: Path) -> dict[str, dict]:
-    conn = sqlite3.connect(workspace / "digest.db")
-    conn.row_factory = sqlite3.Row
-    rows = {r["email"]: dict(r) for r in conn.execute("SELECT * FROM subscribers")}
-    conn.close()
+    conn = store_at(workspace / "digest.db")
+    rows = {r["email"]: dict(r) for r in conn.query("SELECT * FROM subscribers")}
+    conn.conn.close()
     return rows
 
 
@@ -69,7 +67,7 @@ def test_unknown_columns_are_kept_as_attributes(run_cli, workspace: Path, tmp_pa
 def test_a_reimport_updates_its_own_attribute_columns_and_keeps_the_others(
     workspace: Path, tmp_path: Path
 ) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     import_csv(db, _csv(tmp_path, "email,company,plan\nada@example.org,Engines,gold\n"))
     report = import_csv(db, _csv(tmp_path, "email,plan,city\nADA@example.org,,London\n"))
     assert (report.added, report.updated) == (0, 1)
@@ -83,7 +81,7 @@ def test_a_reimport_updates_its_own_attribute_columns_and_keeps_the_others(
 
 
 def test_other_tools_headers_are_understood(workspace: Path, tmp_path: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     report = import_csv(
         db,
         _csv(
@@ -104,7 +102,7 @@ def test_other_tools_headers_are_understood(workspace: Path, tmp_path: Path) -> 
 
 
 def test_mailchimps_fname_becomes_the_first_name_the_greeting_uses(workspace: Path, tmp_path: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     mailchimp = "EMAIL,FNAME,LNAME\nada@example.org,Ada,Lovelace\nbob@example.org,,Smith\n"
     import_csv(db, _csv(tmp_path, mailchimp))
     found = db.execute("SELECT email, name, attributes FROM subscribers")
@@ -119,7 +117,7 @@ def test_mailchimps_fname_becomes_the_first_name_the_greeting_uses(workspace: Pa
 def test_first_and_last_name_are_attributes_when_there_is_a_name_column(
     workspace: Path, tmp_path: Path
 ) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     import_csv(db, _csv(tmp_path, "email,name,first name,last name\nada@example.org,Countess,Ada,Lovelace\n"))
     name, attributes = db.execute("SELECT name, attributes FROM subscribers").fetchone()
     assert name == "Countess"
@@ -129,7 +127,7 @@ def test_first_and_last_name_are_attributes_when_there_is_a_name_column(
 def test_a_bad_attribute_value_names_the_line(workspace: Path, tmp_path: Path) -> None:
     from digest.errors import DigestError
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     path = _csv(tmp_path, "email,notes\nada@example.org,fine\nbob@example.org," + "x" * 1001 + "\n")
     with pytest.raises(DigestError, match=r"line 3: attribute value is longer than 1000"):
         import_csv(db, path)
@@ -139,7 +137,7 @@ def test_a_bad_attribute_value_names_the_line(workspace: Path, tmp_path: Path) -
 def test_a_wrong_field_count_with_joined_names_counts_the_files_columns(
     workspace: Path, tmp_path: Path
 ) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     report = import_csv(
         db, _csv(tmp_path, "email,first name,last name\nada@example.org,Ada\n"), skip_invalid=True
     )
@@ -149,13 +147,13 @@ def test_a_wrong_field_count_with_joined_names_counts_the_files_columns(
 def test_two_columns_with_one_attribute_key_are_refused(workspace: Path, tmp_path: Path) -> None:
     from digest.errors import DigestError
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     with pytest.raises(DigestError, match=r"'Company Size' and 'company.size' are both the attribute"):
         import_csv(db, _csv(tmp_path, "email,Company Size,company.size\na@example.org,1,2\n"))
 
 
 def test_attributes_round_trip_through_the_export(workspace: Path, tmp_path: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     import_csv(
         db,
         _csv(
@@ -169,7 +167,7 @@ def test_attributes_round_trip_through_the_export(workspace: Path, tmp_path: Pat
     assert rows[1][6:] == ["Engines", "'=1+1"]  # a formula is guarded, as every other cell
     assert rows[2][6:] == ["", ""]
     before = db.execute("SELECT email, attributes FROM subscribers ORDER BY email").fetchall()
-    fresh = open_store(tmp_path / "fresh.db")
+    fresh = store_at(tmp_path / "fresh.db")
     exported = tmp_path / "exported.csv"
     exported.write_text(out.getvalue(), encoding="utf-8")
     import_csv(fresh, exported)

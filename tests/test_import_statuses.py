@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 
 from subscribers import importer
 
@@ -29,7 +30,7 @@ def load_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
 
 
 def _statuses(workspace: Path) -> dict[str, str]:
-    with sqlite3.connect(workspace / "digest.db") as conn:
+    with closing(store_at(workspace / "digest.db")) as conn:
         return dict(conn.execute("SELECT email, status FROM subscribers"))
 
 
@@ -133,7 +134,7 @@ def test_an_unsubscribed_export_unsubscribes_a_known_active_reader(run_cli, work
     report = _import(run_cli, "mailchimp_unsubscribed_members_export.csv")
     assert (report["added"], report["updated"]) == (1, 1)
     assert _statuses(workspace)["ansel.brightwater@example.com"] == "unsubscribed"
-    with sqlite3.connect(workspace / "digest.db") as conn:
+    with closing(store_at(workspace / "digest.db")) as conn:
         kinds = [r[0] for r in conn.execute("SELECT kind FROM events ORDER BY id")]
     assert "unsubscribe" in kinds
 
@@ -188,7 +189,7 @@ def test_consent_columns_go_into_the_consent_log(run_cli, workspace: Path) -> No
     report = _import(run_cli, "mailchimp_subscribed_members_export.csv")
     assert report["consent_columns"] == ["optin_time", "optin_ip", "confirm_time", "confirm_ip"]
     assert "optin_time" not in report["attribute_columns"]
-    with sqlite3.connect(workspace / "digest.db") as conn:
+    with closing(store_at(workspace / "digest.db")) as conn:
         rows = conn.execute(
             "SELECT s.email, e.detail, s.attributes FROM events AS e"
             " JOIN subscribers AS s ON s.id = e.subscriber_id WHERE e.kind = 'subscribe' ORDER BY s.email"
@@ -204,7 +205,7 @@ def test_consent_columns_go_into_the_consent_log(run_cli, workspace: Path) -> No
     assert all("optin_ip" not in json.loads(attrs) for _e, _d, attrs in rows)
     # The unsubscribed export's consent is kept too, beside its status.
     _import(run_cli, "mailchimp_unsubscribed_members_export.csv")
-    with sqlite3.connect(workspace / "digest.db") as conn:
+    with closing(store_at(workspace / "digest.db")) as conn:
         (detail,) = conn.execute(
             "SELECT e.detail FROM events AS e JOIN subscribers AS s ON s.id = e.subscriber_id"
             " WHERE s.email = 'marguerite.oyelaran@example.org'"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 
 from digest.cli import cli
 from digest.config import load_config
@@ -21,7 +22,6 @@ from digest.ingest.articles import prepare_article
 from digest.ingest.feed_entries import parse_feed
 from digest.ingest.fetch import fetch
 from digest.ingest.sources import ingest_sources
-from digest.store.database import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 
@@ -64,7 +64,7 @@ def test_each_file_ingests_or_fails_with_one_clear_line(path: Path, tmp_path: Pa
 
 def test_whole_corpus_safe_and_idempotent(tmp_path: Path) -> None:
     config = load_config(None)
-    db = open_store(tmp_path / "corpus.db")
+    db = store_at(tmp_path / "corpus.db")
     sources = [str(p) for p in corpus_files()]
     first = ingest_sources(db, config, sources, now=NOW)
     for result in first:
@@ -113,7 +113,7 @@ def test_every_entry_sanitises_clean_even_those_not_stored() -> None:
 
 def test_known_cases_come_out_right(tmp_path: Path) -> None:
     config = load_config(None)
-    db = open_store(tmp_path / "corpus.db")
+    db = store_at(tmp_path / "corpus.db")
     names = [
         "rss20_invalid_date_unix_timestamp.xml",
         "atom_samruby_xhtml_relative.xml",

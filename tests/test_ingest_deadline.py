@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from store_switch import store_at
 
 from digest.config import load_config
 from digest.ingest.articles import list_articles
 from digest.ingest.source_read import SourceResult
 from digest.ingest.sources import ingest_sources
-from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 TIMEOUT = 1.0
@@ -111,7 +111,7 @@ def bad_servers() -> Iterator[dict[str, BadServer]]:
 def setup(tmp_path):
     config = load_config(None, db=str(tmp_path / "digest.db"))
     config.ingest.timeout = TIMEOUT
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     yield db, config
     db.close()
 

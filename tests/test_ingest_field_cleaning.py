@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 
 from digest.config import load_config
 from digest.ingest.sources import ingest_sources
 from digest.ingest.urls import unwrap_redirect
-from digest.store.database import open_store
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def test_control_characters_and_line_breaks_never_reach_a_stored_field(run_cli, 
         encoding="utf-8",
     )
     assert run_cli("ingest", str(file)).exit_code == 0
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     rows = {r[0]: r for r in db.execute("SELECT title, url, summary_text, author FROM articles").fetchall()}
     assert rows["Bell rings[0m"][1] == "https://example.org/a%0D%0AX-Evil:%201"
     assert rows["Bell rings[0m"][2] == "Quiet night"
@@ -74,7 +74,7 @@ def test_google_alerts_links_are_unwrapped() -> None:
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus absent")
 def test_the_google_alerts_feed_links_to_the_articles(tmp_path: Path) -> None:
     config = load_config(None, db=str(tmp_path / "d.db"))
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     (result,) = ingest_sources(db, config, [str(CORPUS / "atom_google_alerts_redirect_links.xml")], now=NOW)
     assert result.ok and result.new > 0
     urls = [r[0] for r in db.execute("SELECT url FROM articles")]
@@ -95,7 +95,7 @@ def test_an_untitled_undated_item_is_named_by_its_words_and_shown_undated(
         encoding="utf-8",
     )
     config = load_config(workspace / "digest.toml")
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     ingest_sources(db, config, [str(feed)], now=NOW)
     (title,) = [r[0] for r in db.execute("SELECT title FROM articles")]
     assert title == "The tide came in early and flooded the quay."

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 
 from digest.cli import cli
 from digest.compose.build import compose_issue
 from digest.config import load_config
-from digest.store.database import open_store, utcnow
+from digest.store.database import utcnow
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 
@@ -98,7 +99,7 @@ def test_corpus_and_hostile_feed_go_out_with_every_clean_article(tmp_path: Path)
     assert run("subscribers", "add", "reader@example.org", "--name", "Reader").exit_code == 0
 
     config = load_config(tmp_path / "digest.toml")
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     articles = db.execute("SELECT id, title, url, author, category, summary_text FROM articles").fetchall()
     assert len(articles) > 100
     for row in articles:  # nothing stored carries a control character

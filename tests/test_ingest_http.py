@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from store_switch import store_at
 
 from digest.config import load_config
 from digest.ingest.articles import list_articles
 from digest.ingest.feeds import add_feed, get_feed
 from digest.ingest.sources import ingest_sources
-from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 12, 6, 0, tzinfo=UTC)
 
@@ -149,7 +149,7 @@ def site() -> Iterator[tuple[Site, str]]:
 
 @pytest.fixture
 def db(tmp_path):
-    return open_store(tmp_path / "http.db")
+    return store_at(tmp_path / "http.db")
 
 
 @pytest.fixture

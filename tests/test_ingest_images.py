@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 from test_render_support import png_bytes
 
 from digest.config import load_config
 from digest.ingest.image_sizes import HEAD_BYTES, image_size
 from digest.ingest.sources import ingest_sources
-from digest.store.database import open_store
 
 NOW = datetime(2026, 1, 23, 6, 0, tzinfo=UTC)
 PHOTO = png_bytes(800, 450) + b"\0" * 300_000  # a big file: only its first bytes are needed
@@ -79,7 +79,7 @@ def _stored_images(tmp_path: Path, images_on: bool, feed: Path, timeout: float =
     config = load_config(None)
     config.render.images = images_on
     config.ingest.timeout = timeout
-    db = open_store(tmp_path / f"{images_on}.db")
+    db = store_at(tmp_path / f"{images_on}.db")
     (result,) = ingest_sources(db, config, [str(feed)], now=NOW)
     assert result.ok, result.error
     rows = db.query("SELECT title, image FROM articles")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import mailbox
-import sqlite3
 import unicodedata
+from contextlib import closing
 from email import message_from_string, policy
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from delivery_fixtures import Setup, make_setup
 from smtp_server import Handler, SMTPServer
+from store_switch import store_at
 
 from digest.cli import cli
 from subscribers.model import InvalidValue, normalize_email
@@ -158,7 +159,7 @@ def test_a_confirmation_to_an_international_address(
             assert run_cli("subscribers", "add", address, "--pending").exit_code == 0
     got = server.handler.per_recipient()
     assert got["plain@example.org"] == 1
-    with sqlite3.connect(workspace / "digest.db") as conn:
+    with closing(store_at(workspace / "digest.db")) as conn:
         status, error = conn.execute(
             "SELECT status, last_error FROM outbox WHERE email = 'ñoñó@example.tld'"
         ).fetchone()

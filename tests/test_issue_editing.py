@@ -302,8 +302,8 @@ def test_build_ahead_makes_the_next_scheduled_issue(ws: Workspace) -> None:
     assert refused.exit_code == 1 and "--ahead" in refused.output
     ws.db().execute(
         "INSERT INTO articles (guid, url, title, category, published_at, created_at, updated_at)"
-        " VALUES ('now', 'https://harbour.example/now', 'Fresh', 'World',"
-        " strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-1 minutes'), 'x', 'x')"
+        " VALUES ('now', 'https://harbour.example/now', 'Fresh', 'World', ?, 'x', 'x')",
+        [iso(utcnow() - timedelta(minutes=1))],
     )
     out = _ok(ws, "issues", "build", "daily", "--ahead")
     assert "Built issue daily/2 with 1 article" in out

@@ -22,6 +22,7 @@ from conftest import new_workspace
 from delivery_fixtures import make_setup
 from jinja2.ext import babel_extract
 from mail_checks import spamassassin
+from store_switch import store_at
 from test_render_phone import browser  # noqa: F401 - a fixture
 from test_render_support import PERIOD_END, add_article
 from werkzeug.serving import make_server
@@ -33,7 +34,6 @@ from digest.mail.message import build_message
 from digest.mail.outbox import KINDS, render_transactional
 from digest.render.personalise import config_greeting, personalise
 from digest.render.variants import render_issue
-from digest.store.database import open_store
 from digest.web import create_app
 from subscribers.links import subscriber_links
 from subscribers.store import add_subscriber
@@ -159,7 +159,7 @@ def without_urls(text: str) -> str:
 
 def _workspace(folder: Path, language: str):
     ws = new_workspace(folder, config=CONFIG.format(language=language))
-    db = open_store(ws.db_path)
+    db = store_at(ws.db_path)
     for i, (title, category, summary, author) in enumerate(ARTICLES):
         pk = add_article(
             db,

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from smtp_server import Handler, SMTPServer
+from store_switch import store_at
 from test_render_support import fixture_issue, write_config
 
 from digest.cli import cli
 from digest.config import load_config
 from digest.render.personalise import personalise
 from digest.render.templating import bundled_templates_dir
-from digest.store.database import open_store
 from subscribers.importer import import_csv
 
 
@@ -35,7 +35,7 @@ def _workspace(tmp_path: Path) -> Path:
             encoding="utf-8",
         )
     config = load_config(config_path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     fixture_issue(config, db)
     people = tmp_path / "people.csv"
     people.write_text(

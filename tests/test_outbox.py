@@ -7,19 +7,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from smtp_server import Handler, SMTPServer, free_port
+from store_switch import store_at
 from web_process import messages_to
 
 from digest.config import load_config
 from digest.delivery.ledger import forget_reader
 from digest.mail.outbox import send_outbox
 from digest.signup import remove_stale_pending
-from digest.store.database import iso, open_store
+from digest.store.database import iso
 from subscribers.store import add_subscriber
 from subscribers.suppressions import is_suppressed
 
 
 def _db(workspace: Path):
-    return open_store(workspace / "digest.db", migrate=False)
+    return store_at(workspace / "digest.db", migrate=False)
 
 
 def test_add_pending_mails_the_confirmation(run_cli, workspace: Path) -> None:
@@ -393,7 +394,6 @@ def test_sent_outbox_rows_are_deleted_after_the_keep_time(run_cli, workspace: Pa
             " VALUES ('welcome', ?, x'00', ?, ?, ?, ?, ?)",
             [f"{email}@example.org", f"<{email}@x>", status, at, at, sent_at],
         )
-    db.conn.commit()
     result = run_cli("run", "--at", iso(now))
     assert result.exit_code == 0, result.output
     left = {r[0] for r in db.execute("SELECT email FROM outbox")}

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from mail_checks import spamassassin
+from store_switch import store_at
 from test_render_support import fixture_issue, make_store, write_config
 
 from digest.cli import cli
 from digest.render.personalise import PLACEHOLDERS
-from digest.store.database import open_store
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_preview_writes_output_file(ws: Path, tmp_path: Path) -> None:
 def test_preview_as_a_subscriber_uses_their_categories_name_and_links(ws: Path) -> None:
     from subscribers.store import add_subscriber
 
-    db = open_store(ws / "digest.db")
+    db = store_at(ws / "digest.db")
     add_subscriber(db, "grace@example.org", name="Grace <b>Hopper</b>", categories=["World"])
     result = run(ws, "preview", "--subscriber", "grace@example.org")
     assert result.exit_code == 0, result.output

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import new_workspace
+from store_switch import store_at
 from test_render_phone import browser, measure, problems  # noqa: F401 - browser is a fixture
 from test_render_support import CONFIG_TOML, PERIOD_END, png_bytes
 
@@ -21,7 +22,6 @@ from digest.ingest.sources import ingest_sources
 from digest.render.personalise import config_greeting, personalise
 from digest.render.variants import render_issue
 from digest.signup import request_signup
-from digest.store.database import open_store
 from subscribers.tokens import load_secret
 
 BODY = " ".join(["The harbour council met again to weigh the barrier's costs."] * 120)
@@ -83,7 +83,7 @@ def issue_html(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     feed = ws.path / "riverside.rss"
     feed.write_text(FEED, encoding="utf-8")
     config = ws.config
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     (result,) = ingest_sources(db, config, [str(feed)], now=PERIOD_END)
     assert result.ok and result.new == 3
     issue = compose_issue(db, config, "daily", period_end=PERIOD_END).issue
@@ -173,7 +173,7 @@ def confirmation_html(tmp_path_factory: pytest.TempPathFactory) -> str:
     folder = tmp_path_factory.mktemp("confirm")
     ws = _branded_workspace(folder)
     config = ws.config
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     row = request_signup(
         db, config, load_secret(config), email="a.very.long.address.indeed@example.org", send=False
     )
@@ -202,7 +202,7 @@ def test_a_stored_byline_with_an_address_is_a_name_when_rendered(tmp_path: Path)
     """Articles stored before bylines were cleaned at ingest are cleaned when rendered."""
     ws = new_workspace(tmp_path / "ws", config=CONFIG_TOML, db=False)
     config = ws.config
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     feed = ws.path / "riverside.rss"
     feed.write_text(FEED, encoding="utf-8")
     ingest_sources(db, config, [str(feed)], now=PERIOD_END)

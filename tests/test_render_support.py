@@ -12,11 +12,12 @@ from typing import Any
 
 import sqlite_utils
 from conftest import new_workspace
+from store_switch import store_at
 
 from digest.compose.build import compose_issue
 from digest.compose.notes import set_issue_note
 from digest.config import Config, load_config
-from digest.store.database import iso, open_store
+from digest.store.database import iso
 
 # The fixture issue's period ends here: 07:00 in Berlin on 23 Jan 2026.
 PERIOD_END = datetime(2026, 1, 23, 6, 0, tzinfo=UTC)
@@ -124,7 +125,7 @@ def write_config(folder: Path) -> Path:
 def make_store(folder: Path) -> tuple[Config, sqlite_utils.Database]:
     """Config and an empty, migrated store in ``folder``."""
     config = load_config(write_config(folder))
-    return config, open_store(config.db_path)
+    return config, store_at(config.db_path)
 
 
 def add_article(

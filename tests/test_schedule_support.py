@@ -16,10 +16,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from conftest import new_workspace
+from store_switch import store_at
 
 from digest.config import Config, load_config
 from digest.ingest.feeds import add_feed
-from digest.store.database import open_store
 from subscribers.store import add_subscriber
 
 DIGEST = str(Path(sys.executable).with_name("digest"))
@@ -65,7 +65,7 @@ class Workspace:
         return load_config(self.config_path)
 
     def db(self):
-        return open_store(self.root / "digest.db")
+        return store_at(self.root / "digest.db")
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
@@ -105,7 +105,7 @@ catch_up = "{catch_up}"
     config_path = new_workspace(root, config=text).config_file
     feed_path = root / "feed.xml"
     write_feed(feed_path, [])
-    db = open_store(root / "digest.db")
+    db = store_at(root / "digest.db")
     add_feed(db, str(feed_path))
     db.close()
     return Workspace(root=root, config_path=config_path, feed_path=feed_path)

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 from test_schedule_support import article_times, grow_feed, make_workspace, utc
 
 from digest.cli import cli
-from digest.store.database import iso, open_store
+from digest.store.database import iso
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SENT = NOW - timedelta(days=3)
@@ -69,7 +70,7 @@ def known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for args in (["ingest"], ["issues", "build", "daily", "--date", "2026-11-03"]):
         result = CliRunner().invoke(cli, ["--config", str(ws.config_path), *args])
         assert result.exit_code == 0, result.output
-    db = open_store(ws.root / "digest.db")
+    db = store_at(ws.root / "digest.db")
     db.execute(
         "UPDATE issues SET status = 'sent', frozen_at = ?, sent_at = ?, created_at = ?",
         [_iso(SENT), _iso(SENT + timedelta(minutes=5)), _iso(SENT)],

@@ -124,3 +124,26 @@ def test_eligibility_rule_of_the_claim_on_both_stores(any_store: str) -> None:
     rule, params = eligibility_sql(db, "daily", ["tech"])
     rows = db.execute(f"SELECT email FROM subscribers WHERE {rule} ORDER BY email", params).fetchall()
     assert [r[0] for r in rows] == ["all@example.com", "tech@example.com"]
+
+
+def test_sqlite_functions_answer_the_same_on_both_stores(any_store: str) -> None:
+    """iif, group_concat, json_extract, json_set, an empty IN list, a BLOB literal and the temp
+    schema, as owners write them for SQLite, give the same answers on PostgreSQL."""
+    db = open_store(any_store)
+    doc = '{"a": {"b": [10, "x"]}, "t": true, "s": "text"}'
+    row = db.execute(
+        "SELECT iif(? > 1, 'big', 'small'), json_extract(?2, '$.a.b[1]'), json_extract(?2, '$.t'),"
+        " json_extract(json_set(?2, '$.s', 'new'), '$.s'),"
+        " json_extract(json_set(?2, '$.u', json('[1]')), '$.u[0]')",
+        [2, doc],
+    ).fetchone()
+    assert [str(v) for v in row] == ["big", "x", "1", "new", "1"]
+    assert db.execute("SELECT group_concat(rowid, ',') FROM json_each(?)", ['{"a":1,"b":2}']).fetchone() == (
+        "0,1",
+    )
+    db.execute("INSERT INTO runs (at, started_at) VALUES ('a', 'a')")
+    assert db.execute("SELECT count(*) FROM runs WHERE id IN ()").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM runs WHERE id NOT IN ()").fetchone()[0] == 1
+    db.execute("CREATE TEMP TABLE scratch (id INTEGER PRIMARY KEY, data BLOB)")
+    db.execute("INSERT INTO temp.scratch (id, data) VALUES (1, x'00ff')")
+    assert bytes(db.execute("SELECT data FROM temp.scratch").fetchone()[0]) == b"\x00\xff"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import new_workspace
+from store_switch import store_at
 from test_render_support import CONFIG_TOML, PERIOD_END, add_article
 
 from digest.compose.build import compose_issue
@@ -16,7 +17,6 @@ from digest.compose.stories import group_stories
 from digest.compose.stories_eval import load_pairs, score_pairs
 from digest.config import Compose, load_config
 from digest.render.variants import render_issue
-from digest.store.database import open_store
 
 PAIRS = Path(__file__).resolve().parent / "fixtures" / "story_pairs.jsonl"
 
@@ -123,7 +123,7 @@ def story_workspace(folder: Path, compose_toml: str = "") -> Path:
     path = new_workspace(
         folder, config=CONFIG_TOML + ("\n[compose]\n" + compose_toml if compose_toml else ""), db=False
     ).config_file
-    db = open_store(load_config(path).db_path)
+    db = store_at(load_config(path).db_path)
     for title, source, minutes, url in STORY:
         add_article(
             db,
@@ -139,7 +139,7 @@ def story_workspace(folder: Path, compose_toml: str = "") -> Path:
 
 def built(path: Path):
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     result = compose_issue(db, config, "daily", period_end=PERIOD_END)
     assert result.created and result.issue is not None
     return config, db, result
@@ -203,7 +203,7 @@ def test_an_also_covered_source_cannot_smuggle_in_a_recipient_placeholder(tmp_pa
     from digest.render.personalise import PLACEHOLDERS
 
     path = story_workspace(tmp_path / "ws")
-    db = open_store(load_config(path).db_path)
+    db = store_at(load_config(path).db_path)
     db.execute("UPDATE articles SET source = ? WHERE source = 'Port Elwyn Post'", [PLACEHOLDERS["email"]])
     config, db, result = built(path)
     rendered = render_issue(db, config, result.issue["id"])

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlite_utils
+from store_switch import store_at
 
 from digest.delivery.ledger import forget_reader
-from digest.store.database import open_store
 from subscribers.events import subscriber_events
 from subscribers.model import email_hash, normalize_email
 from subscribers.store import (
@@ -27,10 +27,13 @@ from subscribers.tokens import verify_token
 SECRET = b"test-secret-not-for-production"
 
 
-def _db(workspace: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(workspace / "digest.db")
-    conn.row_factory = sqlite3.Row
-    return conn
+def _db(workspace: Path) -> sqlite_utils.Database:
+    return store_at(workspace / "digest.db")
+
+
+def _dump(db: sqlite_utils.Database) -> str:
+    """Every row of every table, as text (what a look into the database would show)."""
+    return "\n".join(str(row) for table in db.table_names() for row in db.execute(f'SELECT * FROM "{table}"'))
 
 
 def _show(run_cli, email: str) -> dict:
@@ -214,8 +217,7 @@ def _issue_with_delivery(workspace: Path, subscriber_id: int, email: str) -> Non
         " VALUES (1, ?, ?, 'failed', ?, 'x')",
         [subscriber_id, email, f"550 5.1.1 <{email}>: mailbox unavailable"],
     )
-    conn.commit()
-    conn.close()
+    conn.conn.close()
 
 
 def test_remove_erases_personal_data_and_suppresses(run_cli, workspace: Path) -> None:
@@ -231,17 +233,17 @@ def test_remove_erases_personal_data_and_suppresses(run_cli, workspace: Path) ->
 
     conn = _db(workspace)
     assert conn.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 0
-    delivery = conn.execute("SELECT * FROM deliveries").fetchone()
+    [delivery] = conn.query("SELECT * FROM deliveries")
     assert delivery["email"] is None and delivery["subscriber_id"] is None
     assert "erin@example.org" not in delivery["last_error"]
     digest_ = email_hash("erin@example.org")
     assert conn.execute("SELECT reason FROM suppressions WHERE email_hash = ?", [digest_]).fetchone()
-    events = conn.execute("SELECT kind, email_hash, detail FROM events").fetchall()
+    events = list(conn.query("SELECT kind, email_hash, detail FROM events ORDER BY id"))
     assert [e["kind"] for e in events] == ["subscribe", "remove"]
     assert {e["email_hash"] for e in events} == {digest_}
-    dump = "\n".join(conn.iterdump())
+    dump = _dump(conn)
     assert "erin@example.org" not in dump and "Erin" not in dump
-    conn.close()
+    conn.conn.close()
 
     assert run_cli("subscribers", "show", "erin@example.org").exit_code == 1
     again = run_cli("subscribers", "add", "Erin@Example.org")
@@ -260,7 +262,7 @@ def test_remove_erases_personal_data_and_suppresses(run_cli, workspace: Path) ->
 def test_removed_id_is_never_reused(workspace: Path) -> None:
     from subscribers.store import remove_subscriber
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     first = add_subscriber(db, "one@example.org")
     last = add_subscriber(db, "two@example.org")
     remove_subscriber(db, last["id"], forget_deliveries=forget_reader)
@@ -279,7 +281,7 @@ def test_unknown_subscriber_commands_fail_cleanly(run_cli) -> None:
 
 
 def test_eligible_subscribers(workspace: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     everyone = add_subscriber(db, "all@example.org")
     daily_world = add_subscriber(db, "dw@example.org", editions=["daily"], categories=["World"])
     weekly = add_subscriber(db, "weekly@example.org", editions=["weekly"])
@@ -303,7 +305,7 @@ def test_eligible_subscribers_match_categories_case_insensitively(workspace: Pat
     """As variant_key does: a Technology reader gets an issue whose articles say technology."""
     from digest.render.variants import variant_key
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     tech = add_subscriber(db, "tech@example.org", categories=["Technology"])
     other = add_subscriber(db, "other@example.org", categories=["Sport"])
     found = [s for s in eligible_subscribers(db, "daily", ["technology", "World"])]
@@ -315,7 +317,7 @@ def test_eligible_subscribers_match_categories_case_insensitively(workspace: Pat
 def test_eligible_subscribers_streams_past_a_page(workspace: Path) -> None:
     from subscribers import store
 
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     for i in range(store.PAGE + 5):
         db.execute(
             "INSERT INTO subscribers (email, status, created_at, updated_at) VALUES (?, 'active', 'x', 'x')",
@@ -326,7 +328,7 @@ def test_eligible_subscribers_streams_past_a_page(workspace: Path) -> None:
 
 
 def test_status_changes_record_events(workspace: Path) -> None:
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     at = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
     sub = add_subscriber(db, "f@example.org", status="pending", now=at)
     assert confirm(db, sub["id"], source="web", now=at) is True

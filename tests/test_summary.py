@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 from summary_support import MODEL_ID, canned_model, summary_workspace
 from test_render_support import PERIOD_END
 
@@ -27,7 +28,6 @@ from digest.config import load_config
 from digest.errors import ConfigError
 from digest.ingest.articles import add_article
 from digest.render.variants import render_issue
-from digest.store.database import open_store
 from digest.summary import summarize_since
 from digest.summary.text import check_answer
 
@@ -46,7 +46,7 @@ def llm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def build(config_path: Path, edition: str = "daily", period_end: datetime = PERIOD_END):
     config = load_config(config_path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     return config, db, compose_issue(db, config, edition, period_end=period_end)
 
 
@@ -152,7 +152,7 @@ def test_a_changed_model_makes_new_ones_and_switching_back_reuses_the_old(tmp_pa
     since = PERIOD_END - timedelta(days=1)
     with canned_model() as model:
         config = load_config(path)
-        db = open_store(config.db_path)
+        db = store_at(config.db_path)
         assert summarize_since(db, config, since).made == 5 and len(model.calls) == 5
         # Same prompt, another model (llm-echo answers the prompt's "raw" text): new summaries.
         path.write_text(canned_text.replace(f'model = "{MODEL_ID}"', 'model = "echo"'), encoding="utf-8")
@@ -206,6 +206,15 @@ def test_model_text_is_untrusted_and_escaped(tmp_path: Path) -> None:
 def test_unusable_answers_are_refused(answer: str, why: str) -> None:
     text, reason = check_answer(answer, 20)
     assert text is None and why in reason
+
+
+def test_a_huge_answer_is_refused_before_any_pattern_runs() -> None:
+    """The link and address patterns try every start position of one endless word: run on
+    200,000 characters they took 145 s of CPU, so a steered model could stall every build."""
+    started = time.perf_counter()
+    text, reason = check_answer("x" * 5_000_000, 20)
+    assert text is None and "5000000 characters, over 480" in reason
+    assert time.perf_counter() - started < 2
 
 
 def test_usable_answer_is_one_plain_line() -> None:
@@ -262,7 +271,7 @@ def test_without_llm_installed_engine_llm_is_a_one_line_error(tmp_path: Path, mo
         'Error: summary.engine = "llm" needs the llm library, which is not installed; '
         "run: pip install 'digest-newsletter[llm]'"
     ]
-    db = open_store(load_config(path).db_path)
+    db = store_at(load_config(path).db_path)
     assert db["issues"].count == 0
 
 
@@ -304,7 +313,7 @@ def test_articles_summarize_with_the_feed_engine_says_there_is_nothing_to_do(tmp
 def test_lead_engine_takes_the_leading_sentences_of_the_stored_article_text(tmp_path: Path) -> None:
     path = summary_workspace(tmp_path / "ws", 'engine = "lead"\nmax_words = 10')
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     body = "First sentence of the piece has eight words. Second one is here. " + "More text. " * 100
     added = add_article(
         db,
@@ -392,7 +401,7 @@ def test_digest_run_sends_the_issue_when_the_model_cannot_be_used_at_all(tmp_pat
     assert result.exit_code == 1, result.output
     assert "built daily/1" in result.output, result.output
     assert "summaries: summary.model = 'no-such-model' is not a model llm knows" in result.output
-    db = open_store(load_config(path).db_path)
+    db = store_at(load_config(path).db_path)
     assert db["summaries"].count == 0 and db["issues"].count == 1
     snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
     cards = [a for c in snapshot["categories"] for a in c["articles"]]
@@ -404,7 +413,7 @@ def _dead_model_workspace(tmp_path: Path, articles: int = 20) -> Path:
     from test_render_support import add_article as store_article
 
     path = summary_workspace(tmp_path / "ws", canned_toml(timeout=0.3, concurrency=2))
-    db = open_store(load_config(path).db_path)
+    db = store_at(load_config(path).db_path)
     for i in range(articles - 5):
         store_article(
             db,
@@ -420,7 +429,7 @@ def _dead_model_workspace(tmp_path: Path, articles: int = 20) -> Path:
 def test_a_model_that_never_answers_is_given_up_on_after_three_timeouts(tmp_path: Path) -> None:
     path = _dead_model_workspace(tmp_path)
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     with canned_model() as model:
         model.default = "HANG"
         started = time.monotonic()
@@ -442,7 +451,7 @@ def test_a_model_that_never_answers_is_given_up_on_after_three_timeouts(tmp_path
 def test_calls_that_never_return_leave_no_more_threads_than_the_concurrency(tmp_path: Path) -> None:
     path = _dead_model_workspace(tmp_path, 8)
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     with canned_model() as model:
         model.default = "HANG"
         before = threading.active_count()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 from summary_support import canned_model, summary_workspace
 from test_summary import FEED_SUMMARY, build, canned_toml, cards
 
 from digest.cli import cli
 from digest.config import load_config
-from digest.store.database import open_store
 from digest.store.migrations import m025_one_editor_summary
 
 TIDAL = "Tidal barrier opens a year early"
@@ -145,7 +145,7 @@ def test_the_cli_and_the_desk_keep_the_editors_summary_in_one_place(tmp_path: Pa
 
 def test_an_old_pinned_summary_moves_to_the_articles_editor_summary(tmp_path: Path) -> None:
     config = load_config(summary_workspace(tmp_path / "ws", 'engine = "feed"'))
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     for article_id in (1, 2):
         db.execute(
             "INSERT INTO summaries (article_id, engine, model, prompt_hash, text, created_at)"

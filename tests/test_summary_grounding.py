@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from store_switch import store_at
 from summary_support import VERIFY_ID, canned_model, summary_workspace
 from test_summary import FEED_SUMMARY, build, canned_toml, cards
 
@@ -17,7 +18,6 @@ from digest.cli import cli
 from digest.config import load_config
 from digest.ingest.articles import add_article
 from digest.render.variants import render_issue
-from digest.store.database import open_store
 from digest.summary.grounding import ground
 from digest.summary.verify import is_supported, sentences
 
@@ -43,7 +43,7 @@ def workspace_with(tmp_path: Path, *articles: dict, **settings: object) -> Path:
     """The fixture workspace, with engine llm (the canned model) and extra articles in the window."""
     path = summary_workspace(tmp_path / "ws", canned_toml(**settings))
     config = load_config(path)
-    db = open_store(config.db_path)
+    db = store_at(config.db_path)
     for n, article in enumerate(articles):
         add_article(
             db,

@@ -86,7 +86,7 @@ def site(workspace: Path) -> Iterator[Site]:
     Subscribers: ada@example.org (active) and bob@example.org (pending, double opt-in).
     """
     config = load_config(workspace / "digest.toml")
-    setup = open_store(config.db_path)
+    setup = open_store(config.store)
     add_subscriber(setup, "ada@example.org", name="Ada", source="cli")
     add_subscriber(setup, "bob@example.org", name="Bob", status="pending", source="cli")
     setup.conn.close()
@@ -95,7 +95,7 @@ def site(workspace: Path) -> Iterator[Site]:
     config.publication.base_url = f"http://127.0.0.1:{server.port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     try:
         yield Site(config.publication.base_url, config, db, load_secret(config))
     finally:

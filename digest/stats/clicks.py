@@ -25,7 +25,8 @@ def add_counts(db: sqlite_utils.Database, counts: Mapping[CountKey, tuple[int, i
         db.conn.executemany(
             "INSERT INTO link_clicks (issue_id, link, clicks, scanner) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (issue_id, link) DO UPDATE SET"
-            " clicks = clicks + excluded.clicks, scanner = scanner + excluded.scanner",
+            " clicks = link_clicks.clicks + excluded.clicks,"
+            " scanner = link_clicks.scanner + excluded.scanner",  # named: PostgreSQL's are ambiguous
             [(issue, link, clicks, scanner) for (issue, link), (clicks, scanner) in counts.items()],
         )
 
@@ -35,7 +36,7 @@ def mark_scanner(db: sqlite_utils.Database, client: str, until: str) -> None:
     with transaction(db):
         db.execute(
             "INSERT INTO click_scanners (client, until) VALUES (?, ?)"
-            " ON CONFLICT (client) DO UPDATE SET until = max(until, excluded.until)",
+            " ON CONFLICT (client) DO UPDATE SET until = max(click_scanners.until, excluded.until)",
             [client, until],
         )
 

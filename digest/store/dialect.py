@@ -14,8 +14,15 @@ What changes (and why it keeps SQLite's meaning):
   ``ON CONFLICT (<primary key>) DO UPDATE`` (the key is the database's to say:
   :attr:`Translated.upsert` names the table and columns).
 - ``json_each(x)`` → ``digest_json_each(x)`` (a set-returning function with SQLite's
-  ``key`` and ``value`` columns, created with the schema); two-argument ``max``/``min``
+  ``key``, ``value`` and ``rowid`` columns, created with the schema); two-argument ``max``/``min``
   → ``GREATEST``/``LEAST``; ``LIKE`` → ``ILIKE`` (SQLite's LIKE ignores ASCII case).
+- ``json_extract(doc, path)`` → ``digest_json_extract`` (the value as text; an object or
+  array as its JSON); ``json_set(doc, path, value)`` → ``digest_json_set`` (``value`` a
+  string, or JSON when written ``json(x)``); ``iif(c, a, b)`` → ``CASE WHEN c THEN a ELSE b
+  END``; ``group_concat(x[, sep])`` → ``string_agg(x::text, sep)``; the ``temp.`` schema →
+  ``pg_temp.``; an empty list ``IN ()`` / ``NOT IN ()`` (false / true on SQLite, an error on
+  PostgreSQL) → ``= ANY ('{}')`` / ``<> ALL ('{}')``; a BLOB literal ``x'00ff'`` →
+  ``'\\x00ff'::bytea``.
 - Types: ``INTEGER PRIMARY KEY`` → an identity column, ``INTEGER`` → ``BIGINT``,
   ``REAL`` → ``DOUBLE PRECISION``, ``BLOB`` → ``BYTEA``; in a table's DDL ``TEXT`` gets
   ``COLLATE "C"`` (byte order, SQLite's BINARY: ISO time stamps and addresses compare
@@ -47,6 +54,11 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _JSON_EACH = re.compile(r"\bjson_each\s*\(", re.IGNORECASE)
 _MINMAX = re.compile(r"\b(max|min)\s*\(", re.IGNORECASE)
 _LIKE = re.compile(r"\bLIKE\b", re.IGNORECASE)
+_CALLS = re.compile(r"\b(iif|group_concat|json_extract|json_set)\s*\(", re.IGNORECASE)
+_JSON_CALL = re.compile(r"^\s*json\s*\((.*)\)\s*$", re.IGNORECASE | re.DOTALL)
+_BLOB_LITERAL = re.compile(r"(?<![\w\x00])[xX]\x00(\d+)\x00")
+_EMPTY_IN = re.compile(r"\b(NOT\s+)?IN\s*\(\s*\)", re.IGNORECASE)
+_TEMP_SCHEMA = re.compile(r"(?<![\w.])temp\.(?=\w)", re.IGNORECASE)
 _ROWID_PK = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b(?!\s+REFERENCES)")
 _TEXT_COLUMN = re.compile(r"(?<=[\w\x00]\s)(\s*)TEXT\b(?![^,]*\bCOLLATE\b)")
 _TYPES = (
@@ -139,6 +151,66 @@ def _two_argument_minmax(masked: str) -> str:
     return "".join(out)
 
 
+def _arguments_at(masked: str, start: int) -> tuple[list[str], int]:
+    """The top-level arguments of the call whose ``(`` is just before ``start``, and the
+    index after its ``)``."""
+    args: list[str] = []
+    depth, i, begin = 1, start, start
+    while i < len(masked) and depth:
+        ch = masked[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if (ch == "," and depth == 1) or depth == 0:
+            args.append(masked[begin:i])
+            begin = i + 1
+        i += 1
+    return args, i
+
+
+def _call(name: str, args: list[str]) -> str | None:
+    """PostgreSQL's spelling of one SQLite function call (None: leave it as it is)."""
+    name = name.lower()
+    if name == "iif" and len(args) == 3:
+        return f"CASE WHEN {args[0]} THEN {args[1]} ELSE {args[2]} END"
+    if name == "group_concat" and len(args) in (1, 2):
+        separator = args[1] if len(args) == 2 else "','"
+        return f"string_agg(({args[0]})::text, {separator})"
+    if name == "json_extract" and len(args) == 2:
+        return f"digest_json_extract({args[0]}, {args[1]})"
+    if name == "json_set" and len(args) == 3:
+        as_json = _JSON_CALL.match(args[2])
+        value = f"({as_json.group(1)})::jsonb" if as_json else f"to_jsonb(({args[2]})::text)"
+        return f"digest_json_set({args[0]}, {args[1]}, {value})"
+    return None
+
+
+def _functions(masked: str) -> str:
+    """SQLite's functions that PostgreSQL spells otherwise (see the module docstring), inner
+    calls first."""
+    while True:
+        for match in reversed(list(_CALLS.finditer(masked))):
+            args, end = _arguments_at(masked, match.end())
+            spelled = _call(match.group(1), args)
+            if spelled is not None:
+                masked = masked[: match.start()] + spelled + masked[end:]
+                break
+        else:
+            return masked
+
+
+def _blob_literals(masked: str, kept: list[str]) -> str:
+    """SQLite's ``x'00ff'`` (a BLOB) as PostgreSQL's ``'\\x00ff'::bytea``."""
+
+    def spell(match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        kept[index] = "'\\x" + kept[index][1:]
+        return f"\x00{index}\x00::bytea"
+
+    return _BLOB_LITERAL.sub(spell, masked)
+
+
 def _with_conflict_clause(masked: str, clause: str) -> str:
     """Put ``clause`` at the end of an INSERT, before its RETURNING when it has one."""
     found = _RETURNING.search(masked)
@@ -177,6 +249,10 @@ def translate(sql: str) -> Translated:
     masked = _IS_PARAM.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", masked)
     masked, order = _placeholders(masked)
     masked = _JSON_EACH.sub("digest_json_each(", masked)
+    masked = _TEMP_SCHEMA.sub("pg_temp.", masked)
+    masked = _blob_literals(masked, kept)
+    masked = _EMPTY_IN.sub(lambda m: "<> ALL ('{}')" if m.group(1) else "= ANY ('{}')", masked)
+    masked = _functions(masked)
     masked = _two_argument_minmax(masked)
     masked = _LIKE.sub("ILIKE", masked)
     if _TABLE_DDL.match(masked):

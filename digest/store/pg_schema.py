@@ -4,8 +4,10 @@ Before any migration the database gets the few things digest's SQLite SQL assume
 (:data:`COMPAT_SQL`): a case-insensitive collation ``nocase`` (ICU, nondeterministic: a
 UNIQUE column or index with it treats ``A@x`` and ``a@x`` as one, like SQLite's NOCASE,
 though it folds all of Unicode's case, not only ASCII's), ``digest_json_each(text)``
-with SQLite's ``json_each`` columns, and ``digest_fold`` (subscribers' category fold;
-``lower``, where SQLite calls Python's ``casefold``).
+with SQLite's ``json_each`` columns, ``digest_json_extract`` and ``digest_json_set``
+(SQLite's ``json_extract``/``json_set``; a JSON true or false reads as 1 or 0, as there),
+and ``digest_fold`` (subscribers' category fold; ICU's ``lower``, where SQLite calls
+Python's ``casefold``: É folds in a database of any locale, also C).
 
 Migrations run as on SQLite, each in its own transaction and recorded in
 ``_migrations``; an advisory lock held for the whole run makes two processes starting
@@ -38,7 +40,23 @@ COMPAT_SQL = (
                          ELSE '{}'::json END) WITH ORDINALITY AS o(key, value, n)
     $$""",
     "CREATE OR REPLACE FUNCTION digest_fold(value text) RETURNS text LANGUAGE sql IMMUTABLE"
-    " AS $$ SELECT lower(value) $$",
+    ' AS $$ SELECT lower(value COLLATE "und-x-icu") $$',  # ICU: all of Unicode, in any locale
+    # SQLite's JSON path ('$.a.b', '$[0]') as PostgreSQL's text[] path.
+    r"""CREATE OR REPLACE FUNCTION digest_json_path(path text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT coalesce(array_agg(coalesce(m[1], m[2]) ORDER BY n), '{}')
+          FROM regexp_matches(path, '\.([^.\[]+)|\[(\d+)\]', 'g') WITH ORDINALITY AS t(m, n)
+    $$""",
+    """CREATE OR REPLACE FUNCTION digest_json_extract(doc text, path text) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT CASE WHEN v = 'true'::jsonb THEN '1' WHEN v = 'false'::jsonb THEN '0'
+               ELSE v #>> '{}' END
+          FROM (SELECT doc::jsonb #> digest_json_path(path) AS v) AS j
+    $$""",
+    """CREATE OR REPLACE FUNCTION digest_json_set(doc text, path text, value jsonb) RETURNS text
+    LANGUAGE sql IMMUTABLE AS $$
+        SELECT jsonb_set(doc::jsonb, digest_json_path(path), value)::text
+    $$""",
 )
 
 

@@ -30,6 +30,7 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import Dumper
 from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import NumericLoader
+from sqlite_utils.db import NotFoundError
 
 from digest.errors import DigestError
 from digest.store.dialect import UPSERT_HOLE, Translated, split_statements, translate, upsert_clause
@@ -153,6 +154,23 @@ class PgTable:
             f'INSERT INTO "{self.name}" ({columns}) VALUES ({marks})', list(row.values())
         )
         self.last_pk = cursor.lastrowid
+        return self
+
+    @property
+    def count(self) -> int:
+        """How many rows the table holds."""
+        return int(self.db.execute(f'SELECT count(*) FROM "{self.name}"').fetchone()[0])
+
+    def get(self, pk: int) -> dict[str, Any]:
+        """The row whose id is ``pk`` (``sqlite_utils``' NotFoundError when there is none)."""
+        for row in self.db.query(f'SELECT * FROM "{self.name}" WHERE id = ?', [pk]):
+            return row
+        raise NotFoundError(f"{self.name}: no row with id {pk}")
+
+    def insert_all(self, rows: Iterable[dict[str, Any]]) -> PgTable:
+        """Insert each row in turn (tests fill tables so); the last one's id is :attr:`last_pk`."""
+        for row in rows:
+            self.insert(row)
         return self
 
     def update(self, pk: int, changes: dict[str, Any]) -> PgTable:

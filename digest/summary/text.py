@@ -34,6 +34,9 @@ _TO_THE_READER = re.compile(
     r"|игнорируй\w*)\b",
     re.IGNORECASE,
 )
+# An answer this many times its character limit is refused as it stands: whitespace and
+# entities that plain_text folds away never make up that much of a usable answer.
+_RAW_FACTOR = 4
 # The markers the prompt puts around the article: its text may not open or close them itself.
 _ARTICLE_MARKER = re.compile(r"<\s*/?\s*article\b[^>]*>", re.IGNORECASE)
 
@@ -84,6 +87,11 @@ def check_answer(answer: str | None, max_words: int) -> tuple[str | None, str]:
     raw = _BIDI.sub("", _CONTROL.sub("", answer or "")).strip()
     if not raw:
         return None, "the model's answer was empty"
+    most = summary_chars(2 * max_words)
+    if len(raw) > _RAW_FACTOR * most:
+        # Refused before any pattern runs: on one endless "word" the link and address patterns
+        # try every start position (200,000 characters took 145 s of CPU).
+        return None, f"the model's answer has {len(raw)} characters, over {most} (twice summary.max_words)"
     if _MARKUP.search(raw):
         return None, "the model answered with markup, not plain sentences"
     if _URL.search(raw) or _ADDRESS.search(raw):
@@ -91,7 +99,7 @@ def check_answer(answer: str | None, max_words: int) -> tuple[str | None, str]:
     if found := _TO_THE_READER.search(raw):
         return None, f"the model's answer speaks to the reader ({found.group(0)!r})"
     text = one_line(plain_text(raw))
-    words, chars, most = len(text.split()), len(text), summary_chars(2 * max_words)
+    words, chars = len(text.split()), len(text)
     if not text:
         return None, "the model's answer was empty"
     if words > 2 * max_words:

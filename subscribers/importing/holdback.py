@@ -13,7 +13,8 @@ address still wins; but a new address held back by a false alarm (about 3% of
 rows) gets a later id than the rows after it in the file, so ids follow the file
 only in the ordinary path. Past ``DEFER_LIMIT`` held rows, the index is rebuilt
 there and the rest of the file goes the ordinary way. A rollback (dry run,
-invalid rows) puts the index back with everything else.
+invalid rows) puts the index back with everything else. On PostgreSQL there is no bulk
+load: the index cannot be dropped under other sessions' feet, and the ordinary path is right.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from operator import itemgetter
 import sqlite_utils
 
 from digest.errors import DigestError
+from digest.store.dialect import is_postgresql
 from subscribers.importing.profiles import Profiles
 from subscribers.seen import SeenFilter
 
@@ -102,6 +104,8 @@ class BulkIndexes:
     def drop(self, start_max: int, expected_rows: int) -> SeenFilter | None:
         """Fill the filter with the stored addresses and drop the indexes (see the module docstring)."""
         db = self.db
+        if is_postgresql(db):
+            return None  # PostgreSQL keeps its unique index while it loads (see the module docstring)
         marks = ",".join("?" * len(_BULK_INDEXES))
         indexes = db.execute(
             "SELECT name, sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'subscribers'"

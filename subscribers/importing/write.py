@@ -163,7 +163,7 @@ class Writer:
         db.execute("DELETE FROM temp.subscriber_import_seen")
         db.execute(
             "CREATE TEMP TABLE IF NOT EXISTS subscriber_import_profiles"
-            " (id INTEGER PRIMARY KEY, ed, cat, tz, st)"
+            " (id INTEGER PRIMARY KEY, ed TEXT, cat TEXT, tz TEXT, st TEXT)"
         )
         db.execute("DELETE FROM temp.subscriber_import_profiles")
         return self.bulk.drop(self.start_max, expected_rows) if bulk else None
