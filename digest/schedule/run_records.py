@@ -11,6 +11,7 @@ import json
 import os
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 
@@ -73,13 +74,20 @@ def close_stale_runs(db: sqlite_utils.Database, *, now: datetime | None = None) 
                 why = "the run never finished; closed by a later run"
             else:
                 continue
-            started.update(interrupted=True, error=why)
-            db.execute(
-                "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?",
-                [iso(now), json.dumps(started), run_id],
-            )
+            _close_interrupted(db, run_id, started, why, now)
             closed += 1
     return closed
+
+
+def _close_interrupted(
+    db: sqlite_utils.Database, run_id: int, started: dict[str, Any], why: str, now: datetime
+) -> None:
+    """Close one open run row as interrupted, saying ``why``."""
+    started.update(interrupted=True, error=why)
+    db.execute(
+        "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?",
+        [iso(now), json.dumps(started), run_id],
+    )
 
 
 def close_runs_of_lost_scheduler(db: sqlite_utils.Database, *, now: datetime | None = None) -> int:
@@ -105,11 +113,7 @@ def close_runs_of_lost_scheduler(db: sqlite_utils.Database, *, now: datetime | N
                 continue
             where = f"pid {started.get('pid')} on {started.get('host')}"
             why = f"the scheduler ({where}) stopped before the run finished; closed by the one that took over"
-            started.update(interrupted=True, error=why)
-            db.execute(
-                "UPDATE runs SET finished_at = ?, summary = ? WHERE id = ?",
-                [iso(now), json.dumps(started), run_id],
-            )
+            _close_interrupted(db, run_id, started, why, now)
             closed += 1
     return closed
 
