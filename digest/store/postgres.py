@@ -167,6 +167,17 @@ class PgTable:
             return row
         raise NotFoundError(f"{self.name}: no row with id {pk}")
 
+    def rows_where(
+        self, where: str | None = None, where_args: list[Any] | None = None, *, order_by: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The rows matching ``where`` (SQLite spelling, ``?`` marks), as ``sqlite_utils`` gives them."""
+        sql = f'SELECT * FROM "{self.name}"'
+        if where:
+            sql += f" WHERE {where}"
+        if order_by:
+            sql += f" ORDER BY {order_by}"
+        return self.db.query(sql, where_args or [])
+
     def insert_all(self, rows: Iterable[dict[str, Any]]) -> PgTable:
         """Insert each row in turn (tests fill tables so); the last one's id is :attr:`last_pk`."""
         for row in rows:
