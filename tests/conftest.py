@@ -156,9 +156,11 @@ def _section(lines: list[str], header: int) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def test_store_databases() -> Iterable[None]:
-    """On the PostgreSQL pass: each test's databases are dropped when it ends."""
+    """On the PostgreSQL pass: each test's databases are dropped when it ends (a module
+    fixture's stay until the session's server stops)."""
+    first = store_switch.begin_test()
     yield
-    store_switch.end_test()
+    store_switch.end_test(first)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -87,14 +87,21 @@ def store_at(path: Path, *, migrate: bool = True) -> sqlite_utils.Database:
     return open_store(path, migrate=migrate)
 
 
-def end_test() -> None:
-    """Drop this test's databases."""
+def begin_test() -> int:
+    """Where this test's own databases start in the list: those made before it (by a module or
+    session fixture, set up before the test's function fixtures) outlive it."""
+    return len(_made)
+
+
+def end_test(first: int = 0) -> None:
+    """Drop the databases this test made (from ``first`` on), and forget their paths."""
     pg = _server
-    while _made:
+    while len(_made) > first:
         url = _made.pop()
         if pg is not None:
             pg.drop_database(url)
-    _by_path.clear()
+        for path in [p for p, u in _by_path.items() if u == url]:
+            del _by_path[path]
 
 
 def stop() -> None:
