@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 import sqlite_utils
+from store_switch import store_at
 from test_web import http
 from web_process import WebProcess, link_in, make_workspace, messages_to, start_web
 
 from digest.delivery.ledger import forget_reader
-from digest.store.database import iso, open_store, utcnow
+from digest.store.database import iso, utcnow
 from subscribers.store import add_subscriber, remove_subscriber, unsubscribe
 from subscribers.suppressions import is_suppressed
 
@@ -37,7 +38,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebProcess]:
 
 @pytest.fixture
 def db(served: WebProcess) -> Iterator[sqlite_utils.Database]:
-    store = open_store(served.config_path.parent / "digest.db", migrate=False)
+    store = store_at(served.config_path.parent / "digest.db", migrate=False)
     yield store
     store.conn.close()
 
@@ -260,7 +261,7 @@ def test_too_many_posts_from_one_client_get_429(tmp_path: Path) -> None:
         web.stop()
     assert codes == [200, 200, 429]
     assert limited.status == 429 and "Too many" in limited.body
-    db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
+    db = store_at(tmp_path / "ws" / "digest.db", migrate=False)
     assert status_of(db, "r9@example.org") is None
     assert urllib.parse.quote("r9@example.org") not in str(messages_to(web.maildir(), "r9@example.org"))
 
@@ -353,7 +354,7 @@ def test_long_non_ascii_names_sign_up_and_confirm(tmp_path: Path) -> None:
 
     with SMTPServer(Handler()) as server:
         web = start_web(make_workspace(tmp_path / "ws"), extra_env={"DIGEST_TRANSPORT": server.url})
-        db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
+        db = store_at(tmp_path / "ws" / "digest.db", migrate=False)
         try:
             for key, name in LONG_NAMES.items():
                 add_subscriber(db, f"active-{key}@example.org", name=name, source="cli")
@@ -397,7 +398,7 @@ def test_a_relay_that_never_greets_does_not_hold_the_signup(tmp_path: Path, monk
             started = time.perf_counter()
             reply = signup(web, "patient@example.org")
             elapsed = time.perf_counter() - started
-            db = open_store(tmp_path / "ws" / "digest.db", migrate=False)
+            db = store_at(tmp_path / "ws" / "digest.db", migrate=False)
             assert reply.status == 200
             assert db.execute("SELECT status FROM outbox").fetchone()[0] in ("queued", "sending")
             deadline = time.monotonic() + 20
