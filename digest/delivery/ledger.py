@@ -348,17 +348,13 @@ class Ledger:
                 mid = self._message_ids.make(self.issue_id, sid)
             row.message_id = mid
             claimed.append(row)
-        if self.lease is not None:
-            until = self.lease.until()
-            self.db.conn.executemany(
-                "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ?, leased_by = ?,"
-                " lease_until = ? WHERE id = ?",
-                [(row.message_id, stamp, self.lease.holder, until, row.id) for row in claimed],
-            )
-            return claimed, skipped
+        # PostgreSQL: the rows are this worker's until its lease ends (SQLite: one sender).
+        lease = [] if self.lease is None else [self.lease.holder, self.lease.until()]
         self.db.conn.executemany(
-            "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ? WHERE id = ?",
-            [(row.message_id, stamp, row.id) for row in claimed],
+            "UPDATE deliveries SET status = 'sending', message_id = ?, updated_at = ?"
+            + (", leased_by = ?, lease_until = ?" if lease else "")
+            + " WHERE id = ?",
+            [(row.message_id, stamp, *lease, row.id) for row in claimed],
         )
         return claimed, skipped
 
