@@ -127,6 +127,15 @@ def runs(pg_url: str) -> list[dict]:
         db.close()
 
 
+def _stop(first: subprocess.Popen, standby: subprocess.Popen | None) -> None:
+    """Kill the first scheduler if it still runs; stop the standby as an operator would."""
+    if first.poll() is None:
+        first.kill()
+    if standby is not None and standby.poll() is None:
+        standby.send_signal(signal.SIGTERM)
+        standby.wait(timeout=60)
+
+
 def test_a_standby_scheduler_takes_over_when_the_first_is_killed_mid_run(
     tmp_path: Path, pg_url: str, hanging_feed: HangingFeed
 ) -> None:
@@ -169,11 +178,7 @@ def test_a_standby_scheduler_takes_over_when_the_first_is_killed_mid_run(
         )
         assert again.returncode == 1 and f"pid {standby.pid}" in again.stderr
     finally:
-        if first.poll() is None:
-            first.kill()
-        if standby is not None and standby.poll() is None:
-            standby.send_signal(signal.SIGTERM)
-            standby.wait(timeout=60)
+        _stop(first, standby)
     assert standby.returncode == 0, standby_log.read_text()
     assert "Traceback" not in standby_log.read_text()
 
@@ -236,9 +241,5 @@ def test_on_sqlite_a_standby_waits_for_the_lock_file_and_takes_over_after_a_kill
         wait_for(lambda: "scheduler running" in standby_log.read_text(), "the standby to take over", 30)
         assert "digest.db.scheduler.lock" in standby_log.read_text()
     finally:
-        if first.poll() is None:
-            first.kill()
-        if standby is not None and standby.poll() is None:
-            standby.send_signal(signal.SIGTERM)
-            standby.wait(timeout=60)
+        _stop(first, standby)
     assert standby.returncode == 0, standby_log.read_text()

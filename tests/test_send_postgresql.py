@@ -20,6 +20,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from delivery_fixtures import Setup, make_setup
 from smtp_server import Handler, SMTPServer
+from test_send_cli import wait_for
 
 from digest.cli import cli
 from digest.delivery import ledger
@@ -58,14 +59,6 @@ def start_send(setup: Setup, url: str, *extra: str, lease: float = 60.0) -> subp
         stderr=subprocess.PIPE,
         start_new_session=True,  # a kill of its process group takes its worker processes too
     )
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def listed(setup: Setup) -> dict[str, dict]:
