@@ -16,7 +16,9 @@ from digest.cli import cli
 from digest.store.database import iso
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-SENT = NOW - timedelta(days=3)
+# At 06:00 three days ago: the reports made hours after it must fall on the same UTC day
+# whatever time the tests run (after 22:00 they fell on the next one).
+SENT = (NOW - timedelta(days=3)).replace(hour=6, minute=0, second=0)
 
 
 def _iso(dt: datetime) -> str:
