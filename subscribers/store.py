@@ -14,6 +14,7 @@ import sqlite_utils
 
 from digest.errors import DigestError, NotFound
 from digest.store.database import iso, transaction, utcnow
+from digest.store.db_lock import serialize
 from subscribers.eligibility import FOLD_FUNCTION, eligibility_sql, fold, register_fold
 from subscribers.events import (
     LAST_BOUNCE_ISSUE_SQL,
@@ -92,8 +93,17 @@ def get_subscriber(db: sqlite_utils.Database, email_or_id: str | int) -> dict:
     return found
 
 
+SUBSCRIBER_IDS_LOCK = "subscriber-ids"
+"""What transactions that hand out subscriber ids serialize on (see :func:`next_subscriber_id`)."""
+
+
 def next_subscriber_id(db: sqlite_utils.Database) -> int:
-    """The id for the next new subscriber: never one a removed subscriber had, so old links stay dead."""
+    """The id for the next new subscriber: never one a removed subscriber had, so old links stay dead.
+
+    Inside a transaction, the id stays this transaction's until it ends: on PostgreSQL two
+    adders (a web sign-up, a CLI import) would otherwise both read the same highest id and
+    one would fail on the key; SQLite's one writer already orders them."""
+    serialize(db, SUBSCRIBER_IDS_LOCK)
     row = db.execute(
         "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0),"
         " coalesce((SELECT max(id) FROM subscriber_id_floor), 0))"

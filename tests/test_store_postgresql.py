@@ -112,6 +112,31 @@ def test_subscribers_add_and_list_on_both_stores(any_store: str) -> None:
         add_subscriber(db, "BOB@example.com", status="active")
 
 
+def test_two_adders_on_postgresql_get_different_ids(pg_url: str) -> None:
+    # A web sign-up and a CLI add on two hosts: the second waits for the first's id, then
+    # takes the next one (both read max(id) before the fix, and the second failed on the key).
+    import threading
+
+    first, second = open_store(pg_url), open_store(pg_url)
+    outcome: dict[str, object] = {}
+
+    def add_second() -> None:
+        try:
+            outcome["id"] = add_subscriber(second, "two@example.com")["id"]
+        except (sqlite3.Error, DigestError) as exc:  # the assertion below names it
+            outcome["error"] = exc
+
+    with transaction(first):
+        assert add_subscriber(first, "one@example.com")["id"] == 1
+        adder = threading.Thread(target=add_second)
+        adder.start()
+        adder.join(0.5)
+        assert adder.is_alive(), "the second adder did not wait for the first's transaction"
+    adder.join(10)
+    assert outcome == {"id": 2}
+    assert sorted(s["id"] for s in list_subscribers(first)) == [1, 2]
+
+
 def test_eligibility_rule_of_the_claim_on_both_stores(any_store: str) -> None:
     """The predicate the ledger's claim joins on (json_each, the fold function) picks the
     same readers on both stores."""
