@@ -93,16 +93,13 @@ def get_subscriber(db: sqlite_utils.Database, email_or_id: str | int) -> dict:
     return found
 
 
-SUBSCRIBER_IDS_LOCK = "subscriber-ids"
-"""What transactions that hand out subscriber ids serialize on (see :func:`next_subscriber_id`)."""
+SUBSCRIBER_IDS_LOCK = "subscriber-ids"  # what transactions that hand out ids serialize on
 
 
 def next_subscriber_id(db: sqlite_utils.Database) -> int:
-    """The id for the next new subscriber: never one a removed subscriber had, so old links stay dead.
-
-    Inside a transaction, the id stays this transaction's until it ends: on PostgreSQL two
-    adders (a web sign-up, a CLI import) would otherwise both read the same highest id and
-    one would fail on the key; SQLite's one writer already orders them."""
+    """The id for the next new subscriber: never one a removed subscriber had, so old links stay
+    dead. It is this transaction's until it ends (on PostgreSQL two adders on two hosts would
+    otherwise read one max and the second fail on the key; SQLite's one writer orders them)."""
     serialize(db, SUBSCRIBER_IDS_LOCK)
     row = db.execute(
         "SELECT max(coalesce((SELECT max(id) FROM subscribers), 0),"
@@ -238,9 +235,8 @@ def eligible_subscribers(
 
 def count_subscribers(db: sqlite_utils.Database, *, status: str | None = None) -> int:
     """How many subscribers there are (of one status, if given)."""
-    if status is None:
-        return int(db.execute("SELECT count(*) FROM subscribers").fetchone()[0])
-    return int(db.execute("SELECT count(*) FROM subscribers WHERE status = ?", [status]).fetchone()[0])
+    where, params = ("", []) if status is None else ("WHERE status = ?", [status])
+    return int(db.execute(f"SELECT count(*) FROM subscribers {where}", params).fetchone()[0])
 
 
 ACTIVE_IDS_SQL = "SELECT id FROM subscribers WHERE status = 'active'"
@@ -256,30 +252,21 @@ def reader_scope(db: sqlite_utils.Database, subscriber_id: int) -> tuple[str, st
 
 def pending_ids_from(db: sqlite_utils.Database, first_id: int) -> list[int]:
     """Ids of the pending subscribers from ``first_id`` on (what an import just added), in order."""
-    rows = db.execute(
-        "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id", [first_id]
-    )
-    return [r[0] for r in rows]
+    sql = "SELECT id FROM subscribers WHERE id >= ? AND status = 'pending' ORDER BY id"
+    return [r[0] for r in db.execute(sql, [first_id])]
 
 
 def stale_pending_ids(db: sqlite_utils.Database, cutoff: str) -> list[int]:
     """Ids of the pending subscribers created before ``cutoff`` who did not sign up again since."""
-    rows = db.execute(
-        "SELECT id FROM subscribers WHERE status = 'pending' AND created_at < ?"
-        f" AND NOT {SIGNED_UP_SINCE_SQL} ORDER BY id",
-        [cutoff, cutoff],
-    ).fetchall()
-    return [r[0] for r in rows]
+    sql = "SELECT id FROM subscribers WHERE status = 'pending' AND created_at < ?"
+    sql += f" AND NOT {SIGNED_UP_SINCE_SQL}"
+    return [r[0] for r in db.execute(sql + " ORDER BY id", [cutoff, cutoff]).fetchall()]
 
 
 def bounced_ids_naming_issue(db: sqlite_utils.Database, issue_id: int) -> list[int]:
     """Ids of the bounced subscribers whose latest ``bounce`` event names issue ``issue_id``."""
-    rows = db.execute(
-        f"SELECT s.id FROM subscribers s WHERE s.status = 'bounced' AND {LAST_BOUNCE_ISSUE_SQL} = ?"
-        " ORDER BY s.id",
-        [issue_id],
-    ).fetchall()
-    return [row[0] for row in rows]
+    sql = f"SELECT s.id FROM subscribers s WHERE s.status = 'bounced' AND {LAST_BOUNCE_ISSUE_SQL} = ?"
+    return [row[0] for row in db.execute(sql + " ORDER BY s.id", [issue_id]).fetchall()]
 
 
 def stored_attribute_keys(db: sqlite_utils.Database, *, status: str | None = None) -> list[str]:

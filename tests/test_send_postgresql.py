@@ -238,3 +238,31 @@ def test_three_senders_one_killed_the_others_finish_after_its_lease_ends(tmp_pat
     assert all(len(sink.received) > 0 for sink in sinks)
     assert setup.db.execute("SELECT status FROM issues WHERE id = 1").fetchone()[0] == "sent"
     assert not list((tmp_path / "ws").rglob("*.journal"))  # the killed sender's were replayed
+
+
+def test_a_sender_waiting_to_reconnect_keeps_the_leases_of_the_rows_it_holds(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # The relay turns the first connections away ("421 too many connections") for about 7 s,
+    # longer than the 2 s lease: the rows the sender claimed before connecting stay its own
+    # (renewed while it waits), never free for another sender to take and send again.
+    from test_delivery_throttling import TooManyConnections
+
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=10)
+    lapsed = 0
+    with SMTPServer() as server, TooManyConnections(server.port, refuse=3) as door:
+        proc = start_send(setup, door.url, "--concurrency", "1", lease=2.0)
+        while proc.poll() is None:
+            now = utcnow().isoformat(timespec="milliseconds")
+            (count,) = setup.db.execute(
+                "SELECT count(*) FROM deliveries WHERE issue_id = 1 AND status = 'sending'"
+                " AND lease_until < ?",
+                [now],
+            ).fetchone()
+            lapsed = max(lapsed, count)
+            time.sleep(0.1)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert door.turned_away == 3
+    assert lapsed == 0, f"{lapsed} rows' leases ended while their sender waited to reconnect"
+    assert server.handler.per_recipient() == Counter({s["email"]: 1 for s in setup.subscribers})

@@ -256,6 +256,13 @@ class Ledger:
             self.others_sending()  # and take back the rows of a sender whose lease ended
         return claimed, skipped
 
+    def keep_lease(self) -> None:
+        """Renew this worker's leases if a third of the lease has passed (PostgreSQL; nothing on
+        SQLite): for a worker that waits without committing (a reconnect back-off, parked)."""
+        if self.lease is not None and self.lease.due():
+            with transaction(self.db):
+                renew(self.db, self.issue_id, self.lease)
+
     def pause(self, seconds: float) -> float:
         """How long a worker waiting ``seconds`` for a retry may wait before it commits again:
         on PostgreSQL at most a third of its lease, so that the lease is renewed meanwhile."""

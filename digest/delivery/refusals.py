@@ -39,9 +39,12 @@ PARK_POLL_SECONDS = 0.05
 class RefusalWindow:
     """One connection's held refusals (a streak of the same one) and the rules that end it."""
 
-    def __init__(self, run: Run, record: Callable[[Result], None]) -> None:
+    def __init__(
+        self, run: Run, record: Callable[[Result], None], keep: Callable[[], None] = lambda: None
+    ) -> None:
         self.run = run
         self.record = record  # the worker's: queue a result for the next commit
+        self.keep = keep  # the worker's: renew its leases while parked (PostgreSQL)
         self.held: list[Result] = []
         self.key: str | None = None  # the refusal held (policy.reply_key)
 
@@ -102,6 +105,7 @@ class RefusalWindow:
                 with run.counters.lock:
                     if run.parked >= run.running:
                         return
+                self.keep()  # the held rows stay this sender's however long the others take
                 time.sleep(PARK_POLL_SECONDS)
         finally:
             with run.counters.lock:

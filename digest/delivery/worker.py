@@ -146,8 +146,8 @@ class Connection:
     refuses a message over the relay's EHLO SIZE and stops the run when sends keep losing
     the connection."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
+    def __init__(self, run: Run, ledger: Ledger) -> None:
+        self.run, self.ledger = run, ledger  # the ledger renews its worker's leases while it waits
         self.transport: Any = None
         self.failures = 0  # connection attempts that failed since the last answered send
         self.throttles = 0  # connection attempts the relay turned away as too many, since then
@@ -188,14 +188,21 @@ class Connection:
                 closing = closing_reply(str(exc))
                 if closing is not None and throttling(closing):  # "421 too many connections"
                     self.throttles += 1
-                    self.run.clock.wait(self.run.stop, throttle_pause(self.run, closing, self.throttles))
+                    self.wait(throttle_pause(self.run, closing, self.throttles))
                     continue
                 self.failures += 1
                 if self.failures > self.run.retries:
                     raise TransportError(
                         f"cannot deliver through {display(self.run.url)}: {exc} ({self.failures} attempts)"
                     ) from None
-                self.run.clock.wait(self.run.stop, RETRY_BACKOFF_SECONDS * 2 ** (self.failures - 1))
+                self.wait(RETRY_BACKOFF_SECONDS * 2 ** (self.failures - 1))
+
+    def wait(self, seconds: float) -> None:
+        """Wait ``seconds`` to connect again (or until the run stops), renewing the worker's
+        leases meanwhile: a back-off may be longer than a lease (PostgreSQL)."""
+        clock, end = self.run.clock, self.run.clock.now() + seconds
+        while (left := end - clock.now()) > 0 and not clock.wait(self.run.stop, self.ledger.pause(left)):
+            self.ledger.keep_lease()
 
     def close(self) -> None:
         """Close the connection (QUIT, best effort)."""
@@ -243,11 +250,12 @@ class Worker:
     def __init__(self, run: Run, number: int) -> None:
         self.run = run
         self.ledger, self.journal = _records(run, number)
-        self.connection = Connection(run)
+        self.connection = Connection(run, self.ledger)
         self.batch: deque[Row] = deque()
         self.retry: list[tuple[float, int, Row]] = []
         self.results: list[Result] = []
-        self.refusals = RefusalWindow(run, self.record)  # failures held back until it is clear whose
+        # Failures held back until it is clear whose (the ledger keeps their leases meanwhile).
+        self.refusals = RefusalWindow(run, self.record, keep=self.ledger.keep_lease)
         self.aborted = False  # this worker's loop ended with an exception (the run stops)
         self.from_address = parseaddr(run.config.publication.from_address)[1]
         self.last_flush = time.monotonic()
