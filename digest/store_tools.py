@@ -231,11 +231,15 @@ def _copy_table(
     progress: Progress | None,
 ) -> int:
     """Stream one table across in batches; the rows copied so far in all."""
+    bulk = getattr(target_db, "copy_rows", None)  # PostgreSQL: COPY FROM STDIN
     with stream_rows(source_db, f'SELECT * FROM "{name}"') as (columns, batches):
         quoted = ", ".join(f'"{c}"' for c in columns)
         insert = f'INSERT INTO "{name}" ({quoted}) VALUES ({", ".join("?" for _ in columns)})'
         for rows in batches:
-            target_db.conn.executemany(insert, [tuple(row) for row in rows])
+            if bulk is not None:
+                bulk(name, columns, rows)
+            else:
+                target_db.conn.executemany(insert, [tuple(row) for row in rows])
             done += len(rows)
             if progress is not None:
                 progress(name, done, total)

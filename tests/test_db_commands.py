@@ -8,6 +8,7 @@ PostgreSQL (or digest's PostgreSQL store) is missing."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,17 @@ def test_init_refuses_a_db_url_with_a_password_and_writes_nothing(tmp_path: Path
 
 def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, pg_url: str) -> None:
     setup = sent_workspace(tmp_path / "ws")
+    # What COPY's text format must escape: tabs, newlines, backslashes, "\N", bytes of every value.
+    odd_name, odd_bytes = "Tab\there\nnew\\line \\N Ünïcode ✓", bytes(range(256))
+    raw = sqlite3.connect(setup.path / "digest.db")
+    with raw:
+        raw.execute("UPDATE subscribers SET name = ? WHERE email = 'late@example.net'", [odd_name])
+        raw.execute(
+            "INSERT INTO outbox (kind, subscriber_id, email, message, message_id, status, created_at,"
+            " updated_at) VALUES ('confirm', NULL, 'x@example.net', ?, '<m@x>', 'queued', 'a', 'a')",
+            [odd_bytes],
+        )
+    raw.close()
     url = pg_url
     there = digest_cli(setup.config_file, "db", "copy", "--to", url)
     assert there.exit_code == 0, there.output
@@ -255,6 +267,10 @@ def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, 
     assert home.exit_code == 0, home.output
     assert contents(back.db_path) == contents(setup.path / "digest.db")
     db = open_store(url)
+    assert db.execute("SELECT message FROM outbox").fetchone()[0] == odd_bytes
+    assert (
+        db.execute("SELECT name FROM subscribers WHERE email = 'late@example.net'").fetchone()[0] == odd_name
+    )
     newest = max(row[0] for row in db.execute("SELECT id FROM subscribers"))
     assert add_subscriber(db, email="after@example.net")["id"] == newest + 1
     db.conn.close()
