@@ -13,6 +13,7 @@ from delivery_fixtures import Setup, make_setup
 from digest.cli import cli
 from digest.mail.message_ids import MessageIds
 from digest.mail.transports.memory import clear_outboxes, outbox
+from digest.store.database import transaction
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +58,7 @@ def test_a_row_keeps_its_message_id_and_a_report_quoting_it_finds_its_reader(tmp
         altered = mid[:nonce_at] + ("0" if mid[nonce_at] != "0" else "1") + mid[nonce_at + 1 :]
         assert ids.verify(altered) is None
     # A resume re-sends a queued row with the Message-ID it was claimed with.
-    with setup.db.conn:
+    with transaction(setup.db):
         setup.db.execute("UPDATE deliveries SET status = 'queued'")
         setup.db.execute("UPDATE issues SET status = 'sending'")
     again = _send(setup, "again")

@@ -258,7 +258,6 @@ def test_an_issue_that_could_carry_none_of_its_stories_fails_the_run_and_sends_n
     snapshot = json.loads(db.execute("SELECT snapshot FROM issues").fetchone()[0])
     snapshot["categories"][0]["articles"][0]["title"] = "endless " * 30_000
     db.execute("UPDATE issues SET snapshot = ?", [json.dumps(snapshot)])
-    db.conn.commit()
     result = invoke(ws, "run", "--at", "2026-11-03T06:05Z")
     assert result.exit_code == 1, result.output
     assert "Error: daily/1: issue daily/1: none of its 1 articles fits in an email" in result.output

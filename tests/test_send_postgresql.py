@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,10 +38,11 @@ def on_postgresql(path: Path, pg_url: str, subscribers: int) -> Setup:
     assert copied.exit_code == 0, copied.output
     text = setup.config_file.read_text(encoding="utf-8")
     assert "[storage]\n" in text
+    text = re.sub(r"(?m)^url = .*\n", "", text)  # the PostgreSQL pass: the factory's own database
     setup.config_file.write_text(
         text.replace("[storage]\n", f'[storage]\nurl = "{pg_url}"\n'), encoding="utf-8"
     )
-    (path / "digest.db").unlink()  # nothing may quietly go on using the file
+    (path / "digest.db").unlink(missing_ok=True)  # nothing may quietly go on using the file
     setup.db = open_store(pg_url)
     return setup
 
@@ -145,14 +147,15 @@ def test_a_claim_late_in_a_send_reads_its_rows_not_those_already_sent(tmp_path: 
     assert read < 100, read  # not the 1,000 rows already sent: a claim's cost does not grow with the send
 
 
-def test_rows_whose_lease_ended_go_back_to_the_pool(tmp_path: Path, pg_url: str) -> None:
+def test_a_vanished_senders_rows_go_back_to_the_pool_when_its_lease_ends(tmp_path: Path, pg_url: str) -> None:
+    # A host that vanished: its session lingers on the server (nothing closed it), so only the
+    # lease tells the others that its rows are free.
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
     frozen(setup)
     setup.config.delivery.lease_seconds = 1.0
-    gone = worker_ledger(setup, pg_url, "a/1/1-0")
-    lost = {row.id for row in gone.commit([], claim=2)[0]}
+    vanished = worker_ledger(setup, pg_url, "a/1/1-0")
+    lost = {row.id for row in vanished.commit([], claim=2)[0]}
     claimed_at = time.monotonic()
-    gone.db.close()  # its sender dies: nothing renews the lease
     setup.config.delivery.lease_seconds = 60.0
     survivor = worker_ledger(setup, pg_url, "b/2/2-0")
     first = {row.id for row in survivor.commit([], claim=10)[0]}
@@ -162,6 +165,24 @@ def test_rows_whose_lease_ended_go_back_to_the_pool(tmp_path: Path, pg_url: str)
     assert survivor.others_sending()  # ...until its lease ends: then they are queued again
     assert {row.id for row in survivor.commit([], claim=10)[0]} == lost
     assert not survivor.others_sending()
+    vanished.db.close()
+
+
+def test_rows_of_a_killed_sender_go_back_to_the_pool_at_once(tmp_path: Path, pg_url: str) -> None:
+    # A killed process: its kernel closes its connection and the server ends its session, so
+    # its rows are free long before its 60-second lease would end.
+    setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
+    frozen(setup)
+    killed = worker_ledger(setup, pg_url, "a/1/1-0")
+    lost = {row.id for row in killed.commit([], claim=2)[0]}
+    survivor = worker_ledger(setup, pg_url, "b/2/2-0")
+    assert len(survivor.commit([], claim=10)[0]) == 4
+    assert survivor.others_sending()  # its session lives: the rows are its own
+    killed.db.close()
+    started = time.monotonic()
+    wait_for(lambda: not survivor.others_sending())  # the server ended the session
+    assert time.monotonic() - started < 10
+    assert {row.id for row in survivor.commit([], claim=10)[0]} == lost
 
 
 def test_a_send_replays_only_this_hosts_journals_of_a_killed_sender(tmp_path: Path, pg_url: str) -> None:

@@ -79,7 +79,6 @@ def test_verify_puts_every_reader_in_one_place_and_records_relay_bounces(tmp_pat
     setup.db.execute(
         "UPDATE deliveries SET message_id = '<someone.else@example.org>' WHERE email = ?", [GONE[1]]
     )
-    setup.db.conn.commit()
 
     result = invoke(setup, "verify", "1", "--maillog", str(postfix.log), "--json")
     assert result.exit_code == 0, result.output

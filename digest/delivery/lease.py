@@ -11,9 +11,10 @@ issue's ledger:
   (``lease_until``, ``[delivery] lease_seconds`` ahead);
 - a sender renews the leases of the rows it holds as it commits its results
   (:meth:`Lease.due`: every third of the lease);
-- a row whose lease ran out (its sender was killed, or its host vanished) goes back to the
-  queue (:func:`requeue_expired`) after this host's journals of senders that are gone were
-  replayed, so what they had sent stays sent. That reclaim holds a lock of its own
+- a row whose holder is gone goes back to the queue (:func:`requeue_expired`) after this
+  host's journals of senders that are gone were replayed, so what they had sent stays sent.
+  A killed sender is seen at once (its session, named after it, has ended); a host that
+  vanished (its sessions linger until TCP gives up on them) when its lease runs out. That reclaim holds a lock of its own
   (:func:`reclaiming`) so that two senders never requeue a row the other is replaying.
 
 Times are the senders' clocks (UTC ISO-8601 to the millisecond): hosts that
@@ -41,6 +42,7 @@ __all__ = [
     "Lease",
     "freeze_lock",
     "held_by_others",
+    "name_session",
     "reclaiming",
     "renew",
     "requeue_expired",
@@ -111,22 +113,38 @@ def renew(db: sqlite_utils.Database, issue_id: int, lease: Lease) -> None:
     )
 
 
+ENDED_SQL = (
+    "(lease_until IS NULL OR lease_until < ? OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
+    " WHERE a.application_name = left('digest ' || leased_by, 63)))"
+)
+"""A row in flight whose holder is done with it: its lease ended, or the holder's session is
+gone (:func:`name_session`: a killed process's connection is closed by its kernel and the server
+ends the session at once; a vanished host's lingers, so there the lease decides). One
+parameter: now (:func:`_stamp`)."""
+
+
+def name_session(db: sqlite_utils.Database, holder: str) -> None:
+    """Name this connection's session after the worker holding the leases (``application_name``,
+    which every role can read in ``pg_stat_activity``), so that others can tell when it is gone."""
+    db.execute("SELECT set_config('application_name', ?, false)", [f"digest {holder}"[:63]])
+
+
 def requeue_expired(db: sqlite_utils.Database, issue_id: int) -> int:
-    """Rows in flight whose lease ended (or that never had one) go back to the queue;
+    """Rows in flight whose holder is done with them (:data:`ENDED_SQL`) go back to the queue;
     how many. Call it under :func:`reclaiming`, after this host's journals were replayed."""
     return db.execute(
         "UPDATE deliveries SET status = 'queued', leased_by = NULL, lease_until = NULL"
-        " WHERE issue_id = ? AND status = 'sending' AND (lease_until IS NULL OR lease_until < ?)",
+        f" WHERE issue_id = ? AND status = 'sending' AND {ENDED_SQL}",
         [issue_id, _stamp()],
     ).rowcount
 
 
 def held_by_others(db: sqlite_utils.Database, issue_id: int, send: str) -> tuple[int, int]:
     """Rows of the issue in flight with other sends than ``send`` (a :func:`send_tag`):
-    (all of them, those whose lease has ended)."""
+    (all of them, those whose holder is done with them: :data:`ENDED_SQL`)."""
     prefix = f"{send}/"
     held, expired = db.execute(
-        "SELECT count(*), count(*) FILTER (WHERE lease_until IS NULL OR lease_until < ?)"
+        f"SELECT count(*), count(*) FILTER (WHERE {ENDED_SQL})"
         " FROM deliveries WHERE issue_id = ? AND status = 'sending'"
         " AND (leased_by IS NULL OR substr(leased_by, 1, ?) <> ?)",
         [_stamp(), issue_id, len(prefix), prefix],

@@ -29,7 +29,15 @@ from digest.compose.issues import (
 )
 from digest.config import Config
 from digest.delivery.journal import read_journals
-from digest.delivery.lease import Lease, freeze_lock, held_by_others, reclaiming, renew, requeue_expired
+from digest.delivery.lease import (
+    Lease,
+    freeze_lock,
+    held_by_others,
+    name_session,
+    reclaiming,
+    renew,
+    requeue_expired,
+)
 from digest.delivery.recipients import recipients
 from digest.delivery.rows import Result, Row
 from digest.errors import DigestError
@@ -230,6 +238,8 @@ class Ledger:
         self._scope: tuple[str, list[str]] | None = None
         self._eligible: tuple[str, list[str]] | None = None  # the claims' SQL rule, made once
         self.lease = Lease(holder, config.delivery.lease_seconds) if is_postgresql(db) else None
+        if self.lease is not None and holder:
+            name_session(db, holder)
         self.journals = journals
 
     def commit(self, results: list[Result], claim: int = 0) -> tuple[list[Row], int]:
