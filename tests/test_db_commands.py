@@ -71,6 +71,7 @@ def one_line_error(result: Result) -> str:
 # -- SQLite to SQLite ----------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_a_copy_to_a_new_file_holds_every_row_and_leaves_the_source_as_it_was(tmp_path: Path) -> None:
     setup = sent_workspace(tmp_path / "ws")
     source = setup.path / "digest.db"
@@ -85,6 +86,7 @@ def test_a_copy_to_a_new_file_holds_every_row_and_leaves_the_source_as_it_was(tm
     assert {row[0] for row in original["issues"]} == {int(setup.issue["id"])}
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_copy_from_fills_an_empty_workspace_and_new_rows_take_the_next_ids(tmp_path: Path) -> None:
     setup = sent_workspace(tmp_path / "old")
     fresh = new_workspace(tmp_path / "new")
@@ -97,6 +99,7 @@ def test_copy_from_fills_an_empty_workspace_and_new_rows_take_the_next_ids(tmp_p
     db.close()
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_a_target_that_holds_rows_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
     setup = sent_workspace(tmp_path / "ws")
     other = new_workspace(tmp_path / "other", subscribers=["keep@example.net"])
@@ -131,6 +134,7 @@ def test_a_source_behind_this_schema_is_refused_until_db_migrate_brings_it_up(tm
     assert digest_cli(fresh.config_file, "db", "copy", "--from", str(old)).exit_code == 0
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_a_copy_reports_its_progress_table_by_table_in_batches(tmp_path: Path) -> None:
     setup = sent_workspace(tmp_path / "ws")
     seen: list[tuple[str, int, int]] = []
@@ -142,6 +146,7 @@ def test_a_copy_reports_its_progress_table_by_table_in_batches(tmp_path: Path) -
     assert {table for table, _done, _total in seen} == {name for name, rows in report.tables.items() if rows}
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_copy_wants_exactly_one_direction_and_an_existing_source(tmp_path: Path) -> None:
     ws = new_workspace(tmp_path / "ws")
     assert "exactly one of --to" in one_line_error(digest_cli(ws.config_file, "db", "copy"))
@@ -165,6 +170,7 @@ def test_tables_are_copied_after_the_tables_their_foreign_keys_name(tmp_path: Pa
 # -- db info -------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_db_info_names_the_store_its_schema_and_every_tables_rows(tmp_path: Path) -> None:
     setup = sent_workspace(tmp_path / "ws")
     result = digest_cli(setup.config_file, "db", "info")
@@ -216,6 +222,7 @@ def test_a_bad_storage_url_in_the_file_is_one_line_that_never_shows_a_password(
         assert "DIGEST_DB_PASSWORD" in line and "~/.pgpass" in line
 
 
+@pytest.mark.sqlite_only("copies or reads SQLite files by path; PostgreSQL has its own tests below")
 def test_digest_db_url_overrides_the_file_and_is_checked_the_same_way(tmp_path: Path) -> None:
     ws = new_workspace(tmp_path / "ws")
     line = one_line_error(digest_cli(ws.config_file, "db", "info", env={"DIGEST_DB_URL": "sqlite:///x.db"}))
@@ -246,6 +253,7 @@ def test_init_refuses_a_db_url_with_a_password_and_writes_nothing(tmp_path: Path
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("moves an SQLite workspace; the default pass runs it against PostgreSQL")
 def test_a_workspace_goes_to_postgresql_and_back_with_every_row(tmp_path: Path, pg_url: str) -> None:
     setup = sent_workspace(tmp_path / "ws")
     # What COPY's text format must escape: tabs, newlines, backslashes, "\N", bytes of every value.

@@ -268,7 +268,7 @@ def test_554_at_greeting_stops_the_run(setup: Setup) -> None:
 
 def test_an_unsubscribe_during_the_send_takes_effect(setup: Setup) -> None:
     last = setup.subscribers[-1]
-    db_path = setup.config.db_path
+    db_path = setup.config.store  # the file, or the PostgreSQL URL in that pass
 
     def on_message(received) -> None:
         if "reader1@example.net" in received.rcpt_tos:
@@ -288,7 +288,7 @@ def test_a_reader_who_opts_out_during_a_retry_backoff_is_not_sent_the_retry(
     setup: Setup, change: str
 ) -> None:
     victim = setup.subscribers[1]
-    db_path = setup.config.db_path
+    db_path = setup.config.store  # the file, or the PostgreSQL URL in that pass
 
     def rcpt(address: str, attempt: int) -> str | None:
         if address == victim["email"] and attempt == 1:
@@ -320,7 +320,7 @@ def test_sent_rows_are_committed_every_few_results_not_only_every_half_second(
     monkeypatch.setattr(digest.delivery.worker, "FLUSH_SECONDS", 3600.0)
     monkeypatch.setattr(digest.delivery.worker, "FLUSH_EVERY", 4, raising=False)
     setup = make_setup(tmp_path / "ws", subscribers=60)
-    watcher = open_store(setup.config.db_path, migrate=False)
+    watcher = open_store(setup.config.store, migrate=False)
     gaps: list[int] = []
 
     def on_message(received) -> None:
@@ -556,8 +556,8 @@ def test_a_message_that_cannot_be_built_fails_alone_in_a_signed_send(setup: Setu
     refuse it): the signing pool's error fails that row only."""
     _with_dkim(setup, tmp_path)
     setup.db.execute(
-        "INSERT INTO subscribers (email, name, status, source, attributes, created_at, updated_at)"
-        " VALUES ('jürgen@example.net', 'J', 'active', 'import', '{}', 'x', 'x')"
+        "INSERT INTO subscribers (id, email, name, status, source, attributes, created_at, updated_at)"
+        " SELECT max(id) + 1, 'jürgen@example.net', 'J', 'active', 'import', '{}', 'x', 'x' FROM subscribers"
     )
     with SMTPServer() as server:
         report = send(setup, server, concurrency=2)

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from test_schedule_support import (
     DIGEST,
     Workspace,
@@ -169,6 +170,7 @@ def test_sigterm_during_a_send_finishes_what_is_in_flight_and_the_next_run_resum
         assert sorted(a for r in server.handler.received for a in r.rcpt_tos) == sorted(readers)
 
 
+@pytest.mark.sqlite_only("the SQLite scheduler lock file; on PostgreSQL: test_schedule_takeover")
 def test_a_killed_scheduler_does_not_leave_the_lock_stuck(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", schedule="0 7 1 1 *")  # fires once a year: stays idle
     lock = ws.root / "digest.db.scheduler.lock"

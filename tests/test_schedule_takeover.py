@@ -226,6 +226,7 @@ def test_a_scheduler_whose_lock_session_is_ended_stops_before_its_next_job(
     assert "Traceback" not in text
 
 
+@pytest.mark.sqlite_only("the SQLite scheduler lock file; the PostgreSQL lock is tested beside it")
 def test_on_sqlite_a_standby_waits_for_the_lock_file_and_takes_over_after_a_kill(tmp_path: Path) -> None:
     env = workspace(tmp_path / "ws", None, "http://127.0.0.1:9/feed.xml")
     first_log, standby_log = tmp_path / "first.log", tmp_path / "standby.log"

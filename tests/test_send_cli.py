@@ -149,6 +149,7 @@ def test_sigterm_finishes_in_flight_work_records_it_and_the_next_send_resumes(tm
     assert counts == Counter({s["email"]: 1 for s in setup.subscribers})
 
 
+@pytest.mark.sqlite_only("one sender per issue on SQLite (a lock file); on PostgreSQL: test_send_postgresql")
 def test_a_second_send_of_the_same_issue_refuses_while_the_first_runs(tmp_path: Path) -> None:
     setup = make_setup(tmp_path / "ws", subscribers=6)
     handler = Handler(delay=0.3)
