@@ -13,7 +13,7 @@ from typing import Any
 import sqlite_utils
 
 from digest.errors import DigestError, NotFound
-from digest.store.database import iso, transaction, utcnow
+from digest.store.database import MAX_ID, iso, transaction, utcnow
 from digest.store.db_lock import serialize
 from subscribers.eligibility import FOLD_FUNCTION, eligibility_sql, fold, register_fold
 from subscribers.events import (
@@ -83,6 +83,8 @@ def find_subscriber(db: sqlite_utils.Database, email: str) -> dict | None:
 def get_subscriber(db: sqlite_utils.Database, email_or_id: str | int) -> dict:
     """The subscriber with this id or address; raises :class:`NotFound`."""
     if isinstance(email_or_id, int) or (isinstance(email_or_id, str) and email_or_id.isdigit()):
+        if int(email_or_id) > MAX_ID:  # SQLite cannot look it up; PostgreSQL would find nothing
+            raise NotFound(f"subscriber {email_or_id} not found: ids are at most {MAX_ID}")
         rows = _select(db, "id = ?", [int(email_or_id)])
         if rows:
             return rows[0]

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from store_switch import store_at
+from conftest import new_workspace
 
 from digest.cli import cli
 from digest.compose.build import compose_issue
 from digest.config import load_config
-from digest.store.database import utcnow
+from digest.store.database import open_store, utcnow
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "feeds"
 
@@ -82,7 +82,7 @@ BAD_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus folder {CORPUS} is absent")
 def test_corpus_and_hostile_feed_go_out_with_every_clean_article(tmp_path: Path) -> None:
-    (tmp_path / "digest.toml").write_text(CONFIG, encoding="utf-8")
+    new_workspace(tmp_path, config=CONFIG, db=False)
     feed = tmp_path / "hostile.xml"
     feed.write_text(hostile_feed(), encoding="utf-8")
     sources = [str(p) for p in sorted(CORPUS.glob("*.xml"))] + [str(feed)]
@@ -99,7 +99,7 @@ def test_corpus_and_hostile_feed_go_out_with_every_clean_article(tmp_path: Path)
     assert run("subscribers", "add", "reader@example.org", "--name", "Reader").exit_code == 0
 
     config = load_config(tmp_path / "digest.toml")
-    db = store_at(config.db_path)
+    db = open_store(config.store)
     articles = db.execute("SELECT id, title, url, author, category, summary_text FROM articles").fetchall()
     assert len(articles) > 100
     for row in articles:  # nothing stored carries a control character

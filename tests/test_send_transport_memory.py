@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from store_switch import store_at
 
 from digest.cli import cli
 from digest.store.database import open_store
@@ -63,7 +64,7 @@ def test_run_does_not_silently_finish_an_smtp_send_through_the_maildir(
     # The real back-off ran on the fake clock: 2 s, 4 s, 8 s, then gave up (retries = 3), twice.
     assert fake_clock.waits == [2.0, 4.0, 8.0] * 2, fake_clock.waits
     # The config's own transport still works for an issue whose send used it.
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     assert db.execute("SELECT transport FROM issues WHERE id = 1").fetchone()[0] == "smtp://127.0.0.1:1"
 
 
@@ -82,7 +83,7 @@ def test_the_configured_maildir_by_its_absolute_path_is_the_configured_transport
     _issue_with_a_reader(workspace)
     sent = _run(workspace, "send", "daily/1", "--transport", f"maildir:{workspace / 'outbox'}")
     assert sent.exit_code == 0, sent.output
-    db = open_store(workspace / "digest.db")
+    db = store_at(workspace / "digest.db")
     assert db.execute("SELECT transport FROM issues WHERE id = 1").fetchone()[0] is None
     db.execute("UPDATE issues SET transport = ? WHERE id = 1", [f"maildir:{workspace / 'outbox'}"])
     again = _run(workspace, "send", "daily/1")  # a database written before this fix
@@ -96,7 +97,7 @@ def test_deliver_issue_never_sends_a_test_copy_in_a_dry_run(workspace: Path) -> 
 
     _issue_with_a_reader(workspace)
     config = load_config(workspace / "digest.toml")
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     report = deliver_issue(db, config, 1, to=["me@example.org"], dry_run=True)
     assert report.dry_run and [row["email"] for row in report.plan] == ["me@example.org"]
     assert not (workspace / "outbox" / "new").exists() or not any((workspace / "outbox" / "new").iterdir())

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 from test_web import _article
 from web_process import link_in, make_workspace, messages_to, start_web
 
@@ -27,12 +28,12 @@ EMAIL = "browser-reader@example.org"
 
 
 def _status(db_path: Path) -> str | None:
-    db = open_store(db_path, migrate=False)
+    db = store_at(db_path, migrate=False)
     try:
         row = db.execute("SELECT status FROM subscribers WHERE email = ?", [EMAIL]).fetchone()
         return row[0] if row else None
     finally:
-        db.conn.close()
+        db.close()
 
 
 def _deliver_an_issue(config_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,14 +43,14 @@ def _deliver_an_issue(config_path: Path, base_url: str, monkeypatch: pytest.Monk
 
     monkeypatch.setenv("DIGEST_BASE_URL", base_url)
     config = load_config(config_path)
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     end = datetime.now(UTC).replace(microsecond=0)
     db["articles"].insert_all([_article(n, "World", end - timedelta(hours=n + 1)) for n in range(3)])
     issue = compose_issue(db, config, next(iter(config.editions)), period_end=end).issue
     assert issue is not None
     report = deliver_issue(db, config, issue["id"])
     assert report is not None
-    db.conn.close()
+    db.close()
 
 
 def test_sign_up_confirm_and_unsubscribe_in_a_browser(

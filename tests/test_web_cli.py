@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from store_switch import store_at
 
 
 def _serve_command(workspace: Path) -> list[str]:
@@ -72,16 +73,17 @@ def test_web_serve_refuses_a_busy_port(workspace: Path, run_cli) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
 
 
-@pytest.mark.parametrize("damage", ["newer", "garbage"])
+@pytest.mark.parametrize(
+    "damage", ["newer", pytest.param("garbage", marks=pytest.mark.sqlite_only("a damaged SQLite file"))]
+)
 def test_web_serve_checks_the_database_before_announcing_it_serves(workspace: Path, damage: str) -> None:
-    import sqlite3
-
     db_path = workspace / "digest.db"
-    if damage == "newer":
-        with sqlite3.connect(db_path) as conn:
-            conn.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES ('m9999_from_the_future', '2030-01-01')"
-            )
+    if damage == "newer":  # a schema newer than this code: on PostgreSQL too
+        db = store_at(db_path, migrate=False)
+        db.execute(
+            "INSERT INTO _migrations (name, applied_at) VALUES ('m9999_from_the_future', '2030-01-01')"
+        )
+        db.close()
     else:
         db_path.write_bytes(b"this is not a database, just some bytes" * 100)
     proc = subprocess.run(

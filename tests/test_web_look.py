@@ -57,7 +57,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         re.sub(r"(?m)^\[render\]\n", '[render]\naccent_color = "#8a1c7c"\n', text, count=1)
     )
     config = load_config(config_path)
-    db = open_store(config.db_path)
+    db = open_store(config.store)
     from digest.compose.build import compose_issue
 
     day = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -72,8 +72,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         [iso(day), iso(day), issue["id"]],
     )
     reader = add_subscriber(db, "reader@example.org", source="cli")
-    db.conn.commit()
-    db.conn.close()
+    db.close()
     web = start_web(config_path)
     preferences = f"/preferences/{make_token(SECRET.encode(), reader['id'], 'preferences')}"
     try:
@@ -174,7 +173,7 @@ def test_the_static_archive_has_the_same_look_and_invitations(tmp_path: Path) ->
     ws = new_workspace(tmp_path / "ws")
     ws.edit_config("[render]\n", '[render]\nlogo = "logo.png"\n')
     (ws.path / "logo.png").write_bytes(png_bytes(200, 50, (157, 23, 77)))
-    db = open_store(ws.config.db_path)
+    db = ws.db()
     from digest.compose.build import compose_issue
 
     day = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -185,8 +184,7 @@ def test_the_static_archive_has_the_same_look_and_invitations(tmp_path: Path) ->
         "UPDATE issues SET status = 'sent', frozen_at = ?, sent_at = ? WHERE id = ?",
         [iso(day), iso(day), issue["id"]],
     )
-    db.conn.commit()
-    db.conn.close()
+    db.close()
     out = tmp_path / "public"
     result = ws.run_cli("archive", "build", str(out))
     assert result.exit_code == 0, result.output

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import os
 import pwd
-import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from store_switch import store_at
 
 from digest.cli import cli
 
@@ -24,11 +24,11 @@ def _run(*args: str, env: dict[str, str] | None = None) -> Result:
 
 
 def _feeds(workspace: Path) -> int:
-    conn = sqlite3.connect(workspace / "digest.db")
+    db = store_at(workspace / "digest.db", migrate=False)
     try:
-        return conn.execute("SELECT count(*) FROM feeds").fetchone()[0]
+        return db.execute("SELECT count(*) FROM feeds").fetchone()[0]
     finally:
-        conn.close()
+        db.close()
 
 
 def _found_from_below(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
