@@ -14,8 +14,9 @@ issue's ledger:
 - a row whose holder is gone goes back to the queue (:func:`requeue_expired`) after this
   host's journals of senders that are gone were replayed, so what they had sent stays sent.
   A killed sender is seen at once (its session, named after it, has ended); a host that
-  vanished (its sessions linger until TCP gives up on them) when its lease runs out. That reclaim holds a lock of its own
-  (:func:`reclaiming`) so that two senders never requeue a row the other is replaying.
+  vanished (its sessions linger until TCP gives up on them) when its lease runs out. That
+  reclaim holds a lock of its own (:func:`reclaiming`) so that two senders never requeue a
+  row the other is replaying.
 
 Times are the senders' clocks (UTC ISO-8601 to the millisecond): hosts that
 share a store keep their clocks in step (NTP), well within a lease.
