@@ -1,8 +1,8 @@
 """Two `digest web serve` instances (two workspaces, as on two hosts, with the same signing key)
 on one PostgreSQL store: the sign-up limits per client and per address count the requests
 of both, concurrent requests included, a desk session started on one is valid on the other, and
-the connections an instance keeps open between requests are bounded and replaced when the
-server drops them."""
+the connections an instance keeps open between requests are bounded, reused from request to
+request, and replaced when the server drops them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from web_process import SECRET, WebProcess, make_workspace, start_web
 from digest.config import load_config
 from digest.editors import SIGNIN_CLIENT_LIMIT, add_editor, signin_link
 from digest.store.database import open_store
-from digest.web.common import IDLE_CONNECTIONS
+from digest.web.common import POOL_SIZE
 
 PER_CLIENT = 4
 
@@ -151,6 +151,34 @@ def get_status(url: str) -> int:
     return call(url).status
 
 
+def web_sessions(url: str) -> dict[str, set[int]]:
+    """The web workers' sessions on the store: application_name → server pids."""
+    db = open_store(url, migrate=False)
+    try:
+        rows = db.execute(
+            "SELECT application_name, pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name LIKE 'digest web pid %'"
+        ).fetchall()
+    finally:
+        db.close()
+    named: dict[str, set[int]] = {}
+    for name, pid in rows:
+        named.setdefault(name, set()).add(pid)
+    return named
+
+
+def test_a_worker_reuses_its_pooled_connections_across_requests(instances, store_url: str) -> None:
+    first, _ = instances
+    with ThreadPoolExecutor(max_workers=8) as pool:  # as many at once as the worker has threads
+        answers = list(pool.map(lambda _: get_status(f"{first.url}/healthz"), range(50)))
+    assert answers == [200] * 50
+    held = web_sessions(store_url)
+    assert 1 <= len(held) <= 2  # one worker per instance, each named after itself
+    assert all(1 <= len(pids) <= POOL_SIZE for pids in held.values()), held
+    assert [get_status(f"{first.url}/healthz") for _ in range(50)] == [200] * 50
+    assert web_sessions(store_url) == held  # the same sessions served them: none made, none lost
+
+
 def test_an_instance_answers_as_before_after_the_server_dropped_its_kept_connections(
     instances, store_url: str
 ) -> None:
@@ -169,5 +197,5 @@ def test_an_instance_answers_as_before_after_the_server_dropped_its_kept_connect
         ).fetchall()
     finally:
         db.close()
-    assert 0 < kept <= 2 * IDLE_CONNECTIONS  # two instances of one worker each
+    assert 0 < kept <= 2 * POOL_SIZE  # two instances of one worker each
     assert [get_status(f"{web.url}/subscribe") for web in (first, second, first, second)] == [200] * 4

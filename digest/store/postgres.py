@@ -21,7 +21,8 @@ import contextlib
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -123,8 +124,8 @@ class PgConnection:
             raise DigestError(f"SQL function {name} does not exist on PostgreSQL; digest cannot use it there")
 
     def close(self) -> None:
-        """Close the connection (an open transaction is rolled back by the server)."""
-        self._db.raw.close()
+        """Close the connection, or give it back to its pool (see :meth:`PgDatabase.close`)."""
+        self._db.close()
 
 
 class PgTable:
@@ -194,13 +195,24 @@ class PgTable:
 
 
 class PgDatabase:
-    """A PostgreSQL database with the surface of ``sqlite_utils.Database`` digest uses."""
+    """A PostgreSQL database with the surface of ``sqlite_utils.Database`` digest uses.
+
+    ``raw`` is a connection made by :func:`connect`, or one taken from a pool: then ``release``
+    gives it back, and :meth:`close` calls it (once) instead of closing the connection."""
 
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection, where: str) -> None:
+    def __init__(
+        self,
+        raw: psycopg.Connection,
+        where: str,
+        *,
+        release: Callable[[psycopg.Connection], None] | None = None,
+    ) -> None:
         self.raw = raw
         self.where = where  # host:port/dbname, for messages (never the password)
+        self._release = release
+        self._released = False
         self.conn = PgConnection(self)
         self._identity: set[str] | None = None
         self._keys: dict[str, list[str]] = {}
@@ -274,8 +286,13 @@ class PgDatabase:
         return PgTable(self, name)
 
     def close(self) -> None:
-        """Close the connection."""
-        self.raw.close()
+        """Close the connection (an open transaction is rolled back by the server); a pooled one
+        goes back to its pool instead, and this object must not be used afterwards."""
+        if self._release is None:
+            self.raw.close()
+        elif not self._released:
+            self._released = True  # a second close must not give back a connection in use elsewhere
+            self._release(self.raw)
 
     def has_function(self, name: str) -> bool:
         """Whether an SQL function ``name`` exists (cached)."""
@@ -350,32 +367,32 @@ class PgDatabase:
         try:
             yield
         except pg_errors.IntegrityError as exc:
-            raise sqlite3.IntegrityError(_first_line(exc)) from None
+            raise sqlite3.IntegrityError(first_line(exc)) from None
         except (
             pg_errors.LockNotAvailable,
             pg_errors.DeadlockDetected,
             pg_errors.SerializationFailure,
         ) as exc:
-            raise sqlite3.OperationalError(f"database is locked ({_first_line(exc)})") from None
+            raise sqlite3.OperationalError(f"database is locked ({first_line(exc)})") from None
         except psycopg.OperationalError as exc:
             if self.alive():
-                raise sqlite3.OperationalError(_first_line(exc)) from None
+                raise sqlite3.OperationalError(first_line(exc)) from None
             raise lost_connection(self.where, exc) from None
         except psycopg.InterfaceError as exc:  # the connection was already closed
             raise lost_connection(self.where, exc) from None
         except psycopg.DatabaseError as exc:
-            raise sqlite3.OperationalError(_first_line(exc)) from None
+            raise sqlite3.OperationalError(first_line(exc)) from None
 
 
 def lost_connection(where: str, exc: BaseException) -> DigestError:
     """The one line for a connection that went away mid-command."""
     return DigestError(
-        f"lost the connection to PostgreSQL at {where} ({_first_line(exc)}); the unfinished"
+        f"lost the connection to PostgreSQL at {where} ({first_line(exc)}); the unfinished"
         " transaction was rolled back, nothing of it was kept: run the command again"
     )
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
@@ -390,25 +407,57 @@ def _arguments(t: Translated, params: Sequence[Any] | None) -> Sequence[Any]:
     return [params[i] for i in t.order]
 
 
-def connect(url: str) -> PgDatabase:
-    """Connect to the PostgreSQL database at ``url`` (a libpq URL; the password from
-    ``DIGEST_DB_PASSWORD`` when set, else libpq's usual places)."""
-    options: dict[str, Any] = {"autocommit": True}
-    if os.environ.get(PASSWORD_ENV):
-        options["password"] = os.environ[PASSWORD_ENV]
-    if "connect_timeout" not in url:
-        options["connect_timeout"] = CONNECT_TIMEOUT_S
+@dataclass(frozen=True)
+class Target:
+    """How to reach a PostgreSQL database: its URL, psycopg's connect options (the password
+    among them, so never shown) and ``where`` it is (host:port/dbname) for messages."""
+
+    url: str
+    options: dict[str, Any] = field(repr=False)
+    where: str
+
+
+def target(url: str, *, application_name: str | None = None) -> Target:
+    """The one way digest reaches the database at ``url`` (a libpq URL): autocommit, the
+    password from ``DIGEST_DB_PASSWORD`` when set (else libpq's usual places), a connect
+    timeout and, when given, the session's ``application_name`` (unless the URL sets them).
+    :func:`connect` and the web's pool (:mod:`digest.store.pg_pool`) both use it, with
+    :func:`configure` on each new connection."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError:
         raise DigestError(
             "the PostgreSQL URL is not valid; write postgresql://user@host:5432/dbname"
         ) from None
+    options: dict[str, Any] = {"autocommit": True}
+    if os.environ.get(PASSWORD_ENV):
+        options["password"] = os.environ[PASSWORD_ENV]
+    if "connect_timeout" not in info:
+        options["connect_timeout"] = CONNECT_TIMEOUT_S
+    if application_name and "application_name" not in info:
+        options["application_name"] = application_name[:63]
     where = f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
-    try:
-        raw = psycopg.connect(url, **options)
-    except psycopg.Error as exc:
-        raise DigestError(f"cannot connect to PostgreSQL at {where}: {_first_line(exc)}") from None
+    return Target(url, options, where)
+
+
+def configure(raw: psycopg.Connection) -> None:
+    """Set up a new connection for digest: values load and dump as on SQLite (see the module)."""
     raw.adapters.register_loader("numeric", _IntFromNumeric)
     raw.adapters.register_dumper(bool, _BoolAsInt)
-    return PgDatabase(raw, where)
+
+
+def cannot_connect(where: str, reason: BaseException | str) -> DigestError:
+    """The one line for a connection that could not be made."""
+    text = reason if isinstance(reason, str) else first_line(reason)
+    return DigestError(f"cannot connect to PostgreSQL at {where}: {text}")
+
+
+def connect(url: str) -> PgDatabase:
+    """Connect to the PostgreSQL database at ``url`` (see :func:`target`)."""
+    to = target(url)
+    try:
+        raw = psycopg.connect(to.url, **to.options)
+    except psycopg.Error as exc:
+        raise cannot_connect(to.where, exc) from None
+    configure(raw)
+    return PgDatabase(raw, to.where)

@@ -68,7 +68,8 @@ def create_app(config: Config) -> Flask:
 
     The database is migrated once here; each request then takes a connection to
     ``config.store`` (:class:`~digest.web.common.Connections`: opened per request on SQLite,
-    kept open between requests on PostgreSQL) and gives it back when it ends.
+    taken from the worker's pool on PostgreSQL, kept open between requests) and gives it back
+    when it ends.
     """
     open_store(config.store).conn.close()
     app = Flask(__name__, static_folder=None, template_folder=None)

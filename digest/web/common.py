@@ -9,38 +9,39 @@ token. Imported by :mod:`digest.web.app`, :mod:`~digest.web.links`, :mod:`~diges
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlite_utils
 from flask import current_app, g, render_template
 
 from digest.config import Config, is_store_url
-from digest.errors import ConfigError, DigestError, NotFound
+from digest.errors import ConfigError, NotFound
 from digest.i18n import translations
 from digest.render.context import brand_context, cached_logo
 from digest.render.templating import template_dirs
 from digest.render.variants import RenderedVariant, render_issue
-from digest.store.database import open_store, ping
+from digest.store.database import open_store
 from digest.web.mailer import OutboxSender
 from subscribers.model import available_zones
 from subscribers.store import get_subscriber
 from subscribers.tokens import InvalidToken, verify_token
 
+if TYPE_CHECKING:
+    from digest.store.pg_pool import PgPool
+
 SOURCE = "web"
 UNLIMITED_BYTES = 1 << 40
 FULL_RENDERINGS_KEPT = 16
 FEED_CONTENTS_KEPT = 64
-IDLE_CONNECTIONS = 4
-"""PostgreSQL connections a web worker keeps open between requests (each server-side process
-costs memory: instances × workers × this is what a web tier holds at rest)."""
+POOL_SIZE = 4
+"""PostgreSQL connections a web worker holds at most, busy or kept open between requests (each
+server-side process costs memory: instances × workers × this is what a web tier can hold)."""
 
 T = TypeVar("T")
 
@@ -71,40 +72,27 @@ GEOGRAPHIC_AREAS = frozenset(
 
 class Connections:
     """The database connections of one web worker process: SQLite's file is opened per request
-    (it costs microseconds); a PostgreSQL connection costs a handshake (about 10 ms), so up to
-    :data:`IDLE_CONNECTIONS` are kept open between requests and handed out again after a
-    ``SELECT 1`` (a connection the server dropped meanwhile is replaced, not handed out)."""
+    (it costs microseconds); a PostgreSQL connection costs a handshake (about 10 ms), so those
+    come from psycopg's pool (:class:`~digest.store.pg_pool.PgPool`): up to
+    :data:`POOL_SIZE` kept open between requests, each checked when handed out (a connection
+    the server dropped meanwhile is replaced, not handed out)."""
 
     def __init__(self, store: str | Path) -> None:
         self.store = store
-        self.pooled = is_store_url(store)
-        self._idle: list[sqlite_utils.Database] = []
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self.pool: PgPool | None = None
+        if is_store_url(store):
+            from digest.store.pg_pool import PgPool  # lazy: start-up (psycopg only for PostgreSQL)
+
+            self.pool = PgPool(str(store), POOL_SIZE, "digest web")
 
     def take(self) -> sqlite_utils.Database:
         """A connection for one request (give it back with :meth:`give_back`)."""
-        while self.pooled:
-            with self._lock:
-                if self._pid != os.getpid():  # a forked worker never uses its parent's sockets
-                    self._idle, self._pid = [], os.getpid()
-                db = self._idle.pop() if self._idle else None
-            if db is None:
-                break
-            try:
-                ping(db)
-                return db
-            except (sqlite3.Error, DigestError):
-                db.conn.close()
-        return open_store(self.store, migrate=False)
+        if self.pool is None:
+            return open_store(self.store, migrate=False)
+        return self.pool.take()  # type: ignore[return-value]  # PgDatabase: the same surface
 
     def give_back(self, db: sqlite_utils.Database) -> None:
-        """Keep a healthy PostgreSQL connection for the next request, else close it."""
-        if self.pooled and getattr(db, "alive", lambda: False)() and not db.conn.in_transaction:
-            with self._lock:
-                if self._pid == os.getpid() and len(self._idle) < IDLE_CONNECTIONS:
-                    self._idle.append(db)
-                    return
+        """Close an SQLite connection; a PostgreSQL one goes back to the pool."""
         db.conn.close()
 
 
