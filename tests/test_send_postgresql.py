@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -168,21 +169,39 @@ def test_a_vanished_senders_rows_go_back_to_the_pool_when_its_lease_ends(tmp_pat
     vanished.db.close()
 
 
-def test_rows_of_a_killed_sender_go_back_to_the_pool_at_once(tmp_path: Path, pg_url: str) -> None:
+def test_a_sender_killed_on_this_host_frees_its_rows_at_once(tmp_path: Path, pg_url: str) -> None:
     # A killed process: its kernel closes its connection and the server ends its session, so
-    # its rows are free long before its 60-second lease would end.
+    # its rows are free long before its 60-second lease would end, when it ran on this host
+    # (whose journals the reclaim reads). Another host's wait for their lease: its own
+    # senders may still replay its journals first.
     setup = on_postgresql(tmp_path / "ws", pg_url, subscribers=6)
     frozen(setup)
-    killed = worker_ledger(setup, pg_url, "a/1/1-0")
+    here = socket.gethostname()
+    killed = worker_ledger(setup, pg_url, f"{here}/1/1-0")
     lost = {row.id for row in killed.commit([], claim=2)[0]}
-    survivor = worker_ledger(setup, pg_url, "b/2/2-0")
-    assert len(survivor.commit([], claim=10)[0]) == 4
-    assert survivor.others_sending()  # its session lives: the rows are its own
+    elsewhere = worker_ledger(setup, pg_url, "another-host/1/1-0")
+    theirs = {row.id for row in elsewhere.commit([], claim=2)[0]}
+    survivor = worker_ledger(setup, pg_url, f"{here}/2/2-0")
+    assert len(survivor.commit([], claim=10)[0]) == 2
     killed.db.close()
+    elsewhere.db.close()
     started = time.monotonic()
-    wait_for(lambda: not survivor.others_sending())  # the server ended the session
+    wait_for(lambda: lost <= queued_ids(setup, pg_url))  # the server ended the session: reclaimed
     assert time.monotonic() - started < 10
+    assert survivor.others_sending()  # another host's rows: still its own until the lease ends
+    assert not theirs & queued_ids(setup, pg_url)
     assert {row.id for row in survivor.commit([], claim=10)[0]} == lost
+
+
+def queued_ids(setup: Setup, pg_url: str) -> set[int]:
+    """The issue's rows that a sender's reclaim has put back in the queue (it runs it first)."""
+    worker = worker_ledger(setup, pg_url, f"{socket.gethostname()}/9/9-0")
+    try:
+        worker.others_sending()
+        rows = worker.db.execute("SELECT id FROM deliveries WHERE issue_id = 1 AND status = 'queued'")
+        return {row[0] for row in rows}
+    finally:
+        worker.db.close()
 
 
 def test_a_send_replays_only_this_hosts_journals_of_a_killed_sender(tmp_path: Path, pg_url: str) -> None:

@@ -13,8 +13,8 @@ issue's ledger:
   (:meth:`Lease.due`: every third of the lease);
 - a row whose holder is gone goes back to the queue (:func:`requeue_expired`) after this
   host's journals of senders that are gone were replayed, so what they had sent stays sent.
-  A killed sender is seen at once (its session, named after it, has ended); a host that
-  vanished (its sessions linger until TCP gives up on them) when its lease runs out. That
+  A sender killed on this host is seen at once (its session, named after it, has ended);
+  another host's, and a host that vanished, when its lease runs out (:data:`ENDED_SQL`). That
   reclaim holds a lock of its own (:func:`reclaiming`) so that two senders never requeue a
   row the other is replaying.
 
@@ -33,6 +33,7 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import sqlite_utils
 
@@ -115,13 +116,21 @@ def renew(db: sqlite_utils.Database, issue_id: int, lease: Lease) -> None:
 
 
 ENDED_SQL = (
-    "(lease_until IS NULL OR lease_until < ? OR NOT EXISTS (SELECT 1 FROM pg_stat_activity a"
-    " WHERE a.application_name = left('digest ' || leased_by, 63)))"
+    "(lease_until IS NULL OR lease_until < ? OR (substr(leased_by, 1, ?) = ? AND NOT EXISTS"
+    " (SELECT 1 FROM pg_stat_activity a WHERE a.application_name = left('digest ' || leased_by, 63))))"
 )
-"""A row in flight whose holder is done with it: its lease ended, or the holder's session is
-gone (:func:`name_session`: a killed process's connection is closed by its kernel and the server
-ends the session at once; a vanished host's lingers, so there the lease decides). One
-parameter: now (:func:`_stamp`)."""
+"""A row in flight whose holder is done with it: its lease ended, or the holder ran on this
+host and its session is gone (:func:`name_session`: a killed process's connection is closed
+by its kernel and the server ends the session at once). Another host's holder waits for its
+lease even when its session is gone: that host's own senders reclaim first if they can, since
+only they can read its journals (what it sent but had not committed stays sent); a vanished
+host's sessions linger anyway. Parameters: :func:`ended_params`."""
+
+
+def ended_params() -> list[Any]:
+    """The parameters of :data:`ENDED_SQL`: now, and this host's prefix of ``leased_by``."""
+    here = f"{socket.gethostname()}/"
+    return [_stamp(), len(here), here]
 
 
 def name_session(db: sqlite_utils.Database, holder: str) -> None:
@@ -136,7 +145,7 @@ def requeue_expired(db: sqlite_utils.Database, issue_id: int) -> int:
     return db.execute(
         "UPDATE deliveries SET status = 'queued', leased_by = NULL, lease_until = NULL"
         f" WHERE issue_id = ? AND status = 'sending' AND {ENDED_SQL}",
-        [issue_id, _stamp()],
+        [issue_id, *ended_params()],
     ).rowcount
 
 
@@ -148,6 +157,6 @@ def held_by_others(db: sqlite_utils.Database, issue_id: int, send: str) -> tuple
         f"SELECT count(*), count(*) FILTER (WHERE {ENDED_SQL})"
         " FROM deliveries WHERE issue_id = ? AND status = 'sending'"
         " AND (leased_by IS NULL OR substr(leased_by, 1, ?) <> ?)",
-        [_stamp(), issue_id, len(prefix), prefix],
+        [*ended_params(), issue_id, len(prefix), prefix],
     ).fetchone()
     return int(held), int(expired)
