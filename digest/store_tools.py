@@ -231,19 +231,24 @@ def _copy_table(
     progress: Progress | None,
 ) -> int:
     """Stream one table across in batches; the rows copied so far in all."""
-    bulk = getattr(target_db, "copy_rows", None)  # PostgreSQL: COPY FROM STDIN
     with stream_rows(source_db, f'SELECT * FROM "{name}"') as (columns, batches):
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        insert = f'INSERT INTO "{name}" ({quoted}) VALUES ({", ".join("?" for _ in columns)})'
+        load = getattr(target_db, "copy_rows", None) or _inserter(target_db)  # PostgreSQL: COPY
         for rows in batches:
-            if bulk is not None:
-                bulk(name, columns, rows)
-            else:
-                target_db.conn.executemany(insert, [tuple(row) for row in rows])
+            load(name, columns, rows)
             done += len(rows)
             if progress is not None:
                 progress(name, done, total)
     return done
+
+
+def _inserter(db: sqlite_utils.Database) -> Callable[[str, list[str], list[Any]], None]:
+    """Load rows with one INSERT per row (the SQLite target; PostgreSQL's has ``copy_rows``)."""
+
+    def insert(name: str, columns: list[str], rows: list[Any]) -> None:
+        quoted, marks = ", ".join(f'"{c}"' for c in columns), ", ".join("?" for _ in columns)
+        db.conn.executemany(f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})', [tuple(r) for r in rows])
+
+    return insert
 
 
 @contextmanager

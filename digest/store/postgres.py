@@ -247,11 +247,10 @@ class PgDatabase:
             cur.executemany(text, [_arguments(t, r) for r in rows])
             return PgCursor([], cur.rowcount, None, None)
 
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
+    def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Load ``rows`` into ``table`` with ``COPY ... FROM STDIN`` (a bulk load: several
-        times faster than one INSERT per row); how many rows went in."""
+        times faster than one INSERT per row)."""
         quoted = ", ".join(f'"{c}"' for c in columns)
-        count = 0
         with (
             self._errors(),
             self.raw.cursor() as cur,
@@ -259,8 +258,6 @@ class PgDatabase:
         ):
             for row in rows:
                 copy.write_row(row)
-                count += 1
-        return count
 
     def executescript(self, script: str) -> None:
         """Run each statement of ``script`` in turn (no parameters)."""
